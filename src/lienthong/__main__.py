@@ -1,0 +1,3 @@
+from lienthong.cli.main import main
+
+main()

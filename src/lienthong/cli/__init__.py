@@ -1,0 +1,1 @@
+"""The ``lienthong`` command line: a thin composition root over the capability packages."""

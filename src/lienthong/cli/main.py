@@ -1,0 +1,79 @@
+"""Root of the ``lienthong`` CLI and the one edge handler that turns errors into exit codes.
+
+Exit codes: 0 success, 1 failure, 2 bad usage or input. Users see one line, never a
+traceback, unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from lienthong import __version__
+from lienthong.cli.output import fail
+from lienthong.errors import LienthongError
+
+app = typer.Typer(
+    name="lienthong",
+    help="lienthong — secure interconnection (liên thông) and synchronisation (đồng bộ) "
+    "of government information systems and databases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lienthong {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    """lienthong command line."""
+    global _debug
+    _debug = debug
+
+
+# Capability sub-commands: one import and one add_typer line each.
+from lienthong.cli.demo import app as demo_app  # noqa: E402  (registration block)
+from lienthong.synth.cli import app as synth_app  # noqa: E402
+
+app.add_typer(demo_app)
+app.add_typer(synth_app, name="synth")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map every error to one line and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:  # usage errors: unknown option, bad value
+        if debug:
+            raise
+        fail(exc.format_message(), 2)
+    except click.exceptions.Abort:
+        fail("aborted", 1)
+    except LienthongError as exc:
+        if debug:
+            raise
+        fail(f"{exc.message}", exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)", 1)
+    raise SystemExit(result if isinstance(result, int) else 0)

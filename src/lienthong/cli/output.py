@@ -1,0 +1,27 @@
+"""Shared output helpers: one JSON object for machines, rich text for people."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as one JSON document on stdout (UTF-8, non-ASCII kept)."""
+    sys.stdout.write(
+        orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
+        + "\n"
+    )
+    sys.stdout.flush()
+
+
+def fail(message: str, exit_code: int = 1) -> None:
+    """Print one error line on stderr and exit (used by the edge handler only)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise SystemExit(exit_code)
