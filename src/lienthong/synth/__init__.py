@@ -1,0 +1,1 @@
+"""Synthetic citizens and agency source databases (``lienthong synth``)."""
