@@ -1,0 +1,154 @@
+"""Current administrative units (đơn vị hành chính) after 1 Jul 2025: 34 provinces, 3,321 communes.
+
+The list comes from the ``vietnam-provinces`` package (official codes of the General Statistics
+Office, Resolution 202/2025/QH15); nothing here is typed by hand. Codes are zero-padded strings
+as printed in official tables: provinces two digits (``"01"``), communes five (``"00070"``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from lienthong.dictionary.text import compact_key, nfc
+from lienthong.errors import NotFound
+
+_CITY_PREFIX = "Thành phố "
+_COMMUNE_TYPES = ("Phường ", "Xã ", "Đặc khu ")
+
+
+@dataclass(frozen=True, slots=True)
+class Province:
+    """A current province or centrally governed city (tỉnh / thành phố trực thuộc trung ương)."""
+
+    code: str
+    name: str
+    short_name: str
+    division_type: str
+    phone_area_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class Commune:
+    """A current commune, ward or special zone (xã / phường / đặc khu)."""
+
+    code: str
+    name: str
+    short_name: str
+    division_type: str
+    province_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    provinces: dict[str, Province]
+    communes: dict[str, Commune]
+    by_province: dict[str, list[Commune]]
+    province_by_key: dict[str, str]
+    commune_by_key: dict[tuple[str, str], str]
+
+
+def _short(name: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+@functools.cache
+def _index() -> _Index:
+    from vietnam_provinces import Province as VpProvince
+    from vietnam_provinces import Ward as VpWard
+
+    provinces: dict[str, Province] = {}
+    province_by_key: dict[str, str] = {}
+    for p in VpProvince.iter_all():
+        code = f"{int(p.code):02d}"
+        name = nfc(p.name)
+        short = _short(name, (_CITY_PREFIX,))
+        provinces[code] = Province(code, name, short, p.division_type.value, p.phone_code)
+        for key in (compact_key(name), compact_key(short), compact_key("Tỉnh " + short)):
+            province_by_key[key] = code
+    communes: dict[str, Commune] = {}
+    by_province: dict[str, list[Commune]] = {code: [] for code in provinces}
+    commune_by_key: dict[tuple[str, str], str] = {}
+    for w in VpWard.iter_all():
+        code = f"{int(w.code):05d}"
+        name = nfc(w.name)
+        commune = Commune(
+            code,
+            name,
+            _short(name, _COMMUNE_TYPES),
+            w.division_type.value,
+            f"{int(w.province_code):02d}",
+        )
+        communes[code] = commune
+        by_province[commune.province_code].append(commune)
+        commune_by_key[(commune.province_code, compact_key(name))] = code
+    for items in by_province.values():
+        items.sort(key=lambda c: c.code)
+    return _Index(
+        dict(sorted(provinces.items())), communes, by_province, province_by_key, commune_by_key
+    )
+
+
+def provinces() -> list[Province]:
+    """The 34 current provinces, by code."""
+    return list(_index().provinces.values())
+
+
+def communes(province_code: str | None = None) -> list[Commune]:
+    """All 3,321 current communes, or those of one province, by code."""
+    index = _index()
+    if province_code is None:
+        return sorted(index.communes.values(), key=lambda c: c.code)
+    return list(index.by_province[province(province_code).code])
+
+
+def _pad(code: str | int, width: int) -> str:
+    text = str(code).strip()
+    return text.zfill(width) if text.isdigit() else text
+
+
+def province(code: str | int) -> Province:
+    """The current province with this code (``"1"``, ``"01"`` and ``1`` all work)."""
+    found = _index().provinces.get(_pad(code, 2))
+    if found is None:
+        raise NotFound(f"no current province with code {code!r}", code="province_not_found")
+    return found
+
+
+def commune(code: str | int) -> Commune:
+    """The current commune with this code (zero padding optional)."""
+    found = _index().communes.get(_pad(code, 5))
+    if found is None:
+        raise NotFound(f"no current commune with code {code!r}", code="commune_not_found")
+    return found
+
+
+def is_province_code(code: str) -> bool:
+    """True when ``code`` (exactly as given) is a current province code."""
+    return code in _index().provinces
+
+
+def is_commune_code(code: str) -> bool:
+    """True when ``code`` (exactly as given) is a current commune code."""
+    return code in _index().communes
+
+
+def find_province(name: str) -> Province | None:
+    """The current province named ``name`` (any case, with or without diacritics or 'Tỉnh')."""
+    code = _index().province_by_key.get(compact_key(name))
+    return None if code is None else _index().provinces[code]
+
+
+def find_commune(name: str, province_code: str) -> Commune | None:
+    """The current commune named ``name`` (full name with its type) in a province."""
+    index = _index()
+    code = index.commune_by_key.get((province_code, compact_key(name)))
+    if code is None:
+        for prefix in ("Phường ", "Xã ", "Đặc khu "):
+            code = index.commune_by_key.get((province_code, compact_key(prefix + name)))
+            if code is not None:
+                break
+    return None if code is None else index.communes[code]

@@ -1,0 +1,45 @@
+"""Text helpers shared by the category lists and the validators (pure, stdlib only).
+
+Vietnamese text arrives from source systems in every shape: NFD from macOS, upper case without
+diacritics from old COBOL-era systems, doubled spaces. ``fold`` gives one diacritic-free,
+lower-case key (đ → d) so that names and places can be matched whatever shape they came in.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# đ/Đ are letters of their own, not d + a combining mark, so NFD does not strip them; old
+# fonts and OCR often put the Icelandic Ð (U+00D0) where Đ (U+0110) belongs.
+_FOLD_TABLE = str.maketrans({"đ": "d", "Đ": "d", "\u00d0": "d"})
+_cache: dict[str, str] = {}
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def nfc(text: str) -> str:
+    """Return ``text`` in Unicode NFC (composed) form."""
+    return unicodedata.normalize("NFC", text)
+
+
+def strip_diacritics(text: str) -> str:
+    """Remove Vietnamese diacritics (tones and vowel marks; đ → d), keeping case."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def fold(text: str) -> str:
+    """Diacritic-free, lower-case, single-spaced key of ``text`` (memoised: few distinct values)."""
+    hit = _cache.get(text)
+    if hit is not None:
+        return hit
+    decomposed = unicodedata.normalize("NFD", text.translate(_FOLD_TABLE).lower())
+    key = " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
+    if len(_cache) < 200_000:
+        _cache[text] = key
+    return key
+
+
+def compact_key(text: str) -> str:
+    """``fold`` keeping only a–z and 0–9: 'Bà Rịa – Vũng Tàu' → 'bariavungtau', "H'Leo" → 'hleo'."""
+    return _NON_ALNUM.sub("", fold(text))
