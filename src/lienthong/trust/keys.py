@@ -29,13 +29,19 @@ class Algorithm(enum.StrEnum):
     @classmethod
     def parse(cls, value: str) -> Algorithm:
         norm = value.strip().upper().replace("_", "-")
-        aliases = {"ECDSA": cls.ECDSA_P256, "P256": cls.ECDSA_P256, "P-256": cls.ECDSA_P256,
-                   "ECDSA-P256": cls.ECDSA_P256, "MLDSA65": cls.ML_DSA_65,
-                   "ML-DSA": cls.ML_DSA_65, "ML-DSA-65": cls.ML_DSA_65, "MLDSA-65": cls.ML_DSA_65}
+        aliases = {
+            "ECDSA": cls.ECDSA_P256,
+            "P256": cls.ECDSA_P256,
+            "P-256": cls.ECDSA_P256,
+            "ECDSA-P256": cls.ECDSA_P256,
+            "MLDSA65": cls.ML_DSA_65,
+            "ML-DSA": cls.ML_DSA_65,
+            "ML-DSA-65": cls.ML_DSA_65,
+            "MLDSA-65": cls.ML_DSA_65,
+        }
         if norm not in aliases:
-            raise InputError(
-                f"unknown signature algorithm {value!r}: use one of {', '.join(a.value for a in cls)}"
-            )
+            names = ", ".join(a.value for a in cls)
+            raise InputError(f"unknown signature algorithm {value!r}: use one of {names}")
         return aliases[norm]
 
 

@@ -1,0 +1,388 @@
+"""The certification authority for official-use signatures (chữ ký số chuyên dùng công vụ).
+
+State lives in one directory::
+
+    ca.json          settings (schema version, algorithm, key store spec, validity periods)
+    root.pem         root CA certificate; intermediate.pem when an intermediate issues
+    bundle.pem       root (+ intermediate): what relying parties trust / pass to openssl
+    ocsp.pem tsa.pem delegated status-responder and time-stamping certificates
+    index.json       every issued serial with identity, profile, validity and revocation
+    issued/<serial>.pem, crl.pem
+    keys/            private keys when the key store is the encrypted-file store
+
+Private keys are only ever in the key store (encrypted PKCS#8 files or a PKCS#11 token).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa
+from cryptography.x509.oid import NameOID
+
+from lienthong.errors import CertificateError, ConfigError, InputError, NotFound
+from lienthong.trust import ocsp, revocation
+from lienthong.trust.identity import (
+    Identity,
+    identity_of,
+    identity_uri,
+    parse_identity,
+    subject_for,
+)
+from lienthong.trust.keys import Algorithm, PublicKey, Signer, algorithm_of
+from lienthong.trust.keystore import KeyStore, open_keystore
+from lienthong.trust.profiles import Profile, ca_certificate, leaf_certificate
+from lienthong.trust.tsa import TimeStampAuthority
+
+SCHEMA_VERSION = 1
+_PEM = serialization.Encoding.PEM
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _ca_name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lienthong"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate the CA issued, as recorded in ``index.json``."""
+
+    certificate: x509.Certificate
+    path: Path
+    identity: Identity | None
+
+
+class LocalStatusSource:
+    """A :class:`~lienthong.trust.status.StatusSource` answering from a CA directory."""
+
+    def __init__(self, ca: CertificateAuthority, clock: Callable[[], dt.datetime]) -> None:
+        self.ca = ca
+        self.clock = clock
+
+    def fetch(self, request_der: bytes) -> bytes:
+        return self.ca.ocsp_response(request_der, self.clock())
+
+
+class CertificateAuthority:
+    """A CA directory opened for use; see :meth:`init` and :meth:`open`."""
+
+    def __init__(self, directory: Path, settings: dict[str, Any], keystore: KeyStore) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.keystore = keystore
+        self._certs: dict[str, x509.Certificate] = {}
+
+    # -- creation and opening ---------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        directory: Path | str,
+        *,
+        keystore_spec: dict[str, Any],
+        now: dt.datetime,
+        algorithm: Algorithm = Algorithm.ECDSA_P256,
+        intermediate: bool = False,
+        name: str = "Lienthong Root CA",
+        days: int = 3650,
+    ) -> CertificateAuthority:
+        """Create a new CA: root (± intermediate), OCSP responder and TSA keys/certificates."""
+        directory = Path(directory)
+        if (directory / "ca.json").exists():
+            raise InputError(f"{directory} already holds a CA (ca.json exists)")
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "issued").mkdir(exist_ok=True)
+        settings = {
+            "schema_version": SCHEMA_VERSION,
+            "algorithm": algorithm.value,
+            "keystore": keystore_spec,
+            "intermediate": intermediate,
+            "crl_days": 7,
+            "ocsp_hours": 4,
+        }
+        ca = cls(directory, settings, open_keystore(keystore_spec, base=directory))
+        root_signer = ca.keystore.generate("root", algorithm)
+        root = ca_certificate(
+            subject=_ca_name(name),
+            public_key=root_signer.public_key(),
+            issuer=None,
+            signer=root_signer,
+            serial=x509.random_serial_number(),
+            now=now,
+            days=days,
+            path_length=1 if intermediate else 0,
+        )
+        _write(directory / "root.pem", root.public_bytes(_PEM))
+        chain = [root]
+        if intermediate:
+            inter_signer = ca.keystore.generate("intermediate", algorithm)
+            inter = ca_certificate(
+                subject=_ca_name(f"{name} - Issuing CA"),
+                public_key=inter_signer.public_key(),
+                issuer=root,
+                signer=root_signer,
+                serial=x509.random_serial_number(),
+                now=now,
+                days=days // 2,
+                path_length=0,
+            )
+            _write(directory / "intermediate.pem", inter.public_bytes(_PEM))
+            chain.append(inter)
+        _write(directory / "bundle.pem", b"".join(c.public_bytes(_PEM) for c in chain))
+        _write(directory / "index.json", b'{"schema_version": 1, "crl_number": 0, "certs": {}}')
+        for label, profile, cn in (
+            ("ocsp", Profile.OCSP, "OCSP Responder"),
+            ("tsa", Profile.TSA, "Time-Stamping Authority"),
+        ):
+            # RFC 3161 tokens use ECDSA: openssl ts and asn1crypto lack ML-DSA CMS.
+            key_alg = Algorithm.ECDSA_P256 if profile is Profile.TSA else algorithm
+            signer = ca.keystore.generate(label, key_alg)
+            cert = ca._issue_raw(
+                profile=profile,
+                subject=_ca_name(f"{name} - {cn}"),
+                public_key=signer.public_key(),
+                now=now,
+                identity=None,
+            )
+            _write(directory / f"{label}.pem", cert.public_bytes(_PEM))
+        _write(directory / "ca.json", json.dumps(settings, indent=2).encode())
+        ca.publish_crl(now)
+        return ca
+
+    @classmethod
+    def open(cls, directory: Path | str) -> CertificateAuthority:
+        """Open an existing CA directory."""
+        directory = Path(directory)
+        try:
+            settings = json.loads((directory / "ca.json").read_text())
+        except FileNotFoundError:
+            raise NotFound(
+                f"no CA in {directory} (ca.json missing): run `lienthong ca init`"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{directory / 'ca.json'} is unreadable: {exc}") from exc
+        if not isinstance(settings, dict) or settings.get("schema_version") != SCHEMA_VERSION:
+            raise ConfigError(f"{directory / 'ca.json'}: unsupported schema version")
+        return cls(directory, settings, open_keystore(settings["keystore"], base=directory))
+
+    # -- certificates -----------------------------------------------------------------------
+    def _cert(self, name: str) -> x509.Certificate:
+        if name not in self._certs:
+            path = self.directory / f"{name}.pem"
+            self._certs[name] = x509.load_pem_x509_certificate(path.read_bytes())
+        return self._certs[name]
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return Algorithm(self.settings["algorithm"])
+
+    @property
+    def root(self) -> x509.Certificate:
+        return self._cert("root")
+
+    @property
+    def issuer(self) -> x509.Certificate:
+        """The CA certificate that signs leaves (the intermediate when there is one)."""
+        return self._cert("intermediate" if self.settings["intermediate"] else "root")
+
+    @property
+    def intermediates(self) -> list[x509.Certificate]:
+        return [self.issuer] if self.settings["intermediate"] else []
+
+    @property
+    def bundle_path(self) -> Path:
+        return self.directory / "bundle.pem"
+
+    @property
+    def ocsp_certificate(self) -> x509.Certificate:
+        return self._cert("ocsp")
+
+    @property
+    def tsa_certificate(self) -> x509.Certificate:
+        return self._cert("tsa")
+
+    def issuer_signer(self) -> Signer:
+        return self.keystore.signer("intermediate" if self.settings["intermediate"] else "root")
+
+    def _issue_raw(
+        self,
+        *,
+        profile: Profile,
+        subject: x509.Name,
+        public_key: PublicKey,
+        now: dt.datetime,
+        identity: Identity | None,
+        days: int | None = None,
+        dns_names: Sequence[str] = (),
+        ip_addresses: Sequence[str] = (),
+    ) -> x509.Certificate:
+        cert = leaf_certificate(
+            profile=profile,
+            subject=subject,
+            public_key=public_key,
+            issuer=self.issuer,
+            signer=self.issuer_signer(),
+            serial=x509.random_serial_number(),
+            now=now,
+            days=days,
+            identity_uri=identity_uri(identity) if identity else None,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+        )
+        serial = f"{cert.serial_number:x}"
+        rel = f"issued/{serial}.pem"
+        _write(self.directory / rel, cert.public_bytes(_PEM))
+        with revocation.locked_index(self.directory / "index.json") as index:
+            index["certs"][serial] = {
+                "subject": cert.subject.rfc4514_string(),
+                "profile": profile.value,
+                "identity": str(identity) if identity else None,
+                "file": rel,
+                "not_before": cert.not_valid_before_utc.isoformat(),
+                "not_after": cert.not_valid_after_utc.isoformat(),
+                "status": "good",
+            }
+        return cert
+
+    def issue(
+        self,
+        csr: x509.CertificateSigningRequest,
+        *,
+        profile: Profile,
+        now: dt.datetime,
+        days: int | None = None,
+        dns_names: Sequence[str] = (),
+        ip_addresses: Sequence[str] = (),
+    ) -> x509.Certificate:
+        """Issue a ``signing`` or ``tls`` certificate for the identity the CSR names.
+
+        The CSR must be self-signed (checked by :func:`~lienthong.trust.x509.load_csr`) and
+        carry a lienthong identity; TLS SANs come from the CSR plus ``dns_names``/``ip_addresses``.
+        """
+        if profile not in (Profile.SIGNING, Profile.TLS):
+            raise InputError(f"profile {profile.value!r} is reserved for the CA's own services")
+        try:
+            identity = identity_of(csr)
+        except CertificateError as exc:
+            raise InputError(str(exc)) from exc
+        key = csr.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey):
+            raise InputError(
+                f"CSR: key type {type(key).__name__} is not allowed (use ECDSA P-256 or ML-DSA-65)"
+            )
+        try:
+            algorithm_of(key)
+        except InputError as exc:
+            raise InputError(f"CSR: {exc}") from exc
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = str(cns[0].value) if cns else None
+        dns, ips = list(dns_names), list(ip_addresses)
+        if profile is Profile.TLS:
+            try:
+                san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                dns += san.get_values_for_type(x509.DNSName)
+                ips += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+            except x509.ExtensionNotFound:
+                pass
+        return self._issue_raw(
+            profile=profile,
+            subject=subject_for(identity, common_name=common_name),
+            public_key=key,
+            now=now,
+            identity=identity,
+            days=days,
+            dns_names=sorted(set(dns)),
+            ip_addresses=sorted(set(ips)),
+        )
+
+    def issued(self, serial: str | int) -> Issued:
+        """The certificate with ``serial`` (hex string or int)."""
+        key = revocation.serial_key(serial)
+        record = revocation.read_index(self.directory / "index.json")["certs"].get(key)
+        if record is None:
+            raise NotFound(f"no certificate with serial {key} was issued by this CA")
+        path = self.directory / record["file"]
+        ident = record.get("identity")
+        return Issued(
+            x509.load_pem_x509_certificate(path.read_bytes()),
+            path,
+            parse_identity(ident) if ident else None,
+        )
+
+    # -- revocation -------------------------------------------------------------------------
+    def revoke(self, serial: str | int, reason: str, now: dt.datetime) -> x509.Certificate:
+        """Mark ``serial`` revoked (reason e.g. keyCompromise) and publish a fresh CRL."""
+        flag = revocation.parse_reason(reason)
+        issued = self.issued(serial)
+        with revocation.locked_index(self.directory / "index.json") as index:
+            record = index["certs"][revocation.serial_key(serial)]
+            if record["status"] == "revoked":
+                raise InputError(f"certificate {revocation.serial_key(serial)} is already revoked")
+            record.update(status="revoked", revoked_at=now.isoformat(), reason=flag.value)
+        self.publish_crl(now)
+        return issued.certificate
+
+    def publish_crl(self, now: dt.datetime) -> x509.CertificateRevocationList:
+        """Sign and write ``crl.pem`` listing every revoked serial (next update: crl_days)."""
+        with revocation.locked_index(self.directory / "index.json") as index:
+            index["crl_number"] += 1
+            number = index["crl_number"]
+            records = dict(index["certs"])
+        crl = revocation.build_crl(
+            records,
+            issuer=self.issuer,
+            signer=self.issuer_signer(),
+            number=number,
+            now=now,
+            next_update=now + dt.timedelta(days=self.settings["crl_days"]),
+        )
+        _write(self.directory / "crl.pem", crl.public_bytes(_PEM))
+        return crl
+
+    def ocsp_response(self, request_der: bytes, now: dt.datetime) -> bytes:
+        """A signed RFC 6960 answer to a DER OCSP request, from the current index."""
+        records = self.status_records()
+        return ocsp.build_response(
+            request_der,
+            issuer=self.issuer,
+            responder=self.ocsp_certificate,
+            signer=self.keystore.signer("ocsp"),
+            now=now,
+            lookup=lambda serial: records.get(f"{serial:x}"),
+            validity=dt.timedelta(hours=self.settings["ocsp_hours"]),
+        )
+
+    def timestamp_authority(
+        self, clock: Callable[[], dt.datetime] | None = None
+    ) -> TimeStampAuthority:
+        """The CA's RFC 3161 time-stamping authority."""
+        signer = self.keystore.signer("tsa")
+        if clock is None:
+            return TimeStampAuthority(signer, self.tsa_certificate)
+        return TimeStampAuthority(signer, self.tsa_certificate, clock=clock)
+
+    def status_records(self) -> dict[str, dict[str, Any]]:
+        """Current index records keyed by lower-case hex serial."""
+        certs: dict[str, dict[str, Any]] = revocation.read_index(self.directory / "index.json")[
+            "certs"
+        ]
+        return certs

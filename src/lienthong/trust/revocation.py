@@ -1,0 +1,110 @@
+"""Revocation records and CRLs (RFC 5280).
+
+The CA's ``index.json`` holds one record per issued serial (lower-case hex, no leading zeros);
+writers take an exclusive ``flock`` and replace the file atomically so readers (the status
+service) never see a partial index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from lienthong.errors import InputError, IntegrityError
+from lienthong.trust.keys import Signer
+from lienthong.trust.profiles import authority_key_id
+from lienthong.trust.signing import sign_crl
+
+REASONS = {
+    f.value.lower(): f
+    for f in x509.ReasonFlags
+    if f not in (x509.ReasonFlags.remove_from_crl, x509.ReasonFlags.aa_compromise)
+}
+
+
+def parse_reason(reason: str) -> x509.ReasonFlags:
+    """``keyCompromise``, ``superseded``, ``cessationOfOperation``, ... (case-insensitive)."""
+    flag = REASONS.get(reason.strip().lower())
+    if flag is None:
+        raise InputError(
+            f"unknown revocation reason {reason!r}: use one of "
+            f"{', '.join(sorted(f.value for f in REASONS.values()))}"
+        )
+    return flag
+
+
+def serial_key(serial: str | int) -> str:
+    """Normalise a serial (int, or hex with optional 0x/colons) to lower-case hex."""
+    if isinstance(serial, int):
+        value = serial
+    else:
+        text = serial.strip().lower().removeprefix("0x").replace(":", "")
+        try:
+            value = int(text, 16)
+        except ValueError:
+            raise InputError(f"serial {serial!r} is not a hexadecimal number") from None
+    if value <= 0:
+        raise InputError(f"serial {serial!r} must be positive")
+    return f"{value:x}"
+
+
+def read_index(path: Path) -> dict[str, Any]:
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"CA index {path} is unreadable: {exc}") from exc
+    if not isinstance(index, dict) or not isinstance(index.get("certs"), dict):
+        raise IntegrityError(f"CA index {path} is malformed")
+    return index
+
+
+@contextlib.contextmanager
+def locked_index(path: Path) -> Iterator[dict[str, Any]]:
+    """Read-modify-write ``index.json`` under an exclusive lock."""
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index = read_index(path)
+        yield index
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+
+def build_crl(
+    records: dict[str, dict[str, Any]],
+    *,
+    issuer: x509.Certificate,
+    signer: Signer,
+    number: int,
+    now: dt.datetime,
+    next_update: dt.datetime,
+) -> x509.CertificateRevocationList:
+    """A CRL of every revoked record, signed by ``signer`` on behalf of ``issuer``."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(now)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(authority_key_id(issuer), critical=False)
+    )
+    for serial, record in sorted(records.items()):
+        if record.get("status") != "revoked":
+            continue
+        revoked = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(int(serial, 16))
+            .revocation_date(dt.datetime.fromisoformat(record["revoked_at"]))
+            .add_extension(x509.CRLReason(x509.ReasonFlags(record["reason"])), critical=False)
+            .build()
+        )
+        builder = builder.add_revoked_certificate(revoked)
+    return sign_crl(builder, signer)

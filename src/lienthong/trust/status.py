@@ -1,0 +1,150 @@
+"""Certificate status checking for gateways: cached, outage-tolerant, then fail-closed.
+
+X-Road stops all traffic as soon as its OCSP answers expire. :class:`StatusChecker` instead
+keeps using the last verified answer through a status-service outage for a configurable
+``grace`` period after that answer's ``next_update``, then fails closed; :meth:`health` reports
+``warning`` (with the seconds left) from the first failed refresh, long before that happens.
+
+Pure core: the status source is injected and ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from lienthong.errors import BackendError, CertificateError, TrustError
+from lienthong.trust.ocsp import CertStatus, StatusAnswer, build_request, verify_response
+
+
+class StatusSource(Protocol):
+    """Where OCSP answers come from (HTTP client, or the CA directory itself)."""
+
+    def fetch(self, request_der: bytes) -> bytes:
+        """Return a DER OCSP response; raise BackendError when unreachable."""
+        ...
+
+
+class Health(enum.StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    FAILING = "failing"
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    state: Health
+    seconds_until_fail_closed: float | None
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "detail": self.detail,
+            "seconds_until_fail_closed": self.seconds_until_fail_closed,
+        }
+
+
+class StatusChecker:
+    """Check certificate status through a :class:`StatusSource` with caching and grace."""
+
+    def __init__(
+        self,
+        source: StatusSource,
+        *,
+        grace: dt.timedelta = dt.timedelta(hours=24),
+        refresh_before: dt.timedelta = dt.timedelta(minutes=30),
+    ) -> None:
+        self.source = source
+        self.grace = grace
+        self.refresh_before = refresh_before
+        self._cache: dict[tuple[bytes, int], StatusAnswer] = {}
+        self._outage_since: dt.datetime | None = None
+        self._last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def _refresh(
+        self, cert: x509.Certificate, issuer: x509.Certificate, now: dt.datetime
+    ) -> StatusAnswer | None:
+        try:
+            der = self.source.fetch(build_request(cert, issuer))
+            answer = verify_response(der, cert=cert, issuer=issuer, now=now)
+        except (BackendError, TrustError) as exc:
+            self._outage_since = self._outage_since or now
+            self._last_error = exc.message
+            return None
+        self._outage_since, self._last_error = None, None
+        return answer
+
+    def check(
+        self, cert: x509.Certificate, issuer: x509.Certificate, *, now: dt.datetime
+    ) -> StatusAnswer:
+        """Return the ``good`` answer for ``cert`` or raise :class:`CertificateError` with
+        reason ``revoked``, ``status_unknown`` or ``status_unavailable`` (failed closed)."""
+        key = (issuer.subject.public_bytes(), cert.serial_number)
+        with self._lock:
+            answer = self._cache.get(key)
+            if answer is None or now >= answer.next_update - self.refresh_before:
+                fresh = self._refresh(cert, issuer, now)
+                if fresh is not None:
+                    answer = self._cache[key] = fresh
+                elif answer is None or now > answer.next_update + self.grace:
+                    raise CertificateError(
+                        f"status of certificate {cert.serial_number:x} cannot be established: "
+                        f"status service failing since {self._outage_since:%Y-%m-%dT%H:%M:%SZ} "
+                        f"({self._last_error}) and no answer within the "
+                        f"{self.grace.total_seconds() / 3600:g} h grace period: failing closed",
+                        code="cert_status_unavailable",
+                        reason="status_unavailable",
+                    )
+        if answer.status is CertStatus.REVOKED:
+            raise CertificateError(
+                f"certificate {cert.serial_number:x} was revoked at {answer.revoked_at} "
+                f"({answer.reason or 'unspecified'})",
+                code="cert_revoked",
+                reason="revoked",
+            )
+        if answer.status is CertStatus.UNKNOWN:
+            raise CertificateError(
+                f"certificate {cert.serial_number:x} is unknown to its CA",
+                code="cert_status_unknown",
+                reason="status_unknown",
+            )
+        return answer
+
+    def health(self, now: dt.datetime) -> HealthReport:
+        """``ok``; ``warning`` during an outage or with stale answers (with seconds left);
+        ``failing`` once some cached certificate can no longer be checked."""
+        with self._lock:
+            answers = list(self._cache.values())
+            outage, error = self._outage_since, self._last_error
+        if not answers:
+            if outage is None:
+                return HealthReport(Health.OK, None, "no certificate checked yet")
+            return HealthReport(Health.FAILING, 0.0, f"status service failing: {error}")
+        deadline = min(a.next_update for a in answers) + self.grace
+        left = (deadline - now).total_seconds()
+        if left <= 0:
+            return HealthReport(
+                Health.FAILING,
+                0.0,
+                f"grace period over since {deadline.isoformat()}: failing closed",
+            )
+        stale = any(now > a.next_update for a in answers)
+        if outage is not None or stale:
+            why = (
+                f"status service failing since {outage.isoformat()}: {error}"
+                if outage
+                else "cached status answers are past next_update"
+            )
+            return HealthReport(
+                Health.WARNING,
+                left,
+                f"{why}; fail-closed in {left / 3600:.1f} h unless it recovers",
+            )
+        return HealthReport(Health.OK, left, "status answers fresh")

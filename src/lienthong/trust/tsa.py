@@ -1,0 +1,231 @@
+"""RFC 3161 time-stamps: a time-stamping authority (TSA) and token verification.
+
+A token is a CMS ``SignedData`` (RFC 5652) whose content is a ``TSTInfo`` over a SHA-256
+digest, signed (ECDSA P-256 with SHA-256) by a key held behind the :class:`Signer` interface.
+Signed attributes: contentType, messageDigest, signingTime and ESS signingCertificateV2 (the
+latter is required by ``openssl ts -verify``). The TSA certificate carries the critical
+extended key usage timeStamping. Tokens verify with
+``openssl ts -verify -digest HEX -token_in -in token.der -CAfile bundle.pem -untrusted tsa.pem``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from asn1crypto import cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from lienthong.errors import InputError, SignatureError
+from lienthong.trust.keys import Algorithm, Signer, verify_signature
+from lienthong.trust.x509 import Usage, public_key_of, verify_chain
+
+# 2.999 is the ITU-T "example" arc: a placeholder policy until an official OID is assigned.
+POLICY_OID = "2.999.3161.1"
+_DER = serialization.Encoding.DER
+
+
+class Timestamper(Protocol):
+    """What the audit log needs: a DER time-stamp token over a SHA-256 digest."""
+
+    def timestamp(self, digest: bytes) -> bytes: ...
+
+
+def _check_digest(digest: bytes) -> None:
+    if len(digest) != 32:
+        raise InputError(f"time-stamp digest must be 32 bytes of SHA-256, got {len(digest)}")
+
+
+class TimeStampAuthority:
+    """Issues RFC 3161 tokens signed by ``signer`` (certificate ``certificate``)."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        certificate: x509.Certificate,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        policy: str = POLICY_OID,
+    ) -> None:
+        if signer.algorithm is not Algorithm.ECDSA_P256:
+            raise InputError(
+                "the time-stamping key must be ECDSA P-256 (RFC 3161 tooling "
+                "does not know ML-DSA CMS yet)"
+            )
+        self.signer = signer
+        self.certificate = certificate
+        self.clock = clock
+        self.policy = policy
+        self._cert_asn1 = asn1_x509.Certificate.load(certificate.public_bytes(_DER))
+
+    def timestamp(self, digest: bytes) -> bytes:
+        """A DER ``ContentInfo`` token over ``digest``, timed now, with a random serial."""
+        return self.token_at(
+            digest, now=self.clock(), serial=int.from_bytes(os.urandom(16), "big") >> 1
+        )
+
+    def token_at(
+        self, digest: bytes, *, now: dt.datetime, serial: int, nonce: int | None = None
+    ) -> bytes:
+        """Deterministic core of :meth:`timestamp`."""
+        _check_digest(digest)
+        now = now.astimezone(dt.UTC).replace(microsecond=(now.microsecond // 1000) * 1000)
+        info = tsp.TSTInfo(
+            {
+                "version": "v1",
+                "policy": self.policy,
+                "message_imprint": {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "hashed_message": digest,
+                },
+                "serial_number": serial,
+                "gen_time": now,
+                "accuracy": {"seconds": 1},
+                "nonce": nonce,
+            }
+        )
+        info_der = info.dump()
+        cert_hash = hashlib.sha256(self._cert_asn1.dump()).digest()
+        attrs = cms.CMSAttributes(
+            [
+                {"type": "content_type", "values": ["tst_info"]},
+                {"type": "message_digest", "values": [hashlib.sha256(info_der).digest()]},
+                {"type": "signing_time", "values": [cms.Time({"utc_time": core.UTCTime(now)})]},
+                {
+                    "type": "signing_certificate_v2",
+                    "values": [{"certs": [{"cert_hash": cert_hash}]}],
+                },
+            ]
+        )
+        signer_info = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": {
+                    "issuer_and_serial_number": {
+                        "issuer": self._cert_asn1.issuer,
+                        "serial_number": self._cert_asn1.serial_number,
+                    }
+                },
+                "digest_algorithm": {"algorithm": "sha256"},
+                "signed_attrs": attrs,
+                "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+                "signature": self.signer.sign(attrs.dump()),
+            }
+        )
+        signed = cms.SignedData(
+            {
+                "version": "v3",
+                "digest_algorithms": [{"algorithm": "sha256"}],
+                "encap_content_info": {
+                    "content_type": "tst_info",
+                    "content": core.ParsableOctetString(info_der),
+                },
+                "certificates": [self._cert_asn1],
+                "signer_infos": [signer_info],
+            }
+        )
+        return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+
+    def respond(self, request_der: bytes) -> bytes:
+        """Answer a DER ``TimeStampReq`` with a ``TimeStampResp`` (HTTP transport, RFC 3161)."""
+        try:
+            req = tsp.TimeStampReq.load(request_der)
+            imprint = req["message_imprint"]
+            if imprint["hash_algorithm"]["algorithm"].native != "sha256":
+                raise ValueError("only sha256 message imprints are accepted")
+            digest, nonce = imprint["hashed_message"].native, req["nonce"].native
+            _check_digest(digest)
+        except (ValueError, TypeError, InputError) as exc:
+            return tsp.TimeStampResp(
+                {
+                    "status": {
+                        "status": "rejection",
+                        "status_string": [f"bad request: {exc}"],
+                        "fail_info": {"bad_data_format"},
+                    }
+                }
+            ).dump()
+        token = self.token_at(
+            digest, now=self.clock(), nonce=nonce, serial=int.from_bytes(os.urandom(16), "big") >> 1
+        )
+        return tsp.TimeStampResp(
+            {"status": {"status": "granted"}, "time_stamp_token": cms.ContentInfo.load(token)}
+        ).dump()
+
+
+def token_from_response(response_der: bytes) -> bytes:
+    """Extract the token from a ``TimeStampResp``; raise if the TSA refused."""
+    try:
+        resp = tsp.TimeStampResp.load(response_der)
+        status = resp["status"]["status"].native
+        if status not in ("granted", "granted_with_mods"):
+            texts = resp["status"]["status_string"].native or []
+            raise SignatureError(f"time-stamping authority refused: {status} {'; '.join(texts)}")
+        return bytes(resp["time_stamp_token"].dump())
+    except ValueError as exc:
+        raise SignatureError(f"not a time-stamp response ({exc})") from exc
+
+
+def verify_timestamp(
+    token: bytes,
+    digest: bytes,
+    *,
+    roots: Iterable[x509.Certificate],
+    intermediates: Iterable[x509.Certificate] = (),
+) -> dt.datetime:
+    """Verify a token over ``digest`` and return its time; raise SignatureError/
+    CertificateError. The TSA certificate chain is validated at the token's own time."""
+    _check_digest(digest)
+    try:
+        info_der, signer_info, certs = _unpack(token)
+        info = tsp.TSTInfo.load(info_der)
+        imprint = info["message_imprint"]
+        alg = imprint["hash_algorithm"]["algorithm"].native
+        hashed, gen_time = imprint["hashed_message"].native, info["gen_time"].native
+        attrs = {a["type"].native: a["values"][0].native for a in signer_info["signed_attrs"]}
+        # the signature covers the attributes DER-encoded as a SET (tag 0x31), not as [0]
+        signed_bytes = b"\x31" + signer_info["signed_attrs"].dump()[1:]
+        signature = signer_info["signature"].native
+        sid = signer_info["sid"].chosen
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SignatureError(f"malformed time-stamp token ({exc})") from exc
+    if alg != "sha256" or hashed != digest:
+        raise SignatureError("time-stamp token is over another digest")
+    if (
+        attrs.get("content_type") != "tst_info"
+        or attrs.get("message_digest") != hashlib.sha256(info_der).digest()
+    ):
+        raise SignatureError("time-stamp token content does not match its signed attributes")
+    tsa_cert = next((c for c in certs if c.serial_number == sid["serial_number"].native), None)
+    if tsa_cert is None:
+        raise SignatureError("time-stamp token does not carry its TSA certificate")
+    verify_signature(public_key_of(tsa_cert), signature, signed_bytes)
+    verify_chain(
+        tsa_cert,
+        intermediates=[*certs, *intermediates],
+        roots=roots,
+        now=gen_time,
+        usage=Usage.TIMESTAMPING,
+    )
+    return gen_time
+
+
+def _unpack(token: bytes) -> tuple[bytes, cms.SignerInfo, list[x509.Certificate]]:
+    info = cms.ContentInfo.load(token)
+    if info["content_type"].native != "signed_data":
+        raise ValueError("not a CMS SignedData")
+    signed = info["content"]
+    encap = signed["encap_content_info"]
+    if encap["content_type"].native != "tst_info":
+        raise ValueError("content is not a TSTInfo")
+    content = encap["content"]
+    info_der = bytes(content)
+    certs = [x509.load_der_x509_certificate(c.chosen.dump()) for c in signed["certificates"]]
+    if len(signed["signer_infos"]) != 1:
+        raise ValueError("expected exactly one signer")
+    return info_der, signed["signer_infos"][0], certs
