@@ -1,0 +1,275 @@
+"""The audit log (nhật ký kiểm toán): durable batched appends, signed checkpoints, proofs.
+
+>>> log = AuditLog.open("node.auditlog", signer=signer, origin="lienthong.gov.vn/audit/BNV")
+>>> [i] = log.append([admin_entry(at=now, actor="ops", action="config.change", target="x")])
+>>> note = log.checkpoint(now=now)           # signed C2SP checkpoint (stamped in background)
+>>> proof = log.prove(i)                      # RFC 6962 inclusion proof, ~log2(n) lookups
+
+Group commit: concurrent callers queue their entries; whichever holds the write lock commits
+everything queued in one transaction, so many threads share one fsync. ``append`` returns
+only after that commit: an acknowledged entry survives a crash.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lienthong.audit import merkle
+from lienthong.audit.checkpoint import Checkpoint, parse_note, sign_line, to_note
+from lienthong.audit.entries import Entry, timestamp
+from lienthong.audit.stamping import Stamper, Timestamper
+from lienthong.audit.store import LeafRow, LogStore, node_key
+from lienthong.errors import InputError, NotFound
+from lienthong.trust.keys import Signer, public_key_to_pem
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """An RFC 6962 inclusion proof (audit path bottom-up)."""
+
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    root_hash: bytes
+    hashes: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``lienthong audit prove --json`` shape (lowercase hex)."""
+        return {
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "root_hash": self.root_hash.hex(),
+            "hashes": [h.hex() for h in self.hashes],
+        }
+
+    def verify(self) -> None:
+        """Raise :class:`~lienthong.audit.merkle.ProofError` unless the proof holds."""
+        merkle.verify_inclusion(
+            self.leaf_index, self.tree_size, self.leaf_hash, self.hashes, self.root_hash
+        )
+
+
+class _Pending:
+    __slots__ = ("entries", "error", "indexes")
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self.entries = entries
+        self.indexes: list[int] | None = None
+        self.error: BaseException | None = None
+
+
+def open_store(target: str | Path) -> LogStore:
+    """SQLite file path (default) or ``postgresql://`` DSN → a store."""
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        from lienthong.audit.pgstore import PostgresStore
+
+        return PostgresStore(text)
+    from lienthong.audit.sqlstore import SqliteStore
+
+    return SqliteStore(text)
+
+
+class AuditLog:
+    """One node's append-only Merkle log over a :class:`LogStore`."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        origin: str,
+        signer: Signer | None = None,
+        key_name: str | None = None,
+        timestamper: Timestamper | None = None,
+    ) -> None:
+        self.store, self.origin, self.signer = store, origin, signer
+        self.key_name = key_name or origin
+        self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self.stamper = Stamper(store, timestamper) if timestamper is not None else None
+        if self.stamper is not None:
+            self.stamper.start()
+
+    @classmethod
+    def open(
+        cls,
+        target: str | Path,
+        *,
+        signer: Signer | None = None,
+        origin: str | None = None,
+        key_name: str | None = None,
+        timestamper: Timestamper | None = None,
+    ) -> AuditLog:
+        """Open or create the log at ``target`` (SQLite path or PostgreSQL DSN).
+
+        ``origin`` (C2SP log name, e.g. ``lienthong.gov.vn/audit/<member>``) is fixed at
+        creation; ``signer`` is needed only to make checkpoints.
+        """
+        store = open_store(target)
+        stored = store.get_meta("origin")
+        if stored is None:
+            if not origin:
+                store.close()
+                raise InputError(f"{target} is not an audit log yet: give an origin to create it")
+            if any(c.isspace() for c in origin):
+                store.close()
+                raise InputError("log origin must not contain spaces")
+            store.set_meta("origin", origin)
+            store.set_meta("schema_version", "1")
+        elif origin and origin != stored:
+            store.close()
+            raise InputError(f"{target} is the log of {stored!r}, not {origin!r}")
+        name = key_name or store.get_meta("key_name") or stored or origin
+        if signer is not None:
+            store.set_meta("key_name", str(name))
+            store.set_meta("public_key", public_key_to_pem(signer.public_key()).decode())
+        return cls(
+            store,
+            origin=stored or str(origin),
+            signer=signer,
+            key_name=name,
+            timestamper=timestamper,
+        )
+
+    # -- appends ----------------------------------------------------------------------------
+    def append(self, entries: Sequence[Entry]) -> list[int]:
+        """Append ``entries`` in order; return their indexes once durably committed."""
+        if not entries:
+            return []
+        mine = _Pending(entries)
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._write_lock:
+            if mine.indexes is None and mine.error is None:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.indexes is not None
+        return mine.indexes
+
+    def append_one(self, entry: Entry) -> int:
+        """Append one entry (shares a commit with concurrent callers)."""
+        return self.append([entry])[0]
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        entries = [e for p in batch for e in p.entries]
+        data = [e.data for e in entries]
+        hashes = merkle.leaf_hashes(data)
+        try:
+            with self.store.writer() as w:
+                start = w.size
+                siblings = w.get_hashes(merkle.siblings_needed(start, len(hashes)))
+                nodes = [
+                    (node_key(lvl, i), h)
+                    for lvl, i, h in merkle.completed_nodes(start, hashes, siblings)
+                ]
+                leaves: list[LeafRow] = list(
+                    zip(
+                        range(start, start + len(hashes)),
+                        hashes,
+                        [e.kind for e in entries],
+                        data,
+                        strict=True,
+                    )
+                )
+                persons = [
+                    (e.person, start + i) for i, e in enumerate(entries) if e.person is not None
+                ]
+                w.insert(leaves, nodes, persons)
+        except BaseException as exc:
+            for p in batch:
+                p.error = exc
+            raise
+        pos = start
+        for p in batch:
+            p.indexes = list(range(pos, pos + len(p.entries)))
+            pos += len(p.entries)
+
+    # -- reads and proofs -------------------------------------------------------------------
+    def size(self) -> int:
+        """Number of entries committed."""
+        return self.store.size()
+
+    def root(self, size: int | None = None) -> bytes:
+        """Root hash of the first ``size`` entries (default: all)."""
+        size = self.size() if size is None else size
+        return merkle.root_from_subtrees(size, self.store.get_hashes)
+
+    def entry(self, index: int) -> bytes:
+        """Canonical bytes of entry ``index`` (NotFound if absent or archived)."""
+        for rows in self.store.leaves(index, index + 1):
+            for _i, _h, _k, data in rows:
+                if data is None:
+                    raise NotFound(f"entry {index} was archived and pruned from the live log")
+                return data
+        raise NotFound(f"log has no entry {index}")
+
+    def prove(self, index: int, size: int | None = None) -> InclusionProof:
+        """Inclusion proof of entry ``index`` in the tree of ``size`` (default: current)."""
+        size = self.size() if size is None else size
+        if not 0 <= index < size:
+            raise NotFound(f"entry {index} is not in a tree of size {size}")
+        ranges = merkle.inclusion_ranges(index, size)
+        hashes = merkle.resolve_ranges(
+            [(index, index + 1), (0, size), *ranges], self.store.get_hashes
+        )
+        return InclusionProof(index, size, hashes[0], hashes[1], tuple(hashes[2:]))
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """Consistency proof between the trees of ``old_size`` and ``new_size``."""
+        new_size = self.size() if new_size is None else new_size
+        if new_size > self.size():
+            raise NotFound(f"log has fewer than {new_size} entries")
+        return merkle.resolve_ranges(
+            merkle.consistency_ranges(old_size, new_size), self.store.get_hashes
+        )
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def checkpoint(self, *, now: datetime | None = None, size: int | None = None) -> str:
+        """Sign and store a checkpoint of the current tree; return the signed note."""
+        if self.signer is None:
+            raise InputError("this log was opened without a signer: cannot make checkpoints")
+        size = self.size() if size is None else size
+        cp = Checkpoint(self.origin, size, self.root(size))
+        note = to_note(cp, [sign_line(cp, self.key_name, self.signer)])
+        self.store.add_checkpoint(size, note, timestamp(now or datetime.now(UTC)))
+        if self.stamper is not None:
+            self.stamper.notify()
+        return self.checkpoint_note(size)
+
+    def checkpoint_note(self, size: int) -> str:
+        """The stored signed note of size ``size`` with witness co-signatures appended."""
+        for s, note in self.store.checkpoints():
+            if s == size:
+                return note + "".join(line for _n, line in self.store.cosignatures(size))
+        raise NotFound(f"no checkpoint of size {size}")
+
+    def latest_checkpoint(self) -> tuple[Checkpoint, str] | None:
+        """The largest stored checkpoint and its full note, or None."""
+        cps = self.store.checkpoints()
+        if not cps:
+            return None
+        size, _note = cps[-1]
+        full = self.checkpoint_note(size)
+        return parse_note(full)[0], full
+
+    def close(self) -> None:
+        """Stop the stamper and close the store."""
+        if self.stamper is not None:
+            self.stamper.stop()
+        self.store.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,82 @@
+"""PostgreSQL backend of the audit log (psycopg 3), for large nodes.
+
+Writers serialise on a transaction-scoped advisory lock; batches are bulk-loaded with
+``COPY`` and committed before an append returns (PostgreSQL's default ``synchronous_commit``
+makes the commit durable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from lienthong.audit.merkle import NodeId
+from lienthong.audit.sqlstore import POSTGRES, SqlStore, _size, fetch_hashes
+from lienthong.audit.store import LeafRow
+from lienthong.errors import BackendError
+
+_WRITER_LOCK = 0x6C74_6175  # "ltau": one log per database
+
+
+class _PgWriter:
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+        self.size = _size(cur)
+
+    def get_hashes(self, ids: list[NodeId]) -> dict[NodeId, bytes]:
+        return fetch_hashes(self.cur, POSTGRES, ids)
+
+    def insert(
+        self,
+        leaves: list[LeafRow],
+        nodes: list[tuple[int, bytes]],
+        persons: list[tuple[bytes, int]],
+    ) -> None:
+        with self.cur.copy("COPY leaves (idx, hash, kind, data) FROM STDIN") as copy:
+            for leaf in leaves:
+                copy.write_row(leaf)
+        if nodes:
+            with self.cur.copy("COPY nodes (id, hash) FROM STDIN") as copy:
+                for node in nodes:
+                    copy.write_row(node)
+        if persons:
+            with self.cur.copy("COPY persons (person, idx) FROM STDIN") as copy:
+                for person in persons:
+                    copy.write_row(person)
+
+
+class PostgresStore(SqlStore):
+    """An audit log in a PostgreSQL database given by DSN (``postgresql://…``)."""
+
+    dialect = POSTGRES
+
+    def __init__(self, dsn: str) -> None:
+        self.location = _redact(dsn)
+        try:
+            conn = psycopg.connect(dsn, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise BackendError(f"cannot connect to audit database {self.location}: {exc}") from exc
+        super().__init__(conn, (psycopg.Error,))
+        self.create_schema()
+
+    @contextmanager
+    def writer(self) -> Iterator[_PgWriter]:
+        with self._lock:
+            try:
+                with self.conn.transaction(), self.conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
+                    yield _PgWriter(cur)
+            except psycopg.Error as exc:
+                raise BackendError(f"audit store {self.location}: {exc}") from exc
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without a password, for messages."""
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return dsn

@@ -1,0 +1,293 @@
+"""SQL implementation of :class:`~lienthong.audit.store.LogStore` for SQLite and PostgreSQL.
+
+The shared queries live in :class:`SqlStore`; the two backends differ only in how they
+connect, take the writer lock and bulk-load rows. Every public method translates driver
+errors into :class:`~lienthong.errors.BackendError` at this boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lienthong.audit.merkle import NodeId
+from lienthong.audit.store import LEVEL_SHIFT, Dialect, LeafRow, node_key
+from lienthong.errors import BackendError, InputError
+
+T = TypeVar("T")
+SQLITE = Dialect("sqlite", "?", "BLOB")
+POSTGRES = Dialect("postgresql", "%s", "BYTEA")
+
+
+class SqlStore:
+    """Queries shared by both backends over a DB-API connection ``conn``."""
+
+    dialect: Dialect
+    location: str
+
+    def __init__(self, conn: Any, errors: tuple[type[BaseException], ...]) -> None:
+        self.conn = conn
+        self._errors = errors
+        self._lock = threading.RLock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _run(self, fn: Callable[[Any], T], *, commit: bool = False) -> T:
+        with self._lock:
+            try:
+                cur = self.conn.cursor()
+                try:
+                    result = fn(cur)
+                finally:
+                    cur.close()
+                if commit:
+                    self.conn.commit()
+                elif self.dialect.name == "postgresql":
+                    self.conn.rollback()  # end the read transaction: no idle-in-transaction
+                return result
+            except self._errors as exc:
+                raise BackendError(f"audit store {self.location}: {exc}") from exc
+
+    def _q(self, sql: str) -> str:
+        return self.dialect.sql(sql)
+
+    def create_schema(self) -> None:
+        def go(cur: Any) -> None:
+            for stmt in self.dialect.schema():
+                cur.execute(stmt)
+
+        self._run(go, commit=True)
+
+    # -- reads ------------------------------------------------------------------------------
+    def size(self) -> int:
+        return self._run(lambda cur: _size(cur))
+
+    def get_meta(self, key: str) -> str | None:
+        def go(cur: Any) -> str | None:
+            cur.execute(self._q("SELECT value FROM meta WHERE key = ?"), (key,))
+            row = cur.fetchone()
+            return None if row is None else str(row[0])
+
+        return self._run(go)
+
+    def set_meta(self, key: str, value: str) -> None:
+        def go(cur: Any) -> None:
+            cur.execute(self._q("DELETE FROM meta WHERE key = ?"), (key,))
+            cur.execute(self._q("INSERT INTO meta (key, value) VALUES (?, ?)"), (key, value))
+
+        self._run(go, commit=True)
+
+    def get_hashes(self, ids: list[NodeId]) -> dict[NodeId, bytes]:
+        return self._run(lambda cur: fetch_hashes(cur, self.dialect, ids))
+
+    def leaves(self, start: int, end: int, chunk: int = 65536) -> Iterator[list[LeafRow]]:
+        sql = self._q(
+            "SELECT idx, hash, kind, data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
+        )
+        for lo in range(start, end, chunk):
+            hi = min(lo + chunk, end)
+            rows = self._run(functools.partial(_fetchall_at, sql=sql, params=(lo, hi)))
+            yield [
+                (int(i), bytes(h), str(k), None if d is None else bytes(d)) for i, h, k, d in rows
+            ]
+
+    def nodes_in(self, level: int, first: int, last: int) -> list[tuple[int, bytes]]:
+        sql = self._q("SELECT id, hash FROM nodes WHERE id >= ? AND id < ? ORDER BY id")
+        rows = self._run(
+            lambda cur: _fetchall(cur, sql, (node_key(level, first), node_key(level, last)))
+        )
+        mask = (1 << LEVEL_SHIFT) - 1
+        return [(int(i) & mask, bytes(h)) for i, h in rows]
+
+    def count_nodes(self) -> int:
+        return self._run(lambda cur: int(_fetchall(cur, "SELECT COUNT(*) FROM nodes", ())[0][0]))
+
+    def person_indexes(self, person: bytes) -> list[int]:
+        sql = self._q("SELECT idx FROM persons WHERE person = ? ORDER BY idx")
+        return [int(r[0]) for r in self._run(lambda cur: _fetchall(cur, sql, (person,)))]
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        rows = self._run(
+            lambda cur: _fetchall(cur, "SELECT size, note FROM checkpoints ORDER BY size", ())
+        )
+        return [(int(s), str(n)) for s, n in rows]
+
+    def cosignatures(self, size: int) -> list[tuple[str, str]]:
+        sql = self._q("SELECT name, line FROM cosignatures WHERE size = ? ORDER BY name")
+        return [(str(n), str(li)) for n, li in self._run(lambda cur: _fetchall(cur, sql, (size,)))]
+
+    def stamps(self) -> dict[int, tuple[bytes, str]]:
+        rows = self._run(
+            lambda cur: _fetchall(cur, "SELECT size, token, stamped_at FROM stamps", ())
+        )
+        return {int(s): (bytes(t), str(a)) for s, t, a in rows}
+
+    def archives(self) -> list[tuple[int, int, int, str, str]]:
+        rows = self._run(
+            lambda cur: _fetchall(
+                cur, "SELECT seq, first, last, path, sha256 FROM archives ORDER BY seq", ()
+            )
+        )
+        return [(int(a), int(b), int(c), str(d), str(e)) for a, b, c, d, e in rows]
+
+    # -- small writes -----------------------------------------------------------------------
+    def _insert(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._run(lambda cur: cur.execute(self._q(sql), params), commit=True)
+
+    def add_checkpoint(self, size: int, note: str, created: str) -> None:
+        def go(cur: Any) -> None:
+            cur.execute(self._q("SELECT note FROM checkpoints WHERE size = ?"), (size,))
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(
+                    self._q("INSERT INTO checkpoints (size, note, created) VALUES (?, ?, ?)"),
+                    (size, note, created),
+                )
+
+        self._run(go, commit=True)
+
+    def add_cosignature(self, size: int, name: str, line: str) -> None:
+        def go(cur: Any) -> None:
+            cur.execute(
+                self._q("DELETE FROM cosignatures WHERE size = ? AND name = ?"), (size, name)
+            )
+            cur.execute(
+                self._q("INSERT INTO cosignatures (size, name, line) VALUES (?, ?, ?)"),
+                (size, name, line),
+            )
+
+        self._run(go, commit=True)
+
+    def add_stamp(self, size: int, token: bytes, stamped_at: str) -> None:
+        self._insert(
+            "INSERT INTO stamps (size, token, stamped_at) VALUES (?, ?, ?)",
+            (size, token, stamped_at),
+        )
+
+    def add_archive(self, seq: int, first: int, last: int, path: str, sha256: str) -> None:
+        self._insert(
+            "INSERT INTO archives (seq, first, last, path, sha256) VALUES (?, ?, ?, ?, ?)",
+            (seq, first, last, path, sha256),
+        )
+
+    def prune(self, first: int, last: int) -> int:
+        sql = self._q("UPDATE leaves SET data = NULL WHERE idx >= ? AND idx < ?")
+        return self._run(lambda cur: _rowcount(cur, sql, (first, last)), commit=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def _rowcount(cur: Any, sql: str, params: tuple[Any, ...]) -> int:
+    cur.execute(sql, params)
+    return int(cur.rowcount or 0)
+
+
+def _fetchall_at(cur: Any, *, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    return _fetchall(cur, sql, params)
+
+
+def _fetchall(cur: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    cur.execute(sql, params)
+    return list(cur.fetchall())
+
+
+def _size(cur: Any) -> int:
+    cur.execute("SELECT MAX(idx) FROM leaves")
+    row = cur.fetchone()
+    return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+
+def fetch_hashes(cur: Any, dialect: Dialect, ids: list[NodeId]) -> dict[NodeId, bytes]:
+    """Look up leaf hashes (level 0) and stored subtrees (level ≥ 1) in two queries."""
+    out: dict[NodeId, bytes] = {}
+    leaf_ids = [i for lvl, i in ids if lvl == 0]
+    node_ids = [node_key(lvl, i) for lvl, i in ids if lvl > 0]
+    mask = (1 << LEVEL_SHIFT) - 1
+    if leaf_ids:
+        marks = ",".join([dialect.param] * len(leaf_ids))
+        cur.execute(f"SELECT idx, hash FROM leaves WHERE idx IN ({marks})", leaf_ids)
+        out.update({(0, int(i)): bytes(h) for i, h in cur.fetchall()})
+    if node_ids:
+        marks = ",".join([dialect.param] * len(node_ids))
+        cur.execute(f"SELECT id, hash FROM nodes WHERE id IN ({marks})", node_ids)
+        out.update({(int(k) >> LEVEL_SHIFT, int(k) & mask): bytes(h) for k, h in cur.fetchall()})
+    return out
+
+
+class _SqliteWriter:
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self.cur = cur
+        self.size = _size(cur)
+
+    def get_hashes(self, ids: list[NodeId]) -> dict[NodeId, bytes]:
+        return fetch_hashes(self.cur, SQLITE, ids)
+
+    def insert(
+        self,
+        leaves: list[LeafRow],
+        nodes: list[tuple[int, bytes]],
+        persons: list[tuple[bytes, int]],
+    ) -> None:
+        self.cur.executemany(
+            "INSERT INTO leaves (idx, hash, kind, data) VALUES (?, ?, ?, ?)", leaves
+        )
+        if nodes:
+            self.cur.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", nodes)
+        if persons:
+            self.cur.executemany("INSERT INTO persons (person, idx) VALUES (?, ?)", persons)
+
+
+class SqliteStore(SqlStore):
+    """SQLite in WAL mode with ``synchronous=FULL``: a committed batch survives a crash."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: str | Path) -> None:
+        self.location = str(path)
+        try:
+            conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise InputError(f"cannot open audit log {path}: {exc}") from exc
+        super().__init__(conn, (sqlite3.Error,))
+        self.create_schema()
+
+    def _run(self, fn: Callable[[Any], T], *, commit: bool = False) -> T:
+        if not commit:
+            return super()._run(fn)
+
+        def in_tx(cur: Any) -> T:
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(cur)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return result
+
+        return super()._run(in_tx)
+
+    @contextmanager
+    def writer(self) -> Iterator[_SqliteWriter]:
+        with self._lock:
+            try:
+                cur = self.conn.cursor()
+                cur.execute("BEGIN IMMEDIATE")  # the cross-process writer lock
+                try:
+                    yield _SqliteWriter(cur)
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise BackendError(f"audit store {self.location}: {exc}") from exc
