@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from lienthong.dictionary.text import compact_key, nfc
+from lienthong.dictionary.text import compact_key, name_keys, nfc
 from lienthong.errors import NotFound
 
 _CITY_PREFIX = "Thành phố "
@@ -136,19 +136,27 @@ def is_commune_code(code: str) -> bool:
     return code in _index().communes
 
 
+_PROVINCE_ALIASES = {"hcm": "79", "tphcm": "79", "saigon": "79", "hn": "01", "tphn": "01"}
+
+
 def find_province(name: str) -> Province | None:
-    """The current province named ``name`` (any case, with or without diacritics or 'Tỉnh')."""
-    code = _index().province_by_key.get(compact_key(name))
-    return None if code is None else _index().provinces[code]
+    """The current province named ``name`` (any case or diacritics, with or without its type
+    word or an abbreviation such as 'TP.', and a few common aliases: HCM, TP.HCM, HN)."""
+    index = _index()
+    for key in name_keys(name):
+        code = index.province_by_key.get(key) or _PROVINCE_ALIASES.get(key)
+        if code is not None:
+            return index.provinces[code]
+    return None
 
 
 def find_commune(name: str, province_code: str) -> Commune | None:
-    """The current commune named ``name`` (full name with its type) in a province."""
+    """The current commune named ``name`` in a province ('Phường Tân Sơn', 'P. Tân Sơn' or
+    'Tân Sơn'; without a type word, a ward (phường) is preferred to a commune (xã))."""
     index = _index()
-    code = index.commune_by_key.get((province_code, compact_key(name)))
-    if code is None:
-        for prefix in ("Phường ", "Xã ", "Đặc khu "):
-            code = index.commune_by_key.get((province_code, compact_key(prefix + name)))
+    for key in name_keys(name):
+        for prefix in ("", "phuong", "xa", "dackhu"):
+            code = index.commune_by_key.get((province_code, prefix + key))
             if code is not None:
-                break
-    return None if code is None else index.communes[code]
+                return index.communes[code]
+    return None

@@ -8,7 +8,6 @@ rules (which old commune became which new one) come from ``legacy.legacy_index``
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
 from lienthong.dictionary.admin_units import Commune, commune
@@ -17,13 +16,9 @@ from lienthong.dictionary.legacy import (
     LegacyProvince,
     legacy_index,
 )
-from lienthong.dictionary.text import compact_key, fold
+from lienthong.dictionary.text import name_keys
 from lienthong.errors import InputError, NotFound
 
-# Unit-type words and their usual abbreviations ("Q.9", "TX. Sơn Tây", "P Long Bình").
-_TYPE_PREFIX = re.compile(
-    r"^(thanh pho|thi xa|thi tran|tinh|quan|huyen|phuong|xa|dac khu|tp|tx|tt|q|h|p|x)(\.\s*|\s+)"
-)
 _ALIASES = {"hcm": "79", "tphcm": "79", "sg": "79", "saigon": "79", "hn": "01", "hue": "46"}
 
 
@@ -45,12 +40,6 @@ class Conversion:
     legacy_commune_code: str | None
 
 
-def _keys(name: str) -> list[str]:
-    folded = fold(name)
-    short = _TYPE_PREFIX.sub("", folded, count=1)
-    return list(dict.fromkeys((compact_key(folded), compact_key(short))))
-
-
 def legacy_province(value: str) -> LegacyProvince:
     """A legacy province by GSO code (``"01"``), ID code (``"001"``) or name."""
     idx = legacy_index()
@@ -60,7 +49,7 @@ def legacy_province(value: str) -> LegacyProvince:
         if code in idx.provinces:
             return idx.provinces[code]
     else:
-        for key in _keys(text):
+        for key in name_keys(text):
             found = idx.province_by_key.get(key) or _legacy_alias(key)
             if found:
                 return idx.provinces[found]
@@ -91,7 +80,7 @@ def legacy_commune_to_current(code: str) -> Commune:
 def _communes_by_province() -> dict[tuple[str, str], tuple[str, ...]]:
     out: dict[tuple[str, str], list[str]] = {}
     for c in legacy_index().communes.values():
-        for key in _keys(c.name):
+        for key in name_keys(c.name):
             out.setdefault((c.province_code, key), []).append(c.code)
     return {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
 
@@ -104,7 +93,7 @@ def _district(province_code: str, value: str) -> str:
         if idx.districts[code].province_code != province_code:
             raise InputError(f"legacy district {code} is not in legacy province {province_code}")
         return code
-    for key in _keys(text):
+    for key in name_keys(text):
         found = idx.district_by_key.get((province_code, key))
         if found:
             return found
@@ -124,7 +113,7 @@ def _commune_codes(province_code: str, district_code: str | None, value: str) ->
                 f"legacy commune {found.code} is not in legacy province {province_code}"
             )
         return (found.code,)
-    for key in _keys(text):
+    for key in name_keys(text):
         if district_code is not None:
             codes = tuple(idx.commune_by_key.get((district_code, key), ()))
         else:

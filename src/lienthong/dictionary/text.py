@@ -43,3 +43,16 @@ def fold(text: str) -> str:
 def compact_key(text: str) -> str:
     """``fold`` keeping only a–z and 0–9: 'Bà Rịa – Vũng Tàu' → 'bariavungtau', "H'Leo" → 'hleo'."""
     return _NON_ALNUM.sub("", fold(text))
+
+
+# Unit-type words and their usual abbreviations ("Q.9", "TX. Sơn Tây", "P Long Bình").
+_TYPE_PREFIX = re.compile(
+    r"^(thanh pho|thi xa|thi tran|tinh|quan|huyen|phuong|xa|dac khu|tp|tx|tt|q|h|p|x)(\.\s*|\s+)"
+)
+
+
+def name_keys(name: str) -> list[str]:
+    """Compact keys of a unit name as written, and without its type word or abbreviation."""
+    folded = fold(name)
+    short = _TYPE_PREFIX.sub("", folded, count=1)
+    return list(dict.fromkeys((compact_key(folded), compact_key(short))))

@@ -17,32 +17,42 @@ T = TypeVar("T")
 class Reason:
     """One broken (or, with ``severity="warning"``, doubtful) rule."""
 
-    __slots__ = ("code", "message", "severity")
+    __slots__ = ("code", "field", "message", "severity")
 
-    def __init__(self, code: str, message: str, severity: str = "error") -> None:
+    def __init__(
+        self, code: str, message: str, severity: str = "error", field: str | None = None
+    ) -> None:
         self.code = code
         self.message = message
         self.severity = severity
+        self.field = field
 
     @property
     def is_error(self) -> bool:
         return self.severity == "error"
 
+    def for_field(self, field: str) -> Reason:
+        """This reason attributed to a record field."""
+        return Reason(self.code, self.message, self.severity, field)
+
     def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "severity": self.severity}
+        out = {"code": self.code, "message": self.message, "severity": self.severity}
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+    def _key(self) -> tuple[str, str, str, str | None]:
+        return (self.code, self.message, self.severity, self.field)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Reason) and (self.code, self.message, self.severity) == (
-            other.code,
-            other.message,
-            other.severity,
-        )
+        return isinstance(other, Reason) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.code, self.message, self.severity))
+        return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"Reason({self.code!r}, {self.message!r}, {self.severity!r})"
+        where = f", field={self.field!r}" if self.field is not None else ""
+        return f"Reason({self.code!r}, {self.message!r}, {self.severity!r}{where})"
 
 
 _NO_REASONS: tuple[Reason, ...] = ()
