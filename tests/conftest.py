@@ -31,8 +31,11 @@ def pg_dsn() -> Iterator[str]:
     try:
         import psycopg
 
-        admin = psycopg.connect(f"host={PG_HOST} port=5432 dbname=test user=postgres",
-                                autocommit=True, connect_timeout=3)
+        admin = psycopg.connect(
+            f"host={PG_HOST} port=5432 dbname=test user=postgres",
+            autocommit=True,
+            connect_timeout=3,
+        )
     except Exception as exc:  # psycopg.OperationalError and friends
         server_absent("PostgreSQL at 127.0.0.1:5432", exc)
     name = f"lt_test_{uuid.uuid4().hex[:12]}"
@@ -50,16 +53,29 @@ def mariadb_params() -> Iterator[dict[str, object]]:
     try:
         import pymysql
 
-        admin = pymysql.connect(host=MARIADB_HOST, port=3306, user="root", password="",
-                                database="test", connect_timeout=3, autocommit=True)
+        admin = pymysql.connect(
+            host=MARIADB_HOST,
+            port=3306,
+            user="root",
+            password="",
+            database="test",
+            connect_timeout=3,
+            autocommit=True,
+        )
     except Exception as exc:
         server_absent("MariaDB at 127.0.0.1:3306", exc)
     name = f"lt_test_{uuid.uuid4().hex[:12]}"
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     try:
-        yield {"host": MARIADB_HOST, "port": 3306, "user": "root", "password": "",
-               "database": name, "charset": "utf8mb4"}
+        yield {
+            "host": MARIADB_HOST,
+            "port": 3306,
+            "user": "root",
+            "password": "",
+            "database": name,
+            "charset": "utf8mb4",
+        }
     finally:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

@@ -33,7 +33,9 @@ def validate_member_code(code: str) -> str:
 
 def _validate_part(kind: str, value: str) -> str:
     if not value or len(value) > 255 or not _PART.fullmatch(value) or value in (".", ".."):
-        raise InputError(f"{kind} {value!r} is empty, too long or has characters outside [A-Za-z0-9'()+,-.=?_]")
+        raise InputError(
+            f"{kind} {value!r} is empty, too long or has characters outside [A-Za-z0-9'()+,-.=?_]"
+        )
     return value
 
 
@@ -89,9 +91,7 @@ class ServiceId:
     def parse(cls, text: str) -> ServiceId:
         parts = text.strip("/").split("/")
         if len(parts) != 5:
-            raise InputError(
-                f"service id {text!r} must be INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE"
-            )
+            raise InputError(f"service id {text!r} must be INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE")
         return cls(SubsystemId(MemberId(*parts[:3]), parts[3]), parts[4])
 
 

@@ -15,9 +15,15 @@ app = typer.Typer()
 
 @app.command()
 def demo(
-    workdir: Path = typer.Option(Path("demo-work"), "--workdir", help="Directory for every file the demo writes."),
-    seed: int = typer.Option(1, "--seed", help="Seed of the synthetic data (same seed, same data)."),
-    citizens: int = typer.Option(2000, "--citizens", min=10, max=200_000, help="Synthetic citizens to generate."),
+    workdir: Path = typer.Option(
+        Path("demo-work"), "--workdir", help="Directory for every file the demo writes."
+    ),
+    seed: int = typer.Option(
+        1, "--seed", help="Seed of the synthetic data (same seed, same data)."
+    ),
+    citizens: int = typer.Option(
+        2000, "--citizens", min=10, max=200_000, help="Synthetic citizens to generate."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
 ) -> None:
     """Run the end-to-end story on the embedded default (SQLite, local processes)."""

@@ -53,23 +53,31 @@ app.add_typer(demo_app)
 app.add_typer(synth_app, name="synth")
 
 
+def _usage_message(exc: Exception) -> str:
+    """One line for a usage error, naming the command it concerns when known."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None and ctx.command_path else ""
+    return where + " ".join(message.split())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every error to one line and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        result = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        result = app(args=argv, prog_name="lienthong", standalone_mode=False)
+    except (typer.Exit, click.exceptions.Exit) as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.ClickException as exc:  # usage errors: unknown option, bad value
+    except (typer.Abort, click.exceptions.Abort):
+        fail("aborted", 1)
+    except (typer.TyperException, click.ClickException) as exc:  # usage: unknown option, bad value
         if debug:
             raise
-        fail(exc.format_message(), 2)
-    except click.exceptions.Abort:
-        fail("aborted", 1)
+        fail(_usage_message(exc), getattr(exc, "exit_code", 2))
     except LienthongError as exc:
         if debug:
             raise
-        fail(f"{exc.message}", exc.exit_code)
+        fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except Exception as exc:  # the last line of defence: one line, not a traceback

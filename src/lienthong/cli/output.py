@@ -15,7 +15,9 @@ err_console = Console(stderr=True)
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as one JSON document on stdout (UTF-8, non-ASCII kept)."""
     sys.stdout.write(
-        orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
+        orjson.dumps(
+            obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
+        ).decode()
         + "\n"
     )
     sys.stdout.flush()
