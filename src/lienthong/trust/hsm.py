@@ -62,6 +62,29 @@ class Pkcs11Signer:
         )
 
 
+class _TokenSession:
+    """One logged-in session per (module, token) per process: PKCS#11 login state is shared by
+    all sessions of an application, so two stores on one token must share it too."""
+
+    def __init__(self, module: str, token_label: str, pin: str) -> None:
+        self.lock = threading.RLock()
+        self.users = 0
+        try:
+            self.token = _lib(module).get_token(token_label=token_label)
+        except pkcs11.NoSuchToken as exc:
+            raise NotFound(f"no PKCS#11 token labelled {token_label!r}") from exc
+        try:
+            self.session = self.token.open(user_pin=pin, rw=True)
+        except pkcs11.PinIncorrect as exc:
+            raise KeyStoreError(f"wrong PIN for token {token_label!r}") from exc
+        except pkcs11.PKCS11Error as exc:
+            raise BackendError(f"cannot open token {token_label!r}: {exc!r}") from exc
+
+
+_SESSIONS: dict[tuple[str, str], _TokenSession] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
 class Pkcs11KeyStore:
     """Keys in a PKCS#11 token, found by label; one logged-in session shared under a lock."""
 
@@ -71,31 +94,31 @@ class Pkcs11KeyStore:
         self.module = module
         self.token_label = token
         self.pin_ref = parse_secret_ref(pin_ref, what="PKCS#11 user PIN")
-        self._lock = threading.Lock()
-        self._session: Any = None
-        self._token: Any = None
+        self._shared: _TokenSession | None = None
         self._keys: dict[str, Any] = {}
 
+    @property
+    def _lock(self) -> threading.RLock:
+        return self._connect().lock
+
+    def _connect(self) -> _TokenSession:
+        if self._shared is None:
+            key = (self.module, self.token_label)
+            with _SESSIONS_LOCK:
+                if key not in _SESSIONS:
+                    pin = resolve_secret(self.pin_ref, what="PKCS#11 user PIN").decode()
+                    _SESSIONS[key] = _TokenSession(self.module, self.token_label, pin)
+                self._shared = _SESSIONS[key]
+                self._shared.users += 1
+        return self._shared
+
     def _open(self) -> Any:
-        if self._session is None:
-            try:
-                self._token = _lib(self.module).get_token(token_label=self.token_label)
-            except pkcs11.NoSuchToken as exc:
-                raise NotFound(f"no PKCS#11 token labelled {self.token_label!r}") from exc
-            pin = resolve_secret(self.pin_ref, what="PKCS#11 user PIN").decode()
-            try:
-                self._session = self._token.open(user_pin=pin, rw=True)
-            except pkcs11.PinIncorrect as exc:
-                raise KeyStoreError(f"wrong PIN for token {self.token_label!r}") from exc
-            except pkcs11.PKCS11Error as exc:
-                raise BackendError(f"cannot open token {self.token_label!r}: {exc!r}") from exc
-        return self._session
+        return self._connect().session
 
     def supports(self, algorithm: Algorithm) -> bool:
         """Whether the token can generate and sign with ``algorithm`` keys."""
         with self._lock:
-            self._open()
-            mechanisms = set(self._token.slot.get_mechanisms())
+            mechanisms = set(self._connect().token.slot.get_mechanisms())
         if algorithm is Algorithm.ECDSA_P256:
             return Mechanism.EC_KEY_PAIR_GEN in mechanisms and Mechanism.ECDSA in mechanisms
         return Mechanism.ML_DSA_KEY_PAIR_GEN in mechanisms and Mechanism.ML_DSA in mechanisms
@@ -175,9 +198,14 @@ class Pkcs11KeyStore:
         }
 
     def close(self) -> None:
-        """Log out and close the session (keys stay in the token)."""
-        with self._lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
-                self._keys.clear()
+        """Release the shared session; the last user logs out (keys stay in the token)."""
+        shared, self._shared = self._shared, None
+        self._keys.clear()
+        if shared is None:
+            return
+        with _SESSIONS_LOCK:
+            shared.users -= 1
+            if shared.users == 0:
+                _SESSIONS.pop((self.module, self.token_label), None)
+                with shared.lock:
+                    shared.session.close()
