@@ -1,0 +1,103 @@
+"""The operator side: turn a validated registry into a signed global configuration file."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from lienthong.errors import InputError
+from lienthong.federation.globalconf import b64url_decode, build_payload, sign_payload
+from lienthong.federation.model import Registry
+from lienthong.federation.store import write_atomic
+from lienthong.trust.keys import Signer
+from lienthong.trust.x509 import Usage, verify_chain
+
+_DURATION = re.compile(r"(\d+)\s*([dhm])")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``7d``, ``36h``, ``90m`` or combinations like ``1d12h``."""
+    parts = _DURATION.findall(text.strip().lower())
+    if not parts or _DURATION.sub("", text.strip().lower()).strip():
+        raise InputError(f"duration {text!r} must look like 7d, 36h or 90m")
+    unit = {"d": "days", "h": "hours", "m": "minutes"}
+    total = dt.timedelta()
+    for value, u in parts:
+        total += dt.timedelta(**{unit[u]: int(value)})
+    if total <= dt.timedelta(0):
+        raise InputError(f"duration {text!r} must be positive")
+    return total
+
+
+def published_version(path: Path) -> int:
+    """Version of an already published document at ``path`` (0 when there is none).
+
+    Read without verification: it is the operator's own output, used only to auto-increment.
+    """
+    try:
+        doc = json.loads(path.read_bytes())
+        payload = json.loads(b64url_decode(doc["payload"], "payload"))
+        return int(payload["version"])
+    except FileNotFoundError:
+        return 0
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path} is not a published configuration; remove it or use --version"
+        ) from exc
+
+
+def publish(
+    registry: Registry,
+    *,
+    out: Path,
+    signers: Sequence[tuple[Signer, Sequence[x509.Certificate]]],
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    now: dt.datetime,
+    valid_for: dt.timedelta,
+    version: int | None = None,
+) -> tuple[int, dt.datetime]:
+    """Sign ``registry`` and write it to ``out``; return (version, expires_at).
+
+    ``version`` defaults to the version already at ``out`` plus one. Each signer's chain is
+    checked before signing, so an operator cannot publish what gateways will refuse.
+    """
+    previous = published_version(out)
+    if version is None:
+        version = previous + 1
+    elif version <= previous:
+        raise InputError(
+            f"version {version} is not above the published version {previous}; "
+            "gateways refuse roll-back"
+        )
+    for signer, chain in signers:
+        if not chain:
+            raise InputError("each signer needs its certificate")
+        if chain[0].public_key() != signer.public_key():
+            raise InputError("the operator certificate does not match the operator key")
+        verify_chain(chain[0], intermediates=chain[1:], roots=roots, now=now, usage=Usage.SIGNING)
+    anchors = [c.public_bytes(Encoding.PEM).decode() for c in [*roots, *intermediates]]
+    expires_at = now + valid_for
+    payload = build_payload(
+        registry, version=version, issued_at=now, expires_at=expires_at, trust_anchors=anchors
+    )
+    write_atomic(out, sign_payload(payload, signers))
+    return version, expires_at.replace(microsecond=0)
+
+
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint (lower-case hex of the DER), as the registry records it."""
+    from cryptography.hazmat.primitives import hashes
+
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def x5c_of(cert: x509.Certificate) -> str:
+    return base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
