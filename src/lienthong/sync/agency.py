@@ -1,0 +1,195 @@
+"""The agency side of a pipeline: read → map and validate → outbox → hub → checkpoint.
+
+One :class:`AgencySync` per pipeline. ``run()`` makes one pass over every table (resuming each
+from its last enqueued position) and drains the outbox; ``follow()`` repeats that until
+stopped. The checkpoint that counts for the national side (``acked_position``) only moves
+after the hub's signed acknowledgement of the batch has been verified.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lienthong.errors import IntegrityError, TransientError, TrustError
+from lienthong.sync.cipher import RecipientPublic
+from lienthong.sync.connectors.base import Connector
+from lienthong.sync.drift import compare_schema, verify_no_drift
+from lienthong.sync.envelope import build_batch, parse_header, verify_ack
+from lienthong.sync.mapping import Mapped, Mapper, RecordValidator, dictionary_validator
+from lienthong.sync.model import Position
+from lienthong.sync.outbox import Outbox, Pending
+from lienthong.sync.pipeline import Pipeline, TableSpec
+from lienthong.sync.transport import Transport
+from lienthong.trust.keys import PublicKey, Signer
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class AgencyKeys:
+    signer: Signer  # signs batches
+    hub_public: PublicKey  # verifies the hub's acknowledgements
+    recipient: RecipientPublic | None = None  # encrypts PERSONAL-and-above batches
+
+
+@dataclass
+class RunReport:
+    """Counts of one run, from the hub's acknowledgements (read = applied + quarantined)."""
+
+    read: int = 0
+    applied: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    extracted: int = 0
+    pending_batches: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+Progress = Callable[[str, RunReport], None]
+
+
+class AgencySync:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        connectors: dict[str, Connector],
+        outbox: Outbox,
+        transport: Transport,
+        keys: AgencyKeys,
+        *,
+        now: Callable[[], str] = utc_now,
+        validator: Callable[[str], RecordValidator | None] = dictionary_validator,
+        progress: Progress | None = None,
+        max_pending: int = 64,
+    ) -> None:
+        self.pipeline = pipeline
+        self.connectors = connectors
+        self.outbox = outbox
+        self.transport = transport
+        self.keys = keys
+        self.now = now
+        self.validator = validator
+        self.progress = progress
+        self.max_pending = max_pending
+        self.report = RunReport()
+        self._hub_down = False
+
+    def run(self) -> RunReport:
+        """One pass over every table, then drain; transient hub errors end up in ``error``."""
+        self.report = RunReport()
+        self._hub_down = False
+        for spec in self.pipeline.tables:
+            self._extract(spec)
+        self._drain()
+        self.report.pending_batches = self.outbox.pending_count()
+        return self.report
+
+    def follow(self, stop: threading.Event, interval: float = 0.2) -> RunReport:
+        """Repeat :meth:`run` until ``stop`` is set; accumulate the counts."""
+        total = RunReport()
+        while not stop.is_set():
+            r = self.run()
+            for k in ("read", "applied", "quarantined", "batches", "extracted"):
+                setattr(total, k, getattr(total, k) + getattr(r, k))
+            total.pending_batches, total.error = r.pending_batches, r.error
+            stop.wait(interval if not r.error else min(5.0, interval * 10))
+        return total
+
+    def _mapper(self, spec: TableSpec, conn: Connector) -> Mapper:
+        current = conn.schema()
+        recorded = self.outbox.schema(spec.name)
+        if recorded is None:
+            self.outbox.set_field(spec.name, "schema", current, self.now())
+        else:
+            drift = compare_schema(recorded, current)
+            try:
+                verify_no_drift(spec.name, drift, spec.on_added_columns)
+            except Exception as exc:
+                self.outbox.set_field(spec.name, "last_error", str(exc), self.now())
+                raise
+            if drift:
+                self.report.warnings.append(f"{spec.name}: {drift.describe()}")
+        return Mapper(spec, list(current), self.validator(spec.entity))
+
+    def _extract(self, spec: TableSpec) -> None:
+        conn = self.connectors[spec.name]
+        mapper = self._mapper(spec, conn)
+        position = self.outbox.extract_position(spec.name)
+        for chunk in conn.read(position, spec.batch_size):
+            if not chunk.read:
+                continue
+            mapped = mapper.map_chunk(chunk)
+
+            def build(seq: int, chunk_pos: Position = chunk.position, m: Mapped = mapped) -> bytes:
+                return build_batch(
+                    source=self.pipeline.source_id, seq=seq, table=spec.name,
+                    entity=spec.entity, level=spec.classification, position=chunk_pos,
+                    mapped=m, created_at=self.now(), signer=self.keys.signer,
+                    recipient=self.keys.recipient,
+                )  # fmt: skip
+
+            counts = (
+                mapped.read,
+                len(mapped.upserts) + len(mapped.deletes),
+                len(mapped.quarantine),
+            )
+            self.outbox.enqueue(spec.name, chunk.position, counts, build, self.now())
+            self.report.extracted += mapped.read
+            self._drain()
+            if self._hub_down and self.outbox.pending_count() >= self.max_pending:
+                return  # back-pressure: the outbox holds enough until the hub is back
+            if self.progress is not None:
+                self.progress(spec.name, self.report)
+
+    def _drain(self) -> None:
+        """Send pending batches in order until the outbox is empty or the hub is down."""
+        while True:
+            items = self.outbox.pending(32)
+            if not items:
+                self._hub_down = False
+                return
+            for item in items:
+                if not self._deliver(item):
+                    return
+
+    def _deliver(self, item: Pending, attempts: int = 3) -> bool:
+        head = parse_header(item.envelope)[1]
+        batch = hashlib.sha256(head).hexdigest()
+        for attempt in range(attempts):
+            try:
+                ack = self.transport.send(item.envelope)
+                fields = verify_ack(
+                    ack, self.keys.hub_public, self.pipeline.source_id, item.seq, batch
+                )
+            except TransientError as exc:
+                self._hub_down = True
+                self.report.error = exc.message
+                self.outbox.set_field(item.tbl, "last_error", exc.message, self.now())
+                return False
+            except (TrustError, IntegrityError) as exc:
+                # the copy that arrived was damaged (or the ack was): resend the stored one
+                self.outbox.set_field(item.tbl, "last_error", exc.message, self.now())
+                if attempt == attempts - 1 or exc.code in ("sequence_conflict", "sequence_gap"):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            self.outbox.mark_acked(item, ack, self.now())
+            self.outbox.set_field(item.tbl, "last_error", None, self.now())
+            self.report.error = None
+            self.report.batches += 1
+            for k in ("read", "applied", "quarantined"):
+                setattr(self.report, k, getattr(self.report, k) + int(fields[k]))
+            return True
+        return False

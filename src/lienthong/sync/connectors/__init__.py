@@ -1,0 +1,94 @@
+"""Source adapters and the factory that builds them from a pipeline's ``[source]``."""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lienthong.errors import ConfigError
+from lienthong.sync.connectors.base import Connector
+from lienthong.sync.connectors.files import FileConnector
+from lienthong.sync.connectors.sql import MARIADB, POSTGRES, SQLITE, SqlDialect, SqlTableConnector
+from lienthong.sync.pipeline import Pipeline
+from lienthong.sync.secrets import check_no_plaintext, resolve_secret
+
+
+def _sqlite(path: str) -> Callable[[], Any]:
+    def connect() -> Any:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no SQLite database at {path}")
+        # read-only: a sync never writes to the agency's database
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+    return connect
+
+
+def _postgres(dsn: str) -> Callable[[], Any]:
+    def connect() -> Any:
+        import psycopg
+
+        return psycopg.connect(dsn, connect_timeout=10)
+
+    return connect
+
+
+def _mariadb(params: dict[str, Any]) -> Callable[[], Any]:
+    def connect() -> Any:
+        pymysql = importlib.import_module("pymysql")  # untyped driver: kept behind Any
+        return pymysql.connect(**params, connect_timeout=10)
+
+    return connect
+
+
+def mariadb_params(url: str) -> dict[str, Any]:
+    """``mysql://user@host:port/db`` → PyMySQL keyword arguments (password via reference)."""
+    from urllib.parse import unquote, urlparse
+
+    u = urlparse(url)
+    if u.scheme not in ("mysql", "mariadb") or not u.path.strip("/"):
+        raise ConfigError("source.dsn: expected mysql://user[:password]@host[:port]/database")
+    return {
+        "host": u.hostname or "127.0.0.1",
+        "port": u.port or 3306,
+        "user": unquote(u.username or ""),
+        "password": unquote(u.password or ""),
+        "database": u.path.strip("/"),
+        "charset": "utf8mb4",
+    }
+
+
+def open_connectors(pipeline: Pipeline) -> dict[str, Connector]:
+    """One connector per table of ``pipeline`` (secrets resolved from their references)."""
+    src, base = pipeline.source, pipeline.base_dir
+    out: dict[str, Connector] = {}
+    for t in pipeline.tables:
+        if src.kind == "files":
+            path = base / str(src.path) / (t.file or t.name)
+            out[t.name] = FileConnector(path, list(t.key), t.format or "")
+            continue
+        connect: Callable[[], Any]
+        dialect: SqlDialect
+        if src.kind == "sqlite":
+            connect, dialect = _sqlite(str(base / str(src.path))), SQLITE
+        else:
+            dsn = resolve_secret(src.dsn, "source.dsn", base)
+            if src.kind == "postgres":
+                connect, dialect = _postgres(dsn), POSTGRES
+            else:
+                connect, dialect = _mariadb(mariadb_params(dsn)), MARIADB
+        out[t.name] = SqlTableConnector(
+            connect, dialect, t.name, t.key, cursor=t.cursor, deleted_column=t.deleted_column
+        )
+    return out
+
+
+__all__ = [
+    "Connector",
+    "FileConnector",
+    "SqlTableConnector",
+    "check_no_plaintext",
+    "open_connectors",
+]

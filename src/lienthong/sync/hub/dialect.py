@@ -1,0 +1,80 @@
+"""Backend differences of the consolidated database, as data (SQLite embedded, PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lienthong.errors import ConfigError
+
+_ENTITY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,40}$")
+
+
+def entity_ident(entity: str) -> str:
+    """Table-name stem of a dictionary entity: ``HealthInsuranceCard`` → ``health_insurance_card``.
+
+    Entity names become table names, so only a strict allow-list passes.
+    """
+    if not _ENTITY.match(entity):
+        raise ConfigError(f"invalid entity name {entity!r}: letters, digits and _")
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", entity).lower()
+
+
+@dataclass(frozen=True)
+class HubDialect:
+    name: str
+    placeholder: str
+    json_type: str
+    ts_type: str
+    id_type: str
+    distinct: str  # "IS DISTINCT FROM" is spelled "IS NOT" in SQLite
+    temp_suffix: str
+    begin: str  # statement opening a write transaction ("" = driver begins implicitly)
+    lock: str  # row-lock suffix for the per-source sequence row
+    bulk_load: Callable[[Any, str, Sequence[str], list[Sequence[Any]]], None]
+
+    def sql(self, text: str) -> str:
+        """Write SQL with ``?`` placeholders; convert to this backend's style."""
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+
+def _copy_load(conn: Any, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+    with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_load(conn: Any, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+    marks = ", ".join("?" * len(columns))
+    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+SQLITE = HubDialect(
+    "sqlite", "?", "TEXT", "TEXT", "INTEGER PRIMARY KEY", "IS NOT", "", "BEGIN IMMEDIATE", "",
+    _insert_load,
+)  # fmt: skip
+POSTGRES = HubDialect(
+    "postgres", "%s", "JSONB", "TIMESTAMPTZ", "BIGSERIAL PRIMARY KEY",
+    "IS DISTINCT FROM", " ON COMMIT DELETE ROWS", "", " FOR UPDATE", _copy_load,
+)  # fmt: skip
+
+
+def connect_hub(url: str) -> tuple[Any, HubDialect]:
+    """Open the consolidated database: a PostgreSQL URL, or a SQLite file path."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        try:
+            return psycopg.connect(url), POSTGRES
+        except psycopg.Error as exc:
+            from lienthong.errors import BackendError
+
+            raise BackendError(f"cannot open consolidated database: {exc}") from exc
+    path = url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process kill -9
+    return conn, SQLITE

@@ -1,0 +1,223 @@
+"""The National Consolidated Database (CSDL tổng hợp quốc gia): apply batches exactly once.
+
+Per entity two tables: ``c_<entity>`` (current version, key ``(source, source_key)``, lineage
+columns) and ``h_<entity>`` (every previous version with ``valid_from``/``valid_to`` and the
+operation that ended it). ``sync_batches`` records every applied batch, ``sync_sources`` the
+last sequence number per source, ``sync_quarantine`` the rejected rows with every reason.
+
+Exactly-once: :meth:`HubStore.apply` writes the rows *and* the ``(source, seq)`` record in one
+transaction, after locking the source's sequence row; a batch whose sequence is already
+recorded is acknowledged again without touching any row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from lienthong.errors import BackendError, IntegrityError
+from lienthong.sync.envelope import Batch
+from lienthong.sync.hub.dialect import HubDialect, entity_ident
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the hub did with one batch (the fields of its signed acknowledgement)."""
+
+    source: str
+    seq: int
+    batch: str
+    status: str  # "applied" | "duplicate"
+    applied: int
+    quarantined: int
+    read: int
+
+    def ack_fields(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "seq": self.seq, "batch": self.batch, "status": self.status,
+            "applied": self.applied, "quarantined": self.quarantined, "read": self.read,
+        }  # fmt: skip
+
+
+class HubStore:
+    """The consolidated database behind one connection (one writer at a time)."""
+
+    def __init__(self, conn: Any, dialect: HubDialect) -> None:
+        self.conn = conn
+        self.d = dialect
+        self._entities: set[str] = set()
+        self._ddl(
+            f"""CREATE TABLE IF NOT EXISTS sync_sources (
+                source TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, updated_at {dialect.ts_type})""",
+            f"""CREATE TABLE IF NOT EXISTS sync_batches (
+                source TEXT NOT NULL, seq BIGINT NOT NULL, batch TEXT NOT NULL, tbl TEXT NOT NULL,
+                entity TEXT NOT NULL, position TEXT NOT NULL, read BIGINT NOT NULL,
+                applied BIGINT NOT NULL, quarantined BIGINT NOT NULL,
+                received_at {dialect.ts_type} NOT NULL, PRIMARY KEY (source, seq))""",
+            f"""CREATE TABLE IF NOT EXISTS sync_quarantine (
+                id {dialect.id_type}, source TEXT NOT NULL, seq BIGINT NOT NULL,
+                tbl TEXT NOT NULL, entity TEXT NOT NULL, source_key TEXT NOT NULL,
+                position TEXT NOT NULL, raw {dialect.json_type} NOT NULL, reasons TEXT NOT NULL,
+                received_at {dialect.ts_type} NOT NULL, resolved_seq BIGINT)""",
+            "CREATE TABLE IF NOT EXISTS sync_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+        )
+        self._ddl(
+            self.d.sql(
+                "INSERT INTO sync_meta VALUES ('schema_version', ?) ON CONFLICT (k) DO NOTHING"
+            ),
+            params=(str(SCHEMA_VERSION),),
+        )
+
+    def _ddl(self, *statements: str, params: tuple[Any, ...] = ()) -> None:
+        try:
+            if self.d.begin:
+                self.conn.execute(self.d.begin)
+            for stmt in statements:
+                self.conn.execute(stmt, params) if params else self.conn.execute(stmt)
+            self.conn.commit()
+        except Exception as exc:
+            self._rollback()
+            raise BackendError(f"consolidated database: {exc}") from exc
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(Exception):  # the connection itself may be gone
+            self.conn.rollback()
+
+    def ensure_entity(self, entity: str) -> None:
+        e = entity_ident(entity)
+        if e in self._entities:
+            return
+        cols = f"""source TEXT NOT NULL, source_key TEXT NOT NULL, data {self.d.json_type} NOT NULL,
+            position TEXT NOT NULL, batch_seq BIGINT NOT NULL,
+            received_at {self.d.ts_type} NOT NULL, valid_from {self.d.ts_type} NOT NULL"""
+        self._ddl(
+            f"CREATE TABLE IF NOT EXISTS c_{e} ({cols}, PRIMARY KEY (source, source_key))",
+            f"""CREATE TABLE IF NOT EXISTS h_{e} ({cols}, valid_to {self.d.ts_type} NOT NULL,
+                ended_by TEXT NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS h_{e}_key ON h_{e} (source, source_key)",
+            f"""CREATE TEMP TABLE IF NOT EXISTS
+                stage_{e} (source_key TEXT PRIMARY KEY, position TEXT, data {self.d.json_type})
+                {self.d.temp_suffix}""",
+        )
+        self._entities.add(e)
+
+    def apply(self, batch: Batch, now: str) -> Applied:
+        """Apply ``batch`` exactly once (see module docstring); return what happened."""
+        h = batch.header
+        entity = entity_ident(str(h["entity"]))
+        self.ensure_entity(entity)
+        try:
+            if self.d.begin:
+                self.conn.execute(self.d.begin)
+            done = self._check_sequence(batch)
+            if done is None:
+                self._apply_rows(batch, entity, now)
+                done = self._record(batch, now)
+            self.conn.commit()
+            return done
+        except IntegrityError:
+            self._rollback()
+            raise
+        except Exception as exc:
+            self._rollback()
+            raise BackendError(f"consolidated database: {exc}") from exc
+
+    def _check_sequence(self, batch: Batch) -> Applied | None:
+        q = self.d.sql
+        row = self.conn.execute(
+            q(f"SELECT last_seq FROM sync_sources WHERE source = ?{self.d.lock}"), (batch.source,)
+        ).fetchone()
+        last = int(row[0]) if row else 0
+        if batch.seq == last + 1:
+            return None
+        if batch.seq > last + 1:
+            raise IntegrityError(
+                f"batch {batch.seq} from {batch.source} out of order: expected {last + 1}",
+                code="sequence_gap",
+            )
+        prior = self.conn.execute(
+            q(
+                "SELECT batch, applied, quarantined, read FROM sync_batches"
+                " WHERE source = ? AND seq = ?"
+            ),
+            (batch.source, batch.seq),
+        ).fetchone()
+        if prior is None or prior[0] != batch.header_sha256:
+            raise IntegrityError(
+                f"batch {batch.seq} from {batch.source} reuses its sequence number for other data",
+                code="sequence_conflict",
+            )
+        return Applied(batch.source, batch.seq, prior[0], "duplicate", *map(int, prior[1:]))
+
+    def _apply_rows(self, batch: Batch, e: str, now: str) -> None:
+        q, d = self.d.sql, self.d
+        src, seq = batch.source, batch.seq
+        c = self.conn
+        hist = f"""INSERT INTO h_{e} SELECT c.source, c.source_key, c.data, c.position,
+            c.batch_seq, c.received_at, c.valid_from, CAST(? AS {d.ts_type}), ?
+            FROM c_{e} c JOIN stage_{e} s ON c.source = ? AND c.source_key = s.source_key"""
+        if batch.upserts:
+            c.execute(f"DELETE FROM stage_{e}")
+            rows = [(k, p, j.decode()) for k, p, j in _last_per_key(batch.upserts)]
+            d.bulk_load(c, f"stage_{e}", ("source_key", "position", "data"), rows)
+            c.execute(q(f"{hist} WHERE c.data {d.distinct} s.data"), (now, "update", src))
+            c.execute(
+                q(f"""INSERT INTO c_{e} SELECT ?, source_key, data, position, ?,
+                    CAST(? AS {d.ts_type}), CAST(? AS {d.ts_type})
+                    FROM stage_{e} WHERE true ON CONFLICT (source, source_key) DO UPDATE SET
+                    data = excluded.data, position = excluded.position,
+                    batch_seq = excluded.batch_seq, received_at = excluded.received_at,
+                    valid_from = excluded.valid_from
+                    WHERE c_{e}.data {d.distinct} excluded.data"""),
+                (src, seq, now, now),
+            )
+        if batch.deletes:
+            c.execute(f"DELETE FROM stage_{e}")
+            d.bulk_load(c, f"stage_{e}", ("source_key", "position"),
+                        [(k, p) for k, p in dict(batch.deletes).items()])  # fmt: skip
+            c.execute(q(hist), (now, "delete", src))
+            c.execute(
+                q(f"DELETE FROM c_{e} WHERE source = ? AND source_key IN "
+                  f"(SELECT source_key FROM stage_{e})"),
+                (src,),
+            )  # fmt: skip
+        if batch.quarantine:
+            cols = ("source", "seq", "tbl", "entity", "source_key", "position", "raw", "reasons",
+                    "received_at")  # fmt: skip
+            tbl = str(batch.header["table"])
+            d.bulk_load(c, "sync_quarantine", cols, [
+                (src, seq, tbl, e, k, p, raw.decode(), orjson.dumps(rs).decode(), now)
+                for k, p, raw, rs in batch.quarantine
+            ])  # fmt: skip
+        c.execute(f"DELETE FROM stage_{e}")
+
+    def _record(self, batch: Batch, now: str) -> Applied:
+        counts = batch.header["counts"]
+        applied = int(counts["upserts"]) + int(counts["deletes"])
+        done = Applied(batch.source, batch.seq, batch.header_sha256, "applied", applied,
+                       int(counts["quarantined"]), int(counts["read"]))  # fmt: skip
+        q = self.d.sql
+        self.conn.execute(
+            q("INSERT INTO sync_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            (batch.source, batch.seq, batch.header_sha256, str(batch.header["table"]),
+             str(batch.header["entity"]), orjson.dumps(batch.header["position"]).decode(),
+             done.read, done.applied, done.quarantined, now),
+        )  # fmt: skip
+        self.conn.execute(
+            q("""INSERT INTO sync_sources VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE
+                 SET last_seq = excluded.last_seq, updated_at = excluded.updated_at"""),
+            (batch.source, batch.seq, now),
+        )
+        return done
+
+
+def _last_per_key(rows: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """Keep the last change of each key (a log-based batch may hold several)."""
+    if len({k for k, _, _ in rows}) == len(rows):
+        return rows
+    return list({k: (k, p, j) for k, p, j in rows}.values())

@@ -1,0 +1,224 @@
+"""Declarative pipelines (``pipeline.toml`` or ``.yaml``): typed, validated, every error at once.
+
+See ``docs/sync.md`` for the format. :func:`load_pipeline` reads a file;
+:func:`pipeline_from_dict` validates an already-parsed document. Both report *all* problems in
+one :class:`ConfigError`, each with its location (``tables[1].fields.ngay_sinh.transform``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lienthong.classification import Level
+from lienthong.errors import ConfigError, InputError
+from lienthong.sync.transforms import TRANSFORMS
+from lienthong.sync.transforms import transform as find_transform
+
+SOURCE_KINDS = ("sqlite", "postgres", "mariadb", "files")
+DRIFT_POLICIES = ("stop", "continue")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One target field: from one source column (or several joined) with a conversion."""
+
+    target: str
+    sources: tuple[str, ...]
+    transform: str | None = None
+    format: str | None = None
+    codes: dict[str, str] | None = None
+    sep: str = " "
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: tuple[str, ...]
+    entity: str
+    fields: tuple[FieldSpec, ...] = ()
+    cursor: str | None = None
+    deleted_column: str | None = None
+    batch_size: int = 5000
+    classification: Level = Level.PERSONAL
+    on_added_columns: str = "stop"
+    file: str | None = None
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str
+    dsn: Any = None  # a reference for postgres/mariadb; resolved by the composition root
+    path: str | None = None  # sqlite database or files directory
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    source_id: str
+    source: SourceSpec
+    tables: tuple[TableSpec, ...]
+    state: str = "sync-state.db"
+    hub: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+
+    def table(self, name: str) -> TableSpec:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise InputError(f"pipeline has no table {name!r}")
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and validate a pipeline file (TOML, or YAML by extension)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read pipeline {p}: {exc.strerror}") from exc
+    try:
+        doc = yaml.safe_load(text) if p.suffix in (".yaml", ".yml") else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{p}: not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{p}: the document must be a table/mapping")
+    return pipeline_from_dict(doc, base_dir=p.parent)
+
+
+class _Errors(list[str]):
+    def need(self, doc: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
+        if key not in doc:
+            self.append(f"{where}{key}: required")
+            return None
+        return self.check(doc[key], typ, f"{where}{key}")
+
+    def check(self, value: Any, typ: type | tuple[type, ...], where: str) -> Any:
+        if value is not None and not isinstance(value, typ):
+            self.append(f"{where}: expected {_tname(typ)}, got {type(value).__name__}")
+            return None
+        return value
+
+
+def _tname(typ: type | tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))
+
+
+def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipeline:
+    """Validate a parsed pipeline document; raise one ConfigError listing every problem."""
+    err = _Errors()
+    allowed = {"source_id", "source", "tables", "state", "hub"}
+    err.extend(f"{k}: unknown setting" for k in doc if k not in allowed)
+    source_id = err.need(doc, "source_id", str, "")
+    source = _source(doc.get("source"), err)
+    tables_doc = err.need(doc, "tables", list, "") or []
+    parsed = [_table(t, f"tables[{i}].", err) for i, t in enumerate(tables_doc)]
+    tables = tuple(t for t in parsed if t is not None)
+    if not tables_doc and "tables" in doc:
+        err.append("tables: at least one table is required")
+    names = [t.name for t in tables]
+    err.extend(f"tables: duplicate table {n!r}" for n in {n for n in names if names.count(n) > 1})
+    state = err.check(doc.get("state", "sync-state.db"), str, "state")
+    hub = err.check(doc.get("hub", {}), dict, "hub") or {}
+    if err or source is None or source_id is None:
+        raise ConfigError("invalid pipeline: " + "; ".join(err), errors=list(err))
+    return Pipeline(source_id, source, tables, state or "sync-state.db", hub, base_dir)
+
+
+def _source(doc: Any, err: _Errors) -> SourceSpec | None:
+    if not isinstance(doc, dict):
+        err.append("source: required table with kind = " + "|".join(SOURCE_KINDS))
+        return None
+    kind = err.need(doc, "kind", str, "source.")
+    if kind is not None and kind not in SOURCE_KINDS:
+        err.append(f"source.kind: {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+    err.extend(f"source.{k}: unknown setting" for k in doc if k not in ("kind", "dsn", "path"))
+    if kind in ("postgres", "mariadb"):
+        dsn = doc.get("dsn")
+        if not (isinstance(dsn, dict) and len(dsn) == 1 and next(iter(dsn)) in ("$env", "$file")):
+            err.append('source.dsn: must be a reference {"$env": NAME} or {"$file": path}')
+    elif kind in ("sqlite", "files"):
+        err.need(doc, "path", str, "source.")
+    return SourceSpec(kind or "", doc.get("dsn"), doc.get("path"))
+
+
+_TABLE_KEYS = {
+    "name", "key", "entity", "fields", "joins", "cursor", "deleted_column", "batch_size",
+    "classification", "on_added_columns", "file", "format",
+}  # fmt: skip
+
+
+def _table(doc: Any, where: str, err: _Errors) -> TableSpec | None:
+    if not isinstance(doc, dict):
+        err.append(f"{where[:-1]}: expected a table")
+        return None
+    err.extend(f"{where}{k}: unknown setting" for k in doc if k not in _TABLE_KEYS)
+    name = err.need(doc, "name", str, where)
+    key = err.need(doc, "key", (list, str), where)
+    key = [key] if isinstance(key, str) else key
+    if key is not None and (not key or not all(isinstance(k, str) for k in key)):
+        err.append(f"{where}key: a non-empty list of column names")
+    entity = err.need(doc, "entity", str, where)
+    size = err.check(doc.get("batch_size", 5000), int, f"{where}batch_size")
+    if isinstance(size, int) and not 1 <= size <= 1_000_000:
+        err.append(f"{where}batch_size: must be between 1 and 1000000")
+    level = Level.PERSONAL
+    try:
+        level = Level.parse(doc.get("classification", "PERSONAL"))
+    except InputError as exc:
+        err.append(f"{where}classification: {exc.message}")
+    drift = doc.get("on_added_columns", "stop")
+    if drift not in DRIFT_POLICIES:
+        err.append(f"{where}on_added_columns: {drift!r} is not one of {DRIFT_POLICIES}")
+    fields = _fields(doc.get("fields", {}), doc.get("joins", {}), where, err)
+    for opt in ("cursor", "deleted_column", "file", "format"):
+        err.check(doc.get(opt), str, f"{where}{opt}")
+    if not (name and key and entity):
+        return None
+    return TableSpec(
+        name, tuple(key), entity, fields, doc.get("cursor"), doc.get("deleted_column"),
+        size or 5000, level, drift, doc.get("file"), doc.get("format"),
+    )  # fmt: skip
+
+
+def _fields(fields: Any, joins: Any, where: str, err: _Errors) -> tuple[FieldSpec, ...]:
+    out: list[FieldSpec] = []
+    for section, doc in (("fields", fields), ("joins", joins)):
+        if not isinstance(doc, dict):
+            err.append(f"{where}{section}: expected a table")
+            continue
+        for col, spec in doc.items():
+            loc = f"{where}{section}.{col}"
+            spec = {"to": spec} if isinstance(spec, str) else spec
+            if not isinstance(spec, dict):
+                err.append(f"{loc}: expected a target name or a table")
+                continue
+            err.extend(
+                f"{loc}.{k}: unknown setting"
+                for k in spec
+                if k not in ("to", "from", "transform", "format", "codes", "sep", "required")
+            )
+            sources = spec.get("from", [col]) if section == "joins" else [col]
+            if section == "joins" and not (isinstance(sources, list) and sources):
+                err.append(f"{loc}.from: a non-empty list of source columns")
+                continue
+            transform = spec.get("transform")
+            if transform is not None and find_transform(str(transform)) is None:
+                err.append(
+                    f"{loc}.transform: {transform!r} is not one of {sorted(TRANSFORMS)} "
+                    "or a lienthong.validate check"
+                )
+            codes = spec.get("codes")
+            if codes is not None and not isinstance(codes, dict):
+                err.append(f"{loc}.codes: expected a table of source code = target code")
+            target = spec.get("to", col)
+            out.append(FieldSpec(
+                str(target), tuple(str(s) for s in sources), transform, spec.get("format"),
+                {str(k): str(v) for k, v in codes.items()} if isinstance(codes, dict) else None,
+                str(spec.get("sep", " ")), bool(spec.get("required", False)),
+            ))  # fmt: skip
+    return tuple(out)
