@@ -48,9 +48,11 @@ def root(
 # Capability sub-commands: one import and one add_typer line each.
 from lienthong.cli.demo import app as demo_app  # noqa: E402  (registration block)
 from lienthong.synth.cli import app as synth_app  # noqa: E402
+from lienthong.dictionary.cli import app as dictionary_app  # noqa: E402
 
 app.add_typer(demo_app)
 app.add_typer(synth_app, name="synth")
+app.add_typer(dictionary_app, name="dictionary")
 
 
 def _usage_message(exc: Exception) -> str:

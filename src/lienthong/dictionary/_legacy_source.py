@@ -64,6 +64,17 @@ def legacy_rows() -> list[LegacyRow]:
     return [LegacyRow(*row) for row in rows]
 
 
+def legacy_province_rows() -> list[tuple[str, str, str]]:
+    """(GSO code, full name, name key) of the 63 pre-2025 provinces."""
+    path = _data_dir() / "dataset.db"
+    query = "SELECT DISTINCT provinceCode, province, provinceKey FROM admin_units_legacy"
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            return [(str(a), str(b), str(c)) for a, b, c in conn.execute(query).fetchall()]
+    except sqlite3.Error as exc:
+        raise BackendError(f"cannot read legacy provinces from {path}: {exc}") from exc
+
+
 def new_units() -> list[tuple[str, str, str, str]]:
     """(province code, province key, ward name, ward key) of the post-2025 units in that dataset."""
     path = _data_dir() / "dataset.db"

@@ -39,7 +39,13 @@ from lienthong.dictionary.conversion import (
     legacy_commune_to_current,
     legacy_province,
 )
-from lienthong.dictionary.legacy import LegacyCommune, LegacyDistrict, LegacyProvince, legacy_index
+from lienthong.dictionary.legacy import (
+    LegacyCommune,
+    LegacyDistrict,
+    LegacyProvince,
+    legacy_index,
+    legacy_provinces,
+)
 
 
 class _LegacyIdProvinces(Mapping[str, LegacyProvince]):
@@ -67,7 +73,7 @@ _ID_TABLE: dict[str, LegacyProvince] = {}
 def legacy_id_provinces() -> dict[str, LegacyProvince]:
     """The 63 personal-ID province codes as a plain dict (fast membership tests)."""
     if not _ID_TABLE:
-        _ID_TABLE.update({p.id_code: p for p in legacy_index().provinces.values()})
+        _ID_TABLE.update({p.id_code: p for p in legacy_provinces().values()})
     return _ID_TABLE
 
 
@@ -99,7 +105,9 @@ __all__ = [
     "legacy_commune",
     "legacy_commune_to_current",
     "legacy_id_provinces",
+    "legacy_index",
     "legacy_province",
+    "legacy_provinces",
     "province",
     "provinces",
     "religion",

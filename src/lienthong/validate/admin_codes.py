@@ -9,7 +9,7 @@ hold pre-2025 codes, ``legacy=False`` to refuse legacy codes.
 from __future__ import annotations
 
 from lienthong.dictionary import admin_units
-from lienthong.dictionary.legacy import legacy_index
+from lienthong.dictionary.legacy import legacy_index, legacy_provinces
 from lienthong.validate.result import Check, Reason, fail
 
 
@@ -30,7 +30,7 @@ def check_province_code(value: object, *, legacy: bool | None = None) -> Check[s
         return fail("province_format", f"province code {value!r} is not 1–2 digits")
     if legacy is not True and admin_units.is_province_code(code):
         return Check(code)
-    old = legacy_index().provinces.get(code)
+    old = legacy_provinces().get(code)
     if old is None:
         return fail("province_unknown", f"{code} is not a province code")
     if legacy is False:

@@ -10,7 +10,7 @@ only the 10-digit social-insurance number, which is also accepted. Neither has a
 
 from __future__ import annotations
 
-from lienthong.dictionary.legacy import legacy_index
+from lienthong.dictionary.legacy import legacy_provinces
 from lienthong.validate.result import Check, Reason, fail
 
 # Beneficiary groups of Decision 1351/QĐ-BHXH, Appendix 1 (an unknown group is a warning:
@@ -54,7 +54,7 @@ def check_health_insurance_card(value: object) -> Check[str]:
         return fail("bhyt_group_format", f"characters 1–2 {group!r} must be two letters")
     if level not in "12345":
         return fail("bhyt_benefit_level", f"character 3 {level!r} must be a benefit level 1–5")
-    if province not in legacy_index().provinces:
+    if province not in legacy_provinces():
         return fail("bhyt_province_unknown", f"characters 4–5 {province!r} are not a province code")
     if not (number.isdigit() and number.isascii()):
         return fail("bhyt_number_format", f"characters 6–15 {number!r} must be 10 digits")

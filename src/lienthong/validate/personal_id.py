@@ -13,6 +13,7 @@ import datetime as dt
 
 from lienthong.dictionary.categories import legacy_id_provinces
 from lienthong.errors import InputError
+from lienthong.validate.dates import parse_date
 from lienthong.validate.result import Check, Reason, fail
 from lienthong.validate.sex import sex_code
 
@@ -26,12 +27,10 @@ def _century_sex(year: int, sex: str) -> str:
 
 
 def _as_date(value: object) -> dt.date | None:
+    """A date of birth in any accepted form; an unreadable one is not cross-checked."""
     if value is None or isinstance(value, dt.date):
         return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        return None
+    return parse_date(value).value
 
 
 def _clean(value: object) -> tuple[str, Reason | None]:
