@@ -1,0 +1,311 @@
+"""``lienthong ca``: certification authority, enrolment, revocation, status and time-stamps.
+
+Secrets are given as references only: ``--passphrase env:NAME`` or ``--passphrase file:PATH``
+(likewise ``--pin``); the secret itself never appears on the command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import typer
+from cryptography.hazmat.primitives import serialization
+
+from lienthong.cli.output import console, emit_json
+from lienthong.errors import CertificateError, InputError
+from lienthong.trust.ca import CertificateAuthority, LocalStatusSource
+from lienthong.trust.enrol import make_csr
+from lienthong.trust.identity import identity_of, parse_identity
+from lienthong.trust.keys import Algorithm, public_key_to_pem
+from lienthong.trust.keystore import open_keystore
+from lienthong.trust.ocsp import build_request, verify_response
+from lienthong.trust.profiles import Profile
+from lienthong.trust.secrets import parse_secret_ref
+from lienthong.trust.x509 import Usage, load_certificate, load_certificates, load_csr, verify_chain
+
+app = typer.Typer(
+    help="Certification authority for official-use signatures (chữ ký số "
+    "chuyên dùng công vụ): keys, certificates, revocation, status, time-stamps.",
+    no_args_is_help=True,
+)
+
+PEM = serialization.Encoding.PEM
+DirOpt = typer.Option(..., "--dir", help="CA directory.")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
+PassOpt = typer.Option(
+    "env:LIENTHONG_CA_PASSPHRASE",
+    "--passphrase",
+    help="Key-store passphrase REFERENCE: env:NAME or file:PATH.",
+)
+ModuleOpt = typer.Option(None, "--pkcs11-module", help="PKCS#11 library (HSM key store).")
+TokenOpt = typer.Option(None, "--token", help="PKCS#11 token label.")
+PinOpt = typer.Option("env:LIENTHONG_HSM_PIN", "--pin", help="HSM user PIN REFERENCE.")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _spec(
+    keys_dir: str, passphrase: str, module: str | None, token: str | None, pin: str
+) -> dict[str, Any]:
+    if module or token:
+        return {
+            "type": "pkcs11",
+            "module": module or "",
+            "token": token or "",
+            "pin": parse_secret_ref(pin, what="--pin"),
+        }
+    return {
+        "type": "file",
+        "dir": keys_dir,
+        "passphrase": parse_secret_ref(passphrase, what="--passphrase"),
+    }
+
+
+def _cert_info(cert: Any, path: Path | None = None) -> dict[str, Any]:
+    try:
+        ident: str | None = str(identity_of(cert))
+    except CertificateError:
+        ident = None
+    return {
+        "serial": f"{cert.serial_number:x}",
+        "subject": cert.subject.rfc4514_string(),
+        "identity": ident,
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "path": str(path) if path else None,
+    }
+
+
+@app.command()
+def init(
+    directory: Path = DirOpt,
+    algorithm: str = typer.Option("ECDSA-P256", "--algorithm", help="ECDSA-P256 or ML-DSA-65."),
+    intermediate: bool = typer.Option(
+        True, "--intermediate/--no-intermediate", help="Issue leaves from an intermediate CA."
+    ),
+    name: str = typer.Option("Lienthong Root CA", "--name", help="Root CA common name."),
+    days: int = typer.Option(3650, "--days", min=1, max=36500, help="Root validity."),
+    passphrase: str = PassOpt,
+    pkcs11_module: str | None = ModuleOpt,
+    token: str | None = TokenOpt,
+    pin: str = PinOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Create a CA: root (± intermediate), status responder and time-stamping keys."""
+    spec = _spec("keys", passphrase, pkcs11_module, token, pin)
+    ca = CertificateAuthority.init(
+        directory,
+        keystore_spec=spec,
+        now=_now(),
+        algorithm=Algorithm.parse(algorithm),
+        intermediate=intermediate,
+        name=name,
+        days=days,
+    )
+    result = {
+        "dir": str(directory),
+        "algorithm": ca.algorithm.value,
+        "bundle": str(ca.bundle_path),
+        "root": _cert_info(ca.root),
+        "issuer": _cert_info(ca.issuer),
+    }
+    emit_json(result) if json_out else console.print(
+        f"CA created in {directory} ({ca.algorithm.value}); trust bundle {ca.bundle_path}"
+    )
+
+
+@app.command()
+def keygen(
+    keystore_dir: Path = typer.Option(
+        Path("keys"), "--keystore-dir", help="Directory of the encrypted-file key store."
+    ),
+    label: str = typer.Option(..., "--label", help="Key label."),
+    algorithm: str = typer.Option("ECDSA-P256", "--algorithm"),
+    passphrase: str = PassOpt,
+    pkcs11_module: str | None = ModuleOpt,
+    token: str | None = TokenOpt,
+    pin: str = PinOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Generate a key pair in a key store (agency side); prints the public key."""
+    store = open_keystore(_spec(str(keystore_dir), passphrase, pkcs11_module, token, pin))
+    signer = store.generate(label, Algorithm.parse(algorithm))
+    pem = public_key_to_pem(signer.public_key()).decode()
+    emit_json(
+        {"label": label, "algorithm": signer.algorithm.value, "public_key": pem}
+    ) if json_out else console.print(pem, end="")
+
+
+@app.command()
+def csr(
+    keystore_dir: Path = typer.Option(Path("keys"), "--keystore-dir"),
+    label: str = typer.Option(..., "--label", help="Key label in the store."),
+    identity: str = typer.Option(
+        ..., "--identity", help="INSTANCE/CLASS/MEMBER[/SUBSYSTEM], e.g. VN/GOV/G01.BCA"
+    ),
+    common_name: str | None = typer.Option(None, "--cn", help="Gateway name (TLS)."),
+    dns: list[str] = typer.Option([], "--dns", help="DNS subjectAltName (repeatable)."),
+    ip: list[str] = typer.Option([], "--ip", help="IP subjectAltName (repeatable)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the CSR (PEM)."),
+    passphrase: str = PassOpt,
+    pkcs11_module: str | None = ModuleOpt,
+    token: str | None = TokenOpt,
+    pin: str = PinOpt,
+) -> None:
+    """Write a CSR for an identity, signed by a key in the store (proof of possession)."""
+    store = open_keystore(_spec(str(keystore_dir), passphrase, pkcs11_module, token, pin))
+    request = make_csr(
+        store.signer(label),
+        parse_identity(identity),
+        common_name=common_name,
+        dns_names=dns,
+        ip_addresses=ip,
+    )
+    out.write_bytes(request.public_bytes(PEM))
+    console.print(f"CSR written to {out}")
+
+
+@app.command()
+def issue(
+    directory: Path = DirOpt,
+    csr_file: Path = typer.Option(..., "--csr", help="CSR file (PEM or DER)."),
+    profile: str = typer.Option(..., "--profile", help="signing or tls."),
+    days: int | None = typer.Option(None, "--days", min=1, max=3650),
+    dns: list[str] = typer.Option([], "--dns", help="Extra DNS SAN (tls)."),
+    ip: list[str] = typer.Option([], "--ip", help="Extra IP SAN (tls)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the certificate (PEM)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Issue a certificate from a CSR (identity taken from the CSR and validated)."""
+    request = load_csr(_read(csr_file, "CSR"), source=str(csr_file))
+    ca = CertificateAuthority.open(directory)
+    cert = ca.issue(
+        request,
+        profile=Profile.parse(profile),
+        now=_now(),
+        days=days,
+        dns_names=dns,
+        ip_addresses=ip,
+    )
+    out.write_bytes(cert.public_bytes(PEM))
+    emit_json(_cert_info(cert, out)) if json_out else console.print(
+        f"issued {profile} certificate {cert.serial_number:x} for {identity_of(cert)} → {out}"
+    )
+
+
+@app.command()
+def revoke(
+    directory: Path = DirOpt,
+    serial: str = typer.Argument(..., help="Serial (hex)."),
+    reason: str = typer.Option("unspecified", "--reason", help="e.g. keyCompromise."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Revoke a certificate and publish a fresh CRL."""
+    ca = CertificateAuthority.open(directory)
+    cert = ca.revoke(serial, reason, _now())
+    emit_json(
+        {"revoked": f"{cert.serial_number:x}", "reason": reason}
+    ) if json_out else console.print(f"revoked {cert.serial_number:x} ({reason}); CRL republished")
+
+
+@app.command()
+def crl(directory: Path = DirOpt, json_out: bool = JsonOpt) -> None:
+    """Publish a fresh CRL (crl.pem in the CA directory)."""
+    ca = CertificateAuthority.open(directory)
+    published = ca.publish_crl(_now())
+    info = {
+        "path": str(ca.directory / "crl.pem"),
+        "revoked": len(list(published)),
+        "next_update": published.next_update_utc.isoformat() if published.next_update_utc else None,
+    }
+    emit_json(info) if json_out else console.print(f"CRL: {info}")
+
+
+@app.command()
+def status(
+    cert_file: Path = typer.Option(..., "--cert", help="Certificate to check."),
+    directory: Path | None = typer.Option(None, "--dir", help="Ask the CA directory..."),
+    url: str | None = typer.Option(None, "--url", help="...or the status service at URL."),
+    issuer_file: Path | None = typer.Option(None, "--issuer", help="Issuer cert (with --url)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Ask for a signed status answer (OCSP) and verify it."""
+    cert = load_certificate(_read(cert_file, "certificate"), source=str(cert_file))
+    if (directory is None) == (url is None):
+        raise InputError("give exactly one of --dir or --url")
+    if directory is not None:
+        ca = CertificateAuthority.open(directory)
+        issuer, source_der = ca.issuer, LocalStatusSource(ca, _now).fetch
+    else:
+        from lienthong.trust.client import TrustServiceClient
+
+        if issuer_file is None:
+            raise InputError("--url needs --issuer (the issuing CA certificate)")
+        issuer = load_certificate(_read(issuer_file, "issuer"), source=str(issuer_file))
+        source_der = TrustServiceClient(str(url)).fetch
+    answer = verify_response(
+        source_der(build_request(cert, issuer)), cert=cert, issuer=issuer, now=_now()
+    )
+    emit_json(answer.to_dict()) if json_out else console.print(
+        f"{answer.status.value} (next update {answer.next_update.isoformat()})"
+    )
+
+
+@app.command()
+def verify(
+    cert_file: Path = typer.Option(..., "--cert"),
+    bundle: Path = typer.Option(..., "--bundle", help="Trusted root(s) + intermediates PEM."),
+    usage: str = typer.Option(
+        "any", "--usage", help="any, signing, tls-server, tls-client, timestamping, ocsp-signing."
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Verify a certificate chain (exit 1 with the precise reason when it fails)."""
+    cert = load_certificate(_read(cert_file, "certificate"), source=str(cert_file))
+    certs = load_certificates(_read(bundle, "bundle"), source=str(bundle))
+    roots = [c for c in certs if c.subject == c.issuer]
+    try:
+        use = Usage(usage)
+    except ValueError:
+        raise InputError(f"unknown usage {usage!r}") from None
+    verify_chain(
+        cert, intermediates=[c for c in certs if c not in roots], roots=roots, now=_now(), usage=use
+    )
+    emit_json({"ok": True, **_cert_info(cert, cert_file)}) if json_out else console.print(
+        f"{cert_file}: OK"
+    )
+
+
+@app.command()
+def timestamp(
+    directory: Path = DirOpt,
+    file: Path = typer.Option(..., "--file", help="Data to stamp."),
+    out: Path = typer.Option(..., "--out", help="Token (DER) output."),
+) -> None:
+    """Time-stamp a file's SHA-256 with the CA's TSA (RFC 3161 token)."""
+    tsa = CertificateAuthority.open(directory).timestamp_authority()
+    out.write_bytes(tsa.timestamp(hashlib.sha256(_read(file, "file")).digest()))
+    console.print(f"time-stamp token written to {out}")
+
+
+@app.command()
+def serve(
+    directory: Path = DirOpt,
+    port: int = typer.Option(8650, "--port", min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="Listen address."),
+) -> None:
+    """Serve status (OCSP), CRL, CA bundle and time-stamps over HTTP."""
+    from lienthong.trust.service import serve as run
+
+    run(directory, host=host, port=port)

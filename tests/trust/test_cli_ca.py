@@ -1,0 +1,177 @@
+"""``lienthong ca``: the enrolment flow end to end, and one precise line for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lienthong.cli.main import main
+
+from .conftest import PASS_ENV
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+@pytest.fixture
+def ca_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    code, out, _ = run(
+        capsys,
+        "ca",
+        "init",
+        "--dir",
+        str(tmp_path / "ca"),
+        "--passphrase",
+        f"env:{PASS_ENV}",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["algorithm"] == "ECDSA-P256"
+    return tmp_path / "ca"
+
+
+def test_enrol_issue_verify_revoke(
+    ca_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agency = ["--keystore-dir", str(tmp_path / "agency"), "--passphrase", f"env:{PASS_ENV}"]
+    assert run(capsys, "ca", "keygen", "--label", "gw", *agency)[0] == 0
+    csr = tmp_path / "gw.csr"
+    code, _, err = run(
+        capsys,
+        "ca",
+        "csr",
+        "--label",
+        "gw",
+        "--identity",
+        "VN/GOV/G01.BCA",
+        "--cn",
+        "gw1",
+        "--dns",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        str(csr),
+        *agency,
+    )
+    assert code == 0, err
+    cert = tmp_path / "gw.pem"
+    code, out, err = run(
+        capsys,
+        "ca",
+        "issue",
+        "--dir",
+        str(ca_dir),
+        "--csr",
+        str(csr),
+        "--profile",
+        "tls",
+        "--out",
+        str(cert),
+        "--json",
+    )
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["identity"] == "VN/GOV/G01.BCA"
+    bundle = str(ca_dir / "bundle.pem")
+    assert (
+        subprocess.run(
+            ["openssl", "verify", "-CAfile", bundle, str(cert)], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    assert (
+        run(
+            capsys, "ca", "verify", "--cert", str(cert), "--bundle", bundle, "--usage", "tls-client"
+        )[0]
+        == 0
+    )
+    code, _, err = run(
+        capsys, "ca", "verify", "--cert", str(cert), "--bundle", bundle, "--usage", "signing"
+    )
+    assert code == 1 and "not a signing certificate" in err
+    code, out, _ = run(capsys, "ca", "status", "--dir", str(ca_dir), "--cert", str(cert), "--json")
+    assert json.loads(out)["status"] == "good"
+    assert (
+        run(
+            capsys,
+            "ca",
+            "revoke",
+            "--dir",
+            str(ca_dir),
+            info["serial"],
+            "--reason",
+            "keyCompromise",
+        )[0]
+        == 0
+    )
+    code, out, _ = run(capsys, "ca", "status", "--dir", str(ca_dir), "--cert", str(cert), "--json")
+    assert json.loads(out)["status"] == "revoked"
+    code, out, _ = run(capsys, "ca", "crl", "--dir", str(ca_dir), "--json")
+    assert code == 0 and json.loads(out)["revoked"] == 1
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"garbage", "not a valid certificate signing request"),
+        (b"", "not a valid certificate signing request"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    ca_dir: Path, tmp_path: Path, content: bytes, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csr"
+    bad.write_bytes(content)
+    code, _, err = run(
+        capsys,
+        "ca",
+        "issue",
+        "--dir",
+        str(ca_dir),
+        "--csr",
+        str(bad),
+        "--profile",
+        "tls",
+        "--out",
+        str(tmp_path / "x.pem"),
+    )
+    assert code == 2 and expected in err and len(err.strip().splitlines()) <= 2
+    assert "Traceback" not in err and not (tmp_path / "x.pem").exists()
+
+
+def test_missing_passphrase_and_inline_secret(
+    ca_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(
+        capsys, "ca", "init", "--dir", str(tmp_path / "c2"), "--passphrase", "hunter2"
+    )
+    assert code == 2 and "never the secret itself" in err
+    assert not (tmp_path / "c2" / "ca.json").exists()
+    (tmp_path / "bad.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n"
+    )
+    code, _, err = run(
+        capsys,
+        "ca",
+        "verify",
+        "--cert",
+        str(tmp_path / "bad.pem"),
+        "--bundle",
+        str(ca_dir / "bundle.pem"),
+    )
+    assert code == 2 and "not a valid X.509 certificate" in err
+    monkeypatch.delenv(PASS_ENV)
+    code, _, err = run(capsys, "ca", "crl", "--dir", str(ca_dir))
+    assert code == 2 and f"{PASS_ENV} is not set" in err
+    code, _, err = run(capsys, "ca", "revoke", "--dir", str(ca_dir), "zz")
+    assert code == 2 and "not a hexadecimal" in err
