@@ -71,7 +71,7 @@ def text(
 ) -> str | None:
     """A non-empty string field, NFC-normalised (Vietnamese names arrive in both forms)."""
     value = obj.get(key)
-    if value is None:
+    if value is None or (value == "" and not required):
         if required:
             problems.add(join(path, key), "is required")
         return None

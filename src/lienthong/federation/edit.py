@@ -1,0 +1,126 @@
+"""Editing a declarative registry document (plain data) for the ``… add`` commands.
+
+Each function changes the document in place; the command then validates the whole result
+and writes it only if it is valid, so a file never ends up half-edited or invalid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lienthong.errors import InputError, NotFound
+from lienthong.federation.loader import member_ref, subsystem_ref
+
+
+def _list(doc: dict[str, Any], key: str) -> list[Any]:
+    value = doc.setdefault(key, [])
+    if value is None:
+        value = doc[key] = []
+    if not isinstance(value, list):
+        raise InputError(f"'{key}' in the registry file is not a list")
+    return value
+
+
+def _find_member(doc: dict[str, Any], ref: str) -> dict[str, Any]:
+    wanted = member_ref(ref, str(doc.get("instance", "")))
+    for m in _list(doc, "members"):
+        if isinstance(m, dict) and (m.get("class"), m.get("code")) == (
+            wanted.member_class,
+            wanted.member_code,
+        ):
+            return m
+    raise NotFound(
+        f"member {wanted} is not in the registry file: add it first "
+        "(lienthong federation member add)"
+    )
+
+
+def _find_subsystem(doc: dict[str, Any], ref: str) -> dict[str, Any]:
+    wanted = subsystem_ref(ref, str(doc.get("instance", "")))
+    member = _find_member(doc, str(wanted.member))
+    for s in _list(member, "subsystems"):
+        if isinstance(s, dict) and s.get("code") == wanted.subsystem:
+            return s
+    raise NotFound(
+        f"subsystem {wanted} is not in the registry file: add it first "
+        "(lienthong federation subsystem add)"
+    )
+
+
+def add_member(
+    doc: dict[str, Any], *, member_class: str, code: str, name: str, platform: str | None
+) -> None:
+    entry: dict[str, Any] = {"class": member_class, "code": code, "name": name}
+    if platform:
+        entry["platform"] = platform
+    entry["subsystems"] = []
+    _list(doc, "members").append(entry)
+
+
+def add_subsystem(
+    doc: dict[str, Any],
+    *,
+    member: str,
+    code: str,
+    name: str,
+    security_level: int,
+    clearance: str,
+    gateways: list[str],
+) -> None:
+    _list(_find_member(doc, member), "subsystems").append(
+        {
+            "code": code,
+            "name": name,
+            "security_level": security_level,
+            "clearance": clearance,
+            "gateways": gateways,
+            "services": [],
+        }
+    )
+
+
+def add_service(
+    doc: dict[str, Any],
+    *,
+    subsystem: str,
+    code: str,
+    level: str,
+    description: str,
+    contract: dict[str, Any] | None,
+) -> None:
+    entry: dict[str, Any] = {"code": code, "level": level, "description": description}
+    if contract:
+        entry["contract"] = contract
+    _list(_find_subsystem(doc, subsystem), "services").append(entry)
+
+
+def add_access(
+    doc: dict[str, Any], *, service: str, client: str | None, group: str | None, path: str | None
+) -> None:
+    entry: dict[str, Any] = {"service": service}
+    if client:
+        entry["client"] = client
+    if group:
+        entry["group"] = group
+    if path:
+        entry["path"] = path
+    _list(doc, "access").append(entry)
+
+
+def add_certificate(
+    doc: dict[str, Any], *, owner: str, usage: str, fingerprint: str, pem: str | None
+) -> None:
+    """Register a certificate for a member (``CLASS/CODE``) or subsystem (``…/SUBSYSTEM``)."""
+    parts = owner.strip("/").split("/")
+    holder = (
+        _find_subsystem(doc, owner)
+        if len(parts) in (3, 4) and not (len(parts) == 3 and parts[0] == doc.get("instance"))
+        else _find_member(doc, owner)
+    )
+    certs = _list(holder, "certificates")
+    if any(isinstance(c, dict) and c.get("fingerprint") == fingerprint for c in certs):
+        raise InputError(f"certificate {fingerprint[:16]}… is already registered for {owner}")
+    entry: dict[str, Any] = {"usage": usage, "fingerprint": fingerprint}
+    if pem:
+        entry["pem"] = pem
+    certs.append(entry)
