@@ -50,11 +50,15 @@ from lienthong.cli.demo import app as demo_app  # noqa: E402  (registration bloc
 from lienthong.synth.cli import app as synth_app  # noqa: E402
 from lienthong.dictionary.cli import app as dictionary_app  # noqa: E402
 from lienthong.trust.cli import app as ca_app  # noqa: E402
+from lienthong.federation.cli import app as federation_app  # noqa: E402
+from lienthong.federation.doctor import app as doctor_app  # noqa: E402
 
 app.add_typer(demo_app)
 app.add_typer(synth_app, name="synth")
 app.add_typer(dictionary_app, name="dictionary")
 app.add_typer(ca_app, name="ca")
+app.add_typer(federation_app, name="federation")
+app.add_typer(doctor_app)
 
 
 def _usage_message(exc: Exception) -> str:
