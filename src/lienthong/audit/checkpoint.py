@@ -72,12 +72,41 @@ def _check_name(name: str) -> None:
         raise InputError(f"key name {name!r} must be non-empty, without spaces or '+'")
 
 
-def sign_line(cp: Checkpoint, name: str, signer: Signer) -> str:
-    """The log's own signature line over ``cp``."""
+def sign_text(text: str, name: str, signer: Signer) -> str:
+    """A signed-note signature line by ``name`` over any note ``text`` (newline-terminated)."""
     _check_name(name)
-    sig = signer.sign(cp.text().encode())
+    sig = signer.sign(text.encode())
     blob = key_id(name, signer.public_key()) + sig
     return f"{DASH} {name} {base64.b64encode(blob).decode()}\n"
+
+
+def sign_line(cp: Checkpoint, name: str, signer: Signer) -> str:
+    """The log's own signature line over ``cp``."""
+    return sign_text(cp.text(), name, signer)
+
+
+def verify_text(note: str, name: str, key: PublicKey) -> str:
+    """Verify the signature by (``name``, ``key``) on any signed note; return its text."""
+    text, sep, sigs = note.partition("\n\n")
+    if not sep:
+        raise InputError("signed note has no blank line before its signatures")
+    text += "\n"
+    kid = key_id(name, key)
+    found = False
+    for line in sigs.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != DASH or parts[1] != name:
+            continue
+        try:
+            blob = base64.b64decode(parts[2], validate=True)
+        except binascii.Error as exc:
+            raise SignatureError(f"signature of {name} is not base64") from exc
+        if blob[:4] == kid:
+            verify_signature(key, blob[4:], text.encode())
+            found = True
+    if not found:
+        raise SignatureError(f"note carries no signature by {name}")
+    return text
 
 
 def cosign_line(cp: Checkpoint, name: str, signer: Signer, at_unix: int) -> str:
@@ -124,13 +153,11 @@ def parse_note(note: str) -> tuple[Checkpoint, list[tuple[str, bytes]]]:
 
 def verify_note(note: str, name: str, key: PublicKey) -> Checkpoint:
     """Verify the log signature by (``name``, ``key``) on ``note``; return its checkpoint."""
-    cp, sigs = parse_note(note)
-    kid = key_id(name, key)
-    mine = [blob for n, blob in sigs if n == name and blob[:4] == kid]
-    if not mine:
-        raise SignatureError(f"checkpoint {cp.size} carries no signature by {name}")
-    for blob in mine:
-        verify_signature(key, blob[4:], cp.text().encode())
+    cp, _sigs = parse_note(note)
+    try:
+        verify_text(note, name, key)
+    except SignatureError as exc:
+        raise SignatureError(f"checkpoint {cp.size}: {exc}") from exc
     return cp
 
 

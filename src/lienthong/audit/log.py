@@ -64,16 +64,27 @@ class _Pending:
         self.error: BaseException | None = None
 
 
-def open_store(target: str | Path) -> LogStore:
+def open_store(target: str | Path, *, create: bool = True) -> LogStore:
     """SQLite file path (default) or ``postgresql://`` DSN → a store."""
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
         from lienthong.audit.pgstore import PostgresStore
 
-        return PostgresStore(text)
+        return PostgresStore(text, create=create)
     from lienthong.audit.sqlstore import SqliteStore
 
-    return SqliteStore(text)
+    return SqliteStore(text, create=create)
+
+
+def _bind_key(store: LogStore, name: str, signer: Signer) -> None:
+    """Record the checkpoint key; refuse a different key for an existing log."""
+    pem = public_key_to_pem(signer.public_key()).decode()
+    known = store.get_meta("public_key")
+    if known is not None and known != pem and store.checkpoints():
+        store.close()
+        raise InputError("this log's checkpoints are signed with another key (no key rotation)")
+    store.set_meta("key_name", name)
+    store.set_meta("public_key", pem)
 
 
 class AuditLog:
@@ -106,13 +117,15 @@ class AuditLog:
         origin: str | None = None,
         key_name: str | None = None,
         timestamper: Timestamper | None = None,
+        create: bool = True,
     ) -> AuditLog:
         """Open or create the log at ``target`` (SQLite path or PostgreSQL DSN).
 
         ``origin`` (C2SP log name, e.g. ``lienthong.gov.vn/audit/<member>``) is fixed at
-        creation; ``signer`` is needed only to make checkpoints.
+        creation; ``signer`` is needed only to make checkpoints. ``create=False`` refuses,
+        without writing anything, a target that is not already an audit log.
         """
-        store = open_store(target)
+        store = open_store(target, create=create)
         stored = store.get_meta("origin")
         if stored is None:
             if not origin:
@@ -128,8 +141,7 @@ class AuditLog:
             raise InputError(f"{target} is the log of {stored!r}, not {origin!r}")
         name = key_name or store.get_meta("key_name") or stored or origin
         if signer is not None:
-            store.set_meta("key_name", str(name))
-            store.set_meta("public_key", public_key_to_pem(signer.public_key()).decode())
+            _bind_key(store, str(name), signer)
         return cls(
             store,
             origin=stored or str(origin),

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 
 from lienthong.audit.merkle import NodeId
-from lienthong.audit.sqlstore import POSTGRES, SqlStore, _size, fetch_hashes
+from lienthong.audit.sqlstore import POSTGRES, SqlStore, _fetchall, _size, fetch_hashes
 from lienthong.audit.store import LeafRow
-from lienthong.errors import BackendError
+from lienthong.errors import BackendError, InputError
 
 _WRITER_LOCK = 0x6C74_6175  # "ltau": one log per database
 
@@ -53,14 +53,20 @@ class PostgresStore(SqlStore):
 
     dialect = POSTGRES
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, create: bool = True) -> None:
         self.location = _redact(dsn)
         try:
             conn = psycopg.connect(dsn, connect_timeout=10)
         except psycopg.Error as exc:
             raise BackendError(f"cannot connect to audit database {self.location}: {exc}") from exc
         super().__init__(conn, (psycopg.Error,))
-        self.create_schema()
+        if create:
+            self.create_schema()
+        elif (
+            self._run(lambda cur: _fetchall(cur, "SELECT to_regclass('leaves')", ()))[0][0] is None
+        ):
+            conn.close()
+            raise InputError(f"no audit log in {self.location}")
 
     @contextmanager
     def writer(self) -> Iterator[_PgWriter]:

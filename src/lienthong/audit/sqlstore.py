@@ -7,6 +7,7 @@ errors into :class:`~lienthong.errors.BackendError` at this boundary.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -243,13 +244,28 @@ class _SqliteWriter:
             self.cur.executemany("INSERT INTO persons (person, idx) VALUES (?, ?)", persons)
 
 
+def _require_log_file(path: Path) -> None:
+    """Refuse (without touching it) a path that is not an existing audit log."""
+    if not path.is_file():
+        raise InputError(f"no audit log at {path}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as exc:
+        raise InputError(f"{path} is not an audit log: {exc}") from exc
+    if not {"meta", "leaves", "nodes"} <= names:
+        raise InputError(f"{path} is not an audit log (no audit tables)")
+
+
 class SqliteStore(SqlStore):
     """SQLite in WAL mode with ``synchronous=FULL``: a committed batch survives a crash."""
 
     dialect = SQLITE
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.location = str(path)
+        if not create:
+            _require_log_file(Path(path))
         try:
             conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=30.0

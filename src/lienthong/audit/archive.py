@@ -1,0 +1,185 @@
+"""Archiving and retention (lưu trữ): signed, chained, compressed segments of the log.
+
+An archive ``<origin-slug>-<seq>.ltar.xz`` is xz-compressed UTF-8 text:
+
+- line 1, a JSON header: ``format``, ``origin``, ``seq``, ``first``, ``end`` (entries
+  ``[first, end)``), ``prev_sha256`` (hex SHA-256 of the previous archive file, or null — the
+  hash chain, like X-Road's ``linkinginfo``), ``left`` (the hashes of the complete subtrees of
+  ``[0, first)``, largest first, hex) and ``checkpoint`` (a signed note of size ``end``);
+- then one canonical entry per line.
+
+Beside it, ``….ltar.xz.sig`` is a signed note (same key and format as checkpoints) whose text
+is ``lienthong-audit-archive/1``, origin, seq, first, end, base64 SHA-256 of the archive file,
+base64 ``prev_sha256`` (or ``-``).
+
+Offline verification: signature of the ``.sig`` note; file hash; ``left`` + the re-hashed
+entries rebuild exactly the root of the checkpoint, whose signature is checked; consecutive
+archives chain by ``prev_sha256`` and by ``end``/``first``. Pruning then drops the entry bytes
+from the live store but keeps every leaf and subtree hash, so proofs for newer entries and
+whole-log verification keep working.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import lzma
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lienthong.audit import merkle
+from lienthong.audit.checkpoint import sign_text, verify_note, verify_text
+from lienthong.audit.entries import admin_entry
+from lienthong.audit.log import AuditLog
+from lienthong.errors import InputError, IntegrityError
+from lienthong.trust.keys import PublicKey
+
+FORMAT = "lienthong-audit-archive/1"
+
+
+def _slug(origin: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in origin)
+
+
+def _sig_text(origin: str, seq: int, first: int, end: int, digest: bytes, prev: str | None) -> str:
+    prev_b64 = base64.b64encode(bytes.fromhex(prev)).decode() if prev else "-"
+    return (
+        f"{FORMAT}\n{origin}\n{seq}\n{first}\n{end}\n"
+        f"{base64.b64encode(digest).decode()}\n{prev_b64}\n"
+    )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def archive_segment(
+    log: AuditLog, out_dir: Path, end: int, *, now: datetime, prune: bool = True
+) -> Path:
+    """Export entries ``[first, end)`` after the last archive; prune them if ``prune``."""
+    if log.signer is None:
+        raise InputError("archiving needs the log's signing key")
+    done = log.store.archives()
+    seq, first = (done[-1][0] + 1, done[-1][2]) if done else (1, 0)
+    prev = done[-1][4] if done else None
+    if not first < end <= log.size():
+        raise InputError(f"nothing to archive: next segment starts at {first}, end {end}")
+    note = log.checkpoint(now=now, size=end)
+    left = merkle.resolve_ranges(_left_ranges(first), log.store.get_hashes)
+    header = {
+        "format": FORMAT,
+        "origin": log.origin,
+        "seq": seq,
+        "first": first,
+        "end": end,
+        "prev_sha256": prev,
+        "left": [h.hex() for h in left],
+        "checkpoint": note,
+    }
+    lines = [json.dumps(header, sort_keys=True).encode()]
+    for rows in log.store.leaves(first, end):
+        for idx, _h, _k, data in rows:
+            if data is None:
+                raise IntegrityError(f"entry {idx} was pruned but never archived")
+            lines.append(data)
+    blob = lzma.compress(b"\n".join(lines) + b"\n", preset=6)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{_slug(log.origin)}-{seq:06d}.ltar.xz"
+    digest = hashlib.sha256(blob).digest()
+    text = _sig_text(log.origin, seq, first, end, digest, prev)
+    sig_note = text + "\n" + sign_text(text, log.key_name, log.signer)
+    _write_atomic(path, blob)
+    _write_atomic(path.with_name(path.name + ".sig"), sig_note.encode())
+    log.store.add_archive(seq, first, end, str(path), digest.hex())
+    if prune:
+        log.store.prune(first, end)
+    log.append_one(
+        admin_entry(
+            at=now,
+            actor="audit",
+            action="log.archive",
+            target=path.name,
+            detail={"first": first, "end": end, "sha256": digest.hex()},
+        )
+    )
+    return path
+
+
+def _left_ranges(first: int) -> list[tuple[int, int]]:
+    """The complete subtrees of ``[0, first)`` as ranges (largest first)."""
+    return [(i << lvl, (i + 1) << lvl) for lvl, i in merkle.subtree_nodes(0, first)]
+
+
+def verify_archive(
+    path: Path, key_name: str, key: PublicKey, previous: Path | None = None
+) -> dict[str, Any]:
+    """Verify one archive file offline (and its link to ``previous``, if given)."""
+    try:
+        blob = path.read_bytes()
+        sig_note = path.with_name(path.name + ".sig").read_text()
+        lines = lzma.decompress(blob).split(b"\n")
+        header = json.loads(lines[0])
+    except (OSError, lzma.LZMAError, ValueError) as exc:
+        raise InputError(f"cannot read archive {path}: {exc}") from exc
+    text = sig_note.partition("\n\n")[0] + "\n"
+    expect = _sig_text(
+        header["origin"],
+        header["seq"],
+        header["first"],
+        header["end"],
+        hashlib.sha256(blob).digest(),
+        header["prev_sha256"],
+    )
+    if text != expect:
+        raise IntegrityError(f"archive {path.name} does not match its signed description")
+    verify_text(sig_note, key_name, key)
+    cp = verify_note(header["checkpoint"], key_name, key)
+    entries = [ln for ln in lines[1:] if ln]
+    if cp.size != header["end"] or len(entries) != header["end"] - header["first"]:
+        raise IntegrityError(
+            f"archive {path.name} holds {len(entries)} entries, header says "
+            f"[{header['first']}, {header['end']})"
+        )
+    frontier = merkle.Frontier()
+    for h, (level, _i) in zip(
+        [bytes.fromhex(x) for x in header["left"]],
+        merkle.subtree_nodes(0, header["first"]),
+        strict=True,
+    ):
+        frontier.push_complete(h, level)
+    for data in entries:
+        frontier.push(merkle.leaf_hash(data))
+    if frontier.root() != cp.root:
+        raise IntegrityError(f"archive {path.name}: entries do not rebuild the signed root")
+    if previous is not None:
+        prev_blob = previous.read_bytes()
+        prev_header = json.loads(lzma.decompress(prev_blob).split(b"\n", 1)[0])
+        if (
+            header["prev_sha256"] != hashlib.sha256(prev_blob).hexdigest()
+            or prev_header["end"] != header["first"]
+        ):
+            raise IntegrityError(f"archive {path.name} does not link to {previous.name}")
+    return {
+        "archive": path.name,
+        "seq": header["seq"],
+        "first": header["first"],
+        "end": header["end"],
+        "verified": True,
+    }
+
+
+def verify_archives(paths: list[Path], key_name: str, key: PublicKey) -> list[dict[str, Any]]:
+    """Verify a chain of archives in order (each linked to the one before)."""
+    out, prev = [], None
+    for p in sorted(paths):
+        out.append(verify_archive(p, key_name, key, prev))
+        prev = p
+    return out

@@ -1,0 +1,270 @@
+"""``lienthong audit …``: verify, prove, witness, archive and export the tamper-evident log.
+
+Thin composition root: parses options, opens logs and keys, calls the pure core, prints.
+Keys come from an encrypted key store (``--key-dir`` + ``--key-label``, passphrase by
+reference ``env:NAME``/``file:PATH``); the person key likewise, never inline.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import typer
+
+from lienthong.audit import merkle
+from lienthong.audit.archive import archive_segment, verify_archives
+from lienthong.audit.export import security_events, to_cef, to_jsonl, to_syslog
+from lienthong.audit.history import access_history
+from lienthong.audit.log import AuditLog
+from lienthong.audit.verify import LogInconsistency, verify_log
+from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
+from lienthong.cli.output import console, emit_json
+from lienthong.errors import InputError
+from lienthong.trust.keys import PublicKey, Signer, public_key_from_pem
+from lienthong.trust.keystore import FileKeyStore
+from lienthong.trust.secrets import resolve_secret
+
+app = typer.Typer(
+    help="Tamper-evident audit log (nhật ký kiểm toán): verify, prove, witness, archive, export.",
+    no_args_is_help=True,
+)
+
+LOG = typer.Option(..., "--log", help="Audit log: SQLite file or postgresql:// DSN.")
+JSON = typer.Option(False, "--json", help="Print JSON.")
+KEY_DIR = typer.Option(None, "--key-dir", help="Encrypted key store directory.")
+KEY_LABEL = typer.Option("audit", "--key-label", help="Key label in the key store.")
+PASSPHRASE = typer.Option(None, "--passphrase", help="Key store passphrase: env:NAME|file:PATH.")
+PUBKEY = typer.Option(None, "--pubkey", help="The log's public key (PEM file).")
+
+
+def _open(target: str, signer: Signer | None = None) -> AuditLog:
+    return AuditLog.open(target, signer=signer, create=False)
+
+
+def _signer(key_dir: Path | None, label: str, passphrase: str | None) -> Signer:
+    if key_dir is None or passphrase is None:
+        raise InputError("signing needs --key-dir and --passphrase (env:NAME or file:PATH)")
+    return FileKeyStore(key_dir, passphrase).signer(label)
+
+
+def _pubkey(path: Path | None) -> PublicKey | None:
+    if path is None:
+        return None
+    try:
+        return public_key_from_pem(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read public key {path}: {exc.strerror}") from exc
+
+
+def _named_keys(specs: list[str]) -> dict[str, PublicKey]:
+    out: dict[str, PublicKey] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        key = _pubkey(Path(path)) if sep and name else None
+        if key is None:
+            raise InputError(f"expected NAME=PUBKEY.pem, got {spec!r}")
+        out[name] = key
+    return out
+
+
+@app.command()
+def verify(
+    log: str = LOG,
+    pubkey: Path | None = PUBKEY,
+    witness: list[str] = typer.Option([], "--witness", help="NAME=PEM of a witness key."),
+    json_out: bool = JSON,
+) -> None:
+    """Re-check every entry, subtree, checkpoint and co-signature; report the first problem."""
+    with _open(log) as lg:
+        try:
+            report = verify_log(lg, public_key=_pubkey(pubkey), witnesses=_named_keys(witness))
+        except LogInconsistency as exc:
+            if json_out:
+                emit_json({"verified": False, "message": exc.message, **exc.details})
+                raise typer.Exit(1) from exc
+            raise
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        console.print(
+            f"verified {report.origin}: {report.entries_checked} entries, "
+            f"{report.checkpoints} checkpoints, {report.cosignatures} co-signatures "
+            f"(key from {report.key_source}) in {report.elapsed_s}s"
+        )
+
+
+@app.command()
+def prove(
+    log: str = LOG,
+    index: int = typer.Option(..., "--index", min=0),
+    size: int | None = typer.Option(None, "--size", help="Tree size (default: latest)."),
+    json_out: bool = JSON,
+) -> None:
+    """Print the RFC 6962 inclusion proof of entry INDEX."""
+    with _open(log) as lg:
+        proof = lg.prove(index, size)
+    if json_out:
+        emit_json(proof.to_json())
+    else:
+        console.print(
+            f"entry {index} in tree {proof.tree_size}: root {proof.root_hash.hex()}, "
+            f"{len(proof.hashes)} hashes"
+        )
+
+
+@app.command("check-proof")
+def check_proof(
+    proof_file: Path = typer.Argument(..., help="Proof JSON file, or - for stdin."),
+    root: str | None = typer.Option(None, "--root", help="Expected root (hex)."),
+    entry: Path | None = typer.Option(None, "--entry", help="Entry bytes file."),
+) -> None:
+    """Verify an inclusion proof JSON (as printed by ``prove --json``) offline."""
+    raw = sys.stdin.buffer.read() if str(proof_file) == "-" else proof_file.read_bytes()
+    try:
+        obj = orjson.loads(raw)
+        hashes = [bytes.fromhex(h) for h in obj["hashes"]]
+        leaf, root_hash = bytes.fromhex(obj["leaf_hash"]), bytes.fromhex(obj["root_hash"])
+        index, size = int(obj["leaf_index"]), int(obj["tree_size"])
+    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"not an inclusion proof JSON: {exc}") from exc
+    if entry is not None and merkle.leaf_hash(entry.read_bytes()) != leaf:
+        raise merkle.ProofError("the entry does not hash to the proof's leaf hash")
+    if root is not None and root.lower() != root_hash.hex():
+        raise merkle.ProofError("the proof is for another root than the one expected")
+    merkle.verify_inclusion(index, size, leaf, hashes, root_hash)
+    console.print(f"ok: entry {index} is in the tree of size {size} with root {root_hash.hex()}")
+
+
+@app.command()
+def consistency(
+    log: str = LOG,
+    old: int = typer.Option(..., "--old", min=0),
+    new: int | None = typer.Option(None, "--new"),
+) -> None:
+    """Print a consistency proof between two tree sizes (JSON)."""
+    with _open(log) as lg:
+        new_size = lg.size() if new is None else new
+        proof = lg.consistency(old, new_size)
+        emit_json(
+            {
+                "old_size": old,
+                "new_size": new_size,
+                "old_root": lg.root(old).hex(),
+                "new_root": lg.root(new_size).hex(),
+                "hashes": [h.hex() for h in proof],
+            }
+        )
+
+
+@app.command()
+def checkpoint(
+    log: str = LOG,
+    key_dir: Path | None = KEY_DIR,
+    key_label: str = KEY_LABEL,
+    passphrase: str | None = PASSPHRASE,
+) -> None:
+    """Sign a checkpoint of the current tree and print the signed note."""
+    signer = _signer(key_dir, key_label, passphrase)
+    with _open(log, signer) as lg:
+        sys.stdout.write(lg.checkpoint(now=datetime.now(UTC)))
+
+
+@app.command("witness")
+def witness_cmd(
+    log: list[str] = typer.Option(..., "--log", help="Log(s) to witness."),
+    log_key: list[str] = typer.Option(..., "--log-key", help="NAME=PEM log key."),
+    name: str = typer.Option(..., "--name", help="This witness's key name."),
+    state: Path = typer.Option(..., "--state", help="Witness state file (JSON)."),
+    key_dir: Path | None = KEY_DIR,
+    key_label: str = KEY_LABEL,
+    passphrase: str | None = PASSPHRASE,
+) -> None:
+    """Check each log's latest checkpoint against what this witness saw, then co-sign it."""
+    keys = _named_keys(log_key)
+    wit = Witness(name, _signer(key_dir, key_label, passphrase), WitnessState(state))
+    for target in log:
+        with _open(target) as lg:
+            if lg.key_name not in keys:
+                raise InputError(f"no --log-key for {lg.key_name}")
+            wit.witness(LocalLogSource(lg), lg.key_name, keys[lg.key_name])
+            console.print(f"co-signed {lg.origin}")
+
+
+@app.command("access-history")
+def access_history_cmd(
+    person: str = typer.Option(..., "--person", help="Personal ID number."),
+    log: list[str] = LOG,
+    person_key: str = typer.Option(
+        ..., "--person-key", help="Federation person key: env:NAME|file:PATH."
+    ),
+    json_out: bool = JSON,
+) -> None:
+    """Who accessed a citizen's data, when, why — with proofs and a completeness statement."""
+    key = resolve_secret(person_key, what="person key")
+    logs = [_open(t) for t in log]
+    try:
+        result = access_history(logs, person, key)
+    finally:
+        for lg in logs:
+            lg.close()
+    if json_out:
+        emit_json(result)
+        return
+    for a in result["accesses"]:
+        console.print(
+            f"{a['at']}  {a['requester']}  {a['service']}  purpose: {a['purpose']} "
+            f"({a['legal_basis']})  [{a['log']} #{a['index']}]",
+            highlight=False,
+        )
+    for h in result["logs"]:
+        console.print(h["completeness"]["statement"], highlight=False)
+
+
+@app.command()
+def archive(
+    log: str = LOG,
+    out: Path = typer.Option(..., "--out", help="Archive directory."),
+    upto: int = typer.Option(..., "--upto", help="Archive entries before this index."),
+    keep: bool = typer.Option(False, "--keep", help="Do not prune the live store."),
+    key_dir: Path | None = KEY_DIR,
+    key_label: str = KEY_LABEL,
+    passphrase: str | None = PASSPHRASE,
+) -> None:
+    """Export the next segment to a signed, chained .ltar.xz archive and prune it."""
+    signer = _signer(key_dir, key_label, passphrase)
+    with _open(log, signer) as lg:
+        path = archive_segment(lg, out, upto, now=datetime.now(UTC), prune=not keep)
+    console.print(f"wrote {path}")
+
+
+@app.command("verify-archive")
+def verify_archive_cmd(
+    archives: list[Path] = typer.Argument(..., help="Archive files."),
+    pubkey: Path = typer.Option(..., "--pubkey"),
+    key_name: str = typer.Option(..., "--key-name"),
+) -> None:
+    """Verify archive files offline (signatures, entries, hash chain)."""
+    key = _pubkey(pubkey)
+    assert key is not None
+    emit_json(verify_archives(list(archives), key_name, key))
+
+
+@app.command()
+def export(
+    log: str = LOG,
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or cef."),
+    syslog: bool = typer.Option(False, "--syslog", help="RFC 5424 header (cef)."),
+    since: int = typer.Option(0, "--since", min=0, help="First entry index."),
+) -> None:
+    """Stream security events for the monitoring centre."""
+    if fmt not in ("jsonl", "cef"):
+        raise InputError(f"--format must be jsonl or cef, not {fmt!r}")
+    with _open(log) as lg:
+        for event in security_events(lg, since):
+            line = to_jsonl(event) if fmt == "jsonl" else to_cef(event)
+            if syslog and fmt == "cef":
+                line = to_syslog(line, event)
+            sys.stdout.write(line + "\n")

@@ -1,0 +1,193 @@
+"""Demo step ``audit``: two node logs that witness each other, citizens' access history.
+
+Leaves ``ctx.state["audit"]`` (the national platform's :class:`AuditLog`, open) so that later
+steps (exchange, sync) append their entries to it; ``ctx.state["audit_logs"]`` maps origin →
+log and ``ctx.state["audit_person_key"]`` holds the person-key bytes for this run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+
+from lienthong.audit.archive import archive_segment, verify_archives
+from lienthong.audit.entries import Entry, admin_entry, personal_data_access_entry
+from lienthong.audit.export import security_events
+from lienthong.audit.history import access_history
+from lienthong.audit.log import AuditLog
+from lienthong.audit.verify import verify_log
+from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
+from lienthong.demo import DemoContext
+from lienthong.trust.keystore import FileKeyStore
+from lienthong.trust.secrets import resolve_secret
+from lienthong.trust.tsa import verify_timestamp
+
+PERSON_KEY_ENV = "LIENTHONG_DEMO_PERSON_KEY"
+NODES = {"NDXP": "lienthong.gov.vn/audit/NDXP", "H29": "lienthong.gov.vn/audit/000.00.00.H29"}
+SERVICES = [
+    (
+        "VN/GOV/000.00.00.H29/dvc-portal",
+        "population/getCitizen",
+        "issue passport",
+        "Law 49/2019 Art. 14",
+    ),
+    (
+        "VN/GOV/000.00.00.G12/bhxh",
+        "population/getCitizen",
+        "health insurance card",
+        "Decree 13/2023 Art. 17",
+    ),
+    (
+        "VN/GOV/000.00.00.H41/tax",
+        "population/getAddress",
+        "tax registration",
+        "Law 38/2019 Art. 30",
+    ),
+]
+
+
+def _citizen_ids(ctx: DemoContext, rng: random.Random, n: int) -> list[str]:
+    people = ctx.state.get("citizens")
+    if isinstance(people, list) and people and isinstance(people[0], dict):
+        ids = [str(p.get("personal_id") or p.get("id")) for p in people[:n]]
+        if all(len(i) == 12 and i.isdigit() for i in ids):
+            return ids
+    return [
+        f"001{rng.choice('0123')}{rng.randint(60, 99):02d}{rng.randint(0, 999999):06d}"
+        for _ in range(n)
+    ]
+
+
+def _pki(ctx: DemoContext) -> Any:
+    pki = ctx.state.get("pki")
+    if not (hasattr(pki, "ca") and hasattr(pki, "ca_bundle")):
+        from lienthong.trust.demo import build_pki
+
+        pki = build_pki(ctx.workdir / "audit" / "pki", [])
+    return pki
+
+
+def _entries(rng: random.Random, ids: list[str], key: bytes, start: datetime) -> list[Entry]:
+    out: list[Entry] = []
+    for k in range(300):
+        pid = ids[k % len(ids)]
+        client, service, purpose, basis = SERVICES[k % len(SERVICES)]
+        out.append(
+            personal_data_access_entry(
+                pid,
+                client,
+                service,
+                purpose,
+                basis,
+                at=start + timedelta(seconds=k),
+                key=key,
+                fields=["full_name", "birth_date", "address"],
+                message_id=f"demo-{k:05d}",
+                outcome="refused" if k % 97 == 0 else "ok",
+            )
+        )
+    out.append(
+        admin_entry(
+            at=start,
+            actor="ops@ndxp",
+            action="config.change",
+            target="federation/global-config",
+            detail={"version": 2},
+        )
+    )
+    out.append(
+        admin_entry(
+            at=start,
+            actor="ca@ndxp",
+            action="cert.issue",
+            target="VN/GOV/000.00.00.H29/dvc-portal",
+            detail={"serial": "01"},
+        )
+    )
+    out.append(admin_entry(at=start, actor="gateway", action="key.use", target="signing"))
+    rng.shuffle(out)
+    return out
+
+
+def run(ctx: DemoContext) -> dict[str, Any]:
+    """Write, checkpoint, witness, verify, prove completeness, archive and export."""
+    rng = random.Random(ctx.seed)
+    home = ctx.workdir / "audit"
+    if home.exists():  # a rerun starts afresh: the demo's keys were encrypted for another run
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    os.environ.setdefault(PERSON_KEY_ENV, os.urandom(32).hex())
+    person_key = resolve_secret({"$env": PERSON_KEY_ENV}, what="person key")
+    pki = _pki(ctx)
+    tsa = pki.ca.timestamp_authority()
+    keys = FileKeyStore(home / "keys", {"$env": "LIENTHONG_DEMO_PASSPHRASE"})
+    now = datetime.now(UTC)
+    ids = _citizen_ids(ctx, rng, 20)
+    logs: dict[str, AuditLog] = {}
+    for code, origin in NODES.items():
+        signer = keys.signer(code) if code in keys.labels() else keys.generate(code)
+        log = AuditLog.open(
+            home / f"{code}.auditlog", signer=signer, origin=origin, timestamper=tsa
+        )
+        log.append(_entries(rng, ids, person_key, now))
+        log.checkpoint(now=now)
+        logs[origin] = log
+    ctx.say(f"audit: {sum(lg.size() for lg in logs.values())} entries in {len(logs)} logs")
+    a, b = logs.values()
+    for me, other in ((a, b), (b, a)):  # each node witnesses the other
+        assert me.signer is not None and other.signer is not None
+        wit = Witness(
+            me.key_name,
+            me.signer,
+            WitnessState(home / f"witness-{me.key_name.rsplit('/', 1)[-1]}.json"),
+        )
+        wit.witness(LocalLogSource(other), other.key_name, other.signer.public_key())
+    witness_keys = {lg.key_name: lg.signer.public_key() for lg in logs.values() if lg.signer}
+    archive = archive_segment(b, home / "archives", 128, now=now)
+    b.checkpoint(now=now)
+    archives = verify_archives([archive], b.key_name, witness_keys[b.key_name])
+    reports = [
+        verify_log(lg, public_key=witness_keys[lg.key_name], witnesses=witness_keys)
+        for lg in logs.values()
+    ]
+    history = access_history(list(logs.values()), ids[0], person_key)
+    stamped = _check_stamps(a, pki)
+    ctx.state["audit"] = a
+    ctx.state["audit_logs"] = logs
+    ctx.state["audit_person_key"] = person_key
+    latest = a.latest_checkpoint()
+    return {
+        "entries": sum(r.size for r in reports),
+        "verified": all(r.entries_checked == r.size for r in reports),
+        "logs": [str(home / f"{code}.auditlog") for code in NODES],
+        "checkpoint": latest[1] if latest else None,
+        "cosignatures": sum(r.cosignatures for r in reports),
+        "archives": archives,
+        "access_history": {
+            "accesses": len(history["accesses"]),
+            "complete": [h["completeness"]["statement"] for h in history["logs"]],
+        },
+        "security_events": sum(1 for lg in logs.values() for _ in security_events(lg)),
+        "timestamps_verified": stamped,
+    }
+
+
+def _check_stamps(log: AuditLog, pki: Any) -> int:
+    """Stamp pending checkpoints now and verify every token against the demo CA."""
+    if log.stamper is None:
+        return 0
+    log.stamper.stamp_pending()
+    certs = x509.load_pem_x509_certificates(pki.ca_bundle.read_bytes())
+    roots = [c for c in certs if c.subject == c.issuer]
+    others = [c for c in certs if c.subject != c.issuer]
+    from lienthong.audit.stamping import stamp_digest
+
+    notes = dict(log.store.checkpoints())
+    for size, (token, _at) in log.store.stamps().items():
+        verify_timestamp(token, stamp_digest(notes[size]), roots=roots, intermediates=others)
+    return len(log.store.stamps())

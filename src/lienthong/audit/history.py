@@ -1,0 +1,145 @@
+"""A citizen's access history (lịch sử truy cập dữ liệu cá nhân), with proofs of completeness.
+
+For each node log given, up to its latest signed checkpoint:
+
+- the person index (``persons`` table, keyed by the HMAC person hash) lists the entries;
+- each listed entry comes with an RFC 6962 inclusion proof against the checkpoint root;
+- **completeness** is checked, not assumed: every live entry ``[0, size)`` is re-read, its leaf
+  hash recomputed and the root rebuilt; the rebuilt root must equal the signed checkpoint root
+  (so no entry was hidden or altered), and the set of entries whose canonical bytes carry this
+  person's keyed hash must equal the index (so the index hid nothing). Entries already
+  archived and pruned are outside the claim: ``complete_from`` says where it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lienthong.audit import merkle
+from lienthong.audit.checkpoint import verify_note
+from lienthong.audit.entries import (
+    KIND_PERSONAL_DATA_ACCESS,
+    decode_entry,
+    person_hash,
+    person_ref,
+)
+from lienthong.audit.log import AuditLog
+from lienthong.errors import IntegrityError
+from lienthong.trust.keys import PublicKey
+
+
+@dataclass(frozen=True)
+class Completeness:
+    checkpoint_size: int
+    complete_from: int
+    root_recomputed: bool
+    matches: int
+
+    def statement(self, origin: str) -> str:
+        return (
+            f"complete for {origin} over entries [{self.complete_from}, "
+            f"{self.checkpoint_size}): all re-hashed, root equals the signed checkpoint, "
+            f"{self.matches} entries name this person and all are listed"
+        )
+
+
+def _scan(log: AuditLog, size: int, needle: bytes) -> tuple[bytes, set[int], int]:
+    """Rebuild the root of ``[0, size)`` and find entries containing ``needle``."""
+    frontier = merkle.Frontier()
+    found: set[int] = set()
+    first_live = 0
+    for rows in log.store.leaves(0, size):
+        for idx, stored, _kind, data in rows:
+            if data is None:
+                frontier.push(stored)
+                first_live = idx + 1
+                continue
+            frontier.push(merkle.leaf_hash(data))
+            if needle in data and decode_entry(data).get("kind") == KIND_PERSONAL_DATA_ACCESS:
+                found.add(idx)
+    if frontier.size != size:
+        raise IntegrityError(
+            f"log {log.origin} holds {frontier.size} entries, checkpoint says {size}"
+        )
+    return frontier.root(), found, first_live
+
+
+def history_in_log(
+    log: AuditLog, person_id: str, key: bytes, public_key: PublicKey | None = None
+) -> dict[str, Any]:
+    """Accesses to ``person_id`` in one log, each with its proof, plus the completeness claim."""
+    latest = log.latest_checkpoint()
+    if latest is None:
+        raise IntegrityError(f"log {log.origin} has no signed checkpoint: nothing can be proven")
+    cp, note = latest
+    if public_key is not None:
+        verify_note(note, log.key_name, public_key)
+    digest = person_hash(person_id, key)
+    needle = f'"person":"{person_ref(digest)}"'.encode()
+    root, found, first_live = _scan(log, cp.size, needle)
+    if root != cp.root:
+        raise IntegrityError(
+            f"log {log.origin}: recomputed root differs from signed "
+            f"checkpoint {cp.size}: the log was altered"
+        )
+    listed = log.store.person_indexes(digest)
+    archived = sum(1 for i in listed if i < first_live)
+    indexed = {i for i in listed if first_live <= i < cp.size}
+    if indexed != found:
+        raise IntegrityError(
+            f"log {log.origin}: person index lists {sorted(indexed)[:5]} but "
+            f"entries {sorted(found)[:5]} name this person: index tampered"
+        )
+    accesses = []
+    for idx in sorted(found):
+        entry = decode_entry(log.entry(idx))
+        proof = log.prove(idx, cp.size)
+        proof.verify()
+        accesses.append(
+            {
+                "log": log.origin,
+                "index": idx,
+                "at": entry.get("at"),
+                "requester": entry.get("requester"),
+                "service": entry.get("service"),
+                "purpose": entry.get("purpose"),
+                "legal_basis": entry.get("legal_basis"),
+                "fields": entry.get("fields", []),
+                "outcome": entry.get("outcome"),
+                "proof": proof.to_json(),
+            }
+        )
+    done = Completeness(cp.size, first_live, True, len(found))
+    return {
+        "origin": log.origin,
+        "checkpoint": note,
+        "accesses": accesses,
+        "completeness": {
+            "checkpoint_size": cp.size,
+            "complete_from": first_live,
+            "archived_accesses": archived,
+            "statement": done.statement(log.origin),
+        },
+    }
+
+
+def access_history(
+    logs: list[AuditLog],
+    person_id: str,
+    key: bytes,
+    public_keys: dict[str, PublicKey] | None = None,
+) -> dict[str, Any]:
+    """Merge the histories of several node logs, newest access first."""
+    keys = public_keys or {}
+    per_log = [history_in_log(lg, person_id, key, keys.get(lg.origin)) for lg in logs]
+    accesses = sorted(
+        (a for h in per_log for a in h["accesses"]),
+        key=lambda a: (a["at"] or "", a["log"], a["index"]),
+        reverse=True,
+    )
+    return {
+        "person": person_ref(person_hash(person_id, key)),
+        "accesses": accesses,
+        "logs": [{k: v for k, v in h.items() if k != "accesses"} for h in per_log],
+    }

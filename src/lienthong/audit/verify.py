@@ -1,0 +1,243 @@
+"""Whole-log verification (kiểm tra toàn bộ nhật ký): the first inconsistency, precisely.
+
+Order of checks, so that the reported problem is the *first* one in log order:
+
+1. per chunk of 65,536 entries, in index order: every index present (a gap = deleted entry);
+   every entry's bytes hash to its stored leaf hash (else modified / inserted / reordered /
+   deleted-and-renumbered, told apart by comparing neighbours); every stored subtree equals the
+   hash of its leaves (else leaf hashes were rewritten);
+2. every checkpoint: origin, the log key's signature, size not beyond the log (else truncated),
+   root equal to the recomputed root (else history rewritten: a fork);
+3. every witness co-signature by a known witness key.
+
+Raises :class:`LogInconsistency` (an :class:`~lienthong.errors.IntegrityError`) with
+``kind`` and ``index`` details; returns a :class:`VerifyReport` when everything holds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lienthong.audit import merkle
+from lienthong.audit.checkpoint import verify_cosignature, verify_note
+from lienthong.audit.log import AuditLog
+from lienthong.errors import IntegrityError, SignatureError
+from lienthong.trust.keys import PublicKey, public_key_from_pem
+
+CHUNK_LEVEL = 16
+CHUNK = 1 << CHUNK_LEVEL
+
+
+class LogInconsistency(IntegrityError):
+    """The log is not what its hashes and signatures say; ``kind`` tells how."""
+
+    code = "log_inconsistent"
+
+
+@dataclass
+class VerifyReport:
+    origin: str
+    size: int
+    entries_checked: int = 0
+    archived_entries: int = 0
+    nodes_checked: int = 0
+    checkpoints: int = 0
+    cosignatures: int = 0
+    unknown_cosigners: list[str] = field(default_factory=list)
+    key_source: str = "given"
+    unsigned_tail: int = 0
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verified": True, **self.__dict__}
+
+
+def _fail(kind: str, message: str, **details: Any) -> LogInconsistency:
+    return LogInconsistency(message, kind=kind, **details)
+
+
+def _classify(i: int, computed: list[bytes], stored: list[bytes], base: int) -> LogInconsistency:
+    """Name the first leaf mismatch at chunk offset ``i`` by looking at its neighbours."""
+    where = {h: k for k, h in enumerate(stored)}
+    j = where.get(computed[i])
+    idx = base + i
+    if j is not None and j != i and j < len(computed) and computed[j] == stored[i]:
+        return _fail(
+            "reordered",
+            f"entries {idx} and {base + j} were swapped (reordered)",
+            index=idx,
+            other=base + j,
+        )
+    if _shifted(computed[i:], stored[i + 1 :]):
+        return _fail("deleted", f"entry {idx} was deleted and later entries renumbered", index=idx)
+    if _shifted(computed[i + 1 :], stored[i:]):
+        return _fail(
+            "inserted",
+            f"an entry was inserted at index {idx} (later entries renumbered)",
+            index=idx,
+        )
+    if j is not None:
+        return _fail(
+            "modified",
+            f"entry {idx} was modified: it now duplicates entry {base + j}",
+            index=idx,
+            other=base + j,
+        )
+    return _fail(
+        "modified", f"entry {idx} was modified: its content does not match its leaf hash", index=idx
+    )
+
+
+def _shifted(computed: list[bytes], stored: list[bytes]) -> bool:
+    """True if the next (up to) two hashes line up: a renumbering, not a coincidence."""
+    n = min(2, len(computed), len(stored))
+    return n > 0 and computed[:n] == stored[:n]
+
+
+def _check_leaves(rows: list[Any], lo: int, report: VerifyReport) -> list[bytes]:
+    stored = [r[1] for r in rows]
+    for k, row in enumerate(rows):
+        if row[0] != lo + k:
+            raise _fail("deleted", f"entry {lo + k} is missing (deleted)", index=lo + k)
+    live = [k for k, r in enumerate(rows) if r[3] is not None]
+    if len(live) == len(rows):
+        computed = merkle.leaf_hashes([r[3] for r in rows])
+    else:
+        report.archived_entries += len(rows) - len(live)
+        computed = [merkle.leaf_hash(r[3]) if r[3] is not None else r[1] for r in rows]
+    if computed != stored:
+        first = next(k for k in range(len(rows)) if computed[k] != stored[k])
+        raise _classify(first, computed, stored, lo)
+    report.entries_checked += len(rows)
+    return stored
+
+
+def _check_level(
+    log: AuditLog, level: int, first: int, hashes: list[bytes], report: VerifyReport
+) -> None:
+    stored = log.store.nodes_in(level, first, first + len(hashes))
+    for k, h in enumerate(hashes):
+        idx = first + k
+        got = stored[k] if k < len(stored) else None
+        if got is None or got[0] != idx or got[1] != h:
+            lo, hi = idx << level, (idx + 1) << level
+            what = "missing" if got is None or got[0] != idx else "does not match its leaves"
+            raise _fail(
+                "hash_tree",
+                f"stored subtree over entries [{lo}, {hi}) {what}: "
+                "entries in that range were altered with rewritten leaf hashes",
+                index=lo,
+                level=level,
+            )
+    report.nodes_checked += len(hashes)
+
+
+def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> None:
+    tops: list[bytes] = []
+    for lo in range(0, size, CHUNK):
+        hi = min(lo + CHUNK, size)
+        rows = [r for part in log.store.leaves(lo, hi, CHUNK) for r in part]
+        if len(rows) < hi - lo and all(r[0] == lo + k for k, r in enumerate(rows)):
+            raise _fail(
+                "deleted", f"entry {lo + len(rows)} is missing (deleted)", index=lo + len(rows)
+            )
+        level_hashes = _check_leaves(rows, lo, report)
+        for level in range(1, CHUNK_LEVEL + 1):
+            level_hashes = merkle.parent_level(level_hashes)
+            if not level_hashes:
+                break
+            _check_level(log, level, lo >> level, level_hashes, report)
+        if hi - lo == CHUNK:
+            tops.append(level_hashes[0])
+    level = CHUNK_LEVEL
+    while len(tops) > 1:
+        tops = merkle.parent_level(tops)
+        level += 1
+        _check_level(log, level, 0, tops, report)
+    expected = sum(size >> lvl for lvl in range(1, size.bit_length() + 1))
+    if log.store.count_nodes() != expected:
+        extra = log.store.nodes_in(1, size >> 1, 1 << 46)
+        if extra:
+            end = (extra[-1][0] + 1) * 2
+            raise _fail(
+                "deleted",
+                f"entries [{size}, {end}) were deleted from the end of the "
+                "log (their tree nodes remain)",
+                index=size,
+            )
+        raise _fail("hash_tree", "the store holds tree nodes that belong to no entry", index=size)
+
+
+def _check_checkpoints(
+    log: AuditLog, key: PublicKey, witnesses: dict[str, PublicKey], size: int, report: VerifyReport
+) -> None:
+    good = 0
+    for cp_size, note in log.store.checkpoints():
+        try:
+            cp = verify_note(note, log.key_name, key)
+        except SignatureError as exc:
+            raise _fail("bad_signature", f"checkpoint {cp_size}: {exc}", index=cp_size) from exc
+        if cp.origin != log.origin or cp.size != cp_size:
+            raise _fail(
+                "bad_checkpoint",
+                f"checkpoint {cp_size} names origin {cp.origin!r} size {cp.size}",
+                index=cp_size,
+            )
+        if cp.size > size:
+            raise _fail(
+                "deleted",
+                f"signed checkpoint covers {cp.size} entries but the log "
+                f"holds {size}: entries [{size}, {cp.size}) were deleted",
+                index=size,
+            )
+        if log.root(cp.size) != cp.root:
+            raise _fail(
+                "fork",
+                f"the log's first {cp.size} entries do not match signed "
+                f"checkpoint {cp.size}: history between entries {good} and {cp.size} "
+                "was rewritten (forked history)",
+                index=good,
+                checkpoint=cp.size,
+            )
+        for name, line in log.store.cosignatures(cp_size):
+            if name not in witnesses:
+                report.unknown_cosigners.append(name)
+                continue
+            try:
+                verify_cosignature(cp, line, name, witnesses[name])
+            except SignatureError as exc:
+                raise _fail("bad_cosignature", str(exc), index=cp_size, witness=name) from exc
+            report.cosignatures += 1
+        good = cp.size
+        report.checkpoints += 1
+    report.unsigned_tail = size - good
+
+
+def verify_log(
+    log: AuditLog,
+    *,
+    public_key: PublicKey | None = None,
+    witnesses: dict[str, PublicKey] | None = None,
+) -> VerifyReport:
+    """Re-check every leaf, subtree, checkpoint and co-signature of ``log``.
+
+    ``public_key`` is the log's trusted key; without it the key recorded in the log itself is
+    used and the report says ``key_source: "log"`` (only self-consistency is then proven).
+    """
+    started = time.perf_counter()
+    report = VerifyReport(origin=log.origin, size=log.size())
+    if public_key is None:
+        pem = log.store.get_meta("public_key")
+        if pem is None and log.store.checkpoints():
+            raise _fail("bad_signature", "no public key given and none recorded in the log")
+        report.key_source = "log"
+        public_key = public_key_from_pem(pem.encode()) if pem else None
+    _check_tree(log, report.size, report)
+    if public_key is not None:
+        _check_checkpoints(log, public_key, witnesses or {}, report.size, report)
+    else:
+        report.unsigned_tail = report.size
+    report.elapsed_s = round(time.perf_counter() - started, 3)
+    return report
