@@ -13,7 +13,7 @@ from lienthong.errors import BackendError, CertificateError, InputError
 from lienthong.trust.ca import CertificateAuthority, LocalStatusSource
 from lienthong.trust.ocsp import CertStatus, build_request, verify_response
 from lienthong.trust.profiles import Profile
-from lienthong.trust.status import Health, StatusChecker
+from lienthong.trust.status import Health, StatusChecker, verify_certificate
 
 from .conftest import NOW
 from .helpers import issue
@@ -164,3 +164,22 @@ def test_no_answer_ever_fails_closed_at_once(ecdsa_ca: CertificateAuthority) -> 
     with pytest.raises(CertificateError, match=r"failing closed"):
         checker.check(cert, ecdsa_ca.issuer, now=NOW)
     assert checker.health(NOW).state is Health.FAILING
+
+
+def test_verify_certificate_combines_chain_and_status(ecdsa_ca: CertificateAuthority) -> None:
+    cert, _ = issue(ecdsa_ca, Profile.TLS, NOW)
+
+    def check(checker: StatusChecker) -> None:
+        verify_certificate(
+            cert,
+            intermediates=ecdsa_ca.intermediates,
+            roots=[ecdsa_ca.root],
+            now=NOW,
+            usage="tls-client",
+            checker=checker,
+        )
+
+    check(StatusChecker(LocalStatusSource(ecdsa_ca, lambda: NOW)))
+    ecdsa_ca.revoke(cert.serial_number, "superseded", NOW)
+    with pytest.raises(CertificateError, match="revoked"):
+        check(StatusChecker(LocalStatusSource(ecdsa_ca, lambda: NOW)))

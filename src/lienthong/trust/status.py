@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +21,7 @@ from cryptography import x509
 
 from lienthong.errors import BackendError, CertificateError, TrustError
 from lienthong.trust.ocsp import CertStatus, StatusAnswer, build_request, verify_response
+from lienthong.trust.x509 import Usage, build_chain, verify_chain
 
 
 class StatusSource(Protocol):
@@ -148,3 +150,21 @@ class StatusChecker:
                 f"{why}; fail-closed in {left / 3600:.1f} h unless it recovers",
             )
         return HealthReport(Health.OK, left, "status answers fresh")
+
+
+def verify_certificate(
+    cert: x509.Certificate,
+    *,
+    intermediates: Iterable[x509.Certificate],
+    roots: Iterable[x509.Certificate],
+    now: dt.datetime,
+    usage: Usage | str,
+    checker: StatusChecker,
+) -> None:
+    """What a gateway does for a peer: :func:`verify_chain` then a status check of the leaf
+    with its issuer (raises CertificateError with the precise reason)."""
+    intermediates, roots = list(intermediates), list(roots)
+    verify_chain(cert, intermediates=intermediates, roots=roots, now=now, usage=usage)
+    chain = build_chain(cert, intermediates=intermediates, roots=roots, now=now)
+    if len(chain) > 1:
+        checker.check(cert, chain[1], now=now)

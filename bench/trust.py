@@ -1,0 +1,151 @@
+"""Signatures and verifications per second per algorithm and key store, beside the raw limit.
+
+    python bench/trust.py [--json] [--seconds 1.0]
+
+Rows: ECDSA P-256 and ML-DSA-65 × the encrypted-file key store and a PKCS#11 token (SoftHSM2
+in a throw-away directory). ``limit_sign_per_s`` is raw ``cryptography`` signing with an
+in-memory key, measured in the same run: the ceiling any key store can reach on this machine.
+Figures on a shared 2-core machine are provisional.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from lienthong.errors import LienthongError
+from lienthong.trust.keys import Algorithm, Signer, generate_private_key, verify_signature
+from lienthong.trust.keystore import FileKeyStore, KeyStore, open_keystore
+from lienthong.trust.softhsm import init_softhsm_token, softhsm_module
+
+MESSAGE = os.urandom(256)
+
+
+def rate(fn: Callable[[], object], seconds: float) -> float:
+    """Calls per second of ``fn`` over about ``seconds`` (after a short warm-up)."""
+    for _ in range(3):
+        fn()
+    count, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(20):
+            fn()
+        count += 20
+        now = time.perf_counter()
+        if now >= deadline:
+            return count / (now - start)
+
+
+def raw_limit(algorithm: Algorithm, seconds: float) -> float:
+    key = generate_private_key(algorithm)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        ecdsa = ec.ECDSA(hashes.SHA256())
+        return rate(lambda: key.sign(MESSAGE, ecdsa), seconds)
+    return rate(lambda: key.sign(MESSAGE), seconds)
+
+
+def _row(
+    algorithm: Algorithm,
+    store: str,
+    sign: float | None,
+    verify: float | None,
+    limit: float,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "algorithm": algorithm.value,
+        "keystore": store,
+        "sign_per_s": None if sign is None else round(sign),
+        "verify_per_s": None if verify is None else round(verify),
+        "limit_sign_per_s": round(limit),
+        "supported": reason is None,
+        "reason": reason,
+    }
+
+
+def measure(
+    store: KeyStore, name: str, algorithm: Algorithm, seconds: float, limit: float
+) -> dict[str, Any]:
+    try:
+        signer: Signer = store.generate(f"bench-{algorithm.value.lower()}", algorithm)
+    except LienthongError as exc:
+        return _row(algorithm, name, None, None, limit, exc.message)
+    signature = signer.sign(MESSAGE)
+    public = signer.public_key()
+    sign = rate(lambda: signer.sign(MESSAGE), seconds)
+    verify = rate(lambda: verify_signature(public, signature, MESSAGE), seconds)
+    return _row(algorithm, name, sign, verify, limit)
+
+
+def run(seconds: float) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    limits = {a: raw_limit(a, seconds) for a in Algorithm}
+    with tempfile.TemporaryDirectory(prefix="lt-bench-trust-") as tmp:
+        os.environ["LT_BENCH_PASSPHRASE"] = os.urandom(12).hex()
+        file_store = FileKeyStore(Path(tmp) / "keys", {"$env": "LT_BENCH_PASSPHRASE"})
+        stores: list[tuple[str, KeyStore | str]] = [("file", file_store)]
+        if softhsm_module() is None:
+            stores.append(
+                ("pkcs11-softhsm2", "SoftHSM2 is not installed (apt-get install softhsm2)")
+            )
+        else:
+            token = init_softhsm_token(
+                Path(tmp) / "hsm", label="bench", pin="1234", so_pin="5678", pin_env="LT_BENCH_PIN"
+            )
+            stores.append(("pkcs11-softhsm2", open_keystore(token.spec())))
+        for algorithm in Algorithm:
+            for name, store in stores:
+                if isinstance(store, str):
+                    rows.append(_row(algorithm, name, None, None, limits[algorithm], store))
+                else:
+                    rows.append(measure(store, name, algorithm, seconds, limits[algorithm]))
+    return {
+        "rows": rows,
+        "message_bytes": len(MESSAGE),
+        "provisional": True,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(
+        f"{'algorithm':<11} {'keystore':<16} {'sign/s':>9} {'verify/s':>9} "
+        f"{'limit sign/s':>13}  note"
+    )
+    for row in result["rows"]:
+
+        def fmt(value: float | None) -> str:
+            return "-" if value is None else f"{value:,.0f}"
+
+        note = "" if row["supported"] else f"unsupported: {row['reason']}"
+        print(
+            f"{row['algorithm']:<11} {row['keystore']:<16} {fmt(row['sign_per_s']):>9} "
+            f"{fmt(row['verify_per_s']):>9} {fmt(row['limit_sign_per_s']):>13}  {note}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    args = parser.parse_args(argv)
+    result = run(args.seconds)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
