@@ -102,6 +102,10 @@ class Rig:
     hub: Hub
     agency: AgencySync
 
+    def close(self) -> None:
+        self.agency.close()
+        self.store.close()
+
 
 def make_rig(tmp: Path, keys: Keys, doc: dict[str, Any], hub_url: str | None = None,
              transport: Transport | None = None) -> Rig:  # fmt: skip

@@ -27,3 +27,4 @@ def test_sync_reconciles_read_applied_quarantined(tmp_path: Path, keys: Keys) ->
     # a second run reads nothing new
     again = rig.agency.run()
     assert (again.read, again.batches) == (0, 0)
+    rig.close()

@@ -53,6 +53,8 @@ from lienthong.dictionary.cli import app as dictionary_app  # noqa: E402
 from lienthong.trust.cli import app as ca_app  # noqa: E402
 from lienthong.federation.cli import app as federation_app  # noqa: E402
 from lienthong.federation.doctor import app as doctor_app  # noqa: E402
+from lienthong.exchange.cli import app as gateway_app  # noqa: E402
+from lienthong.sync.cli import app as sync_app  # noqa: E402
 
 app.add_typer(demo_app)
 app.add_typer(synth_app, name="synth")
@@ -61,6 +63,8 @@ app.add_typer(dictionary_app, name="dictionary")
 app.add_typer(ca_app, name="ca")
 app.add_typer(federation_app, name="federation")
 app.add_typer(doctor_app)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(sync_app, name="sync")
 
 
 def _usage_message(exc: Exception) -> str:

@@ -86,6 +86,12 @@ class AgencySync:
         self.report = RunReport()
         self._hub_down = False
 
+    def close(self) -> None:
+        """Close the source connections and the state file."""
+        for conn in self.connectors.values():
+            conn.close()
+        self.outbox.close()
+
     def run(self) -> RunReport:
         """One pass over every table, then drain; transient hub errors end up in ``error``."""
         self.report = RunReport()
@@ -132,13 +138,8 @@ class AgencySync:
                 continue
             mapped = mapper.map_chunk(chunk)
 
-            def build(seq: int, chunk_pos: Position = chunk.position, m: Mapped = mapped) -> bytes:
-                return build_batch(
-                    source=self.pipeline.source_id, seq=seq, table=spec.name,
-                    entity=spec.entity, level=spec.classification, position=chunk_pos,
-                    mapped=m, created_at=self.now(), signer=self.keys.signer,
-                    recipient=self.keys.recipient,
-                )  # fmt: skip
+            def build(seq: int, pos: Position = chunk.position, m: Mapped = mapped) -> bytes:
+                return self._build(spec, seq, pos, m)
 
             counts = (
                 mapped.read,
@@ -152,6 +153,32 @@ class AgencySync:
                 return  # back-pressure: the outbox holds enough until the hub is back
             if self.progress is not None:
                 self.progress(spec.name, self.report)
+
+    def enqueue_extra(self, spec: TableSpec, mapped: Mapped) -> int:
+        """Enqueue rows that do not come from reading the source (quarantine re-submission).
+
+        The table's extract position is left where it is.
+        """
+        position = self.outbox.extract_position(spec.name) or {}
+        counts = (mapped.read, len(mapped.upserts) + len(mapped.deletes), len(mapped.quarantine))
+        return self.outbox.enqueue(
+            spec.name, position, counts, lambda seq: self._build(spec, seq, position, mapped),
+            self.now(),
+        )  # fmt: skip
+
+    def run_drain(self) -> RunReport:
+        """Only send what the outbox holds (no reading)."""
+        self.report = RunReport()
+        self._drain()
+        self.report.pending_batches = self.outbox.pending_count()
+        return self.report
+
+    def _build(self, spec: TableSpec, seq: int, position: Position, mapped: Mapped) -> bytes:
+        return build_batch(
+            source=self.pipeline.source_id, seq=seq, table=spec.name, entity=spec.entity,
+            level=spec.classification, position=position, mapped=mapped,
+            created_at=self.now(), signer=self.keys.signer, recipient=self.keys.recipient,
+        )  # fmt: skip
 
     def _drain(self) -> None:
         """Send pending batches in order until the outbox is empty or the hub is down."""

@@ -9,8 +9,8 @@ sequence number, table, entity, classification, counts, the source position afte
 and ``body`` = {sha256, length, compression, encryption}. ``sig`` is the source's
 :class:`~lienthong.trust.keys.Signer` signature over ``b"LTSB1-SIG\\n" + header``. ``body`` is
 zlib-compressed msgpack ``{"u": [[key, pos, json]...], "d": [[key, pos]...],
-"q": [[key, pos, raw_json, [reason...]]...]}``, then, when encrypted, AES-256-GCM under a key
-from X25519 + ML-KEM-768 (hybrid, HKDF-SHA-256) agreed with the hub's recipient keys; the AEAD's
+"q": [[key, pos, raw_json, [reason...]]...], "r": [quarantine id...]}``, then, when
+encrypted, AES-256-GCM under a key from X25519 + ML-KEM-768 (hybrid, HKDF-SHA-256) agreed with the hub's recipient keys; the AEAD's
 associated data binds source, sequence, table and entity. The header's SHA-256 identifies the
 batch; the hub's ack is ``u32 len(json) | json | sig`` signed over ``b"LTSA1-SIG\\n" + json``.
 """
@@ -50,6 +50,7 @@ class Batch:
     upserts: list[tuple[str, str, bytes]]
     deletes: list[tuple[str, str]]
     quarantine: list[tuple[str, str, bytes, list[str]]]
+    resolves: list[int]
 
     @property
     def source(self) -> str:
@@ -79,7 +80,7 @@ def build_batch(
 ) -> bytes:
     """Serialise, compress, (encrypt) and sign one batch; return the envelope bytes."""
     plain = msgspec.msgpack.encode(
-        {"u": mapped.upserts, "d": mapped.deletes, "q": mapped.quarantine}
+        {"u": mapped.upserts, "d": mapped.deletes, "q": mapped.quarantine, "r": mapped.resolves}
     )
     body = zlib.compress(plain, 1)
     header: dict[str, Any] = {
@@ -146,9 +147,10 @@ def open_batch(
         upserts = [(str(k), str(p), bytes(d)) for k, p, d in doc["u"]]
         deletes = [(str(k), str(p)) for k, p in doc["d"]]
         quarantine = [(str(k), str(p), bytes(r), [str(x) for x in rs]) for k, p, r, rs in doc["q"]]
+        resolves = [int(i) for i in doc.get("r", [])]
     except (zlib.error, msgspec.DecodeError, KeyError, ValueError, TypeError) as exc:
         raise IntegrityError("batch body cannot be decoded", code="malformed_batch") from exc
-    return Batch(header, hashlib.sha256(head).hexdigest(), upserts, deletes, quarantine)
+    return Batch(header, hashlib.sha256(head).hexdigest(), upserts, deletes, quarantine, resolves)
 
 
 def build_ack(signer: Signer, fields: dict[str, Any]) -> bytes:

@@ -43,6 +43,7 @@ class Mapped:
     upserts: list[tuple[str, str, bytes]] = field(default_factory=list)  # key, position, json
     deletes: list[tuple[str, str]] = field(default_factory=list)  # key, position
     quarantine: list[tuple[str, str, bytes, list[str]]] = field(default_factory=list)
+    resolves: list[int] = field(default_factory=list)  # quarantine ids a re-submission fixes
 
     @property
     def read(self) -> int:

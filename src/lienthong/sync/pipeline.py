@@ -66,6 +66,7 @@ class Pipeline:
     state: str = "sync-state.db"
     hub: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    keys: dict[str, Any] = field(default_factory=dict)
 
     def table(self, name: str) -> TableSpec:
         for t in self.tables:
@@ -111,7 +112,7 @@ def _tname(typ: type | tuple[type, ...]) -> str:
 def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipeline:
     """Validate a parsed pipeline document; raise one ConfigError listing every problem."""
     err = _Errors()
-    allowed = {"source_id", "source", "tables", "state", "hub"}
+    allowed = {"source_id", "source", "tables", "state", "hub", "keys"}
     err.extend(f"{k}: unknown setting" for k in doc if k not in allowed)
     source_id = err.need(doc, "source_id", str, "")
     source = _source(doc.get("source"), err)
@@ -124,9 +125,17 @@ def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipel
     err.extend(f"tables: duplicate table {n!r}" for n in {n for n in names if names.count(n) > 1})
     state = err.check(doc.get("state", "sync-state.db"), str, "state")
     hub = err.check(doc.get("hub", {}), dict, "hub") or {}
+    err.extend(f"hub.{k}: unknown setting" for k in hub if k not in ("url", "database"))
+    if hub and len(set(hub) & {"url", "database"}) != 1:
+        err.append("hub: set exactly one of url (a hub process) or database (in-process hub)")
+    keys = err.check(doc.get("keys", {}), dict, "keys") or {}
+    err.extend(f"keys.{k}: unknown setting" for k in keys if k not in _KEY_SETTINGS)
     if err or source is None or source_id is None:
         raise ConfigError("invalid pipeline: " + "; ".join(err), errors=list(err))
-    return Pipeline(source_id, source, tables, state or "sync-state.db", hub, base_dir)
+    return Pipeline(source_id, source, tables, state or "sync-state.db", hub, base_dir, keys)
+
+
+_KEY_SETTINGS = ("store", "signer", "hub_public", "hub_recipient", "hub_signer")
 
 
 def _source(doc: Any, err: _Errors) -> SourceSpec | None:

@@ -34,20 +34,24 @@ class HubDialect:
     temp_suffix: str
     begin: str  # statement opening a write transaction ("" = driver begins implicitly)
     lock: str  # row-lock suffix for the per-source sequence row
-    bulk_load: Callable[[Any, str, Sequence[str], list[Sequence[Any]]], None]
+    bulk_load: Callable[[Any, str, Sequence[str], Sequence[Sequence[Any]]], None]
 
     def sql(self, text: str) -> str:
         """Write SQL with ``?`` placeholders; convert to this backend's style."""
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
 
-def _copy_load(conn: Any, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+def _copy_load(
+    conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
     with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
 
 
-def _insert_load(conn: Any, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+def _insert_load(
+    conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
     marks = ", ".join("?" * len(columns))
     conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 

@@ -73,6 +73,10 @@ class HubStore:
             params=(str(SCHEMA_VERSION),),
         )
 
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
     def _ddl(self, *statements: str, params: tuple[Any, ...] = ()) -> None:
         try:
             if self.d.begin:
@@ -178,8 +182,8 @@ class HubStore:
             )
         if batch.deletes:
             c.execute(f"DELETE FROM stage_{e}")
-            d.bulk_load(c, f"stage_{e}", ("source_key", "position"),
-                        [(k, p) for k, p in dict(batch.deletes).items()])  # fmt: skip
+            dels = list(dict(batch.deletes).items())
+            d.bulk_load(c, f"stage_{e}", ("source_key", "position"), dels)
             c.execute(q(hist), (now, "delete", src))
             c.execute(
                 q(f"DELETE FROM c_{e} WHERE source = ? AND source_key IN "
@@ -194,6 +198,11 @@ class HubStore:
                 (src, seq, tbl, e, k, p, raw.decode(), orjson.dumps(rs).decode(), now)
                 for k, p, raw, rs in batch.quarantine
             ])  # fmt: skip
+        if batch.resolves:
+            c.cursor().executemany(
+                q("UPDATE sync_quarantine SET resolved_seq = ? WHERE id = ? AND source = ?"),
+                [(seq, i, src) for i in batch.resolves],
+            )
         c.execute(f"DELETE FROM stage_{e}")
 
     def _record(self, batch: Batch, now: str) -> Applied:

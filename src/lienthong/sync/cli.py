@@ -1,0 +1,219 @@
+"""``lienthong sync``: run pipelines, watch them, inspect the quarantine, serve the hub."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lienthong.cli.output import console, emit_json
+from lienthong.errors import InputError, LienthongError
+from lienthong.sync.agency import RunReport
+from lienthong.sync.pipeline import load_pipeline
+from lienthong.sync.runtime import hub_database, open_agency
+from lienthong.sync.status import pipeline_status
+
+app = typer.Typer(help="Synchronise agency databases into the consolidated database (đồng bộ).",
+                  no_args_is_help=True)  # fmt: skip
+quarantine_app = typer.Typer(help="Inspect and re-submit quarantined rows.", no_args_is_help=True)
+hub_app = typer.Typer(help="The national hub (consolidated database).", no_args_is_help=True)
+keys_app = typer.Typer(help="Key material of a sync deployment.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(hub_app, name="hub")
+app.add_typer(keys_app, name="keys")
+
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+
+
+@app.command("run")
+def run(
+    pipeline: Path = typer.Argument(..., help="pipeline.toml or .yaml"),
+    follow: bool = typer.Option(False, "--follow", help="Keep synchronising until interrupted."),
+    interval: float = typer.Option(0.5, help="Seconds between polls in --follow mode."),
+    as_json: bool = JSON,
+) -> None:
+    """Synchronise every table of PIPELINE once (or continuously with --follow)."""
+    spec = load_pipeline(pipeline)
+    started = time.perf_counter()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=console, disable=as_json, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("starting", total=None)
+
+        def progress(table: str, r: RunReport) -> None:
+            rate = r.extracted / max(1e-9, time.perf_counter() - started)
+            bar.update(task, description=(
+                f"{table}: {r.extracted:,} rows read · {rate:,.0f} rows/s · "
+                f"{r.quarantined:,} quarantined · lag {agency.outbox.pending_count()} batches"
+            ))  # fmt: skip
+
+        agency = open_agency(spec, progress=progress)
+        try:
+            if follow:
+                stop = threading.Event()
+                try:
+                    report = agency.follow(stop, interval)
+                except KeyboardInterrupt:
+                    stop.set()
+                    report = agency.report
+            else:
+                report = agency.run()
+        finally:
+            agency.close()
+    out = report.to_dict() | {"elapsed_s": round(time.perf_counter() - started, 3)}
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(
+            f"read {report.read:,} = applied {report.applied:,} + quarantined "
+            f"{report.quarantined:,} in {out['elapsed_s']} s"
+            + (
+                f"; {report.pending_batches} batches waiting: {report.error}"
+                if report.error
+                else ""
+            )
+        )
+        for w in report.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+    if report.error:
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status(pipeline: Path = typer.Argument(...), as_json: bool = JSON) -> None:
+    """Per table: position, lag in seconds and rows, applied, quarantined, last error."""
+    doc = pipeline_status(load_pipeline(pipeline))
+    if as_json:
+        emit_json(doc)
+        return
+    table = Table("table", "position", "lag s", "lag rows", "applied", "quarantined", "last error")
+    for name, t in doc["tables"].items():
+        table.add_row(name, str(t["position"]), str(t["lag_seconds"]), str(t["lag_rows"]),
+                      str(t["applied"]), str(t["quarantined"]), t["last_error"] or "")  # fmt: skip
+    console.print(table)
+
+
+def _hub_db(pipeline: Path | None, hub: str | None) -> str:
+    if hub:
+        return hub
+    if pipeline is None:
+        raise InputError("give --hub DATABASE or --pipeline PIPELINE")
+    return hub_database(load_pipeline(pipeline))
+
+
+HUB = typer.Option(None, "--hub", help="Consolidated database (SQLite path or PostgreSQL URL).")
+PIPE = typer.Option(None, "--pipeline", help="Take the hub database from this pipeline.")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    hub: str | None = HUB, pipeline: Path | None = PIPE, limit: int = 50, as_json: bool = JSON
+) -> None:
+    """List open quarantined rows with their reasons."""
+    from lienthong.sync.quarantine import list_quarantine
+
+    rows = list_quarantine(_hub_db(pipeline, hub), limit)
+    if as_json:
+        emit_json({"quarantine": rows})
+        return
+    table = Table("id", "source", "table", "key", "position", "reasons")
+    for r in rows:
+        table.add_row(str(r["id"]), r["source"], r["table"], r["source_key"], r["position"],
+                      "; ".join(r["reasons"]))  # fmt: skip
+    console.print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    entry: int = typer.Argument(...), hub: str | None = HUB, pipeline: Path | None = PIPE,
+    as_json: bool = JSON,
+) -> None:  # fmt: skip
+    """Show one quarantined row: the raw source values and every reason."""
+    from lienthong.sync.quarantine import get_quarantine
+
+    doc = get_quarantine(_hub_db(pipeline, hub), entry)
+    if as_json:
+        emit_json(doc)
+    else:
+        console.print_json(data=doc)
+
+
+@quarantine_app.command("resubmit")
+def quarantine_resubmit(
+    pipeline: Path = typer.Argument(...),
+    entry: int = typer.Argument(...),
+    set_: list[str] = typer.Option([], "--set", help="COLUMN=VALUE correction (repeatable)."),
+    as_json: bool = JSON,
+) -> None:
+    """Correct a quarantined row and send it again (validated like any other row)."""
+    from lienthong.sync.quarantine import resubmit
+
+    corrections: dict[str, Any] = {}
+    for item in set_:
+        col, sep, value = item.partition("=")
+        if not sep or not col:
+            raise InputError(f"--set {item!r}: expected COLUMN=VALUE")
+        corrections[col.strip()] = value
+    report = resubmit(load_pipeline(pipeline), entry, corrections)
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(f"quarantine entry {entry} re-submitted: {report}")
+
+
+@hub_app.command("serve")
+def hub_serve(
+    db: str = typer.Option(..., "--db", help="Consolidated database (SQLite path or PG URL)."),
+    keys: Path = typer.Option(..., "--keys", help="Key directory (sync keys init)."),
+    passphrase_env: str = typer.Option(..., "--passphrase-env", help="Env var of the passphrase."),
+    source: list[str] = typer.Option([], "--source", help="SOURCE_ID=public.pem (repeatable)."),
+    port: int = typer.Option(8765, "--port"),
+) -> None:
+    """Serve the hub on 127.0.0.1:PORT until interrupted."""
+    from lienthong.sync.hub.dialect import connect_hub
+    from lienthong.sync.hub.server import serve
+    from lienthong.sync.hub.service import Hub
+    from lienthong.sync.hub.store import HubStore
+    from lienthong.sync.keys import load_public, load_recipient_keys
+    from lienthong.trust.keystore import FileKeyStore
+
+    ref = {"$env": passphrase_env}
+    sources = {}
+    for item in source:
+        sid, sep, pem = item.partition("=")
+        if not sep:
+            raise InputError(f"--source {item!r}: expected SOURCE_ID=public.pem")
+        sources[sid] = load_public(Path(pem))
+    conn, dialect = connect_hub(db)
+    hub = Hub(HubStore(conn, dialect), FileKeyStore(keys, ref).signer("hub"), sources,
+              load_recipient_keys(keys, ref))  # fmt: skip
+    serve(hub, port=port)
+
+
+@keys_app.command("init")
+def keys_init(
+    directory: Path = typer.Argument(...),
+    passphrase_env: str = typer.Option(..., "--passphrase-env"),
+    label: str = typer.Option("agency", help="Label of the agency signing key."),
+    as_json: bool = JSON,
+) -> None:
+    """Create an agency signing key and the hub's signing and recipient keys (encrypted)."""
+    from lienthong.sync.keys import init_keys
+
+    try:
+        out = init_keys(directory, {"$env": passphrase_env}, label)
+    except FileExistsError as exc:
+        raise InputError(f"{exc.filename} already exists: refusing to overwrite keys") from exc
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(out)
+
+
+__all__ = ["LienthongError", "app"]

@@ -1,0 +1,93 @@
+"""The quarantine (rows refused on the way in): list, show, correct and re-submit.
+
+Quarantined rows live in the consolidated database's ``sync_quarantine`` with the raw source
+values, every reason and their source position. A re-submission applies the operator's
+corrections to the raw values, maps and validates the row again like any other, and sends it
+in a new signed batch that also marks the entry resolved — in the hub's same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from lienthong.errors import InputError, NotFound, ValidationError
+from lienthong.sync.hub.dialect import connect_hub
+from lienthong.sync.mapping import Mapper, dictionary_validator
+from lienthong.sync.model import Chunk
+from lienthong.sync.pipeline import Pipeline
+from lienthong.sync.runtime import hub_database, open_agency
+
+_COLS = "id, source, tbl, entity, source_key, position, raw, reasons, received_at, resolved_seq"
+
+
+def _row(r: Any) -> dict[str, Any]:
+    keys = _COLS.split(", ")
+    doc = dict(zip(keys, r, strict=True))
+    doc["table"] = doc.pop("tbl")
+    for k in ("raw", "reasons"):
+        if isinstance(doc[k], str):
+            doc[k] = orjson.loads(doc[k])
+    doc["received_at"] = str(doc["received_at"])
+    return doc
+
+
+def list_quarantine(hub_url: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Open (unresolved) quarantine entries, oldest first."""
+    conn, d = connect_hub(hub_url)
+    try:
+        rows = conn.execute(
+            d.sql(f"SELECT {_COLS} FROM sync_quarantine WHERE resolved_seq IS NULL "
+                  "ORDER BY id LIMIT ?"), (limit,),
+        ).fetchall()  # fmt: skip
+    finally:
+        conn.close()
+    return [_row(r) for r in rows]
+
+
+def get_quarantine(hub_url: str, entry: int) -> dict[str, Any]:
+    conn, d = connect_hub(hub_url)
+    try:
+        row = conn.execute(
+            d.sql(f"SELECT {_COLS} FROM sync_quarantine WHERE id = ?"), (entry,)
+        ).fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise NotFound(f"no quarantine entry {entry}")
+    return _row(row)
+
+
+def resubmit(pipeline: Pipeline, entry: int, corrections: dict[str, Any]) -> dict[str, Any]:
+    """Correct and re-send quarantine ``entry``; raise ValidationError if still invalid."""
+    doc = get_quarantine(hub_database(pipeline), entry)
+    if doc["source"] != pipeline.source_id:
+        raise InputError(f"quarantine entry {entry} belongs to source {doc['source']}")
+    if doc["resolved_seq"] is not None:
+        raise InputError(
+            f"quarantine entry {entry} was already resolved by batch {doc['resolved_seq']}"
+        )
+    spec = pipeline.table(doc["table"])
+    raw = dict(doc["raw"])
+    unknown = [c for c in corrections if c not in raw]
+    if unknown:
+        raise InputError(f"--set: the source row has no column(s) {unknown}")
+    raw.update(corrections)
+    columns = list(raw)
+    mapper = Mapper(spec, columns, dictionary_validator(spec.entity))
+    chunk = Chunk(columns, [tuple(raw.values())], {}, locate=lambda _i: str(doc["position"]))
+    mapped = mapper.map_chunk(chunk)
+    if mapped.quarantine:
+        reasons = mapped.quarantine[0][3]
+        raise ValidationError(
+            f"entry {entry} is still invalid: {'; '.join(reasons)}", reasons=reasons
+        )
+    mapped.resolves.append(entry)
+    agency = open_agency(pipeline)
+    try:
+        seq = agency.enqueue_extra(spec, mapped)
+        report = agency.run_drain()
+    finally:
+        agency.close()
+    return {"entry": entry, "batch": seq, "applied": report.applied, "error": report.error}

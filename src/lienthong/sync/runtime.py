@@ -1,0 +1,86 @@
+"""Composition root of a pipeline run: choose the adapters a pipeline file names.
+
+``[hub] url = "http://127.0.0.1:8765"`` sends batches to a hub process over HTTP;
+``[hub] database = "consolidated.db"`` (or a PostgreSQL URL reference) runs the hub in-process
+(the embedded default). ``[keys]`` names the key store (trust layer) and the public files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lienthong.errors import ConfigError
+from lienthong.sync.agency import AgencyKeys, AgencySync, Progress
+from lienthong.sync.connectors import open_connectors
+from lienthong.sync.hub.dialect import connect_hub
+from lienthong.sync.hub.service import Hub
+from lienthong.sync.hub.store import HubStore
+from lienthong.sync.keys import load_public, load_recipient_keys, load_recipient_public
+from lienthong.sync.outbox import Outbox
+from lienthong.sync.pipeline import Pipeline
+from lienthong.sync.secrets import is_reference, resolve_secret
+from lienthong.sync.transport import DirectTransport, HttpTransport, Transport
+from lienthong.trust.keystore import open_keystore
+
+
+def hub_database(pipeline: Pipeline) -> str:
+    """The consolidated database a pipeline's in-process hub writes to."""
+    db = pipeline.hub.get("database")
+    if db is None:
+        raise ConfigError("pipeline has no [hub] database (its hub is a separate process)")
+    if is_reference(db):
+        return resolve_secret(db, "hub.database", pipeline.base_dir)
+    return str(db if str(db).startswith("postgres") else pipeline.base_dir / str(db))
+
+
+def _path(pipeline: Pipeline, name: str) -> Path:
+    value = pipeline.keys.get(name)
+    if not isinstance(value, str):
+        raise ConfigError(f"keys.{name}: required (a file path)")
+    return pipeline.base_dir / value
+
+
+def _store(pipeline: Pipeline) -> Any:
+    spec = pipeline.keys.get("store")
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            'keys.store: required, e.g. {type = "file", dir = "keys", passphrase = …}'
+        )
+    return open_keystore(spec, base=pipeline.base_dir)
+
+
+def agency_keys(pipeline: Pipeline) -> AgencyKeys:
+    store = _store(pipeline)
+    return AgencyKeys(
+        store.signer(str(pipeline.keys.get("signer", "agency"))),
+        load_public(_path(pipeline, "hub_public")),
+        load_recipient_public(_path(pipeline, "hub_recipient")),
+    )
+
+
+def local_hub(pipeline: Pipeline, keys: AgencyKeys) -> Hub:
+    """An in-process hub for ``[hub] database`` pipelines (same key store)."""
+    store = _store(pipeline)
+    spec = pipeline.keys["store"]
+    directory = pipeline.base_dir / str(spec.get("dir", "keys"))
+    conn, dialect = connect_hub(hub_database(pipeline))
+    recipient = load_recipient_keys(directory, spec.get("passphrase"))
+    signer = store.signer(str(pipeline.keys.get("hub_signer", "hub")))
+    return Hub(HubStore(conn, dialect), signer, {pipeline.source_id: keys.signer.public_key()},
+               recipient)  # fmt: skip
+
+
+def open_agency(pipeline: Pipeline, progress: Progress | None = None) -> AgencySync:
+    """Build the agency side of ``pipeline`` with the adapters its file names."""
+    keys = agency_keys(pipeline)
+    transport: Transport
+    if "url" in pipeline.hub:
+        transport = HttpTransport(str(pipeline.hub["url"]))
+    elif "database" in pipeline.hub:
+        transport = DirectTransport(local_hub(pipeline, keys))
+    else:
+        raise ConfigError("pipeline has no [hub]: set url or database")
+    outbox = Outbox(pipeline.base_dir / pipeline.state)
+    return AgencySync(pipeline, open_connectors(pipeline), outbox, transport, keys,
+                      progress=progress)  # fmt: skip
