@@ -12,7 +12,8 @@ zlib-compressed msgpack ``{"u": [[key, pos, json]...], "d": [[key, pos]...],
 "q": [[key, pos, raw_json, [reason...]]...], "r": [quarantine id...]}``, then, when
 encrypted, AES-256-GCM under a key from X25519 + ML-KEM-768 (hybrid, HKDF-SHA-256) agreed
 with the hub's recipient keys; the AEAD's associated data binds source, sequence, table and
-entity. The header's SHA-256 identifies the batch; the hub's ack is ``u32 len(json) | json | sig`` signed over ``b"LTSA1-SIG\\n" + json``.
+entity. The header's SHA-256 identifies the batch;
+the hub's ack is ``u32 len(json) | json | sig`` signed over ``b"LTSA1-SIG\\n" + json``.
 """
 
 from __future__ import annotations
