@@ -161,3 +161,20 @@ def test_hsm_csr_and_ca_keys(hsm: Pkcs11KeyStore, hsm_token: SoftHsmToken, tmp_p
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert not list((tmp_path / "ca").glob("keys/*"))  # no key files next to the CA
+
+
+@pytest.mark.hsm
+def test_two_cas_share_one_token_and_failed_init_leaves_nothing(
+    hsm_token: SoftHsmToken, tmp_path: Path
+) -> None:
+    a = CertificateAuthority.init(tmp_path / "a", keystore_spec=hsm_token.spec(), now=NOW)
+    b = CertificateAuthority.init(tmp_path / "b", keystore_spec=hsm_token.spec(), now=NOW)
+    assert a.label("root") != b.label("root")
+    with pytest.raises(KeyStoreError, match="does not support ML-DSA"):
+        CertificateAuthority.init(
+            tmp_path / "pq", keystore_spec=hsm_token.spec(), now=NOW, algorithm=Algorithm.ML_DSA_65
+        )
+    assert not (tmp_path / "pq").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    with pytest.raises(InputError, match="not empty"):
+        CertificateAuthority.init(tmp_path / "a", keystore_spec=hsm_token.spec(), now=NOW)

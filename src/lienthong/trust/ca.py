@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from lienthong.trust.profiles import Profile, ca_certificate, leaf_certificate
 from lienthong.trust.tsa import TimeStampAuthority
 
 SCHEMA_VERSION = 1
+_ROLES = ("root", "intermediate", "ocsp", "tsa")
 _PEM = serialization.Encoding.PEM
 
 
@@ -105,22 +107,63 @@ class CertificateAuthority:
         name: str = "Lienthong Root CA",
         days: int = 3650,
     ) -> CertificateAuthority:
-        """Create a new CA: root (± intermediate), OCSP responder and TSA keys/certificates."""
+        """Create a new CA: root (± intermediate), OCSP responder and TSA keys/certificates.
+
+        Files are built in a temporary sibling directory and renamed into place, so a failure
+        leaves nothing half-written; HSM key labels carry a per-CA prefix so that several CAs
+        (or a retried ``init``) can share one token.
+        """
         directory = Path(directory)
-        if (directory / "ca.json").exists():
-            raise InputError(f"{directory} already holds a CA (ca.json exists)")
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "issued").mkdir(exist_ok=True)
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            raise InputError(f"{directory} already exists and is not empty")
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = directory.parent / f".{directory.name}.init-{os.urandom(4).hex()}"
+        prefix = f"ca-{os.urandom(4).hex()}-" if keystore_spec.get("type") == "pkcs11" else ""
+        try:
+            cls._populate(
+                tmp,
+                keystore_spec=keystore_spec,
+                now=now,
+                algorithm=algorithm,
+                intermediate=intermediate,
+                name=name,
+                days=days,
+                prefix=prefix,
+            )
+            if directory.exists():
+                directory.rmdir()
+            tmp.rename(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls.open(directory)
+
+    @classmethod
+    def _populate(
+        cls,
+        directory: Path,
+        *,
+        keystore_spec: dict[str, Any],
+        now: dt.datetime,
+        algorithm: Algorithm,
+        intermediate: bool,
+        name: str,
+        days: int,
+        prefix: str,
+    ) -> None:
+        directory.mkdir()
+        (directory / "issued").mkdir()
         settings = {
             "schema_version": SCHEMA_VERSION,
             "algorithm": algorithm.value,
             "keystore": keystore_spec,
+            "key_labels": {role: prefix + role for role in _ROLES},
             "intermediate": intermediate,
             "crl_days": 7,
             "ocsp_hours": 4,
         }
         ca = cls(directory, settings, open_keystore(keystore_spec, base=directory))
-        root_signer = ca.keystore.generate("root", algorithm)
+        root_signer = ca.keystore.generate(ca.label("root"), algorithm)
         root = ca_certificate(
             subject=_ca_name(name),
             public_key=root_signer.public_key(),
@@ -134,7 +177,7 @@ class CertificateAuthority:
         _write(directory / "root.pem", root.public_bytes(_PEM))
         chain = [root]
         if intermediate:
-            inter_signer = ca.keystore.generate("intermediate", algorithm)
+            inter_signer = ca.keystore.generate(ca.label("intermediate"), algorithm)
             inter = ca_certificate(
                 subject=_ca_name(f"{name} - Issuing CA"),
                 public_key=inter_signer.public_key(),
@@ -155,7 +198,7 @@ class CertificateAuthority:
         ):
             # RFC 3161 tokens use ECDSA: openssl ts and asn1crypto lack ML-DSA CMS.
             key_alg = Algorithm.ECDSA_P256 if profile is Profile.TSA else algorithm
-            signer = ca.keystore.generate(label, key_alg)
+            signer = ca.keystore.generate(ca.label(label), key_alg)
             cert = ca._issue_raw(
                 profile=profile,
                 subject=_ca_name(f"{name} - {cn}"),
@@ -166,7 +209,6 @@ class CertificateAuthority:
             _write(directory / f"{label}.pem", cert.public_bytes(_PEM))
         _write(directory / "ca.json", json.dumps(settings, indent=2).encode())
         ca.publish_crl(now)
-        return ca
 
     @classmethod
     def open(cls, directory: Path | str) -> CertificateAuthority:
@@ -221,7 +263,14 @@ class CertificateAuthority:
         return self._cert("tsa")
 
     def issuer_signer(self) -> Signer:
-        return self.keystore.signer("intermediate" if self.settings["intermediate"] else "root")
+        return self.keystore.signer(
+            self.label("intermediate" if self.settings["intermediate"] else "root")
+        )
+
+    def label(self, role: str) -> str:
+        """The key-store label of one of the CA's keys (root, intermediate, ocsp, tsa)."""
+        labels: dict[str, str] = self.settings.get("key_labels") or {}
+        return labels.get(role, role)
 
     def _issue_raw(
         self,
@@ -365,7 +414,7 @@ class CertificateAuthority:
             request_der,
             issuer=self.issuer,
             responder=self.ocsp_certificate,
-            signer=self.keystore.signer("ocsp"),
+            signer=self.keystore.signer(self.label("ocsp")),
             now=now,
             lookup=lambda serial: records.get(f"{serial:x}"),
             validity=dt.timedelta(hours=self.settings["ocsp_hours"]),
@@ -375,7 +424,7 @@ class CertificateAuthority:
         self, clock: Callable[[], dt.datetime] | None = None
     ) -> TimeStampAuthority:
         """The CA's RFC 3161 time-stamping authority."""
-        signer = self.keystore.signer("tsa")
+        signer = self.keystore.signer(self.label("tsa"))
         if clock is None:
             return TimeStampAuthority(signer, self.tsa_certificate)
         return TimeStampAuthority(signer, self.tsa_certificate, clock=clock)

@@ -35,7 +35,9 @@ def create_app(
     """A Starlette app serving the CA in ``directory`` (keys opened once, at start-up)."""
     ca = CertificateAuthority.open(directory)
     tsa = ca.timestamp_authority(clock)
-    ca.keystore.signer("ocsp")  # fail at start-up, not on the first request, if keys are locked
+    ca.keystore.signer(
+        ca.label("ocsp")
+    )  # fail at start-up, not on the first request, if keys are locked
 
     async def _body(request: Request) -> bytes | Response:
         body = await request.body()
