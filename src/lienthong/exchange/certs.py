@@ -1,0 +1,150 @@
+"""Certificate checks for the exchange: which key a ``kid`` names, and whether to trust it.
+
+Certificates come from the federation directory (subsystem signing certificates, node TLS
+certificates). A certificate is trusted when it chains to a federation root
+(:func:`lienthong.trust.x509.verify_chain`), is valid at ``now`` and is not on the CA's CRL;
+the result is cached for ``status_ttl_s`` so the status service is not asked per message (and
+a short outage of it does not stop traffic).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa
+from jwcrypto import jwk
+
+from lienthong.errors import CertificateError, InputError
+from lienthong.exchange.envelope import VerifyKey
+from lienthong.exchange.protocol import ErrorCode, Refused
+from lienthong.trust.identity import identity_of
+from lienthong.trust.keys import algorithm_of
+from lienthong.trust.x509 import Usage, verify_chain
+
+StatusCheck = Callable[[x509.Certificate, float], None]  # raises CertificateError if revoked
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def load_pem_cert(pem: str | bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem)
+    except ValueError as exc:
+        raise InputError(f"not a PEM certificate: {exc}") from exc
+
+
+class CrlStatus:
+    """Revocation status from a CRL file published by the CA (re-read when it changes)."""
+
+    def __init__(self, path: Path, issuers: list[x509.Certificate]) -> None:
+        self._path = path
+        self._issuers = issuers
+        self._mtime = -1.0
+        self._revoked: set[int] = set()
+
+    def __call__(self, cert: x509.Certificate, now: float) -> None:
+        try:
+            mtime = self._path.stat().st_mtime
+        except OSError as exc:
+            raise CertificateError(f"CRL unavailable: {exc.strerror}") from exc
+        if mtime != self._mtime:
+            crl = x509.load_pem_x509_crl(self._path.read_bytes())
+            if not any(_crl_signed_by(crl, i) for i in self._issuers):
+                raise CertificateError("CRL signature does not verify")
+            self._revoked = {r.serial_number for r in crl}
+            self._mtime = mtime
+        if cert.serial_number in self._revoked:
+            raise CertificateError("certificate revoked", serial=cert.serial_number)
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    key = issuer.public_key()
+    if issuer.subject != crl.issuer or not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    return crl.is_signature_valid(key)
+
+
+@dataclass
+class _Entry:
+    cert: x509.Certificate
+    key: VerifyKey
+    usage: Usage
+    checked_at: float = float("-inf")
+
+
+class CertificateStore:
+    """Certificates by fingerprint, verified lazily and re-checked every ``status_ttl_s``.
+
+    ``signing`` certificates carry the identity written in them; ``tls`` certificates of
+    gateway nodes are given with the node name they belong to in the directory.
+    """
+
+    def __init__(
+        self,
+        signing: Iterable[str],
+        tls: Iterable[tuple[str, str]],
+        trust_bundle: str,
+        *,
+        clock: Callable[[], float],
+        status: StatusCheck | None = None,
+        status_ttl_s: float = 60.0,
+    ) -> None:
+        certs = x509.load_pem_x509_certificates(trust_bundle.encode())
+        self.roots = [c for c in certs if c.subject == c.issuer]
+        self.intermediates = [c for c in certs if c.subject != c.issuer]
+        self._clock = clock
+        self._status = status
+        self._ttl = status_ttl_s
+        self._entries: dict[str, _Entry] = {}
+        for pem in signing:
+            cert = load_pem_cert(pem)
+            self._add(cert, str(identity_of(cert)), Usage.SIGNING)
+        for pem, node in tls:
+            self._add(load_pem_cert(pem), node, Usage.TLS_CLIENT)
+
+    def _add(self, cert: x509.Certificate, identity: str, usage: Usage) -> None:
+        pub = cert.public_key()
+        if isinstance(pub, ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey):
+            vk = VerifyKey(jwk.JWK.from_pyca(pub), identity, algorithm_of(pub))
+            self._entries[fingerprint(cert)] = _Entry(cert, vk, usage)
+
+    def lookup(self, kid: str) -> VerifyKey:
+        """The verified key for ``kid``; raise Refused(LT.BAD_SIGNATURE) if unknown or untrusted."""
+        entry = self._entries.get(kid)
+        if entry is None:
+            raise Refused(ErrorCode.BAD_SIGNATURE, "unknown certificate", kid=kid)
+        now = self._clock()
+        if now - entry.checked_at > self._ttl:
+            try:
+                verify_chain(
+                    entry.cert,
+                    intermediates=self.intermediates,
+                    roots=self.roots,
+                    now=dt.datetime.fromtimestamp(now, dt.UTC),
+                    usage=entry.usage,
+                )
+                if self._status is not None:
+                    self._status(entry.cert, now)
+            except CertificateError as exc:
+                raise Refused(
+                    ErrorCode.BAD_SIGNATURE, f"certificate rejected: {exc}", kid=kid
+                ) from exc
+            entry.checked_at = now
+        return entry.key
+
+    def identity_of_der(self, der: bytes) -> str:
+        """Node name of a TLS peer certificate (must be a directory certificate, checked)."""
+        return self.lookup(hashlib.sha256(der).hexdigest()).identity
+
+    def status_summary(self) -> dict[str, int]:
+        now = self._clock()
+        fresh = sum(1 for e in self._entries.values() if now - e.checked_at <= self._ttl)
+        return {"certificates": len(self._entries), "recently_checked": fresh}

@@ -1,0 +1,69 @@
+"""``lienthong gateway``: run a gateway, read its monitoring records, check a config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from lienthong.cli.output import emit_json
+from lienthong.exchange.config import load_config
+from lienthong.exchange.monitor import open_readonly
+
+app = typer.Typer(
+    help="Exchange gateways (cổng liên thông): serve, monitor, check.", no_args_is_help=True
+)
+
+
+@app.command()
+def serve(
+    config: Path = typer.Option(..., "--config", help="Gateway config file (JSON or YAML)."),
+    log_level: str = typer.Option("WARNING", "--log-level", help="Local log level."),
+) -> None:
+    """Run one gateway process until SIGTERM/SIGINT."""
+    from lienthong.exchange.server import serve as run
+
+    cfg = load_config(config)
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+    def ready(ports: dict[str, int]) -> None:
+        print(json.dumps({"ready": True, "node": cfg.node, "ports": ports}), flush=True)
+
+    asyncio.run(run(cfg, ready=ready))
+
+
+@app.command()
+def check(config: Path = typer.Option(..., "--config", help="Gateway config file.")) -> None:
+    """Validate a config and load its keys, certificates and directory; print a summary."""
+    from lienthong.exchange.node import build_node
+
+    node = build_node(load_config(config))
+    emit_json(
+        {
+            "node": node.name,
+            "role": node.cfg.role,
+            "subsystems": [str(s) for s in node.local],
+            "services": [str(s) for s in node.services],
+            "certificates": node.certs.status_summary(),
+        }
+    )
+
+
+@app.command()
+def monitor(
+    config: Path = typer.Option(..., "--config", help="Gateway config file."),
+    limit: int = typer.Option(20, "--limit", min=1, max=100_000, help="Most recent records."),
+    error_code: str | None = typer.Option(None, "--error-code", help="Only this LT.* code."),
+) -> None:
+    """Print the operational-monitoring records of a gateway (most recent first), as JSON."""
+    cfg = load_config(config)
+    store = open_readonly(Path(cfg.state_dir) / "monitor.sqlite")
+    emit_json(store.query(limit=limit, error_code=error_code))

@@ -1,0 +1,136 @@
+"""The gateway's settings: one typed, validated object read from a JSON or YAML file.
+
+Every field is documented in ``docs/exchange.md`` (a test checks it). Private keys are
+passphrase-encrypted PKCS#8 PEM files; the passphrase is a reference (``{"$env": NAME}`` or
+``{"$file": PATH}``), never inline. Relative paths are resolved against the config file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from lienthong.errors import ConfigError, InputError
+
+
+class Listen(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+class TlsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    cert: str  # PEM certificate chain of this node (identity = the node name)
+    key: str  # encrypted PKCS#8 PEM private key (also signs hop receipts)
+    roots: str  # PEM bundle of the federation CA (root and intermediates)
+    crl: str | None = None  # CRL file published by the CA (revocation status)
+
+
+class LocalSubsystem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str  # INSTANCE/CLASS/MEMBER/SUBSYSTEM served by this gateway
+    sign_key: str  # encrypted PEM, ECDSA P-256
+    sign_cert: str
+    pq_key: str | None = None  # encrypted PEM, ML-DSA-65 (needed for MAT and up)
+    pq_cert: str | None = None
+    kem_x25519: str | None = None  # encrypted PEM, to decrypt calls to this subsystem
+    kem_mlkem: str | None = None
+
+
+class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_body_bytes: int = 1 << 30
+    memory_body_bytes: int = 4 << 20  # bigger plaintext bodies are spooled to disk to hash
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 300.0
+    upstream_timeout_s: float = 300.0
+    connect_timeout_s: float = 3.0
+    replay_window_s: float = 300.0
+    replay_max_entries: int = 1_000_000
+    status_ttl_s: float = 60.0
+    max_header_bytes: int = 32768
+
+
+class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    node: str  # this gateway's node name in the federation directory
+    role: str  # "agency" (serves information systems) or "platform" (relay only)
+    peer: Listen  # mutual-TLS listener for other gateways
+    tls: TlsSettings
+    directory: str  # federation directory JSON (projection of the signed global config)
+    state_dir: str  # monitoring database and message log
+    passphrase: dict[str, str]  # secret reference of the key files' passphrase
+    internal: Listen | None = None  # plain HTTP listener for the agency's own systems
+    admin: Listen | None = None  # plain HTTP listener for /health and /metrics only
+    subsystems: list[LocalSubsystem] = []
+    services: dict[str, str] = {}  # service id -> base URL of the real endpoint
+    limits: Limits = Limits()
+
+
+def _resolve(base: Path, value: str) -> str:
+    p = Path(value)
+    return str(p if p.is_absolute() else (base / p))
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read, validate and path-resolve a gateway config (raise ConfigError with one line)."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read gateway config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"gateway config {path} is not YAML/JSON: {exc}") from exc
+    try:
+        cfg = msgspec.convert(raw, GatewayConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"gateway config {path}: {exc}") from exc
+    verify_config(cfg)
+    base = path.parent
+    subs = [
+        msgspec.structs.replace(
+            s,
+            **{
+                f: _resolve(base, getattr(s, f))
+                for f in ("sign_key", "sign_cert", "pq_key", "pq_cert", "kem_x25519", "kem_mlkem")
+                if getattr(s, f) is not None
+            },
+        )
+        for s in cfg.subsystems
+    ]
+    tls = TlsSettings(
+        cert=_resolve(base, cfg.tls.cert),
+        key=_resolve(base, cfg.tls.key),
+        roots=_resolve(base, cfg.tls.roots),
+        crl=_resolve(base, cfg.tls.crl) if cfg.tls.crl else None,
+    )
+    return msgspec.structs.replace(
+        cfg,
+        tls=tls,
+        subsystems=subs,
+        directory=_resolve(base, cfg.directory),
+        state_dir=_resolve(base, cfg.state_dir),
+    )
+
+
+def verify_config(cfg: GatewayConfig) -> None:
+    """Cross-field checks msgspec cannot express."""
+    if cfg.role not in ("agency", "platform"):
+        raise ConfigError(f"gateway config: role must be 'agency' or 'platform', not {cfg.role!r}")
+    if cfg.role == "agency" and cfg.internal is None:
+        raise ConfigError("gateway config: an agency gateway needs an 'internal' listener")
+    if cfg.role == "platform" and (cfg.services or cfg.internal):
+        raise ConfigError("gateway config: a platform gateway relays only (no services/internal)")
+    for listen in [cfg.peer, *([cfg.internal] if cfg.internal else [])]:
+        if not 0 <= listen.port <= 65535:
+            raise ConfigError(f"gateway config: port {listen.port} out of range")
+    for url in cfg.services.values():
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"gateway config: service endpoint {url!r} is not an http(s) URL")
+    from lienthong.trust.secrets import parse_secret_ref
+
+    try:
+        parse_secret_ref(cfg.passphrase, what="gateway key passphrase")
+    except InputError as exc:
+        raise ConfigError(str(exc)) from exc
+    lim = cfg.limits
+    if lim.max_body_bytes <= 0 or lim.memory_body_bytes <= 0 or lim.replay_window_s <= 0:
+        raise ConfigError("gateway config: limits must be positive")

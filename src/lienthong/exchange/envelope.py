@@ -1,0 +1,194 @@
+"""Signed envelopes: request claims, response claims bound to the request, relay hop receipts.
+
+Every token is a JWS (RFC 7515) compact serialization. The primary token is ES256 and carries
+the claims as payload; from MAT up a second, detached token (empty payload part, RFC 7515
+App. F) signs the same payload with ML-DSA-65, and both must verify. ``kid`` is the SHA-256
+fingerprint (lower-case hex) of the signer's certificate. Signing goes through
+:class:`~lienthong.trust.keys.Signer` (so keys may live in an HSM); verification uses jwcrypto.
+
+The request hash — base64url(SHA-512(primary token)) — covers every signed claim (identifiers,
+timestamp, nonce, purpose, legal basis, level, route, body hash or key-agreement parameters);
+the provider puts it in its signed response claims (``req``) and relays in their receipts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from jwcrypto import jwk, jws
+from jwcrypto.common import JWException
+
+from lienthong.exchange.e2e import b64d, b64e
+from lienthong.exchange.protocol import ErrorCode, Refused
+from lienthong.trust.keys import Algorithm, Signer
+
+PROTOCOL_VERSION = 1
+_JWS_ALG = {Algorithm.ECDSA_P256: "ES256", Algorithm.ML_DSA_65: "ML-DSA-65"}
+
+
+@dataclass(frozen=True)
+class KeyedSigner:
+    """A signer and the fingerprint of the certificate that vouches for it."""
+
+    signer: Signer
+    kid: str
+
+
+@dataclass(frozen=True)
+class VerifyKey:
+    """A verification key found by ``kid``: owner identity and the jwcrypto key."""
+
+    key: jwk.JWK
+    identity: str
+    algorithm: Algorithm
+
+
+KeyLookup = Callable[[str], VerifyKey]
+
+
+def _raw_signature(signer: Signer, data: bytes) -> bytes:
+    sig = signer.sign(data)
+    if signer.algorithm is Algorithm.ECDSA_P256:
+        r, s = decode_dss_signature(sig)  # JWS wants r || s, signers return DER
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return sig
+
+
+def sign_claims(claims: dict[str, Any], signers: Sequence[KeyedSigner]) -> list[str]:
+    """Return the tokens: first with the payload, the others detached over the same payload."""
+    payload = b64e(orjson.dumps(claims))
+    tokens = []
+    for i, ks in enumerate(signers):
+        header = b64e(orjson.dumps({"alg": _JWS_ALG[ks.signer.algorithm], "kid": ks.kid}))
+        signing_input = f"{header}.{payload}".encode()
+        sig = b64e(_raw_signature(ks.signer, signing_input))
+        tokens.append(f"{header}.{payload if i == 0 else ''}.{sig}")
+    return tokens
+
+
+def token_hash(token: str) -> str:
+    return b64e(hashlib.sha512(token.encode()).digest())
+
+
+def _verify_one(token: str, lookup: KeyLookup, detached: bytes | None) -> tuple[VerifyKey, bytes]:
+    try:
+        obj = jws.JWS()
+        obj.deserialize(token)
+        header = obj.jose_header
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise Refused(ErrorCode.BAD_SIGNATURE, "token without kid")
+        vk = lookup(kid)
+        alg = _JWS_ALG[vk.algorithm]
+        if header.get("alg") != alg:
+            raise Refused(ErrorCode.BAD_SIGNATURE, "algorithm does not match the certificate")
+        obj.verify(vk.key, alg=alg, detached_payload=detached)
+        return vk, obj.payload
+    except (JWException, ValueError, KeyError, TypeError) as exc:
+        raise Refused(ErrorCode.BAD_SIGNATURE, f"token does not verify: {exc}") from exc
+
+
+def verify_tokens(
+    tokens: Sequence[str], lookup: KeyLookup, *, hybrid: bool
+) -> tuple[dict[str, Any], str]:
+    """Verify the primary (and, if ``hybrid``, the ML-DSA) token; return (claims, identity).
+
+    Both tokens must be signed by certificates of the same identity; the classical one must be
+    ECDSA P-256 and the other ML-DSA-65.
+    """
+    if not tokens or not tokens[0]:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "missing signature")
+    vk, payload = _verify_one(tokens[0], lookup, None)
+    if vk.algorithm is not Algorithm.ECDSA_P256:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "primary signature must be ES256")
+    if hybrid:
+        if len(tokens) < 2 or not tokens[1]:
+            raise Refused(ErrorCode.BAD_SIGNATURE, "hybrid signature required")
+        pq, _ = _verify_one(tokens[1], lookup, payload)
+        if pq.algorithm is not Algorithm.ML_DSA_65 or pq.identity != vk.identity:
+            raise Refused(ErrorCode.BAD_SIGNATURE, "post-quantum signature from another identity")
+    try:
+        claims = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "claims are not JSON") from exc
+    if not isinstance(claims, dict) or claims.get("v") != PROTOCOL_VERSION:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "unsupported claims version")
+    return claims, vk.identity
+
+
+def body_digest(digest: bytes, length: int) -> dict[str, Any]:
+    return {"sha256": b64e(digest), "len": length}
+
+
+def verify_body_digest(expected: dict[str, Any], digest: bytes, length: int) -> None:
+    """Raise Refused(LT.BAD_SIGNATURE) unless the received body matches the signed hash."""
+    if expected.get("len") != length or b64d(str(expected.get("sha256", ""))) != digest:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "body does not match the signed hash")
+
+
+def request_claims(
+    *,
+    call: Any,
+    level: int,
+    route: list[str],
+    ts: float,
+    nonce: str,
+    body: dict[str, Any] | None,
+    enc: dict[str, Any] | None,
+    ctype: str | None,
+) -> dict[str, Any]:
+    """The claims a client subsystem signs for one call (``call`` is a ServiceCall)."""
+    return {
+        "v": PROTOCOL_VERSION,
+        "typ": "lt-req",
+        "id": call.message_id,
+        "client": str(call.client),
+        "service": str(call.service),
+        "method": call.method,
+        "path": call.subpath,
+        "query": call.query,
+        "user": call.user_id,
+        "purpose": call.purpose,
+        "legal": call.legal_basis,
+        "level": level,
+        "route": route,
+        "ts": ts,
+        "nonce": nonce,
+        "body": body,
+        "enc": enc,
+        "ctype": ctype,
+    }
+
+
+def response_claims(
+    *,
+    request: dict[str, Any],
+    req_hash: str,
+    status: int,
+    ctype: str | None,
+    ts: float,
+    body: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Claims the provider subsystem signs: bound to the request by ``req``."""
+    return {
+        "v": PROTOCOL_VERSION,
+        "typ": "lt-resp",
+        "id": request["id"],
+        "provider": request["service"].rsplit("/", 1)[0],
+        "req": req_hash,
+        "status": status,
+        "ctype": ctype,
+        "ts": ts,
+        "body": body,
+    }
+
+
+def hop_receipt(node: str, req_hash: str, ts: float, signer: KeyedSigner) -> str:
+    """A relay's signed statement that it verified and forwarded the request."""
+    claims = {"v": PROTOCOL_VERSION, "typ": "lt-hop", "node": node, "req": req_hash, "ts": ts}
+    return sign_claims(claims, [signer])[0]

@@ -1,0 +1,55 @@
+"""Health (HTTP 200/500, X-Road style) and Prometheus metrics endpoints."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from lienthong.exchange.exchange_log import Metrics
+from lienthong.exchange.node import Node
+
+
+def health_report(node: Node, now: float) -> dict[str, Any]:
+    """Keys loaded, certificates, configuration freshness, storage; ``ok`` is their conjunction."""
+    checks: dict[str, Any] = {}
+    checks["keys"] = {
+        "ok": all(k.signers for k in node.local.values()),
+        "subsystems": len(node.local),
+    }
+    summary = node.certs.status_summary()
+    checks["certificates"] = {"ok": summary["certificates"] > 0, **summary}
+    exp = node.directory.expires_at
+    checks["configuration"] = {
+        "ok": exp is None or exp > now,
+        "expires_at": exp,
+        "age_s": round(now - node.directory_loaded_at, 1),
+    }
+    try:
+        node.monitor.ping()
+        free = shutil.disk_usage(node.cfg.state_dir).free
+        checks["storage"] = {"ok": free > 64 << 20, "free_bytes": free}
+    except Exception as exc:  # any storage failure makes the node unhealthy, never crashes it
+        checks["storage"] = {"ok": False, "error": type(exc).__name__}
+    return {"node": node.name, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+def health_handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def health(_request: web.Request) -> web.Response:
+        report = health_report(node, time.time())
+        return web.json_response(report, status=200 if report["ok"] else 500)
+
+    return health
+
+
+def metrics_handler(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    return handler

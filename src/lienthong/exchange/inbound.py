@@ -1,0 +1,199 @@
+"""Peer role: a request from another gateway over mutual TLS — relay it or serve it.
+
+Checks, in order, each failing with one uniform code: the TLS peer is a directory node and the
+previous hop of the signed route; the signature(s) and certificates; the claims match the
+request line; freshness and replay; the access right and clearance; the route is the one the
+directory prescribes and allows the level; encryption is present where required. A relay then
+adds its signed hop receipt and streams the (possibly encrypted) body on; the destination
+decrypts, verifies, calls the real service endpoint and signs the response.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from lienthong.classification import Level
+from lienthong.errors import IntegrityError
+from lienthong.exchange import e2e
+from lienthong.exchange.bodies import limited, read_body
+from lienthong.exchange.envelope import (
+    hop_receipt,
+    token_hash,
+    verify_tokens,
+)
+from lienthong.exchange.exchange_log import Exchange
+from lienthong.exchange.node import Node
+from lienthong.exchange.policy import verify_access, verify_route
+from lienthong.exchange.protocol import (
+    H_ERROR,
+    H_HOPS,
+    H_REQUEST,
+    H_REQUEST_PQ,
+    H_RESPONSE,
+    H_RESPONSE_PQ,
+    ErrorCode,
+    Refused,
+    parse_target,
+)
+from lienthong.exchange.routing import next_hop, plan_route, previous_hop
+from lienthong.exchange.transport import Sessions, peer_der, send_to_node
+from lienthong.identifiers import SubsystemId
+
+
+@dataclass
+class Verified:
+    claims: dict[str, Any]
+    tokens: list[str]
+    req_hash: str
+    level: Level
+    hybrid: bool
+    next_node: str | None
+    hops: list[str]
+
+
+def _peer_identity(node: Node, request: web.Request) -> str:
+    der = peer_der(request.transport)
+    if der is None:
+        raise Refused(ErrorCode.ACCESS_DENIED, "no TLS client certificate")
+    return node.certs.identity_of_der(der)
+
+
+def verify_peer_request(node: Node, request: web.Request, ex: Exchange) -> Verified:
+    """Every check of an incoming gateway request; return what the next step needs."""
+    peer = _peer_identity(node, request)
+    raw_path, _, query = request.message.path.partition("?")
+    service, subpath = parse_target(raw_path)
+    level = node.directory.services.get(service)
+    if level is None:
+        raise Refused(ErrorCode.ACCESS_DENIED, "unknown service", service=str(service))
+    policy = node.directory.policy[level]
+    tokens = [request.headers.get(H_REQUEST, ""), request.headers.get(H_REQUEST_PQ, "")]
+    claims, ident = verify_tokens(tokens, node.certs.lookup, hybrid=policy.hybrid_signature)
+    ex.begin(str(claims.get("id")), str(claims.get("client")), service, request.method)
+    ex.level = level.name
+    expected = {
+        "typ": "lt-req",
+        "client": ident,
+        "service": str(service),
+        "method": request.method,
+        "path": subpath,
+        "query": query,
+        "level": int(level),
+    }
+    for key, value in expected.items():
+        if claims.get(key) != value:
+            raise Refused(
+                ErrorCode.BAD_SIGNATURE, f"signed claim {key!r} does not match", claim=key
+            )
+    ts = claims.get("ts")
+    if not isinstance(ts, int | float):
+        raise Refused(ErrorCode.BAD_SIGNATURE, "claims without timestamp")
+    node.replay.check_and_record(
+        f"{ident}|{claims.get('id')}|{claims.get('nonce')}", ts, time.time()
+    )
+    decision = verify_access(node.directory, SubsystemId.parse(ident), service)
+    route = claims.get("route")
+    if route != plan_route(node.directory, decision.client_node, decision.provider_node):
+        raise Refused(ErrorCode.ROUTE, "signed route is not the prescribed one", route=route)
+    verify_route(node.directory, level, route)
+    nxt = next_hop(route, node.name)
+    prev = previous_hop(route, node.name)
+    if peer != (prev if prev is not None else node.name):
+        raise Refused(ErrorCode.ROUTE, "TLS peer is not the previous hop", peer=peer)
+    if policy.encrypt and (not claims.get("enc") or claims["enc"].get("suite") != policy.suite):
+        raise Refused(ErrorCode.CLEARANCE, "plaintext or wrong suite where encryption is required")
+    req_hash = token_hash(tokens[0])
+    hops = [h for h in request.headers.get(H_HOPS, "").split(",") if h]
+    _verify_hops(node, hops, route, req_hash)
+    ex.hops = len(route) - 1
+    return Verified(claims, tokens, req_hash, level, policy.hybrid_signature, nxt, hops)
+
+
+def _verify_hops(node: Node, hops: list[str], route: list[str], req_hash: str) -> None:
+    """Receipts of every relay before this node, in route order, bound to this request."""
+    me = route.index(node.name)
+    relays_before = route[1:me]
+    if len(hops) != len(relays_before):
+        raise Refused(ErrorCode.ROUTE, "hop receipts missing or extra", hops=len(hops))
+    for token, relay in zip(hops, relays_before, strict=True):
+        claims, ident = verify_tokens([token], node.certs.lookup, hybrid=False)
+        if (ident, claims.get("typ"), claims.get("node"), claims.get("req")) != (
+            relay,
+            "lt-hop",
+            relay,
+            req_hash,
+        ):
+            raise Refused(ErrorCode.ROUTE, "hop receipt does not match the route")
+
+
+async def handle_peer_call(
+    node: Node, sessions: Sessions, request: web.Request, ex: Exchange
+) -> web.StreamResponse:
+    v = verify_peer_request(node, request, ex)
+    ex.request_bytes = request.content_length or 0
+    if v.next_node is not None:
+        return await _relay(node, sessions, request, ex, v)
+    from lienthong.exchange.provide import provide
+
+    return await provide(node, sessions, request, ex, v)
+
+
+_PASS_BACK = ("Content-Type", H_RESPONSE, H_RESPONSE_PQ, H_ERROR)
+
+
+async def _relay(
+    node: Node, sessions: Sessions, request: web.Request, ex: Exchange, v: Verified
+) -> web.StreamResponse:
+    """Forward without being able to decrypt; add this node's signed hop receipt."""
+    assert v.next_node is not None
+    receipt = hop_receipt(node.name, v.req_hash, time.time(), node.receipt_signer)
+    headers = {
+        H_REQUEST: v.tokens[0],
+        H_HOPS: ",".join([*v.hops, receipt]),
+        "Content-Type": request.headers.get("Content-Type", "application/octet-stream"),
+    }
+    if v.tokens[1]:
+        headers[H_REQUEST_PQ] = v.tokens[1]
+    limit = node.cfg.limits.max_body_bytes + (node.cfg.limits.max_body_bytes >> 4) + 4096
+    body: Any = limited(request.content.iter_any(), limit)
+    if request.content_length is not None and request.content_length <= 65536:
+        body = await read_body(body, limit=limit, memory_limit=65536)
+        body = body.in_memory
+    t_up = time.perf_counter()
+    resp = await send_to_node(
+        node, sessions, v.next_node, request.method, request.message.path, headers, body
+    )
+    try:
+        back = {k: resp.headers[k] for k in _PASS_BACK if k in resp.headers}
+        if resp.content_length is not None and resp.content_length <= 1 << 20:
+            data = await resp.read()
+            ex.upstream_ms = (time.perf_counter() - t_up) * 1000
+            ex.response_bytes = len(data)
+            return web.Response(status=resp.status, body=data, headers=back)
+        out = web.StreamResponse(status=resp.status, headers=back)
+        await out.prepare(request)
+        ex.streaming = True
+        async for chunk in resp.content.iter_any():
+            ex.response_bytes += len(chunk)
+            await out.write(chunk)
+        await out.write_eof()
+        ex.upstream_ms = (time.perf_counter() - t_up) * 1000
+        return out
+    finally:
+        resp.release()
+
+
+def decrypt_secret(node: Node, v: Verified) -> tuple[e2e.Suite, bytes]:
+    sub = SubsystemId.parse(v.claims["service"].rsplit("/", 1)[0])
+    keys = node.local.get(sub)
+    if keys is None or keys.kem is None:
+        raise Refused(ErrorCode.ROUTE, "provider subsystem not served here")
+    suite = e2e.suite_named(v.claims["enc"]["suite"])
+    try:
+        return suite, suite.decapsulate(keys.kem, v.claims["enc"], v.claims["id"].encode())
+    except IntegrityError as exc:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "key agreement fails") from exc

@@ -1,0 +1,188 @@
+"""A running gateway node's state, assembled from its config (the composition root's parts).
+
+Keys are loaded once from passphrase-encrypted PEM files; unencrypted key files are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, x25519
+
+from lienthong.errors import ConfigError
+from lienthong.exchange.certs import CertificateStore, CrlStatus, fingerprint, load_pem_cert
+from lienthong.exchange.config import GatewayConfig
+from lienthong.exchange.directory import Directory, directory_from_json
+from lienthong.exchange.e2e import RecipientKeys
+from lienthong.exchange.envelope import KeyedSigner
+from lienthong.exchange.monitor import MonitorStore
+from lienthong.exchange.replay import ReplayWindow
+from lienthong.identifiers import ServiceId, SubsystemId
+from lienthong.trust.keys import SoftwareSigner
+from lienthong.trust.secrets import resolve_secret
+
+log = logging.getLogger("lienthong.exchange")
+
+
+class MessageLog(Protocol):
+    """Where every exchange is recorded before its response is released (the audit log)."""
+
+    def append(self, record: dict[str, Any]) -> None: ...
+
+
+class JsonlMessageLog:
+    """Append-only JSON lines; flushed to the OS per record (batched fsync is the audit log's)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class LocalKeys:
+    signers: list[KeyedSigner]  # [ECDSA, (ML-DSA)]
+    kem: RecipientKeys | None
+
+
+def load_private(path: str, passphrase: bytes) -> Any:
+    """Load an encrypted PKCS#8 PEM private key; refuse a plaintext one."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read key file {path}: {exc.strerror}") from exc
+    if b"ENCRYPTED" not in data:
+        raise ConfigError(f"key file {path} is not encrypted: plaintext keys are refused")
+    try:
+        return serialization.load_pem_private_key(data, passphrase)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot decrypt key file {path}: {exc}") from exc
+
+
+def _signer(key_path: str, cert_path: str, passphrase: bytes, kind: type) -> KeyedSigner:
+    key = load_private(key_path, passphrase)
+    if not isinstance(key, kind) or not isinstance(
+        key, ec.EllipticCurvePrivateKey | mldsa.MLDSA65PrivateKey
+    ):
+        raise ConfigError(f"key file {key_path} holds a {type(key).__name__}")
+    cert = load_pem_cert(Path(cert_path).read_bytes())
+    return KeyedSigner(SoftwareSigner(key), fingerprint(cert))
+
+
+def load_local_keys(cfg: GatewayConfig, passphrase: bytes) -> dict[SubsystemId, LocalKeys]:
+    out: dict[SubsystemId, LocalKeys] = {}
+    for sub in cfg.subsystems:
+        signers = [_signer(sub.sign_key, sub.sign_cert, passphrase, ec.EllipticCurvePrivateKey)]
+        if sub.pq_key and sub.pq_cert:
+            signers.append(_signer(sub.pq_key, sub.pq_cert, passphrase, mldsa.MLDSA65PrivateKey))
+        kem = None
+        if sub.kem_x25519 and sub.kem_mlkem:
+            xk = load_private(sub.kem_x25519, passphrase)
+            mk = load_private(sub.kem_mlkem, passphrase)
+            if not isinstance(xk, x25519.X25519PrivateKey) or not isinstance(
+                mk, mlkem.MLKEM768PrivateKey
+            ):
+                raise ConfigError(f"subsystem {sub.id}: key-agreement keys of the wrong type")
+            kem = RecipientKeys(xk, mk)
+        out[SubsystemId.parse(sub.id)] = LocalKeys(signers, kem)
+    return out
+
+
+def tls_contexts(cfg: GatewayConfig, passphrase: bytes) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts: TLS 1.3 only, certificates required both ways."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for ctx in (server, client):
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        try:
+            ctx.load_cert_chain(cfg.tls.cert, cfg.tls.key, password=passphrase)
+            ctx.load_verify_locations(cfg.tls.roots)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TLS material: {exc}") from exc
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    # Peers are identified by the federation identity in their certificate, checked against
+    # the directory after the handshake, not by host name.
+    client.check_hostname = False
+    return server, client
+
+
+@dataclass
+class Node:
+    cfg: GatewayConfig
+    directory: Directory
+    certs: CertificateStore
+    local: dict[SubsystemId, LocalKeys]
+    receipt_signer: KeyedSigner
+    services: dict[ServiceId, str]
+    replay: ReplayWindow
+    monitor: MonitorStore
+    message_log: MessageLog
+    started_at: float = field(default_factory=time.time)
+    directory_loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return self.cfg.node
+
+    def close(self) -> None:
+        self.monitor.close()
+        close = getattr(self.message_log, "close", None)
+        if close is not None:
+            close()
+
+
+def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> Node:
+    """Load everything a gateway needs; raise ConfigError with one line if anything is wrong."""
+    passphrase = resolve_secret(cfg.passphrase, what="gateway key passphrase")
+    try:
+        directory = directory_from_json(Path(cfg.directory).read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read federation directory: {exc.strerror}") from exc
+    if cfg.node not in directory.nodes:
+        raise ConfigError(f"node {cfg.node!r} is not in the federation directory")
+    signing = [c for sub in directory.subsystems.values() for c in sub.certs]
+    tls = [(n.tls_cert, n.name) for n in directory.nodes.values() if n.tls_cert]
+    try:
+        bundle = Path(cfg.tls.roots).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read CA bundle: {exc.strerror}") from exc
+    certs = CertificateStore(
+        signing, tls, bundle, clock=time.time, status_ttl_s=cfg.limits.status_ttl_s
+    )
+    if cfg.tls.crl:
+        issuers = certs.roots + certs.intermediates
+        certs = CertificateStore(
+            signing,
+            tls,
+            bundle,
+            clock=time.time,
+            status_ttl_s=cfg.limits.status_ttl_s,
+            status=CrlStatus(Path(cfg.tls.crl), issuers),
+        )
+    tls_key = load_private(cfg.tls.key, passphrase)
+    tls_cert = load_pem_cert(Path(cfg.tls.cert).read_bytes())
+    state = Path(cfg.state_dir)
+    return Node(
+        cfg=cfg,
+        directory=directory,
+        certs=certs,
+        local=load_local_keys(cfg, passphrase),
+        receipt_signer=KeyedSigner(SoftwareSigner(tls_key), fingerprint(tls_cert)),
+        services={ServiceId.parse(k): v.rstrip("/") for k, v in cfg.services.items()},
+        replay=ReplayWindow(cfg.limits.replay_window_s, cfg.limits.replay_max_entries),
+        monitor=MonitorStore(state / "monitor.sqlite"),
+        message_log=message_log or JsonlMessageLog(state / "message-log.jsonl"),
+    )

@@ -1,0 +1,206 @@
+"""Client role: an information system calls its own gateway, which signs, encrypts and routes.
+
+Steps: validate the request strictly; check the access right, the clearance rule and the
+route; sign the claims (hybrid from MAT); encrypt the body end to end when the level requires
+it (else hash it); send to the first hop with failover; verify the provider's signed response
+(bound to the request hash); record the exchange in the message log before releasing it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from aiohttp import web
+
+from lienthong.exchange import e2e
+from lienthong.exchange.bodies import Body, limited, read_body
+from lienthong.exchange.envelope import (
+    body_digest,
+    request_claims,
+    sign_claims,
+    token_hash,
+    verify_body_digest,
+    verify_tokens,
+)
+from lienthong.exchange.exchange_log import Exchange
+from lienthong.exchange.node import Node
+from lienthong.exchange.policy import verify_access, verify_route
+from lienthong.exchange.protocol import (
+    H_ERROR,
+    H_ID,
+    H_REQUEST,
+    H_REQUEST_HASH,
+    H_REQUEST_PQ,
+    H_RESPONSE,
+    H_RESPONSE_PQ,
+    ErrorCode,
+    Refused,
+    parse_service_call,
+)
+from lienthong.exchange.routing import plan_route
+from lienthong.exchange.transport import Sessions, send_to_node
+
+
+def _content_length(request: web.Request, limit: int) -> None:
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise Refused(ErrorCode.TOO_LARGE, "declared body larger than the limit", size=declared)
+
+
+async def handle_client_call(
+    node: Node, sessions: Sessions, request: web.Request, ex: Exchange
+) -> web.StreamResponse:
+    """Carry one call from a local information system to the provider and back."""
+    raw_path, _, query = request.message.path.partition("?")
+    call = parse_service_call(request.method, raw_path, query, request.headers)
+    ex.begin(call.message_id, str(call.client), call.service, call.method)
+    keys = node.local.get(call.client)
+    if keys is None:
+        raise Refused(ErrorCode.ACCESS_DENIED, "client subsystem not served by this gateway")
+    decision = verify_access(node.directory, call.client, call.service)
+    ex.level = decision.level.name
+    route = plan_route(node.directory, node.name, decision.provider_node)
+    verify_route(node.directory, decision.level, route)
+    limits = node.cfg.limits
+    _content_length(request, limits.max_body_bytes)
+    ex.request_bytes = request.content_length or 0
+    policy = decision.policy
+    signers = keys.signers[:2] if policy.hybrid_signature else keys.signers[:1]
+    if policy.hybrid_signature and len(signers) < 2:
+        raise Refused(ErrorCode.CLEARANCE, "client subsystem has no ML-DSA key for this level")
+    source = limited(request.content.iter_any(), limits.max_body_bytes)
+    secret: bytes | None = None
+    body: Body | None = None
+    payload: Any
+    if policy.encrypt:
+        suite = e2e.suite_named(policy.suite)
+        provider_kem = node.directory.subsystems[call.service.subsystem].kem
+        secret, params = suite.encapsulate(provider_kem, call.message_id.encode())
+        enc: dict[str, Any] | None = {"suite": suite.name, **params}
+        body_claim = None
+        payload = e2e.seal_stream(source, suite.sealer(secret, "req"))
+    else:
+        enc = None
+        body = await read_body(
+            source,
+            limit=limits.max_body_bytes,
+            memory_limit=limits.memory_body_bytes,
+            spool_dir=node.cfg.state_dir,
+        )
+        body_claim = body_digest(body.digest, body.length)
+        payload = body.in_memory if body.in_memory is not None else body.chunks()
+        ex.request_bytes = body.length
+    try:
+        claims = request_claims(
+            call=call,
+            level=int(decision.level),
+            route=route,
+            ts=time.time(),
+            nonce=e2e.b64e(os.urandom(16)),
+            body=body_claim,
+            enc=enc,
+            ctype=request.headers.get("Content-Type"),
+        )
+        tokens = sign_claims(claims, signers)
+        req_hash = token_hash(tokens[0])
+        headers = {H_REQUEST: tokens[0], "Content-Type": "application/octet-stream"}
+        if len(tokens) > 1:
+            headers[H_REQUEST_PQ] = tokens[1]
+        first_hop = route[1] if len(route) > 1 else route[0]
+        t_up = time.perf_counter()
+        resp = await send_to_node(
+            node, sessions, first_hop, call.method, request.message.path, headers, payload
+        )
+    finally:
+        if body is not None:
+            body.close()
+    ex.hops = len(route) - 1
+    return await _relay_response(node, request, ex, resp, claims, req_hash, secret, t_up)
+
+
+async def _relay_response(
+    node: Node,
+    request: web.Request,
+    ex: Exchange,
+    resp: Any,
+    claims: dict[str, Any],
+    req_hash: str,
+    secret: bytes | None,
+    t_up: float,
+) -> web.StreamResponse:
+    try:
+        code = resp.headers.get(H_ERROR)
+        if code is not None or H_RESPONSE not in resp.headers:
+            lt = (
+                ErrorCode(code) if code in ErrorCode.__members__.values() else ErrorCode.UNAVAILABLE
+            )
+            raise Refused(lt, "refused by a peer", peer_status=resp.status, remote=True)
+        assert ex.service_id is not None
+        level_policy = node.directory.policy[node.directory.services[ex.service_id]]
+        tokens = [resp.headers[H_RESPONSE], resp.headers.get(H_RESPONSE_PQ, "")]
+        rclaims, ident = verify_tokens(
+            tokens, node.certs.lookup, hybrid=level_policy.hybrid_signature
+        )
+        provider = claims["service"].rsplit("/", 1)[0]
+        if (ident, rclaims.get("typ"), rclaims.get("req"), rclaims.get("id")) != (
+            provider,
+            "lt-resp",
+            req_hash,
+            claims["id"],
+        ):
+            raise Refused(ErrorCode.BAD_SIGNATURE, "response not bound to this request")
+        out_headers = {H_ID: claims["id"], H_REQUEST_HASH: req_hash}
+        if rclaims.get("ctype"):
+            out_headers["Content-Type"] = str(rclaims["ctype"])
+        status = int(rclaims["status"])
+        limits = node.cfg.limits
+        if secret is None:
+            rbody = await read_body(
+                limited(resp.content.iter_any(), limits.max_body_bytes),
+                limit=limits.max_body_bytes,
+                memory_limit=limits.memory_body_bytes,
+                spool_dir=node.cfg.state_dir,
+            )
+            verify_body_digest(rclaims.get("body") or {}, rbody.digest, rbody.length)
+            ex.upstream_ms = (time.perf_counter() - t_up) * 1000
+            ex.response_bytes = rbody.length
+            ex.log_message(node, claims, rclaims, tokens, req_hash)
+            if rbody.in_memory is not None:
+                return web.Response(status=status, body=rbody.in_memory, headers=out_headers)
+            return await _stream_out(request, ex, status, out_headers, rbody.chunks(), rbody.close)
+        suite = e2e.suite_named(claims["enc"]["suite"])
+        plain = e2e.open_stream(resp.content.iter_any(), suite.opener(secret, "resp"))
+        ex.upstream_ms = (time.perf_counter() - t_up) * 1000
+        ex.log_message(node, claims, rclaims, tokens, req_hash)
+        return await _stream_out(request, ex, status, out_headers, plain, None)
+    finally:
+        if resp.content.at_eof():
+            resp.release()
+
+
+async def _stream_out(
+    request: web.Request,
+    ex: Exchange,
+    status: int,
+    headers: dict[str, str],
+    chunks: Any,
+    close: Any,
+) -> web.StreamResponse:
+    out = web.StreamResponse(status=status, headers=headers)
+    try:
+        first = await anext(chunks, b"")
+        ex.response_bytes = len(first)
+        await out.prepare(request)
+        ex.streaming = True
+        if first:
+            await out.write(first)
+        async for chunk in chunks:
+            ex.response_bytes += len(chunk)
+            await out.write(chunk)
+        await out.write_eof()
+    finally:
+        if close is not None:
+            close()
+    return out

@@ -1,0 +1,211 @@
+"""The REST message protocol between an information system and its gateway, and between gateways.
+
+Modelled on X-Road's REST protocol: ``{METHOD} /r1/{instance}/{class}/{member}/{subsystem}/
+{service}[/path][?query]`` with the calling subsystem in ``X-LT-Client``
+(``INSTANCE/CLASS/MEMBER/SUBSYSTEM``), a message id (UUID) in ``X-LT-Id`` (generated if
+missing), the end user in ``X-LT-UserId`` and the **purpose** and **legal basis** of the call in
+``X-LT-Purpose`` / ``X-LT-Legal-Basis`` (both mandatory). Every refusal is one uniform code
+(``LT.*``) in ``X-LT-Error``; the detail stays in the local log.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from lienthong.errors import InputError, LienthongError
+from lienthong.identifiers import ServiceId, SubsystemId
+
+PREFIX = "/r1/"
+H_CLIENT = "X-LT-Client"
+H_ID = "X-LT-Id"
+H_USER = "X-LT-UserId"
+H_PURPOSE = "X-LT-Purpose"
+H_LEGAL = "X-LT-Legal-Basis"
+H_ERROR = "X-LT-Error"
+H_REQUEST = "X-LT-Request"  # JWS compact over the request claims (ES256)
+H_REQUEST_PQ = "X-LT-Request-PQ"  # detached ML-DSA-65 JWS over the same claims (MAT and up)
+H_RESPONSE = "X-LT-Response"
+H_RESPONSE_PQ = "X-LT-Response-PQ"
+H_HOPS = "X-LT-Hops"  # comma-separated hop receipts added by relays
+H_REQUEST_HASH = "X-LT-Request-Hash"
+
+MAX_SUBPATH = 1024
+MAX_TEXT_HEADER = 512
+_TEXT = re.compile(r"[\x20-\x7e]*")  # printable ASCII: headers are not a place for bytes
+_SUBPATH_SEGMENT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@%]+")
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+class ErrorCode(enum.StrEnum):
+    """The only thing a peer learns about a refusal."""
+
+    BAD_REQUEST = "LT.BAD_REQUEST"
+    BAD_SIGNATURE = "LT.BAD_SIGNATURE"
+    ACCESS_DENIED = "LT.ACCESS_DENIED"
+    CLEARANCE = "LT.CLEARANCE"
+    ROUTE = "LT.ROUTE"
+    REPLAY = "LT.REPLAY"
+    TOO_LARGE = "LT.TOO_LARGE"
+    UNAVAILABLE = "LT.UNAVAILABLE"
+    TIMEOUT = "LT.TIMEOUT"
+    INTERNAL = "LT.INTERNAL"
+
+    @property
+    def http_status(self) -> int:
+        return _STATUS[self]
+
+
+_STATUS = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.BAD_SIGNATURE: 403,
+    ErrorCode.ACCESS_DENIED: 403,
+    ErrorCode.CLEARANCE: 403,
+    ErrorCode.ROUTE: 403,
+    ErrorCode.REPLAY: 409,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.UNAVAILABLE: 502,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class Refused(LienthongError):
+    """An exchange refused with a uniform ``lt_code``; ``message`` and details are local only."""
+
+    code = "exchange_refused"
+    http_status = 403
+
+    def __init__(self, lt_code: ErrorCode, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.lt_code = lt_code
+        self.http_status = lt_code.http_status
+
+
+@dataclass(frozen=True)
+class ServiceCall:
+    """A validated call from an information system, as its gateway understands it."""
+
+    method: str
+    service: ServiceId
+    subpath: str  # "" or "/a/b" (already checked for traversal)
+    query: str
+    client: SubsystemId
+    message_id: str
+    user_id: str | None
+    purpose: str
+    legal_basis: str
+
+
+def parse_target(raw_path: str) -> tuple[ServiceId, str]:
+    """Split ``/r1/I/C/M/S/SERVICE[/path]`` into the service id and a safe sub-path.
+
+    ``raw_path`` is the path as it came on the wire (still percent-encoded). Identifier parts
+    are decoded one by one (X-Road percent-encodes them); the sub-path stays encoded and may not
+    contain dot segments, encoded slashes or backslashes, NUL or controls.
+    """
+    if not raw_path.startswith(PREFIX):
+        raise Refused(ErrorCode.BAD_REQUEST, f"path must start with {PREFIX}")
+    parts = raw_path[len(PREFIX) :].split("/")
+    if len(parts) < 5:
+        raise Refused(
+            ErrorCode.BAD_REQUEST, "path must name INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE"
+        )
+    try:
+        ids = [_decode_part(p) for p in parts[:5]]
+        service = ServiceId.parse("/".join(ids))
+    except InputError as exc:
+        raise Refused(ErrorCode.BAD_REQUEST, f"bad service identifier: {exc}") from exc
+    rest = parts[5:]
+    subpath = "/" + "/".join(rest) if rest else ""
+    verify_subpath(subpath)
+    return service, subpath
+
+
+def _decode_part(part: str) -> str:
+    decoded = unquote(part, errors="strict")
+    if "/" in decoded or "\\" in decoded:
+        raise InputError(f"identifier part {part!r} contains a slash")
+    return decoded
+
+
+def verify_subpath(subpath: str) -> None:
+    """Raise :class:`Refused` unless ``subpath`` is a plain, traversal-free path."""
+    if len(subpath) > MAX_SUBPATH:
+        raise Refused(ErrorCode.BAD_REQUEST, "sub-path too long")
+    if not subpath:
+        return
+    for segment in subpath[1:].split("/"):
+        if segment == "" and subpath.endswith("/"):
+            continue
+        if not _SUBPATH_SEGMENT.fullmatch(segment):
+            raise Refused(ErrorCode.BAD_REQUEST, f"bad sub-path segment {segment!r}")
+        decoded = unquote(segment, errors="replace")
+        if (
+            decoded in (".", "..")
+            or any(c in decoded for c in "/\\\x00")
+            or not _TEXT.fullmatch(decoded)
+        ):
+            raise Refused(ErrorCode.BAD_REQUEST, f"sub-path segment {segment!r} is not allowed")
+
+
+def _header(headers: Mapping[str, str], name: str, *, required: bool) -> str | None:
+    value = headers.get(name)
+    if value is None or value == "":
+        if required:
+            raise Refused(ErrorCode.BAD_REQUEST, f"missing header {name}")
+        return None
+    if len(value) > MAX_TEXT_HEADER or not _TEXT.fullmatch(value):
+        raise Refused(ErrorCode.BAD_REQUEST, f"header {name} is too long or not printable ASCII")
+    return value
+
+
+def parse_message_id(value: str | None, new_id: str | None = None) -> str:
+    """Return the canonical UUID of ``value``, or ``new_id`` (a fresh UUID4) when absent."""
+    if value is None:
+        return new_id or str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise Refused(ErrorCode.BAD_REQUEST, f"{H_ID} is not a UUID") from exc
+
+
+def parse_service_call(
+    method: str, raw_path: str, query: str, headers: Mapping[str, str]
+) -> ServiceCall:
+    """Validate an information system's request to its own gateway (strict, one error)."""
+    if method not in METHODS:
+        raise Refused(ErrorCode.BAD_REQUEST, f"method {method!r} not allowed")
+    service, subpath = parse_target(raw_path)
+    if len(query) > MAX_SUBPATH or not _TEXT.fullmatch(query):
+        raise Refused(ErrorCode.BAD_REQUEST, "query too long or not printable ASCII")
+    client_text = _header(headers, H_CLIENT, required=True)
+    assert client_text is not None
+    try:
+        client = SubsystemId.parse("/".join(_decode_part(p) for p in client_text.split("/")))
+    except InputError as exc:
+        raise Refused(ErrorCode.BAD_REQUEST, f"bad {H_CLIENT}: {exc}") from exc
+    purpose = _header(headers, H_PURPOSE, required=True)
+    legal = _header(headers, H_LEGAL, required=True)
+    assert purpose is not None and legal is not None
+    return ServiceCall(
+        method=method,
+        service=service,
+        subpath=subpath,
+        query=query,
+        client=client,
+        message_id=parse_message_id(_header(headers, H_ID, required=False)),
+        user_id=_header(headers, H_USER, required=False),
+        purpose=purpose,
+        legal_basis=legal,
+    )
+
+
+def error_body(code: ErrorCode) -> bytes:
+    """The uniform JSON body of a refusal (nothing but the code)."""
+    return b'{"error":"' + code.value.encode() + b'"}'

@@ -1,0 +1,189 @@
+"""Destination role: decrypt or verify the body, call the real service, sign the response.
+
+Nothing reaches the service endpoint before every check has passed: small bodies are
+decrypted/verified whole; large encrypted bodies are streamed record by record (each record
+authenticated before it is passed on, the stream aborted on the first bad one); large
+plaintext bodies are spooled and hash-checked first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from lienthong.errors import IntegrityError
+from lienthong.exchange import e2e
+from lienthong.exchange.bodies import Body, limited, read_body
+from lienthong.exchange.envelope import (
+    body_digest,
+    response_claims,
+    sign_claims,
+    verify_body_digest,
+)
+from lienthong.exchange.exchange_log import Exchange
+from lienthong.exchange.inbound import Verified, decrypt_secret
+from lienthong.exchange.node import Node
+from lienthong.exchange.protocol import (
+    H_CLIENT,
+    H_ID,
+    H_LEGAL,
+    H_PURPOSE,
+    H_REQUEST_HASH,
+    H_RESPONSE,
+    H_RESPONSE_PQ,
+    H_USER,
+    ErrorCode,
+    Refused,
+)
+from lienthong.exchange.transport import Sessions
+from lienthong.identifiers import ServiceId, SubsystemId
+
+
+def _service_headers(v: Verified) -> dict[str, str]:
+    c = v.claims
+    headers = {
+        H_CLIENT: c["client"],
+        H_ID: c["id"],
+        H_PURPOSE: c["purpose"],
+        H_LEGAL: c["legal"],
+        H_REQUEST_HASH: v.req_hash,
+    }
+    if c.get("user"):
+        headers[H_USER] = c["user"]
+    if c.get("ctype"):
+        headers["Content-Type"] = c["ctype"]
+    return headers
+
+
+async def _request_body(
+    node: Node, request: web.Request, v: Verified, secret: bytes | None, suite: e2e.Suite | None
+) -> tuple[Any, Body | None]:
+    limits = node.cfg.limits
+    wire_limit = limits.max_body_bytes + (limits.max_body_bytes >> 4) + 4096
+    source = limited(request.content.iter_any(), wire_limit)
+    if secret is None or suite is None:
+        body = await read_body(
+            source,
+            limit=limits.max_body_bytes,
+            memory_limit=limits.memory_body_bytes,
+            spool_dir=node.cfg.state_dir,
+        )
+        try:
+            verify_body_digest(v.claims.get("body") or {}, body.digest, body.length)
+        except Refused:
+            body.close()
+            raise
+        return (body.in_memory if body.in_memory is not None else body.chunks()), body
+    plain = limited(e2e.open_stream(source, suite.opener(secret, "req")), limits.max_body_bytes)
+    declared = request.content_length
+    try:
+        if declared is not None and declared <= limits.memory_body_bytes:
+            return b"".join([c async for c in plain]), None
+        first = await anext(plain, b"")  # authenticate before opening the service connection
+    except IntegrityError as exc:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "encrypted body fails authentication") from exc
+    return _prepend(first, plain), None
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def provide(
+    node: Node, sessions: Sessions, request: web.Request, ex: Exchange, v: Verified
+) -> web.StreamResponse:
+    service = ServiceId.parse(v.claims["service"])
+    keys = node.local.get(SubsystemId.parse(v.claims["service"].rsplit("/", 1)[0]))
+    endpoint = node.services.get(service)
+    if keys is None or endpoint is None:
+        raise Refused(ErrorCode.ROUTE, "service not served by this gateway", service=str(service))
+    suite, secret = decrypt_secret(node, v) if v.claims.get("enc") else (None, None)
+    payload, body = await _request_body(node, request, v, secret, suite)
+    url = endpoint + v.claims["path"] + (f"?{v.claims['query']}" if v.claims["query"] else "")
+    t_up = time.perf_counter()
+    try:
+        resp = await sessions.services.request(
+            request.method, url, headers=_service_headers(v), data=payload
+        )
+    except (aiohttp.ClientError, OSError) as exc:
+        raise Refused(ErrorCode.UNAVAILABLE, f"service endpoint failed: {exc}") from exc
+    finally:
+        if body is not None:
+            body.close()
+    try:
+        return await _answer(node, request, ex, v, resp, suite, secret, keys.signers, t_up)
+    finally:
+        resp.release()
+
+
+async def _answer(
+    node: Node,
+    request: web.Request,
+    ex: Exchange,
+    v: Verified,
+    resp: aiohttp.ClientResponse,
+    suite: e2e.Suite | None,
+    secret: bytes | None,
+    signers: list[Any],
+    t_up: float,
+) -> web.StreamResponse:
+    limits = node.cfg.limits
+    ctype = resp.headers.get("Content-Type")
+    small = resp.content_length is not None and resp.content_length <= limits.memory_body_bytes
+    rbody: Body | None = None
+    out_body: Any
+    if suite is not None and secret is not None:
+        sealer = suite.sealer(secret, "resp")
+        body_claim = None
+        if small:
+            data = await resp.read()
+            ex.response_bytes = len(data)
+            out_body = e2e.seal_bytes(sealer, data)
+        else:
+            out_body = e2e.seal_stream(
+                limited(resp.content.iter_any(), limits.max_body_bytes), sealer
+            )
+    else:
+        rbody = await read_body(
+            limited(resp.content.iter_any(), limits.max_body_bytes),
+            limit=limits.max_body_bytes,
+            memory_limit=limits.memory_body_bytes,
+            spool_dir=node.cfg.state_dir,
+        )
+        ex.response_bytes = rbody.length
+        body_claim = body_digest(rbody.digest, rbody.length)
+        out_body = rbody.in_memory if rbody.in_memory is not None else rbody.chunks()
+    ex.upstream_ms = (time.perf_counter() - t_up) * 1000
+    rclaims = response_claims(
+        request=v.claims,
+        req_hash=v.req_hash,
+        status=resp.status,
+        ctype=ctype,
+        ts=time.time(),
+        body=body_claim,
+    )
+    tokens = sign_claims(rclaims, signers[:2] if v.hybrid else signers[:1])
+    headers = {H_RESPONSE: tokens[0], "Content-Type": "application/octet-stream"}
+    if len(tokens) > 1:
+        headers[H_RESPONSE_PQ] = tokens[1]
+    ex.log_message(node, v.claims, rclaims, tokens, v.req_hash, v.hops, v.tokens)
+    if isinstance(out_body, bytes):
+        return web.Response(status=200, body=out_body, headers=headers)
+    out = web.StreamResponse(status=200, headers=headers)
+    try:
+        await out.prepare(request)
+        ex.streaming = True
+        async for chunk in out_body:
+            await out.write(chunk)
+        await out.write_eof()
+    finally:
+        if rbody is not None:
+            rbody.close()
+    return out

@@ -1,0 +1,105 @@
+"""A small real service endpoint for tests, the benchmark and the demo (not for production).
+
+It plays the population register (Cơ sở dữ liệu quốc gia về dân cư) with synthetic people and
+records every request it fully received (JSON lines) so security tests can prove that nothing
+reached it. Run: ``python -m lienthong.exchange.sample_service --port P [--record FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+_RESIDENCES = [
+    "Phường Ba Đình, Thành phố Hà Nội",
+    "Phường Sài Gòn, Thành phố Hồ Chí Minh",
+    "Phường Hải Châu, Thành phố Đà Nẵng",
+    "Xã Tân Hiệp, Tỉnh An Giang",
+]
+
+
+def build_app(record: Path | None) -> web.Application:
+    log = record.open("a", encoding="utf-8") if record else None
+
+    def remember(request: web.Request, size: int, digest: str = "") -> None:
+        if log is not None:
+            entry: dict[str, Any] = {
+                "method": request.method,
+                "path": request.path_qs,
+                "bytes": size,
+                "sha256": digest,
+                "client": request.headers.get("X-LT-Client"),
+                "purpose": request.headers.get("X-LT-Purpose"),
+            }
+            log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            log.flush()
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"ok":true}', content_type="application/json")
+
+    async def residence(request: web.Request) -> web.Response:
+        pid = request.match_info["pid"]
+        remember(request, 0)
+        place = _RESIDENCES[int(hashlib.sha256(pid.encode()).hexdigest(), 16) % len(_RESIDENCES)]
+        return web.json_response({"so_dinh_danh": pid, "noi_thuong_tru": place})
+
+    async def sink(request: web.Request) -> web.Response:
+        digest, size = hashlib.sha256(), 0
+        async for chunk in request.content.iter_any():
+            digest.update(chunk)
+            size += len(chunk)
+        remember(request, size, digest.hexdigest())
+        return web.json_response({"bytes": size, "sha256": digest.hexdigest()})
+
+    async def echo(request: web.Request) -> web.Response:
+        data = await request.read()
+        remember(request, len(data), hashlib.sha256(data).hexdigest())
+        return web.Response(body=data, content_type=request.content_type)
+
+    async def blob(request: web.Request) -> web.StreamResponse:
+        size = int(request.query.get("bytes", "0"))
+        remember(request, 0)
+        out = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        out.content_length = size
+        await out.prepare(request)
+        chunk = b"\x5a" * (1 << 20)
+        while size > 0:
+            await out.write(chunk[: min(size, len(chunk))])
+            size -= len(chunk)
+        await out.write_eof()
+        return out
+
+    app = web.Application(client_max_size=1 << 34)
+    app.router.add_get("/ping", ping)
+    app.router.add_get("/residence/{pid}", residence)
+    app.router.add_post("/sink", sink)
+    app.router.add_post("/echo", echo)
+    app.router.add_get("/blob", blob)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--record", type=Path)
+    args = parser.parse_args(argv)
+    print(json.dumps({"ready": True, "port": args.port}), flush=True)
+    web.run_app(
+        build_app(args.record),
+        host="127.0.0.1",
+        port=args.port,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+    )
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The gateway process: aiohttp apps on the internal (plain HTTP, the agency's own systems),
+peer (mutual TLS 1.3, other gateways) and optional admin listeners.
+
+Errors become one uniform code (``X-LT-Error`` and a JSON body ``{"error": code}``); the detail
+goes to the local log. A connection must finish its TLS handshake and deliver its first
+request headers within ``header_timeout_s`` or it is closed (slow-loris defence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from lienthong.errors import IntegrityError, LienthongError
+from lienthong.exchange.config import GatewayConfig, Listen
+from lienthong.exchange.exchange_log import Exchange, Metrics
+from lienthong.exchange.health import health_handler, metrics_handler
+from lienthong.exchange.inbound import handle_peer_call
+from lienthong.exchange.node import Node, build_node, log, tls_contexts
+from lienthong.exchange.outbound import handle_client_call
+from lienthong.exchange.protocol import H_ERROR, ErrorCode, Refused, error_body
+from lienthong.exchange.transport import Sessions, make_sessions
+from lienthong.trust.secrets import resolve_secret
+
+Handler = Callable[[Node, Sessions, web.Request, Exchange], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def refusal(code: ErrorCode) -> web.Response:
+    return web.Response(
+        status=code.http_status,
+        body=error_body(code),
+        headers={H_ERROR: code.value, "Content-Type": "application/json"},
+    )
+
+
+def code_of(exc: BaseException) -> ErrorCode:
+    """The uniform code for an exception (the only thing a peer learns)."""
+    if isinstance(exc, Refused):
+        return exc.lt_code
+    if isinstance(exc, IntegrityError):
+        return ErrorCode.BAD_SIGNATURE
+    if isinstance(exc, TimeoutError):
+        return ErrorCode.TIMEOUT
+    if isinstance(exc, aiohttp.ClientError | ConnectionError):
+        return ErrorCode.UNAVAILABLE
+    if isinstance(exc, LienthongError) and exc.http_status == 400:
+        return ErrorCode.BAD_REQUEST
+    return ErrorCode.INTERNAL
+
+
+def exchange_route(
+    node: Node, sessions: Sessions, metrics: Metrics, role: str, handler: Handler
+) -> Route:
+    async def route(request: web.Request) -> web.StreamResponse:
+        ex = Exchange(role=role)
+        try:
+            async with asyncio.timeout(node.cfg.limits.upstream_timeout_s + 5):
+                resp = await handler(node, sessions, request, ex)
+        except Exception as exc:
+            code = code_of(exc)
+            if code is ErrorCode.INTERNAL:
+                log.exception("%s internal error on %s", node.name, ex.message_id)
+            else:
+                log.info(
+                    "%s refused %s [%s]: %s %s",
+                    node.name,
+                    ex.message_id,
+                    code.value,
+                    exc,
+                    getattr(exc, "details", ""),
+                )
+            ex.finish(node, metrics, status=code.http_status, result="refused", code=code.value)
+            if ex.streaming:  # headers are out: the only honest signal left is a cut stream
+                if request.transport is not None:
+                    request.transport.abort()
+                raise ConnectionResetError("stream aborted") from exc
+            return refusal(code)
+        ex.finish(node, metrics, status=resp.status, result="ok", code=None)
+        return resp
+
+    return route
+
+
+async def _not_protocol(_request: web.Request) -> web.StreamResponse:
+    return refusal(ErrorCode.BAD_REQUEST)
+
+
+def build_apps(node: Node, sessions: Sessions, metrics: Metrics) -> dict[str, web.Application]:
+    apps: dict[str, web.Application] = {}
+    max_body = node.cfg.limits.max_body_bytes
+    handler_args = {"max_field_size": node.cfg.limits.max_header_bytes, "keepalive_timeout": 30.0}
+    peer = web.Application(client_max_size=max_body, handler_args=handler_args)
+    peer.router.add_route(
+        "*", "/r1/{tail:.*}", exchange_route(node, sessions, metrics, "peer", handle_peer_call)
+    )
+    peer.router.add_route("*", "/{tail:.*}", _not_protocol)
+    apps["peer"] = peer
+    admin_routes = [
+        web.get("/health", health_handler(node)),
+        web.get("/metrics", metrics_handler(metrics)),
+    ]
+    if node.cfg.internal is not None:
+        internal = web.Application(client_max_size=max_body, handler_args=handler_args)
+        internal.router.add_routes(admin_routes)
+        internal.router.add_route(
+            "*",
+            "/r1/{tail:.*}",
+            exchange_route(node, sessions, metrics, "client", handle_client_call),
+        )
+        internal.router.add_route("*", "/{tail:.*}", _not_protocol)
+        apps["internal"] = internal
+    if node.cfg.admin is not None:
+        admin = web.Application()
+        admin.router.add_routes(admin_routes)
+        apps["admin"] = admin
+    return apps
+
+
+class HeaderDeadline(asyncio.Protocol):
+    """Wraps a protocol; closes the connection unless the first request's headers end in time."""
+
+    def __init__(self, inner: Any, timeout: float) -> None:
+        self._inner = inner
+        self._timeout = timeout
+        self._handle: asyncio.TimerHandle | None = None
+        self._tail = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._handle = asyncio.get_running_loop().call_later(self._timeout, transport.close)
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._handle is not None:
+            window = self._tail + data[:8192]
+            if b"\r\n\r\n" in window:
+                self._handle.cancel()
+                self._handle = None
+            self._tail = window[-3:]
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        result: bool | None = self._inner.eof_received()
+        return result
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+async def _listen(
+    runner: web.AppRunner, listen: Listen, ssl_ctx: Any, timeout: float
+) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    server = runner.server
+    assert server is not None
+    return await loop.create_server(
+        lambda: HeaderDeadline(server(), timeout),
+        listen.host,
+        listen.port,
+        ssl=ssl_ctx,
+        ssl_handshake_timeout=timeout if ssl_ctx is not None else None,
+        reuse_address=True,
+        backlog=1024,
+    )
+
+
+def bound_port(server: asyncio.Server) -> int:
+    sock: socket.socket = server.sockets[0]
+    port: int = sock.getsockname()[1]
+    return port
+
+
+async def serve(
+    cfg: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | None = None
+) -> None:
+    """Run the gateway until SIGTERM/SIGINT; call ``ready`` with the bound ports."""
+    node = build_node(cfg)
+    server_ctx, client_ctx = tls_contexts(cfg, resolve_secret(cfg.passphrase))
+    lim = cfg.limits
+    sessions = make_sessions(client_ctx, lim.connect_timeout_s, lim.upstream_timeout_s)
+    metrics = Metrics()
+    runners: list[web.AppRunner] = []
+    servers: list[asyncio.Server] = []
+    ports: dict[str, int] = {}
+    listens = {"peer": cfg.peer, "internal": cfg.internal, "admin": cfg.admin}
+    for name, app in build_apps(node, sessions, metrics).items():
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        listen = listens[name]
+        assert listen is not None
+        srv = await _listen(
+            runner, listen, server_ctx if name == "peer" else None, lim.header_timeout_s
+        )
+        servers.append(srv)
+        ports[name] = bound_port(srv)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    flusher = asyncio.create_task(_flush_loop(node, stop))
+    if ready is not None:
+        ready(ports)
+    await stop.wait()
+    for srv in servers:
+        srv.close()
+    for runner in runners:
+        await runner.cleanup()
+    await sessions.close()
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
+    node.monitor.close()
+
+
+async def _flush_loop(node: Node, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(0.5)
+        node.monitor.flush()

@@ -1,0 +1,319 @@
+"""A complete local federation for tests, the benchmark and the demo: PKI, keys, directory and
+gateway configs, written under one work directory (real files, real certificates).
+
+Certificates come from the trust capability's CA (root + intermediate, ECDSA P-256; ML-DSA-65
+leaves for the hybrid signatures); every private key is a passphrase-encrypted PKCS#8 file and
+the passphrase is only in the environment variable named by ``passphrase_env``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from lienthong.exchange.e2e import RecipientKeys
+from lienthong.identifiers import SubsystemId, parse_member
+from lienthong.trust.ca import CertificateAuthority
+from lienthong.trust.enrol import make_csr
+from lienthong.trust.keys import Algorithm
+from lienthong.trust.keystore import FileKeyStore
+from lienthong.trust.profiles import Profile
+
+PASSPHRASE_ENV = "LIENTHONG_GATEWAY_PASSPHRASE"
+_PEM = serialization.Encoding.PEM
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    kind: str  # agency | platform
+    member: str  # INSTANCE/CLASS/MEMBER operating the node
+    parent: str | None = None
+    zone: str | None = None
+    max_level: str = "TOI_MAT"
+    links: int = 1  # 2: a second physical path (the first goes through a cuttable proxy)
+
+
+@dataclass(frozen=True)
+class SubsystemSpec:
+    id: str
+    node: str
+    clearance: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    id: str
+    level: str
+    endpoint: str  # path on the sample service, e.g. "/residence"
+
+
+@dataclass(frozen=True)
+class FederationSpec:
+    instance: str
+    nodes: list[NodeSpec]
+    subsystems: list[SubsystemSpec]
+    services: list[ServiceSpec]
+    access: list[tuple[str, str]]
+    direct_links: list[tuple[str, str]] = field(default_factory=list)
+
+
+BCA = "VN/GOV/G01.BCA"
+BHXH = "VN/GOV/G07.BHXH"
+NDXP = "VN/GOV/G00.NDXP"
+DANCU = f"{BCA}/DANCU"  # population register
+GIAMDINH = f"{BHXH}/GIAMDINH"  # health-insurance claims system
+CONGTT = f"{BHXH}/CONGTHONGTIN"  # public web portal (low clearance)
+SVC_RESIDENCE = f"{DANCU}/cu-tru"
+SVC_SECRET = f"{DANCU}/ho-so-mat"
+SVC_PUBLIC = f"{DANCU}/thong-ke"
+SVC_ECHO = f"{DANCU}/echo"
+SVC_SINK = f"{DANCU}/sink"
+SVC_BLOB = f"{DANCU}/blob"
+
+
+def demo_spec(*, relay_links: int = 1, direct: bool = False) -> FederationSpec:
+    """Two agencies under the national platform (NDXP); ``direct`` adds a direct link."""
+    return FederationSpec(
+        instance="VN",
+        nodes=[
+            NodeSpec("NDXP", "platform", NDXP, links=relay_links),
+            NodeSpec("BCA-GW", "agency", BCA, parent="NDXP"),
+            NodeSpec("BHXH-GW", "agency", BHXH, parent="NDXP"),
+        ],
+        subsystems=[
+            SubsystemSpec(DANCU, "BCA-GW", "TOI_MAT"),
+            SubsystemSpec(GIAMDINH, "BHXH-GW", "MAT"),
+            SubsystemSpec(CONGTT, "BHXH-GW", "INTERNAL"),
+        ],
+        services=[
+            ServiceSpec(SVC_RESIDENCE, "PERSONAL", "/residence"),
+            ServiceSpec(SVC_SECRET, "MAT", "/echo"),
+            ServiceSpec(SVC_PUBLIC, "PUBLIC", "/ping"),
+            ServiceSpec(SVC_ECHO, "PUBLIC", "/echo"),
+            ServiceSpec(SVC_SINK, "PUBLIC", "/sink"),
+            ServiceSpec(SVC_BLOB, "PUBLIC", "/blob"),
+        ],
+        access=[
+            (GIAMDINH, SVC_RESIDENCE),
+            (GIAMDINH, SVC_SECRET),
+            (GIAMDINH, SVC_PUBLIC),
+            (GIAMDINH, SVC_ECHO),
+            (GIAMDINH, SVC_SINK),
+            (GIAMDINH, SVC_BLOB),
+            (CONGTT, SVC_PUBLIC),
+            (CONGTT, SVC_RESIDENCE),
+        ],
+        direct_links=[("BHXH-GW", "BCA-GW")] if direct else [],
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Testbed:
+    workdir: Path
+    spec: FederationSpec
+    ca: CertificateAuthority
+    configs: dict[str, Path]
+    internal_ports: dict[str, int]
+    peer_ports: dict[str, int]
+    proxies: dict[str, tuple[int, int]]  # node -> (proxy port, target port) of its first link
+    service_port: int
+    directory_path: Path
+    passphrase_env: str = PASSPHRASE_ENV
+
+    def internal_url(self, node: str) -> str:
+        return f"http://127.0.0.1:{self.internal_ports[node]}"
+
+
+def _write_key(path: Path, key: Any, passphrase: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = key.private_bytes(
+        _PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(passphrase)
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _issue(
+    ca: CertificateAuthority,
+    store: FileKeyStore,
+    label: str,
+    identity: Any,
+    profile: Profile,
+    algorithm: Algorithm,
+    out: Path,
+    now: dt.datetime,
+    common_name: str | None = None,
+) -> str:
+    signer = store.generate(label, algorithm)
+    tls = profile is Profile.TLS
+    csr = make_csr(
+        signer,
+        identity,
+        common_name=common_name,
+        dns_names=["localhost"] if tls else (),
+        ip_addresses=["127.0.0.1"] if tls else (),
+    )
+    pem = ca.issue(csr, profile=profile, now=now).public_bytes(_PEM)
+    out.write_bytes(pem)
+    return pem.decode()
+
+
+def build_testbed(
+    workdir: Path,
+    spec: FederationSpec,
+    *,
+    passphrase_env: str = PASSPHRASE_ENV,
+    now: dt.datetime | None = None,
+    limits: dict[str, Any] | None = None,
+) -> Testbed:
+    """Write CA, keys, certificates, directory and one config per node under ``workdir``."""
+    now = now or dt.datetime.now(dt.UTC)
+    os.environ.setdefault(passphrase_env, "testbed-" + os.urandom(12).hex())
+    ref = {"$env": passphrase_env}
+    passphrase = os.environ[passphrase_env].encode()
+    ca = CertificateAuthority.init(
+        workdir / "ca",
+        keystore_spec={"type": "file", "dir": "keys", "passphrase": ref},
+        now=now,
+        intermediate=True,
+    )
+    peer_ports = {n.name: free_port() for n in spec.nodes}
+    internal_ports = {n.name: free_port() for n in spec.nodes if n.kind == "agency"}
+    proxies = {n.name: (free_port(), peer_ports[n.name]) for n in spec.nodes if n.links == 2}
+    service_port = free_port()
+    nodes_json, tls_paths = [], {}
+    for n in spec.nodes:
+        home = workdir / "nodes" / n.name
+        home.mkdir(parents=True, exist_ok=True)
+        store = FileKeyStore(home / "keys", ref)
+        cert_pem = _issue(
+            ca,
+            store,
+            "tls",
+            parse_member(n.member),
+            Profile.TLS,
+            Algorithm.ECDSA_P256,
+            home / "tls.pem",
+            now,
+            n.name.lower(),
+        )
+        tls_paths[n.name] = (home / "tls.pem", home / "keys" / "tls.key.pem")
+        addresses = [f"127.0.0.1:{peer_ports[n.name]}"]
+        if n.name in proxies:
+            addresses.insert(0, f"127.0.0.1:{proxies[n.name][0]}")
+        nodes_json.append(
+            {
+                "name": n.name,
+                "kind": n.kind,
+                "addresses": addresses,
+                "parent": n.parent,
+                "max_level": n.max_level,
+                "zone": n.zone,
+                "tls_cert": cert_pem,
+            }
+        )
+    subs_json: list[dict[str, Any]] = []
+    local: dict[str, list[dict[str, str]]] = {}
+    for s in spec.subsystems:
+        sid = SubsystemId.parse(s.id)
+        home = workdir / "subsystems" / s.id.replace("/", "_")
+        store = FileKeyStore(home / "keys", ref)
+        home.mkdir(parents=True, exist_ok=True)
+        ec_pem = _issue(
+            ca, store, "sign", sid, Profile.SIGNING, Algorithm.ECDSA_P256, home / "sign.pem", now
+        )
+        pq_pem = _issue(
+            ca, store, "pq", sid, Profile.SIGNING, Algorithm.ML_DSA_65, home / "pq.pem", now
+        )
+        kem = RecipientKeys.generate()
+        _write_key(home / "keys" / "kem-x25519.key.pem", kem.x25519, passphrase)
+        _write_key(home / "keys" / "kem-mlkem.key.pem", kem.mlkem, passphrase)
+        subs_json.append(
+            {
+                "id": s.id,
+                "clearance": s.clearance,
+                "node": s.node,
+                "certs": [ec_pem, pq_pem],
+                "kem": kem.public(),
+            }
+        )
+        local.setdefault(s.node, []).append(
+            {
+                "id": s.id,
+                "sign_key": str(home / "keys" / "sign.key.pem"),
+                "sign_cert": str(home / "sign.pem"),
+                "pq_key": str(home / "keys" / "pq.key.pem"),
+                "pq_cert": str(home / "pq.pem"),
+                "kem_x25519": str(home / "keys" / "kem-x25519.key.pem"),
+                "kem_mlkem": str(home / "keys" / "kem-mlkem.key.pem"),
+            }
+        )
+    directory = {
+        "instance": spec.instance,
+        "subsystems": subs_json,
+        "services": [{"id": s.id, "level": s.level} for s in spec.services],
+        "access": [list(a) for a in spec.access],
+        "nodes": nodes_json,
+        "direct_links": [list(d) for d in spec.direct_links],
+    }
+    directory_path = workdir / "directory.json"
+    directory_path.write_text(json.dumps(directory, indent=1, ensure_ascii=False))
+    configs = {}
+    for n in spec.nodes:
+        cert, key = tls_paths[n.name]
+        cfg: dict[str, Any] = {
+            "node": n.name,
+            "role": n.kind,
+            "peer": {"port": peer_ports[n.name]},
+            "tls": {
+                "cert": str(cert),
+                "key": str(key),
+                "roots": str(ca.bundle_path),
+                "crl": str(workdir / "ca" / "crl.pem"),
+            },
+            "directory": str(directory_path),
+            "state_dir": str(workdir / "state" / n.name),
+            "passphrase": ref,
+            "subsystems": local.get(n.name, []),
+            "limits": limits or {},
+        }
+        if n.kind == "agency":
+            cfg["internal"] = {"port": internal_ports[n.name]}
+            cfg["services"] = {
+                s.id: f"http://127.0.0.1:{service_port}{s.endpoint}"
+                for s in spec.services
+                if any(
+                    sub.id == s.id.rsplit("/", 1)[0] and sub.node == n.name
+                    for sub in spec.subsystems
+                )
+            }
+        configs[n.name] = workdir / f"gateway-{n.name}.json"
+        configs[n.name].write_text(json.dumps(cfg, indent=1))
+    return Testbed(
+        workdir,
+        spec,
+        ca,
+        configs,
+        internal_ports,
+        peer_ports,
+        proxies,
+        service_port,
+        directory_path,
+        passphrase_env,
+    )

@@ -1,0 +1,93 @@
+"""Gateway-to-gateway HTTP over mutual TLS 1.3, with failover between a node's two addresses.
+
+A connection is only used after the peer's certificate is found in the federation directory
+with the expected node identity (the TLS chain itself is checked by OpenSSL against the
+federation roots).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from lienthong.exchange.node import Node, log
+from lienthong.exchange.protocol import ErrorCode, Refused
+
+
+@dataclass
+class Sessions:
+    peers: aiohttp.ClientSession  # mTLS to other gateways
+    services: aiohttp.ClientSession  # plain or TLS to the agency's own service endpoints
+
+    async def close(self) -> None:
+        await self.peers.close()
+        await self.services.close()
+
+
+def make_sessions(
+    client_ctx: ssl.SSLContext, connect_timeout: float, read_timeout: float
+) -> Sessions:
+    timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
+
+    def connector(ssl_ctx: ssl.SSLContext | bool) -> aiohttp.TCPConnector:
+        return aiohttp.TCPConnector(limit=512, ssl=ssl_ctx, keepalive_timeout=30)
+
+    def session(ssl_ctx: ssl.SSLContext | bool) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=connector(ssl_ctx),
+            timeout=timeout,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+        )
+
+    return Sessions(peers=session(client_ctx), services=session(True))
+
+
+def peer_der(transport: object) -> bytes | None:
+    """The DER certificate of the TLS peer on ``transport`` (None when not TLS)."""
+    get = getattr(transport, "get_extra_info", None)
+    ssl_obj = get("ssl_object") if get else None
+    if ssl_obj is None:
+        return None
+    der: bytes | None = ssl_obj.getpeercert(binary_form=True)
+    return der
+
+
+async def send_to_node(
+    node: Node,
+    sessions: Sessions,
+    target: str,
+    method: str,
+    path_qs: str,
+    headers: Mapping[str, str],
+    body: AsyncIterator[bytes] | bytes | None,
+) -> aiohttp.ClientResponse:
+    """Send to ``target`` trying its addresses in order (failover); check its identity."""
+    addresses = node.directory.nodes[target].addresses
+    last: Exception | None = None
+    for address in addresses:
+        try:
+            resp = await sessions.peers.request(
+                method, f"https://{address}{path_qs}", headers=headers, data=body
+            )
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            log.warning("link to %s via %s failed: %s", target, address, exc)
+            last = exc
+            if not isinstance(body, bytes | None) and getattr(body, "ag_running", False):
+                break  # a streamed body half-sent cannot be replayed on the second link
+            continue
+        if resp.connection is None:
+            return resp  # body-less answer already released its connection: nothing to check
+        der = peer_der(resp.connection.transport)
+        try:
+            identity = node.certs.identity_of_der(der) if der else None
+        except Refused:
+            identity = None
+        if identity != target:
+            resp.close()
+            raise Refused(ErrorCode.UNAVAILABLE, "peer is not the expected node", got=identity)
+        return resp
+    raise Refused(ErrorCode.UNAVAILABLE, f"no link to {target} works", error=str(last))

@@ -1,0 +1,105 @@
+"""Hand-made gateway requests for the security suite: we act as a compromised relay (NDXP's
+TLS identity) sending to the provider gateway, so every check past TLS is exercised."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from lienthong.exchange import e2e
+from lienthong.exchange.envelope import (
+    KeyedSigner,
+    body_digest,
+    hop_receipt,
+    request_claims,
+    sign_claims,
+    token_hash,
+)
+from lienthong.exchange.node import Node, tls_contexts
+from lienthong.exchange.protocol import H_HOPS, H_REQUEST, H_REQUEST_PQ, ServiceCall
+from lienthong.identifiers import ServiceId, SubsystemId
+from lienthong.trust.secrets import resolve_secret
+
+
+def relay_tls(relay: Node) -> ssl.SSLContext:
+    _, client = tls_contexts(relay.cfg, resolve_secret(relay.cfg.passphrase))
+    return client
+
+
+def make_call(client: str, service: str, subpath: str = "", method: str = "GET") -> ServiceCall:
+    return ServiceCall(
+        method=method,
+        service=ServiceId.parse(service),
+        subpath=subpath,
+        query="",
+        client=SubsystemId.parse(client),
+        message_id=str(uuid.uuid4()),
+        user_id=None,
+        purpose="kiem-thu",
+        legal_basis="test",
+    )
+
+
+def build_request(
+    call: ServiceCall,
+    signers: list[KeyedSigner],
+    relay: Node,
+    *,
+    level: int,
+    route: list[str],
+    body: bytes = b"",
+    encrypt_to: dict[str, str] | None = None,
+    ts: float | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[dict[str, str], bytes, str]:
+    """(headers, wire body, request hash) as NDXP would forward them to BCA-GW."""
+    enc = None
+    wire = body
+    body_claim: dict[str, Any] | None = body_digest(hashlib.sha256(body).digest(), len(body))
+    if encrypt_to is not None:
+        suite = e2e.suite_named("X25519-MLKEM768-AES256GCM")
+        secret, params = suite.encapsulate(encrypt_to, call.message_id.encode())
+        enc = {"suite": suite.name, **params}
+        wire = e2e.seal_bytes(suite.sealer(secret, "req"), body)
+        body_claim = None
+    claims = request_claims(
+        call=call,
+        level=level,
+        route=route,
+        ts=ts if ts is not None else time.time(),
+        nonce=e2e.b64e(os.urandom(16)),
+        body=body_claim,
+        enc=enc,
+        ctype=None,
+    )
+    claims.update(overrides or {})
+    tokens = sign_claims(claims, signers)
+    req_hash = token_hash(tokens[0])
+    headers = {
+        H_REQUEST: tokens[0],
+        H_HOPS: hop_receipt(relay.name, req_hash, time.time(), relay.receipt_signer),
+    }
+    if len(tokens) > 1:
+        headers[H_REQUEST_PQ] = tokens[1]
+    return headers, wire, req_hash
+
+
+def send(
+    tls: ssl.SSLContext,
+    port: int,
+    call: ServiceCall,
+    headers: dict[str, str],
+    body: bytes,
+    path: str | None = None,
+) -> httpx.Response:
+    target = path or f"/r1/{call.service}{call.subpath}"
+    with httpx.Client(verify=tls, timeout=10) as client:
+        return client.request(
+            call.method, f"https://127.0.0.1:{port}{target}", headers=headers, content=body
+        )

@@ -1,0 +1,297 @@
+"""Security suite: every refused case must leave the provider service untouched."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from tests.exchange.conftest import Federation
+from tests.exchange.craft import build_request, make_call, relay_tls, send
+
+from lienthong.exchange.certs import fingerprint, load_pem_cert
+from lienthong.exchange.envelope import KeyedSigner
+from lienthong.exchange.testbed import (
+    CONGTT,
+    GIAMDINH,
+    SVC_ECHO,
+    SVC_RESIDENCE,
+    SVC_SECRET,
+    SVC_SINK,
+)
+
+ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
+
+
+@pytest.fixture(scope="module")
+def kit(federation: Federation) -> dict[str, object]:
+    relay = federation.node("NDXP")
+    client_gw = federation.node("BHXH-GW")
+    provider_gw = federation.node("BCA-GW")
+    return {
+        "relay": relay,
+        "tls": relay_tls(relay),
+        "signers": client_gw.local[make_call(GIAMDINH, SVC_ECHO).client].signers,
+        "portal": client_gw.local[make_call(CONGTT, SVC_ECHO).client].signers,
+        "kem": provider_gw.directory.subsystems[
+            make_call(GIAMDINH, SVC_RESIDENCE).service.subsystem
+        ].kem,
+        "port": federation.testbed.peer_ports["BCA-GW"],
+    }
+
+
+def refused(federation: Federation, action: Callable[[], httpx.Response], code: str) -> None:
+    before = len(federation.received())
+    resp = action()
+    assert resp.headers.get("X-LT-Error") == code, (resp.status_code, resp.text)
+    assert resp.json() == {"error": code}  # nothing more for the peer
+    time.sleep(0.05)
+    assert len(federation.received()) == before, "the provider must receive nothing"
+
+
+def test_crafted_baseline_is_accepted(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, body=b"ok"
+    )
+    before = len(federation.received())
+    resp = send(kit["tls"], kit["port"], call, headers, body)
+    assert resp.status_code == 200 and "X-LT-Response" in resp.headers
+    assert len(federation.received()) == before + 1
+
+
+def test_forged_signature(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    token = headers["X-LT-Request"]
+    headers["X-LT-Request"] = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+    refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.BAD_SIGNATURE"
+    )
+
+
+def test_tampered_body(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_SINK, method="POST")
+    headers, _, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, body=b"pay 10"
+    )
+    refused(
+        federation,
+        lambda: send(kit["tls"], kit["port"], call, headers, b"pay 99"),
+        "LT.BAD_SIGNATURE",
+    )
+
+
+def test_tampered_request_line(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    refused(
+        federation,
+        lambda: send(kit["tls"], kit["port"], call, headers, body, path=f"/r1/{SVC_ECHO}/other"),
+        "LT.BAD_SIGNATURE",
+    )
+
+
+def test_tampered_encrypted_body(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_RESIDENCE, "/001203004567")
+    headers, body, _ = build_request(
+        call,
+        kit["signers"][:1],
+        kit["relay"],
+        level=2,
+        route=ROUTE,
+        body=b"q",
+        encrypt_to=kit["kem"],
+    )
+    bad = body[:-1] + bytes([body[-1] ^ 1])
+    refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, bad), "LT.BAD_SIGNATURE"
+    )
+
+
+def test_replay_and_stale(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    assert send(kit["tls"], kit["port"], call, headers, body).status_code == 200
+    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.REPLAY")
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, ts=time.time() - 3600
+    )
+    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.REPLAY")
+
+
+@pytest.mark.parametrize("which", ["expired", "revoked", "foreign"])
+def test_bad_certificates(federation: Federation, kit: dict, which: str) -> None:
+    signer, pem = federation.extra_keys[which]
+    ks = KeyedSigner(signer, fingerprint(load_pem_cert(pem)))
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, [ks], kit["relay"], level=0, route=ROUTE)
+    refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.BAD_SIGNATURE"
+    )
+
+
+def test_missing_access_right(federation: Federation, kit: dict) -> None:
+    call = make_call(CONGTT, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["portal"][:1], kit["relay"], level=0, route=ROUTE)
+    refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.ACCESS_DENIED"
+    )
+
+
+def test_route_violation(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=["BHXH-GW", "BCA-GW"]
+    )
+    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.ROUTE")
+
+
+def test_plaintext_where_encryption_required(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_RESIDENCE, "/001203004567")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=2, route=ROUTE)
+    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.CLEARANCE")
+
+
+def test_mat_needs_hybrid_signature(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_SECRET, method="POST")
+    headers, body, _ = build_request(
+        call,
+        kit["signers"][:1],
+        kit["relay"],
+        level=4,
+        route=ROUTE,
+        body=b"x",
+        encrypt_to=kit["kem"],
+    )
+    refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.BAD_SIGNATURE"
+    )
+
+
+def test_level_downgrade_in_claims(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_SECRET, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.BAD_SIGNATURE"
+    )
+
+
+def test_garbage_token(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers = {"X-LT-Request": "not.a.jws"}
+    refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, b""), "LT.BAD_SIGNATURE"
+    )
+
+
+def test_peer_without_client_certificate_cannot_connect(federation: Federation) -> None:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with (
+        pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)),
+        httpx.Client(verify=ctx) as c,
+    ):
+        c.get(f"https://127.0.0.1:{federation.testbed.peer_ports['BCA-GW']}/r1/{SVC_ECHO}")
+
+
+HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
+
+
+def _internal(federation: Federation) -> str:
+    return federation.testbed.internal_url("BHXH-GW")
+
+
+@pytest.mark.parametrize(
+    ("client", "service", "code"),
+    [
+        (CONGTT, SVC_SECRET, "LT.ACCESS_DENIED"),
+        (CONGTT, SVC_RESIDENCE, "LT.CLEARANCE"),
+        ("VN/GOV/G99.XYZ/KHAC", SVC_ECHO, "LT.ACCESS_DENIED"),
+        ("VN/GOV/G07.BHXH", SVC_ECHO, "LT.BAD_REQUEST"),
+    ],
+)
+def test_internal_refusals(federation: Federation, client: str, service: str, code: str) -> None:
+    headers = {**HEADERS, "X-LT-Client": client}
+    refused(
+        federation,
+        lambda: httpx.post(f"{_internal(federation)}/r1/{service}", headers=headers),
+        code,
+    )
+
+
+def test_oversized_body(federation: Federation) -> None:
+    big = b"x" * (9 << 20)
+    refused(
+        federation,
+        lambda: httpx.post(
+            f"{_internal(federation)}/r1/{SVC_SINK}", headers=HEADERS, content=big, timeout=20
+        ),
+        "LT.TOO_LARGE",
+    )
+
+    def chunked() -> httpx.Response:
+        def gen() -> Iterator[bytes]:
+            for _ in range(9):
+                yield b"y" * (1 << 20)
+
+        return httpx.post(
+            f"{_internal(federation)}/r1/{SVC_SINK}", headers=HEADERS, content=gen(), timeout=20
+        )
+
+    refused(federation, chunked, "LT.TOO_LARGE")
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request)
+        return s.recv(65536)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        f"/r1/{SVC_ECHO}/../ho-so-mat",
+        f"/r1/{SVC_ECHO}/%2e%2e/%2e%2e/x",
+        "/r1/VN/GOV/G01.BCA/DANCU/..%2Fho-so-mat",
+        "/r1/VN/GOV/G01.BCA/DANCU",
+        "/etc/passwd",
+    ],
+)
+def test_path_traversal_and_malformed_paths(federation: Federation, target: str) -> None:
+    port = federation.testbed.internal_ports["BHXH-GW"]
+    head = "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+    before = len(federation.received())
+    answer = _raw(
+        port, f"GET {target} HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n".encode()
+    )
+    assert b"LT.BAD_REQUEST" in answer or b" 400 " in answer.split(b"\r\n")[0]
+    assert len(federation.received()) == before
+
+
+def test_slow_loris_is_cut(federation: Federation) -> None:
+    port = federation.testbed.internal_ports["BHXH-GW"]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /r1/" + SVC_ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 4:
+            try:
+                s.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                closed = True
+                break
+            s.settimeout(0.3)
+            try:
+                if s.recv(1) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+        assert closed, "a connection that never finishes its headers must be closed"
+        assert time.monotonic() - started < 3.5
