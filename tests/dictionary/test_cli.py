@@ -86,3 +86,14 @@ def test_categories_and_convert(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and json.loads(out)["commune_name"] == "Phường Long Bình"
     assert run(capsys, "dictionary", "categories", "planets")[0] == 2
     assert run(capsys, "dictionary", "convert", "--province", "Atlantis")[0] == 2
+
+
+def test_missing_file_and_bad_today_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "none.jsonl")
+    assert run(capsys, "dictionary", "validate", "-e", "Citizen", missing)[0] == 2
+    src = tmp_path / "in.jsonl"
+    src.write_text("{}\n", encoding="utf-8")
+    assert run(capsys, "dictionary", "validate", "-e", "Citizen", str(src), "--today", "x")[0] == 2
+    assert run(capsys, "dictionary", "validate", "-e", "Martian", str(src))[0] == 2

@@ -224,3 +224,32 @@ def test_code_lists_and_plain_values() -> None:
     assert check_enum("x", values=("a",)).codes == ["enum_unknown"]
     assert check_integer("12", minimum=1, maximum=10).codes == ["int_range"]
     assert check_integer("x").codes == ["int_format"]
+
+
+def test_every_current_commune_address_resolves() -> None:
+    from lienthong.dictionary import categories as cat
+
+    for c in cat.communes():
+        province = cat.province(c.province_code)
+        check = check_address(f"Số 1, {c.name}, {province.name}")
+        assert check.value is not None and check.value.commune_code == c.code, c
+
+
+def test_every_legacy_commune_address_converts() -> None:
+    from lienthong.dictionary.legacy import legacy_index
+
+    idx = legacy_index()
+    for old in idx.communes.values():
+        district = idx.districts[old.district_code]
+        province = idx.provinces[old.province_code]
+        check = check_address(f"Thôn 1, {old.name}, {district.name}, {province.full_name}")
+        assert check.value is not None, old
+        assert check.value.commune_code == old.current_commune_code, old
+
+
+def test_diacritics_tell_communes_apart() -> None:
+    a = check_address("Xã Văn Lăng, Thái Nguyên").value
+    b = check_address("Xã Văn Lang, Thái Nguyên").value
+    assert a is not None and b is not None and a.commune_code != b.commune_code
+    ambiguous = check_address("Xa Van Lang, Thai Nguyen")
+    assert ambiguous.codes == ["address_commune_ambiguous"]

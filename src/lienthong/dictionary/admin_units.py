@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from lienthong.dictionary.text import compact_key, name_keys, nfc
+from lienthong.dictionary.text import compact_key, exact_keys, name_keys, nfc
 from lienthong.errors import NotFound
 
 _CITY_PREFIX = "Thành phố "
@@ -45,7 +45,8 @@ class _Index:
     communes: dict[str, Commune]
     by_province: dict[str, list[Commune]]
     province_by_key: dict[str, str]
-    commune_by_key: dict[tuple[str, str], str]
+    commune_by_key: dict[tuple[str, str], list[str]]
+    commune_by_exact: dict[tuple[str, str], str]
 
 
 def _short(name: str, prefixes: tuple[str, ...]) -> str:
@@ -71,7 +72,8 @@ def _index() -> _Index:
             province_by_key[key] = code
     communes: dict[str, Commune] = {}
     by_province: dict[str, list[Commune]] = {code: [] for code in provinces}
-    commune_by_key: dict[tuple[str, str], str] = {}
+    commune_by_key: dict[tuple[str, str], list[str]] = {}
+    commune_by_exact: dict[tuple[str, str], str] = {}
     for w in VpWard.iter_all():
         code = f"{int(w.code):05d}"
         name = nfc(w.name)
@@ -84,11 +86,17 @@ def _index() -> _Index:
         )
         communes[code] = commune
         by_province[commune.province_code].append(commune)
-        commune_by_key[(commune.province_code, compact_key(name))] = code
+        commune_by_key.setdefault((commune.province_code, compact_key(name)), []).append(code)
+        commune_by_exact[(commune.province_code, exact_keys(name)[0])] = code
     for items in by_province.values():
         items.sort(key=lambda c: c.code)
     return _Index(
-        dict(sorted(provinces.items())), communes, by_province, province_by_key, commune_by_key
+        dict(sorted(provinces.items())),
+        communes,
+        by_province,
+        province_by_key,
+        commune_by_key,
+        commune_by_exact,
     )
 
 
@@ -150,13 +158,28 @@ def find_province(name: str) -> Province | None:
     return None
 
 
-def find_commune(name: str, province_code: str) -> Commune | None:
-    """The current commune named ``name`` in a province ('Phường Tân Sơn', 'P. Tân Sơn' or
-    'Tân Sơn'; without a type word, a ward (phường) is preferred to a commune (xã))."""
+def match_communes(name: str, province_code: str) -> list[Commune]:
+    """Current communes of a province that ``name`` may mean ('Phường Tân Sơn', 'P. Tân Sơn'
+    or 'Tân Sơn'; without a type word, a ward (phường) is preferred to a commune (xã)).
+
+    Diacritics decide first ('Văn Lăng' ≠ 'Văn Lang'); a name written without them may match
+    several communes, and then all are returned.
+    """
     index = _index()
+    for key in exact_keys(name):
+        for prefix in ("", "phường", "xã", "đặckhu"):
+            code = index.commune_by_exact.get((province_code, prefix + key))
+            if code is not None:
+                return [index.communes[code]]
     for key in name_keys(name):
         for prefix in ("", "phuong", "xa", "dackhu"):
-            code = index.commune_by_key.get((province_code, prefix + key))
-            if code is not None:
-                return index.communes[code]
-    return None
+            codes = index.commune_by_key.get((province_code, prefix + key))
+            if codes:
+                return [index.communes[c] for c in codes]
+    return []
+
+
+def find_commune(name: str, province_code: str) -> Commune | None:
+    """The one current commune ``name`` means in a province, or None (unknown or ambiguous)."""
+    found = match_communes(name, province_code)
+    return found[0] if len(found) == 1 else None

@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import datetime as dt
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,23 +97,39 @@ def check(
         raise typer.Exit(1)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSON Lines file, streamed; a bad line is an InputError with its number."""
     try:
-        lines = path.read_bytes().splitlines()
+        fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    with fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: not JSON ({exc})") from exc
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{number}: a record must be a JSON object")
+            yield record
+
+
+def _checker(entity: str, today: str | None) -> Any:
+    from lienthong.dictionary.model import load_dictionary
+    from lienthong.dictionary.record import RecordValidator
+
+    day = None
+    if today is not None:
         try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not JSON ({exc})") from exc
-        if not isinstance(record, dict):
-            raise InputError(f"{path}:{number}: a record must be a JSON object")
-        records.append(record)
-    return records
+            day = dt.date.fromisoformat(today)
+        except ValueError:
+            raise InputError(f"--today {today!r} is not yyyy-mm-dd") from None
+    try:
+        return RecordValidator(load_dictionary().entity(entity), today=day)
+    except NotFound as exc:
+        raise InputError(exc.message) from None
 
 
 @app.command()
@@ -124,45 +141,39 @@ def validate(
     json: bool = _JSON,
 ) -> None:
     """Validate every record of a file; print counts of records and reasons by code."""
-    from lienthong.dictionary.model import load_dictionary
-    from lienthong.dictionary.record import RecordValidator
-
-    day = None
-    if today is not None:
-        try:
-            day = dt.date.fromisoformat(today)
-        except ValueError:
-            raise InputError(f"--today {today!r} is not yyyy-mm-dd") from None
-    try:
-        checker = RecordValidator(load_dictionary().entity(entity), today=day)
-    except NotFound as exc:
-        raise InputError(exc.message) from None
-    records = _read_jsonl(file)
+    checker = _checker(entity, today)
     by_code: collections.Counter[str] = collections.Counter()
-    invalid = 0
-    normalised = []
-    for record in records:
-        values, reasons = checker(record)
-        normalised.append({"record": values, "reasons": [r.to_dict() for r in reasons]})
-        by_code.update(f"{r.field}:{r.code}" for r in reasons)
-        invalid += any(r.severity == "error" for r in reasons)
-    if out is not None:
-        tmp = out.with_name(out.name + ".part")
-        with tmp.open("wb") as fh:
-            for item in normalised:
-                fh.write(orjson.dumps(item, default=str) + b"\n")
-        os.replace(tmp, out)  # all or nothing: never a half-written output
+    records = invalid = 0
+    tmp = out.with_name(out.name + ".part") if out is not None else None
+    sink = tmp.open("wb") if tmp is not None else None
+    try:
+        for record in _records(file):
+            values, reasons = checker(record)
+            records += 1
+            by_code.update(f"{r.field}:{r.code}" for r in reasons)
+            invalid += any(r.severity == "error" for r in reasons)
+            if sink is not None:
+                item = {"record": values, "reasons": [r.to_dict() for r in reasons]}
+                sink.write(orjson.dumps(item, default=str) + b"\n")
+    except BaseException:
+        if sink is not None and tmp is not None:
+            sink.close()
+            tmp.unlink(missing_ok=True)  # nothing half-written
+        raise
+    if sink is not None and tmp is not None and out is not None:
+        sink.close()
+        os.replace(tmp, out)
     summary = {
         "entity": checker.entity.name,
-        "records": len(records),
-        "valid": len(records) - invalid,
+        "records": records,
+        "valid": records - invalid,
         "invalid": invalid,
         "reasons": dict(by_code.most_common()),
     }
     if json:
         emit_json(summary)
         return
-    console.print(f"{summary['records']} records: {summary['valid']} valid, {invalid} invalid")
+    console.print(f"{records} records: {records - invalid} valid, {invalid} invalid")
     for code, count in by_code.most_common():
         console.print(f"  {count:>7}  {code}", highlight=False)
 

@@ -16,7 +16,7 @@ from lienthong.dictionary.legacy import (
     LegacyProvince,
     legacy_index,
 )
-from lienthong.dictionary.text import name_keys
+from lienthong.dictionary.text import exact_keys, name_keys
 from lienthong.errors import InputError, NotFound
 
 _ALIASES = {"hcm": "79", "tphcm": "79", "sg": "79", "saigon": "79", "hn": "01", "hue": "46"}
@@ -76,13 +76,30 @@ def legacy_commune_to_current(code: str) -> Commune:
     return commune(old.current_commune_code)
 
 
+Table = dict[tuple[str, str], list[str]]
+
+
 @functools.cache
-def _communes_by_province() -> dict[tuple[str, str], tuple[str, ...]]:
-    out: dict[tuple[str, str], list[str]] = {}
+def _communes_by_province() -> tuple[Table, Table]:
+    """(folded, exact) name keys → legacy commune codes, per legacy province."""
+    folded: Table = {}
+    exact: Table = {}
     for c in legacy_index().communes.values():
         for key in name_keys(c.name):
-            out.setdefault((c.province_code, key), []).append(c.code)
-    return {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
+            folded.setdefault((c.province_code, key), []).append(c.code)
+        for key in exact_keys(c.name):
+            exact.setdefault((c.province_code, key), []).append(c.code)
+    return folded, exact
+
+
+def _match(name: str, scope: str, exact: Table, folded: Table) -> tuple[str, ...]:
+    """Codes whose name matches, diacritics first ('Sa Pa' ≠ 'Sa Pả'), then folded."""
+    for keys, table in ((exact_keys(name), exact), (name_keys(name), folded)):
+        for key in keys:
+            codes = table.get((scope, key))
+            if codes:
+                return tuple(dict.fromkeys(codes))
+    return ()
 
 
 def _district(province_code: str, value: str) -> str:
@@ -113,14 +130,10 @@ def _commune_codes(province_code: str, district_code: str | None, value: str) ->
                 f"legacy commune {found.code} is not in legacy province {province_code}"
             )
         return (found.code,)
-    for key in name_keys(text):
-        if district_code is not None:
-            codes = tuple(idx.commune_by_key.get((district_code, key), ()))
-        else:
-            codes = _communes_by_province().get((province_code, key), ())
-        if codes:
-            return codes
-    return ()
+    if district_code is not None:
+        return _match(text, district_code, idx.commune_by_exact, idx.commune_by_key)
+    folded, exact = _communes_by_province()
+    return _match(text, province_code, exact, folded)
 
 
 def convert_legacy_address(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from lienthong.dictionary import _legacy_source as source
 from lienthong.dictionary.admin_units import find_commune
-from lienthong.dictionary.text import compact_key, nfc
+from lienthong.dictionary.text import compact_key, exact_keys, nfc
 
 _PROVINCE_PREFIXES = ("Thành phố ", "Tỉnh ")
 _DISTRICT_PREFIXES = ("Quận ", "Huyện ", "Thị xã ", "Thành phố ")
@@ -82,6 +82,7 @@ class LegacyIndex:
     province_by_key: dict[str, str]
     district_by_key: dict[tuple[str, str], str]
     commune_by_key: dict[tuple[str, str], list[str]]
+    commune_by_exact: dict[tuple[str, str], list[str]]
 
 
 def _new_commune_codes() -> dict[tuple[str, str], str]:
@@ -137,7 +138,7 @@ def legacy_index() -> LegacyIndex:
     """Build every legacy table once (≈ 0.3 s), on first use."""
     old_to_new = _old_to_new(source.mapping(), _new_commune_codes())
     provinces = legacy_provinces()
-    idx = LegacyIndex(dict(provinces), {}, {}, {}, {}, {})
+    idx = LegacyIndex(dict(provinces), {}, {}, {}, {}, {}, {})
     keyed: set[str] = set()
     for row in source.legacy_rows():
         current_province = provinces[row.province_code].current_province_code
@@ -171,4 +172,6 @@ def legacy_index() -> LegacyIndex:
         keys = (compact_key(name), compact_key(short_name(name, _WARD_PREFIXES)))
         for key in dict.fromkeys((*keys, *row.keywords("ward"))):
             idx.commune_by_key.setdefault((row.district_code, key), []).append(row.ward_code)
+        for key in exact_keys(name):
+            idx.commune_by_exact.setdefault((row.district_code, key), []).append(row.ward_code)
     return idx

@@ -56,3 +56,16 @@ def name_keys(name: str) -> list[str]:
     folded = fold(name)
     short = _TYPE_PREFIX.sub("", folded, count=1)
     return list(dict.fromkeys((compact_key(folded), compact_key(short))))
+
+
+_TYPE_PREFIX_ACCENTED = re.compile(
+    r"^(thành phố|thị xã|thị trấn|tỉnh|quận|huyện|phường|xã|đặc khu|tp|tx|tt|q|h|p|x)(\.\s*|\s+)"
+)
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def exact_keys(name: str) -> list[str]:
+    """Like ``name_keys`` but keeping diacritics, to tell 'Văn Lăng' from 'Văn Lang'."""
+    low = " ".join(nfc(name).lower().split())
+    short = _TYPE_PREFIX_ACCENTED.sub("", low, count=1)
+    return list(dict.fromkeys((_NON_WORD.sub("", low), _NON_WORD.sub("", short))))

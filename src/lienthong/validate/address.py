@@ -82,7 +82,7 @@ def _looks_legacy(parts: list[str]) -> bool:
 def check_address(value: object) -> Check[Address]:
     """Parse an address. Codes: address_empty, address_province_unknown, address_unit_unknown;
     warnings address_legacy_converted, address_legacy_split, address_commune_unknown,
-    address_commune_missing."""
+    address_commune_ambiguous, address_commune_missing."""
     if value is None or not str(value).strip():
         return fail("address_empty", "address is empty")
     parts = _parts(str(value))
@@ -101,10 +101,17 @@ def check_address(value: object) -> Check[Address]:
         note = Reason("address_commune_missing", "address names only a province", "warning")
         return Check(Address(None, None, province.code, False), (note,))
     street = ", ".join(parts[:-2]) or None
-    found = admin_units.find_commune(parts[-2], province.code)
-    if found is None:
+    found = admin_units.match_communes(parts[-2], province.code)
+    if len(found) > 1:
+        note = Reason(
+            "address_commune_ambiguous",
+            f"{parts[-2]!r} may be {', '.join(c.name for c in found)} (diacritics missing?)",
+            "warning",
+        )
+        return Check(Address(street, None, province.code, False), (note,))
+    if not found:
         return _legacy_two_level(parts, fallback=Address(street, None, province.code, False))
-    return Check(Address(street, found.code, province.code, False))
+    return Check(Address(street, found[0].code, province.code, False))
 
 
 def _legacy_two_level(parts: list[str], fallback: Address | None = None) -> Check[Address]:
