@@ -1,0 +1,1 @@
+"""Adapters that put generated sources on disk or into a database server."""
