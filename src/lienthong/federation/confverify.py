@@ -100,7 +100,9 @@ def _verify_one(
         raise SignatureError(f"configuration signature {alg} does not match the signer's key")
     if isinstance(key, ec.EllipticCurvePublicKey):
         if len(raw) != 64:
-            raise SignatureError("ES256 signature must be 64 bytes (raw r and s)")
+            raise SignatureError(
+                f"configuration ES256 signature by {identity} is malformed (must be 64 bytes)"
+            )
         raw = utils.encode_dss_signature(int.from_bytes(raw[:32]), int.from_bytes(raw[32:]))
     signing_input = f"{entry['protected']}.{encoded_payload}".encode("ascii")
     try:
