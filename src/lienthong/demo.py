@@ -18,6 +18,7 @@ from typing import Any
 # (key in the result, "module:function"); later capabilities append their step here.
 STEPS: list[tuple[str, str]] = [
     ("synth", "lienthong.synth.demo:run"),
+    ("trust", "lienthong.federation.demo:run"),
     ("audit", "lienthong.audit.demo:run"),
 ]
 
