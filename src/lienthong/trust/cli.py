@@ -73,6 +73,14 @@ def _spec(
     }
 
 
+def _report(json_out: bool, data: Any, text: str, **print_kw: Any) -> None:
+    """One JSON object for machines, or one line of text for people."""
+    if json_out:
+        emit_json(data)
+    else:
+        console.print(text, highlight=False, **print_kw)
+
+
 def _cert_info(cert: Any, path: Path | None = None) -> dict[str, Any]:
     try:
         ident: str | None = str(identity_of(cert))
@@ -120,8 +128,10 @@ def init(
         "root": _cert_info(ca.root),
         "issuer": _cert_info(ca.issuer),
     }
-    emit_json(result) if json_out else console.print(
-        f"CA created in {directory} ({ca.algorithm.value}); trust bundle {ca.bundle_path}"
+    _report(
+        json_out,
+        result,
+        f"CA created in {directory} ({ca.algorithm.value}); trust bundle {ca.bundle_path}",
     )
 
 
@@ -142,9 +152,12 @@ def keygen(
     store = open_keystore(_spec(str(keystore_dir), passphrase, pkcs11_module, token, pin))
     signer = store.generate(label, Algorithm.parse(algorithm))
     pem = public_key_to_pem(signer.public_key()).decode()
-    emit_json(
-        {"label": label, "algorithm": signer.algorithm.value, "public_key": pem}
-    ) if json_out else console.print(pem, end="")
+    _report(
+        json_out,
+        {"label": label, "algorithm": signer.algorithm.value, "public_key": pem},
+        pem,
+        end="",
+    )
 
 
 @app.command()
@@ -199,8 +212,10 @@ def issue(
         ip_addresses=ip,
     )
     out.write_bytes(cert.public_bytes(PEM))
-    emit_json(_cert_info(cert, out)) if json_out else console.print(
-        f"issued {profile} certificate {cert.serial_number:x} for {identity_of(cert)} → {out}"
+    _report(
+        json_out,
+        _cert_info(cert, out),
+        f"issued {profile} certificate {cert.serial_number:x} for {identity_of(cert)} → {out}",
     )
 
 
@@ -214,9 +229,11 @@ def revoke(
     """Revoke a certificate and publish a fresh CRL."""
     ca = CertificateAuthority.open(directory)
     cert = ca.revoke(serial, reason, _now())
-    emit_json(
-        {"revoked": f"{cert.serial_number:x}", "reason": reason}
-    ) if json_out else console.print(f"revoked {cert.serial_number:x} ({reason}); CRL republished")
+    _report(
+        json_out,
+        {"revoked": f"{cert.serial_number:x}", "reason": reason},
+        f"revoked {cert.serial_number:x} ({reason}); CRL republished",
+    )
 
 
 @app.command()
@@ -229,7 +246,7 @@ def crl(directory: Path = DirOpt, json_out: bool = JsonOpt) -> None:
         "revoked": len(list(published)),
         "next_update": published.next_update_utc.isoformat() if published.next_update_utc else None,
     }
-    emit_json(info) if json_out else console.print(f"CRL: {info}")
+    _report(json_out, info, f"CRL: {info}")
 
 
 @app.command()
@@ -257,8 +274,10 @@ def status(
     answer = verify_response(
         source_der(build_request(cert, issuer)), cert=cert, issuer=issuer, now=_now()
     )
-    emit_json(answer.to_dict()) if json_out else console.print(
-        f"{answer.status.value} (next update {answer.next_update.isoformat()})"
+    _report(
+        json_out,
+        answer.to_dict(),
+        f"{answer.status.value} (next update {answer.next_update.isoformat()})",
     )
 
 
@@ -282,9 +301,7 @@ def verify(
     verify_chain(
         cert, intermediates=[c for c in certs if c not in roots], roots=roots, now=_now(), usage=use
     )
-    emit_json({"ok": True, **_cert_info(cert, cert_file)}) if json_out else console.print(
-        f"{cert_file}: OK"
-    )
+    _report(json_out, {"ok": True, **_cert_info(cert, cert_file)}, f"{cert_file}: OK")
 
 
 @app.command()

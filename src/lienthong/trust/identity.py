@@ -52,6 +52,8 @@ def subject_for(identity: Identity, *, common_name: str | None = None) -> x509.N
         common_name = (
             identity.subsystem if isinstance(identity, SubsystemId) else member.member_code
         )
+    if not 0 < len(common_name) <= 64:
+        raise InputError(f"common name {common_name!r} must be 1-64 characters (X.520 limit)")
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),

@@ -129,7 +129,7 @@ class TimeStampAuthority:
                 "signer_infos": [signer_info],
             }
         )
-        return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+        return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
 
     def respond(self, request_der: bytes) -> bytes:
         """Answer a DER ``TimeStampReq`` with a ``TimeStampResp`` (HTTP transport, RFC 3161)."""
@@ -141,21 +141,22 @@ class TimeStampAuthority:
             digest, nonce = imprint["hashed_message"].native, req["nonce"].native
             _check_digest(digest)
         except (ValueError, TypeError, InputError) as exc:
-            return tsp.TimeStampResp(
-                {
-                    "status": {
-                        "status": "rejection",
-                        "status_string": [f"bad request: {exc}"],
-                        "fail_info": {"bad_data_format"},
+            return bytes(
+                tsp.TimeStampResp(
+                    {
+                        "status": {
+                            "status": "rejection",
+                            "status_string": [f"bad request: {exc}"],
+                            "fail_info": {"bad_data_format"},
+                        }
                     }
-                }
-            ).dump()
+                ).dump()
+            )
         token = self.token_at(
             digest, now=self.clock(), nonce=nonce, serial=int.from_bytes(os.urandom(16), "big") >> 1
         )
-        return tsp.TimeStampResp(
-            {"status": {"status": "granted"}, "time_stamp_token": cms.ContentInfo.load(token)}
-        ).dump()
+        granted = {"status": {"status": "granted"}, "time_stamp_token": cms.ContentInfo.load(token)}
+        return bytes(tsp.TimeStampResp(granted).dump())
 
 
 def token_from_response(response_der: bytes) -> bytes:
@@ -205,6 +206,8 @@ def verify_timestamp(
     if tsa_cert is None:
         raise SignatureError("time-stamp token does not carry its TSA certificate")
     verify_signature(public_key_of(tsa_cert), signature, signed_bytes)
+    if not isinstance(gen_time, dt.datetime):
+        raise SignatureError("time-stamp token has no valid genTime")
     verify_chain(
         tsa_cert,
         intermediates=[*certs, *intermediates],
