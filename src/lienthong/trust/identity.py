@@ -6,7 +6,7 @@ Mapping (documented in ``docs/trust.md``)::
     O            = member code             (Decision 20/2020, e.g. G01.BCA)
     OU           = member class            (GOV, COM, ORG, NGO)
     CN           = subsystem code, gateway name, or the member code for member-level certs
-    serialNumber = the full identifier     (INSTANCE/CLASS/MEMBER[/SUBSYSTEM])
+    serialNumber = the full identifier     (omitted when it contains "_": PrintableString)
     SAN URI      = urn:lienthong:INSTANCE/CLASS/MEMBER[/SUBSYSTEM]   (authoritative)
 
 :func:`identity_of` reads the SAN URI, checks it against the subject and returns a
@@ -54,15 +54,15 @@ def subject_for(identity: Identity, *, common_name: str | None = None) -> x509.N
         )
     if not 0 < len(common_name) <= 64:
         raise InputError(f"common name {common_name!r} must be 1-64 characters (X.520 limit)")
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, member.member_code),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, member.member_class),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, str(identity)),
-        ]
-    )
+    attrs = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, member.member_code),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, member.member_class),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ]
+    if "_" not in str(identity):  # serialNumber is a PrintableString, which has no "_"
+        attrs.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, str(identity)))
+    return x509.Name(attrs)
 
 
 def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
