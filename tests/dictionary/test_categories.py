@@ -75,3 +75,18 @@ def test_code_lists() -> None:
     assert cat.country("Việt Nam").alpha_3 == "VNM"
     assert len(cat.NATIONALITIES) >= 249
     assert set(cat.SEXES) == {"0", "1", "2", "9"}
+
+
+def test_code_validators_only_produce_listed_codes() -> None:
+    from lienthong.validate.codes import _ETHNIC, _RELIGION
+    from lienthong.validate.sex import _SEX_CODES
+
+    assert set(_ETHNIC.values()) <= set(cat.ETHNIC_GROUPS)
+    assert set(_RELIGION.values()) <= set(cat.RELIGIONS)
+    assert set(_SEX_CODES.values()) <= set(cat.SEXES)
+
+
+def test_legacy_id_codes_are_the_legacy_gso_codes() -> None:
+    for id_code, p in cat.LEGACY_ID_PROVINCES.items():
+        assert id_code == "0" + p.code and cat.legacy_province(id_code) == p
+        assert cat.legacy_province(p.full_name) == p

@@ -26,6 +26,7 @@ people = st.tuples(
 
 
 @given(people)
+@settings(deadline=None)
 def test_personal_id_round_trip(person: tuple[str, str, dt.date, int]) -> None:
     code, sex, born, serial = person
     pid = make_personal_id(code, sex, born, serial)
@@ -34,12 +35,14 @@ def test_personal_id_round_trip(person: tuple[str, str, dt.date, int]) -> None:
 
 
 @given(people, st.sampled_from(UNUSED_CODES))
+@settings(deadline=None)
 def test_bad_province_digits(person: tuple[str, str, dt.date, int], bad: str) -> None:
     pid = make_personal_id(*person)
     assert check_personal_id(bad + pid[3:]).codes == ["id_province_unknown"]
 
 
 @given(people)
+@settings(deadline=None)
 def test_flipped_sex_digit(person: tuple[str, str, dt.date, int]) -> None:
     code, sex, born, serial = person
     pid = make_personal_id(code, sex, born, serial)
@@ -48,6 +51,7 @@ def test_flipped_sex_digit(person: tuple[str, str, dt.date, int]) -> None:
 
 
 @given(people, st.integers(1, 2))
+@settings(deadline=None)
 def test_other_century(person: tuple[str, str, dt.date, int], shift: int) -> None:
     code, sex, born, serial = person
     pid = make_personal_id(code, sex, born, serial)
@@ -58,6 +62,7 @@ def test_other_century(person: tuple[str, str, dt.date, int], shift: int) -> Non
 
 
 @given(people, st.integers(1, 99))
+@settings(deadline=None)
 def test_other_birth_year_digits(person: tuple[str, str, dt.date, int], delta: int) -> None:
     code, sex, born, serial = person
     pid = make_personal_id(code, sex, born, serial)
@@ -67,6 +72,7 @@ def test_other_birth_year_digits(person: tuple[str, str, dt.date, int], delta: i
 
 
 @given(people, st.integers(0, 11), st.sampled_from(["insert", "delete", "letter"]))
+@settings(deadline=None)
 def test_shape_mutations(person: tuple[str, str, dt.date, int], pos: int, how: str) -> None:
     pid = make_personal_id(*person)
     if how == "insert":
@@ -81,6 +87,7 @@ nine_digits = st.text("0123456789", min_size=9, max_size=9)
 
 
 @given(nine_digits, st.one_of(st.none(), st.integers(1, 999)))
+@settings(deadline=None)
 def test_tax_code_round_trip(first: str, branch: int | None) -> None:
     code = make_tax_code(first, branch)
     assume(code is not None)
@@ -90,6 +97,7 @@ def test_tax_code_round_trip(first: str, branch: int | None) -> None:
 
 
 @given(nine_digits, st.integers(0, 9), st.integers(1, 9))
+@settings(deadline=None)
 def test_tax_code_single_digit_change_rejected(first: str, pos: int, delta: int) -> None:
     code = make_tax_code(first)
     assume(code is not None)
@@ -99,6 +107,7 @@ def test_tax_code_single_digit_change_rejected(first: str, pos: int, delta: int)
 
 
 @given(st.dates(dt.date(1900, 1, 1), dt.date(2099, 12, 31)))
+@settings(deadline=None)
 def test_dates_round_trip_in_every_format(day: dt.date) -> None:
     for text in (
         day.isoformat(),
@@ -113,6 +122,7 @@ def test_dates_round_trip_in_every_format(day: dt.date) -> None:
 
 
 @given(st.sampled_from(sorted(MOBILE_PREFIXES)), st.text("0123456789", min_size=7, max_size=7))
+@settings(deadline=None)
 def test_mobile_forms_agree(prefix: str, rest: str) -> None:
     local = f"0{prefix}{rest}"
     forms = [
@@ -133,7 +143,7 @@ vietnamese_words = st.lists(
 
 
 @given(vietnamese_words, st.sampled_from([" ", "  ", "\t"]))
-@settings(max_examples=50)
+@settings(deadline=None, max_examples=50)
 def test_name_normalisation_idempotent(words: list[str], sep: str) -> None:
     first = check_name(sep.join(words))
     assert first.ok and first.value is not None

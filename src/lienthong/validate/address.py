@@ -10,6 +10,7 @@ province is still usable.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -49,16 +50,28 @@ def _parts(value: str) -> list[str]:
     return parts
 
 
-def _legacy(parts: list[str]) -> Check[Address]:
-    street = ", ".join(parts[:-3]) or None
+# A resolved unit tail: (commune code, province code, legacy?, reasons), or an error Check.
+_Units = tuple[str | None, str, bool, tuple[Reason, ...]]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _is_three_level(district: str, province: str) -> bool:
+    """Old form when a district word precedes the province, or the province no longer exists."""
+    if _DISTRICT_WORD.match(fold(district)):
+        return True
+    return admin_units.find_province(province) is None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _three_level(commune: str, district: str, province: str) -> _Units | Check[Address]:
     try:
-        conv = convert_legacy_address(province=parts[-1], district=parts[-2], commune=parts[-3])
+        conv = convert_legacy_address(province=province, district=district, commune=commune)
     except (NotFound, InputError) as exc:
         return fail("address_unit_unknown", f"old-form address: {exc}")
     reasons = [Reason("address_legacy_converted", "old three-level address converted", "warning")]
     if conv.commune_code is None:
         reasons.append(
-            Reason("address_commune_unknown", f"commune {parts[-3]!r} not identified", "warning")
+            Reason("address_commune_unknown", f"commune {commune!r} not identified", "warning")
         )
     elif not conv.exact:
         reasons.append(
@@ -68,69 +81,73 @@ def _legacy(parts: list[str]) -> Check[Address]:
                 "warning",
             )
         )
-    return Check(Address(street, conv.commune_code, conv.province_code, True), tuple(reasons))
+    return (conv.commune_code, conv.province_code, True, tuple(reasons))
 
 
-def _looks_legacy(parts: list[str]) -> bool:
-    if len(parts) < 3:
-        return False
-    if _DISTRICT_WORD.match(fold(parts[-2])):
-        return True
-    return admin_units.find_province(parts[-1]) is None
+@functools.lru_cache(maxsize=65_536)
+def _two_level(commune: str | None, province_name: str) -> _Units | Check[Address]:
+    province = admin_units.find_province(province_name)
+    if province is None:
+        try:
+            legacy_province(province_name)
+        except NotFound:
+            return fail("address_province_unknown", f"{province_name!r} is not a province")
+        return _legacy_two_level(commune, province_name)
+    if commune is None:
+        note = Reason("address_commune_missing", "address names only a province", "warning")
+        return (None, province.code, False, (note,))
+    found = admin_units.match_communes(commune, province.code)
+    if len(found) > 1:
+        note = Reason(
+            "address_commune_ambiguous",
+            f"{commune!r} may be {', '.join(c.name for c in found)} (diacritics missing?)",
+            "warning",
+        )
+        return (None, province.code, False, (note,))
+    if not found:
+        return _legacy_two_level(commune, province_name, fallback=province.code)
+    return (found[0].code, province.code, False, ())
+
+
+def _legacy_two_level(
+    commune: str | None, province_name: str, fallback: str | None = None
+) -> _Units:
+    """'commune, old province' without a district (common in old records)."""
+    try:
+        conv = convert_legacy_address(province=province_name, commune=commune)
+    except (NotFound, InputError):
+        conv = None
+    if conv is not None and conv.commune_code is not None:
+        note = Reason("address_legacy_converted", "old commune name converted", "warning")
+        return (conv.commune_code, conv.province_code, True, (note,))
+    unknown = Reason("address_commune_unknown", f"commune {commune!r} not identified", "warning")
+    if fallback is not None:
+        return (None, fallback, False, (unknown,))
+    if conv is not None:
+        return (None, conv.province_code, True, (unknown,))
+    return (None, legacy_province(province_name).current_province_code, True, (unknown,))
 
 
 def check_address(value: object) -> Check[Address]:
     """Parse an address. Codes: address_empty, address_province_unknown, address_unit_unknown;
     warnings address_legacy_converted, address_legacy_split, address_commune_unknown,
-    address_commune_ambiguous, address_commune_missing."""
+    address_commune_ambiguous, address_commune_missing.
+
+    The unit part (commune, district, province) is resolved through caches, because source
+    tables repeat the same few thousand unit spellings with different streets.
+    """
     if value is None or not str(value).strip():
         return fail("address_empty", "address is empty")
     parts = _parts(str(value))
     if not parts:
         return fail("address_empty", "address is empty")
-    if _looks_legacy(parts):
-        return _legacy(parts)
-    province = admin_units.find_province(parts[-1])
-    if province is None:
-        try:
-            legacy_province(parts[-1])
-        except NotFound:
-            return fail("address_province_unknown", f"{parts[-1]!r} is not a province")
-        return _legacy_two_level(parts)
-    if len(parts) == 1:
-        note = Reason("address_commune_missing", "address names only a province", "warning")
-        return Check(Address(None, None, province.code, False), (note,))
-    street = ", ".join(parts[:-2]) or None
-    found = admin_units.match_communes(parts[-2], province.code)
-    if len(found) > 1:
-        note = Reason(
-            "address_commune_ambiguous",
-            f"{parts[-2]!r} may be {', '.join(c.name for c in found)} (diacritics missing?)",
-            "warning",
-        )
-        return Check(Address(street, None, province.code, False), (note,))
-    if not found:
-        return _legacy_two_level(parts, fallback=Address(street, None, province.code, False))
-    return Check(Address(street, found[0].code, province.code, False))
-
-
-def _legacy_two_level(parts: list[str], fallback: Address | None = None) -> Check[Address]:
-    """'commune, old province' without a district (common in old records)."""
-    commune = parts[-2] if len(parts) >= 2 else None
-    try:
-        conv = convert_legacy_address(province=parts[-1], commune=commune)
-    except (NotFound, InputError):
-        conv = None
-    if conv is not None and conv.commune_code is not None:
-        street = ", ".join(parts[:-2]) or None
-        note = Reason("address_legacy_converted", "old commune name converted", "warning")
-        return Check(Address(street, conv.commune_code, conv.province_code, True), (note,))
-    unknown = Reason("address_commune_unknown", f"commune {commune!r} not identified", "warning")
-    if fallback is not None:
-        return Check(fallback, (unknown,))
-    if conv is not None:
-        province_code = conv.province_code
+    if len(parts) >= 3 and _is_three_level(parts[-2], parts[-1]):
+        units, street = _three_level(parts[-3], parts[-2], parts[-1]), parts[:-3]
     else:
-        province_code = legacy_province(parts[-1]).current_province_code
-    street = ", ".join(parts[:-2]) or None
-    return Check(Address(street, None, province_code, True), (unknown,))
+        commune = parts[-2] if len(parts) >= 2 else None
+        units, street = _two_level(commune, parts[-1]), parts[:-2]
+    if isinstance(units, Check):
+        return units
+    commune_code, province_code, legacy, reasons = units
+    address = Address(", ".join(street) or None, commune_code, province_code, legacy)
+    return Check(address, reasons)

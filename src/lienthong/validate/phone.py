@@ -50,9 +50,26 @@ def _format(nsn: str, e164: bool) -> str:
     return f"+84{nsn}" if e164 else f"0{nsn}"
 
 
+def _fast_mobile(value: object) -> str | None:
+    """The national number of an already normal '0xxxxxxxxx' mobile (the common case)."""
+    if (
+        isinstance(value, str)
+        and len(value) == 10
+        and value[0] == "0"
+        and value[1:3] in MOBILE_PREFIXES
+        and value.isdigit()
+        and value.isascii()
+    ):
+        return value[1:]
+    return None
+
+
 def check_mobile(value: object, *, e164: bool = False) -> Check[str]:
     """Check and normalise a mobile number. Codes: phone_empty, phone_format, phone_length,
     phone_not_mobile, phone_prefix_unknown, phone_old_prefix_converted (warning)."""
+    fast = _fast_mobile(value)
+    if fast is not None:
+        return Check(_format(fast, e164))
     if value is None or value == "":
         return fail("phone_empty", "phone number is empty")
     nsn = _national(value)
@@ -92,6 +109,9 @@ def check_landline(value: object, *, e164: bool = False) -> Check[str]:
 
 def check_phone(value: object, *, e164: bool = False) -> Check[str]:
     """A mobile or a landline number, whichever it is."""
+    fast = _fast_mobile(value)
+    if fast is not None:
+        return Check(_format(fast, e164))
     nsn = _national(value) if value not in (None, "") else None
     if nsn is not None and nsn.startswith("2"):
         return check_landline(value, e164=e164)
