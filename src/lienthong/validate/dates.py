@@ -1,11 +1,12 @@
 """Dates as real source systems write them (ngày tháng).
 
-Accepted: ISO ``yyyy-mm-dd`` (optionally followed by a time), ``dd/mm/yyyy``, ``dd-mm-yyyy``,
-``dd.mm.yyyy`` with one- or two-digit day and month, ``yyyymmdd``, Python dates, and
-spreadsheet serial numbers (with a warning). Vietnamese order is day first: ``03/04/2001`` is
-3 April 2001, reported as ``date_ambiguous`` (warning) because month-first would also be a
-date. Impossible dates (31/02) are rejected; so are month-first dates (``12/25/2001``) and
-partial dates (``00/00/1985``, ``1985``), each with its own code.
+Accepted: ISO ``yyyy-mm-dd``, ``yyyy/mm/dd``, ``dd/mm/yyyy``, ``dd-mm-yyyy``, ``dd.mm.yyyy``
+with one- or two-digit day and month, each optionally followed by a time (ignored),
+``yyyymmdd``, Python dates, and spreadsheet serial numbers (with a warning).
+Vietnamese order is day first: ``03/04/2001`` is 3 April 2001, reported as ``date_ambiguous``
+(warning) because month-first would also be a date. Impossible dates (31/02) are rejected; so
+are month-first dates (``12/25/2001``) and partial dates (``00/00/1985``, ``1985``), each with
+its own code.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import re
 
 from lienthong.validate.result import Check, Reason, fail
 
-_DMY = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})")
-_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?")
+_TIME = r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?)?"
+_DMY = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})" + _TIME)
+_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})" + _TIME)
+_YMD = re.compile(r"(\d{4})[/.](\d{1,2})[/.](\d{1,2})" + _TIME)
 _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _YEAR = re.compile(r"\d{4}|(?:0?0[/.\-]){1,2}\d{4}|\d{1,2}[/.\-]\d{4}")
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
@@ -72,7 +75,7 @@ def parse_date(value: object) -> Check[dt.date]:
         note = Reason("date_spreadsheet_serial", f"{value} read as a spreadsheet serial", "warning")
         return Check(serial, (note,))
     text = str(value).strip()
-    m = _ISO.fullmatch(text) or _COMPACT.fullmatch(text)
+    m = _ISO.fullmatch(text) or _COMPACT.fullmatch(text) or _YMD.fullmatch(text)
     if m:
         date = _make(int(m[1]), int(m[2]), int(m[3]))
         if date is None:
