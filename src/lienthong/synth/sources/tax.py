@@ -20,6 +20,8 @@ from lienthong.validate.tax import make_tax_code
 NAME = "tax"
 TITLE = "CSDL quốc gia về thuế (tax)"
 BRANCH_SHARE = 0.12  # companies with one dependent unit (chi nhánh)
+# Individuals got tax codes from 1998 on (most after the 2007 Personal Income Tax Law).
+FIRST_PERSONAL_CODES = 729_755  # date(1999, 1, 1).toordinal()
 
 PERSON_COLUMNS = (
     Column("mst", size=14, nullable=False, doc="tax code (mã số thuế), 10 digits"),
@@ -73,7 +75,7 @@ def _person_rows(
     for i in who:
         home = p.current[i]
         use_cmnd = c.cmnd[i] is not None and r() < 0.25
-        issued = max(c.birth[i] + 18 * 366, d.base + 1) + int(r() * 2000)
+        issued = max(c.birth[i] + 18 * 366, FIRST_PERSONAL_CODES) + int(r() * 4000)
         rows["ho_ten"].append(c.full_name[i])
         rows["ngay_sinh"].append(d.dmy[c.birth[i] - d.base])
         rows["loai_giay_to"].append("CMND" if use_cmnd else "CCCD")
