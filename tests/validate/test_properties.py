@@ -61,6 +61,13 @@ def test_other_century(person: tuple[str, str, dt.date, int], shift: int) -> Non
     assert check_personal_id(changed, sex=sex, birth_date=born).codes == ["id_century_mismatch"]
 
 
+@given(people, st.integers(4, 9))
+@settings(deadline=None)
+def test_future_century_digit(person: tuple[str, str, dt.date, int], digit: int) -> None:
+    pid = make_personal_id(*person)
+    assert check_personal_id(pid[:3] + str(digit) + pid[4:]).codes == ["id_century_future"]
+
+
 @given(people, st.integers(1, 99))
 @settings(deadline=None)
 def test_other_birth_year_digits(person: tuple[str, str, dt.date, int], delta: int) -> None:
