@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -13,9 +14,10 @@ from lienthong.errors import BackendError, CertificateError, InputError
 from lienthong.trust.ca import CertificateAuthority, LocalStatusSource
 from lienthong.trust.ocsp import CertStatus, build_request, verify_response
 from lienthong.trust.profiles import Profile
+from lienthong.trust.revocation import check_not_revoked, load_crl, verify_crl
 from lienthong.trust.status import Health, StatusChecker, verify_certificate
 
-from .conftest import NOW
+from .conftest import NOW, make_ca
 from .helpers import issue
 
 H = dt.timedelta(hours=1)
@@ -80,13 +82,9 @@ def test_openssl_parses_crl(ecdsa_ca: CertificateAuthority) -> None:
 
 
 def test_ocsp_unknown_unauthorized_malformed(
-    ecdsa_ca: CertificateAuthority, tmp_path: object
+    ecdsa_ca: CertificateAuthority, tmp_path: Path
 ) -> None:
-    from pathlib import Path
-
-    from .conftest import make_ca
-
-    other = make_ca(Path(str(tmp_path)) / "other", ecdsa_ca.algorithm)
+    other = make_ca(tmp_path / "other", ecdsa_ca.algorithm)
     foreign, _ = issue(other, Profile.SIGNING, NOW)
     resp = cx_ocsp.load_der_ocsp_response(
         ecdsa_ca.ocsp_response(build_request(foreign, other.issuer), NOW)
@@ -138,9 +136,7 @@ def test_checker_caches_survives_outage_then_fails_closed(ca: CertificateAuthori
     assert checker.health(NOW + 11 * H).state is Health.OK
 
 
-def test_checker_rejects_revoked_and_unknown(
-    ecdsa_ca: CertificateAuthority, tmp_path: object
-) -> None:
+def test_checker_rejects_revoked_and_unknown(ecdsa_ca: CertificateAuthority) -> None:
     cert, _ = issue(ecdsa_ca, Profile.SIGNING, NOW)
     ecdsa_ca.revoke(cert.serial_number, "keyCompromise", NOW)
     checker = StatusChecker(LocalStatusSource(ecdsa_ca, lambda: NOW))
@@ -183,3 +179,25 @@ def test_verify_certificate_combines_chain_and_status(ecdsa_ca: CertificateAutho
     ecdsa_ca.revoke(cert.serial_number, "superseded", NOW)
     with pytest.raises(CertificateError, match="revoked"):
         check(StatusChecker(LocalStatusSource(ecdsa_ca, lambda: NOW)))
+
+
+def test_crl_verification_for_relying_parties(ca: CertificateAuthority, tmp_path: Path) -> None:
+    cert, _ = issue(ca, Profile.SIGNING, NOW)
+    ca.revoke(cert.serial_number, "keyCompromise", NOW)
+    crl = load_crl((ca.directory / "crl.pem").read_bytes())
+    verify_crl(crl, issuer=ca.issuer, now=NOW)
+    with pytest.raises(CertificateError, match="revoked"):
+        check_not_revoked(crl, cert)
+    other, _ = issue(ca, Profile.SIGNING, NOW)
+    check_not_revoked(crl, other)
+    with pytest.raises(CertificateError, match="CRL expired"):
+        verify_crl(crl, issuer=ca.issuer, now=NOW + dt.timedelta(days=8))
+    verify_crl(crl, issuer=ca.issuer, now=NOW + dt.timedelta(days=8), grace=dt.timedelta(days=2))
+    with pytest.raises(CertificateError, match="CRL issued by"):
+        verify_crl(crl, issuer=ca.root, now=NOW)
+    stranger = make_ca(tmp_path / "stranger", ca.algorithm)
+    stranger_crl = load_crl((stranger.directory / "crl.pem").read_bytes())
+    with pytest.raises(CertificateError, match="does not verify"):
+        verify_crl(stranger_crl, issuer=ca.issuer, now=NOW)
+    with pytest.raises(InputError, match="not a valid CRL"):
+        load_crl(b"junk")

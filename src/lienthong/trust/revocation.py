@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa
 
-from lienthong.errors import InputError, IntegrityError
+from lienthong.errors import CertificateError, InputError, IntegrityError
 from lienthong.trust.keys import Signer
 from lienthong.trust.profiles import authority_key_id
 from lienthong.trust.signing import sign_crl
@@ -108,3 +109,56 @@ def build_crl(
         )
         builder = builder.add_revoked_certificate(revoked)
     return sign_crl(builder, signer)
+
+
+def load_crl(data: bytes, *, source: str = "CRL") -> x509.CertificateRevocationList:
+    """Parse a PEM or DER CRL; raise InputError with the reason."""
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise InputError(f"{source}: not a valid CRL ({exc})") from exc
+
+
+def verify_crl(
+    crl: x509.CertificateRevocationList,
+    *,
+    issuer: x509.Certificate,
+    now: dt.datetime,
+    grace: dt.timedelta = dt.timedelta(0),
+) -> None:
+    """Raise CertificateError unless ``crl`` is signed by ``issuer`` and its ``next_update``
+    (plus ``grace``) has not passed."""
+    if crl.issuer != issuer.subject:
+        raise CertificateError(
+            f"CRL issued by {crl.issuer.rfc4514_string()}, expected "
+            f"{issuer.subject.rfc4514_string()}",
+            code="crl_wrong_issuer",
+            reason="wrong_issuer",
+        )
+    key = issuer.public_key()
+    if not isinstance(
+        key, ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey
+    ) or not crl.is_signature_valid(key):
+        raise CertificateError(
+            "CRL signature does not verify", code="crl_bad_signature", reason="bad_signature"
+        )
+    if crl.next_update_utc is not None and now > crl.next_update_utc + grace:
+        raise CertificateError(
+            f"CRL expired at {crl.next_update_utc.isoformat()}",
+            code="crl_expired",
+            reason="expired",
+        )
+
+
+def check_not_revoked(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> None:
+    """Raise CertificateError(reason="revoked") if ``cert`` is listed in a verified ``crl``."""
+    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    if entry is not None:
+        raise CertificateError(
+            f"certificate {cert.serial_number:x} was revoked at "
+            f"{entry.revocation_date_utc.isoformat()}",
+            code="cert_revoked",
+            reason="revoked",
+        )
