@@ -1,0 +1,113 @@
+"""Pipeline files: typed, every error at once with its location; secrets only by reference."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from synctools import Keys, citizen_pipeline, make_rig, make_sqlite_source
+
+from lienthong.errors import ConfigError
+from lienthong.sync.connectors import open_connectors
+from lienthong.sync.mapping import Mapper
+from lienthong.sync.model import Chunk
+from lienthong.sync.pipeline import load_pipeline, pipeline_from_dict
+from lienthong.sync.secrets import check_no_plaintext, resolve_secret
+
+BAD = """
+source_id = "X"
+colour = "blue"
+[source]
+kind = "oracle"
+[[tables]]
+name = "t"
+key = []
+batch_size = 0
+classification = "ULTRA"
+[tables.fields]
+a = { to = "b", transform = "no_such" }
+"""
+
+
+def test_every_error_reported_at_once_with_location(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(BAD, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(path)
+    msg = err.value.message
+    for part in ("colour: unknown setting", "source.kind: 'oracle'", "tables[0].key",
+                 "tables[0].entity: required", "tables[0].batch_size", "tables[0].classification",
+                 "tables[0].fields.a.transform"):  # fmt: skip
+        assert part in msg, part
+
+
+def test_yaml_pipeline_and_postgres_dsn_must_be_a_reference(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "source_id: X\nsource: {kind: postgres, dsn: 'postgresql://u:pw@h/db'}\n"
+        "tables: [{name: t, key: [id], entity: Citizen}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"source.dsn: must be a reference"):
+        load_pipeline(path)
+
+
+def test_secrets_by_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LT_TEST_DSN", "postgresql://127.0.0.1/x")
+    assert resolve_secret({"$env": "LT_TEST_DSN"}, "dsn", tmp_path) == "postgresql://127.0.0.1/x"
+    (tmp_path / "dsn.txt").write_text("mysql://root@127.0.0.1/x\n")
+    assert resolve_secret({"$file": "dsn.txt"}, "dsn", tmp_path) == "mysql://root@127.0.0.1/x"
+    with pytest.raises(ConfigError, match="reference"):
+        resolve_secret("postgresql://u:pw@h/db", "dsn", tmp_path)
+    with pytest.raises(ConfigError, match="plaintext password"):
+        check_no_plaintext("host=h password=pw", "dsn")
+
+
+def test_split_name_join_and_code_list(tmp_path: Path) -> None:
+    doc = {
+        "source_id": "GD.HN", "source": {"kind": "sqlite", "path": "x.db"},
+        "tables": [{
+            "name": "hoc_sinh", "key": ["ma"], "entity": "Student",
+            "fields": {"ma": "student_id", "gt": {"to": "sex", "codes": {"1": "1", "0": "2"}}},
+            "joins": {"ho_ten": {"to": "full_name", "from": ["ho", "dem", "ten"],
+                                 "transform": "name"}},
+        }],
+    }  # fmt: skip
+    spec = pipeline_from_dict(doc).tables[0]
+    mapper = Mapper(spec, ["ma", "ho", "dem", "ten", "gt"])
+    rows = [("A1", "PHẠM", "THỊ", "HOA", "0"), ("A2", "LÊ", None, "NAM", "9")]
+    out = mapper.map_chunk(Chunk(["ma", "ho", "dem", "ten", "gt"], rows, {}))
+    assert b'"full_name":"Ph\xe1\xba\xa1m Th\xe1\xbb\x8b Hoa"' in out.upserts[0][2]
+    assert b'"sex":"2"' in out.upserts[0][2]
+    assert out.quarantine[0][0] == "A2"
+    assert out.quarantine[0][3] == ["sex: unknown_code: '9' is not in the code list"]
+
+
+def test_schema_drift_stops_or_continues(tmp_path: Path, keys: Keys) -> None:
+    make_sqlite_source(tmp_path / "source.db", 100)
+    rig = make_rig(tmp_path, keys, citizen_pipeline(cursor="updated_at"))
+    assert rig.agency.run().read == 100
+    db = sqlite3.connect(tmp_path / "source.db")
+    db.execute("ALTER TABLE citizens ADD COLUMN so_dien_thoai TEXT")
+    db.commit()
+    with pytest.raises(ConfigError, match="schema drift in source table citizens: column "
+                       "so_dien_thoai added"):  # fmt: skip
+        rig.agency.run()
+    rig.close()
+    relaxed = citizen_pipeline(cursor="updated_at", on_added_columns="continue")
+    rig = make_rig(tmp_path, keys, relaxed)
+    report = rig.agency.run()
+    assert report.warnings == ["citizens: column so_dien_thoai added"]
+    db.execute("ALTER TABLE citizens DROP COLUMN quoc_tich")
+    db.commit()
+    db.close()
+    with pytest.raises(ConfigError, match="column quoc_tich removed"):
+        rig.agency.run()
+    rig.close()
+
+
+def test_connectors_from_pipeline(tmp_path: Path) -> None:
+    doc = citizen_pipeline(kind="files", path="drop", file="citizens.csv")
+    conns = open_connectors(pipeline_from_dict(doc, base_dir=tmp_path))
+    assert conns["citizens"].name == "citizens.csv"
