@@ -179,3 +179,18 @@ def test_parse_duration() -> None:
     for bad in ("", "7", "7x", "0d"):
         with pytest.raises(InputError, match="duration"):
             parse_duration(bad)
+
+
+def test_publish_refuses_a_signer_who_is_not_the_operator(pki: Pki, tmp_path: Path) -> None:
+    key, cert = pki.member  # a valid signing certificate, but of VN/GOV/000.00.00.G01
+    with pytest.raises(InputError, match=r"names VN/GOV/000\.00\.00\.G22 as operator of NDXP"):
+        publish(
+            pki.registry,
+            out=tmp_path / "g.json",
+            signers=[(key, pki.chain(cert))],
+            roots=pki.roots,
+            intermediates=pki.ca.intermediates,
+            now=NOW,
+            valid_for=WEEK,
+        )
+    assert not (tmp_path / "g.json").exists()

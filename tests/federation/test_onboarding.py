@@ -377,7 +377,16 @@ def test_fetch_refuses_rollback_through_cli(
     )
     ok(capsys, *publish, "--out", "v1.json")
     ok(capsys, *publish, "--out", "v2.json", "--version", "2")
-    fetch = ("federation", "fetch", "--to", "gc", "--anchor", "ca/bundle.pem")
+    fetch = (
+        "federation",
+        "fetch",
+        "--to",
+        "gc",
+        "--anchor",
+        "ca/bundle.pem",
+        "--operator",
+        OPERATOR,
+    )
     ok(capsys, *fetch, "--from", "v2.json")
     code, _, err = cli(capsys, *fetch, "--from", "v1.json")
     assert code == 1 and "roll-back refused: offered version 1" in err

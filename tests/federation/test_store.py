@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from lienthong.errors import BackendError, NotFound, TrustError
+from lienthong.errors import BackendError, ConfigError, NotFound, TrustError
 from lienthong.federation.globalconf import build_payload, sign_payload
 from lienthong.federation.store import Anchor, ConfigStore
 
@@ -91,3 +91,9 @@ def test_health_warns_before_expiry_and_fails_after(pki: Pki, tmp_path: Path) ->
 def test_missing_anchor_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match=r"anchor\.json missing: run `lienthong federation fetch"):
         ConfigStore(tmp_path).current(NOW)
+
+
+def test_operator_must_be_pinned(pki: Pki, tmp_path: Path) -> None:
+    anchor = Anchor(pki.ca.root.public_bytes(Encoding.PEM), operator="")
+    with pytest.raises(ConfigError, match="operator identity must be pinned"):
+        ConfigStore.bootstrap(tmp_path, anchor)

@@ -214,10 +214,10 @@ def fetch(
     sources: list[str] = typer.Option([], "--from", help="URL or path; repeat for mirrors."),
     to: Path = typer.Option(..., "--to", help="The node's globalconf directory."),
     anchor: Path | None = typer.Option(
-        None, "--anchor", help="Federation root CA (PEM): first fetch only."
+        None, "--anchor", help="Federation CA bundle (PEM) to pin: first fetch only."
     ),
     operator: str | None = typer.Option(
-        None, "--operator", help="Expected signer, e.g. VN/GOV/000.00.00.G22."
+        None, "--operator", help="Pinned signer identity, e.g. VN/GOV/000.00.00.G22."
     ),
     warn_before: str = typer.Option("48h", "--warn-before", help="Warn this long before expiry."),
     json_out: bool = JSON,
@@ -225,8 +225,14 @@ def fetch(
     """Fetch, verify and install the global configuration; keep the last good copy."""
     store = ConfigStore(to)
     if anchor is not None:
+        if operator is None:
+            raise InputError("--anchor needs --operator: the identity that signs the configuration")
         hours = int(parse_duration(warn_before).total_seconds() // 3600)
-        ConfigStore.bootstrap(to, Anchor(anchor.read_bytes(), operator, tuple(sources), hours))
+        try:
+            pem = anchor.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read --anchor {anchor}: {exc.strerror}") from exc
+        ConfigStore.bootstrap(to, Anchor(pem, operator, tuple(sources), hours))
         store = ConfigStore(to)
     config, changed = store.refresh(_now(), tuple(sources))
     result = {

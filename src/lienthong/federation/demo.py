@@ -19,6 +19,7 @@ from lienthong.federation.access import check_access
 from lienthong.federation.doctor import diagnose
 from lienthong.federation.loader import load_registry
 from lienthong.federation.node import NodeSettings
+from lienthong.federation.projection import to_exchange_directory
 from lienthong.federation.publish import certificate_fingerprint, publish
 from lienthong.federation.routing import route
 from lienthong.federation.sample import BCA, HANOI, OPERATOR, THUE, sample_registry
@@ -153,6 +154,7 @@ def run(ctx: Any) -> dict[str, Any]:
         "operator": f"VN/{OPERATOR}",
         "passphrase_env": DEMO_PASSPHRASE_ENV,
         "nodes": nodes,
+        "exchange_directory": to_exchange_directory(config)[0],
     }
     return {
         "members": len(registry.members),

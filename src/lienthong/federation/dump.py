@@ -94,6 +94,7 @@ def _subsystem(s: Subsystem, services: list[Service]) -> dict[str, Any]:
         "certificates": _certs(s.certificates),
         "gateways": list(s.gateways),
         "services": [_service(x) for x in services],
+        "encryption_keys": dict(s.encryption_keys),
     }
 
 

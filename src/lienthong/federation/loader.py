@@ -7,6 +7,8 @@ both passes is reported at once in one :class:`~lienthong.errors.ConfigError`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import tomllib
 from functools import partial
 from pathlib import Path
@@ -192,7 +194,16 @@ def _member(
 def _subsystem(
     problems: f.Problems, raw: Any, path: str, member_id: MemberId | None
 ) -> tuple[Subsystem | None, list[Service]]:
-    keys = {"code", "name", "security_level", "clearance", "certificates", "gateways", "services"}
+    keys = {
+        "code",
+        "name",
+        "security_level",
+        "clearance",
+        "certificates",
+        "gateways",
+        "services",
+        "encryption_keys",
+    }
     d = f.mapping(problems, raw, path, keys)
     if d is None:
         return None, []
@@ -212,7 +223,26 @@ def _subsystem(
     ok = [s for s in services if s is not None]
     if sid is None or name is None or sec is None or clearance is None:
         return None, ok
-    return Subsystem(sid, name, sec, clearance, certs, gateways), ok
+    enc = _encryption_keys(problems, d.get("encryption_keys"), f.join(path, "encryption_keys"))
+    return Subsystem(sid, name, sec, clearance, certs, gateways, enc), ok
+
+
+def _encryption_keys(problems: f.Problems, raw: Any, path: str) -> tuple[tuple[str, str], ...]:
+    """``{algorithm: base64 public key}`` for end-to-end encryption to a subsystem."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        problems.add(path, "expected a mapping of algorithm name to base64 public key")
+        return ()
+    out = []
+    for name, value in raw.items():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except binascii.Error:
+            problems.add(f.join(path, str(name)), "public key is not base64")
+            continue
+        out.append((str(name), str(value)))
+    return tuple(sorted(out))
 
 
 def _service(problems: f.Problems, raw: Any, path: str, sid: SubsystemId | None) -> Service | None:

@@ -80,6 +80,9 @@ class Subsystem:
     clearance: Level
     certificates: tuple[CertificateRef, ...] = ()
     gateways: tuple[str, ...] = ()
+    # Public keys for end-to-end encryption to this subsystem, by algorithm (e.g. "x25519",
+    # "mlkem768"), base64 of the raw public key.
+    encryption_keys: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from lienthong.errors import InputError
 from lienthong.federation.globalconf import b64url_decode, build_payload, sign_payload
 from lienthong.federation.model import Registry
 from lienthong.federation.store import write_atomic
+from lienthong.trust.identity import Identity, identity_of, member_of
 from lienthong.trust.keys import Signer
 from lienthong.trust.x509 import Usage, verify_chain
 
@@ -83,6 +84,7 @@ def publish(
         if chain[0].public_key() != signer.public_key():
             raise InputError("the operator certificate does not match the operator key")
         verify_chain(chain[0], intermediates=chain[1:], roots=roots, now=now, usage=Usage.SIGNING)
+        _check_operator(registry, identity_of(chain[0]))
     anchors = [c.public_bytes(Encoding.PEM).decode() for c in [*roots, *intermediates]]
     expires_at = now + valid_for
     payload = build_payload(
@@ -90,6 +92,16 @@ def publish(
     )
     write_atomic(out, sign_payload(payload, signers))
     return version, expires_at.replace(microsecond=0)
+
+
+def _check_operator(registry: Registry, signer: Identity) -> None:
+    """The signer must be the operator the registry names for its national platform."""
+    root = next((p for p in registry.platforms if p.parent is None), None)
+    if root is not None and root.operator is not None and member_of(signer) != root.operator:
+        raise InputError(
+            f"the signing certificate is for {signer}, but the registry names "
+            f"{root.operator} as operator of {root.code}"
+        )
 
 
 def certificate_fingerprint(cert: x509.Certificate) -> str:

@@ -50,15 +50,22 @@ class Anchor:
     """What a node trusts before it has any configuration (X-Road's "configuration anchor")."""
 
     roots_pem: bytes
-    operator: str | None = None
+    operator: str
     sources: tuple[str, ...] = ()
     warn_before_hours: int = 48
 
     def roots(self) -> list[x509.Certificate]:
         return load_certificates(self.roots_pem, source="anchor.json roots")
 
-    def operator_identity(self) -> Identity | None:
-        return parse_identity(self.operator) if self.operator else None
+    def operator_identity(self) -> Identity:
+        # Pinning the operator matters: every member holds a valid signing certificate from
+        # the same CA, so the chain alone cannot tell the operator from any member.
+        if not self.operator:
+            raise ConfigError(
+                "the federation operator identity must be pinned (--operator "
+                "INSTANCE/CLASS/MEMBER), or any member could sign a configuration"
+            )
+        return parse_identity(self.operator)
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ class ConfigStore:
                 )
             self._anchor = Anchor(
                 str(data.get("roots", "")).encode(),
-                data.get("operator"),
+                str(data.get("operator") or ""),
                 tuple(data.get("sources", [])),
                 int(data.get("warn_before_hours", 48)),
             )
