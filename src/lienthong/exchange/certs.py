@@ -18,7 +18,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa
-from jwcrypto import jwk
 
 from lienthong.errors import CertificateError, InputError
 from lienthong.exchange.envelope import VerifyKey
@@ -113,7 +112,7 @@ class CertificateStore:
     def _add(self, cert: x509.Certificate, identity: str, usage: Usage) -> None:
         pub = cert.public_key()
         if isinstance(pub, ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey):
-            vk = VerifyKey(jwk.JWK.from_pyca(pub), identity, algorithm_of(pub))
+            vk = VerifyKey(pub, identity, algorithm_of(pub))
             self._entries[fingerprint(cert)] = _Entry(cert, vk, usage)
 
     def lookup(self, kid: str) -> VerifyKey:

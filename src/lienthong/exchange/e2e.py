@@ -41,7 +41,7 @@ def b64e(data: bytes) -> str:
 
 def b64d(text: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (ValueError, TypeError) as exc:
         raise InputError("bad base64url value") from exc
 

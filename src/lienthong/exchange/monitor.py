@@ -7,7 +7,7 @@ gateway every half second and at shutdown) so the hot path never waits on the di
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class MonitorStore:
         self._pending: list[tuple[Any, ...]] = []
 
     def add(self, record: MonitorRecord) -> None:
-        self._pending.append(tuple(asdict(record).values()))
+        self._pending.append(tuple(getattr(record, c) for c in _COLUMNS))
 
     def flush(self) -> int:
         if not self._pending:

@@ -73,8 +73,7 @@ class Running:
     def start_gateway(self, node: str) -> None:
         args = [
             "-m",
-            "lienthong",
-            "gateway",
+            "lienthong.exchange",
             "serve",
             "--config",
             str(self.testbed.configs[node]),

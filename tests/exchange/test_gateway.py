@@ -1,0 +1,194 @@
+"""End to end through real processes: agency gateway → national platform → agency gateway →
+population-register service, at every level; large bodies; operations; faults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.exchange.conftest import Federation
+
+from lienthong.exchange.testbed import (
+    GIAMDINH,
+    SVC_BLOB,
+    SVC_ECHO,
+    SVC_PUBLIC,
+    SVC_RESIDENCE,
+    SVC_SECRET,
+    SVC_SINK,
+)
+
+HEADERS = {
+    "X-LT-Client": GIAMDINH,
+    "X-LT-Purpose": "giam-dinh-bhyt",
+    "X-LT-Legal-Basis": "Luat BHYT 2008",
+    "X-LT-UserId": "VN-CCCD-001203004567",
+}
+
+
+@pytest.fixture(scope="module")
+def client(federation: Federation) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=federation.testbed.internal_url("BHXH-GW"), headers=HEADERS, timeout=30
+    ) as c:
+        yield c
+
+
+def test_residence_lookup_through_the_hierarchy(
+    federation: Federation, client: httpx.Client
+) -> None:
+    resp = client.get(f"/r1/{SVC_RESIDENCE}/001203004567")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["so_dinh_danh"] == "001203004567"
+    assert resp.headers["X-LT-Request-Hash"]
+    seen = federation.received()[-1]
+    assert seen["client"] == GIAMDINH and seen["purpose"] == "giam-dinh-bhyt"
+
+
+@pytest.mark.parametrize("service", [SVC_ECHO, SVC_SECRET])
+def test_echo_public_and_mat(client: httpx.Client, service: str) -> None:
+    body = "Hồ sơ mật số 12/2026".encode() * 100
+    resp = client.post(f"/r1/{service}", content=body, headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200, resp.text
+    assert resp.content == body
+    assert resp.headers["Content-Type"].startswith("text/plain")
+
+
+def test_message_id_is_kept(client: httpx.Client) -> None:
+    mid = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+    resp = client.get(f"/r1/{SVC_PUBLIC}", headers={"X-LT-Id": mid})
+    assert resp.headers["X-LT-Id"] == mid
+
+
+def test_relay_cannot_read_mat_body_and_logs_receipts(
+    federation: Federation, client: httpx.Client
+) -> None:
+    marker = b"BI-MAT-" + b"Q" * 64
+    assert client.post(f"/r1/{SVC_SECRET}", content=marker).status_code == 200
+    log = (federation.testbed.workdir / "state" / "BCA-GW" / "message-log.jsonl").read_text()
+    last = json.loads(log.splitlines()[-1])
+    assert last["level"] == 4 and len(last["hops"]) == 1  # NDXP's signed receipt
+    assert last["response_tokens"] and len(last["request_tokens"]) == 2  # hybrid signatures
+    assert b"QQQQ" not in (federation.testbed.workdir / "logs" / "NDXP.log").read_bytes()
+
+
+def test_large_bodies_stream_both_ways(client: httpx.Client) -> None:
+    size = 7 << 20  # above the in-memory threshold of this testbed: spooled, hashed, streamed
+
+    def gen() -> Iterator[bytes]:
+        for _ in range(7):
+            yield b"\x01" * (1 << 20)
+
+    resp = client.post(f"/r1/{SVC_SINK}", content=gen())
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["bytes"] == size
+    assert resp.json()["sha256"] == hashlib.sha256(b"\x01" * size).hexdigest()
+    with client.stream("GET", f"/r1/{SVC_BLOB}?bytes={size}") as down:
+        assert down.status_code == 200
+        total = sum(len(c) for c in down.iter_bytes())
+    assert total == size
+
+
+def test_health_metrics_and_monitor(federation: Federation, client: httpx.Client) -> None:
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["ok"] is True
+    assert set(health.json()["checks"]) == {"keys", "certificates", "configuration", "storage"}
+    metrics = client.get("/metrics").text
+    assert "lienthong_exchanges_total" in metrics
+    import time
+
+    time.sleep(0.7)  # records are flushed every half second
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lienthong",
+            "gateway",
+            "monitor",
+            "--config",
+            str(federation.testbed.configs["BHXH-GW"]),
+            "--limit",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    records = json.loads(out.stdout)
+    assert records and {"client", "service", "total_ms", "upstream_ms", "error_code"} <= set(
+        records[0]
+    )
+
+
+def test_gateway_check_command(federation: Federation) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lienthong",
+            "gateway",
+            "check",
+            "--config",
+            str(federation.testbed.configs["BCA-GW"]),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout)["node"] == "BCA-GW"
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "gw.json"
+    bad.write_text('{"node": "X", "role": "hub"}')
+    out = subprocess.run(
+        [sys.executable, "-m", "lienthong", "gateway", "check", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_failover_to_second_link(federation: Federation, client: httpx.Client) -> None:
+    federation.running.stop("link:NDXP", kill=True)
+    for _ in range(3):
+        assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200
+
+
+def test_provider_service_down_then_back(federation: Federation, client: httpx.Client) -> None:
+    federation.running.stop("service", kill=True)
+    resp = client.get(f"/r1/{SVC_PUBLIC}")
+    assert resp.headers["X-LT-Error"] == "LT.UNAVAILABLE"
+    federation.running.start_service(federation.record)
+    assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200
+
+
+def test_relay_dies_mid_stream(federation: Federation, client: httpx.Client) -> None:
+    import threading
+
+    def gen() -> Iterator[bytes]:
+        for i in range(64):
+            if i == 4:
+                threading.Thread(
+                    target=federation.running.stop, args=("NDXP",), kwargs={"kill": True}
+                ).start()
+            yield b"\x02" * (64 << 10)
+
+    before = len(federation.received())
+    try:
+        resp = client.post(f"/r1/{SVC_SECRET}", content=gen())
+        assert resp.status_code != 200
+    except httpx.HTTPError:
+        pass  # the stream was cut: also a correct outcome
+    assert len(federation.received()) == before
+    resp = client.get(f"/r1/{SVC_PUBLIC}")
+    assert resp.headers["X-LT-Error"] == "LT.UNAVAILABLE"
+    federation.running.start_gateway("NDXP")
+    assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200
