@@ -222,6 +222,9 @@ def test_malformed_and_tampered_csr(ecdsa_ca: CertificateAuthority) -> None:
     der[der.find(b"DANCU")] ^= 0x01
     with pytest.raises(InputError, match="signature does not verify"):
         load_csr(bytes(der))
+    # the CA checks proof of possession itself, whoever parsed the CSR
+    with pytest.raises(InputError, match="no proof of possession"):
+        ecdsa_ca.issue(x509.load_der_x509_csr(bytes(der)), profile=Profile.SIGNING, now=NOW)
 
 
 def test_csr_without_identity_is_refused(ecdsa_ca: CertificateAuthority) -> None:

@@ -26,25 +26,25 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, mldsa
 from cryptography.x509.oid import NameOID
 
-from lienthong.errors import CertificateError, ConfigError, InputError, NotFound
+from lienthong.errors import ConfigError, InputError, NotFound
 from lienthong.trust import ocsp, revocation
+from lienthong.trust.enrol import read_csr
 from lienthong.trust.identity import (
     Identity,
-    identity_of,
     identity_uri,
     parse_identity,
     subject_for,
 )
-from lienthong.trust.keys import Algorithm, PublicKey, Signer, algorithm_of
+from lienthong.trust.keys import Algorithm, PublicKey, Signer
 from lienthong.trust.keystore import KeyStore, open_keystore
 from lienthong.trust.profiles import Profile, ca_certificate, leaf_certificate
 from lienthong.trust.tsa import TimeStampAuthority
 
 SCHEMA_VERSION = 1
 _ROLES = ("root", "intermediate", "ocsp", "tsa")
+_MAX_NAME = 38  # + " - Time-Stamping Authority" stays within the 64-character CN limit
 _PEM = serialization.Encoding.PEM
 
 
@@ -114,6 +114,8 @@ class CertificateAuthority:
         (or a retried ``init``) can share one token.
         """
         directory = Path(directory)
+        if not 0 < len(name) <= _MAX_NAME:
+            raise InputError(f"CA name must be 1-{_MAX_NAME} characters, got {len(name)}")
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise InputError(f"{directory} already exists and is not empty")
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +165,17 @@ class CertificateAuthority:
             "ocsp_hours": 4,
         }
         ca = cls(directory, settings, open_keystore(keystore_spec, base=directory))
-        root_signer = ca.keystore.generate(ca.label("root"), algorithm)
+        chain = ca._create_ca_chain(name=name, now=now, days=days)
+        _write(directory / "bundle.pem", b"".join(c.public_bytes(_PEM) for c in chain))
+        _write(directory / "index.json", b'{"schema_version": 1, "crl_number": 0, "certs": {}}')
+        ca._create_service_certificates(name=name, now=now)
+        _write(directory / "ca.json", json.dumps(settings, indent=2).encode())
+        ca.publish_crl(now)
+
+    def _create_ca_chain(self, *, name: str, now: dt.datetime, days: int) -> list[x509.Certificate]:
+        """Root (and intermediate) keys and certificates; returns the chain root first."""
+        intermediate = bool(self.settings["intermediate"])
+        root_signer = self.keystore.generate(self.label("root"), self.algorithm)
         root = ca_certificate(
             subject=_ca_name(name),
             public_key=root_signer.public_key(),
@@ -174,41 +186,40 @@ class CertificateAuthority:
             days=days,
             path_length=1 if intermediate else 0,
         )
-        _write(directory / "root.pem", root.public_bytes(_PEM))
-        chain = [root]
-        if intermediate:
-            inter_signer = ca.keystore.generate(ca.label("intermediate"), algorithm)
-            inter = ca_certificate(
-                subject=_ca_name(f"{name} - Issuing CA"),
-                public_key=inter_signer.public_key(),
-                issuer=root,
-                signer=root_signer,
-                serial=x509.random_serial_number(),
-                now=now,
-                days=days // 2,
-                path_length=0,
-            )
-            _write(directory / "intermediate.pem", inter.public_bytes(_PEM))
-            chain.append(inter)
-        _write(directory / "bundle.pem", b"".join(c.public_bytes(_PEM) for c in chain))
-        _write(directory / "index.json", b'{"schema_version": 1, "crl_number": 0, "certs": {}}')
-        for label, profile, cn in (
+        _write(self.directory / "root.pem", root.public_bytes(_PEM))
+        if not intermediate:
+            return [root]
+        inter_signer = self.keystore.generate(self.label("intermediate"), self.algorithm)
+        inter = ca_certificate(
+            subject=_ca_name(f"{name} - Issuing CA"),
+            public_key=inter_signer.public_key(),
+            issuer=root,
+            signer=root_signer,
+            serial=x509.random_serial_number(),
+            now=now,
+            days=max(1, days // 2),
+            path_length=0,
+        )
+        _write(self.directory / "intermediate.pem", inter.public_bytes(_PEM))
+        return [root, inter]
+
+    def _create_service_certificates(self, *, name: str, now: dt.datetime) -> None:
+        """Delegated OCSP responder and TSA keys and certificates."""
+        for role, profile, cn in (
             ("ocsp", Profile.OCSP, "OCSP Responder"),
             ("tsa", Profile.TSA, "Time-Stamping Authority"),
         ):
             # RFC 3161 tokens use ECDSA: openssl ts and asn1crypto lack ML-DSA CMS.
-            key_alg = Algorithm.ECDSA_P256 if profile is Profile.TSA else algorithm
-            signer = ca.keystore.generate(ca.label(label), key_alg)
-            cert = ca._issue_raw(
+            key_alg = Algorithm.ECDSA_P256 if profile is Profile.TSA else self.algorithm
+            signer = self.keystore.generate(self.label(role), key_alg)
+            cert = self._issue_raw(
                 profile=profile,
                 subject=_ca_name(f"{name} - {cn}"),
                 public_key=signer.public_key(),
                 now=now,
                 identity=None,
             )
-            _write(directory / f"{label}.pem", cert.public_bytes(_PEM))
-        _write(directory / "ca.json", json.dumps(settings, indent=2).encode())
-        ca.publish_crl(now)
+            _write(self.directory / f"{role}.pem", cert.public_bytes(_PEM))
 
     @classmethod
     def open(cls, directory: Path | str) -> CertificateAuthority:
@@ -329,38 +340,17 @@ class CertificateAuthority:
         """
         if profile not in (Profile.SIGNING, Profile.TLS):
             raise InputError(f"profile {profile.value!r} is reserved for the CA's own services")
-        try:
-            identity = identity_of(csr)
-        except CertificateError as exc:
-            raise InputError(str(exc)) from exc
-        key = csr.public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey):
-            raise InputError(
-                f"CSR: key type {type(key).__name__} is not allowed (use ECDSA P-256 or ML-DSA-65)"
-            )
-        try:
-            algorithm_of(key)
-        except InputError as exc:
-            raise InputError(f"CSR: {exc}") from exc
-        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        common_name = str(cns[0].value) if cns else None
-        dns, ips = list(dns_names), list(ip_addresses)
-        if profile is Profile.TLS:
-            try:
-                san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-                dns += san.get_values_for_type(x509.DNSName)
-                ips += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-            except x509.ExtensionNotFound:
-                pass
+        request = read_csr(csr)
+        tls = profile is Profile.TLS
         return self._issue_raw(
             profile=profile,
-            subject=subject_for(identity, common_name=common_name),
-            public_key=key,
+            subject=subject_for(request.identity, common_name=request.common_name),
+            public_key=request.public_key,
             now=now,
-            identity=identity,
+            identity=request.identity,
             days=days,
-            dns_names=sorted(set(dns)),
-            ip_addresses=sorted(set(ips)),
+            dns_names=sorted({*dns_names, *(request.dns_names if tls else ())}),
+            ip_addresses=sorted({*ip_addresses, *(request.ip_addresses if tls else ())}),
         )
 
     def issued(self, serial: str | int) -> Issued:
