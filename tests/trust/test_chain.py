@@ -58,6 +58,13 @@ def test_issued_certificates_validate(
     assert attrs["organizationalUnitName"] == "GOV"
 
 
+def test_ca_service_certificates_validate(ca: CertificateAuthority) -> None:
+    _verify(ca, ca.ocsp_certificate, usage=Usage.OCSP_SIGNING)
+    _verify(ca, ca.tsa_certificate, usage=Usage.TIMESTAMPING)
+    with pytest.raises(CertificateError, match="OCSPSigning"):
+        _verify(ca, ca.tsa_certificate, usage=Usage.OCSP_SIGNING)
+
+
 def test_ecdsa_chains_pass_openssl_verify(ecdsa_ca: CertificateAuthority, tmp_path: Path) -> None:
     paths = []
     for profile in (Profile.SIGNING, Profile.TLS):

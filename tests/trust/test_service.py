@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import os
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from lienthong.errors import BackendError, CertificateError
 from lienthong.trust.ca import CertificateAuthority
 from lienthong.trust.client import TrustServiceClient
+from lienthong.trust.ocsp import CertStatus, build_request, verify_response
 from lienthong.trust.profiles import Profile
 from lienthong.trust.status import Health, StatusChecker
 from lienthong.trust.tsa import verify_timestamp
@@ -81,6 +84,12 @@ def test_remote_status_crl_tsa_then_outage(
     client = TrustServiceClient(url, timeout=2)
     checker = StatusChecker(client, grace=dt.timedelta(hours=2))
     assert checker.check(cert, ecdsa_ca.issuer, now=now).status.value == "good"
+    der = build_request(cert, ecdsa_ca.issuer)
+    via_get = httpx.get(f"{url}/ocsp/{quote(base64.b64encode(der).decode(), safe='')}")
+    assert (
+        verify_response(via_get.content, cert=cert, issuer=ecdsa_ca.issuer, now=now).status
+        is CertStatus.GOOD
+    )
     assert client.crl().is_signature_valid(ecdsa_ca.issuer.public_key())  # type: ignore[arg-type]
     assert b"BEGIN CERTIFICATE" in client.ca_bundle()
     digest = hashlib.sha256(b"log batch").digest()
@@ -117,6 +126,8 @@ def test_bad_requests_get_precise_answers(served: tuple[str, subprocess.Popen[by
     )
     assert httpx.post(f"{url}/tsa", content=b"x" * 70_000).status_code == 413
     assert httpx.get(f"{url}/ocsp").status_code == 405
+    bad = ocsp.load_der_ocsp_response(httpx.get(f"{url}/ocsp/%%%not-base64").content)
+    assert bad.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
 def test_service_refuses_to_start_without_passphrase(

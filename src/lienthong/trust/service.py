@@ -5,6 +5,7 @@ Endpoints (all on one port, meant for 127.0.0.1 or behind the gateway's TLS):
 =========================  ==============================================================
 ``GET  /health``           ``{"status": "ok", "issuer": ...}``
 ``POST /ocsp``             body ``application/ocsp-request`` → ``application/ocsp-response``
+``GET  /ocsp/{b64}``       the same, request in the URL (RFC 6960 appendix A.1)
 ``GET  /crl``              the current CRL, DER (``application/pkix-crl``); ``/crl.pem`` PEM
 ``GET  /ca``               the CA bundle (PEM)
 ``POST /tsa``              body ``application/timestamp-query`` → ``application/timestamp-reply``
@@ -13,9 +14,12 @@ Endpoints (all on one port, meant for 127.0.0.1 or behind the gateway's TLS):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -54,6 +58,14 @@ def create_app(
             return body
         return Response(ca.ocsp_response(body, clock()), media_type="application/ocsp-response")
 
+    async def ocsp_get(request: Request) -> Response:
+        # RFC 6960 A.1: GET {url}/{url-encoding of base64 of the DER request}
+        try:
+            der = base64.b64decode(unquote(request.path_params["encoded"]), validate=True)
+        except (ValueError, binascii.Error):
+            der = b""  # answered as malformedRequest
+        return Response(ca.ocsp_response(der, clock()), media_type="application/ocsp-response")
+
     async def crl(_request: Request) -> Response:
         pem = (ca.directory / "crl.pem").read_bytes()
         der = x509.load_pem_x509_crl(pem).public_bytes(serialization.Encoding.DER)
@@ -75,6 +87,7 @@ def create_app(
         routes=[
             Route("/health", health),
             Route("/ocsp", ocsp_endpoint, methods=["POST"]),
+            Route("/ocsp/{encoded:path}", ocsp_get, methods=["GET"]),
             Route("/crl", crl),
             Route("/crl.pem", crl_pem),
             Route("/ca", bundle),
