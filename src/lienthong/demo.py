@@ -19,6 +19,7 @@ from typing import Any
 STEPS: list[tuple[str, str]] = [
     ("synth", "lienthong.synth.demo:run"),
     ("trust", "lienthong.federation.demo:run"),
+    ("exchange", "lienthong.exchange.demo:run"),
     ("audit", "lienthong.audit.demo:run"),
 ]
 
