@@ -21,6 +21,7 @@ STEPS: list[tuple[str, str]] = [
     ("trust", "lienthong.federation.demo:run"),
     ("exchange", "lienthong.exchange.demo:run"),
     ("audit", "lienthong.audit.demo:run"),
+    ("sync", "lienthong.sync.demo:run"),
 ]
 
 

@@ -108,6 +108,9 @@ def _convert(spec: FieldSpec) -> Callable[[list[Any]], Any]:
     codes = spec.codes
     join = len(spec.sources) > 1
     sep = spec.sep
+    if not spec.sources:
+        constant = spec.value
+        return lambda _values: constant
 
     def convert(values: list[Any]) -> Any:
         if join:

@@ -34,6 +34,7 @@ class FieldSpec:
     codes: dict[str, str] | None = None
     sep: str = " "
     required: bool = False
+    value: Any = None  # a constant (no source column), e.g. taxpayer_type = "ca_nhan"
 
 
 @dataclass(frozen=True)
@@ -209,9 +210,12 @@ def _fields(fields: Any, joins: Any, where: str, err: _Errors) -> tuple[FieldSpe
             err.extend(
                 f"{loc}.{k}: unknown setting"
                 for k in spec
-                if k not in ("to", "from", "transform", "format", "codes", "sep", "required")
+                if k
+                not in ("to", "from", "transform", "format", "codes", "sep", "required", "value")
             )
             sources = spec.get("from", [col]) if section == "joins" else [col]
+            if "value" in spec:
+                sources = []
             if section == "joins" and not (isinstance(sources, list) and sources):
                 err.append(f"{loc}.from: a non-empty list of source columns")
                 continue
@@ -228,6 +232,6 @@ def _fields(fields: Any, joins: Any, where: str, err: _Errors) -> tuple[FieldSpe
             out.append(FieldSpec(
                 str(target), tuple(str(s) for s in sources), transform, spec.get("format"),
                 {str(k): str(v) for k, v in codes.items()} if isinstance(codes, dict) else None,
-                str(spec.get("sep", " ")), bool(spec.get("required", False)),
+                str(spec.get("sep", " ")), bool(spec.get("required", False)), spec.get("value"),
             ))  # fmt: skip
     return tuple(out)
