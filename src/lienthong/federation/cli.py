@@ -22,7 +22,8 @@ from lienthong.federation.store import Anchor, ConfigStore
 from lienthong.federation.validate import warnings_of
 from lienthong.trust.ca import CertificateAuthority
 from lienthong.trust.keys import Signer
-from lienthong.trust.keystore import FileKeyStore
+from lienthong.trust.keystore import FileKeyStore, open_keystore
+from lienthong.trust.secrets import parse_secret_ref
 from lienthong.trust.x509 import load_certificate, load_certificates
 
 app = typer.Typer(
@@ -96,24 +97,47 @@ def validate(
     console.print(f"{file}: valid ({counts})", highlight=False)
 
 
-def _signer(key: Path, passphrase: str) -> Signer:
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _file_signer(key: Path, passphrase: str) -> Signer:
     if not key.name.endswith(".key.pem"):
         raise InputError(f"--key {key}: expected an encrypted key file named LABEL.key.pem")
     return FileKeyStore(key.parent, passphrase).signer(key.name.removesuffix(".key.pem"))
+
+
+def _hsm_signer(module: str, token: str | None, pin: str, label: str) -> Signer:
+    spec = {
+        "type": "pkcs11",
+        "module": module,
+        "token": token or "",
+        "pin": parse_secret_ref(pin, what="--pin"),
+    }
+    return open_keystore(spec).signer(label)
 
 
 @app.command(name="publish")
 def publish_cmd(
     file: Path = typer.Argument(..., help="Registry file (.yaml, .toml)."),
     ca_dir: Path = typer.Option(..., "--ca-dir", help="CA directory (root/intermediate)."),
-    key: Path = typer.Option(..., "--key", help="Operator signing key (LABEL.key.pem)."),
     cert: Path = typer.Option(..., "--cert", help="Operator signing certificate (PEM)."),
+    key: Path | None = typer.Option(None, "--key", help="Operator key file (LABEL.key.pem)."),
     passphrase: str = typer.Option(
         "env:LIENTHONG_KEY_PASSPHRASE",
         "--passphrase",
         help="Key passphrase reference: env:NAME or file:PATH.",
     ),
-    pq_key: Path | None = typer.Option(None, "--pq-key", help="Extra ML-DSA-65 key."),
+    pkcs11_module: str | None = typer.Option(
+        None, "--pkcs11-module", help="…or the operator key in an HSM: PKCS#11 library."
+    ),
+    token: str | None = typer.Option(None, "--token", help="PKCS#11 token label."),
+    pin: str = typer.Option("env:LIENTHONG_HSM_PIN", "--pin", help="HSM PIN reference."),
+    label: str = typer.Option("signing", "--label", help="Key label in the HSM."),
+    pq_key: Path | None = typer.Option(None, "--pq-key", help="Extra ML-DSA-65 key file."),
     pq_cert: Path | None = typer.Option(None, "--pq-cert", help="Its certificate."),
     out: Path = typer.Option(Path("globalconf.json"), "--out", help="Signed document to write."),
     version: int | None = typer.Option(
@@ -125,16 +149,31 @@ def publish_cmd(
     """Validate FILE and publish it as a signed, versioned global configuration."""
     reg = load_registry(file)
     ca = CertificateAuthority.open(ca_dir)
-    pairs = [(key, cert)] + ([(pq_key, pq_cert)] if pq_key and pq_cert else [])
+    if (key is None) == (pkcs11_module is None):
+        raise InputError("give the operator key as --key FILE or --pkcs11-module (HSM)")
     if (pq_key is None) != (pq_cert is None):
         raise InputError("give both --pq-key and --pq-cert, or neither")
+    main_signer = (
+        _file_signer(key, passphrase)
+        if key is not None
+        else _hsm_signer(str(pkcs11_module), token, pin, label)
+    )
     signers = [
         (
-            _signer(k, passphrase),
-            [load_certificate(c.read_bytes(), source=str(c)), *ca.intermediates],
+            main_signer,
+            [load_certificate(_read(cert, "--cert"), source=str(cert)), *ca.intermediates],
         )
-        for k, c in pairs
     ]
+    if pq_key is not None and pq_cert is not None:
+        signers.append(
+            (
+                _file_signer(pq_key, passphrase),
+                [
+                    load_certificate(_read(pq_cert, "--pq-cert"), source=str(pq_cert)),
+                    *ca.intermediates,
+                ],
+            )
+        )
     now = _now()
     v, expires = publish(
         reg,
@@ -220,6 +259,9 @@ def fetch(
         None, "--operator", help="Pinned signer identity, e.g. VN/GOV/000.00.00.G22."
     ),
     warn_before: str = typer.Option("48h", "--warn-before", help="Warn this long before expiry."),
+    require_pq: bool = typer.Option(
+        False, "--require-pq", help="Also require an ML-DSA-65 signature (with --anchor)."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Fetch, verify and install the global configuration; keep the last good copy."""
@@ -232,7 +274,8 @@ def fetch(
             pem = anchor.read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read --anchor {anchor}: {exc.strerror}") from exc
-        ConfigStore.bootstrap(to, Anchor(pem, operator, tuple(sources), hours))
+        require = ("ES256", "ML-DSA-65") if require_pq else ("ES256",)
+        ConfigStore.bootstrap(to, Anchor(pem, operator, tuple(sources), hours, require))
         store = ConfigStore(to)
     config, changed = store.refresh(_now(), tuple(sources))
     result = {

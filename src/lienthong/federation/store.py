@@ -53,6 +53,7 @@ class Anchor:
     operator: str
     sources: tuple[str, ...] = ()
     warn_before_hours: int = 48
+    require: tuple[str, ...] = ("ES256",)  # JWS algorithms every document must be signed with
 
     def roots(self) -> list[x509.Certificate]:
         return load_certificates(self.roots_pem, source="anchor.json roots")
@@ -106,6 +107,7 @@ class ConfigStore:
             "operator": anchor.operator,
             "sources": list(anchor.sources),
             "warn_before_hours": anchor.warn_before_hours,
+            "require": list(anchor.require),
         }
         write_atomic(directory / "anchor.json", json.dumps(doc, indent=2).encode())
         return cls(directory, anchor)
@@ -123,6 +125,7 @@ class ConfigStore:
                 str(data.get("operator") or ""),
                 tuple(data.get("sources", [])),
                 int(data.get("warn_before_hours", 48)),
+                tuple(data.get("require", ["ES256"])),
             )
         return self._anchor
 
@@ -147,7 +150,11 @@ class ConfigStore:
     def verify(self, document: bytes, now: dt.datetime) -> GlobalConfiguration:
         anchor = self.anchor()
         return verify_configuration(
-            document, roots=anchor.roots(), now=now, operator=anchor.operator_identity()
+            document,
+            roots=anchor.roots(),
+            now=now,
+            operator=anchor.operator_identity(),
+            require=anchor.require,
         )
 
     def current(self, now: dt.datetime) -> GlobalConfiguration:
