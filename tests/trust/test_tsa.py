@@ -11,6 +11,7 @@ import pytest
 
 from lienthong.errors import CertificateError, InputError, SignatureError
 from lienthong.trust.ca import CertificateAuthority
+from lienthong.trust.keys import Algorithm
 from lienthong.trust.tsa import token_from_response, verify_timestamp
 
 from .conftest import NOW, make_ca
@@ -91,12 +92,17 @@ def test_openssl_request_response_roundtrip(ecdsa_ca: CertificateAuthority, tmp_
     token_from_response(resp)
 
 
-def test_mldsa_ca_issues_ecdsa_tsa(tmp_path: Path) -> None:
-    from lienthong.trust.keys import Algorithm
-
+def test_post_quantum_time_stamps(tmp_path: Path) -> None:
     ca = make_ca(tmp_path / "pq", Algorithm.ML_DSA_65)
-    token = ca.timestamp_authority().timestamp(DIGEST)
-    verify_timestamp(token, DIGEST, roots=[ca.root], intermediates=ca.intermediates)
+    assert ca.tsa_certificate.signature_algorithm_oid.dotted_string == "2.16.840.1.101.3.4.3.18"
+    tsa = ca.timestamp_authority()
+    assert tsa.signer.algorithm is Algorithm.ML_DSA_65
+    token = tsa.token_at(DIGEST, now=NOW, serial=9)
+    assert verify_timestamp(token, DIGEST, roots=[ca.root], intermediates=ca.intermediates) == NOW
+    bad = bytearray(token)
+    bad[bad.find(DIGEST) + 1] ^= 0x01
+    with pytest.raises(SignatureError):
+        verify_timestamp(bytes(bad), DIGEST, roots=[ca.root], intermediates=ca.intermediates)
 
 
 def test_wrong_digest_tampered_and_untrusted(

@@ -209,9 +209,7 @@ class CertificateAuthority:
             ("ocsp", Profile.OCSP, "OCSP Responder"),
             ("tsa", Profile.TSA, "Time-Stamping Authority"),
         ):
-            # RFC 3161 tokens use ECDSA: openssl ts and asn1crypto lack ML-DSA CMS.
-            key_alg = Algorithm.ECDSA_P256 if profile is Profile.TSA else self.algorithm
-            signer = self.keystore.generate(self.label(role), key_alg)
+            signer = self.keystore.generate(self.label(role), self.algorithm)
             cert = self._issue_raw(
                 profile=profile,
                 subject=_ca_name(f"{name} - {cn}"),

@@ -1,7 +1,9 @@
 """RFC 3161 time-stamps: a time-stamping authority (TSA) and token verification.
 
 A token is a CMS ``SignedData`` (RFC 5652) whose content is a ``TSTInfo`` over a SHA-256
-digest, signed (ECDSA P-256 with SHA-256) by a key held behind the :class:`Signer` interface.
+digest, signed by a key held behind the :class:`Signer` interface: ECDSA P-256 with SHA-256,
+or ML-DSA-65 (RFC 9882: pure ML-DSA over the signed attributes, SHA-512 message digest) under
+an ML-DSA CA — which ``openssl ts`` 3.0 cannot check, like every ML-DSA chain.
 Signed attributes: contentType, messageDigest, signingTime and ESS signingCertificateV2 (the
 latter is required by ``openssl ts -verify``). The TSA certificate carries the critical
 extended key usage timeStamping. Tokens verify with
@@ -22,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from lienthong.errors import InputError, SignatureError
-from lienthong.trust.keys import Algorithm, Signer, verify_signature
+from lienthong.trust.keys import Algorithm, Signer, algorithm_of, verify_signature
 from lienthong.trust.x509 import Usage, public_key_of, verify_chain
 
 # 2.999 is the ITU-T "example" arc: a placeholder policy until an official OID is assigned.
@@ -41,6 +43,14 @@ def _check_digest(digest: bytes) -> None:
         raise InputError(f"time-stamp digest must be 32 bytes of SHA-256, got {len(digest)}")
 
 
+# CMS algorithms per key: ECDSA P-256 with SHA-256 (RFC 5753); ML-DSA-65 (pure, empty
+# context) with SHA-512 for the message digest, as RFC 9882 recommends.
+_CMS_ALGORITHMS = {
+    Algorithm.ECDSA_P256: ("sha256", "1.2.840.10045.4.3.2"),
+    Algorithm.ML_DSA_65: ("sha512", "2.16.840.1.101.3.4.3.18"),
+}
+
+
 class TimeStampAuthority:
     """Issues RFC 3161 tokens signed by ``signer`` (certificate ``certificate``)."""
 
@@ -52,11 +62,6 @@ class TimeStampAuthority:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         policy: str = POLICY_OID,
     ) -> None:
-        if signer.algorithm is not Algorithm.ECDSA_P256:
-            raise InputError(
-                "the time-stamping key must be ECDSA P-256 (RFC 3161 tooling "
-                "does not know ML-DSA CMS yet)"
-            )
         self.signer = signer
         self.certificate = certificate
         self.clock = clock
@@ -90,11 +95,12 @@ class TimeStampAuthority:
             }
         )
         info_der = info.dump()
+        digest_name, signature_oid = _CMS_ALGORITHMS[self.signer.algorithm]
         cert_hash = hashlib.sha256(self._cert_asn1.dump()).digest()
         attrs = cms.CMSAttributes(
             [
                 {"type": "content_type", "values": ["tst_info"]},
-                {"type": "message_digest", "values": [hashlib.sha256(info_der).digest()]},
+                {"type": "message_digest", "values": [hashlib.new(digest_name, info_der).digest()]},
                 {"type": "signing_time", "values": [cms.Time({"utc_time": core.UTCTime(now)})]},
                 {
                     "type": "signing_certificate_v2",
@@ -111,16 +117,16 @@ class TimeStampAuthority:
                         "serial_number": self._cert_asn1.serial_number,
                     }
                 },
-                "digest_algorithm": {"algorithm": "sha256"},
+                "digest_algorithm": {"algorithm": digest_name},
                 "signed_attrs": attrs,
-                "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+                "signature_algorithm": {"algorithm": signature_oid},
                 "signature": self.signer.sign(attrs.dump()),
             }
         )
         signed = cms.SignedData(
             {
                 "version": "v3",
-                "digest_algorithms": [{"algorithm": "sha256"}],
+                "digest_algorithms": [{"algorithm": digest_name}],
                 "encap_content_info": {
                     "content_type": "tst_info",
                     "content": core.ParsableOctetString(info_der),
@@ -193,19 +199,26 @@ def verify_timestamp(
         signed_bytes = b"\x31" + signer_info["signed_attrs"].dump()[1:]
         signature = signer_info["signature"].native
         sid = signer_info["sid"].chosen
+        algorithms = (
+            signer_info["digest_algorithm"]["algorithm"].native,
+            signer_info["signature_algorithm"]["algorithm"].dotted,
+        )
     except (ValueError, TypeError, KeyError) as exc:
         raise SignatureError(f"malformed time-stamp token ({exc})") from exc
     if alg != "sha256" or hashed != digest:
         raise SignatureError("time-stamp token is over another digest")
-    if (
-        attrs.get("content_type") != "tst_info"
-        or attrs.get("message_digest") != hashlib.sha256(info_der).digest()
-    ):
-        raise SignatureError("time-stamp token content does not match its signed attributes")
     tsa_cert = next((c for c in certs if c.serial_number == sid["serial_number"].native), None)
     if tsa_cert is None:
         raise SignatureError("time-stamp token does not carry its TSA certificate")
-    verify_signature(public_key_of(tsa_cert), signature, signed_bytes)
+    key = public_key_of(tsa_cert)
+    if algorithms != _CMS_ALGORITHMS[algorithm_of(key)]:
+        raise SignatureError(f"time-stamp token uses unexpected algorithms {algorithms}")
+    if (
+        attrs.get("content_type") != "tst_info"
+        or attrs.get("message_digest") != hashlib.new(algorithms[0], info_der).digest()
+    ):
+        raise SignatureError("time-stamp token content does not match its signed attributes")
+    verify_signature(key, signature, signed_bytes)
     if not isinstance(gen_time, dt.datetime):
         raise SignatureError("time-stamp token has no valid genTime")
     verify_chain(
