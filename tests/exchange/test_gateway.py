@@ -14,6 +14,8 @@ import httpx
 import pytest
 from tests.exchange.conftest import Federation
 
+from lienthong.audit.entries import decode_entry
+from lienthong.audit.log import AuditLog
 from lienthong.exchange.testbed import (
     GIAMDINH,
     SVC_BLOB,
@@ -71,9 +73,10 @@ def test_relay_cannot_read_mat_body_and_logs_receipts(
 ) -> None:
     marker = b"BI-MAT-" + b"Q" * 64
     assert client.post(f"/r1/{SVC_SECRET}", content=marker).status_code == 200
-    log = (federation.testbed.workdir / "state" / "BCA-GW" / "message-log.jsonl").read_text()
-    last = json.loads(log.splitlines()[-1])
-    assert last["level"] == 4 and len(last["hops"]) == 1  # NDXP's signed receipt
+    path = federation.testbed.workdir / "state" / "BCA-GW" / "message-log.auditlog"
+    with AuditLog.open(path, create=False) as log:
+        last = decode_entry(log.entry(log.size() - 1))
+    assert last["classification"] == "4" and len(last["hops"]) == 1  # NDXP's signed receipt
     assert last["response_tokens"] and len(last["request_tokens"]) == 2  # hybrid signatures
     assert b"QQQQ" not in (federation.testbed.workdir / "logs" / "NDXP.log").read_bytes()
 

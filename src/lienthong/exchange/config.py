@@ -64,6 +64,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     subsystems: list[LocalSubsystem] = []
     services: dict[str, str] = {}  # service id -> base URL of the real endpoint
     limits: Limits = Limits()
+    message_log: str = "audit"  # "audit" (Merkle audit log, durable) or "jsonl" (diagnosis)
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -131,6 +132,8 @@ def verify_config(cfg: GatewayConfig) -> None:
         parse_secret_ref(cfg.passphrase, what="gateway key passphrase")
     except InputError as exc:
         raise ConfigError(str(exc)) from exc
+    if cfg.message_log not in ("audit", "jsonl"):
+        raise ConfigError("gateway config: message_log must be 'audit' or 'jsonl'")
     lim = cfg.limits
     if lim.max_body_bytes <= 0 or lim.memory_body_bytes <= 0 or lim.replay_window_s <= 0:
         raise ConfigError("gateway config: limits must be positive")

@@ -58,7 +58,7 @@ class Exchange:
         self.message_id, self.client, self.method = message_id, client, method
         self.service_id, self.service = service, str(service)
 
-    def log_message(
+    async def log_message(
         self,
         node: Node,
         claims: dict[str, Any],
@@ -69,7 +69,7 @@ class Exchange:
         request_tokens: list[str] | None = None,
     ) -> None:
         """Write the message-log record; called before the response leaves this node."""
-        node.message_log.append(
+        await node.message_log.append(
             {
                 "ts": time.time(),
                 "node": node.name,

@@ -5,13 +5,12 @@ Keys are loaded once from passphrase-encrypted PEM files; unencrypted key files 
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, x25519
@@ -22,6 +21,7 @@ from lienthong.exchange.config import GatewayConfig
 from lienthong.exchange.directory import Directory, directory_from_json
 from lienthong.exchange.e2e import RecipientKeys
 from lienthong.exchange.envelope import KeyedSigner
+from lienthong.exchange.messagelog import AuditMessageLog, JsonlMessageLog, MessageLog
 from lienthong.exchange.monitor import MonitorStore
 from lienthong.exchange.replay import ReplayWindow
 from lienthong.identifiers import ServiceId, SubsystemId
@@ -29,27 +29,6 @@ from lienthong.trust.keys import SoftwareSigner
 from lienthong.trust.secrets import resolve_secret
 
 log = logging.getLogger("lienthong.exchange")
-
-
-class MessageLog(Protocol):
-    """Where every exchange is recorded before its response is released (the audit log)."""
-
-    def append(self, record: dict[str, Any]) -> None: ...
-
-
-class JsonlMessageLog:
-    """Append-only JSON lines; flushed to the OS per record (batched fsync is the audit log's)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
-
-    def append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass
@@ -139,9 +118,7 @@ class Node:
 
     def close(self) -> None:
         self.monitor.close()
-        close = getattr(self.message_log, "close", None)
-        if close is not None:
-            close()
+        self.message_log.close()
 
 
 def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> Node:
@@ -184,5 +161,11 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
         services={ServiceId.parse(k): v.rstrip("/") for k, v in cfg.services.items()},
         replay=ReplayWindow(cfg.limits.replay_window_s, cfg.limits.replay_max_entries),
         monitor=MonitorStore(state / "monitor.sqlite"),
-        message_log=message_log or JsonlMessageLog(state / "message-log.jsonl"),
+        message_log=message_log or _message_log(cfg, state),
     )
+
+
+def _message_log(cfg: GatewayConfig, state: Path) -> MessageLog:
+    if cfg.message_log == "jsonl":
+        return JsonlMessageLog(state / "message-log.jsonl")
+    return AuditMessageLog(state / "message-log.auditlog", origin=f"lienthong/exchange/{cfg.node}")

@@ -166,14 +166,14 @@ async def _relay_response(
             verify_body_digest(rclaims.get("body") or {}, rbody.digest, rbody.length)
             ex.upstream_ms = (time.perf_counter() - t_up) * 1000
             ex.response_bytes = rbody.length
-            ex.log_message(node, claims, rclaims, tokens, req_hash)
+            await ex.log_message(node, claims, rclaims, tokens, req_hash)
             if rbody.in_memory is not None:
                 return web.Response(status=status, body=rbody.in_memory, headers=out_headers)
             return await _stream_out(request, ex, status, out_headers, rbody.chunks(), rbody.close)
         suite = e2e.suite_named(claims["enc"]["suite"])
         plain = e2e.open_stream(resp.content.iter_any(), suite.opener(secret, "resp"))
         ex.upstream_ms = (time.perf_counter() - t_up) * 1000
-        ex.log_message(node, claims, rclaims, tokens, req_hash)
+        await ex.log_message(node, claims, rclaims, tokens, req_hash)
         return await _stream_out(request, ex, status, out_headers, plain, None)
     finally:
         if resp.content.at_eof():

@@ -173,7 +173,7 @@ async def _answer(
     headers = {H_RESPONSE: tokens[0], "Content-Type": "application/octet-stream"}
     if len(tokens) > 1:
         headers[H_RESPONSE_PQ] = tokens[1]
-    ex.log_message(node, v.claims, rclaims, tokens, v.req_hash, v.hops, v.tokens)
+    await ex.log_message(node, v.claims, rclaims, tokens, v.req_hash, v.hops, v.tokens)
     if isinstance(out_body, bytes):
         return web.Response(status=200, body=out_body, headers=headers)
     out = web.StreamResponse(status=200, headers=headers)

@@ -1,0 +1,83 @@
+"""The message log (nhật ký thông điệp): every exchange recorded before its response leaves.
+
+Default: the node's audit log (:class:`lienthong.audit.log.AuditLog`, an RFC 6962 Merkle log
+with group commit — an acknowledged entry survives a crash). Appends run in a small thread
+pool so concurrent exchanges share one commit and the event loop never waits on ``fsync``.
+The JSON-lines variant is for diagnosis only (no integrity, flushed but not synced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from lienthong.audit.entries import exchange_entry
+from lienthong.audit.log import AuditLog
+
+
+class MessageLog(Protocol):
+    async def append(self, record: dict[str, Any]) -> None:
+        """Return once ``record`` is durably logged (raise if it could not be)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class JsonlMessageLog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+
+    async def append(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def to_entry(record: dict[str, Any]) -> Any:
+    """The audit entry of one message-log record (floats are not allowed there)."""
+    extra = {k: v for k, v in record.items() if k not in _MAIN and v is not None}
+    tokens = record.get("response_tokens") or [""]
+    return exchange_entry(
+        at=datetime.fromtimestamp(record["ts"], UTC),
+        message_id=str(record["id"]),
+        client=str(record["client"]),
+        service=str(record["service"]),
+        outcome="ok",
+        status=record.get("response_status"),
+        request_hash=record.get("request_hash"),
+        response_hash=_sha(tokens[0]),
+        user_id=record.get("user"),
+        classification=str(record.get("level")),
+        **extra,
+    )
+
+
+_MAIN = {"ts", "id", "client", "service", "response_status", "request_hash", "user", "level"}
+
+
+def _sha(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AuditMessageLog:
+    def __init__(self, path: Path, origin: str, threads: int = 8) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = AuditLog.open(path, origin=origin)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="message-log")
+
+    async def append(self, record: dict[str, Any]) -> None:
+        entry = to_entry(record)
+        await asyncio.get_running_loop().run_in_executor(self._pool, self.log.append_one, entry)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.log.close()
