@@ -223,6 +223,18 @@ def test_onboarding_flow(
         "--json",
     )
     assert json.loads(out)["version"] == 1
+    shown = ok(
+        capsys,
+        "federation",
+        "show",
+        str(published),
+        "--ca-bundle",
+        "ca/bundle.pem",
+        "--operator",
+        OPERATOR,
+        "--json",
+    )
+    assert json.loads(shown)["version"] == 1
     # 5. The gateway fetches it over HTTP, pinning the federation root and the operator.
     (tmp_path / "node" / "node.json").write_text(
         json.dumps({"schema_version": 1, "identity": GATEWAY, "status": {"ca_dir": "../ca"}})

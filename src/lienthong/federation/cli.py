@@ -21,6 +21,7 @@ from lienthong.federation.sample import sample_registry, starter_registry
 from lienthong.federation.store import Anchor, ConfigStore
 from lienthong.federation.validate import warnings_of
 from lienthong.trust.ca import CertificateAuthority
+from lienthong.trust.identity import parse_identity
 from lienthong.trust.keys import Signer
 from lienthong.trust.keystore import FileKeyStore, open_keystore
 from lienthong.trust.secrets import parse_secret_ref
@@ -224,6 +225,7 @@ def show(
     ca_bundle: Path | None = typer.Option(
         None, "--ca-bundle", help="Trusted root(s) to verify a signed file."
     ),
+    operator: str | None = typer.Option(None, "--operator", help="Expected signer identity."),
     json_out: bool = JSON,
 ) -> None:
     """Verify and describe a global configuration."""
@@ -233,8 +235,11 @@ def show(
     else:
         if ca_bundle is None:
             raise InputError("--ca-bundle is required to verify a signed file")
-        roots = load_certificates(ca_bundle.read_bytes(), source=str(ca_bundle))
-        config = verify_configuration(source.read_bytes(), roots=roots[:1], now=now)
+        roots = load_certificates(_read(ca_bundle, "--ca-bundle"), source=str(ca_bundle))
+        who = parse_identity(operator) if operator else None
+        config = verify_configuration(
+            _read(source, "configuration"), roots=roots, now=now, operator=who
+        )
     info = _describe(config)
     if json_out:
         emit_json(info)

@@ -138,6 +138,9 @@ def _level(problems: f.Problems, obj: dict[str, Any], key: str, path: str) -> Le
     if value is None:
         problems.add(f.join(path, key), "is required")
         return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        problems.add(f.join(path, key), f"expected a level name, got {value!r}")
+        return None
     return f.convert(problems, f.join(path, key), lambda: Level.parse(value))
 
 
