@@ -42,7 +42,6 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 1 << 30
     memory_body_bytes: int = 4 << 20  # bigger plaintext bodies are spooled to disk to hash
     header_timeout_s: float = 10.0
-    body_timeout_s: float = 300.0
     upstream_timeout_s: float = 300.0
     connect_timeout_s: float = 3.0
     replay_window_s: float = 300.0

@@ -1,0 +1,59 @@
+"""Every gateway setting is documented in docs/exchange.md; bad configs fail in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from lienthong.errors import ConfigError
+from lienthong.exchange.config import (
+    GatewayConfig,
+    Limits,
+    LocalSubsystem,
+    TlsSettings,
+    load_config,
+)
+
+DOC = (Path(__file__).parents[2] / "docs" / "exchange.md").read_text(encoding="utf-8")
+
+
+def _fields(cls: type, prefix: str = "") -> list[str]:
+    return [prefix + f.name for f in msgspec.structs.fields(cls)]
+
+
+def test_every_setting_is_documented() -> None:
+    names = _fields(GatewayConfig) + _fields(TlsSettings, "tls.") + _fields(Limits, "limits.")
+    names += ["subsystems[].id", *(f"`{f}`" for f in _fields(LocalSubsystem))]
+    missing = [n for n in names if n.strip("`") not in DOC]
+    assert not missing, f"undocumented settings: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"role": "hub"}, "role"),
+        ({"passphrase": "plain-text-secret"}, "passphrase"),
+        ({"services": {"x": "ftp://a"}}, "http"),
+        ({"unknown": 1}, "unknown"),
+        ({"message_log": "stdout"}, "message_log"),
+    ],
+)
+def test_bad_config(tmp_path: Path, patch: dict[str, object], message: str) -> None:
+    cfg = {
+        "node": "A",
+        "role": "agency",
+        "peer": {"port": 1},
+        "internal": {"port": 2},
+        "tls": {"cert": "c", "key": "k", "roots": "r"},
+        "directory": "d",
+        "state_dir": "s",
+        "passphrase": {"$env": "X"},
+        **patch,
+    }
+    path = tmp_path / "gw.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
