@@ -52,6 +52,10 @@ def test_file_store_refuses_plaintext_and_bad_passphrase(
     with pytest.raises(KeyStoreError, match="refusing plaintext"):
         store.signer("plain")
     FileKeyStore(tmp_path, {"$env": PASS_ENV}).generate("k")
+    monkeypatch.setenv(PASS_ENV, "short")
+    with pytest.raises(KeyStoreError, match="use at least 12"):
+        FileKeyStore(tmp_path, {"$env": PASS_ENV}).generate("k2")
+    assert not (tmp_path / "k2.key.pem").exists()
     monkeypatch.setenv(PASS_ENV, "wrong")
     with pytest.raises(KeyStoreError, match="wrong passphrase"):
         FileKeyStore(tmp_path, {"$env": PASS_ENV}).signer("k")

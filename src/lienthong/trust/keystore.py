@@ -31,6 +31,7 @@ from lienthong.trust.keys import (
 )
 from lienthong.trust.secrets import parse_secret_ref, resolve_secret
 
+MIN_PASSPHRASE = 12
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -89,10 +90,18 @@ class FileKeyStore:
         if path.exists():
             raise InputError(f"key {label!r} already exists in {self.directory}")
         algorithm_of(private_key)
+        passphrase = self._passphrase()
+        if len(passphrase) < MIN_PASSPHRASE:
+            # PKCS#8 PBES2 here uses PBKDF2 with 2048 iterations: the passphrase must carry
+            # the strength, so short ones are refused before any key is written.
+            raise KeyStoreError(
+                f"key store passphrase is {len(passphrase)} characters: use at least "
+                f"{MIN_PASSPHRASE} (a long random passphrase)"
+            )
         pem = private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self._passphrase()),
+            serialization.BestAvailableEncryption(passphrase),
         )
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
