@@ -44,3 +44,13 @@ def consistency(m: int, leaves: list[bytes]) -> list[bytes]:
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 PERSON_KEY = b"federation-person-key-for-tests-0001"
+
+
+def admin_entries(n: int, tag: str = "t") -> list:
+    """``n`` small administrative entries with distinct content."""
+    from lienthong.audit import admin_entry
+
+    return [
+        admin_entry(at=NOW, actor="ops", action="config.change", target=f"{tag}{i}")
+        for i in range(n)
+    ]

@@ -103,7 +103,11 @@ def test_incremental_nodes_equal_full_tree(start: int, count: int) -> None:
     lookup = lookup_for(leaves)
     hashes = merkle.leaf_hashes(leaves[start:])
     siblings = lookup(merkle.siblings_needed(start, count))
-    got = merkle.completed_nodes(start, hashes, siblings)
+    got = [
+        (lvl, first + k, h)
+        for lvl, first, run in merkle.completed_runs(start, hashes, siblings)
+        for k, h in enumerate(run)
+    ]
     expected = {
         (lvl, i)
         for lvl in range(1, 10)

@@ -73,7 +73,7 @@ def archive_segment(
     if not first < end <= log.size():
         raise InputError(f"nothing to archive: next segment starts at {first}, end {end}")
     note = log.checkpoint(now=now, size=end)
-    left = merkle.resolve_ranges(_left_ranges(first), log.store.get_hashes)
+    left = merkle.resolve_ranges(_left_ranges(first), log.hashes)
     header = {
         "format": FORMAT,
         "origin": log.origin,
@@ -86,7 +86,7 @@ def archive_segment(
     }
     lines = [json.dumps(header, sort_keys=True).encode()]
     for rows in log.store.leaves(first, end):
-        for idx, _h, _k, data in rows:
+        for idx, _k, data in rows:
             if data is None:
                 raise IntegrityError(f"entry {idx} was pruned but never archived")
             lines.append(data)

@@ -68,7 +68,7 @@ def timestamp(at: datetime) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-23T12:00:00.000Z``."""
     if at.tzinfo is None:
         raise InputError("audit entry time must be timezone-aware")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _clean(value: Any, where: str) -> Any:
@@ -85,7 +85,16 @@ def _clean(value: Any, where: str) -> Any:
 
 def encode_fields(fields: dict[str, Any]) -> bytes:
     """Canonical bytes of an entry object (sorted keys, compact, NFC, no floats)."""
-    return orjson.dumps(_clean(fields, "entry"), option=orjson.OPT_SORT_KEYS)
+    clean: dict[str, Any] = {}
+    for key, value in fields.items():  # fast path for the flat str/int fields most entries have
+        kind = type(value)
+        if kind is str:
+            clean[key] = value if value.isascii() else unicodedata.normalize("NFC", value)
+        elif kind is int or kind is bool:
+            clean[key] = value
+        else:
+            clean[key] = _clean(value, f"entry.{key}")
+    return orjson.dumps(clean, option=orjson.OPT_SORT_KEYS)
 
 
 def decode_entry(data: bytes) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def security_event(origin: str, index: int, entry: dict[str, Any]) -> dict[str, 
 def security_events(log: AuditLog, start: int = 0) -> Iterator[dict[str, Any]]:
     """Every security event of ``log`` from entry ``start`` on (pruned entries skipped)."""
     for rows in log.store.leaves(start, log.size()):
-        for idx, _h, kind, data in rows:
+        for idx, kind, data in rows:
             if data is None or kind not in (
                 KIND_SECURITY,
                 KIND_EXCHANGE,

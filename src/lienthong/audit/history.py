@@ -45,16 +45,21 @@ class Completeness:
 
 
 def _scan(log: AuditLog, size: int, needle: bytes) -> tuple[bytes, set[int], int]:
-    """Rebuild the root of ``[0, size)`` and find entries containing ``needle``."""
+    """Rebuild the root of ``[0, size)`` and find live entries containing ``needle``.
+
+    The archived prefix enters the root through its stored complete subtrees.
+    """
+    first_live = min(max((a[2] for a in log.store.archives()), default=0), size)
     frontier = merkle.Frontier()
+    prefix = merkle.subtree_nodes(0, first_live)
+    stored = log.hashes(prefix)
+    for level, index in prefix:
+        frontier.push_complete(stored[(level, index)], level)
     found: set[int] = set()
-    first_live = 0
-    for rows in log.store.leaves(0, size):
-        for idx, stored, _kind, data in rows:
+    for rows in log.store.leaves(first_live, size):
+        for idx, _kind, data in rows:
             if data is None:
-                frontier.push(stored)
-                first_live = idx + 1
-                continue
+                raise IntegrityError(f"log {log.origin}: entry {idx} is empty but not archived")
             frontier.push(merkle.leaf_hash(data))
             if needle in data and decode_entry(data).get("kind") == KIND_PERSONAL_DATA_ACCESS:
                 found.add(idx)

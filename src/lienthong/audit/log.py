@@ -23,7 +23,8 @@ from lienthong.audit import merkle
 from lienthong.audit.checkpoint import Checkpoint, parse_note, sign_line, to_note
 from lienthong.audit.entries import Entry, timestamp
 from lienthong.audit.stamping import Stamper, Timestamper
-from lienthong.audit.store import LeafRow, LogStore, node_key
+from lienthong.audit.store import LeafRow, LogStore
+from lienthong.audit.tiles import append_tiles, hashes_from_tiles, partial_tiles
 from lienthong.errors import InputError, NotFound
 from lienthong.trust.keys import Signer, public_key_to_pem
 
@@ -179,15 +180,10 @@ class AuditLog:
         try:
             with self.store.writer() as w:
                 start = w.size
-                siblings = w.get_hashes(merkle.siblings_needed(start, len(hashes)))
-                nodes = [
-                    (node_key(lvl, i), h)
-                    for lvl, i, h in merkle.completed_nodes(start, hashes, siblings)
-                ]
+                tiles = append_tiles(start, hashes, w.get_tiles(partial_tiles(start, len(hashes))))
                 leaves: list[LeafRow] = list(
                     zip(
-                        range(start, start + len(hashes)),
-                        hashes,
+                        range(start, start + len(data)),
                         [e.kind for e in entries],
                         data,
                         strict=True,
@@ -196,7 +192,7 @@ class AuditLog:
                 persons = [
                     (e.person, start + i) for i, e in enumerate(entries) if e.person is not None
                 ]
-                w.insert(leaves, nodes, persons)
+                w.insert(leaves, tiles, persons)
         except BaseException as exc:
             for p in batch:
                 p.error = exc
@@ -207,6 +203,10 @@ class AuditLog:
             pos += len(p.entries)
 
     # -- reads and proofs -------------------------------------------------------------------
+    def hashes(self, ids: list[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+        """Stored tree hashes ``(level, index) → hash`` (one batched storage read)."""
+        return hashes_from_tiles(ids, self.store.get_tiles)
+
     def size(self) -> int:
         """Number of entries committed."""
         return self.store.size()
@@ -214,12 +214,12 @@ class AuditLog:
     def root(self, size: int | None = None) -> bytes:
         """Root hash of the first ``size`` entries (default: all)."""
         size = self.size() if size is None else size
-        return merkle.root_from_subtrees(size, self.store.get_hashes)
+        return merkle.root_from_subtrees(size, self.hashes)
 
     def entry(self, index: int) -> bytes:
         """Canonical bytes of entry ``index`` (NotFound if absent or archived)."""
         for rows in self.store.leaves(index, index + 1):
-            for _i, _h, _k, data in rows:
+            for _i, _k, data in rows:
                 if data is None:
                     raise NotFound(f"entry {index} was archived and pruned from the live log")
                 return data
@@ -231,9 +231,7 @@ class AuditLog:
         if not 0 <= index < size:
             raise NotFound(f"entry {index} is not in a tree of size {size}")
         ranges = merkle.inclusion_ranges(index, size)
-        hashes = merkle.resolve_ranges(
-            [(index, index + 1), (0, size), *ranges], self.store.get_hashes
-        )
+        hashes = merkle.resolve_ranges([(index, index + 1), (0, size), *ranges], self.hashes)
         return InclusionProof(index, size, hashes[0], hashes[1], tuple(hashes[2:]))
 
     def consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
@@ -241,9 +239,7 @@ class AuditLog:
         new_size = self.size() if new_size is None else new_size
         if new_size > self.size():
             raise NotFound(f"log has fewer than {new_size} entries")
-        return merkle.resolve_ranges(
-            merkle.consistency_ranges(old_size, new_size), self.store.get_hashes
-        )
+        return merkle.resolve_ranges(merkle.consistency_ranges(old_size, new_size), self.hashes)
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self, *, now: datetime | None = None, size: int | None = None) -> str:

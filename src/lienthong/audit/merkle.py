@@ -279,12 +279,12 @@ def siblings_needed(start: int, count: int) -> list[NodeId]:
     return out
 
 
-def completed_nodes(
+def completed_runs(
     start: int, hashes: list[bytes], siblings: dict[NodeId, bytes]
-) -> list[tuple[int, int, bytes]]:
-    """Every complete subtree ``(level ≥ 1, index, hash)`` that appending ``hashes`` at
-    position ``start`` completes; ``siblings`` holds :func:`siblings_needed`."""
-    out: list[tuple[int, int, bytes]] = []
+) -> list[tuple[int, int, list[bytes]]]:
+    """The complete subtrees that appending ``hashes`` at ``start`` completes, per level:
+    ``(level ≥ 1, first index, hashes)``; ``siblings`` holds :func:`siblings_needed`."""
+    out: list[tuple[int, int, list[bytes]]] = []
     level, first, cur = 0, start, hashes
     while cur:
         if first & 1:
@@ -295,6 +295,6 @@ def completed_nodes(
             break
         level += 1
         first >>= 1
-        out.extend((level, first + i, h) for i, h in enumerate(parents))
+        out.append((level, first, parents))
         cur = parents
     return out

@@ -7,15 +7,14 @@ makes the commit durable).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
-from lienthong.audit.merkle import NodeId
-from lienthong.audit.sqlstore import POSTGRES, SqlStore, _fetchall, _size, fetch_hashes
-from lienthong.audit.store import LeafRow
+from lienthong.audit.sqlstore import POSTGRES, SqlStore, _fetchall, _size, fetch_tiles
+from lienthong.audit.store import LeafRow, TileRow
 from lienthong.errors import BackendError, InputError
 
 _WRITER_LOCK = 0x6C74_6175  # "ltau": one log per database
@@ -26,22 +25,23 @@ class _PgWriter:
         self.cur = cur
         self.size = _size(cur)
 
-    def get_hashes(self, ids: list[NodeId]) -> dict[NodeId, bytes]:
-        return fetch_hashes(self.cur, POSTGRES, ids)
+    def get_tiles(self, keys: list[int]) -> dict[int, bytes]:
+        return fetch_tiles(self.cur, POSTGRES, keys)
 
     def insert(
         self,
-        leaves: list[LeafRow],
-        nodes: list[tuple[int, bytes]],
-        persons: list[tuple[bytes, int]],
+        leaves: Sequence[LeafRow],
+        tiles: Sequence[TileRow],
+        persons: Sequence[tuple[bytes, int]],
     ) -> None:
-        with self.cur.copy("COPY leaves (idx, hash, kind, data) FROM STDIN") as copy:
+        with self.cur.copy("COPY leaves (idx, kind, data) FROM STDIN") as copy:
             for leaf in leaves:
                 copy.write_row(leaf)
-        if nodes:
-            with self.cur.copy("COPY nodes (id, hash) FROM STDIN") as copy:
-                for node in nodes:
-                    copy.write_row(node)
+        # partial tiles are rewritten: delete then bulk-load (COPY cannot upsert)
+        self.cur.execute("DELETE FROM tiles WHERE id = ANY(%s)", ([k for k, _ in tiles],))
+        with self.cur.copy("COPY tiles (id, hashes) FROM STDIN") as copy:
+            for tile in tiles:
+                copy.write_row(tile)
         if persons:
             with self.cur.copy("COPY persons (person, idx) FROM STDIN") as copy:
                 for person in persons:

@@ -11,18 +11,17 @@ import contextlib
 import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lienthong.audit.merkle import NodeId
-from lienthong.audit.store import LEVEL_SHIFT, Dialect, LeafRow, node_key
+from lienthong.audit.store import Dialect, LeafRow, TileRow
 from lienthong.errors import BackendError, InputError
 
 T = TypeVar("T")
-SQLITE = Dialect("sqlite", "?", "BLOB")
-POSTGRES = Dialect("postgresql", "%s", "BYTEA")
+SQLITE = Dialect("sqlite", "?", "BLOB", "INTEGER", without_rowid=" WITHOUT ROWID")
+POSTGRES = Dialect("postgresql", "%s", "BYTEA", "BIGINT")
 
 
 class SqlStore:
@@ -82,30 +81,20 @@ class SqlStore:
 
         self._run(go, commit=True)
 
-    def get_hashes(self, ids: list[NodeId]) -> dict[NodeId, bytes]:
-        return self._run(lambda cur: fetch_hashes(cur, self.dialect, ids))
+    def get_tiles(self, keys: list[int]) -> dict[int, bytes]:
+        return self._run(lambda cur: fetch_tiles(cur, self.dialect, keys))
+
+    def tiles_in(self, first_key: int, end_key: int) -> list[TileRow]:
+        sql = self._q("SELECT id, hashes FROM tiles WHERE id >= ? AND id < ? ORDER BY id")
+        rows = self._run(functools.partial(_fetchall_at, sql=sql, params=(first_key, end_key)))
+        return [(int(k), bytes(h)) for k, h in rows]
 
     def leaves(self, start: int, end: int, chunk: int = 65536) -> Iterator[list[LeafRow]]:
-        sql = self._q(
-            "SELECT idx, hash, kind, data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
-        )
+        sql = self._q("SELECT idx, kind, data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx")
         for lo in range(start, end, chunk):
             hi = min(lo + chunk, end)
             rows = self._run(functools.partial(_fetchall_at, sql=sql, params=(lo, hi)))
-            yield [
-                (int(i), bytes(h), str(k), None if d is None else bytes(d)) for i, h, k, d in rows
-            ]
-
-    def nodes_in(self, level: int, first: int, last: int) -> list[tuple[int, bytes]]:
-        sql = self._q("SELECT id, hash FROM nodes WHERE id >= ? AND id < ? ORDER BY id")
-        rows = self._run(
-            lambda cur: _fetchall(cur, sql, (node_key(level, first), node_key(level, last)))
-        )
-        mask = (1 << LEVEL_SHIFT) - 1
-        return [(int(i) & mask, bytes(h)) for i, h in rows]
-
-    def count_nodes(self) -> int:
-        return self._run(lambda cur: int(_fetchall(cur, "SELECT COUNT(*) FROM nodes", ())[0][0]))
+            yield [(int(i), str(k), _as_bytes(d)) for i, k, d in rows]
 
     def person_indexes(self, person: bytes) -> list[int]:
         sql = self._q("SELECT idx FROM persons WHERE person = ? ORDER BY idx")
@@ -184,6 +173,15 @@ class SqlStore:
             self.conn.close()
 
 
+def _as_bytes(value: Any) -> bytes | None:
+    """Entry bytes as stored; a value of another SQL type (tampering) still compares."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return str(value).encode()
+
+
 def _rowcount(cur: Any, sql: str, params: tuple[Any, ...]) -> int:
     cur.execute(sql, params)
     return int(cur.rowcount or 0)
@@ -204,21 +202,13 @@ def _size(cur: Any) -> int:
     return 0 if row is None or row[0] is None else int(row[0]) + 1
 
 
-def fetch_hashes(cur: Any, dialect: Dialect, ids: list[NodeId]) -> dict[NodeId, bytes]:
-    """Look up leaf hashes (level 0) and stored subtrees (level ≥ 1) in two queries."""
-    out: dict[NodeId, bytes] = {}
-    leaf_ids = [i for lvl, i in ids if lvl == 0]
-    node_ids = [node_key(lvl, i) for lvl, i in ids if lvl > 0]
-    mask = (1 << LEVEL_SHIFT) - 1
-    if leaf_ids:
-        marks = ",".join([dialect.param] * len(leaf_ids))
-        cur.execute(f"SELECT idx, hash FROM leaves WHERE idx IN ({marks})", leaf_ids)
-        out.update({(0, int(i)): bytes(h) for i, h in cur.fetchall()})
-    if node_ids:
-        marks = ",".join([dialect.param] * len(node_ids))
-        cur.execute(f"SELECT id, hash FROM nodes WHERE id IN ({marks})", node_ids)
-        out.update({(int(k) >> LEVEL_SHIFT, int(k) & mask): bytes(h) for k, h in cur.fetchall()})
-    return out
+def fetch_tiles(cur: Any, dialect: Dialect, keys: list[int]) -> dict[int, bytes]:
+    """Tiles by key, in one query."""
+    if not keys:
+        return {}
+    marks = ",".join([dialect.param] * len(keys))
+    cur.execute(f"SELECT id, hashes FROM tiles WHERE id IN ({marks})", keys)
+    return {int(k): bytes(h) for k, h in cur.fetchall()}
 
 
 class _SqliteWriter:
@@ -226,20 +216,17 @@ class _SqliteWriter:
         self.cur = cur
         self.size = _size(cur)
 
-    def get_hashes(self, ids: list[NodeId]) -> dict[NodeId, bytes]:
-        return fetch_hashes(self.cur, SQLITE, ids)
+    def get_tiles(self, keys: list[int]) -> dict[int, bytes]:
+        return fetch_tiles(self.cur, SQLITE, keys)
 
     def insert(
         self,
-        leaves: list[LeafRow],
-        nodes: list[tuple[int, bytes]],
-        persons: list[tuple[bytes, int]],
+        leaves: Sequence[LeafRow],
+        tiles: Sequence[TileRow],
+        persons: Sequence[tuple[bytes, int]],
     ) -> None:
-        self.cur.executemany(
-            "INSERT INTO leaves (idx, hash, kind, data) VALUES (?, ?, ?, ?)", leaves
-        )
-        if nodes:
-            self.cur.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", nodes)
+        self.cur.executemany("INSERT INTO leaves (idx, kind, data) VALUES (?, ?, ?)", leaves)
+        self.cur.executemany("INSERT OR REPLACE INTO tiles (id, hashes) VALUES (?, ?)", tiles)
         if persons:
             self.cur.executemany("INSERT INTO persons (person, idx) VALUES (?, ?)", persons)
 
@@ -253,7 +240,7 @@ def _require_log_file(path: Path) -> None:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as exc:
         raise InputError(f"{path} is not an audit log: {exc}") from exc
-    if not {"meta", "leaves", "nodes"} <= names:
+    if not {"meta", "leaves", "tiles"} <= names:
         raise InputError(f"{path} is not an audit log (no audit tables)")
 
 

@@ -63,6 +63,7 @@ class Stamper:
         self.store, self.tsa, self.clock = store, tsa, clock
         self.retry_s, self.max_retry_s = retry_s, max_retry_s
         self._wake = threading.Event()
+        self._pass_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
@@ -73,6 +74,10 @@ class Stamper:
 
         A TSA failure is recorded in :attr:`last_error` and stops this pass, never raises.
         """
+        with self._pass_lock:  # the background thread and a caller may both ask
+            return self._stamp_pass()
+
+    def _stamp_pass(self) -> int:
         done = 0
         have = self.store.stamps()
         for size, note in self.store.checkpoints():

@@ -3,9 +3,10 @@
 Tables (the same in SQLite and PostgreSQL; only types and parameter style differ, held as
 data in :class:`Dialect`):
 
-- ``leaves(idx, hash, kind, data)`` — one row per entry; ``data`` is NULL once archived+pruned.
-- ``nodes(id, hash)`` — every complete subtree of two or more leaves, ``id = level << 48 | index``
-  (level ≥ 1), written at append time so a proof is ~log₂ n point lookups.
+- ``leaves(idx, kind, data)`` — one row per entry; ``data`` is NULL once archived+pruned.
+- ``tiles(id, hashes)`` — every tree hash (leaf hashes and complete subtrees), 256 per row,
+  ``id = level << 48 | tile`` (see :mod:`lienthong.audit.tiles`), written at append time so a
+  proof is ~log₂ n point lookups.
 - ``persons(person, idx)`` — keyed person hash → entry index (citizen access history).
 - ``checkpoints(size, note)`` — signed notes; ``cosignatures(size, name, line)`` from witnesses;
   ``stamps(size, token, stamped_at)`` RFC 3161 tokens over each note; ``archives(seq, …)``;
@@ -14,22 +15,15 @@ data in :class:`Dialect`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from lienthong.audit.merkle import NodeId
-
 SCHEMA_VERSION = 1
-LEVEL_SHIFT = 48
 
-LeafRow = tuple[int, bytes, str, bytes | None]  # idx, hash, kind, data
-
-
-def node_key(level: int, index: int) -> int:
-    """Primary key of a stored complete subtree."""
-    return (level << LEVEL_SHIFT) | index
+LeafRow = tuple[int, str, bytes | None]  # idx, kind, data (None once pruned)
+TileRow = tuple[int, bytes]  # tile key, concatenated hashes
 
 
 @dataclass(frozen=True)
@@ -39,21 +33,22 @@ class Dialect:
     name: str
     param: str  # "?" or "%s"
     blob: str
+    key_int: str  # a 64-bit integer primary key (SQLite: INTEGER, the rowid alias — no index)
     text: str = "TEXT"
+    without_rowid: str = ""  # SQLite: clustered tables for composite keys
 
     def sql(self, template: str) -> str:
         """Replace ``?`` placeholders with the backend's parameter marker."""
         return template.replace("?", self.param)
 
     def schema(self) -> list[str]:
-        b, t = self.blob, self.text
+        b, t, k = self.blob, self.text, self.key_int
         return [
             f"CREATE TABLE IF NOT EXISTS meta (key {t} PRIMARY KEY, value {t} NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS leaves (idx BIGINT PRIMARY KEY, hash {b} NOT NULL,"
-            f" kind {t} NOT NULL, data {b})",
-            f"CREATE TABLE IF NOT EXISTS nodes (id BIGINT PRIMARY KEY, hash {b} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS leaves (idx {k} PRIMARY KEY, kind {t} NOT NULL, data {b})",
+            f"CREATE TABLE IF NOT EXISTS tiles (id {k} PRIMARY KEY, hashes {b} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS persons (person {b} NOT NULL, idx BIGINT NOT NULL,"
-            " PRIMARY KEY (person, idx))",
+            f" PRIMARY KEY (person, idx)){self.without_rowid}",
             f"CREATE TABLE IF NOT EXISTS checkpoints (size BIGINT PRIMARY KEY, note {t} NOT NULL,"
             f" created {t} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS cosignatures (size BIGINT NOT NULL, name {t} NOT NULL,"
@@ -70,14 +65,16 @@ class StoreWriter(Protocol):
 
     size: int
 
-    def get_hashes(self, ids: list[NodeId]) -> dict[NodeId, bytes]: ...
+    def get_tiles(self, keys: list[int]) -> dict[int, bytes]: ...
 
     def insert(
         self,
-        leaves: list[LeafRow],
-        nodes: list[tuple[int, bytes]],
-        persons: list[tuple[bytes, int]],
-    ) -> None: ...
+        leaves: Sequence[LeafRow],
+        tiles: Sequence[TileRow],
+        persons: Sequence[tuple[bytes, int]],
+    ) -> None:
+        """Insert leaves and person-index rows; insert or replace tiles."""
+        ...
 
 
 class LogStore(Protocol):
@@ -93,13 +90,11 @@ class LogStore(Protocol):
 
     def set_meta(self, key: str, value: str) -> None: ...
 
-    def get_hashes(self, ids: list[NodeId]) -> dict[NodeId, bytes]: ...
+    def get_tiles(self, keys: list[int]) -> dict[int, bytes]: ...
+
+    def tiles_in(self, first_key: int, end_key: int) -> list[TileRow]: ...
 
     def leaves(self, start: int, end: int, chunk: int = 65536) -> Iterator[list[LeafRow]]: ...
-
-    def nodes_in(self, level: int, first: int, last: int) -> list[tuple[int, bytes]]: ...
-
-    def count_nodes(self) -> int: ...
 
     def person_indexes(self, person: bytes) -> list[int]: ...
 

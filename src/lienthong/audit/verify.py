@@ -23,6 +23,8 @@ from typing import Any
 from lienthong.audit import merkle
 from lienthong.audit.checkpoint import verify_cosignature, verify_note
 from lienthong.audit.log import AuditLog
+from lienthong.audit.merkle import HASH_SIZE
+from lienthong.audit.tiles import TILE_WIDTH, tile_key
 from lienthong.errors import IntegrityError, SignatureError
 from lienthong.trust.keys import PublicKey, public_key_from_pem
 
@@ -96,34 +98,62 @@ def _shifted(computed: list[bytes], stored: list[bytes]) -> bool:
     return n > 0 and computed[:n] == stored[:n]
 
 
-def _check_leaves(rows: list[Any], lo: int, report: VerifyReport) -> list[bytes]:
-    stored = [r[1] for r in rows]
+def _stored_hashes(log: AuditLog, level: int, first: int, end: int) -> list[bytes]:
+    """Stored hashes of nodes ``[first, end)`` of ``level`` (shorter if tiles are missing)."""
+    t0, t1 = first // TILE_WIDTH, -(-end // TILE_WIDTH)
+    blobs = []
+    for k, (key, blob) in enumerate(log.store.tiles_in(tile_key(level, t0), tile_key(level, t1))):
+        if key != tile_key(level, t0 + k):
+            break
+        blobs.append(blob)
+    buf = b"".join(blobs)
+    off = (first % TILE_WIDTH) * HASH_SIZE
+    stop = min(len(buf), off + (end - first) * HASH_SIZE)
+    return [buf[p : p + HASH_SIZE] for p in range(off, stop, HASH_SIZE)]
+
+
+def _check_leaves(
+    rows: list[Any], stored_ext: list[bytes], lo: int, pruned_end: int, report: VerifyReport
+) -> None:
+    """``stored_ext``: stored leaf hashes of the chunk plus up to two beyond (to classify)."""
+    stored = stored_ext[: len(rows)]
     for k, row in enumerate(rows):
         if row[0] != lo + k:
             raise _fail("deleted", f"entry {lo + k} is missing (deleted)", index=lo + k)
-    live = [k for k, r in enumerate(rows) if r[3] is not None]
-    if len(live) == len(rows):
-        computed = merkle.leaf_hashes([r[3] for r in rows])
+        if row[2] is None and row[0] >= pruned_end:
+            raise _fail(
+                "deleted",
+                f"entry {row[0]} has no content but was never archived (deleted)",
+                index=row[0],
+            )
+    if len(stored) < len(rows):
+        raise _fail(
+            "inserted",
+            f"entry {lo + len(stored)} has no leaf hash: it was inserted outside the log",
+            index=lo + len(stored),
+        )
+    if rows and rows[0][0] < pruned_end:
+        report.archived_entries += sum(1 for r in rows if r[2] is None)
+        computed = [
+            merkle.leaf_hash(r[2]) if r[2] is not None else stored[k] for k, r in enumerate(rows)
+        ]
     else:
-        report.archived_entries += len(rows) - len(live)
-        computed = [merkle.leaf_hash(r[3]) if r[3] is not None else r[1] for r in rows]
+        computed = merkle.leaf_hashes([r[2] for r in rows])
     if computed != stored:
         first = next(k for k in range(len(rows)) if computed[k] != stored[k])
-        raise _classify(first, computed, stored, lo)
+        raise _classify(first, computed, stored_ext, lo)
     report.entries_checked += len(rows)
-    return stored
 
 
 def _check_level(
     log: AuditLog, level: int, first: int, hashes: list[bytes], report: VerifyReport
 ) -> None:
-    stored = log.store.nodes_in(level, first, first + len(hashes))
+    stored = _stored_hashes(log, level, first, first + len(hashes))
     for k, h in enumerate(hashes):
-        idx = first + k
-        got = stored[k] if k < len(stored) else None
-        if got is None or got[0] != idx or got[1] != h:
+        if k >= len(stored) or stored[k] != h:
+            idx = first + k
             lo, hi = idx << level, (idx + 1) << level
-            what = "missing" if got is None or got[0] != idx else "does not match its leaves"
+            what = "is missing" if k >= len(stored) else "does not match its leaves"
             raise _fail(
                 "hash_tree",
                 f"stored subtree over entries [{lo}, {hi}) {what}: "
@@ -134,7 +164,28 @@ def _check_level(
     report.nodes_checked += len(hashes)
 
 
+def _check_no_extra(log: AuditLog, size: int) -> None:
+    """No hash may be stored beyond the tree: that would be entries deleted from the end."""
+    for level in range(size.bit_length() + 1):
+        count = size >> level
+        rows = log.store.tiles_in(tile_key(level, count // TILE_WIDTH), tile_key(level + 1, 0))
+        extra = sum(len(b) for _k, b in rows) // HASH_SIZE - count % TILE_WIDTH
+        if extra > 0:
+            end = (count + extra) << level
+            raise _fail(
+                "deleted",
+                f"entries [{size}, {end}) were deleted from the end of the "
+                "log (their hashes remain)",
+                index=size,
+            )
+    if log.store.tiles_in(tile_key(size.bit_length() + 1, 0), 1 << 62):
+        raise _fail(
+            "hash_tree", "the store holds tree hashes above the tree's root level", index=size
+        )
+
+
 def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> None:
+    pruned_end = max((a[2] for a in log.store.archives()), default=0)
     tops: list[bytes] = []
     for lo in range(0, size, CHUNK):
         hi = min(lo + CHUNK, size)
@@ -143,7 +194,9 @@ def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> None:
             raise _fail(
                 "deleted", f"entry {lo + len(rows)} is missing (deleted)", index=lo + len(rows)
             )
-        level_hashes = _check_leaves(rows, lo, report)
+        stored_ext = _stored_hashes(log, 0, lo, hi + 2)
+        _check_leaves(rows, stored_ext, lo, pruned_end, report)
+        level_hashes = stored_ext[: hi - lo]
         for level in range(1, CHUNK_LEVEL + 1):
             level_hashes = merkle.parent_level(level_hashes)
             if not level_hashes:
@@ -156,18 +209,7 @@ def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> None:
         tops = merkle.parent_level(tops)
         level += 1
         _check_level(log, level, 0, tops, report)
-    expected = sum(size >> lvl for lvl in range(1, size.bit_length() + 1))
-    if log.store.count_nodes() != expected:
-        extra = log.store.nodes_in(1, size >> 1, 1 << 46)
-        if extra:
-            end = (extra[-1][0] + 1) * 2
-            raise _fail(
-                "deleted",
-                f"entries [{size}, {end}) were deleted from the end of the "
-                "log (their tree nodes remain)",
-                index=size,
-            )
-        raise _fail("hash_tree", "the store holds tree nodes that belong to no entry", index=size)
+    _check_no_extra(log, size)
 
 
 def _check_checkpoints(
