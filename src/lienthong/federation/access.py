@@ -60,10 +60,8 @@ def check_access(
     if not path.startswith("/") or ".." in segments or "." in segments:
         reasons.append(f"path {path!r} must be absolute and free of '.' and '..' segments")
     elif not any(
-        _grants(reg, right.client, right.group, client)
-        and right.service == service
-        and path_matches(right.path, path)
-        for right in reg.access
+        _grants(reg, right.client, right.group, client) and path_matches(right.path, path)
+        for right in reg.rights_for(service)
     ):
         reasons.append(f"no access right lets {client} call {service} at {path}")
     if svc is not None and sub is not None and sub.clearance < svc.level:

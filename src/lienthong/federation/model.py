@@ -201,6 +201,17 @@ class Registry:
     def group(self, code: str) -> Group | None:
         return self._lookup("groups", lambda: {g.code: g for g in self.groups}).get(code)
 
+    def rights_for(self, service_id: ServiceId) -> tuple[AccessRight, ...]:
+        """The access rights naming ``service_id`` (indexed once per registry)."""
+
+        def table() -> dict[Any, Any]:
+            out: dict[ServiceId, tuple[AccessRight, ...]] = {}
+            for right in self.access:
+                out[right.service] = (*out.get(right.service, ()), right)
+            return out
+
+        return self._lookup("rights", table).get(service_id, ())
+
     def _lookup(self, name: str, build: Callable[[], dict[Any, Any]]) -> dict[Any, Any]:
         # Memoised per instance: the registry is immutable, the dict cache is not part of it.
         if name not in self._index:
