@@ -15,7 +15,8 @@ from lienthong.synth.config import DEFECT_TYPES, DefectRates, SynthConfig, parse
 from lienthong.synth.generator import ServerTarget, generate
 
 app = typer.Typer(
-    help="Generate synthetic citizens and agency source databases (deterministic by --seed)."
+    help="Generate synthetic citizens and agency source databases (deterministic by --seed).",
+    add_completion=False,
 )
 
 
