@@ -99,3 +99,11 @@ def test_zero_rate_changes_nothing() -> None:
     assert inj.apply(table, "missing", 0.0, ("name",), None) == 0
     assert inj.duplicate(table, 0.0, lambda i: {"k": f"D{i}"}) == []
     assert log == [] and len(table) == 100
+
+
+def test_health_card_groups_are_known_beneficiary_groups() -> None:
+    from lienthong.synth.sources.health import GROUPS
+    from lienthong.validate.health_insurance import BENEFICIARY_GROUPS
+
+    assert {g[:2] for g in GROUPS} <= BENEFICIARY_GROUPS
+    assert all(g[2] in "12345" for g in GROUPS)

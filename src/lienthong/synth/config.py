@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from lienthong.errors import InputError
 
-MAX_CITIZENS = 20_000_000
+MAX_CITIZENS = 5_000_000  # about 1.8 GB of memory per million citizens
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ from lienthong.dictionary.text import strip_diacritics
 from lienthong.synth.model import Column, Source, Table
 from lienthong.synth.sources import common
 from lienthong.synth.sources.base import BuildContext, make_table, select, unique_serials
-from lienthong.validate.health_insurance import BENEFICIARY_GROUPS
 
 NAME = "health"
 TITLE = "CSDL quốc gia về bảo hiểm — thẻ BHYT (health insurance)"
@@ -38,22 +37,23 @@ COLUMNS = (
 )
 
 
-def _group(age: int, r: float) -> str:
-    """Beneficiary group and benefit level by age (Decision 1351/QĐ-BHXH codes)."""
-    if age < 6:
-        return "TE1"
-    if age < 18:
-        return "HS4"
-    if age < 23:
-        return "SV4" if r < 0.5 else "GD4"
-    if age >= 60:
-        return "HT2" if r < 0.4 else "GD4"
-    return "DN4" if r < 0.45 else ("HC4" if r < 0.55 else ("CN1" if r < 0.6 else "GD4"))
-
-
-assert {g[:2] for g in ("TE1", "HS4", "SV4", "GD4", "HT2", "DN4", "HC4", "CN1")} <= (
-    BENEFICIARY_GROUPS
+# Beneficiary group + benefit level by age band (Decision 1351/QĐ-BHXH codes): for each band
+# its upper age bound (exclusive) and (cumulative share, code) pairs.
+_GROUPS_BY_AGE = (
+    (6, ((1.0, "TE1"),)),  # children under 6
+    (18, ((1.0, "HS4"),)),  # pupils
+    (23, ((0.5, "SV4"), (1.0, "GD4"))),  # students or household members
+    (60, ((0.45, "DN4"), (0.55, "HC4"), (0.6, "CN1"), (1.0, "GD4"))),  # workers, civil servants
+    (999, ((0.4, "HT2"), (1.0, "GD4"))),  # retirees
 )
+GROUPS = tuple(sorted({code for _, band in _GROUPS_BY_AGE for _, code in band}))
+
+
+def _group(age: int, r: float) -> str:
+    for upper, band in _GROUPS_BY_AGE:
+        if age < upper:
+            return next(code for edge, code in band if r < edge)
+    return "GD4"
 
 
 def _rows(
