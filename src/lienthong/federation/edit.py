@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lienthong.errors import InputError, NotFound
-from lienthong.federation.loader import member_ref, subsystem_ref
+from lienthong.federation.refs import member_ref, subsystem_ref
 
 
 def _list(doc: dict[str, Any], key: str) -> list[Any]:
