@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lienthong.cli.main import main
+from lienthong.trust.softhsm import SoftHsmToken
 
 from .conftest import PASS_ENV
 
@@ -175,3 +176,67 @@ def test_missing_passphrase_and_inline_secret(
     assert code == 2 and f"{PASS_ENV} is not set" in err
     code, _, err = run(capsys, "ca", "revoke", "--dir", str(ca_dir), "zz")
     assert code == 2 and "not a hexadecimal" in err
+
+
+@pytest.mark.hsm
+def test_agency_keys_in_hsm_via_cli(
+    ca_dir: Path, tmp_path: Path, hsm_token: SoftHsmToken, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hsm = [
+        "--pkcs11-module",
+        hsm_token.module,
+        "--token",
+        hsm_token.label,
+        "--pin",
+        f"env:{hsm_token.pin_env}",
+    ]
+    code, out, err = run(capsys, "ca", "keygen", "--label", "cli-sign", "--json", *hsm)
+    assert code == 0, err
+    assert "BEGIN PUBLIC KEY" in json.loads(out)["public_key"]
+    csr = tmp_path / "hsm.csr"
+    assert (
+        run(
+            capsys,
+            "ca",
+            "csr",
+            "--label",
+            "cli-sign",
+            "--identity",
+            "VN/GOV/H29.HNI/DVC",
+            "--out",
+            str(csr),
+            *hsm,
+        )[0]
+        == 0
+    )
+    cert = tmp_path / "hsm.pem"
+    assert (
+        run(
+            capsys,
+            "ca",
+            "issue",
+            "--dir",
+            str(ca_dir),
+            "--csr",
+            str(csr),
+            "--profile",
+            "signing",
+            "--out",
+            str(cert),
+        )[0]
+        == 0
+    )
+    code, _, err = run(
+        capsys,
+        "ca",
+        "verify",
+        "--cert",
+        str(cert),
+        "--bundle",
+        str(ca_dir / "bundle.pem"),
+        "--usage",
+        "signing",
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, "ca", "keygen", "--label", "pq", "--algorithm", "ML-DSA-65", *hsm)
+    assert code == 1 and "does not support ML-DSA-65" in err

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,16 @@ from cryptography.hazmat.primitives import serialization
 from lienthong.errors import InputError, KeyStoreError, NotFound
 from lienthong.trust.ca import CertificateAuthority
 from lienthong.trust.enrol import make_csr
-from lienthong.trust.hsm import Pkcs11KeyStore
+from lienthong.trust.hsm import Pkcs11KeyStore, reload_module
 from lienthong.trust.keys import Algorithm, generate_private_key, verify_signature
 from lienthong.trust.keystore import FileKeyStore, open_keystore
 from lienthong.trust.profiles import Profile
 from lienthong.trust.secrets import resolve_secret
-from lienthong.trust.softhsm import SoftHsmToken, init_softhsm_token, softhsm_module
+from lienthong.trust.softhsm import SoftHsmToken, init_softhsm_token
 from lienthong.trust.x509 import Usage, load_csr, verify_chain
 
 from .conftest import NOW, PASS_ENV
 from .helpers import IDENTITY
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))
@@ -86,30 +83,6 @@ def test_secret_references(tmp_path: Path) -> None:
 
 
 # -- SoftHSM2 --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def hsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsmToken]:
-    if softhsm_module() is None:
-        if IN_CI:
-            pytest.fail("SoftHSM2 is missing (CI=true: HSM tests must run)")
-        pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    token = init_softhsm_token(
-        tmp_path_factory.mktemp("hsm"),
-        label="lt-test",
-        pin="5678",
-        so_pin="1234",
-        pin_env="LT_TEST_HSM_PIN",
-    )
-    yield token
-
-
-@pytest.fixture
-def hsm(hsm_token: SoftHsmToken) -> Iterator[Pkcs11KeyStore]:
-    store = open_keystore(hsm_token.spec())
-    assert isinstance(store, Pkcs11KeyStore)
-    yield store
-    store.close()
 
 
 @pytest.mark.hsm
@@ -182,3 +155,26 @@ def test_two_cas_share_one_token_and_failed_init_leaves_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
     with pytest.raises(InputError, match="not empty"):
         CertificateAuthority.init(tmp_path / "a", keystore_spec=hsm_token.spec(), now=NOW)
+
+
+@pytest.mark.hsm
+def test_new_token_after_module_loaded(hsm_token: SoftHsmToken, tmp_path: Path) -> None:
+    # SoftHSM2 reads SOFTHSM2_CONF at initialisation: a second token directory in the same
+    # process needs the module re-initialised, which init_softhsm_token does
+    first = open_keystore(hsm_token.spec())
+    first.labels()
+    try:
+        other = init_softhsm_token(
+            tmp_path / "other",
+            label="lt-other",
+            pin="1111",
+            so_pin="2222",
+            pin_env="LT_TEST_OTHER_PIN",
+        )
+        store = open_keystore(other.spec())
+        signer = store.generate("k")
+        verify_signature(signer.public_key(), signer.sign(b"m"), b"m")
+    finally:
+        os.environ["SOFTHSM2_CONF"] = str(hsm_token.conf)
+        reload_module(hsm_token.module)
+    assert isinstance(open_keystore(hsm_token.spec()).labels(), list)

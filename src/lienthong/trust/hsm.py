@@ -209,3 +209,21 @@ class Pkcs11KeyStore:
                 _SESSIONS.pop((self.module, self.token_label), None)
                 with shared.lock:
                     shared.session.close()
+
+
+def reload_module(module: str) -> None:
+    """Re-initialise a loaded PKCS#11 module so it re-reads its configuration (SoftHSM2 reads
+    ``SOFTHSM2_CONF`` at initialisation). Every shared session on it is closed: for tests and
+    benchmarks that create tokens on the fly, not for a running gateway."""
+    lib = _LIBS.get(module)
+    if lib is None:
+        return
+    with _SESSIONS_LOCK:
+        for key in [k for k in _SESSIONS if k[0] == module]:
+            shared = _SESSIONS.pop(key)
+            with shared.lock:
+                shared.session.close()
+    try:
+        lib.reinitialize()
+    except pkcs11.PKCS11Error as exc:
+        raise BackendError(f"cannot re-initialise PKCS#11 module {module}: {exc!r}") from exc

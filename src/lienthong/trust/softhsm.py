@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lienthong.errors import BackendError
+from lienthong.trust.hsm import reload_module
 
 SOFTHSM_MODULES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -49,7 +50,8 @@ def init_softhsm_token(
     directory: Path, *, label: str, pin: str, so_pin: str, pin_env: str = "LIENTHONG_HSM_PIN"
 ) -> SoftHsmToken:
     """Create a token under ``directory``; sets ``SOFTHSM2_CONF`` and ``pin_env`` in this
-    process (SoftHSM2 reads its configuration when the module is first loaded)."""
+    process and re-initialises SoftHSM2 if it was already loaded (it reads its configuration
+    at initialisation), which closes sessions on tokens created earlier."""
     module = softhsm_module()
     if module is None:
         raise BackendError("SoftHSM2 is not installed (Debian package softhsm2)")
@@ -80,4 +82,5 @@ def init_softhsm_token(
     )
     if result.returncode != 0:
         raise BackendError(f"softhsm2-util --init-token failed: {result.stderr.strip()}")
+    reload_module(module)  # if this process already loaded SoftHSM2 with another config
     return SoftHsmToken(module, label, conf, pin_env)
