@@ -40,6 +40,13 @@ def load_pem_cert(pem: str | bytes) -> x509.Certificate:
         raise InputError(f"not a PEM certificate: {exc}") from exc
 
 
+def load_bundle(pem: str) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as exc:
+        raise InputError(f"not a PEM certificate bundle: {exc}") from exc
+
+
 class CrlStatus:
     """Revocation status from a CRL file published by the CA (re-read when it changes)."""
 
@@ -96,7 +103,7 @@ class CertificateStore:
         status: StatusCheck | None = None,
         status_ttl_s: float = 60.0,
     ) -> None:
-        certs = x509.load_pem_x509_certificates(trust_bundle.encode())
+        certs = load_bundle(trust_bundle)
         self.roots = [c for c in certs if c.subject == c.issuer]
         self.intermediates = [c for c in certs if c.subject != c.issuer]
         self._clock = clock

@@ -47,6 +47,7 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replay_window_s: float = 300.0
     replay_max_entries: int = 1_000_000
     status_ttl_s: float = 60.0
+    reload_s: float = 60.0  # how often the directory / global configuration is re-read
     max_header_bytes: int = 32768
 
 
@@ -55,9 +56,10 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     role: str  # "agency" (serves information systems) or "platform" (relay only)
     peer: Listen  # mutual-TLS listener for other gateways
     tls: TlsSettings
-    directory: str  # federation directory JSON (projection of the signed global config)
     state_dir: str  # monitoring database and message log
     passphrase: dict[str, str]  # secret reference of the key files' passphrase
+    directory: str | None = None  # federation directory JSON
+    globalconf: str | None = None  # or: this node's verified global-configuration store
     internal: Listen | None = None  # plain HTTP listener for the agency's own systems
     admin: Listen | None = None  # plain HTTP listener for /health and /metrics only
     subsystems: list[LocalSubsystem] = []
@@ -106,7 +108,8 @@ def load_config(path: Path) -> GatewayConfig:
         cfg,
         tls=tls,
         subsystems=subs,
-        directory=_resolve(base, cfg.directory),
+        directory=_resolve(base, cfg.directory) if cfg.directory else None,
+        globalconf=_resolve(base, cfg.globalconf) if cfg.globalconf else None,
         state_dir=_resolve(base, cfg.state_dir),
     )
 
@@ -131,6 +134,8 @@ def verify_config(cfg: GatewayConfig) -> None:
         parse_secret_ref(cfg.passphrase, what="gateway key passphrase")
     except InputError as exc:
         raise ConfigError(str(exc)) from exc
+    if (cfg.directory is None) == (cfg.globalconf is None):
+        raise ConfigError("gateway config: give exactly one of 'directory' and 'globalconf'")
     if cfg.message_log not in ("audit", "jsonl"):
         raise ConfigError("gateway config: message_log must be 'audit' or 'jsonl'")
     lim = cfg.limits

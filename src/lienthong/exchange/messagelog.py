@@ -69,7 +69,7 @@ def _sha(token: str) -> str:
 
 
 class AuditMessageLog:
-    def __init__(self, path: Path, origin: str, threads: int = 8) -> None:
+    def __init__(self, path: Path, origin: str, threads: int = 32) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.log = AuditLog.open(path, origin=origin)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="message-log")

@@ -12,13 +12,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, x25519
 
 from lienthong.errors import ConfigError
-from lienthong.exchange.certs import CertificateStore, CrlStatus, fingerprint, load_pem_cert
+from lienthong.exchange.certs import (
+    CertificateStore,
+    CrlStatus,
+    fingerprint,
+    load_bundle,
+    load_pem_cert,
+)
 from lienthong.exchange.config import GatewayConfig
-from lienthong.exchange.directory import Directory, directory_from_json
+from lienthong.exchange.directory import (
+    Directory,
+    DirectoryFile,
+    directory_from_file,
+    directory_from_json,
+)
 from lienthong.exchange.e2e import RecipientKeys
 from lienthong.exchange.envelope import KeyedSigner
 from lienthong.exchange.messagelog import AuditMessageLog, JsonlMessageLog, MessageLog
@@ -116,18 +128,56 @@ class Node:
     def name(self) -> str:
         return self.cfg.node
 
+    def reload(self, now: float) -> bool:
+        """Swap in a fresh directory and certificate view; keep the old one on any error."""
+        try:
+            directory, certs = load_view(self.cfg, now)
+        except ConfigError as exc:
+            log.warning(
+                "%s: configuration reload failed, keeping the previous one: %s", self.name, exc
+            )
+            return False
+        self.directory, self.certs, self.directory_loaded_at = directory, certs, now
+        return True
+
     def close(self) -> None:
         self.monitor.close()
         self.message_log.close()
 
 
-def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> Node:
-    """Load everything a gateway needs; raise ConfigError with one line if anything is wrong."""
-    passphrase = resolve_secret(cfg.passphrase, what="gateway key passphrase")
+def load_directory(cfg: GatewayConfig, now: float) -> Directory:
+    """The federation view: the verified global configuration (``globalconf``) projected by
+    the federation capability, or a directory JSON file (``directory``)."""
+    if cfg.globalconf is not None:
+        import datetime as dt
+
+        from lienthong.errors import LienthongError
+        from lienthong.federation.projection import to_exchange_directory
+        from lienthong.federation.store import ConfigStore
+
+        try:
+            config = ConfigStore(Path(cfg.globalconf)).current(
+                dt.datetime.fromtimestamp(now, dt.UTC)
+            )
+        except LienthongError as exc:
+            raise ConfigError(f"global configuration: {exc.message}") from exc
+        doc, warnings = to_exchange_directory(config)
+        for warning in warnings:
+            log.warning("global configuration projection: %s", warning)
+        try:
+            return directory_from_file(msgspec.convert(doc, DirectoryFile))
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"global configuration projection: {exc}") from exc
+    assert cfg.directory is not None
     try:
-        directory = directory_from_json(Path(cfg.directory).read_bytes())
+        return directory_from_json(Path(cfg.directory).read_bytes())
     except OSError as exc:
         raise ConfigError(f"cannot read federation directory: {exc.strerror}") from exc
+
+
+def load_view(cfg: GatewayConfig, now: float) -> tuple[Directory, CertificateStore]:
+    """Directory and certificate store (re-done when the configuration changes)."""
+    directory = load_directory(cfg, now)
     if cfg.node not in directory.nodes:
         raise ConfigError(f"node {cfg.node!r} is not in the federation directory")
     signing = [c for sub in directory.subsystems.values() for c in sub.certs]
@@ -136,19 +186,24 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
         bundle = Path(cfg.tls.roots).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read CA bundle: {exc.strerror}") from exc
-    certs = CertificateStore(
-        signing, tls, bundle, clock=time.time, status_ttl_s=cfg.limits.status_ttl_s
-    )
+    status = None
     if cfg.tls.crl:
-        issuers = certs.roots + certs.intermediates
-        certs = CertificateStore(
-            signing,
-            tls,
-            bundle,
-            clock=time.time,
-            status_ttl_s=cfg.limits.status_ttl_s,
-            status=CrlStatus(Path(cfg.tls.crl), issuers),
-        )
+        status = CrlStatus(Path(cfg.tls.crl), load_bundle(bundle))
+    certs = CertificateStore(
+        signing,
+        tls,
+        bundle,
+        clock=time.time,
+        status_ttl_s=cfg.limits.status_ttl_s,
+        status=status,
+    )
+    return directory, certs
+
+
+def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> Node:
+    """Load everything a gateway needs; raise ConfigError with one line if anything is wrong."""
+    passphrase = resolve_secret(cfg.passphrase, what="gateway key passphrase")
+    directory, certs = load_view(cfg, time.time())
     tls_key = load_private(cfg.tls.key, passphrase)
     tls_cert = load_pem_cert(Path(cfg.tls.cert).read_bytes())
     state = Path(cfg.state_dir)

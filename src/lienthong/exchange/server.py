@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -229,6 +230,12 @@ async def serve(
 
 
 async def _flush_loop(node: Node, stop: asyncio.Event) -> None:
+    """Flush monitoring records twice a second; re-read the federation view every reload_s."""
+    last_reload = time.time()
     while not stop.is_set():
         await asyncio.sleep(0.5)
         node.monitor.flush()
+        now = time.time()
+        if now - last_reload >= node.cfg.limits.reload_s:
+            last_reload = now
+            await asyncio.get_running_loop().run_in_executor(None, node.reload, now)
