@@ -23,6 +23,19 @@ from lienthong.federation.model import (
 from lienthong.federation.validate import pem_fingerprint
 from lienthong.identifiers import MemberId, ServiceId, SubsystemId
 
+MEMBER_KEYS = {"class", "code", "name", "platform", "subsystems", "certificates", "gateways"}
+SUBSYSTEM_KEYS = {
+    "code",
+    "name",
+    "security_level",
+    "clearance",
+    "certificates",
+    "gateways",
+    "services",
+    "encryption_keys",
+}
+SERVICE_KEYS = {"code", "level", "description", "contract"}
+
 
 def _level(problems: f.Problems, obj: dict[str, Any], key: str, path: str) -> Level | None:
     value = obj.get(key)
@@ -64,8 +77,7 @@ def _fingerprint(pem: str) -> str:
 def member_entry(
     problems: f.Problems, raw: Any, path: str, instance: str
 ) -> tuple[Member | None, list[Service]]:
-    keys = {"class", "code", "name", "platform", "subsystems", "certificates", "gateways"}
-    d = f.mapping(problems, raw, path, keys)
+    d = f.mapping(problems, raw, path, MEMBER_KEYS)
     if d is None:
         return None, []
     cls, code = f.text(problems, d, "class", path), f.text(problems, d, "code", path)
@@ -88,17 +100,7 @@ def member_entry(
 def _subsystem(
     problems: f.Problems, raw: Any, path: str, member_id: MemberId | None
 ) -> tuple[Subsystem | None, list[Service]]:
-    keys = {
-        "code",
-        "name",
-        "security_level",
-        "clearance",
-        "certificates",
-        "gateways",
-        "services",
-        "encryption_keys",
-    }
-    d = f.mapping(problems, raw, path, keys)
+    d = f.mapping(problems, raw, path, SUBSYSTEM_KEYS)
     if d is None:
         return None, []
     code, name = f.text(problems, d, "code", path), f.text(problems, d, "name", path)
@@ -140,7 +142,7 @@ def _encryption_keys(problems: f.Problems, raw: Any, path: str) -> tuple[tuple[s
 
 
 def _service(problems: f.Problems, raw: Any, path: str, sid: SubsystemId | None) -> Service | None:
-    d = f.mapping(problems, raw, path, {"code", "level", "description", "contract"})
+    d = f.mapping(problems, raw, path, SERVICE_KEYS)
     if d is None:
         return None
     code = f.text(problems, d, "code", path)
