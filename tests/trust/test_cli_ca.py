@@ -116,6 +116,14 @@ def test_enrol_issue_verify_revoke(
     assert json.loads(out)["status"] == "revoked"
     code, out, _ = run(capsys, "ca", "crl", "--dir", str(ca_dir), "--json")
     assert code == 0 and json.loads(out)["revoked"] == 1
+    code, out, _ = run(capsys, "ca", "list", "--dir", str(ca_dir), "--json")
+    listed = {c["serial"]: c for c in json.loads(out)["certificates"]}
+    assert listed[info["serial"]]["status"] == "revoked"
+    assert {c["profile"] for c in listed.values()} == {"tls", "ocsp", "tsa"}
+    code, out, _ = run(
+        capsys, "ca", "list", "--dir", str(ca_dir), "--expiring-within", "400", "--json"
+    )
+    assert [c["profile"] for c in json.loads(out)["certificates"]] == ["ocsp"]
 
 
 @pytest.mark.parametrize(

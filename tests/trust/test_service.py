@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from lienthong.errors import BackendError, CertificateError
 from lienthong.trust.ca import CertificateAuthority
@@ -95,6 +97,32 @@ def test_remote_status_crl_tsa_then_outage(
     digest = hashlib.sha256(b"log batch").digest()
     token = client.timestamp(digest)
     verify_timestamp(token, digest, roots=[ecdsa_ca.root], intermediates=ecdsa_ca.intermediates)
+
+    cert_file = ecdsa_ca.directory / "peer.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    issuer_file = ecdsa_ca.directory / "intermediate.pem"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lienthong",
+            "ca",
+            "status",
+            "--url",
+            url,
+            "--issuer",
+            str(issuer_file),
+            "--cert",
+            str(cert_file),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "good"
 
     revoked, _ = issue(ecdsa_ca, Profile.SIGNING, now)
     ecdsa_ca.revoke(revoked.serial_number, "keyCompromise", now)  # the server sees it at once

@@ -249,6 +249,44 @@ def crl(directory: Path = DirOpt, json_out: bool = JsonOpt) -> None:
     _report(json_out, info, f"CRL: {info}")
 
 
+@app.command("list")
+def list_certificates(
+    directory: Path = DirOpt,
+    expiring_days: int | None = typer.Option(
+        None, "--expiring-within", min=0, help="Only good certificates expiring within N days."
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """List the certificates this CA issued (serial, profile, identity, expiry, status)."""
+    records = CertificateAuthority.open(directory).status_records()
+    now = _now()
+    rows = []
+    for serial, rec in sorted(records.items(), key=lambda kv: kv[1]["not_after"]):
+        left = (dt.datetime.fromisoformat(rec["not_after"]) - now).days
+        if expiring_days is not None and (rec["status"] != "good" or left > expiring_days):
+            continue
+        rows.append(
+            {
+                "serial": serial,
+                "profile": rec["profile"],
+                "identity": rec["identity"],
+                "subject": rec["subject"],
+                "not_after": rec["not_after"],
+                "days_left": left,
+                "status": rec["status"],
+            }
+        )
+    if json_out:
+        emit_json({"certificates": rows})
+        return
+    for row in rows:
+        console.print(
+            f"{row['serial']}  {row['profile']:<8} {row['status']:<8} "
+            f"{row['days_left']:>5} d  {row['identity'] or row['subject']}",
+            highlight=False,
+        )
+
+
 @app.command()
 def status(
     cert_file: Path = typer.Option(..., "--cert", help="Certificate to check."),
