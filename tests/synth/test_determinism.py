@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
+from lienthong.errors import BackendError
 from lienthong.synth.config import SynthConfig
 from lienthong.synth.generator import generate
 
@@ -46,3 +49,14 @@ def test_another_seed_gives_other_citizens(tmp_path: Path) -> None:
     b = (tmp_path / "b" / "truth" / "citizens.csv").read_text("utf-8")
     assert a.splitlines()[0] == b.splitlines()[0]
     assert set(a.splitlines()[1:]).isdisjoint(b.splitlines()[1:])
+
+
+def test_a_failed_write_leaves_the_previous_output(tmp_path: Path) -> None:
+    generate(SynthConfig(citizens=100, seed=1), tmp_path)
+    before = _digests(tmp_path)
+    (tmp_path / "tax" / ".doanh_nghiep.xlsx.tmp").mkdir()  # the export cannot be staged
+    with pytest.raises(BackendError):
+        generate(SynthConfig(citizens=100, seed=2), tmp_path)
+    (tmp_path / "tax" / ".doanh_nghiep.xlsx.tmp").rmdir()
+    assert _digests(tmp_path) == before
+    assert not [p for p in tmp_path.rglob(".*")], "temporary files left"

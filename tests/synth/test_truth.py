@@ -9,10 +9,14 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from lienthong.dictionary.record import record_validator
 from lienthong.synth.checks import MAPPINGS, to_record
+from lienthong.synth.config import DefectRates, SynthConfig
+from lienthong.synth.generator import build
 from lienthong.validate import check_commune_code, check_personal_id, check_province_code
 from lienthong.validate.dates import parse_date
 
@@ -171,3 +175,23 @@ def test_personal_ids_in_the_truth_are_valid_and_unique(generated: Generated) ->
     for c in citizens:
         check = check_personal_id(c["citizen_id"], sex=c["sex"], birth_date=c["birth_date"])
         assert check.ok, (c, check)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 120), st.integers(0, 2**32), st.sampled_from([0.0, 0.05, 0.3, 0.5]))
+def test_labels_match_rows_for_any_size_seed_and_rate(n: int, seed: int, rate: float) -> None:
+    world = build(SynthConfig(citizens=n, seed=seed, rates=DefectRates.uniform(rate)))
+    tables = {(s.name, t.name): t for s in world.sources for t in s.tables}
+    index = {k: {str(key): i for i, key in enumerate(t.data[t.key])} for k, t in tables.items()}
+    for k, t in tables.items():
+        assert len(index[k]) == len(t), "duplicate keys"
+    for d in world.ctx.defects:
+        table = tables[(d.source, d.table)]
+        row = index[(d.source, d.table)][d.key]
+        if d.defect == "duplicate":
+            original = index[(d.source, d.table)][d.original]
+            assert table.citizens[row] == table.citizens[original]
+        else:
+            assert (table.data[d.field][row] or "") == d.injected
+    if rate == 0.0:
+        assert world.ctx.defects == []

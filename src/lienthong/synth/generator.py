@@ -20,7 +20,7 @@ from pathlib import Path
 from random import Random
 from typing import Any, Protocol
 
-from lienthong.errors import InputError
+from lienthong.errors import BackendError, InputError
 from lienthong.synth.config import SynthConfig
 from lienthong.synth.dates import DateTexts
 from lienthong.synth.geography import geography
@@ -173,8 +173,10 @@ def _commit(staged: dict[Path, Path], out: Path, manifest: bytes) -> None:
 def _cleanup(staged: dict[Path, Path], out: Path) -> None:
     for tmp in staged:
         tmp.unlink(missing_ok=True)
-    for leftover in out.glob(".*.sqlite.tmp"):
-        leftover.unlink(missing_ok=True)
+    for pattern in (".*.tmp", "*/.*.tmp"):  # files staged before a failure
+        for leftover in out.glob(pattern):
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
     shutil.rmtree(out / ".truth.tmp", ignore_errors=True)
 
 
@@ -186,15 +188,17 @@ def generate(cfg: SynthConfig, out: Path, server: ServerTarget | None = None) ->
     built = time.perf_counter()
     staged: dict[Path, Path] = {}
     try:
-        where: dict[str, dict[str, Any]]
-        if server is not None:
+        staged = _stage_files(world, out, server)
+        if server is not None:  # after the files: a failed file write leaves the server as is
             where = server.write(world.sources)
         else:
             where = {
                 s.name: {"backend": "sqlite", "location": f"{s.name}.sqlite"} for s in world.sources
             }
-        staged = _stage_files(world, out, server)
         _commit(staged, out, _manifest(world, out, staged, where))
+    except OSError as exc:
+        _cleanup(staged, out)
+        raise BackendError(f"cannot write into {out}: {exc.strerror or exc}") from exc
     except BaseException:
         _cleanup(staged, out)
         raise
