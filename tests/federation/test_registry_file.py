@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,11 @@ def test_one_link_is_a_warning_not_an_error() -> None:
     doc["platforms"][1]["links"] = doc["platforms"][1]["links"][:1]
     reg = registry_from_dict(doc)
     assert any("Decision 1562" in w for w in warnings_of(reg))
+
+
+def test_names_are_nfc_normalised() -> None:
+    doc = sample_registry()
+    doc["members"][1]["name"] = unicodedata.normalize("NFD", "Bộ Công an")
+    reg = registry_from_dict(doc)
+    assert reg.members[1].name == unicodedata.normalize("NFC", "Bộ Công an")
+    assert reg.members[1].name != doc["members"][1]["name"]

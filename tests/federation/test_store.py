@@ -97,3 +97,12 @@ def test_operator_must_be_pinned(pki: Pki, tmp_path: Path) -> None:
     anchor = Anchor(pki.ca.root.public_bytes(Encoding.PEM), operator="")
     with pytest.raises(ConfigError, match="operator identity must be pinned"):
         ConfigStore.bootstrap(tmp_path, anchor)
+
+
+def test_unreachable_http_source_is_transient(pki: Pki, tmp_path: Path) -> None:
+    s = store(pki, tmp_path, sources=("http://127.0.0.1:9/globalconf",))
+    s.accept(doc(pki, 1), NOW)
+    with pytest.raises(BackendError, match=r"cannot fetch http://127\.0\.0\.1:9/globalconf"):
+        s.refresh(NOW, timeout=2)
+    assert s.current(NOW).version == 1
+    assert s.health(NOW).status == "warning"
