@@ -100,3 +100,41 @@ def test_bad_input_is_refused(log: AuditLog) -> None:
         exchange_entry(at=NOW, message_id="", client="c", service="s")
     with pytest.raises(NotFound):
         log.prove(0)
+
+
+def test_verify_archive_history_witness_on_every_backend(log: AuditLog, signer, tmp_path) -> None:
+    from lienthong.audit.archive import archive_segment, verify_archives
+    from lienthong.audit.history import access_history
+    from lienthong.audit.verify import verify_log
+    from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
+
+    pid = "001203004567"
+    log.append(entries(700))
+    log.append(
+        [
+            personal_data_access_entry(
+                pid,
+                "VN/GOV/000.00.00.H29/portal",
+                "population/get",
+                "passport",
+                "Law 49/2019",
+                at=NOW,
+                key=PERSON_KEY,
+            )
+            for _ in range(3)
+        ]
+    )
+    archive = archive_segment(log, tmp_path / "arch", 500, now=NOW)
+    verify_archives([archive], log.key_name, signer.public_key())
+    log.checkpoint(now=NOW)
+    wit = Witness("w.example/w", signer, WitnessState(tmp_path / "w.json"))
+    wit.witness(LocalLogSource(log), log.key_name, signer.public_key())
+    report = verify_log(
+        log, public_key=signer.public_key(), witnesses={"w.example/w": signer.public_key()}
+    )
+    assert report.archived_entries == 500 and report.cosignatures == 1
+    assert report.entries_checked == log.size() == 704
+    history = access_history([log], pid, PERSON_KEY)
+    assert [a["index"] for a in history["accesses"]] == [702, 701, 700]
+    for i in (0, 499, 500, 703):
+        log.prove(i).verify()

@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -20,7 +21,7 @@ from lienthong.audit.entries import Entry, admin_entry, personal_data_access_ent
 from lienthong.audit.export import security_events
 from lienthong.audit.history import access_history
 from lienthong.audit.log import AuditLog
-from lienthong.audit.verify import verify_log
+from lienthong.audit.verify import VerifyReport, verify_log
 from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
 from lienthong.demo import DemoContext
 from lienthong.trust.keystore import FileKeyStore
@@ -151,6 +152,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     archive = archive_segment(b, home / "archives", 128, now=now)
     b.checkpoint(now=now)
     archives = verify_archives([archive], b.key_name, witness_keys[b.key_name])
+    others = _verify_other_logs(ctx, home)
     reports = [
         verify_log(lg, public_key=witness_keys[lg.key_name], witnesses=witness_keys)
         for lg in logs.values()
@@ -162,9 +164,9 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     ctx.state["audit_person_key"] = person_key
     latest = a.latest_checkpoint()
     return {
-        "entries": sum(r.size for r in reports),
-        "verified": all(r.entries_checked == r.size for r in reports),
-        "logs": [str(home / f"{code}.auditlog") for code in NODES],
+        "entries": sum(r.size for r in reports) + sum(r.size for r in others.values()),
+        "verified": all(r.entries_checked == r.size for r in [*reports, *others.values()]),
+        "logs": [str(home / f"{code}.auditlog") for code in NODES] + sorted(others),
         "checkpoint": latest[1] if latest else None,
         "cosignatures": sum(r.cosignatures for r in reports),
         "archives": archives,
@@ -191,3 +193,14 @@ def _check_stamps(log: AuditLog, pki: Any) -> int:
     for size, (token, _at) in log.store.stamps().items():
         verify_timestamp(token, stamp_digest(notes[size]), roots=roots, intermediates=others)
     return len(log.store.stamps())
+
+
+def _verify_other_logs(ctx: DemoContext, home: Path) -> dict[str, VerifyReport]:
+    """Verify the logs earlier steps wrote (e.g. the gateways' message logs)."""
+    out: dict[str, VerifyReport] = {}
+    for path in sorted(ctx.workdir.rglob("*.auditlog")):
+        if home in path.parents:
+            continue
+        with AuditLog.open(path, create=False) as log:
+            out[str(path)] = verify_log(log)
+    return out
