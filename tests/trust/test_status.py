@@ -101,6 +101,27 @@ def test_ocsp_unknown_unauthorized_malformed(
         )
 
 
+def test_expired_responder_certificate_is_rejected(ecdsa_ca: CertificateAuthority) -> None:
+    cert, _ = issue(ecdsa_ca, Profile.SIGNING, NOW)
+    later = ecdsa_ca.ocsp_certificate.not_valid_after_utc + H
+    der = ecdsa_ca.ocsp_response(build_request(cert, ecdsa_ca.issuer), later)
+    with pytest.raises(CertificateError, match="expired at"):
+        verify_response(der, cert=cert, issuer=ecdsa_ca.issuer, now=later)
+
+
+def test_renewed_responder_answers_again(ecdsa_ca: CertificateAuthority) -> None:
+    cert, _ = issue(ecdsa_ca, Profile.SIGNING, NOW)
+    old = ecdsa_ca.ocsp_certificate
+    later = old.not_valid_after_utc - H
+    ecdsa_ca.renew_service_certificates(later)
+    assert ecdsa_ca.ocsp_certificate != old
+    after = old.not_valid_after_utc + H
+    der = ecdsa_ca.ocsp_response(build_request(cert, ecdsa_ca.issuer), after)
+    assert (
+        verify_response(der, cert=cert, issuer=ecdsa_ca.issuer, now=after).status is CertStatus.GOOD
+    )
+
+
 def test_tampered_ocsp_answer_is_rejected(ecdsa_ca: CertificateAuthority) -> None:
     cert, _ = issue(ecdsa_ca, Profile.SIGNING, NOW)
     der = bytearray(ecdsa_ca.ocsp_response(build_request(cert, ecdsa_ca.issuer), NOW))

@@ -92,7 +92,7 @@ class CertificateAuthority:
         self.directory = directory
         self.settings = settings
         self.keystore = keystore
-        self._certs: dict[str, x509.Certificate] = {}
+        self._certs: dict[str, tuple[int, x509.Certificate]] = {}
 
     # -- creation and opening ---------------------------------------------------------------
     @classmethod
@@ -219,6 +219,24 @@ class CertificateAuthority:
             )
             _write(self.directory / f"{role}.pem", cert.public_bytes(_PEM))
 
+    def renew_service_certificates(self, now: dt.datetime) -> list[x509.Certificate]:
+        """Issue fresh OCSP-responder and TSA certificates for their existing keys (run before
+        ``lienthong ca list --expiring-within`` shows them expiring); a running service picks
+        them up at its next request."""
+        renewed = []
+        for role, profile in (("ocsp", Profile.OCSP), ("tsa", Profile.TSA)):
+            signer = self.keystore.signer(self.label(role))
+            cert = self._issue_raw(
+                profile=profile,
+                subject=self._cert(role).subject,
+                public_key=signer.public_key(),
+                now=now,
+                identity=None,
+            )
+            _write(self.directory / f"{role}.pem", cert.public_bytes(_PEM))
+            renewed.append(cert)
+        return renewed
+
     @classmethod
     def open(cls, directory: Path | str) -> CertificateAuthority:
         """Open an existing CA directory."""
@@ -237,10 +255,13 @@ class CertificateAuthority:
 
     # -- certificates -----------------------------------------------------------------------
     def _cert(self, name: str) -> x509.Certificate:
-        if name not in self._certs:
-            path = self.directory / f"{name}.pem"
-            self._certs[name] = x509.load_pem_x509_certificate(path.read_bytes())
-        return self._certs[name]
+        """A CA-side certificate, re-read when its file changes (e.g. after renewal)."""
+        path = self.directory / f"{name}.pem"
+        mtime = path.stat().st_mtime_ns
+        cached = self._certs.get(name)
+        if cached is None or cached[0] != mtime:
+            self._certs[name] = (mtime, x509.load_pem_x509_certificate(path.read_bytes()))
+        return self._certs[name][1]
 
     @property
     def algorithm(self) -> Algorithm:

@@ -249,6 +249,17 @@ def crl(directory: Path = DirOpt, json_out: bool = JsonOpt) -> None:
     _report(json_out, info, f"CRL: {info}")
 
 
+@app.command()
+def renew(directory: Path = DirOpt, json_out: bool = JsonOpt) -> None:
+    """Renew the status-responder and TSA certificates (same keys, fresh validity)."""
+    certs = CertificateAuthority.open(directory).renew_service_certificates(_now())
+    _report(
+        json_out,
+        {"renewed": [_cert_info(c) for c in certs]},
+        "renewed: " + ", ".join(f"{c.serial_number:x}" for c in certs),
+    )
+
+
 @app.command("list")
 def list_certificates(
     directory: Path = DirOpt,

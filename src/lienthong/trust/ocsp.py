@@ -22,7 +22,7 @@ from cryptography.x509 import ocsp
 from lienthong.errors import CertificateError, SignatureError
 from lienthong.trust.keys import Signer, verify_signature
 from lienthong.trust.signing import sign_ocsp
-from lienthong.trust.x509 import Usage, check_usage, public_key_of
+from lienthong.trust.x509 import Usage, check_usage, check_validity, public_key_of
 
 _DER = serialization.Encoding.DER
 _CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -150,7 +150,7 @@ def verify_response(
         raise _status_error(f"status answer is not a valid OCSP response ({exc})") from exc
     if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise _status_error(f"status service refused: {resp.response_status.name.lower()}")
-    responder = _responder(resp, issuer)
+    responder = _responder(resp, issuer, now)
     try:
         verify_signature(public_key_of(responder), resp.signature, resp.tbs_response_bytes)
     except (SignatureError, CertificateError) as exc:
@@ -172,7 +172,9 @@ def verify_response(
     )
 
 
-def _responder(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificate:
+def _responder(
+    resp: ocsp.OCSPResponse, issuer: x509.Certificate, now: dt.datetime
+) -> x509.Certificate:
     for candidate in [issuer, *resp.certificates]:
         if resp.responder_name is not None:
             match = candidate.subject == resp.responder_name
@@ -189,5 +191,6 @@ def _responder(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certif
                 "status responder certificate is not issued by the CA", "bad_signature"
             ) from exc
         check_usage(candidate, Usage.OCSP_SIGNING)
+        check_validity(candidate, now)
         return candidate
     raise _status_error("status answer is signed by an unknown responder", "bad_signature")

@@ -38,7 +38,7 @@ def create_app(
 ) -> Starlette:
     """A Starlette app serving the CA in ``directory`` (keys opened once, at start-up)."""
     ca = CertificateAuthority.open(directory)
-    tsa = ca.timestamp_authority(clock)
+    ca.timestamp_authority(clock)  # fail at start-up if the TSA key is unavailable
     ca.keystore.signer(
         ca.label("ocsp")
     )  # fail at start-up, not on the first request, if keys are locked
@@ -81,6 +81,8 @@ def create_app(
         body = await _body(request)
         if isinstance(body, Response):
             return body
+        # built per request so that a renewed TSA certificate is used at once
+        tsa = ca.timestamp_authority(clock)
         return Response(tsa.respond(body), media_type="application/timestamp-reply")
 
     return Starlette(
