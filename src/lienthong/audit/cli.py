@@ -16,8 +16,10 @@ import typer
 
 from lienthong.audit import merkle
 from lienthong.audit.archive import archive_segment, verify_archives
+from lienthong.audit.checkpoint import parse_note
 from lienthong.audit.export import security_events, to_cef, to_jsonl, to_syslog
 from lienthong.audit.history import access_history
+from lienthong.audit.http import HttpLogSource, log_app
 from lienthong.audit.log import AuditLog
 from lienthong.audit.verify import LogInconsistency, verify_log
 from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
@@ -182,15 +184,43 @@ def witness_cmd(
     key_label: str = KEY_LABEL,
     passphrase: str | None = PASSPHRASE,
 ) -> None:
-    """Check each log's latest checkpoint against what this witness saw, then co-sign it."""
+    """Check each log's latest checkpoint against what this witness saw, then co-sign it.
+
+    ``--log`` is a log file/DSN or the URL of ``lienthong audit serve``.
+    """
     keys = _named_keys(log_key)
     wit = Witness(name, _signer(key_dir, key_label, passphrase), WitnessState(state))
     for target in log:
+        if target.startswith(("http://", "https://")):
+            source = HttpLogSource(target)
+            try:
+                signers = [n for n, _blob in parse_note(source.latest_note())[1]]
+                known = [n for n in signers if n in keys]
+                if not known:
+                    raise InputError(f"{target}: no --log-key for any of {signers}")
+                wit.witness(source, known[0], keys[known[0]])
+            finally:
+                source.close()
+            console.print(f"co-signed {target}")
+            continue
         with _open(target) as lg:
             if lg.key_name not in keys:
                 raise InputError(f"no --log-key for {lg.key_name}")
             wit.witness(LocalLogSource(lg), lg.key_name, keys[lg.key_name])
             console.print(f"co-signed {lg.origin}")
+
+
+@app.command()
+def serve(
+    log: str = LOG,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8765, "--port", min=1, max=65535),
+) -> None:
+    """Serve the log to witnesses and auditors (checkpoint, proofs, co-signatures)."""
+    import uvicorn
+
+    with _open(log) as lg:
+        uvicorn.run(log_app(lg), host=host, port=port, log_level="warning")
 
 
 @app.command("access-history")
