@@ -11,6 +11,8 @@ Figures on a shared 2-core machine are provisional.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import hashlib
 import json
 import os
 import sys
@@ -24,9 +26,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from lienthong.errors import LienthongError
-from lienthong.trust.keys import Algorithm, Signer, generate_private_key, verify_signature
+from lienthong.trust.ca import CertificateAuthority
+from lienthong.trust.enrol import make_csr
+from lienthong.trust.identity import parse_identity
+from lienthong.trust.keys import (
+    Algorithm,
+    Signer,
+    SoftwareSigner,
+    generate_private_key,
+    verify_signature,
+)
 from lienthong.trust.keystore import FileKeyStore, KeyStore, open_keystore
+from lienthong.trust.ocsp import build_request, verify_response
+from lienthong.trust.profiles import Profile
 from lienthong.trust.softhsm import init_softhsm_token, softhsm_module
+from lienthong.trust.x509 import verify_chain
 
 MESSAGE = os.urandom(256)
 
@@ -109,12 +123,63 @@ def run(seconds: float) -> dict[str, Any]:
                     rows.append(_row(algorithm, name, None, None, limits[algorithm], store))
                 else:
                     rows.append(measure(store, name, algorithm, seconds, limits[algorithm]))
+        operations = measure_operations(Path(tmp), seconds)
     return {
         "rows": rows,
+        "operations": operations,
         "message_bytes": len(MESSAGE),
         "provisional": True,
         "cpu_count": os.cpu_count(),
     }
+
+
+def measure_operations(tmp: Path, seconds: float) -> list[dict[str, Any]]:
+    """What a gateway and the status service do per message or per peer, per algorithm:
+    chain validation (leaf → intermediate → root), OCSP answer (build + sign) and its
+    verification, RFC 3161 token issuance."""
+    now = dt.datetime.now(dt.UTC)
+    digest = hashlib.sha256(MESSAGE).digest()
+    out = []
+    for algorithm in Algorithm:
+        ca = CertificateAuthority.init(
+            tmp / f"ca-{algorithm.value}",
+            now=now,
+            algorithm=algorithm,
+            intermediate=True,
+            keystore_spec={
+                "type": "file",
+                "dir": "keys",
+                "passphrase": {"$env": "LT_BENCH_PASSPHRASE"},
+            },
+        )
+        signer = SoftwareSigner(generate_private_key(algorithm))
+        leaf = ca.issue(
+            make_csr(signer, parse_identity("VN/GOV/G01.BCA/BENCH")),
+            profile=Profile.SIGNING,
+            now=now,
+        )
+        request = build_request(leaf, ca.issuer)
+        answer = ca.ocsp_response(request, now)
+        tsa = ca.timestamp_authority()
+        ops: dict[str, Callable[[], object]] = {
+            "verify_chain": lambda ca=ca, leaf=leaf: verify_chain(
+                leaf, intermediates=ca.intermediates, roots=[ca.root], now=now
+            ),
+            "ocsp_answer": lambda ca=ca, req=request: ca.ocsp_response(req, now),
+            "ocsp_verify": lambda ca=ca, leaf=leaf, ans=answer: verify_response(
+                ans, cert=leaf, issuer=ca.issuer, now=now
+            ),
+            "timestamp": lambda tsa=tsa: tsa.timestamp(digest),
+        }
+        for name, fn in ops.items():
+            out.append(
+                {
+                    "algorithm": algorithm.value,
+                    "operation": name,
+                    "per_s": round(rate(fn, seconds / 2)),
+                }
+            )
+    return out
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -132,6 +197,10 @@ def print_table(result: dict[str, Any]) -> None:
             f"{row['algorithm']:<11} {row['keystore']:<16} {fmt(row['sign_per_s']):>9} "
             f"{fmt(row['verify_per_s']):>9} {fmt(row['limit_sign_per_s']):>13}  {note}"
         )
+    print()
+    print(f"{'algorithm':<11} {'operation (file key store)':<28} {'per s':>9}")
+    for op in result["operations"]:
+        print(f"{op['algorithm']:<11} {op['operation']:<28} {op['per_s']:>9,}")
 
 
 def main(argv: list[str] | None = None) -> int:
