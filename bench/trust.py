@@ -103,7 +103,6 @@ def measure(
 
 def run(seconds: float) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    limits = {a: raw_limit(a, seconds) for a in Algorithm}
     with tempfile.TemporaryDirectory(prefix="lt-bench-trust-") as tmp:
         os.environ["LT_BENCH_PASSPHRASE"] = os.urandom(12).hex()
         file_store = FileKeyStore(Path(tmp) / "keys", {"$env": "LT_BENCH_PASSPHRASE"})
@@ -119,10 +118,12 @@ def run(seconds: float) -> dict[str, Any]:
             stores.append(("pkcs11-softhsm2", open_keystore(token.spec())))
         for algorithm in Algorithm:
             for name, store in stores:
+                # the limit is measured just before each row, so both see the same machine load
+                limit = raw_limit(algorithm, seconds)
                 if isinstance(store, str):
-                    rows.append(_row(algorithm, name, None, None, limits[algorithm], store))
+                    rows.append(_row(algorithm, name, None, None, limit, store))
                 else:
-                    rows.append(measure(store, name, algorithm, seconds, limits[algorithm]))
+                    rows.append(measure(store, name, algorithm, seconds, limit))
         operations = measure_operations(Path(tmp), seconds)
     return {
         "rows": rows,
