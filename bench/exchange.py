@@ -13,7 +13,11 @@ an aiohttp client). Rows:
   signatures, end-to-end encrypted body, signed hop receipt);
 - ``p50_added_ms``: median latency added by the two gateways, one request at a time;
 - ``p99_ms``: 99th percentile latency of the gateway run under load;
-- ``large_body_mb_per_s``: one 100 MB upload through the two gateways.
+- ``large_body_mb_per_s``: one 100 MB upload through the two gateways at PERSONAL (end-to-end
+  encrypted, streamed record by record); ``large_body_plain_mb_per_s`` the same at PUBLIC
+  (plaintext: hashed before signing, so spooled to disk at both gateways);
+- ``p50_added_ms_no_fsync``: ``p50_added_ms`` again with the message log in JSON lines instead
+  of the audit log — the share of the durable log write (one fsync per node) in the latency.
 
 Figures on a shared 2-core machine are provisional.
 """
@@ -40,6 +44,7 @@ from lienthong.exchange.testbed import (
     SVC_PUBLIC,
     SVC_SECRET,
     SVC_SINK,
+    SVC_UPLOAD,
     build_testbed,
     demo_spec,
 )
@@ -165,9 +170,18 @@ def run(seconds: float, conns: int) -> dict[str, Any]:
             gateway = load(gw, seconds, conns, work)
             p50_direct = asyncio.run(_sequential_p50(svc, 300))
             p50_gateway = asyncio.run(_sequential_p50(gw, 300))
-            large = asyncio.run(
-                _upload(f"{direct_tb.internal_url('BHXH-GW')}/r1/{SVC_SINK}", 100 << 20)
-            )
+            base = direct_tb.internal_url("BHXH-GW")
+            large = asyncio.run(_upload(f"{base}/r1/{SVC_UPLOAD}", 100 << 20))
+            large_plain = asyncio.run(_upload(f"{base}/r1/{SVC_SINK}", 100 << 20))
+        fast_tb = build_testbed(
+            work / "jsonl", demo_spec(direct=True), limits=LIMITS, message_log="jsonl"
+        )
+        with Running(fast_tb) as procs:
+            procs.start_service()
+            procs.start_gateway("BCA-GW")
+            procs.start_gateway("BHXH-GW")
+            gw = f"{fast_tb.internal_url('BHXH-GW')}/r1/{SVC_PUBLIC}"
+            p50_fast = asyncio.run(_sequential_p50(gw, 300))
         relay_tb = build_testbed(work / "relay", demo_spec(), limits=LIMITS)
         with Running(relay_tb) as procs:
             procs.start_all()
@@ -181,7 +195,9 @@ def run(seconds: float, conns: int) -> dict[str, Any]:
         "p50_added_ms": round(p50_gateway - p50_direct, 3),
         "p99_ms": round(gateway["p99_ms"], 2),
         "relay_mat_p99_ms": round(relay["p99_ms"], 2),
+        "p50_added_ms_no_fsync": round(p50_fast - p50_direct, 3),
         "large_body_mb_per_s": round(large, 1),
+        "large_body_plain_mb_per_s": round(large_plain, 1),
         "errors": {"gateway_non_2xx": gateway["non_2xx"], "relay_non_2xx": relay["non_2xx"]},
         "load_generator": "wrk" if shutil.which("wrk") else "aiohttp",
         "connections": conns,

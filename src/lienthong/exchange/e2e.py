@@ -149,7 +149,7 @@ class StreamSealer:
         self._counter = 0
         self._done = False
 
-    def seal(self, chunk: bytes, *, final: bool) -> bytes:
+    def seal(self, chunk: bytes | memoryview, *, final: bool) -> bytes:
         if self._done:
             raise IntegrityError("stream already finished")
         nonce = self._counter.to_bytes(12, "big")
@@ -203,15 +203,20 @@ async def seal_stream(
     on_bytes: Callable[[int], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """Re-chunk ``source`` into ≤ 64 KiB pieces and yield sealed records, the last one final."""
-    pending = b""
+    pending = bytearray()
     async for data in source:
         if on_bytes is not None:
             on_bytes(len(data))
         pending += data
-        while len(pending) > CHUNK:
-            yield sealer.seal(pending[:CHUNK], final=False)
-            pending = pending[CHUNK:]
-    yield sealer.seal(pending, final=True)
+        if len(pending) <= CHUNK:
+            continue
+        start = 0
+        with memoryview(pending) as view:  # no copies of large input chunks
+            while len(pending) - start > CHUNK:  # keep some back: the last record is final
+                yield sealer.seal(view[start : start + CHUNK], final=False)
+                start += CHUNK
+        del pending[:start]
+    yield sealer.seal(bytes(pending), final=True)
 
 
 async def open_stream(source: AsyncIterator[bytes], opener: StreamOpener) -> AsyncIterator[bytes]:

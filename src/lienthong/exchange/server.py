@@ -97,7 +97,11 @@ async def _not_protocol(_request: web.Request) -> web.StreamResponse:
 def build_apps(node: Node, sessions: Sessions, metrics: Metrics) -> dict[str, web.Application]:
     apps: dict[str, web.Application] = {}
     max_body = node.cfg.limits.max_body_bytes
-    handler_args = {"max_field_size": node.cfg.limits.max_header_bytes, "keepalive_timeout": 30.0}
+    handler_args = {
+        "max_field_size": node.cfg.limits.max_header_bytes,
+        "keepalive_timeout": 30.0,
+        "read_bufsize": 1 << 18,  # fewer, larger reads for streamed bodies
+    }
     peer = web.Application(client_max_size=max_body, handler_args=handler_args)
     peer.router.add_route(
         "*", "/r1/{tail:.*}", exchange_route(node, sessions, metrics, "peer", handle_peer_call)

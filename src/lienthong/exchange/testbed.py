@@ -77,6 +77,7 @@ SVC_PUBLIC = f"{DANCU}/thong-ke"
 SVC_ECHO = f"{DANCU}/echo"
 SVC_SINK = f"{DANCU}/sink"
 SVC_BLOB = f"{DANCU}/blob"
+SVC_UPLOAD = f"{DANCU}/nop-ho-so"  # PERSONAL upload: end-to-end encrypted, streamed
 
 
 def demo_spec(*, relay_links: int = 1, direct: bool = False) -> FederationSpec:
@@ -100,6 +101,7 @@ def demo_spec(*, relay_links: int = 1, direct: bool = False) -> FederationSpec:
             ServiceSpec(SVC_ECHO, "PUBLIC", "/echo"),
             ServiceSpec(SVC_SINK, "PUBLIC", "/sink"),
             ServiceSpec(SVC_BLOB, "PUBLIC", "/blob"),
+            ServiceSpec(SVC_UPLOAD, "PERSONAL", "/sink"),
         ],
         access=[
             (GIAMDINH, SVC_RESIDENCE),
@@ -108,6 +110,7 @@ def demo_spec(*, relay_links: int = 1, direct: bool = False) -> FederationSpec:
             (GIAMDINH, SVC_ECHO),
             (GIAMDINH, SVC_SINK),
             (GIAMDINH, SVC_BLOB),
+            (GIAMDINH, SVC_UPLOAD),
             (CONGTT, SVC_PUBLIC),
             (CONGTT, SVC_RESIDENCE),
         ],
@@ -181,6 +184,7 @@ def build_testbed(
     passphrase_env: str = PASSPHRASE_ENV,
     now: dt.datetime | None = None,
     limits: dict[str, Any] | None = None,
+    message_log: str = "audit",
 ) -> Testbed:
     """Write CA, keys, certificates, directory and one config per node under ``workdir``."""
     now = now or dt.datetime.now(dt.UTC)
@@ -292,6 +296,7 @@ def build_testbed(
             "passphrase": ref,
             "subsystems": local.get(n.name, []),
             "limits": limits or {},
+            "message_log": message_log,
         }
         if n.kind == "agency":
             cfg["internal"] = {"port": internal_ports[n.name]}

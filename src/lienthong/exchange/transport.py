@@ -8,6 +8,7 @@ federation roots).
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -40,10 +41,22 @@ def make_sessions(
             connector=connector(ssl_ctx),
             timeout=timeout,
             auto_decompress=False,
+            read_bufsize=1 << 18,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         )
 
     return Sessions(peers=session(client_ctx), services=session(True))
+
+
+LINK_COOLDOWN_S = 10.0
+_DOWN_UNTIL: dict[str, float] = {}
+
+
+def _in_preference(addresses: list[str]) -> list[str]:
+    """Links that failed recently go last, so a dead first link costs one attempt, not one
+    attempt per call, until its cool-down ends."""
+    now = time.monotonic()
+    return sorted(addresses, key=lambda a: _DOWN_UNTIL.get(a, 0.0) > now)
 
 
 def peer_der(transport: object) -> bytes | None:
@@ -66,7 +79,7 @@ async def send_to_node(
     body: AsyncIterator[bytes] | bytes | None,
 ) -> aiohttp.ClientResponse:
     """Send to ``target`` trying its addresses in order (failover); check its identity."""
-    addresses = node.directory.nodes[target].addresses
+    addresses = _in_preference(node.directory.nodes[target].addresses)
     last: Exception | None = None
     for address in addresses:
         try:
@@ -75,6 +88,7 @@ async def send_to_node(
             )
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
             log.warning("link to %s via %s failed: %s", target, address, exc)
+            _DOWN_UNTIL[address] = time.monotonic() + LINK_COOLDOWN_S
             last = exc
             if not isinstance(body, bytes | None) and getattr(body, "ag_running", False):
                 break  # a streamed body half-sent cannot be replayed on the second link

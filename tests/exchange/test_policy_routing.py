@@ -1,0 +1,106 @@
+"""Pure routing and classification rules on a hand-made directory."""
+
+from __future__ import annotations
+
+import pytest
+
+from lienthong.classification import Level
+from lienthong.exchange import transport
+from lienthong.exchange.directory import (
+    Directory,
+    DirectoryFile,
+    NodeEntry,
+    ServiceEntry,
+    SubsystemEntry,
+    directory_from_file,
+)
+from lienthong.exchange.policy import verify_access, verify_route
+from lienthong.exchange.protocol import ErrorCode, Refused
+from lienthong.exchange.routing import next_hop, plan_route, previous_hop
+from lienthong.identifiers import ServiceId, SubsystemId
+
+A = "VN/GOV/G07.BHXH/GIAMDINH"
+B = "VN/GOV/G01.BCA/DANCU"
+LOW = "VN/GOV/G07.BHXH/CONG"
+SECRET = "VN/GOV/G01.BCA/QUOCPHONG"
+
+
+def _directory(direct: bool = False) -> Directory:
+    nodes = [
+        NodeEntry("NDXP", "platform", ["127.0.0.1:1"]),
+        NodeEntry("LGSP-BYT", "platform", ["127.0.0.1:2", "127.0.0.1:3"], parent="NDXP"),
+        NodeEntry(
+            "BHXH", "agency", ["127.0.0.1:4"], parent="LGSP-BYT", max_level="TUYET_MAT", zone="Z"
+        ),
+        NodeEntry("BCA", "agency", ["127.0.0.1:5"], parent="NDXP", max_level="TUYET_MAT", zone="Z"),
+    ]
+    return directory_from_file(
+        DirectoryFile(
+            instance="VN",
+            subsystems=[
+                SubsystemEntry(A, "TUYET_MAT", "BHXH"),
+                SubsystemEntry(LOW, "INTERNAL", "BHXH"),
+                SubsystemEntry(B, "TUYET_MAT", "BCA"),
+            ],
+            services=[
+                ServiceEntry(f"{B}/cu-tru", "PERSONAL"),
+                ServiceEntry(f"{B}/mat", "MAT"),
+                ServiceEntry(f"{B}/tuyet-mat", "TUYET_MAT"),
+            ],
+            access=[
+                [A, f"{B}/cu-tru"],
+                [A, f"{B}/mat"],
+                [A, f"{B}/tuyet-mat"],
+                [LOW, f"{B}/cu-tru"],
+            ],
+            nodes=nodes,
+            direct_links=[["BHXH", "BCA"]] if direct else [],
+        )
+    )
+
+
+def test_route_climbs_to_the_common_platform() -> None:
+    d = _directory()
+    route = plan_route(d, "BHXH", "BCA")
+    assert route == ["BHXH", "LGSP-BYT", "NDXP", "BCA"]
+    assert next_hop(route, "LGSP-BYT") == "NDXP" and previous_hop(route, "NDXP") == "LGSP-BYT"
+    assert next_hop(route, "BCA") is None
+    assert plan_route(_directory(direct=True), "BHXH", "BCA") == ["BHXH", "BCA"]
+    with pytest.raises(Refused):
+        next_hop(route, "ELSEWHERE")
+
+
+def test_access_and_clearance() -> None:
+    d = _directory()
+    decision = verify_access(d, SubsystemId.parse(A), ServiceId.parse(f"{B}/cu-tru"))
+    assert decision.level is Level.PERSONAL and decision.policy.encrypt
+    assert not decision.policy.hybrid_signature
+    with pytest.raises(Refused) as err:
+        verify_access(d, SubsystemId.parse(LOW), ServiceId.parse(f"{B}/cu-tru"))
+    assert err.value.lt_code is ErrorCode.CLEARANCE
+    with pytest.raises(Refused) as err:
+        verify_access(d, SubsystemId.parse(LOW), ServiceId.parse(f"{B}/mat"))
+    assert err.value.lt_code is ErrorCode.ACCESS_DENIED
+    with pytest.raises(Refused) as err:
+        verify_access(d, SubsystemId.parse(SECRET), ServiceId.parse(f"{B}/mat"))
+    assert err.value.lt_code is ErrorCode.ACCESS_DENIED
+
+
+def test_levels_on_the_route() -> None:
+    d = _directory()
+    route = plan_route(d, "BHXH", "BCA")
+    verify_route(d, Level.MAT, route)  # platforms allow up to TOI_MAT by default
+    with pytest.raises(Refused) as err:
+        verify_route(d, Level.TUYET_MAT, route)
+    assert err.value.lt_code is ErrorCode.ROUTE
+    # TUYET_MAT only inside one isolated zone: the direct link inside zone Z is fine.
+    direct = _directory(direct=True)
+    verify_route(direct, Level.TUYET_MAT, plan_route(direct, "BHXH", "BCA"))
+
+
+def test_dead_link_goes_last() -> None:
+    transport._DOWN_UNTIL.clear()
+    assert transport._in_preference(["a", "b"]) == ["a", "b"]
+    transport._DOWN_UNTIL["a"] = float("inf")
+    assert transport._in_preference(["a", "b"]) == ["b", "a"]
+    transport._DOWN_UNTIL.clear()
