@@ -60,6 +60,7 @@ class Signer(Protocol):
 
 
 def algorithm_of(key: PublicKey | PrivateKey) -> Algorithm:
+    """The :class:`Algorithm` of a key; InputError for other curves or key types."""
     if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
         if not isinstance(key.curve, ec.SECP256R1):
             raise InputError(f"unsupported curve {key.curve.name}: only P-256 is allowed")
@@ -70,6 +71,7 @@ def algorithm_of(key: PublicKey | PrivateKey) -> Algorithm:
 
 
 def generate_private_key(algorithm: Algorithm = Algorithm.ECDSA_P256) -> PrivateKey:
+    """A fresh in-memory private key (store it with a KeyStore, never in plaintext)."""
     if algorithm is Algorithm.ECDSA_P256:
         return ec.generate_private_key(ec.SECP256R1())
     return mldsa.MLDSA65PrivateKey.generate()
@@ -108,12 +110,14 @@ def verify_signature(public_key: PublicKey, signature: bytes, data: bytes) -> No
 
 
 def public_key_to_pem(public_key: PublicKey) -> bytes:
+    """SubjectPublicKeyInfo PEM."""
     return public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
 def public_key_from_pem(data: bytes) -> PublicKey:
+    """Parse a SubjectPublicKeyInfo PEM (P-256 or ML-DSA-65 only; InputError otherwise)."""
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as exc:
