@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 from audit_reference import NOW, PERSON_KEY, consistency, mth, path
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lienthong.audit import (
     AuditLog,
@@ -138,3 +142,27 @@ def test_verify_archive_history_witness_on_every_backend(log: AuditLog, signer, 
     assert [a["index"] for a in history["accesses"]] == [702, 701, 700]
     for i in (0, 499, 500, 703):
         log.prove(i).verify()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=8))
+def test_stored_tiles_prove_sampled_pairs_whatever_the_batches(batches: list[int]) -> None:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        AuditLog.open(Path(tmp) / "l.sqlite", origin="h.example/log") as log,
+    ):
+        data: list[bytes] = []
+        for k, n in enumerate(batches):
+            batch = entries(n, f"b{k}-")
+            log.append(batch)
+            data += [e.data for e in batch]
+        size = len(data)
+        for n in sorted({1, size, *range(1, size + 1, max(1, size // 7))}):
+            root = mth(data[:n])
+            assert log.root(n) == root
+            for index in range(0, n, max(1, n // 13)):
+                proof = log.prove(index, n)
+                assert list(proof.hashes) == path(index, data[:n])
+                assert proof.root_hash == root
+            for old in range(0, n + 1, max(1, n // 11)):
+                assert log.consistency(old, n) == consistency(old, data[:n])

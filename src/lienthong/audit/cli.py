@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import typer
+from cryptography import x509
 
 from lienthong.audit import merkle
 from lienthong.audit.archive import archive_segment, verify_archives
@@ -61,6 +62,13 @@ def _pubkey(path: Path | None) -> PublicKey | None:
         raise InputError(f"cannot read public key {path}: {exc.strerror}") from exc
 
 
+def _certificates(path: Path) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read certificates from {path}: {exc}") from exc
+
+
 def _named_keys(specs: list[str]) -> dict[str, PublicKey]:
     out: dict[str, PublicKey] = {}
     for spec in specs:
@@ -77,12 +85,21 @@ def verify(
     log: str = LOG,
     pubkey: Path | None = PUBKEY,
     witness: list[str] = typer.Option([], "--witness", help="NAME=PEM of a witness key."),
+    tsa_bundle: Path | None = typer.Option(
+        None, "--tsa-bundle", help="PEM certificates of the time-stamping authority's chain."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Re-check every entry, subtree, checkpoint and co-signature; report the first problem."""
+    tsa = _certificates(tsa_bundle) if tsa_bundle is not None else None
     with _open(log) as lg:
         try:
-            report = verify_log(lg, public_key=_pubkey(pubkey), witnesses=_named_keys(witness))
+            report = verify_log(
+                lg,
+                public_key=_pubkey(pubkey),
+                witnesses=_named_keys(witness),
+                tsa_certificates=tsa,
+            )
         except LogInconsistency as exc:
             if json_out:
                 emit_json({"verified": False, "message": exc.message, **exc.details})

@@ -20,13 +20,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+
 from lienthong.audit import merkle
 from lienthong.audit.checkpoint import verify_cosignature, verify_note
 from lienthong.audit.log import AuditLog
 from lienthong.audit.merkle import HASH_SIZE
+from lienthong.audit.stamping import stamp_digest
 from lienthong.audit.tiles import TILE_WIDTH, tile_key
-from lienthong.errors import IntegrityError, SignatureError
+from lienthong.errors import IntegrityError, SignatureError, TrustError
 from lienthong.trust.keys import PublicKey, public_key_from_pem
+from lienthong.trust.tsa import verify_timestamp
 
 CHUNK_LEVEL = 16
 CHUNK = 1 << CHUNK_LEVEL
@@ -50,6 +54,8 @@ class VerifyReport:
     unknown_cosigners: list[str] = field(default_factory=list)
     key_source: str = "given"
     unsigned_tail: int = 0
+    stamps_verified: int = 0
+    stamps_pending: int = 0
     elapsed_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,16 +263,36 @@ def _check_checkpoints(
     report.unsigned_tail = size - good
 
 
+def _check_stamps(log: AuditLog, certs: list[x509.Certificate], report: VerifyReport) -> None:
+    roots = [c for c in certs if c.subject == c.issuer]
+    others = [c for c in certs if c.subject != c.issuer]
+    stamps = log.store.stamps()
+    for size, note in log.store.checkpoints():
+        if size not in stamps:
+            report.stamps_pending += 1
+            continue
+        try:
+            verify_timestamp(stamps[size][0], stamp_digest(note), roots=roots, intermediates=others)
+        except TrustError as exc:
+            raise _fail(
+                "bad_timestamp", f"time-stamp of checkpoint {size}: {exc}", index=size
+            ) from exc
+        report.stamps_verified += 1
+
+
 def verify_log(
     log: AuditLog,
     *,
     public_key: PublicKey | None = None,
     witnesses: dict[str, PublicKey] | None = None,
+    tsa_certificates: list[x509.Certificate] | None = None,
 ) -> VerifyReport:
     """Re-check every leaf, subtree, checkpoint and co-signature of ``log``.
 
     ``public_key`` is the log's trusted key; without it the key recorded in the log itself is
     used and the report says ``key_source: "log"`` (only self-consistency is then proven).
+    With ``tsa_certificates`` (self-signed ones are the trusted roots, the others
+    intermediates) every RFC 3161 time-stamp on a checkpoint is verified too.
     """
     started = time.perf_counter()
     report = VerifyReport(origin=log.origin, size=log.size())
@@ -281,5 +307,7 @@ def verify_log(
         _check_checkpoints(log, public_key, witnesses or {}, report.size, report)
     else:
         report.unsigned_tail = report.size
+    if tsa_certificates is not None:
+        _check_stamps(log, tsa_certificates, report)
     report.elapsed_s = round(time.perf_counter() - started, 3)
     return report
