@@ -9,22 +9,21 @@ after the hub's signed acknowledgement of the batch has been verified.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lienthong.errors import IntegrityError, TransientError, TrustError
 from lienthong.sync.cipher import RecipientPublic
 from lienthong.sync.connectors.base import Connector
 from lienthong.sync.drift import compare_schema, verify_no_drift
-from lienthong.sync.envelope import build_batch, parse_header, verify_ack
+from lienthong.sync.envelope import build_batch
 from lienthong.sync.mapping import Mapped, Mapper, RecordValidator, dictionary_validator
 from lienthong.sync.model import Position
-from lienthong.sync.outbox import Outbox, Pending
+from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import Pipeline, TableSpec
+from lienthong.sync.sender import Sender
 from lienthong.sync.transport import Transport
 from lienthong.trust.keys import PublicKey, Signer
 
@@ -72,7 +71,8 @@ class AgencySync:
         now: Callable[[], str] = utc_now,
         validator: Callable[[str], RecordValidator | None] = dictionary_validator,
         progress: Progress | None = None,
-        max_pending: int = 64,
+        max_pending: int = 4,
+        max_outbox: int = 256,
     ) -> None:
         self.pipeline = pipeline
         self.connectors = connectors
@@ -82,9 +82,9 @@ class AgencySync:
         self.now = now
         self.validator = validator
         self.progress = progress
-        self.max_pending = max_pending
+        self.max_pending = max_pending  # batches in flight before the reader waits
+        self.max_outbox = max_outbox  # batches kept while the hub is unreachable
         self.report = RunReport()
-        self._hub_down = False
 
     def close(self) -> None:
         """Close the source connections and the state file."""
@@ -92,13 +92,26 @@ class AgencySync:
             conn.close()
         self.outbox.close()
 
+    def _sender(self) -> Sender:
+        return Sender(self.outbox, self.transport, self.pipeline.source_id,
+                      self.keys.hub_public, self.report, self.now)  # fmt: skip
+
     def run(self) -> RunReport:
-        """One pass over every table, then drain; transient hub errors end up in ``error``."""
+        """One pass over every table, then drain; transient hub errors end up in ``error``.
+
+        Batches are sent by a background sender while the next chunks are read and mapped.
+        """
         self.report = RunReport()
-        self._hub_down = False
-        for spec in self.pipeline.tables:
-            self._extract(spec)
-        self._drain()
+        sender = self._sender()
+        sender.drain()  # leftovers of an earlier run go first
+        sender.start()
+        try:
+            for spec in self.pipeline.tables:
+                self._extract(spec, sender)
+        finally:
+            sender.finish()
+        if not sender.hub_down:
+            sender.drain()
         self.report.pending_batches = self.outbox.pending_count()
         return self.report
 
@@ -129,7 +142,7 @@ class AgencySync:
                 self.report.warnings.append(f"{spec.name}: {drift.describe()}")
         return Mapper(spec, list(current), self.validator(spec.entity))
 
-    def _extract(self, spec: TableSpec) -> None:
+    def _extract(self, spec: TableSpec, sender: Sender) -> None:
         conn = self.connectors[spec.name]
         mapper = self._mapper(spec, conn)
         position = self.outbox.extract_position(spec.name)
@@ -148,11 +161,16 @@ class AgencySync:
             )
             self.outbox.enqueue(spec.name, chunk.position, counts, build, self.now())
             self.report.extracted += mapped.read
-            self._drain()
-            if self._hub_down and self.outbox.pending_count() >= self.max_pending:
-                return  # back-pressure: the outbox holds enough until the hub is back
+            sender.notify()
             if self.progress is not None:
                 self.progress(spec.name, self.report)
+            while self.outbox.pending_count() >= self.max_pending:
+                if not sender.running():
+                    # hub down: keep reading into the durable outbox up to its capacity
+                    if self.outbox.pending_count() >= self.max_outbox:
+                        return
+                    break
+                time.sleep(0.01)  # back-pressure: let the sender catch up
 
     def enqueue_extra(self, spec: TableSpec, mapped: Mapped) -> int:
         """Enqueue rows that do not come from reading the source (quarantine re-submission).
@@ -169,7 +187,7 @@ class AgencySync:
     def run_drain(self) -> RunReport:
         """Only send what the outbox holds (no reading)."""
         self.report = RunReport()
-        self._drain()
+        self._sender().drain()
         self.report.pending_batches = self.outbox.pending_count()
         return self.report
 
@@ -179,44 +197,3 @@ class AgencySync:
             level=spec.classification, position=position, mapped=mapped,
             created_at=self.now(), signer=self.keys.signer, recipient=self.keys.recipient,
         )  # fmt: skip
-
-    def _drain(self) -> None:
-        """Send pending batches in order until the outbox is empty or the hub is down."""
-        while True:
-            items = self.outbox.pending(32)
-            if not items:
-                self._hub_down = False
-                return
-            for item in items:
-                if not self._deliver(item):
-                    return
-
-    def _deliver(self, item: Pending, attempts: int = 3) -> bool:
-        head = parse_header(item.envelope)[1]
-        batch = hashlib.sha256(head).hexdigest()
-        for attempt in range(attempts):
-            try:
-                ack = self.transport.send(item.envelope)
-                fields = verify_ack(
-                    ack, self.keys.hub_public, self.pipeline.source_id, item.seq, batch
-                )
-            except TransientError as exc:
-                self._hub_down = True
-                self.report.error = exc.message
-                self.outbox.set_field(item.tbl, "last_error", exc.message, self.now())
-                return False
-            except (TrustError, IntegrityError) as exc:
-                # the copy that arrived was damaged (or the ack was): resend the stored one
-                self.outbox.set_field(item.tbl, "last_error", exc.message, self.now())
-                if attempt == attempts - 1 or exc.code in ("sequence_conflict", "sequence_gap"):
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-                continue
-            self.outbox.mark_acked(item, ack, self.now())
-            self.outbox.set_field(item.tbl, "last_error", None, self.now())
-            self.report.error = None
-            self.report.batches += 1
-            for k in ("read", "applied", "quarantined"):
-                setattr(self.report, k, getattr(self.report, k) + int(fields[k]))
-            return True
-        return False

@@ -69,7 +69,7 @@ class Mapper:
             raise ConfigError(f"table {spec.name}: source has no column(s) {sorted(set(missing))}")
         self.key_idx = [index[c] for c in spec.key]
         fields = spec.fields or tuple(FieldSpec(c, (c,)) for c in columns)
-        self.plan = [(f, [index[s] for s in f.sources], _convert(f)) for f in fields]
+        self.plan = [(f.target, _convert(f, index)) for f in fields]
 
     def map_chunk(self, chunk: Chunk) -> Mapped:
         out = Mapped()
@@ -81,11 +81,11 @@ class Mapper:
             pos = locate(i) if locate is not None else key
             record: dict[str, Any] = {}
             reasons: list[str] = []
-            for spec, idx, convert in plan:
+            for target, convert in plan:
                 try:
-                    record[spec.target] = convert([row[j] for j in idx])
+                    record[target] = convert(row)
                 except ValueError as exc:
-                    reasons.append(f"{spec.target}: {exc}")
+                    reasons.append(f"{target}: {exc}")
             if validator is not None and not reasons:
                 normalised, found = validator(entity, record)
                 record.update(normalised)  # fields the dictionary does not know are kept
@@ -103,23 +103,71 @@ class Mapper:
         return out
 
 
-def _convert(spec: FieldSpec) -> Callable[[list[Any]], Any]:
-    fn = transform(spec.transform) if spec.transform else None
-    codes = spec.codes
-    join = len(spec.sources) > 1
-    sep = spec.sep
+_NATIVE = frozenset({str, int, float, bool, type(None)})
+_MISS = object()
+_MEMO_LIMIT = 200_000
+
+
+class _Failure(str):
+    """A cached conversion failure (its text is the reason)."""
+
+
+def _convert(spec: FieldSpec, index: dict[str, int]) -> Callable[[tuple[Any, ...]], Any]:
+    """Compile one field's conversion into a function of the source row.
+
+    Conversions are memoised per distinct source value (dates, codes, sexes and places repeat
+    a lot), so the per-row cost is mostly one dict look-up.
+    """
     if not spec.sources:
         constant = spec.value
-        return lambda _values: constant
+        return lambda _row: constant
+    fn = transform(spec.transform) if spec.transform else None
+    codes, required = spec.codes, spec.required
+    if len(spec.sources) > 1:
+        idx, sep = [index[s] for s in spec.sources], spec.sep
+        join_then = _finish(spec, fn, codes, required)
 
-    def convert(values: list[Any]) -> Any:
-        if join:
-            parts = [str(v).strip() for v in values if v is not None and str(v).strip()]
-            value: Any = sep.join(parts) if parts else None
-        else:
-            value = values[0]
+        def joined(row: tuple[Any, ...]) -> Any:
+            parts = [str(row[i]).strip() for i in idx if row[i] is not None]
+            return join_then(sep.join(p for p in parts if p) or None)
+
+        return joined
+    j = index[spec.sources[0]]
+    if fn is None and codes is None and not required:
+
+        def simple(row: tuple[Any, ...]) -> Any:
+            v = row[j]
+            if type(v) in _NATIVE:
+                return None if v == "" else v
+            return plain(v)
+
+        return simple
+    finish = _finish(spec, fn, codes, required)
+    memo: dict[Any, Any] = {}
+
+    def memoised(row: tuple[Any, ...]) -> Any:
+        v = row[j]
+        hit = memo.get(v, _MISS)
+        if hit is _MISS:
+            try:
+                hit = finish(v)
+            except ValueError as exc:
+                hit = _Failure(str(exc))
+            if len(memo) < _MEMO_LIMIT:
+                memo[v] = hit
+        if type(hit) is _Failure:
+            raise ValueError(str(hit))
+        return hit
+
+    return memoised
+
+
+def _finish(
+    spec: FieldSpec, fn: Any, codes: dict[str, str] | None, required: bool
+) -> Callable[[Any], Any]:
+    def finish(value: Any) -> Any:
         if value is None or value == "":
-            if spec.required:
+            if required:
                 raise ValueError("missing: a value is required")
             return None
         if codes is not None:
@@ -129,7 +177,7 @@ def _convert(spec: FieldSpec) -> Callable[[list[Any]], Any]:
             value = codes[text]
         return plain(fn(value, spec)) if fn is not None else plain(value)
 
-    return convert
+    return finish
 
 
 def _is_error(reason: Any) -> bool:

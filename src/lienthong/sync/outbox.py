@@ -44,8 +44,12 @@ class Outbox:
     """One agency pipeline's state file (single writer)."""
 
     def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
         try:
-            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+            # one writer; follow mode may run it from a worker thread
+            self.db = sqlite3.connect(
+                str(path), isolation_level=None, timeout=30, check_same_thread=False
+            )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_DDL)
