@@ -21,6 +21,7 @@ from lienthong.exchange.testbed import (
     SVC_RESIDENCE,
     SVC_SECRET,
     SVC_SINK,
+    SVC_UPLOAD,
 )
 
 ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
@@ -295,3 +296,41 @@ def test_slow_loris_is_cut(federation: Federation) -> None:
                 pass
         assert closed, "a connection that never finishes its headers must be closed"
         assert time.monotonic() - started < 3.5
+
+
+def test_tampered_large_encrypted_stream(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_UPLOAD, method="POST")
+    body = b"\x03" * (3 << 20)  # above the in-memory limit: streamed record by record
+    headers, wire, _ = build_request(
+        call,
+        kit["signers"][:1],
+        kit["relay"],
+        level=2,
+        route=ROUTE,
+        body=body,
+        encrypt_to=kit["kem"],
+    )
+    bad = bytearray(wire)
+    bad[len(bad) // 2] ^= 1
+    before = len(federation.received())
+    try:
+        resp = send(kit["tls"], kit["port"], call, headers, bytes(bad))
+        assert resp.status_code != 200
+    except httpx.HTTPError:
+        pass  # the stream may be cut instead: equally a refusal
+    time.sleep(0.1)
+    assert len(federation.received()) == before
+
+
+def test_oversized_encrypted_stream(federation: Federation) -> None:
+    def gen() -> Iterator[bytes]:
+        for _ in range(9):
+            yield b"z" * (1 << 20)
+
+    refused(
+        federation,
+        lambda: httpx.post(
+            f"{_internal(federation)}/r1/{SVC_UPLOAD}", headers=HEADERS, content=gen(), timeout=20
+        ),
+        "LT.TOO_LARGE",
+    )

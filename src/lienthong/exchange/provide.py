@@ -39,7 +39,7 @@ from lienthong.exchange.protocol import (
     ErrorCode,
     Refused,
 )
-from lienthong.exchange.transport import Sessions
+from lienthong.exchange.transport import Pump, Sessions
 from lienthong.identifiers import ServiceId, SubsystemId
 
 
@@ -92,8 +92,11 @@ async def _request_body(
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     if first:
         yield first
-    async for chunk in rest:
-        yield chunk
+    try:
+        async for chunk in rest:
+            yield chunk
+    except IntegrityError as exc:  # a bad record after the first: cut, never pass it on
+        raise Refused(ErrorCode.BAD_SIGNATURE, "encrypted body fails authentication") from exc
 
 
 async def provide(
@@ -108,11 +111,17 @@ async def provide(
     payload, body = await _request_body(node, request, v, secret, suite)
     url = endpoint + v.claims["path"] + (f"?{v.claims['query']}" if v.claims["query"] else "")
     t_up = time.perf_counter()
+    pump = Pump(payload) if not isinstance(payload, bytes) else None
     try:
         resp = await sessions.services.request(
-            request.method, url, headers=_service_headers(v), data=payload
+            request.method,
+            url,
+            headers=_service_headers(v),
+            data=pump.__aiter__() if pump is not None else payload,
         )
     except (aiohttp.ClientError, OSError) as exc:
+        if pump is not None and pump.error is not None:
+            raise pump.error from exc
         raise Refused(ErrorCode.UNAVAILABLE, f"service endpoint failed: {exc}") from exc
     finally:
         if body is not None:

@@ -59,6 +59,26 @@ def _in_preference(addresses: list[str]) -> list[str]:
     return sorted(addresses, key=lambda a: _DOWN_UNTIL.get(a, 0.0) > now)
 
 
+class Pump:
+    """Wraps a streamed body: knows whether it started (then it cannot be replayed on the
+    second link) and keeps the refusal raised while producing it, which aiohttp would
+    otherwise turn into a connection error."""
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self._source = source
+        self.started = False
+        self.error: Refused | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
+        try:
+            async for chunk in self._source:
+                yield chunk
+        except Refused as exc:
+            self.error = exc
+            raise
+
+
 def peer_der(transport: object) -> bytes | None:
     """The DER certificate of the TLS peer on ``transport`` (None when not TLS)."""
     get = getattr(transport, "get_extra_info", None)
@@ -80,17 +100,26 @@ async def send_to_node(
 ) -> aiohttp.ClientResponse:
     """Send to ``target`` trying its addresses in order (failover); check its identity."""
     addresses = _in_preference(node.directory.nodes[target].addresses)
+    pump = Pump(body) if body is not None and not isinstance(body, bytes) else None
     last: Exception | None = None
     for address in addresses:
         try:
             resp = await sessions.peers.request(
-                method, f"https://{address}{path_qs}", headers=headers, data=body
+                method,
+                f"https://{address}{path_qs}",
+                headers=headers,
+                data=pump.__aiter__() if pump is not None else body,
             )
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+        except aiohttp.ClientError as exc:
+            if pump is not None and pump.error is not None:
+                raise pump.error from exc
+            connect_failed = isinstance(exc, aiohttp.ClientConnectorError)
+            if not connect_failed and not isinstance(exc, aiohttp.ServerDisconnectedError):
+                raise
             log.warning("link to %s via %s failed: %s", target, address, exc)
             _DOWN_UNTIL[address] = time.monotonic() + LINK_COOLDOWN_S
             last = exc
-            if not isinstance(body, bytes | None) and getattr(body, "ag_running", False):
+            if pump is not None and pump.started:
                 break  # a streamed body half-sent cannot be replayed on the second link
             continue
         if resp.connection is None:
