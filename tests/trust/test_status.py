@@ -222,3 +222,20 @@ def test_crl_verification_for_relying_parties(ca: CertificateAuthority, tmp_path
         verify_crl(stranger_crl, issuer=ca.issuer, now=NOW)
     with pytest.raises(InputError, match="not a valid CRL"):
         load_crl(b"junk")
+
+
+def test_outage_costs_one_fetch_per_retry_interval(ecdsa_ca: CertificateAuthority) -> None:
+    cert, _ = issue(ecdsa_ca, Profile.SIGNING, NOW)
+    source = FlakySource(ecdsa_ca)
+    checker = StatusChecker(source, grace=6 * H, retry_interval=dt.timedelta(seconds=30))
+    checker.check(cert, ecdsa_ca.issuer, now=NOW)
+    source.down = True
+    stale = NOW + 5 * H
+    for second in range(0, 25, 5):  # many messages within one retry interval
+        checker.check(cert, ecdsa_ca.issuer, now=stale + dt.timedelta(seconds=second))
+    assert source.calls == 2  # the first answer, then one failed attempt
+    checker.check(cert, ecdsa_ca.issuer, now=stale + dt.timedelta(seconds=31))
+    assert source.calls == 3
+    source.down, source.now = False, stale + dt.timedelta(seconds=70)
+    checker.check(cert, ecdsa_ca.issuer, now=stale + dt.timedelta(seconds=70))
+    assert source.calls == 4 and checker.health(source.now).state is Health.OK

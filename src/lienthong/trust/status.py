@@ -61,49 +61,61 @@ class StatusChecker:
         *,
         grace: dt.timedelta = dt.timedelta(hours=24),
         refresh_before: dt.timedelta = dt.timedelta(minutes=30),
+        retry_interval: dt.timedelta = dt.timedelta(seconds=30),
     ) -> None:
         self.source = source
         self.grace = grace
         self.refresh_before = refresh_before
+        self.retry_interval = retry_interval
+        self._last_failure: dt.datetime | None = None
         self._cache: dict[tuple[bytes, int], StatusAnswer] = {}
         self._outage_since: dt.datetime | None = None
         self._last_error: str | None = None
         self._lock = threading.Lock()
 
-    def _refresh(
+    def _fetch(
         self, cert: x509.Certificate, issuer: x509.Certificate, now: dt.datetime
-    ) -> StatusAnswer | None:
+    ) -> StatusAnswer | str:
+        """A verified answer, or the reason why none could be had (runs outside the lock)."""
         try:
             der = self.source.fetch(build_request(cert, issuer))
-            answer = verify_response(der, cert=cert, issuer=issuer, now=now)
+            return verify_response(der, cert=cert, issuer=issuer, now=now)
         except (BackendError, TrustError) as exc:
-            self._outage_since = self._outage_since or now
-            self._last_error = exc.message
-            return None
-        self._outage_since, self._last_error = None, None
-        return answer
+            return exc.message
 
     def check(
         self, cert: x509.Certificate, issuer: x509.Certificate, *, now: dt.datetime
     ) -> StatusAnswer:
         """Return the ``good`` answer for ``cert`` or raise :class:`CertificateError` with
-        reason ``revoked``, ``status_unknown`` or ``status_unavailable`` (failed closed)."""
+        reason ``revoked``, ``status_unknown`` or ``status_unavailable`` (failed closed).
+
+        After a failed fetch the source is not asked again for ``retry_interval``, so an
+        outage costs one timeout per interval, not one per message."""
         key = (issuer.subject.public_bytes(), cert.serial_number)
         with self._lock:
             answer = self._cache.get(key)
-            if answer is None or now >= answer.next_update - self.refresh_before:
-                fresh = self._refresh(cert, issuer, now)
-                if fresh is not None:
-                    answer = self._cache[key] = fresh
-                elif answer is None or now > answer.next_update + self.grace:
-                    raise CertificateError(
-                        f"status of certificate {cert.serial_number:x} cannot be established: "
-                        f"status service failing since {self._outage_since:%Y-%m-%dT%H:%M:%SZ} "
-                        f"({self._last_error}) and no answer within the "
-                        f"{self.grace.total_seconds() / 3600:g} h grace period: failing closed",
-                        code="cert_status_unavailable",
-                        reason="status_unavailable",
-                    )
+            due = answer is None or now >= answer.next_update - self.refresh_before
+            backing_off = (
+                self._last_failure is not None and now - self._last_failure < self.retry_interval
+            )
+        result = self._fetch(cert, issuer, now) if due and not backing_off else None
+        with self._lock:
+            if isinstance(result, StatusAnswer):
+                answer = self._cache[key] = result
+                self._outage_since = self._last_failure = self._last_error = None
+            elif isinstance(result, str):
+                self._outage_since = self._outage_since or now
+                self._last_failure, self._last_error = now, result
+            if answer is None or now > answer.next_update + self.grace:
+                since = self._outage_since or now
+                raise CertificateError(
+                    f"status of certificate {cert.serial_number:x} cannot be established: "
+                    f"status service failing since {since:%Y-%m-%dT%H:%M:%SZ} "
+                    f"({self._last_error}) and no answer within the "
+                    f"{self.grace.total_seconds() / 3600:g} h grace period: failing closed",
+                    code="cert_status_unavailable",
+                    reason="status_unavailable",
+                )
         if answer.status is CertStatus.REVOKED:
             raise CertificateError(
                 f"certificate {cert.serial_number:x} was revoked at {answer.revoked_at} "
