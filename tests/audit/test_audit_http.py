@@ -18,7 +18,7 @@ from lienthong.audit.http import HttpLogSource
 from lienthong.audit.verify import verify_log
 from lienthong.audit.witness import ForkDetected, Witness, WitnessState
 from lienthong.errors import BackendError
-from lienthong.trust.keys import SoftwareSigner, generate_private_key
+from lienthong.trust.keys import SoftwareSigner, generate_private_key, public_key_to_pem
 
 
 def free_port() -> int:
@@ -27,9 +27,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+WITNESS = SoftwareSigner(generate_private_key())
+
+
 @pytest.fixture
 def served(tmp_path: Path, signer) -> Iterator[tuple[str, Path]]:
     path = tmp_path / "node.auditlog"
+    (tmp_path / "w.pem").write_bytes(public_key_to_pem(WITNESS.public_key()))
     with AuditLog.open(path, signer=signer, origin="http.example/log") as log:
         log.append(admin_entries(20))
         log.checkpoint()
@@ -45,6 +49,8 @@ def served(tmp_path: Path, signer) -> Iterator[tuple[str, Path]]:
             str(path),
             "--port",
             str(port),
+            "--witness",
+            f"w.example/w={tmp_path / 'w.pem'}",
         ],
         stderr=subprocess.DEVNULL,
     )
@@ -65,8 +71,15 @@ def served(tmp_path: Path, signer) -> Iterator[tuple[str, Path]]:
 
 def test_witness_over_http_and_fork(served: tuple[str, Path], signer, tmp_path: Path) -> None:
     url, path = served
-    wsigner = SoftwareSigner(generate_private_key())
+    wsigner = WITNESS
     wit = Witness("w.example/w", wsigner, WitnessState(tmp_path / "w.json"))
+    stranger = Witness(
+        "x.example/x", SoftwareSigner(generate_private_key()), WitnessState(tmp_path / "x.json")
+    )
+    stranger_source = HttpLogSource(url)
+    with pytest.raises(BackendError, match="403"):
+        stranger.witness(stranger_source, "http.example/log", signer.public_key())
+    stranger_source.close()
     source = HttpLogSource(url)
     wit.witness(source, "http.example/log", signer.public_key())
     with AuditLog.open(path, signer=signer) as log:  # the node keeps appending meanwhile

@@ -232,12 +232,16 @@ def serve(
     log: str = LOG,
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8765, "--port", min=1, max=65535),
+    witness: list[str] = typer.Option(
+        [], "--witness", help="NAME=PEM of a witness whose co-signatures are accepted."
+    ),
 ) -> None:
     """Serve the log to witnesses and auditors (checkpoint, proofs, co-signatures)."""
     import uvicorn
 
+    witnesses = _named_keys(witness)
     with _open(log) as lg:
-        uvicorn.run(log_app(lg), host=host, port=port, log_level="warning")
+        uvicorn.run(log_app(lg, witnesses), host=host, port=port, log_level="warning")
 
 
 @app.command("access-history")
@@ -247,13 +251,17 @@ def access_history_cmd(
     person_key: str = typer.Option(
         ..., "--person-key", help="Federation person key: env:NAME|file:PATH."
     ),
+    log_key: list[str] = typer.Option(
+        [], "--log-key", help="NAME=PEM: a node's published key (else the key in its log)."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Who accessed a citizen's data, when, why — with proofs and a completeness statement."""
     key = resolve_secret(person_key, what="person key")
+    keys = _named_keys(log_key)
     logs = [_open(t) for t in log]
     try:
-        result = access_history(logs, person, key)
+        result = access_history(logs, person, key, keys)
     finally:
         for lg in logs:
             lg.close()

@@ -26,7 +26,7 @@ from lienthong.audit.entries import (
 )
 from lienthong.audit.log import AuditLog
 from lienthong.errors import IntegrityError
-from lienthong.trust.keys import PublicKey
+from lienthong.trust.keys import PublicKey, public_key_from_pem
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,13 @@ def history_in_log(
     if latest is None:
         raise IntegrityError(f"log {log.origin} has no signed checkpoint: nothing can be proven")
     cp, note = latest
-    if public_key is not None:
-        verify_note(note, log.key_name, public_key)
+    key_source = "given"
+    if public_key is None:  # self-asserted: proves consistency, not who signed
+        pem = log.store.get_meta("public_key")
+        if pem is None:
+            raise IntegrityError(f"log {log.origin}: no public key to check its checkpoint")
+        public_key, key_source = public_key_from_pem(pem.encode()), "log"
+    verify_note(note, log.key_name, public_key)
     digest = person_hash(person_id, key)
     needle = f'"person":"{person_ref(digest)}"'.encode()
     root, found, first_live = _scan(log, cp.size, needle)
@@ -124,6 +129,7 @@ def history_in_log(
             "checkpoint_size": cp.size,
             "complete_from": first_live,
             "archived_accesses": archived,
+            "key_source": key_source,
             "statement": done.statement(log.origin),
         },
     }
@@ -137,7 +143,7 @@ def access_history(
 ) -> dict[str, Any]:
     """Merge the histories of several node logs, newest access first."""
     keys = public_keys or {}
-    per_log = [history_in_log(lg, person_id, key, keys.get(lg.origin)) for lg in logs]
+    per_log = [history_in_log(lg, person_id, key, keys.get(lg.key_name)) for lg in logs]
     accesses = sorted(
         (a for h in per_log for a in h["accesses"]),
         key=lambda a: (a["at"] or "", a["log"], a["index"]),

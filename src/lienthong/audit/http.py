@@ -6,8 +6,9 @@ Endpoints (read-only except co-signature submission):
 - ``GET /checkpoint/full`` — the same with witness co-signatures appended;
 - ``GET /consistency?old=M&new=N`` — ``{"hashes": [hex…]}``;
 - ``GET /proof?index=I[&size=N]`` — inclusion proof JSON (as ``lienthong audit prove --json``);
-- ``POST /cosignature`` — ``{"size": N, "name": W, "line": "— W …"}``: stored as offered;
-  verifiers check co-signatures against the witness keys they trust.
+- ``POST /cosignature`` — ``{"size": N, "name": W, "line": "— W …"}``: accepted only from a
+  witness whose key the server was given, and only if the co-signature verifies (so nobody
+  can overwrite a real co-signature with garbage).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from lienthong.audit.checkpoint import parse_note, verify_cosignature
 from lienthong.audit.log import AuditLog
-from lienthong.errors import BackendError, InputError, LienthongError, NotFound
+from lienthong.errors import AccessDenied, BackendError, InputError, LienthongError, NotFound
+from lienthong.trust.keys import PublicKey
 
 
 def _int(request: Request, name: str, default: int | None = None) -> int:
@@ -35,8 +38,10 @@ def _int(request: Request, name: str, default: int | None = None) -> int:
     return int(raw)
 
 
-def log_app(log: AuditLog) -> Starlette:
-    """An ASGI app exposing ``log`` (run it on 127.0.0.1 or behind the gateway's TLS)."""
+def log_app(log: AuditLog, witnesses: dict[str, PublicKey] | None = None) -> Starlette:
+    """An ASGI app exposing ``log`` (run it on 127.0.0.1 or behind the gateway's TLS);
+    ``witnesses`` (name → key) are the witnesses whose co-signatures it accepts."""
+    known = witnesses or {}
 
     def latest() -> str:
         cps = log.store.checkpoints()
@@ -65,11 +70,13 @@ def log_app(log: AuditLog) -> Starlette:
             size, name, line = int(body["size"]), str(body["name"]), str(body["line"])
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"co-signature must be JSON with size, name, line: {exc}") from exc
-        if not line.startswith(f"\u2014 {name} ") or "\n" in line.rstrip("\n"):
-            raise InputError("co-signature line does not match its witness name")
-        if size not in dict(log.store.checkpoints()):
+        if name not in known:
+            raise AccessDenied(f"co-signatures of {name!r} are not accepted here")
+        notes = dict(log.store.checkpoints())
+        if size not in notes:
             raise NotFound(f"no checkpoint of size {size}")
-        log.store.add_cosignature(size, name, line.rstrip("\n") + "\n")
+        verify_cosignature(parse_note(notes[size])[0], line, name, known[name])
+        log.store.add_cosignature(size, name, line.strip() + "\n")
         return JSONResponse({"stored": True})
 
     async def on_error(_request: Request, exc: Exception) -> Response:

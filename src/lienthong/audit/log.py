@@ -213,8 +213,16 @@ class AuditLog:
 
     def root(self, size: int | None = None) -> bytes:
         """Root hash of the first ``size`` entries (default: all)."""
-        size = self.size() if size is None else size
+        size = self._size_at_most(size)
         return merkle.root_from_subtrees(size, self.hashes)
+
+    def _size_at_most(self, size: int | None) -> int:
+        current = self.size()
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise NotFound(f"log has {current} entries, not {size}")
+        return size
 
     def entry(self, index: int) -> bytes:
         """Canonical bytes of entry ``index`` (NotFound if absent or archived)."""
@@ -227,7 +235,7 @@ class AuditLog:
 
     def prove(self, index: int, size: int | None = None) -> InclusionProof:
         """Inclusion proof of entry ``index`` in the tree of ``size`` (default: current)."""
-        size = self.size() if size is None else size
+        size = self._size_at_most(size)
         if not 0 <= index < size:
             raise NotFound(f"entry {index} is not in a tree of size {size}")
         ranges = merkle.inclusion_ranges(index, size)
