@@ -62,6 +62,23 @@ def test_enrol_issue_verify_revoke(
         *agency,
     )
     assert code == 0, err
+    code, _, err = run(
+        capsys,
+        "ca",
+        "issue",
+        "--dir",
+        str(ca_dir),
+        "--csr",
+        str(csr),
+        "--profile",
+        "tls",
+        "--out",
+        str(tmp_path / "no.pem"),
+        "--expect-identity",
+        "VN/GOV/G02.BTC",
+    )
+    assert code == 2 and "not the expected VN/GOV/G02.BTC" in err
+    assert not (tmp_path / "no.pem").exists()
     cert = tmp_path / "gw.pem"
     code, out, err = run(
         capsys,

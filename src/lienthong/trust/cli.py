@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from lienthong.cli.output import console, emit_json
 from lienthong.errors import CertificateError, InputError
 from lienthong.trust.ca import CertificateAuthority, LocalStatusSource
-from lienthong.trust.enrol import make_csr
+from lienthong.trust.enrol import make_csr, read_csr
 from lienthong.trust.identity import identity_of, parse_identity
 from lienthong.trust.keys import Algorithm, public_key_to_pem
 from lienthong.trust.keystore import open_keystore
@@ -198,10 +198,17 @@ def issue(
     dns: list[str] = typer.Option([], "--dns", help="Extra DNS SAN (tls)."),
     ip: list[str] = typer.Option([], "--ip", help="Extra IP SAN (tls)."),
     out: Path = typer.Option(..., "--out", help="Where to write the certificate (PEM)."),
+    expect: str | None = typer.Option(
+        None, "--expect-identity", help="Refuse unless the CSR names exactly this identity."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Issue a certificate from a CSR (identity taken from the CSR and validated)."""
     request = load_csr(_read(csr_file, "CSR"), source=str(csr_file))
+    if expect is not None:
+        named = read_csr(request).identity
+        if named != parse_identity(expect):
+            raise InputError(f"{csr_file} names {named}, not the expected {expect}")
     ca = CertificateAuthority.open(directory)
     cert = ca.issue(
         request,
