@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from lienthong.cli.output import console, emit_json
 from lienthong.errors import CertificateError, InputError
 from lienthong.trust.ca import CertificateAuthority, LocalStatusSource
+from lienthong.trust.client import TrustServiceClient
 from lienthong.trust.enrol import make_csr, read_csr
 from lienthong.trust.identity import identity_of, parse_identity
 from lienthong.trust.keys import Algorithm, public_key_to_pem
@@ -319,17 +320,15 @@ def status(
         raise InputError("give exactly one of --dir or --url")
     if directory is not None:
         ca = CertificateAuthority.open(directory)
-        issuer, source_der = ca.issuer, LocalStatusSource(ca, _now).fetch
+        issuer = ca.issuer
+        der = LocalStatusSource(ca, _now).fetch(build_request(cert, issuer))
     else:
-        from lienthong.trust.client import TrustServiceClient
-
         if issuer_file is None:
             raise InputError("--url needs --issuer (the issuing CA certificate)")
         issuer = load_certificate(_read(issuer_file, "issuer"), source=str(issuer_file))
-        source_der = TrustServiceClient(str(url)).fetch
-    answer = verify_response(
-        source_der(build_request(cert, issuer)), cert=cert, issuer=issuer, now=_now()
-    )
+        with TrustServiceClient(str(url)) as client:
+            der = client.fetch(build_request(cert, issuer))
+    answer = verify_response(der, cert=cert, issuer=issuer, now=_now())
     _report(
         json_out,
         answer.to_dict(),
