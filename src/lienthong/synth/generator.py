@@ -7,14 +7,16 @@ only once all of them are complete (server targets load into staging tables and 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from random import Random
@@ -180,8 +182,27 @@ def _cleanup(staged: dict[Path, Path], out: Path) -> None:
     shutil.rmtree(out / ".truth.tmp", ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: the run allocates millions of lists and tuples
+    that live until the end (no cycles), and every full collection would walk all of them
+    again (≈ 20% of the CPU time). Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def generate(cfg: SynthConfig, out: Path, server: ServerTarget | None = None) -> dict[str, Any]:
     """Generate and write one federation's sources and the ground truth; return a report."""
+    with _without_cyclic_gc():
+        return _generate(cfg, out, server)
+
+
+def _generate(cfg: SynthConfig, out: Path, server: ServerTarget | None) -> dict[str, Any]:
     started = time.perf_counter()
     out = prepare_out(out)
     world = build(cfg)

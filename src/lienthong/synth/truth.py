@@ -13,6 +13,7 @@ CSV files are UTF-8 with ``\\n`` line ends, header first; empty field = no value
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,9 @@ def _citizen_rows(c: Citizens, geo: Geography, dates: DateTexts) -> Iterator[tup
 def _link_rows(sources: list[Source]) -> Iterator[tuple[str, str, Any, str]]:
     for source in sources:
         for table in source.tables:
-            name = table.name
-            for key, citizen in zip(table.data[table.key], table.citizens, strict=True):
-                yield (source.name, name, key, citizen)
+            yield from zip(
+                repeat(source.name), repeat(table.name), table.data[table.key], table.citizens
+            )
 
 
 def write_truth(
