@@ -96,3 +96,13 @@ def test_bad_server_is_a_backend_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError):
         generate(SynthConfig(citizens=20), tmp_path, PostgresTarget("postgresql://x@127.0.0.1:1/x"))
     assert not (tmp_path / "truth").exists()
+
+
+def test_reports_never_show_a_password() -> None:
+    from lienthong.synth.writers.postgres import safe_dsn
+
+    assert safe_dsn("postgresql://u:s3cret@127.0.0.1:5432/db") == "postgresql://u@127.0.0.1:5432/db"
+    assert "s3cret" not in safe_dsn("host=127.0.0.1 user=u password=s3cret dbname=db")
+    assert "s3cret" not in safe_dsn("host=127.0.0.1 password='s3cret' dbname=db")
+    target = MariaDbTarget.from_url("mysql://u:s3cret@127.0.0.1:3306/db")
+    assert "s3cret" not in target._where()

@@ -34,8 +34,9 @@ def table_name(prefix: str, source: Source, table: Table) -> str:
 
 
 def safe_dsn(dsn: str) -> str:
-    """The DSN without its password, for reports and manifests."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", dsn)
+    """The DSN without its password (URL or key=value form), for reports and manifests."""
+    dsn = re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", dsn)
+    return re.sub(r"password\s*=\s*('[^']*'|\S+)", "password=***", dsn)
 
 
 class PostgresTarget:
