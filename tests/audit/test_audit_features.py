@@ -236,3 +236,13 @@ def test_real_rfc3161_stamps_verify(tmp_path: Path, signer) -> None:
             roots=roots,
             intermediates=[c for c in certs if c not in roots],
         )
+
+
+def test_automatic_checkpoints_follow_growth(tmp_path: Path, signer) -> None:
+    with AuditLog.open(tmp_path / "a.log", signer=signer, origin="a.ex/log") as log:
+        log.checkpoint_every(0.05)
+        log.append(admin_entries(3))
+        deadline = time.monotonic() + 10
+        while not log.store.checkpoints() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [s for s, _n in log.store.checkpoints()] == [3]

@@ -25,7 +25,7 @@ from lienthong.audit.entries import Entry, timestamp
 from lienthong.audit.stamping import Stamper, Timestamper
 from lienthong.audit.store import LeafRow, LogStore
 from lienthong.audit.tiles import append_tiles, hashes_from_tiles, partial_tiles
-from lienthong.errors import InputError, NotFound
+from lienthong.errors import InputError, LienthongError, NotFound
 from lienthong.trust.keys import Signer, public_key_to_pem
 
 
@@ -103,6 +103,9 @@ class AuditLog:
         self.store, self.origin, self.signer = store, origin, signer
         self.key_name = key_name or origin
         self._write_lock = threading.Lock()
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self.checkpoint_error: str | None = None
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self.stamper = Stamper(store, timestamper) if timestamper is not None else None
@@ -278,8 +281,32 @@ class AuditLog:
         full = self.checkpoint_note(size)
         return parse_note(full)[0], full
 
+    def checkpoint_every(self, interval_s: float) -> None:
+        """Sign a checkpoint every ``interval_s`` seconds whenever the log has grown (in a
+        daemon thread; X-Road stamps its message log in 60 s batches likewise)."""
+        if self.signer is None:
+            raise InputError("automatic checkpoints need a signer")
+        if interval_s <= 0:
+            raise InputError("checkpoint interval must be positive")
+        self._stop_checkpoints.clear()
+
+        def loop() -> None:
+            while not self._stop_checkpoints.wait(interval_s):
+                try:
+                    cps = self.store.checkpoints()
+                    if self.size() > (cps[-1][0] if cps else 0):
+                        self.checkpoint()
+                except LienthongError as exc:  # reported, retried at the next tick
+                    self.checkpoint_error = exc.message
+
+        self._checkpointer = threading.Thread(target=loop, name="audit-checkpointer", daemon=True)
+        self._checkpointer.start()
+
     def close(self) -> None:
-        """Stop the stamper and close the store."""
+        """Stop background threads and close the store."""
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=10)
         if self.stamper is not None:
             self.stamper.stop()
         self.store.close()
