@@ -17,6 +17,7 @@ import random
 import sqlite3
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,7 +59,33 @@ def plain_sqlite(path: Path, batches: list[list[tuple[int, bytes]]]) -> float:
     return elapsed
 
 
+def postgres_appends(dsn: str, entries: int, batch: int) -> float:
+    """Durable appends/s into PostgreSQL (a throw-away schema of the given database)."""
+    import psycopg
+
+    schema = f"audit_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in dsn else "?"
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    try:
+        with AuditLog.open(
+            f"{dsn}{sep}options=-csearch_path%3D{schema}", origin="bench.example/pg"
+        ) as log:
+            elapsed = 0.0
+            for start in range(0, entries, batch):
+                chunk = build(start, min(batch, entries - start), at)
+                t0 = time.perf_counter()
+                log.append(chunk)
+                elapsed += time.perf_counter() - t0
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return entries / elapsed
+
+
 def run(entries: int, batch: int, workdir: Path) -> dict[str, float | int]:
+    """The SQLite figures and the limit, in one run."""
     signer = SoftwareSigner(generate_private_key())
     at = datetime(2026, 11, 23, tzinfo=UTC)
     log = AuditLog.open(workdir / "bench.auditlog", signer=signer, origin="bench.example/log")
@@ -109,10 +136,18 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--dir", type=Path, default=None, help="Work directory (default: tmp).")
+    parser.add_argument(
+        "--pg-dsn", default=None, help="Also measure appends into this PostgreSQL database."
+    )
+    parser.add_argument("--pg-entries", type=int, default=200_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         result = run(args.entries, args.batch, Path(tmp))
+    if args.pg_dsn:
+        result["pg_appends_per_s"] = round(
+            postgres_appends(args.pg_dsn, args.pg_entries, args.batch)
+        )
     if args.json:
         print(json.dumps(result))
         return
