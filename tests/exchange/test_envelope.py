@@ -93,3 +93,17 @@ def test_receipt_binds_request_hash() -> None:
     claims, who = verify_tokens([receipt], lookup, hybrid=False)
     assert who == "VN/GOV/G01.BCA/DANCU"
     assert claims["req"] == token_hash(tokens[0]) and claims["node"] == "NDXP"
+
+
+def test_claims_must_be_a_json_object_of_our_version() -> None:
+    for payload in ([1, 2], {"v": 2}, "not json"):
+        raw = payload if isinstance(payload, str) else None
+        claims_token = sign_claims({"v": 1}, [KeyedSigner(EC, "ec")])[0]
+        header, _, _ = claims_token.split(".")
+        from lienthong.exchange.e2e import b64e
+        from lienthong.exchange.envelope import _raw_signature
+
+        body = b64e(raw.encode() if raw else __import__("orjson").dumps(payload))
+        sig = b64e(_raw_signature(EC, f"{header}.{body}".encode()))
+        with pytest.raises(Refused):
+            verify_tokens([f"{header}.{body}.{sig}"], lookup, hybrid=False)

@@ -78,6 +78,30 @@ def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate
     return crl.is_signature_valid(key)
 
 
+class OcspStatus:
+    """Status from the CA's OCSP service through the trust capability's StatusChecker:
+    answers are cached until their next update, and during an outage the last good answer
+    is used for ``grace`` after it (then fail closed) — traffic does not stop the moment the
+    status service does, unlike X-Road."""
+
+    def __init__(
+        self, url: str, issuers: list[x509.Certificate], *, grace_s: float, timeout_s: float
+    ):
+        from lienthong.trust.client import TrustServiceClient
+        from lienthong.trust.status import StatusChecker
+
+        self._issuers = issuers
+        self.checker = StatusChecker(
+            TrustServiceClient(url, timeout=timeout_s), grace=dt.timedelta(seconds=grace_s)
+        )
+
+    def __call__(self, cert: x509.Certificate, now: float) -> None:
+        issuer = next((i for i in self._issuers if i.subject == cert.issuer), None)
+        if issuer is None:
+            raise CertificateError("issuer of the certificate is not in the CA bundle")
+        self.checker.check(cert, issuer, now=dt.datetime.fromtimestamp(now, dt.UTC))
+
+
 @dataclass
 class _Entry:
     cert: x509.Certificate

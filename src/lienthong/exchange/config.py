@@ -26,6 +26,7 @@ class TlsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key: str  # encrypted PKCS#8 PEM private key (also signs hop receipts)
     roots: str  # PEM bundle of the federation CA (root and intermediates)
     crl: str | None = None  # CRL file published by the CA (revocation status)
+    status_url: str | None = None  # or: the CA's trust service (OCSP with grace period)
 
 
 class LocalSubsystem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -47,6 +48,7 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replay_window_s: float = 300.0
     replay_max_entries: int = 1_000_000
     status_ttl_s: float = 60.0
+    status_grace_s: float = 86400.0  # use the last good OCSP answer this long in an outage
     reload_s: float = 60.0  # how often the directory / global configuration is re-read
     max_header_bytes: int = 32768
 
@@ -98,7 +100,8 @@ def load_config(path: Path) -> GatewayConfig:
         )
         for s in cfg.subsystems
     ]
-    tls = TlsSettings(
+    tls = msgspec.structs.replace(
+        cfg.tls,
         cert=_resolve(base, cfg.tls.cert),
         key=_resolve(base, cfg.tls.key),
         roots=_resolve(base, cfg.tls.roots),

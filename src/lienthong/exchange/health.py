@@ -23,6 +23,13 @@ def health_report(node: Node, now: float) -> dict[str, Any]:
     }
     summary = node.certs.status_summary()
     checks["certificates"] = {"ok": summary["certificates"] > 0, **summary}
+    checker = getattr(node.status, "checker", None)
+    if checker is not None:  # OCSP: warning during an outage (grace), failing once it is over
+        import datetime as dt
+
+        report = checker.health(dt.datetime.fromtimestamp(now, dt.UTC)).to_dict()
+        checks["certificates"]["status_service"] = report
+        checks["certificates"]["ok"] &= report.get("state") != "failing"
     exp = node.directory.expires_at
     checks["configuration"] = {
         "ok": exp is None or exp > now,

@@ -20,6 +20,8 @@ from lienthong.errors import ConfigError
 from lienthong.exchange.certs import (
     CertificateStore,
     CrlStatus,
+    OcspStatus,
+    StatusCheck,
     fingerprint,
     load_bundle,
     load_pem_cert,
@@ -121,6 +123,7 @@ class Node:
     replay: ReplayWindow
     monitor: MonitorStore
     message_log: MessageLog
+    status: StatusCheck | None = None
     started_at: float = field(default_factory=time.time)
     directory_loaded_at: float = field(default_factory=time.time)
 
@@ -131,7 +134,7 @@ class Node:
     def reload(self, now: float) -> bool:
         """Swap in a fresh directory and certificate view; keep the old one on any error."""
         try:
-            directory, certs = load_view(self.cfg, now)
+            directory, certs = load_view(self.cfg, now, self.status)
         except ConfigError as exc:
             log.warning(
                 "%s: configuration reload failed, keeping the previous one: %s", self.name, exc
@@ -175,7 +178,27 @@ def load_directory(cfg: GatewayConfig, now: float) -> Directory:
         raise ConfigError(f"cannot read federation directory: {exc.strerror}") from exc
 
 
-def load_view(cfg: GatewayConfig, now: float) -> tuple[Directory, CertificateStore]:
+def status_check(cfg: GatewayConfig) -> StatusCheck | None:
+    """How certificate status is checked: OCSP via the trust service, a CRL file, or not."""
+    try:
+        issuers = load_bundle(Path(cfg.tls.roots).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read CA bundle: {exc.strerror}") from exc
+    if cfg.tls.status_url:
+        return OcspStatus(
+            cfg.tls.status_url,
+            issuers,
+            grace_s=cfg.limits.status_grace_s,
+            timeout_s=cfg.limits.connect_timeout_s,
+        )
+    if cfg.tls.crl:
+        return CrlStatus(Path(cfg.tls.crl), issuers)
+    return None
+
+
+def load_view(
+    cfg: GatewayConfig, now: float, status: StatusCheck | None = None
+) -> tuple[Directory, CertificateStore]:
     """Directory and certificate store (re-done when the configuration changes)."""
     directory = load_directory(cfg, now)
     if cfg.node not in directory.nodes:
@@ -186,9 +209,6 @@ def load_view(cfg: GatewayConfig, now: float) -> tuple[Directory, CertificateSto
         bundle = Path(cfg.tls.roots).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read CA bundle: {exc.strerror}") from exc
-    status = None
-    if cfg.tls.crl:
-        status = CrlStatus(Path(cfg.tls.crl), load_bundle(bundle))
     certs = CertificateStore(
         signing,
         tls,
@@ -203,7 +223,8 @@ def load_view(cfg: GatewayConfig, now: float) -> tuple[Directory, CertificateSto
 def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> Node:
     """Load everything a gateway needs; raise ConfigError with one line if anything is wrong."""
     passphrase = resolve_secret(cfg.passphrase, what="gateway key passphrase")
-    directory, certs = load_view(cfg, time.time())
+    status = status_check(cfg)
+    directory, certs = load_view(cfg, time.time(), status)
     tls_key = load_private(cfg.tls.key, passphrase)
     tls_cert = load_pem_cert(Path(cfg.tls.cert).read_bytes())
     state = Path(cfg.state_dir)
@@ -217,6 +238,7 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
         replay=ReplayWindow(cfg.limits.replay_window_s, cfg.limits.replay_max_entries),
         monitor=MonitorStore(state / "monitor.sqlite"),
         message_log=message_log or _message_log(cfg, state),
+        status=status,
     )
 
 

@@ -84,6 +84,14 @@ class Running:
         self._spawn(node, args, port, self.testbed.workdir / "logs" / f"{node}.log")
         wait_port(self.testbed.peer_ports[node], proc=self.procs[node])
 
+    def start_trust_service(self, port: int) -> None:
+        """Start the CA's trust service (OCSP, CRL, TSA) of this testbed on ``port``."""
+        code = (
+            "from lienthong.trust.service import serve; "
+            f"serve({str(self.testbed.ca.directory)!r}, port={port})"
+        )
+        self._spawn("status", ["-c", code], port, self.testbed.workdir / "logs" / "status.log")
+
     def start_link(self, node: str) -> None:
         """Start the TCP relay carrying ``node``'s first physical link."""
         listen, target = self.testbed.proxies[node]

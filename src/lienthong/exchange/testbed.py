@@ -127,6 +127,7 @@ def free_port() -> int:
 
 @dataclass
 class Testbed:
+    __test__ = False  # not a pytest test class despite its name
     workdir: Path
     spec: FederationSpec
     ca: CertificateAuthority
