@@ -147,7 +147,8 @@ class AgencySync:
         mapper = self._mapper(spec, conn)
         position = self.outbox.extract_position(spec.name)
         for chunk in conn.read(position, spec.batch_size):
-            if not chunk.read:
+            if not chunk.read:  # a position change only (e.g. snapshot → stream)
+                self.outbox.set_field(spec.name, "extract_position", chunk.position, self.now())
                 continue
             mapped = mapper.map_chunk(chunk)
 

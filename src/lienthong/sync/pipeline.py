@@ -50,6 +50,7 @@ class TableSpec:
     on_added_columns: str = "stop"
     file: str | None = None
     format: str | None = None
+    logical_slot: str | None = None  # PostgreSQL log-based capture through this slot
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _source(doc: Any, err: _Errors) -> SourceSpec | None:
 
 _TABLE_KEYS = {
     "name", "key", "entity", "fields", "joins", "cursor", "deleted_column", "batch_size",
-    "classification", "on_added_columns", "file", "format",
+    "classification", "on_added_columns", "file", "format", "logical_slot",
 }  # fmt: skip
 
 
@@ -185,13 +186,15 @@ def _table(doc: Any, where: str, err: _Errors) -> TableSpec | None:
     if drift not in DRIFT_POLICIES:
         err.append(f"{where}on_added_columns: {drift!r} is not one of {DRIFT_POLICIES}")
     fields = _fields(doc.get("fields", {}), doc.get("joins", {}), where, err)
-    for opt in ("cursor", "deleted_column", "file", "format"):
+    for opt in ("cursor", "deleted_column", "file", "format", "logical_slot"):
         err.check(doc.get(opt), str, f"{where}{opt}")
+    if doc.get("logical_slot") and doc.get("cursor"):
+        err.append(f"{where}logical_slot: use either a cursor column or a logical slot, not both")
     if not (name and key and entity):
         return None
     return TableSpec(
         name, tuple(key), entity, fields, doc.get("cursor"), doc.get("deleted_column"),
-        size or 5000, level, drift, doc.get("file"), doc.get("format"),
+        size or 5000, level, drift, doc.get("file"), doc.get("format"), doc.get("logical_slot"),
     )  # fmt: skip
 
 
