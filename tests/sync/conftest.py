@@ -41,8 +41,8 @@ def pg_logical_dsn() -> Iterator[str]:
         shutil.chown(base, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
     data, port = base / "data", free_port()
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U",
-                    "postgres", "--no-sync", "-E", "UTF8"], check=True, capture_output=True)  # fmt: skip
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
+    subprocess.run([*prefix, *initdb, "--no-sync"], check=True, capture_output=True)
     opts = (f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c wal_level=logical "
             "-c fsync=off -c max_replication_slots=4")  # fmt: skip
     subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",

@@ -91,7 +91,8 @@ def test_pipeline_with_logical_slot_end_to_end(
     conn.drop_slot()  # the pipeline creates its own
     monkeypatch.setenv("LT_TEST_LOGICAL_DSN", dsn)
     doc = {
-        "source_id": "BHXH.HN", "source": {"kind": "postgres", "dsn": {"$env": "LT_TEST_LOGICAL_DSN"}},
+        "source_id": "BHXH.HN",
+        "source": {"kind": "postgres", "dsn": {"$env": "LT_TEST_LOGICAL_DSN"}},
         "tables": [{"name": "people", "key": ["id"], "entity": "person", "logical_slot": "lt_t",
                     "batch_size": 100, "classification": "INTERNAL"}],
     }  # fmt: skip

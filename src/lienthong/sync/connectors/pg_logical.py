@@ -157,7 +157,10 @@ class PgLogicalConnector:
                 "'include-xids', '0', 'skip-empty-xacts', '1')",
                 [self.slot, size],
             )
-            rows, deletes, txn, last_commit = [], [], [], None
+            rows: list[tuple[Any, ...]] = []
+            deletes: list[tuple[Any, ...]] = []
+            txn: list[tuple[str, dict[str, Any]]] = []
+            last_commit = None
             for at, data in changes:
                 if data == "BEGIN":
                     txn = []
