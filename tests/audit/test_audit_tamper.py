@@ -109,3 +109,28 @@ def test_forged_checkpoint_signature_is_reported(tmp_path: Path) -> None:
     with AuditLog.open(path) as log, pytest.raises(LogInconsistency) as err:
         verify_log(log, public_key=SIGNER.public_key())
     assert err.value.details["kind"] == "bad_signature"
+
+
+def test_operator_rewriting_log_and_checkpoints_is_caught_by_witness_state(
+    tmp_path: Path,
+) -> None:
+    from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
+
+    path = tmp_path / "log.sqlite"
+    build(path, 50)
+    state = WitnessState(tmp_path / "witness.json")
+    with AuditLog.open(path) as log:
+        Witness("w.example/w", SIGNER, state).witness(
+            LocalLogSource(log), ORIGIN, SIGNER.public_key()
+        )
+    # the operator holds the key: rebuilds the whole log, checkpoints included
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    build(path, 60, tag="rewritten")
+    with AuditLog.open(path) as log:
+        verify_log(log, public_key=SIGNER.public_key())  # self-consistent on its own
+        seen = state.get(ORIGIN)
+        assert seen is not None
+        with pytest.raises(LogInconsistency) as err:
+            verify_log(log, public_key=SIGNER.public_key(), external_notes=[seen])
+    assert err.value.details["kind"] == "fork"

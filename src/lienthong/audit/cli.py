@@ -62,6 +62,22 @@ def _pubkey(path: Path | None) -> PublicKey | None:
         raise InputError(f"cannot read public key {path}: {exc.strerror}") from exc
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+
+
+def _witness_note(path: Path, origin: str) -> str:
+    if not path.is_file():
+        raise InputError(f"no witness state at {path}")
+    note = WitnessState(path).get(origin)
+    if note is None:
+        raise InputError(f"witness state {path} has no checkpoint of {origin}")
+    return note
+
+
 def _certificates(path: Path) -> list[x509.Certificate]:
     try:
         return x509.load_pem_x509_certificates(path.read_bytes())
@@ -88,17 +104,26 @@ def verify(
     tsa_bundle: Path | None = typer.Option(
         None, "--tsa-bundle", help="PEM certificates of the time-stamping authority's chain."
     ),
+    checkpoint: list[Path] = typer.Option(
+        [], "--checkpoint", help="A signed checkpoint of this log kept elsewhere (note file)."
+    ),
+    witness_state: list[Path] = typer.Option(
+        [], "--witness-state", help="A witness's state file: its last checkpoint of this log."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Re-check every entry, subtree, checkpoint and co-signature; report the first problem."""
     tsa = _certificates(tsa_bundle) if tsa_bundle is not None else None
     with _open(log) as lg:
+        notes = [_read_text(p) for p in checkpoint]
+        notes += [_witness_note(p, lg.origin) for p in witness_state]
         try:
             report = verify_log(
                 lg,
                 public_key=_pubkey(pubkey),
                 witnesses=_named_keys(witness),
                 tsa_certificates=tsa,
+                external_notes=notes,
             )
         except LogInconsistency as exc:
             if json_out:

@@ -23,12 +23,12 @@ from typing import Any
 from cryptography import x509
 
 from lienthong.audit import merkle
-from lienthong.audit.checkpoint import verify_cosignature, verify_note
+from lienthong.audit.checkpoint import Checkpoint, verify_cosignature, verify_note
 from lienthong.audit.log import AuditLog
 from lienthong.audit.merkle import HASH_SIZE
 from lienthong.audit.stamping import stamp_digest
 from lienthong.audit.tiles import TILE_WIDTH, tile_key
-from lienthong.errors import IntegrityError, SignatureError, TrustError
+from lienthong.errors import InputError, IntegrityError, SignatureError, TrustError
 from lienthong.trust.keys import PublicKey, public_key_from_pem
 from lienthong.trust.tsa import verify_timestamp
 
@@ -55,6 +55,7 @@ class VerifyReport:
     key_source: str = "given"
     unsigned_tail: int = 0
     stamps_verified: int = 0
+    external_checkpoints: int = 0
     stamps_pending: int = 0
     elapsed_s: float = 0.0
 
@@ -94,7 +95,9 @@ def _classify(i: int, computed: list[bytes], stored: list[bytes], base: int) -> 
             other=base + j,
         )
     return _fail(
-        "modified", f"entry {idx} was modified: its content does not match its leaf hash", index=idx
+        "modified",
+        f"entry {idx} was modified: its content does not match its stored leaf hash",
+        index=idx,
     )
 
 
@@ -218,36 +221,45 @@ def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> None:
     _check_no_extra(log, size)
 
 
+def _check_note(
+    log: AuditLog, note: str, key: PublicKey, size: int, good: int, where: str
+) -> Checkpoint:
+    """One signed checkpoint against the log: signature, origin, size, root."""
+    try:
+        cp = verify_note(note, log.key_name, key)
+    except (SignatureError, InputError) as exc:
+        raise _fail("bad_signature", f"{where}: {exc}", index=good) from exc
+    if cp.origin != log.origin:
+        raise _fail("bad_checkpoint", f"{where} is for log {cp.origin!r}", index=good)
+    if cp.size > size:
+        raise _fail(
+            "deleted",
+            f"{where} covers {cp.size} entries but the log holds {size}: "
+            f"entries [{size}, {cp.size}) were deleted",
+            index=size,
+        )
+    if log.root(cp.size) != cp.root:
+        raise _fail(
+            "fork",
+            f"the log's first {cp.size} entries do not match {where}: history "
+            f"between entries {good} and {cp.size} was rewritten (forked history)",
+            index=good,
+            checkpoint=cp.size,
+        )
+    return cp
+
+
 def _check_checkpoints(
     log: AuditLog, key: PublicKey, witnesses: dict[str, PublicKey], size: int, report: VerifyReport
 ) -> None:
     good = 0
     for cp_size, note in log.store.checkpoints():
-        try:
-            cp = verify_note(note, log.key_name, key)
-        except SignatureError as exc:
-            raise _fail("bad_signature", f"checkpoint {cp_size}: {exc}", index=cp_size) from exc
-        if cp.origin != log.origin or cp.size != cp_size:
+        cp = _check_note(log, note, key, size, good, f"stored checkpoint {cp_size}")
+        if cp.size != cp_size:
             raise _fail(
                 "bad_checkpoint",
-                f"checkpoint {cp_size} names origin {cp.origin!r} size {cp.size}",
+                f"checkpoint stored as size {cp_size} says size {cp.size}",
                 index=cp_size,
-            )
-        if cp.size > size:
-            raise _fail(
-                "deleted",
-                f"signed checkpoint covers {cp.size} entries but the log "
-                f"holds {size}: entries [{size}, {cp.size}) were deleted",
-                index=size,
-            )
-        if log.root(cp.size) != cp.root:
-            raise _fail(
-                "fork",
-                f"the log's first {cp.size} entries do not match signed "
-                f"checkpoint {cp.size}: history between entries {good} and {cp.size} "
-                "was rewritten (forked history)",
-                index=good,
-                checkpoint=cp.size,
             )
         for name, line in log.store.cosignatures(cp_size):
             if name not in witnesses:
@@ -286,6 +298,7 @@ def verify_log(
     public_key: PublicKey | None = None,
     witnesses: dict[str, PublicKey] | None = None,
     tsa_certificates: list[x509.Certificate] | None = None,
+    external_notes: list[str] | None = None,
 ) -> VerifyReport:
     """Re-check every leaf, subtree, checkpoint and co-signature of ``log``.
 
@@ -293,6 +306,8 @@ def verify_log(
     used and the report says ``key_source: "log"`` (only self-consistency is then proven).
     With ``tsa_certificates`` (self-signed ones are the trusted roots, the others
     intermediates) every RFC 3161 time-stamp on a checkpoint is verified too.
+    ``external_notes`` are checkpoints of this log kept elsewhere (a witness's state, a
+    citizen's receipt): they catch a history rewritten together with its stored checkpoints.
     """
     started = time.perf_counter()
     report = VerifyReport(origin=log.origin, size=log.size())
@@ -305,6 +320,9 @@ def verify_log(
     _check_tree(log, report.size, report)
     if public_key is not None:
         _check_checkpoints(log, public_key, witnesses or {}, report.size, report)
+        for k, note in enumerate(external_notes or []):
+            _check_note(log, note, public_key, report.size, 0, f"external checkpoint #{k + 1}")
+            report.external_checkpoints += 1
     else:
         report.unsigned_tail = report.size
     if tsa_certificates is not None:
