@@ -42,7 +42,7 @@ def pg_logical_dsn() -> Iterator[str]:
         prefix = ["runuser", "-u", "postgres", "--"]
     data, port = base / "data", free_port()
     initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
-    subprocess.run([*prefix, *initdb, "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*prefix, *initdb, "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
     opts = (f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c wal_level=logical "
             "-c fsync=off -c max_replication_slots=4")  # fmt: skip
     subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
