@@ -23,3 +23,11 @@ def test_demo_step(tmp_path: Path) -> None:
     assert Path(ctx.state["truth"], "links.csv").is_file()
     assert Path(result["truth"]) == tmp_path / "sources" / "truth"
     assert any("population" in line for line in said)
+
+
+def test_demo_shares_a_sample_of_true_citizens(tmp_path: Path) -> None:
+    ctx = DemoContext(workdir=tmp_path, seed=2, citizens=150)
+    run(ctx)
+    people = ctx.state["citizens"]
+    assert len(people) == 100
+    assert all(len(p["personal_id"]) == 12 and p["full_name"] for p in people)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,30 @@ from lienthong.synth.config import SynthConfig
 from lienthong.synth.generator import generate
 
 
+def sample_citizens(truth: Path, n: int) -> list[dict[str, str]]:
+    """The first ``n`` true citizens of a ground-truth folder, with dictionary field names."""
+    out: list[dict[str, str]] = []
+    with (truth / "citizens.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if len(out) == n:
+                break
+            out.append(
+                {
+                    "personal_id": row["citizen_id"],
+                    "full_name": row["full_name"],
+                    "date_of_birth": row["birth_date"],
+                    "sex": row["sex"],
+                }
+            )
+    return out
+
+
 def run(ctx: Any) -> dict[str, Any]:
     """Generate ``ctx.citizens`` citizens into ``ctx.workdir / "sources"`` and validate them.
 
-    Leaves ``ctx.state["sources"]`` ({source: SQLite path}), ``ctx.state["exports"]`` and
-    ``ctx.state["truth"]`` for the later steps (sync reads the sources, quality the truth).
+    Leaves ``ctx.state["sources"]`` ({source: SQLite path}), ``ctx.state["exports"]``,
+    ``ctx.state["truth"]`` (the ground-truth folder) and ``ctx.state["citizens"]`` (the first
+    100 true citizens as dicts: personal_id, full_name, date_of_birth, sex) for later steps.
     """
     report = generate(SynthConfig(citizens=ctx.citizens, seed=ctx.seed), ctx.workdir / "sources")
     ctx.say(
@@ -42,6 +62,7 @@ def run(ctx: Any) -> dict[str, Any]:
     ctx.state["sources"] = {name: s["path"] for name, s in sources.items()}
     ctx.state["exports"] = {name: s["exports"] for name, s in sources.items() if s["exports"]}
     ctx.state["truth"] = report["truth"]
+    ctx.state["citizens"] = sample_citizens(Path(report["truth"]), 100)
     ctx.say(f"  ground truth (true citizens, record links, defects): {report['truth']}")
     return {
         "citizens": report["citizens"],
