@@ -104,6 +104,7 @@ class AuditLog:
         self.key_name = key_name or origin
         self._write_lock = threading.Lock()
         self._stop_checkpoints = threading.Event()
+        self._roots: dict[int, bytes] = {}  # a root never changes once its size exists
         self._checkpointer: threading.Thread | None = None
         self.checkpoint_error: str | None = None
         self._queue_lock = threading.Lock()
@@ -217,7 +218,13 @@ class AuditLog:
     def root(self, size: int | None = None) -> bytes:
         """Root hash of the first ``size`` entries (default: all)."""
         size = self._size_at_most(size)
-        return merkle.root_from_subtrees(size, self.hashes)
+        root = self._roots.get(size)
+        if root is None:
+            root = merkle.root_from_subtrees(size, self.hashes)
+            if len(self._roots) > 256:  # the sizes asked for are few: checkpoints, latest
+                self._roots.clear()
+            self._roots[size] = root
+        return root
 
     def _size_at_most(self, size: int | None) -> int:
         current = self.size()
@@ -242,8 +249,8 @@ class AuditLog:
         if not 0 <= index < size:
             raise NotFound(f"entry {index} is not in a tree of size {size}")
         ranges = merkle.inclusion_ranges(index, size)
-        hashes = merkle.resolve_ranges([(index, index + 1), (0, size), *ranges], self.hashes)
-        return InclusionProof(index, size, hashes[0], hashes[1], tuple(hashes[2:]))
+        hashes = merkle.resolve_ranges([(index, index + 1), *ranges], self.hashes)
+        return InclusionProof(index, size, hashes[0], self.root(size), tuple(hashes[1:]))
 
     def consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Consistency proof between the trees of ``old_size`` and ``new_size``."""
