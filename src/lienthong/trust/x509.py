@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import warnings
 from collections.abc import Iterable, Sequence
 
+from asn1crypto import parser
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
@@ -48,36 +52,99 @@ def load_certificate(data: bytes, *, source: str = "input") -> x509.Certificate:
     return certs[0]
 
 
+# What cryptography raises on malformed input besides ValueError (lazy parsing, duplicates)
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    CryptographyDeprecationWarning,
+)
+
+
 def load_certificates(data: bytes, *, source: str = "input") -> list[x509.Certificate]:
-    """Parse a PEM bundle (one or more certificates) or a single DER certificate."""
+    """Parse a PEM bundle (one or more certificates) or a single DER certificate; every field
+    is parsed now, so a malformed certificate fails here with InputError."""
     try:
-        if b"-----BEGIN" in data:
-            certs = x509.load_pem_x509_certificates(data)
-        else:
-            certs = [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+        with warnings.catch_warnings():
+            # non-conformant encodings (e.g. a negative serial) are errors, not warnings
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            if b"-----BEGIN" in data:
+                certs = x509.load_pem_x509_certificates(data)
+            else:
+                certs = [x509.load_der_x509_certificate(data)]
+            for cert in certs:
+                parse_fully(cert)
+    except _PARSE_ERRORS as exc:
         raise InputError(f"{source}: not a valid X.509 certificate ({exc})") from exc
-    for cert in certs:
-        try:
-            _ = cert.extensions  # malformed extensions surface only when parsed
-        except ValueError as exc:
-            raise InputError(f"{source}: certificate has malformed extensions ({exc})") from exc
+    except CertificateError as exc:
+        raise InputError(f"{source}: {exc.message}") from exc
     return certs
+
+
+def parse_fully(cert: x509.Certificate) -> None:
+    """Force ``cryptography``'s lazy parsing of every field we read, so that a malformed
+    certificate fails here with CertificateError(reason="malformed"), not later elsewhere."""
+    try:
+        _ = (
+            cert.version,
+            cert.subject.rfc4514_string(),
+            cert.issuer.rfc4514_string(),
+            cert.serial_number,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+            cert.signature_algorithm_oid,
+            cert.tbs_certificate_bytes,
+            cert.signature,
+            list(cert.extensions),
+        )
+        unused_bits = _signature_unused_bits(cert.public_bytes(serialization.Encoding.DER))
+    except _PARSE_ERRORS as exc:
+        raise CertificateError(
+            f"malformed certificate ({exc})", code="cert_malformed", reason="malformed"
+        ) from exc
+    if unused_bits != 0:
+        # outside the signed TBS: a non-zero count would give one certificate many encodings
+        raise CertificateError(
+            "malformed certificate (signature BIT STRING has unused bits)",
+            code="cert_malformed",
+            reason="malformed",
+        )
+
+
+def _signature_unused_bits(der: bytes) -> int:
+    """The unused-bits octet of the outer signature BIT STRING of a certificate or CSR (both
+    are SEQUENCE { signed part, signatureAlgorithm, signature })."""
+    body = parser.parse(der)[4]
+    offset = 0
+    for _ in range(2):  # skip tbsCertificate and signatureAlgorithm
+        header, content = parser.parse(body[offset:], strict=False)[3:5]
+        offset += len(header) + len(content)
+    signature = parser.parse(body[offset:], strict=False)[4]
+    if not signature:
+        raise ValueError("empty signature")
+    return int(signature[0])
 
 
 def load_csr(data: bytes, *, source: str = "CSR") -> x509.CertificateSigningRequest:
     """Parse a PEM/DER CSR and check its self-signature (proof of possession)."""
     try:
-        if b"-----BEGIN" in data:
-            csr = x509.load_pem_x509_csr(data)
-        else:
-            csr = x509.load_der_x509_csr(data)
-        _ = csr.extensions  # force parsing of malformed extensions
-        valid = csr.is_signature_valid
-    except (ValueError, UnsupportedAlgorithm) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            if b"-----BEGIN" in data:
+                csr = x509.load_pem_x509_csr(data)
+            else:
+                csr = x509.load_der_x509_csr(data)
+            # force the lazy parsing of everything the CA reads
+            _ = (csr.subject.rfc4514_string(), list(csr.extensions), csr.public_key())
+            valid = csr.is_signature_valid
+            unused_bits = _signature_unused_bits(csr.public_bytes(serialization.Encoding.DER))
+    except (*_PARSE_ERRORS, UnsupportedAlgorithm) as exc:
         raise InputError(f"{source}: not a valid certificate signing request ({exc})") from exc
     if not valid:
         raise InputError(f"{source}: signature does not verify (tampered or wrong key)")
+    if unused_bits != 0:
+        raise InputError(f"{source}: malformed CSR (signature BIT STRING has unused bits)")
     return csr
 
 
@@ -227,6 +294,8 @@ def build_chain(
     """Walk from ``leaf`` to a root; return ``[leaf, ..., root]`` or raise CertificateError."""
     roots = list(roots)
     pool = list(intermediates) + roots
+    for cert in (leaf, *pool):
+        parse_fully(cert)
     chain = [leaf]
     current = leaf
     for _ in range(_MAX_DEPTH):
@@ -258,7 +327,7 @@ def verify_chain(
     """Raise :class:`CertificateError` unless ``leaf`` chains to one of ``roots`` at ``now``
     and may be used for ``usage``. ``err.details['reason']`` is one of: expired,
     not_yet_valid, wrong_issuer, bad_signature, not_a_ca, wrong_key_usage,
-    unsupported_algorithm, path_validation."""
+    unsupported_algorithm, malformed, path_validation."""
     usage = Usage(usage)
     intermediates, roots = list(intermediates), list(roots)
     if not roots:
