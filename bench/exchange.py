@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,92 @@ from lienthong.exchange.testbed import (
     build_testbed,
     demo_spec,
 )
+
+# A plain one-hop proxy (no TLS, no signing) per HTTP stack, to choose the stack by measuring.
+PROXY = r"""
+import asyncio, sys
+stack, listen, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+URL = f"http://127.0.0.1:{target}/ping"
+if stack == "aiohttp":
+    import aiohttp, uvloop
+    from aiohttp import web
+
+    async def main():
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
+
+        async def h(request):
+            async with session.get(URL) as r:
+                return web.Response(body=await r.read(), content_type="application/json")
+
+        app = web.Application()
+        app.router.add_get("/ping", h)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", listen).start()
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+else:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+    clients = {}
+
+    async def h(request):
+        if stack == "uvicorn-httpx":
+            import httpx
+            if not clients:
+                clients["c"] = httpx.AsyncClient(limits=httpx.Limits(max_connections=512))
+            body = (await clients["c"].get(URL)).content
+        else:
+            import aiohttp
+            if not clients:
+                clients["c"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
+            async with clients["c"].get(URL) as r:
+                body = await r.read()
+        return Response(body, media_type="application/json")
+
+    app = Starlette(routes=[Route("/ping", h)])
+    uvicorn.run(app, host="127.0.0.1", port=listen, log_level="warning", loop="uvloop")
+"""
+
+
+def compare_stacks(seconds: float, conns: int, workdir: Path) -> dict[str, float]:
+    """Requests/s of a one-hop proxy in front of the sample service, per server/client stack."""
+    import sys
+
+    from lienthong.exchange.processes import wait_port
+    from lienthong.exchange.testbed import free_port
+
+    svc = free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "lienthong.exchange.sample_service", "--port", str(svc)],
+            stdout=subprocess.DEVNULL,
+        )
+    ]
+    out: dict[str, float] = {}
+    try:
+        wait_port(svc)
+        out["direct"] = load(f"http://127.0.0.1:{svc}/ping", seconds, conns, workdir)["rps"]
+        for stack in ("aiohttp", "uvicorn-aiohttp", "uvicorn-httpx"):
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-c", PROXY, stack, str(port), str(svc)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            procs.append(proc)
+            wait_port(port, proc=proc)
+            out[stack] = load(f"http://127.0.0.1:{port}/ping", seconds, conns, workdir)["rps"]
+            proc.terminate()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+    return {k: round(v) for k, v in out.items()}
+
 
 HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "benchmark", "X-LT-Legal-Basis": "test"}
 LIMITS = {"max_body_bytes": 2 << 30}
@@ -84,7 +171,10 @@ def wrk(
         text=True,
         check=True,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no rate: {out[-300:]}")
+    rps = float(found.group(1))
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
@@ -141,7 +231,7 @@ async def _sequential_p50(url: str, n: int) -> float:
 async def _upload(url: str, size: int) -> float:
     chunk = b"\x07" * (1 << 20)
 
-    async def body():  # type: ignore[no-untyped-def]
+    async def body() -> AsyncIterator[bytes]:
         for _ in range(size >> 20):
             yield chunk
 
@@ -210,8 +300,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--stacks", action="store_true", help="also compare HTTP server/client stacks (proxy)"
+    )
     args = parser.parse_args()
     result = run(args.seconds, args.connections)
+    if args.stacks:
+        with tempfile.TemporaryDirectory(prefix="lt-stacks-") as tmp:
+            result["stacks_proxy_rps"] = compare_stacks(args.seconds, args.connections, Path(tmp))
     if args.json:
         print(json.dumps(result))
         return
