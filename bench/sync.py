@@ -184,7 +184,7 @@ def dlt_copy(src: str, dst: str) -> dict[str, Any]:
             best.setdefault("errors", {})[backend] = f"{type(exc).__name__}: {str(exc)[:120]}"
             continue
         with psycopg.connect(dst) as c:
-            n = c.execute(f"SELECT count(*) FROM dlt_{backend}.citizens").fetchone()[0]  # type: ignore[index]
+            n = c.execute(f"SELECT count(*) FROM dlt_{backend}.citizens").fetchone()[0]
         rate = round(n / elapsed)
         if rate > best.get("rows_per_s", 0):
             best.update({"backend": backend, "rows_per_s": rate, "seconds": round(elapsed, 3)})
@@ -209,7 +209,7 @@ def copy_limit(src: str, dst: str) -> dict[str, Any]:
                 into.write(data)
         b.commit()
         elapsed = time.perf_counter() - t0
-        n = b.execute("SELECT count(*) FROM copy_citizens").fetchone()[0]  # type: ignore[index]
+        n = b.execute("SELECT count(*) FROM copy_citizens").fetchone()[0]
     return {"rows_per_s": round(n / elapsed), "seconds": round(elapsed, 3)}
 
 

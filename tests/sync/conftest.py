@@ -6,9 +6,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymysql
 import pytest
 from crashtools import free_port
 from synctools import Keys, new_keys
@@ -52,4 +54,54 @@ def pg_logical_dsn() -> Iterator[str]:
     finally:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True)  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_binlog_params() -> Iterator[dict[str, object]]:
+    """A private, throw-away MariaDB with the row-format binlog on 127.0.0.1.
+
+    The shared server runs with log_bin=OFF and we do not change its configuration.
+    """
+    server, install = (
+        shutil.which("mariadbd", path="/usr/sbin:/usr/bin"),
+        shutil.which("mariadb-install-db"),
+    )
+    if server is None or install is None or os.geteuid() != 0:
+        pytest.skip("no MariaDB server binaries (or not root) to start a binlog instance")
+    base = Path(tempfile.mkdtemp(prefix="lt-mariadb-"))
+    shutil.chown(base, "mysql")
+    data, port = base / "data", free_port()
+    setup = [install, "--user=mysql", f"--datadir={data}", "--skip-test-db"]
+    subprocess.run([*setup, "--auth-root-authentication-method=normal"], check=True,
+                   capture_output=True)  # fmt: skip
+    with (base / "log").open("wb") as log:
+        proc = subprocess.Popen([
+            server, "--no-defaults", "--user=mysql", f"--datadir={data}", f"--port={port}",
+            "--bind-address=127.0.0.1", f"--socket={base}/sock", f"--pid-file={base}/pid",
+            f"--log-bin={data}/binlog", "--binlog-format=ROW", "--binlog-row-metadata=FULL",
+            "--server-id=1", "--innodb-buffer-pool-size=16M",
+        ], stdout=log, stderr=log)  # fmt: skip
+    params: dict[str, object] = {
+        "host": "127.0.0.1", "port": port, "user": "root", "password": "", "database": "lt",
+        "charset": "utf8mb4",
+    }  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = pymysql.connect(**{**params, "database": None}, connect_timeout=1)
+            break
+        except pymysql.err.OperationalError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"private MariaDB did not start: {(base / 'log').read_text()[-400:]}")
+            time.sleep(0.2)
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE lt CHARACTER SET utf8mb4")
+    conn.close()
+    try:
+        yield params
+    finally:
+        proc.kill()
+        proc.wait()
         shutil.rmtree(base, ignore_errors=True)

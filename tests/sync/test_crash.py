@@ -36,8 +36,10 @@ def test_kill9_200k_rows_10_kills(tmp_path: Path) -> None:
     drill = Drill(tmp_path, rows=100_000, batch_size=2000)
     drill.setup()
     try:
-        drill.run(kills=10, timeout=900, grow=10_000)
+        drill.run(kills=10, timeout=900, grow=10_000)  # 100k + 10 × 10k = 200k rows
     finally:
         drill.stop()
+    print(drill.summary())
     check_exact(drill)
+    assert drill.rows == 200_000
     assert sum(drill.kills.values()) == 10

@@ -51,6 +51,7 @@ class TableSpec:
     file: str | None = None
     format: str | None = None
     logical_slot: str | None = None  # PostgreSQL log-based capture through this slot
+    binlog_server_id: int | None = None  # MariaDB/MySQL binlog capture as this replica id
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ def _source(doc: Any, err: _Errors) -> SourceSpec | None:
 _TABLE_KEYS = {
     "name", "key", "entity", "fields", "joins", "cursor", "deleted_column", "batch_size",
     "classification", "on_added_columns", "file", "format", "logical_slot",
+    "binlog_server_id",
 }  # fmt: skip
 
 
@@ -190,11 +192,15 @@ def _table(doc: Any, where: str, err: _Errors) -> TableSpec | None:
         err.check(doc.get(opt), str, f"{where}{opt}")
     if doc.get("logical_slot") and doc.get("cursor"):
         err.append(f"{where}logical_slot: use either a cursor column or a logical slot, not both")
+    server_id = err.check(doc.get("binlog_server_id"), int, f"{where}binlog_server_id")
+    if server_id is not None and not 1 <= server_id < 2**32:
+        err.append(f"{where}binlog_server_id: a replica server id between 1 and 4294967295")
     if not (name and key and entity):
         return None
     return TableSpec(
         name, tuple(key), entity, fields, doc.get("cursor"), doc.get("deleted_column"),
         size or 5000, level, drift, doc.get("file"), doc.get("format"), doc.get("logical_slot"),
+        server_id,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from lienthong.errors import ConfigError
 from lienthong.sync.connectors.base import Connector
 from lienthong.sync.connectors.files import FileConnector
+from lienthong.sync.connectors.mariadb_binlog import MariaDbBinlogConnector
 from lienthong.sync.connectors.pg_logical import PgLogicalConnector
 from lienthong.sync.connectors.sql import MARIADB, POSTGRES, SQLITE, SqlDialect, SqlTableConnector
 from lienthong.sync.pipeline import Pipeline
@@ -78,6 +79,11 @@ def open_connectors(pipeline: Pipeline) -> dict[str, Connector]:
             dsn = resolve_secret(src.dsn, "source.dsn", base)
             if src.kind == "postgres" and t.logical_slot:
                 out[t.name] = PgLogicalConnector(_postgres(dsn), t.name, t.key, t.logical_slot)
+                continue
+            if src.kind == "mariadb" and t.binlog_server_id:
+                out[t.name] = MariaDbBinlogConnector(
+                    mariadb_params(dsn), t.name, t.key, t.binlog_server_id
+                )
                 continue
             if src.kind == "postgres":
                 connect, dialect = _postgres(dsn), POSTGRES
