@@ -9,6 +9,7 @@ origin and entry index, so the monitoring centre can ask the node for an inclusi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -86,11 +87,19 @@ def _cef_ext(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("=", "\\=").replace("\r", "\\r").replace("\n", "\\n")
 
 
+def _epoch_ms(at: Any) -> int | None:
+    """CEF ``rt``: milliseconds since the epoch (the form every CEF consumer parses)."""
+    try:
+        return int(datetime.fromisoformat(str(at).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
 def to_cef(event: dict[str, Any]) -> str:
     """One CEF:0 line; extension keys use CEF names where one fits, ``cs1``… otherwise."""
     entry = event["entry"]
     ext: dict[str, Any] = {
-        "rt": entry.get("at"),
+        "rt": _epoch_ms(entry.get("at")),
         "dvchost": event["origin"],
         "cn1": event["index"],
         "cn1Label": "logIndex",
