@@ -65,3 +65,24 @@ def test_text_report(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "population" in proc.stdout and "truth:" in proc.stdout
     assert (tmp_path / "truth" / "defects.csv").read_text().strip().count("\n") == 0
+
+
+@pytest.mark.postgres
+def test_cli_writes_to_postgres(tmp_path: Path, pg_dsn: str) -> None:
+    proc = run("--citizens", "100", "--out", str(tmp_path), "--pg", pg_dsn, "--prefix", "cli_",
+               "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["sources"]["health"]["backend"] == "postgresql"
+    import psycopg
+
+    with psycopg.connect(pg_dsn) as conn:
+        (count,) = conn.execute('SELECT count(*) FROM "cli_population_cong_dan"').fetchone() or (0,)
+    assert count == 100
+
+
+@pytest.mark.mariadb
+def test_cli_writes_to_mariadb(tmp_path: Path, mariadb_url: str) -> None:
+    proc = run("--citizens", "100", "--out", str(tmp_path), "--mariadb", mariadb_url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["sources"]["tax"]["backend"] == "mariadb"
