@@ -101,6 +101,16 @@ def test_rewritten_history_with_recomputed_hashes_is_a_fork(tmp_path: Path) -> N
     assert err.value.details["kind"] == "fork"
 
 
+def test_changed_kind_column_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    build(path, 10)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE leaves SET kind = 'exchange' WHERE idx = 4")
+    with AuditLog.open(path) as log, pytest.raises(LogInconsistency) as err:
+        verify_log(log, public_key=SIGNER.public_key())
+    assert err.value.details == {"kind": "modified", "index": 4}
+
+
 def test_forged_checkpoint_signature_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite"
     build(path, 10)

@@ -151,6 +151,11 @@ def _check_leaves(
     if computed != stored:
         first = next(k for k in range(len(rows)) if computed[k] != stored[k])
         raise _classify(first, computed, stored_ext, lo)
+    for idx, kind, data in rows:  # the kind column (used to filter exports) is not hashed
+        if data is not None and b'"kind":"' + kind.encode() + b'"' not in data:
+            raise _fail(
+                "modified", f"entry {idx}: its kind column was changed to {kind!r}", index=idx
+            )
     report.entries_checked += len(rows)
 
 
