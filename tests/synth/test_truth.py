@@ -9,14 +9,17 @@ import json
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from lienthong.dictionary.record import record_validator
+from lienthong.errors import InputError
 from lienthong.synth.checks import MAPPINGS, to_record
 from lienthong.synth.config import DefectRates, SynthConfig
 from lienthong.synth.generator import build
+from lienthong.synth.truth import link_index, read_truth_csv
 from lienthong.validate import check_commune_code, check_personal_id, check_province_code
 from lienthong.validate.dates import parse_date
 
@@ -195,3 +198,15 @@ def test_labels_match_rows_for_any_size_seed_and_rate(n: int, seed: int, rate: f
             assert (table.data[d.field][row] or "") == d.injected
     if rate == 0.0:
         assert world.ctx.defects == []
+
+
+def test_truth_readers(generated: Generated) -> None:
+    folder = generated.out / "truth"
+    links = link_index(folder)
+    assert len(links) == generated.report["links"]
+    first = next(read_truth_csv(folder, "citizens.csv"))
+    assert links[("population", "cong_dan", first["citizen_id"])] == first["citizen_id"]
+    with pytest.raises(InputError):
+        next(read_truth_csv(folder, "manifest.json"))
+    with pytest.raises(InputError):
+        next(read_truth_csv(generated.out, "links.csv"))

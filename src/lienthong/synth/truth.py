@@ -12,11 +12,13 @@ CSV files are UTF-8 with ``\\n`` line ends, header first; empty field = no value
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+from lienthong.errors import InputError
 from lienthong.synth.dates import DateTexts
 from lienthong.synth.geography import Geography
 from lienthong.synth.model import DEFECT_FIELDS, LINK_FIELDS, Defect, Source
@@ -68,3 +70,23 @@ def write_truth(
         crlf=False,
     )
     return paths
+
+
+def read_truth_csv(folder: Path, name: str) -> Iterator[dict[str, str]]:
+    """Rows of ``citizens.csv``, ``links.csv`` or ``defects.csv`` as dicts (streamed)."""
+    if name not in ("citizens.csv", "links.csv", "defects.csv"):
+        raise InputError(f"{name!r} is not a ground-truth file")
+    path = folder / name
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            yield from csv.DictReader(fh)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} not found: is {folder} a synth truth folder?") from exc
+
+
+def link_index(folder: Path) -> dict[tuple[str, str, str], str]:
+    """``(source, table, key) → citizen_id`` for every source row (for resolution scoring)."""
+    return {
+        (r["source"], r["table"], r["key"]): r["citizen_id"]
+        for r in read_truth_csv(folder, "links.csv")
+    }
