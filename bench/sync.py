@@ -95,6 +95,8 @@ def database() -> Iterator[str]:
 def make_source(dsn: str, rows: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SOURCE_SQL.replace("%(rows)s", str(int(rows))))
+        # cursor mode pages by (updated_at, id): the source needs that index, like any CDC cursor
+        conn.execute("CREATE INDEX citizens_cursor ON citizens (updated_at, id)")
         conn.execute("ANALYZE citizens")
 
 

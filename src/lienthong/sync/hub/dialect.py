@@ -41,12 +41,25 @@ class HubDialect:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    text = value if type(value) is str else str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.translate(_COPY_ESCAPES)
+    return text
+
+
 def _copy_load(
     conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
+    # one COPY text block built with joins: far fewer Python calls than write_row per row
+    block = "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows)
     with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write(block.encode())
 
 
 def _insert_load(
