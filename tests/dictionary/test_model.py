@@ -153,3 +153,15 @@ def _broken(tmp_path: Path, mutate: object) -> Path:
 def test_broken_dictionary_is_a_config_error(tmp_path: Path, mutate: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_dictionary(_broken(tmp_path, mutate))
+
+
+def test_card_expiry_may_lie_in_the_future_but_birth_date_may_not() -> None:
+    today = dt.date(2026, 1, 1)
+    _, reasons = validate_record(
+        "HealthInsuranceCard",
+        {"valid_from": "01/01/2020", "valid_to": "31/12/2030", "date_of_birth": "01/01/2030"},
+        today=today,
+    )
+    by_field = {r.field: r.code for r in reasons}
+    assert "valid_to" not in by_field
+    assert by_field["date_of_birth"] == "date_in_future"

@@ -64,6 +64,8 @@ VALIDATORS: dict[str, ValidatorSpec] = dict(
         _spec("landline", phone.check_landline, params=("e164",), memo=False),
         _spec("phone", phone.check_phone, params=("e164",), memo=False),
         _spec("date", dates.check_date, params=("min_year", "today")),
+        # Expiry and validity ends lie in the future by nature: never bounded by ``today``.
+        _spec("expiry_date", dates.check_date, params=("min_year",)),
         _spec("name", names.check_name),
         _spec("sex", sex.check_sex),
         _spec("province_code", admin_codes.check_province_code, params=("legacy",)),
