@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from lienthong.exchange import e2e
 from lienthong.exchange.bodies import Body, limited, read_body
+from lienthong.exchange.directory import LevelPolicy
 from lienthong.exchange.envelope import (
     body_digest,
     request_claims,
@@ -37,6 +39,7 @@ from lienthong.exchange.protocol import (
     H_RESPONSE_PQ,
     ErrorCode,
     Refused,
+    ServiceCall,
     parse_service_call,
 )
 from lienthong.exchange.routing import plan_route
@@ -47,6 +50,39 @@ def _content_length(request: web.Request, limit: int) -> None:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Refused(ErrorCode.TOO_LARGE, "declared body larger than the limit", size=declared)
+
+
+@dataclass
+class _Outgoing:
+    """The request body as it will travel: encrypted stream, or hashed plaintext."""
+
+    payload: Any
+    body_claim: dict[str, Any] | None = None
+    enc: dict[str, Any] | None = None
+    secret: bytes | None = None
+    spooled: Body | None = None
+
+
+async def _outgoing(
+    node: Node, request: web.Request, call: ServiceCall, policy: LevelPolicy, ex: Exchange
+) -> _Outgoing:
+    limits = node.cfg.limits
+    source = limited(request.content.iter_any(), limits.max_body_bytes)
+    if policy.encrypt:
+        suite = e2e.suite_named(policy.suite)
+        provider_kem = node.directory.subsystems[call.service.subsystem].kem
+        secret, params = suite.encapsulate(provider_kem, call.message_id.encode())
+        sealed = e2e.seal_stream(source, suite.sealer(secret, "req"))
+        return _Outgoing(sealed, enc={"suite": suite.name, **params}, secret=secret)
+    body = await read_body(
+        source,
+        limit=limits.max_body_bytes,
+        memory_limit=limits.memory_body_bytes,
+        spool_dir=node.cfg.state_dir,
+    )
+    ex.request_bytes = body.length
+    payload = body.in_memory if body.in_memory is not None else body.chunks()
+    return _Outgoing(payload, body_claim=body_digest(body.digest, body.length), spooled=body)
 
 
 async def handle_client_call(
@@ -63,35 +99,13 @@ async def handle_client_call(
     ex.level = decision.level.name
     route = plan_route(node.directory, node.name, decision.provider_node)
     verify_route(node.directory, decision.level, route)
-    limits = node.cfg.limits
-    _content_length(request, limits.max_body_bytes)
+    _content_length(request, node.cfg.limits.max_body_bytes)
     ex.request_bytes = request.content_length or 0
-    policy = decision.policy
-    signers = keys.signers[:2] if policy.hybrid_signature else keys.signers[:1]
-    if policy.hybrid_signature and len(signers) < 2:
+    hybrid = decision.policy.hybrid_signature
+    signers = keys.signers[:2] if hybrid else keys.signers[:1]
+    if hybrid and len(signers) < 2:
         raise Refused(ErrorCode.CLEARANCE, "client subsystem has no ML-DSA key for this level")
-    source = limited(request.content.iter_any(), limits.max_body_bytes)
-    secret: bytes | None = None
-    body: Body | None = None
-    payload: Any
-    if policy.encrypt:
-        suite = e2e.suite_named(policy.suite)
-        provider_kem = node.directory.subsystems[call.service.subsystem].kem
-        secret, params = suite.encapsulate(provider_kem, call.message_id.encode())
-        enc: dict[str, Any] | None = {"suite": suite.name, **params}
-        body_claim = None
-        payload = e2e.seal_stream(source, suite.sealer(secret, "req"))
-    else:
-        enc = None
-        body = await read_body(
-            source,
-            limit=limits.max_body_bytes,
-            memory_limit=limits.memory_body_bytes,
-            spool_dir=node.cfg.state_dir,
-        )
-        body_claim = body_digest(body.digest, body.length)
-        payload = body.in_memory if body.in_memory is not None else body.chunks()
-        ex.request_bytes = body.length
+    out = await _outgoing(node, request, call, decision.policy, ex)
     try:
         claims = request_claims(
             call=call,
@@ -99,85 +113,90 @@ async def handle_client_call(
             route=route,
             ts=time.time(),
             nonce=e2e.b64e(os.urandom(16)),
-            body=body_claim,
-            enc=enc,
+            body=out.body_claim,
+            enc=out.enc,
             ctype=request.headers.get("Content-Type"),
         )
         tokens = sign_claims(claims, signers)
-        req_hash = token_hash(tokens[0])
         headers = {H_REQUEST: tokens[0], "Content-Type": "application/octet-stream"}
         if len(tokens) > 1:
             headers[H_REQUEST_PQ] = tokens[1]
         first_hop = route[1] if len(route) > 1 else route[0]
         t_up = time.perf_counter()
         resp = await send_to_node(
-            node, sessions, first_hop, call.method, request.message.path, headers, payload
+            node, sessions, first_hop, call.method, request.message.path, headers, out.payload
         )
     finally:
-        if body is not None:
-            body.close()
+        if out.spooled is not None:
+            out.spooled.close()
     ex.hops = len(route) - 1
-    return await _relay_response(node, request, ex, resp, claims, req_hash, secret, t_up)
+    sent = _Sent(claims, token_hash(tokens[0]), out.secret, t_up, hybrid)
+    try:
+        answer = await _relay_response(node, request, ex, resp, sent)
+    except BaseException:
+        resp.close()  # a refused or broken answer: never reuse that connection
+        raise
+    resp.release()
+    return answer
+
+
+@dataclass(frozen=True)
+class _Sent:
+    claims: dict[str, Any]
+    req_hash: str
+    secret: bytes | None
+    t_up: float
+    hybrid: bool
+
+
+def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any], list[str]]:
+    """The provider's signed response claims, bound to this request (else Refused)."""
+    code = resp.headers.get(H_ERROR)
+    if code is not None or H_RESPONSE not in resp.headers:
+        known = code in ErrorCode.__members__.values()
+        lt = ErrorCode(code) if known else ErrorCode.UNAVAILABLE
+        raise Refused(lt, "refused by a peer", peer_status=resp.status, remote=True)
+    tokens = [resp.headers[H_RESPONSE], resp.headers.get(H_RESPONSE_PQ, "")]
+    rclaims, ident = verify_tokens(tokens, node.certs.lookup, hybrid=sent.hybrid)
+    provider = sent.claims["service"].rsplit("/", 1)[0]
+    got = (ident, rclaims.get("typ"), rclaims.get("req"), rclaims.get("id"))
+    if got != (provider, "lt-resp", sent.req_hash, sent.claims["id"]):
+        raise Refused(ErrorCode.BAD_SIGNATURE, "response not bound to this request")
+    return rclaims, tokens
 
 
 async def _relay_response(
-    node: Node,
-    request: web.Request,
-    ex: Exchange,
-    resp: Any,
-    claims: dict[str, Any],
-    req_hash: str,
-    secret: bytes | None,
-    t_up: float,
+    node: Node, request: web.Request, ex: Exchange, resp: Any, sent: _Sent
 ) -> web.StreamResponse:
-    try:
-        code = resp.headers.get(H_ERROR)
-        if code is not None or H_RESPONSE not in resp.headers:
-            lt = (
-                ErrorCode(code) if code in ErrorCode.__members__.values() else ErrorCode.UNAVAILABLE
-            )
-            raise Refused(lt, "refused by a peer", peer_status=resp.status, remote=True)
-        assert ex.service_id is not None
-        level_policy = node.directory.policy[node.directory.services[ex.service_id]]
-        tokens = [resp.headers[H_RESPONSE], resp.headers.get(H_RESPONSE_PQ, "")]
-        rclaims, ident = verify_tokens(
-            tokens, node.certs.lookup, hybrid=level_policy.hybrid_signature
+    rclaims, tokens = _verify_response(node, resp, sent)
+    out_headers = {H_ID: sent.claims["id"], H_REQUEST_HASH: sent.req_hash}
+    if rclaims.get("ctype"):
+        out_headers["Content-Type"] = str(rclaims["ctype"])
+    status = int(rclaims["status"])
+    limits = node.cfg.limits
+    if sent.secret is None:
+        rbody = await read_body(
+            limited(resp.content.iter_any(), limits.max_body_bytes),
+            limit=limits.max_body_bytes,
+            memory_limit=limits.memory_body_bytes,
+            spool_dir=node.cfg.state_dir,
         )
-        provider = claims["service"].rsplit("/", 1)[0]
-        if (ident, rclaims.get("typ"), rclaims.get("req"), rclaims.get("id")) != (
-            provider,
-            "lt-resp",
-            req_hash,
-            claims["id"],
-        ):
-            raise Refused(ErrorCode.BAD_SIGNATURE, "response not bound to this request")
-        out_headers = {H_ID: claims["id"], H_REQUEST_HASH: req_hash}
-        if rclaims.get("ctype"):
-            out_headers["Content-Type"] = str(rclaims["ctype"])
-        status = int(rclaims["status"])
-        limits = node.cfg.limits
-        if secret is None:
-            rbody = await read_body(
-                limited(resp.content.iter_any(), limits.max_body_bytes),
-                limit=limits.max_body_bytes,
-                memory_limit=limits.memory_body_bytes,
-                spool_dir=node.cfg.state_dir,
-            )
+        try:
             verify_body_digest(rclaims.get("body") or {}, rbody.digest, rbody.length)
-            ex.upstream_ms = (time.perf_counter() - t_up) * 1000
-            ex.response_bytes = rbody.length
-            await ex.log_message(node, claims, rclaims, tokens, req_hash)
-            if rbody.in_memory is not None:
-                return web.Response(status=status, body=rbody.in_memory, headers=out_headers)
-            return await _stream_out(request, ex, status, out_headers, rbody.chunks(), rbody.close)
-        suite = e2e.suite_named(claims["enc"]["suite"])
-        plain = e2e.open_stream(resp.content.iter_any(), suite.opener(secret, "resp"))
-        ex.upstream_ms = (time.perf_counter() - t_up) * 1000
-        await ex.log_message(node, claims, rclaims, tokens, req_hash)
-        return await _stream_out(request, ex, status, out_headers, plain, None)
-    finally:
-        if resp.content.at_eof():
-            resp.release()
+        except Refused:
+            rbody.close()
+            raise
+        ex.upstream_ms = (time.perf_counter() - sent.t_up) * 1000
+        ex.response_bytes = rbody.length
+        await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash)
+        if rbody.in_memory is not None:
+            return web.Response(status=status, body=rbody.in_memory, headers=out_headers)
+        return await _stream_out(request, ex, status, out_headers, rbody.chunks(), rbody.close)
+    suite = e2e.suite_named(sent.claims["enc"]["suite"])
+    plain = e2e.open_stream(resp.content.iter_any(), suite.opener(sent.secret, "resp"))
+    ex.upstream_ms = (time.perf_counter() - sent.t_up) * 1000
+    await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash)
+    return await _stream_out(request, ex, status, out_headers, plain, None)
 
 
 async def _stream_out(

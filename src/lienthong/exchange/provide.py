@@ -132,6 +132,29 @@ async def provide(
         resp.release()
 
 
+async def _response_body(
+    node: Node, ex: Exchange, resp: aiohttp.ClientResponse, sealer: e2e.StreamSealer | None
+) -> tuple[Any, dict[str, Any] | None, Body | None]:
+    """(body to send, body claim, spool to close): sealed records, or hashed plaintext."""
+    limits = node.cfg.limits
+    source = limited(resp.content.iter_any(), limits.max_body_bytes)
+    if sealer is not None:
+        if resp.content_length is not None and resp.content_length <= limits.memory_body_bytes:
+            data = await resp.read()
+            ex.response_bytes = len(data)
+            return e2e.seal_bytes(sealer, data), None, None
+        return e2e.seal_stream(source, sealer), None, None
+    rbody = await read_body(
+        source,
+        limit=limits.max_body_bytes,
+        memory_limit=limits.memory_body_bytes,
+        spool_dir=node.cfg.state_dir,
+    )
+    ex.response_bytes = rbody.length
+    out = rbody.in_memory if rbody.in_memory is not None else rbody.chunks()
+    return out, body_digest(rbody.digest, rbody.length), rbody
+
+
 async def _answer(
     node: Node,
     request: web.Request,
@@ -143,56 +166,32 @@ async def _answer(
     signers: list[Any],
     t_up: float,
 ) -> web.StreamResponse:
-    limits = node.cfg.limits
-    ctype = resp.headers.get("Content-Type")
-    small = resp.content_length is not None and resp.content_length <= limits.memory_body_bytes
-    rbody: Body | None = None
-    out_body: Any
-    if suite is not None and secret is not None:
-        sealer = suite.sealer(secret, "resp")
-        body_claim = None
-        if small:
-            data = await resp.read()
-            ex.response_bytes = len(data)
-            out_body = e2e.seal_bytes(sealer, data)
-        else:
-            out_body = e2e.seal_stream(
-                limited(resp.content.iter_any(), limits.max_body_bytes), sealer
-            )
-    else:
-        rbody = await read_body(
-            limited(resp.content.iter_any(), limits.max_body_bytes),
-            limit=limits.max_body_bytes,
-            memory_limit=limits.memory_body_bytes,
-            spool_dir=node.cfg.state_dir,
-        )
-        ex.response_bytes = rbody.length
-        body_claim = body_digest(rbody.digest, rbody.length)
-        out_body = rbody.in_memory if rbody.in_memory is not None else rbody.chunks()
-    ex.upstream_ms = (time.perf_counter() - t_up) * 1000
-    rclaims = response_claims(
-        request=v.claims,
-        req_hash=v.req_hash,
-        status=resp.status,
-        ctype=ctype,
-        ts=time.time(),
-        body=body_claim,
-    )
-    tokens = sign_claims(rclaims, signers[:2] if v.hybrid else signers[:1])
-    headers = {H_RESPONSE: tokens[0], "Content-Type": "application/octet-stream"}
-    if len(tokens) > 1:
-        headers[H_RESPONSE_PQ] = tokens[1]
-    await ex.log_message(node, v.claims, rclaims, tokens, v.req_hash, v.hops, v.tokens)
-    if isinstance(out_body, bytes):
-        return web.Response(status=200, body=out_body, headers=headers)
-    out = web.StreamResponse(status=200, headers=headers)
+    sealer = suite.sealer(secret, "resp") if suite is not None and secret is not None else None
+    out_body, body_claim, rbody = await _response_body(node, ex, resp, sealer)
     try:
+        ex.upstream_ms = (time.perf_counter() - t_up) * 1000
+        rclaims = response_claims(
+            request=v.claims,
+            req_hash=v.req_hash,
+            status=resp.status,
+            ctype=resp.headers.get("Content-Type"),
+            ts=time.time(),
+            body=body_claim,
+        )
+        tokens = sign_claims(rclaims, signers[:2] if v.hybrid else signers[:1])
+        headers = {H_RESPONSE: tokens[0], "Content-Type": "application/octet-stream"}
+        if len(tokens) > 1:
+            headers[H_RESPONSE_PQ] = tokens[1]
+        await ex.log_message(node, v.claims, rclaims, tokens, v.req_hash, v.hops, v.tokens)
+        if isinstance(out_body, bytes):
+            return web.Response(status=200, body=out_body, headers=headers)
+        out = web.StreamResponse(status=200, headers=headers)
         await out.prepare(request)
         ex.streaming = True
         async for chunk in out_body:
             await out.write(chunk)
         await out.write_eof()
+        return out
     finally:
         if rbody is not None:
             rbody.close()
-    return out

@@ -178,6 +178,123 @@ def _issue(
     return pem.decode()
 
 
+@dataclass
+class _Build:
+    """What the steps of :func:`build_testbed` share."""
+
+    workdir: Path
+    spec: FederationSpec
+    ca: CertificateAuthority
+    ref: dict[str, str]
+    now: dt.datetime
+    peer_ports: dict[str, int]
+    proxies: dict[str, tuple[int, int]]
+
+
+def _node_entry(b: _Build, n: NodeSpec) -> dict[str, Any]:
+    """Issue the node's TLS certificate; return its directory entry."""
+    home = b.workdir / "nodes" / n.name
+    home.mkdir(parents=True, exist_ok=True)
+    store = FileKeyStore(home / "keys", b.ref)
+    member = parse_member(n.member)
+    pem = _issue(
+        b.ca,
+        store,
+        "tls",
+        member,
+        Profile.TLS,
+        Algorithm.ECDSA_P256,
+        home / "tls.pem",
+        b.now,
+        n.name.lower(),
+    )
+    addresses = [f"127.0.0.1:{b.peer_ports[n.name]}"]
+    if n.name in b.proxies:
+        addresses.insert(0, f"127.0.0.1:{b.proxies[n.name][0]}")
+    return {
+        "name": n.name,
+        "kind": n.kind,
+        "addresses": addresses,
+        "parent": n.parent,
+        "max_level": n.max_level,
+        "zone": n.zone,
+        "tls_cert": pem,
+    }
+
+
+def _subsystem(
+    b: _Build, s: SubsystemSpec, passphrase: bytes
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Issue signing certificates and key-agreement keys; return (directory entry, local keys)."""
+    sid = SubsystemId.parse(s.id)
+    home = b.workdir / "subsystems" / s.id.replace("/", "_")
+    home.mkdir(parents=True, exist_ok=True)
+    store = FileKeyStore(home / "keys", b.ref)
+    ec_pem = _issue(
+        b.ca, store, "sign", sid, Profile.SIGNING, Algorithm.ECDSA_P256, home / "sign.pem", b.now
+    )
+    pq_pem = _issue(
+        b.ca, store, "pq", sid, Profile.SIGNING, Algorithm.ML_DSA_65, home / "pq.pem", b.now
+    )
+    kem = RecipientKeys.generate()
+    keys = home / "keys"
+    _write_key(keys / "kem-x25519.key.pem", kem.x25519, passphrase)
+    _write_key(keys / "kem-mlkem.key.pem", kem.mlkem, passphrase)
+    entry = {
+        "id": s.id,
+        "clearance": s.clearance,
+        "node": s.node,
+        "certs": [ec_pem, pq_pem],
+        "kem": kem.public(),
+    }
+    local = {
+        "id": s.id,
+        "sign_key": str(keys / "sign.key.pem"),
+        "sign_cert": str(home / "sign.pem"),
+        "pq_key": str(keys / "pq.key.pem"),
+        "pq_cert": str(home / "pq.pem"),
+        "kem_x25519": str(keys / "kem-x25519.key.pem"),
+        "kem_mlkem": str(keys / "kem-mlkem.key.pem"),
+    }
+    return entry, local
+
+
+def _gateway_config(
+    b: _Build,
+    n: NodeSpec,
+    local: list[dict[str, str]],
+    internal_port: int | None,
+    service_port: int,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    home = b.workdir / "nodes" / n.name
+    cfg: dict[str, Any] = {
+        "node": n.name,
+        "role": n.kind,
+        "peer": {"port": b.peer_ports[n.name]},
+        "tls": {
+            "cert": str(home / "tls.pem"),
+            "key": str(home / "keys" / "tls.key.pem"),
+            "roots": str(b.ca.bundle_path),
+            "crl": str(b.workdir / "ca" / "crl.pem"),
+        },
+        "directory": str(b.workdir / "directory.json"),
+        "state_dir": str(b.workdir / "state" / n.name),
+        "passphrase": b.ref,
+        "subsystems": local,
+        **extra,
+    }
+    if internal_port is not None:
+        served = {s.id for s in b.spec.subsystems if s.node == n.name}
+        cfg["internal"] = {"port": internal_port}
+        cfg["services"] = {
+            s.id: f"http://127.0.0.1:{service_port}{s.endpoint}"
+            for s in b.spec.services
+            if s.id.rsplit("/", 1)[0] in served
+        }
+    return cfg
+
+
 def build_testbed(
     workdir: Path,
     spec: FederationSpec,
@@ -191,7 +308,6 @@ def build_testbed(
     now = now or dt.datetime.now(dt.UTC)
     os.environ.setdefault(passphrase_env, "testbed-" + os.urandom(12).hex())
     ref = {"$env": passphrase_env}
-    passphrase = os.environ[passphrase_env].encode()
     ca = CertificateAuthority.init(
         workdir / "ca",
         keystore_spec={"type": "file", "dir": "keys", "passphrase": ref},
@@ -202,113 +318,24 @@ def build_testbed(
     internal_ports = {n.name: free_port() for n in spec.nodes if n.kind == "agency"}
     proxies = {n.name: (free_port(), peer_ports[n.name]) for n in spec.nodes if n.links == 2}
     service_port = free_port()
-    nodes_json, tls_paths = [], {}
-    for n in spec.nodes:
-        home = workdir / "nodes" / n.name
-        home.mkdir(parents=True, exist_ok=True)
-        store = FileKeyStore(home / "keys", ref)
-        cert_pem = _issue(
-            ca,
-            store,
-            "tls",
-            parse_member(n.member),
-            Profile.TLS,
-            Algorithm.ECDSA_P256,
-            home / "tls.pem",
-            now,
-            n.name.lower(),
-        )
-        tls_paths[n.name] = (home / "tls.pem", home / "keys" / "tls.key.pem")
-        addresses = [f"127.0.0.1:{peer_ports[n.name]}"]
-        if n.name in proxies:
-            addresses.insert(0, f"127.0.0.1:{proxies[n.name][0]}")
-        nodes_json.append(
-            {
-                "name": n.name,
-                "kind": n.kind,
-                "addresses": addresses,
-                "parent": n.parent,
-                "max_level": n.max_level,
-                "zone": n.zone,
-                "tls_cert": cert_pem,
-            }
-        )
-    subs_json: list[dict[str, Any]] = []
-    local: dict[str, list[dict[str, str]]] = {}
-    for s in spec.subsystems:
-        sid = SubsystemId.parse(s.id)
-        home = workdir / "subsystems" / s.id.replace("/", "_")
-        store = FileKeyStore(home / "keys", ref)
-        home.mkdir(parents=True, exist_ok=True)
-        ec_pem = _issue(
-            ca, store, "sign", sid, Profile.SIGNING, Algorithm.ECDSA_P256, home / "sign.pem", now
-        )
-        pq_pem = _issue(
-            ca, store, "pq", sid, Profile.SIGNING, Algorithm.ML_DSA_65, home / "pq.pem", now
-        )
-        kem = RecipientKeys.generate()
-        _write_key(home / "keys" / "kem-x25519.key.pem", kem.x25519, passphrase)
-        _write_key(home / "keys" / "kem-mlkem.key.pem", kem.mlkem, passphrase)
-        subs_json.append(
-            {
-                "id": s.id,
-                "clearance": s.clearance,
-                "node": s.node,
-                "certs": [ec_pem, pq_pem],
-                "kem": kem.public(),
-            }
-        )
-        local.setdefault(s.node, []).append(
-            {
-                "id": s.id,
-                "sign_key": str(home / "keys" / "sign.key.pem"),
-                "sign_cert": str(home / "sign.pem"),
-                "pq_key": str(home / "keys" / "pq.key.pem"),
-                "pq_cert": str(home / "pq.pem"),
-                "kem_x25519": str(home / "keys" / "kem-x25519.key.pem"),
-                "kem_mlkem": str(home / "keys" / "kem-mlkem.key.pem"),
-            }
-        )
+    b = _Build(workdir, spec, ca, ref, now, peer_ports, proxies)
+    passphrase = os.environ[passphrase_env].encode()
+    subsystems = [_subsystem(b, s, passphrase) for s in spec.subsystems]
     directory = {
         "instance": spec.instance,
-        "subsystems": subs_json,
+        "subsystems": [entry for entry, _ in subsystems],
         "services": [{"id": s.id, "level": s.level} for s in spec.services],
         "access": [list(a) for a in spec.access],
-        "nodes": nodes_json,
+        "nodes": [_node_entry(b, n) for n in spec.nodes],
         "direct_links": [list(d) for d in spec.direct_links],
     }
     directory_path = workdir / "directory.json"
     directory_path.write_text(json.dumps(directory, indent=1, ensure_ascii=False))
+    extra = {"limits": limits or {}, "message_log": message_log}
     configs = {}
     for n in spec.nodes:
-        cert, key = tls_paths[n.name]
-        cfg: dict[str, Any] = {
-            "node": n.name,
-            "role": n.kind,
-            "peer": {"port": peer_ports[n.name]},
-            "tls": {
-                "cert": str(cert),
-                "key": str(key),
-                "roots": str(ca.bundle_path),
-                "crl": str(workdir / "ca" / "crl.pem"),
-            },
-            "directory": str(directory_path),
-            "state_dir": str(workdir / "state" / n.name),
-            "passphrase": ref,
-            "subsystems": local.get(n.name, []),
-            "limits": limits or {},
-            "message_log": message_log,
-        }
-        if n.kind == "agency":
-            cfg["internal"] = {"port": internal_ports[n.name]}
-            cfg["services"] = {
-                s.id: f"http://127.0.0.1:{service_port}{s.endpoint}"
-                for s in spec.services
-                if any(
-                    sub.id == s.id.rsplit("/", 1)[0] and sub.node == n.name
-                    for sub in spec.subsystems
-                )
-            }
+        local = [keys for (entry, keys) in subsystems if entry["node"] == n.name]
+        cfg = _gateway_config(b, n, local, internal_ports.get(n.name), service_port, extra)
         configs[n.name] = workdir / f"gateway-{n.name}.json"
         configs[n.name].write_text(json.dumps(cfg, indent=1))
     return Testbed(
