@@ -57,3 +57,38 @@ def test_bad_config(tmp_path: Path, patch: dict[str, object], message: str) -> N
     path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_caller_networks() -> None:
+    import ipaddress
+
+    from lienthong.exchange.node import LocalKeys
+
+    keys = LocalKeys([], None, (ipaddress.ip_network("10.1.0.0/16"),))
+    assert keys.allows("10.1.2.3")
+    assert not keys.allows("127.0.0.1") and not keys.allows(None) and not keys.allows("x")
+
+
+def test_bad_caller_network(tmp_path: Path) -> None:
+    cfg = {
+        "node": "A",
+        "role": "agency",
+        "peer": {"port": 1},
+        "internal": {"port": 2},
+        "tls": {"cert": "c", "key": "k", "roots": "r"},
+        "directory": "d",
+        "state_dir": "s",
+        "passphrase": {"$env": "X"},
+        "subsystems": [
+            {
+                "id": "VN/GOV/G01/S",
+                "sign_key": "k",
+                "sign_cert": "c",
+                "allowed_sources": ["10.0.0.0/33"],
+            }
+        ],
+    }
+    path = tmp_path / "gw.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="10.0.0.0/33"):
+        load_config(path)

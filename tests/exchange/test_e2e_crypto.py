@@ -94,3 +94,15 @@ def test_final_flag_cannot_be_forged() -> None:
 def test_unknown_suite() -> None:
     with pytest.raises(Exception, match="unknown cipher suite"):
         e2e.suite_named("ROT13")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_record_parser_never_crashes(garbage: bytes) -> None:
+    _, opener = _pair()
+    try:
+        opener.feed(garbage)
+        opener.close()
+    except IntegrityError:
+        return
+    raise AssertionError("random bytes must never authenticate")

@@ -37,6 +37,8 @@ class LocalSubsystem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pq_cert: str | None = None
     kem_x25519: str | None = None  # encrypted PEM, to decrypt calls to this subsystem
     kem_mlkem: str | None = None
+    # networks of the information systems that may call as this subsystem
+    allowed_sources: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
 
 
 class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -141,6 +143,14 @@ def verify_config(cfg: GatewayConfig) -> None:
         raise ConfigError("gateway config: give exactly one of 'directory' and 'globalconf'")
     if cfg.message_log not in ("audit", "jsonl"):
         raise ConfigError("gateway config: message_log must be 'audit' or 'jsonl'")
+    import ipaddress
+
+    for sub in cfg.subsystems:
+        for net in sub.allowed_sources:
+            try:
+                ipaddress.ip_network(net)
+            except ValueError as exc:
+                raise ConfigError(f"gateway config: subsystem {sub.id}: {exc}") from exc
     lim = cfg.limits
     if lim.max_body_bytes <= 0 or lim.memory_body_bytes <= 0 or lim.replay_window_s <= 0:
         raise ConfigError("gateway config: limits must be positive")

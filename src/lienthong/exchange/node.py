@@ -5,6 +5,7 @@ Keys are loaded once from passphrase-encrypted PEM files; unencrypted key files 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 import time
@@ -49,6 +50,15 @@ log = logging.getLogger("lienthong.exchange")
 class LocalKeys:
     signers: list[KeyedSigner]  # [ECDSA, (ML-DSA)]
     kem: RecipientKeys | None
+    sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def allows(self, remote: str | None) -> bool:
+        """Whether an information system at ``remote`` may call as this subsystem."""
+        try:
+            ip = ipaddress.ip_address(remote or "")
+        except ValueError:
+            return False
+        return any(ip in net for net in self.sources)
 
 
 def load_private(path: str, passphrase: bytes) -> Any:
@@ -90,7 +100,8 @@ def load_local_keys(cfg: GatewayConfig, passphrase: bytes) -> dict[SubsystemId, 
             ):
                 raise ConfigError(f"subsystem {sub.id}: key-agreement keys of the wrong type")
             kem = RecipientKeys(xk, mk)
-        out[SubsystemId.parse(sub.id)] = LocalKeys(signers, kem)
+        sources = tuple(ipaddress.ip_network(n) for n in sub.allowed_sources)
+        out[SubsystemId.parse(sub.id)] = LocalKeys(signers, kem, sources)
     return out
 
 

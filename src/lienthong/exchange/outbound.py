@@ -95,6 +95,8 @@ async def handle_client_call(
     keys = node.local.get(call.client)
     if keys is None:
         raise Refused(ErrorCode.ACCESS_DENIED, "client subsystem not served by this gateway")
+    if not keys.allows(request.remote):
+        raise Refused(ErrorCode.ACCESS_DENIED, "caller address may not act as this subsystem")
     decision = verify_access(node.directory, call.client, call.service)
     ex.level = decision.level.name
     route = plan_route(node.directory, node.name, decision.provider_node)
