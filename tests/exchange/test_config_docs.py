@@ -90,5 +90,5 @@ def test_bad_caller_network(tmp_path: Path) -> None:
     }
     path = tmp_path / "gw.json"
     path.write_text(json.dumps(cfg))
-    with pytest.raises(ConfigError, match="10.0.0.0/33"):
+    with pytest.raises(ConfigError, match=r"10\.0\.0\.0/33"):
         load_config(path)
