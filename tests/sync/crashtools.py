@@ -77,7 +77,7 @@ class Drill:
     def _lienthong(self, log: str, *args: str) -> subprocess.Popen[bytes]:
         with (self.tmp / f"{log}.log").open("ab") as err:
             return subprocess.Popen(
-                [sys.executable, "-m", "lienthong", *args], cwd=self.tmp, env=self.env,
+                [sys.executable, "-m", "lienthong.sync", *args], cwd=self.tmp, env=self.env,
                 stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip
 
@@ -88,7 +88,7 @@ class Drill:
     def start_hub(self) -> None:
         self.log("start hub")
         self.hub = self._lienthong(
-            "hub", "sync", "hub", "serve", "--db", "hub.db", "--keys", "keys", "--passphrase-env",
+            "hub", "hub", "serve", "--db", "hub.db", "--keys", "keys", "--passphrase-env",
             PASS_ENV, "--source", f"{SOURCE_ID}=keys/agency.pub.pem", "--port", str(self.port),
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -102,7 +102,7 @@ class Drill:
 
     def start_agency(self) -> None:
         self.log("start agency")
-        self.agency = self._lienthong("agency", "sync", "run", str(self.pipeline), "--json")
+        self.agency = self._lienthong("agency", "run", str(self.pipeline), "--json")
 
     def kill(self, which: str) -> None:
         proc = getattr(self, which)
