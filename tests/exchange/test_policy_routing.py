@@ -104,3 +104,19 @@ def test_dead_link_goes_last() -> None:
     transport._DOWN_UNTIL["a"] = float("inf")
     assert transport._in_preference(["a", "b"]) == ["b", "a"]
     transport._DOWN_UNTIL.clear()
+
+
+def test_expired_configuration_fails_closed_after_grace() -> None:
+    import dataclasses
+    from types import SimpleNamespace
+
+    from lienthong.exchange.server import verify_fresh_configuration
+
+    d = dataclasses.replace(_directory(), expires_at=1000.0)
+    node = SimpleNamespace(
+        directory=d, cfg=SimpleNamespace(limits=SimpleNamespace(config_grace_s=50))
+    )
+    verify_fresh_configuration(node, 1040.0)
+    with pytest.raises(Refused) as err:
+        verify_fresh_configuration(node, 1051.0)
+    assert err.value.lt_code is ErrorCode.UNAVAILABLE

@@ -334,3 +334,12 @@ def test_oversized_encrypted_stream(federation: Federation) -> None:
         ),
         "LT.TOO_LARGE",
     )
+
+
+def test_silent_tls_peer_is_cut(federation: Federation) -> None:
+    port = federation.testbed.peer_ports["BCA-GW"]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        started = time.monotonic()
+        s.settimeout(4)
+        assert s.recv(1) == b""  # no ClientHello: the handshake deadline closes it
+        assert time.monotonic() - started < 3.5

@@ -51,6 +51,7 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replay_max_entries: int = 1_000_000
     status_ttl_s: float = 60.0
     status_grace_s: float = 86400.0  # use the last good OCSP answer this long in an outage
+    config_grace_s: float = 86400.0  # keep working this long past the directory's expiry
     reload_s: float = 60.0  # how often the directory / global configuration is re-read
     max_header_bytes: int = 32768
 

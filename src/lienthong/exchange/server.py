@@ -57,12 +57,21 @@ def code_of(exc: BaseException) -> ErrorCode:
     return ErrorCode.INTERNAL
 
 
+def verify_fresh_configuration(node: Node, now: float) -> None:
+    """Past its expiry the directory is still trusted for ``config_grace_s`` (health warns);
+    then the node fails closed rather than act on stale access rights and certificates."""
+    expires = node.directory.expires_at
+    if expires is not None and now > expires + node.cfg.limits.config_grace_s:
+        raise Refused(ErrorCode.UNAVAILABLE, "federation configuration expired", expired_at=expires)
+
+
 def exchange_route(
     node: Node, sessions: Sessions, metrics: Metrics, role: str, handler: Handler
 ) -> Route:
     async def route(request: web.Request) -> web.StreamResponse:
         ex = Exchange(role=role)
         try:
+            verify_fresh_configuration(node, time.time())
             async with asyncio.timeout(node.cfg.limits.upstream_timeout_s + 5):
                 resp = await handler(node, sessions, request, ex)
         except Exception as exc:
