@@ -171,12 +171,14 @@ def dlt_copy(src: str, dst: str) -> dict[str, Any]:
     except ImportError as exc:
         return {"error": f"dlt not installed: {exc}"}
     best: dict[str, Any] = {}
+    # dlt insists on a password; the local server uses trust auth and ignores it
+    dst_dlt = dst.replace("postgres@", "postgres:unused@")
     for backend in ("connectorx", "pyarrow"):
         try:
-            source = sql_database(src, table_names=["citizens"], backend=backend)
+            source = sql_database(credentials=src, table_names=["citizens"], backend=backend)
             pipe = dlt.pipeline(
                 pipeline_name=f"bench_{uuid.uuid4().hex[:6]}",
-                destination=dlt.destinations.postgres(dst),
+                destination=dlt.destinations.postgres(credentials=dst_dlt),
                 dataset_name=f"dlt_{backend}", pipelines_dir=tempfile.mkdtemp(),
             )  # fmt: skip
             t0 = time.perf_counter()

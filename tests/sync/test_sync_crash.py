@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 from crashtools import Drill, expected_split
 
+from lienthong.errors import TrustError
+from lienthong.sync.pipeline import load_pipeline
+from lienthong.sync.runtime import open_agency
+
 
 def check_exact(drill: Drill) -> None:
     keys, quarantined, seqs = drill.consolidated()
@@ -43,3 +47,34 @@ def test_kill9_200k_rows_10_kills(tmp_path: Path) -> None:
     check_exact(drill)
     assert drill.rows == 200_000
     assert sum(drill.kills.values()) == 10
+
+
+def test_http_hub_rejects_tampered_batch_then_accepts_it_intact(tmp_path: Path) -> None:
+    drill = Drill(tmp_path, rows=300, batch_size=100)
+    drill.setup()
+    drill.start_hub()
+    sent: list[bytes] = []
+    try:
+        pipeline = load_pipeline(drill.pipeline)
+        agency = open_agency(pipeline)
+        real = agency.transport
+
+        class Tamper:
+            name = "tamper"
+
+            def send(self, envelope: bytes) -> bytes:
+                sent.append(envelope)
+                if len(sent) == 1:
+                    with pytest.raises(TrustError):  # a flipped bit: uniform 403 rejection
+                        real.send(envelope[:-1] + bytes([envelope[-1] ^ 1]))
+                return real.send(envelope)
+
+        agency.transport = Tamper()
+        report = agency.run()
+        agency.close()
+        real.close()
+        assert report.read == 300 and report.error is None and report.batches == 3
+        keys_, quarantined, seqs = drill.consolidated()
+        assert len(keys_) == 294 and len(quarantined) == 6 and seqs == [1, 2, 3]
+    finally:
+        drill.stop()

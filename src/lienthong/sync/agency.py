@@ -91,6 +91,9 @@ class AgencySync:
         for conn in self.connectors.values():
             conn.close()
         self.outbox.close()
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
 
     def _sender(self) -> Sender:
         return Sender(self.outbox, self.transport, self.pipeline.source_id,
