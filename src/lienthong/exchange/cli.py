@@ -46,8 +46,9 @@ def serve(
         _run_loop(run(cfg, ready=ready))
         return
     import cProfile
+    import time
 
-    with cProfile.Profile() as prof:
+    with cProfile.Profile(time.process_time) as prof:  # CPU, not wall, time
         _run_loop(run(cfg, ready=ready))
     prof.dump_stats(profile)
 

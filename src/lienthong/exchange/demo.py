@@ -105,7 +105,9 @@ def run(ctx: Any) -> dict[str, Any]:
         procs.start_all()
         base = tb.internal_url("BHXH-GW")
         with httpx.Client(base_url=base, timeout=15) as client:
-            for pid in PERSON_IDS:
+            citizens = ctx.state.get("citizens") or []  # from the synth step when it ran
+            ids = [c["personal_id"] for c in citizens[:3] if c.get("personal_id")] or PERSON_IDS
+            for pid in ids:
                 r = client.get(f"/r1/{SVC_RESIDENCE}/{pid}", headers=_headers(GIAMDINH))
                 ok += r.status_code == 200
                 samples.setdefault("residence", r.json())
