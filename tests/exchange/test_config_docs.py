@@ -92,3 +92,27 @@ def test_bad_caller_network(tmp_path: Path) -> None:
     path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match=r"10\.0\.0\.0/33"):
         load_config(path)
+
+
+def test_monitor_store_migrates_from_version_1(tmp_path: Path) -> None:
+    import sqlite3
+
+    from lienthong.exchange.monitor import SCHEMA_VERSION, MonitorStore
+
+    path = tmp_path / "monitor.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE monitor_record (seq INTEGER PRIMARY KEY, ts, node, role, message_id, "
+        "client, service, method, level, status, result, error_code, request_bytes, "
+        "response_bytes, total_ms, upstream_ms, hops)"
+    )
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO monitor_record (ts, node) VALUES (1.0, 'old')")
+    db.commit()
+    db.close()
+    store = MonitorStore(path)
+    assert store.query()[0]["node"] == "old" and store.query()[0]["hop_ms"] is None
+    version = store._db.execute("SELECT value FROM meta").fetchone()[0]
+    assert version == str(SCHEMA_VERSION)
+    store.close()

@@ -127,6 +127,8 @@ def test_health_metrics_and_monitor(federation: Federation, client: httpx.Client
     assert records and {"client", "service", "total_ms", "upstream_ms", "error_code"} <= set(
         records[0]
     )
+    timed = [r for r in records if r["hop_ms"]]
+    assert timed and "NDXP=" in timed[0]["hop_ms"] and "service=" in timed[0]["hop_ms"]
 
 
 def test_gateway_check_command(federation: Federation) -> None:

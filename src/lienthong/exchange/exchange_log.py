@@ -52,7 +52,11 @@ class Exchange:
     response_bytes: int = 0
     upstream_ms: float = 0.0
     hops: int = 0
+    hop_ms: str | None = None
     streaming: bool = False  # response headers already sent: errors can only cut the stream
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
 
     def begin(self, message_id: str, client: str, service: ServiceId, method: str) -> None:
         self.message_id, self.client, self.method = message_id, client, method
@@ -115,5 +119,6 @@ class Exchange:
                 total_ms=round(elapsed * 1000, 3),
                 upstream_ms=round(self.upstream_ms, 3),
                 hops=self.hops,
+                hop_ms=self.hop_ms,
             )
         )

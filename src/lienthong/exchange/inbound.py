@@ -35,6 +35,7 @@ from lienthong.exchange.protocol import (
     H_REQUEST_PQ,
     H_RESPONSE,
     H_RESPONSE_PQ,
+    H_TIMING,
     ErrorCode,
     Refused,
     parse_target,
@@ -145,6 +146,11 @@ async def handle_peer_call(
 _PASS_BACK = ("Content-Type", H_RESPONSE, H_RESPONSE_PQ, H_ERROR)
 
 
+def _timing(name: str, ms: float, downstream: str | None) -> str:
+    own = f"{name}={ms:.3f}"
+    return f"{own},{downstream}" if downstream and len(downstream) < 512 else own
+
+
 async def _relay(
     node: Node, sessions: Sessions, request: web.Request, ex: Exchange, v: Verified
 ) -> web.StreamResponse:
@@ -169,6 +175,7 @@ async def _relay(
     )
     try:
         back = {k: resp.headers[k] for k in _PASS_BACK if k in resp.headers}
+        back[H_TIMING] = _timing(node.name, ex.elapsed_ms(), resp.headers.get(H_TIMING))
         if resp.content_length is not None and resp.content_length <= 1 << 20:
             data = await resp.read()
             ex.upstream_ms = (time.perf_counter() - t_up) * 1000

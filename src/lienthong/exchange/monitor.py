@@ -11,7 +11,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Step-by-step migrations: MIGRATIONS[n] takes a database at version n to n + 1.
+MIGRATIONS = {1: ["ALTER TABLE monitor_record ADD COLUMN hop_ms"]}
 
 
 @dataclass
@@ -32,6 +34,7 @@ class MonitorRecord:
     total_ms: float
     upstream_ms: float
     hops: int
+    hop_ms: str | None = None  # "NDXP=3.1,BCA-GW=1.2,service=0.4": time to answer, per hop
 
 
 _COLUMNS = [f.name for f in fields(MonitorRecord)]
@@ -52,8 +55,22 @@ class MonitorStore:
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
+        self._migrate()
         self._db.commit()
         self._pending: list[tuple[Any, ...]] = []
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+        current = int(version)
+        while current < SCHEMA_VERSION:
+            for statement in MIGRATIONS[current]:
+                self._db.execute(statement)
+            current += 1
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(current),)
+            )
 
     def add(self, record: MonitorRecord) -> None:
         self._pending.append(tuple(getattr(record, c) for c in _COLUMNS))

@@ -9,6 +9,7 @@ it (else hash it); send to the first hop with failover; verify the provider's si
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from lienthong.exchange.protocol import (
     H_REQUEST_PQ,
     H_RESPONSE,
     H_RESPONSE_PQ,
+    H_TIMING,
     ErrorCode,
     Refused,
     ServiceCall,
@@ -50,6 +52,9 @@ def _content_length(request: web.Request, limit: int) -> None:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Refused(ErrorCode.TOO_LARGE, "declared body larger than the limit", size=declared)
+
+
+_TIMING = re.compile(r"[A-Za-z0-9_.:=,\-]{1,600}")
 
 
 @dataclass
@@ -170,6 +175,8 @@ def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any]
 async def _relay_response(
     node: Node, request: web.Request, ex: Exchange, resp: Any, sent: _Sent
 ) -> web.StreamResponse:
+    timing = resp.headers.get(H_TIMING, "")
+    ex.hop_ms = timing if _TIMING.fullmatch(timing) else None  # peer text: stored only if tame
     rclaims, tokens = _verify_response(node, resp, sent)
     out_headers = {H_ID: sent.claims["id"], H_REQUEST_HASH: sent.req_hash}
     if rclaims.get("ctype"):

@@ -34,6 +34,7 @@ H_RESPONSE = "X-LT-Response"
 H_RESPONSE_PQ = "X-LT-Response-PQ"
 H_HOPS = "X-LT-Hops"  # comma-separated hop receipts added by relays
 H_REQUEST_HASH = "X-LT-Request-Hash"
+H_TIMING = "X-LT-Timing"  # informational, unsigned: "node=ms,...,service=ms" on responses
 
 MAX_SUBPATH = 1024
 MAX_TEXT_HEADER = 512

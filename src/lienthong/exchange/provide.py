@@ -35,6 +35,7 @@ from lienthong.exchange.protocol import (
     H_REQUEST_HASH,
     H_RESPONSE,
     H_RESPONSE_PQ,
+    H_TIMING,
     H_USER,
     ErrorCode,
     Refused,
@@ -179,7 +180,11 @@ async def _answer(
             body=body_claim,
         )
         tokens = sign_claims(rclaims, signers[:2] if v.hybrid else signers[:1])
-        headers = {H_RESPONSE: tokens[0], "Content-Type": "application/octet-stream"}
+        headers = {
+            H_RESPONSE: tokens[0],
+            "Content-Type": "application/octet-stream",
+            H_TIMING: f"{node.name}={ex.elapsed_ms():.3f},service={ex.upstream_ms:.3f}",
+        }
         if len(tokens) > 1:
             headers[H_RESPONSE_PQ] = tokens[1]
         await ex.log_message(node, v.claims, rclaims, tokens, v.req_hash, v.hops, v.tokens)
