@@ -111,3 +111,23 @@ def test_connectors_from_pipeline(tmp_path: Path) -> None:
     doc = citizen_pipeline(kind="files", path="drop", file="citizens.csv")
     conns = open_connectors(pipeline_from_dict(doc, base_dir=tmp_path))
     assert conns["citizens"].name == "citizens.csv"
+
+
+def test_null_keys_quarantined_and_null_cursors_reported(tmp_path: Path, keys: Keys) -> None:
+    make_sqlite_source(tmp_path / "source.db", 10)
+    db = sqlite3.connect(tmp_path / "source.db")
+    db.execute("CREATE TABLE people (id TEXT, name TEXT, updated_at TEXT)")
+    db.executemany("INSERT INTO people VALUES (?, ?, ?)",
+                   [("a", "A", "1"), (None, "no key", "2"), ("c", "no cursor", None)])  # fmt: skip
+    db.commit()
+    db.close()
+    doc = citizen_pipeline(cursor="updated_at")
+    doc["tables"] = [{"name": "people", "key": ["id"], "entity": "person", "cursor": "updated_at"}]
+    rig = make_rig(tmp_path, keys, doc)
+    report = rig.agency.run()
+    assert (report.read, report.applied, report.quarantined) == (2, 1, 1)
+    assert report.warnings == ["people: 1 rows have a NULL updated_at and cannot be synchronised "
+                               "in cursor mode"]  # fmt: skip
+    reasons = rig.store.conn.execute("SELECT reasons FROM sync_quarantine").fetchone()[0]
+    assert "empty source key" in reasons
+    rig.close()

@@ -143,6 +143,12 @@ class AgencySync:
                 raise
             if drift:
                 self.report.warnings.append(f"{spec.name}: {drift.describe()}")
+        unreadable = getattr(conn, "null_cursor_rows", lambda: 0)()
+        if unreadable:
+            self.report.warnings.append(
+                f"{spec.name}: {unreadable} rows have a NULL {spec.cursor} and cannot be "
+                "synchronised in cursor mode"
+            )
         return Mapper(spec, list(current), self.validator(spec.entity))
 
     def _extract(self, spec: TableSpec, sender: Sender) -> None:

@@ -85,7 +85,13 @@ def plain(value: Any) -> Any:
 
 
 def source_key(values: Sequence[Any]) -> str:
-    """The stable text form of a source primary key (parts joined by ``|``)."""
+    """The stable text form of a source primary key (parts joined by ``|``).
+
+    Empty when any part is missing (NULL or blank): such a row cannot be keyed and goes to
+    the quarantine.
+    """
     if len(values) == 1:
-        return str(plain(values[0]))
-    return "|".join(str(plain(v)) for v in values)
+        v = values[0]
+        return "" if v is None else str(plain(v)).strip()
+    parts = ["" if v is None else str(plain(v)).strip() for v in values]
+    return "" if "" in parts else "|".join(parts)

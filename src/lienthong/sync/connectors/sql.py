@@ -116,10 +116,13 @@ class SqlTableConnector:
         return [self.cursor, *self.key] if self.cursor else list(self.key)
 
     def _where(self, after: tuple[Any, ...] | None) -> tuple[str, list[Any]]:
-        if after is None:
-            return "", []
-        cols = ", ".join(self.dialect.quote(c) for c in self._order())
-        return f" WHERE ({cols}) > ({self.dialect.params(len(after))})", list(after)
+        # NULL cursors never compare greater than anything: leave them out from the first
+        # page too, so every page sees the same set (they are reported by null_cursor_rows)
+        conds = [f"{self.dialect.quote(self.cursor)} IS NOT NULL"] if self.cursor else []
+        if after is not None:
+            cols = ", ".join(self.dialect.quote(c) for c in self._order())
+            conds.append(f"({cols}) > ({self.dialect.params(len(after))})")
+        return (f" WHERE {' AND '.join(conds)}" if conds else ""), list(after or ())
 
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
         columns = list(self.schema())
@@ -147,6 +150,13 @@ class SqlTableConnector:
             yield Chunk(columns, live, {"after": encode_key(after)}, deletes)
             if len(rows) < size:
                 return
+
+    def null_cursor_rows(self) -> int:
+        """Rows whose cursor is NULL: cursor mode can never read them (reported, not hidden)."""
+        if not self.cursor:
+            return 0
+        table, cursor = self.dialect.quote(self.table), self.dialect.quote(self.cursor)
+        return int(self._query(f"SELECT count(*) FROM {table} WHERE {cursor} IS NULL", [])[0][0])
 
     def pending(self, position: Position | None) -> int:
         after = decode_key(position.get("after")) if position else None

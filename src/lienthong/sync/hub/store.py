@@ -105,7 +105,7 @@ class HubStore:
                 ended_by TEXT NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS h_{e}_key ON h_{e} (source, source_key)",
             f"""CREATE TEMP TABLE IF NOT EXISTS
-                stage_{e} (source_key TEXT PRIMARY KEY, position TEXT, data {self.d.json_type})
+                stage_{e} (source_key TEXT, position TEXT, data {self.d.json_type})
                 {self.d.temp_suffix}""",
         )
         self._entities.add(e)
