@@ -116,3 +116,17 @@ def test_monitor_store_migrates_from_version_1(tmp_path: Path) -> None:
     version = store._db.execute("SELECT value FROM meta").fetchone()[0]
     assert version == str(SCHEMA_VERSION)
     store.close()
+
+
+def test_gateway_entry_point_errors_are_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "gw.yaml"
+    bad.write_text('{"node": "X"')
+    for args in (["serve", "--bogus"], ["check", "--config", str(bad)]):
+        out = subprocess.run(
+            [sys.executable, "-m", "lienthong.exchange", *args], capture_output=True, text=True
+        )
+        assert out.returncode == 2
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr

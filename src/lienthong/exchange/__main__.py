@@ -1,6 +1,7 @@
 """``python -m lienthong.exchange serve --config FILE``: the gateway without the whole CLI.
 
-Gateway processes start through here so that they import only what they need.
+Gateway processes start through here so that they import only what they need. Errors are
+mapped like the root CLI does: one line, exit 2 for usage and input, 1 for failures.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import click
+import typer
 
 from lienthong.cli.output import fail
 from lienthong.errors import LienthongError
@@ -15,12 +17,18 @@ from lienthong.exchange.cli import app
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = argv if argv is not None else sys.argv[1:]
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
-    except click.ClickException as exc:
-        fail(exc.format_message(), 2)
+        app(args=args or ["--help"], standalone_mode=False)
+    except (typer.Exit, click.exceptions.Exit) as exc:
+        raise SystemExit(exc.exit_code) from None
+    except (typer.TyperException, click.ClickException) as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        fail(" ".join(message.split()), 2)
     except LienthongError as exc:
         fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ def load_config(path: Path) -> GatewayConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read gateway config {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"gateway config {path} is not YAML/JSON: {exc}") from exc
+        detail = " ".join(str(exc).split())  # one line, whatever the parser printed
+        raise ConfigError(f"gateway config {path} is not YAML/JSON: {detail}") from exc
     try:
         cfg = msgspec.convert(raw, GatewayConfig)
     except msgspec.ValidationError as exc:
