@@ -262,6 +262,7 @@ class SqliteStore(SqlStore):
             conn.execute("PRAGMA synchronous=FULL")
             # proofs read ~log2(n) tiles at random: memory-mapped reads avoid a syscall each
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the upper tree stays in memory
         except sqlite3.Error as exc:
             raise InputError(f"cannot open audit log {path}: {exc}") from exc
         super().__init__(conn, (sqlite3.Error,))
