@@ -13,19 +13,38 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import parser
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import SignatureAlgorithmOID
 
 from lienthong.errors import CertificateError, SignatureError
-from lienthong.trust.keys import Signer, verify_signature
+from lienthong.trust.keys import Algorithm, Signer, algorithm_of, verify_signature
 from lienthong.trust.signing import sign_ocsp
-from lienthong.trust.x509 import Usage, check_usage, check_validity, public_key_of
+from lienthong.trust.x509 import (
+    Usage,
+    check_usage,
+    check_validity,
+    parse_fully,
+    public_key_of,
+)
 
 _DER = serialization.Encoding.DER
 _CLOCK_SKEW = dt.timedelta(minutes=5)
+_SIGNATURE_OIDS = {
+    Algorithm.ECDSA_P256: SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+    Algorithm.ML_DSA_65: SignatureAlgorithmOID.ML_DSA_65,
+}
+_MALFORMED = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+)
 
 
 class CertStatus(enum.StrEnum):
@@ -146,11 +165,31 @@ def verify_response(
     """
     try:
         resp = ocsp.load_der_ocsp_response(response_der)
-    except ValueError as exc:
+        if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+            raise _status_error(f"status service refused: {resp.response_status.name.lower()}")
+        # force lazy parsing now: a malformed answer must fail as one precise error
+        _ = (
+            resp.serial_number,
+            resp.this_update_utc,
+            resp.next_update_utc,
+            resp.certificate_status,
+            resp.revocation_time_utc,
+            resp.revocation_reason,
+            resp.tbs_response_bytes,
+            resp.signature,
+        )
+        for embedded in resp.certificates:
+            parse_fully(embedded)
+            public_key_of(embedded)
+        responder = _responder(resp, issuer, now)
+        basic = asn1_ocsp.OCSPResponse.load(response_der)["response_bytes"]["response"].parsed
+        unused_bits = basic["signature"].contents[0]
+    except _MALFORMED as exc:
         raise _status_error(f"status answer is not a valid OCSP response ({exc})") from exc
-    if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-        raise _status_error(f"status service refused: {resp.response_status.name.lower()}")
-    responder = _responder(resp, issuer, now)
+    # the signature algorithm and the BIT STRING padding are outside the signed data: pin them
+    expected = _SIGNATURE_OIDS[algorithm_of(public_key_of(responder))]
+    if resp.signature_algorithm_oid != expected or unused_bits != 0:
+        raise _status_error("status answer has a malformed signature field", "bad_signature")
     try:
         verify_signature(public_key_of(responder), resp.signature, resp.tbs_response_bytes)
     except (SignatureError, CertificateError) as exc:

@@ -12,17 +12,21 @@ import datetime as dt
 import fcntl
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from lienthong.errors import CertificateError, InputError, IntegrityError
 from lienthong.trust.keys import Signer
 from lienthong.trust.profiles import authority_key_id
 from lienthong.trust.signing import sign_crl
+from lienthong.trust.x509 import signature_unused_bits
 
 REASONS = {
     f.value.lower(): f
@@ -114,11 +118,34 @@ def build_crl(
 def load_crl(data: bytes, *, source: str = "CRL") -> x509.CertificateRevocationList:
     """Parse a PEM or DER CRL; raise InputError with the reason."""
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            if b"-----BEGIN" in data:
+                crl = x509.load_pem_x509_crl(data)
+            else:
+                crl = x509.load_der_x509_crl(data)
+            # force lazy parsing now, so that a malformed CRL fails here with one precise error
+            _ = (
+                crl.issuer.rfc4514_string(),
+                crl.last_update_utc,
+                crl.next_update_utc,
+                list(crl.extensions),
+                crl.tbs_certlist_bytes,
+                crl.signature,
+                crl.signature_algorithm_oid,
+                [(r.serial_number, r.revocation_date_utc, list(r.extensions)) for r in crl],
+            )
+    except (
+        ValueError,
+        TypeError,
+        x509.InvalidVersion,
+        x509.DuplicateExtension,
+        CryptographyDeprecationWarning,
+    ) as exc:
         raise InputError(f"{source}: not a valid CRL ({exc})") from exc
+    if signature_unused_bits(crl.public_bytes(serialization.Encoding.DER)) != 0:
+        raise InputError(f"{source}: malformed CRL (signature BIT STRING has unused bits)")
+    return crl
 
 
 def verify_crl(

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from asn1crypto import cms, core, tsp
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 
 from lienthong.errors import InputError, SignatureError
 from lienthong.trust.keys import Algorithm, Signer, algorithm_of, verify_signature
-from lienthong.trust.x509 import Usage, public_key_of, verify_chain
+from lienthong.trust.x509 import Usage, load_certificate, public_key_of, verify_chain
 
 # 2.999 is the ITU-T "example" arc: a placeholder policy until an official OID is assigned.
 POLICY_OID = "2.999.3161.1"
@@ -181,6 +182,61 @@ def token_from_response(response_der: bytes) -> bytes:
         raise SignatureError(f"not a time-stamp response ({exc})") from exc
 
 
+@dataclass(frozen=True)
+class _Token:
+    info_der: bytes
+    imprint_algorithm: str
+    hashed: bytes
+    gen_time: dt.datetime
+    attrs: dict[str, object]
+    signed_bytes: bytes
+    signature: bytes
+    algorithms: tuple[str, str]
+    tsa_cert: x509.Certificate
+    certs: list[x509.Certificate]
+
+
+def _parse_token(token: bytes) -> _Token:
+    """Every field of a token, parsed up front; SignatureError if anything is malformed."""
+    try:
+        info_der, signer_info, certs = _unpack(token)
+        info = tsp.TSTInfo.load(info_der)
+        imprint = info["message_imprint"]
+        sid = signer_info["sid"].chosen
+        issuer_der, serial = sid["issuer"].dump(), sid["serial_number"].native
+        tsa_cert = next(
+            (
+                c
+                for c in certs
+                if c.serial_number == serial and c.issuer.public_bytes() == issuer_der
+            ),
+            None,
+        )
+        if tsa_cert is None:
+            raise SignatureError("time-stamp token does not carry its TSA certificate")
+        gen_time = info["gen_time"].native
+        if not isinstance(gen_time, dt.datetime):
+            raise SignatureError("time-stamp token has no valid genTime")
+        return _Token(
+            info_der=info_der,
+            imprint_algorithm=imprint["hash_algorithm"]["algorithm"].native,
+            hashed=imprint["hashed_message"].native,
+            gen_time=gen_time,
+            attrs={a["type"].native: a["values"][0].native for a in signer_info["signed_attrs"]},
+            # the signature covers the attributes DER-encoded as a SET (tag 0x31), not as [0]
+            signed_bytes=b"\x31" + signer_info["signed_attrs"].dump()[1:],
+            signature=signer_info["signature"].native,
+            algorithms=(
+                signer_info["digest_algorithm"]["algorithm"].native,
+                signer_info["signature_algorithm"]["algorithm"].dotted,
+            ),
+            tsa_cert=tsa_cert,
+            certs=certs,
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, InputError) as exc:
+        raise SignatureError(f"malformed time-stamp token ({exc})") from exc
+
+
 def verify_timestamp(
     token: bytes,
     digest: bytes,
@@ -191,47 +247,26 @@ def verify_timestamp(
     """Verify a token over ``digest`` and return its time; raise SignatureError/
     CertificateError. The TSA certificate chain is validated at the token's own time."""
     _check_digest(digest)
-    try:
-        info_der, signer_info, certs = _unpack(token)
-        info = tsp.TSTInfo.load(info_der)
-        imprint = info["message_imprint"]
-        alg = imprint["hash_algorithm"]["algorithm"].native
-        hashed, gen_time = imprint["hashed_message"].native, info["gen_time"].native
-        attrs = {a["type"].native: a["values"][0].native for a in signer_info["signed_attrs"]}
-        # the signature covers the attributes DER-encoded as a SET (tag 0x31), not as [0]
-        signed_bytes = b"\x31" + signer_info["signed_attrs"].dump()[1:]
-        signature = signer_info["signature"].native
-        sid = signer_info["sid"].chosen
-        algorithms = (
-            signer_info["digest_algorithm"]["algorithm"].native,
-            signer_info["signature_algorithm"]["algorithm"].dotted,
-        )
-    except (ValueError, TypeError, KeyError) as exc:
-        raise SignatureError(f"malformed time-stamp token ({exc})") from exc
-    if alg != "sha256" or hashed != digest:
+    tok = _parse_token(token)
+    if tok.imprint_algorithm != "sha256" or tok.hashed != digest:
         raise SignatureError("time-stamp token is over another digest")
-    tsa_cert = next((c for c in certs if c.serial_number == sid["serial_number"].native), None)
-    if tsa_cert is None:
-        raise SignatureError("time-stamp token does not carry its TSA certificate")
-    key = public_key_of(tsa_cert)
-    if algorithms != _CMS_ALGORITHMS[algorithm_of(key)]:
-        raise SignatureError(f"time-stamp token uses unexpected algorithms {algorithms}")
+    key = public_key_of(tok.tsa_cert)
+    if tok.algorithms != _CMS_ALGORITHMS[algorithm_of(key)]:
+        raise SignatureError(f"time-stamp token uses unexpected algorithms {tok.algorithms}")
     if (
-        attrs.get("content_type") != "tst_info"
-        or attrs.get("message_digest") != hashlib.new(algorithms[0], info_der).digest()
+        tok.attrs.get("content_type") != "tst_info"
+        or tok.attrs.get("message_digest") != hashlib.new(tok.algorithms[0], tok.info_der).digest()
     ):
         raise SignatureError("time-stamp token content does not match its signed attributes")
-    verify_signature(key, signature, signed_bytes)
-    if not isinstance(gen_time, dt.datetime):
-        raise SignatureError("time-stamp token has no valid genTime")
+    verify_signature(key, tok.signature, tok.signed_bytes)
     verify_chain(
-        tsa_cert,
-        intermediates=[*certs, *intermediates],
+        tok.tsa_cert,
+        intermediates=[*tok.certs, *intermediates],
         roots=roots,
-        now=gen_time,
+        now=tok.gen_time,
         usage=Usage.TIMESTAMPING,
     )
-    return gen_time
+    return tok.gen_time
 
 
 def _unpack(token: bytes) -> tuple[bytes, cms.SignerInfo, list[x509.Certificate]]:
@@ -244,7 +279,16 @@ def _unpack(token: bytes) -> tuple[bytes, cms.SignerInfo, list[x509.Certificate]
         raise ValueError("content is not a TSTInfo")
     content = encap["content"]
     info_der = bytes(content)
-    certs = [x509.load_der_x509_certificate(c.chosen.dump()) for c in signed["certificates"]]
+    certs = [
+        load_certificate(c.chosen.dump(), source="TSA certificate") for c in signed["certificates"]
+    ]
     if len(signed["signer_infos"]) != 1:
         raise ValueError("expected exactly one signer")
-    return info_der, signed["signer_infos"][0], certs
+    signer = signed["signer_infos"][0]
+    # fields outside the signed attributes are pinned, so a token has exactly one encoding
+    if signed["version"].native != "v3" or signer["version"].native != "v1":
+        raise ValueError("unexpected CMS versions")
+    digests = [d.dump() for d in signed["digest_algorithms"]]
+    if digests != [signer["digest_algorithm"].dump()]:
+        raise ValueError("digestAlgorithms does not match the signer's")
+    return info_der, signer, certs

@@ -98,7 +98,7 @@ def parse_fully(cert: x509.Certificate) -> None:
             cert.signature,
             list(cert.extensions),
         )
-        unused_bits = _signature_unused_bits(cert.public_bytes(serialization.Encoding.DER))
+        unused_bits = signature_unused_bits(cert.public_bytes(serialization.Encoding.DER))
     except _PARSE_ERRORS as exc:
         raise CertificateError(
             f"malformed certificate ({exc})", code="cert_malformed", reason="malformed"
@@ -112,7 +112,7 @@ def parse_fully(cert: x509.Certificate) -> None:
         )
 
 
-def _signature_unused_bits(der: bytes) -> int:
+def signature_unused_bits(der: bytes) -> int:
     """The unused-bits octet of the outer signature BIT STRING of a certificate or CSR (both
     are SEQUENCE { signed part, signatureAlgorithm, signature })."""
     body = parser.parse(der)[4]
@@ -138,7 +138,7 @@ def load_csr(data: bytes, *, source: str = "CSR") -> x509.CertificateSigningRequ
             # force the lazy parsing of everything the CA reads
             _ = (csr.subject.rfc4514_string(), list(csr.extensions), csr.public_key())
             valid = csr.is_signature_valid
-            unused_bits = _signature_unused_bits(csr.public_bytes(serialization.Encoding.DER))
+            unused_bits = signature_unused_bits(csr.public_bytes(serialization.Encoding.DER))
     except (*_PARSE_ERRORS, UnsupportedAlgorithm) as exc:
         raise InputError(f"{source}: not a valid certificate signing request ({exc})") from exc
     if not valid:
