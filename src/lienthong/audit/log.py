@@ -23,7 +23,7 @@ from lienthong.audit import merkle
 from lienthong.audit.checkpoint import Checkpoint, parse_note, sign_line, to_note
 from lienthong.audit.entries import Entry, timestamp
 from lienthong.audit.stamping import Stamper, Timestamper
-from lienthong.audit.store import LeafRow, LogStore
+from lienthong.audit.store import SCHEMA_VERSION, LeafRow, LogStore
 from lienthong.audit.tiles import append_tiles, hashes_from_tiles, partial_tiles
 from lienthong.errors import InputError, LienthongError, NotFound
 from lienthong.trust.keys import Signer, public_key_to_pem
@@ -140,7 +140,14 @@ class AuditLog:
                 store.close()
                 raise InputError("log origin must not contain spaces")
             store.set_meta("origin", origin)
-            store.set_meta("schema_version", "1")
+            store.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif store.get_meta("schema_version") != str(SCHEMA_VERSION):
+            found = store.get_meta("schema_version")
+            store.close()  # no migration exists yet: version 1 is the first layout
+            raise InputError(
+                f"{target} has audit schema version {found}, this program "
+                f"reads version {SCHEMA_VERSION}"
+            )
         elif origin and origin != stored:
             store.close()
             raise InputError(f"{target} is the log of {stored!r}, not {origin!r}")
