@@ -87,6 +87,18 @@ def test_updates_keep_history_and_deletes_are_tombstones(rig: Rig, tmp_path: Pat
         "SELECT source_key, ended_by FROM h_citizen ORDER BY source_key"
     ).fetchall()
     assert [tuple(h) for h in hist] == [("2", "update"), ("3", "delete")]
+    # validity intervals: the old version ends when the new one starts; a deletion ends it at
+    # the hub's time of the batch that carried the tombstone
+    ended, started = r.store.conn.execute(
+        "SELECT h.valid_to, c.valid_from FROM h_citizen h JOIN c_citizen c "
+        "ON c.source = h.source AND c.source_key = h.source_key"
+    ).fetchone()
+    assert ended == started
+    gone, batch_time = r.store.conn.execute(
+        "SELECT h.valid_to, b.received_at FROM h_citizen h, sync_batches b "
+        "WHERE h.source_key = '3' AND b.seq = (SELECT max(seq) FROM sync_batches)"
+    ).fetchone()
+    assert gone == batch_time
 
 
 def test_duplicate_envelope_is_harmless(rig: Rig) -> None:

@@ -35,6 +35,9 @@ class HubDialect:
     begin: str  # statement opening a write transaction ("" = driver begins implicitly)
     lock: str  # row-lock suffix for the per-source sequence row
     bulk_load: Callable[[Any, str, Sequence[str], Sequence[Sequence[Any]]], None]
+    # DDL (with {e} for the entity) of the triggers that move a replaced or deleted current
+    # row into history; only rows that really change fire them, inserts cost nothing extra
+    history_ddl: tuple[str, ...]
 
     def sql(self, text: str) -> str:
         """Write SQL with ``?`` placeholders; convert to this backend's style."""
@@ -69,13 +72,28 @@ def _insert_load(
     conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
+_OLD = ("OLD.source, OLD.source_key, OLD.data, OLD.position, OLD.batch_seq, OLD.received_at, "
+        "OLD.valid_from")  # fmt: skip
+_CLOCK = "(SELECT now FROM sync_clock WHERE id = 1)"
 SQLITE = HubDialect(
     "sqlite", "?", "TEXT", "TEXT", "INTEGER PRIMARY KEY", "IS NOT", "", "BEGIN IMMEDIATE", "",
     _insert_load,
+    (f"""CREATE TRIGGER IF NOT EXISTS h_{{e}}_update BEFORE UPDATE ON c_{{e}} BEGIN
+         INSERT INTO h_{{e}} VALUES ({_OLD}, NEW.valid_from, 'update'); END""",
+     f"""CREATE TRIGGER IF NOT EXISTS h_{{e}}_delete BEFORE DELETE ON c_{{e}} BEGIN
+         INSERT INTO h_{{e}} VALUES ({_OLD}, {_CLOCK}, 'delete'); END"""),
 )  # fmt: skip
 POSTGRES = HubDialect(
     "postgres", "%s", "JSONB", "TIMESTAMPTZ", "BIGSERIAL PRIMARY KEY",
     "IS DISTINCT FROM", " ON COMMIT DELETE ROWS", "", " FOR UPDATE", _copy_load,
+    (f"""CREATE OR REPLACE FUNCTION h_{{e}}_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           INSERT INTO h_{{e}} VALUES ({_OLD}, CASE WHEN TG_OP = 'UPDATE' THEN NEW.valid_from
+             ELSE {_CLOCK} END, lower(TG_OP));
+           RETURN CASE WHEN TG_OP = 'UPDATE' THEN NEW ELSE OLD END;
+         END $$""",
+     """CREATE OR REPLACE TRIGGER h_{e}_keep BEFORE UPDATE OR DELETE ON c_{e}
+         FOR EACH ROW EXECUTE FUNCTION h_{e}_keep()"""),
 )  # fmt: skip
 
 

@@ -65,6 +65,10 @@ class HubStore:
                 position TEXT NOT NULL, raw {dialect.json_type} NOT NULL, reasons TEXT NOT NULL,
                 received_at {dialect.ts_type} NOT NULL, resolved_seq BIGINT)""",
             "CREATE TABLE IF NOT EXISTS sync_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+            # the hub's clock for the batch being applied, read by the history triggers
+            f"""CREATE TABLE IF NOT EXISTS sync_clock (id INTEGER PRIMARY KEY CHECK (id = 1),
+                now {dialect.ts_type})""",
+            "INSERT INTO sync_clock VALUES (1, NULL) ON CONFLICT (id) DO NOTHING",
         )
         self._ddl(
             self.d.sql(
@@ -107,6 +111,7 @@ class HubStore:
             f"""CREATE TEMP TABLE IF NOT EXISTS
                 stage_{e} (source_key TEXT, position TEXT, data {self.d.json_type})
                 {self.d.temp_suffix}""",
+            *(ddl.replace("{e}", e) for ddl in self.d.history_ddl),
         )
         self._entities.add(e)
 
@@ -162,14 +167,12 @@ class HubStore:
         q, d = self.d.sql, self.d
         src, seq = batch.source, batch.seq
         c = self.conn
-        hist = f"""INSERT INTO h_{e} SELECT c.source, c.source_key, c.data, c.position,
-            c.batch_seq, c.received_at, c.valid_from, CAST(? AS {d.ts_type}), ?
-            FROM c_{e} c JOIN stage_{e} s ON c.source = ? AND c.source_key = s.source_key"""
+        c.execute(q(f"UPDATE sync_clock SET now = CAST(? AS {d.ts_type}) WHERE id = 1"), (now,))
         if batch.upserts:
             c.execute(f"DELETE FROM stage_{e}")
             rows = [(k, p, j.decode()) for k, p, j in _last_per_key(batch.upserts)]
             d.bulk_load(c, f"stage_{e}", ("source_key", "position", "data"), rows)
-            c.execute(q(f"{hist} WHERE c.data {d.distinct} s.data"), (now, "update", src))
+            # a changed row fires the history trigger; an identical one is left alone
             c.execute(
                 q(f"""INSERT INTO c_{e} SELECT ?, source_key, data, position, ?,
                     CAST(? AS {d.ts_type}), CAST(? AS {d.ts_type})
@@ -184,7 +187,6 @@ class HubStore:
             c.execute(f"DELETE FROM stage_{e}")
             dels = list(dict(batch.deletes).items())
             d.bulk_load(c, f"stage_{e}", ("source_key", "position"), dels)
-            c.execute(q(hist), (now, "delete", src))
             c.execute(
                 q(f"DELETE FROM c_{e} WHERE source = ? AND source_key IN "
                   f"(SELECT source_key FROM stage_{e})"),
