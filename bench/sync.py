@@ -7,8 +7,9 @@ Same run, same table:
 * ``rows_per_s``       lienthong end to end into the consolidated database on PostgreSQL:
                        keyset read, mapping + data-dictionary validation, signed (ECDSA P-256)
                        and encrypted (X25519+ML-KEM-768 / AES-256-GCM) batches, durable
-                       outbox, hub verification, COPY + merge with history and lineage,
-                       signed acknowledgement;
+                       outbox, HTTP to a separate hub process (``python -m lienthong.sync hub
+                       serve``), verification, COPY + merge with history and lineage, signed
+                       acknowledgement;
 * ``sqlite_rows_per_s`` the same into the embedded SQLite consolidated database;
 * ``dlt_rows_per_s``   dlt ``sql_database`` (fastest backend that installs) into PostgreSQL;
 * ``copy_rows_per_s``  PostgreSQL ``COPY TO`` → ``COPY FROM`` into a table with a primary key
@@ -22,7 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,20 +37,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from lienthong.sync.agency import AgencyKeys, AgencySync
-from lienthong.sync.cipher import RecipientKeys
 from lienthong.sync.connectors.sql import POSTGRES, SqlTableConnector
 from lienthong.sync.hub.dialect import connect_hub
-from lienthong.sync.hub.service import Hub
-from lienthong.sync.hub.store import HubStore
+from lienthong.sync.keys import init_keys, load_public, load_recipient_public
 from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import pipeline_from_dict
-from lienthong.sync.transport import DirectTransport
-from lienthong.trust.keys import SoftwareSigner, generate_private_key
+from lienthong.sync.transport import HttpTransport
+from lienthong.trust.keystore import FileKeyStore
 
 NAMES = ("MƯỜI", "NGỌC", "THẢO", "UYÊN", "VY", "XUÂN", "YẾN", "ÁNH", "BẢO", "CẨM")
+PASS_ENV = "LT_BENCH_KEY_PASSPHRASE"
 ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 SOURCE_ID = "BCA.DC"
 
@@ -100,35 +105,63 @@ def make_source(dsn: str, rows: int) -> None:
         conn.execute("ANALYZE citizens")
 
 
+@contextmanager
+def hub_process(hub_url: str, work: Path) -> Iterator[tuple[str, AgencyKeys]]:
+    """A hub process (``python -m lienthong.sync hub serve``) on 127.0.0.1 and agency keys."""
+    keys_dir = work / f"keys-{uuid.uuid4().hex[:6]}"
+    os.environ[PASS_ENV] = uuid.uuid4().hex
+    init_keys(keys_dir, {"$env": PASS_ENV})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lienthong.sync", "hub", "serve", "--db", hub_url, "--keys",
+         str(keys_dir), "--passphrase-env", PASS_ENV, "--source",
+         f"{SOURCE_ID}={keys_dir / 'agency.pub.pem'}", "--port", str(port)],
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(url + "/sync/v1/health", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        keys = AgencyKeys(
+            FileKeyStore(keys_dir, {"$env": PASS_ENV}).signer("agency"),
+            load_public(keys_dir / "hub.pub.pem"),
+            load_recipient_public(keys_dir / "hub.recipient.json"),
+        )
+        yield url, keys
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def lienthong_sync(src: str, hub_url: str, work: Path, follow_updates: int = 0) -> dict[str, Any]:
-    agency_key, hub_key = (
-        SoftwareSigner(generate_private_key()),
-        SoftwareSigner(generate_private_key()),
-    )
-    recipient = RecipientKeys.generate()
-    conn, dialect = connect_hub(hub_url)
-    store = HubStore(conn, dialect)
-    hub = Hub(store, hub_key, {SOURCE_ID: agency_key.public_key()}, recipient)
+    """Source → agency process (this one) → HTTP → hub process → consolidated database."""
     pipeline = pipeline_from_dict(
         {"source_id": SOURCE_ID, "source": {"kind": "postgres", "dsn": {"$env": "UNUSED"}},
          "tables": [TABLE]}
     )  # fmt: skip
     connector = SqlTableConnector(lambda: psycopg.connect(src), POSTGRES, "citizens", ["id"],
                                   cursor="updated_at")  # fmt: skip
-    agency = AgencySync(
-        pipeline, {"citizens": connector}, Outbox(work / f"outbox-{uuid.uuid4().hex[:6]}.db"),
-        DirectTransport(hub), AgencyKeys(agency_key, hub_key.public_key(), recipient.public()),
-    )  # fmt: skip
-    t0 = time.perf_counter()
-    report = agency.run()
-    elapsed = time.perf_counter() - t0
-    out: dict[str, Any] = {"read": report.read, "applied": report.applied,
-                           "quarantined": report.quarantined, "seconds": round(elapsed, 3),
-                           "rows_per_s": round(report.read / elapsed)}  # fmt: skip
-    if follow_updates:
-        out["freshness"] = freshness(agency, src, hub_url, follow_updates)
-    agency.close()
-    store.close()
+    with hub_process(hub_url, work) as (url, keys):
+        transport = HttpTransport(url)
+        agency = AgencySync(
+            pipeline, {"citizens": connector},
+            Outbox(work / f"outbox-{uuid.uuid4().hex[:6]}.db"), transport, keys,
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        report = agency.run()
+        elapsed = time.perf_counter() - t0
+        out: dict[str, Any] = {"read": report.read, "applied": report.applied,
+                               "quarantined": report.quarantined, "seconds": round(elapsed, 3),
+                               "rows_per_s": round(report.read / elapsed),
+                               "transport": "http (hub process)"}  # fmt: skip
+        if follow_updates:
+            out["freshness"] = freshness(agency, src, hub_url, follow_updates)
+        agency.close()
     return out
 
 
