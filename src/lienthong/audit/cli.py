@@ -62,6 +62,13 @@ def _pubkey(path: Path | None) -> PublicKey | None:
         raise InputError(f"cannot read public key {path}: {exc.strerror}") from exc
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -166,7 +173,7 @@ def check_proof(
     entry: Path | None = typer.Option(None, "--entry", help="Entry bytes file."),
 ) -> None:
     """Verify an inclusion proof JSON (as printed by ``prove --json``) offline."""
-    raw = sys.stdin.buffer.read() if str(proof_file) == "-" else proof_file.read_bytes()
+    raw = sys.stdin.buffer.read() if str(proof_file) == "-" else _read_bytes(proof_file)
     try:
         obj = orjson.loads(raw)
         hashes = [bytes.fromhex(h) for h in obj["hashes"]]
@@ -174,7 +181,7 @@ def check_proof(
         index, size = int(obj["leaf_index"]), int(obj["tree_size"])
     except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
         raise InputError(f"not an inclusion proof JSON: {exc}") from exc
-    if entry is not None and merkle.leaf_hash(entry.read_bytes()) != leaf:
+    if entry is not None and merkle.leaf_hash(_read_bytes(entry)) != leaf:
         raise merkle.ProofError("the entry does not hash to the proof's leaf hash")
     if root is not None and root.lower() != root_hash.hex():
         raise merkle.ProofError("the proof is for another root than the one expected")

@@ -261,9 +261,9 @@ class AuditLog:
 
     def consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Consistency proof between the trees of ``old_size`` and ``new_size``."""
-        new_size = self.size() if new_size is None else new_size
-        if new_size > self.size():
-            raise NotFound(f"log has fewer than {new_size} entries")
+        new_size = self._size_at_most(new_size)
+        if not 0 <= old_size <= new_size:
+            raise InputError(f"no consistency proof from size {old_size} to size {new_size}")
         return merkle.resolve_ranges(merkle.consistency_ranges(old_size, new_size), self.hashes)
 
     # -- checkpoints ------------------------------------------------------------------------
