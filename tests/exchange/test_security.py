@@ -343,3 +343,12 @@ def test_silent_tls_peer_is_cut(federation: Federation) -> None:
         s.settimeout(4)
         assert s.recv(1) == b""  # no ClientHello: the handshake deadline closes it
         assert time.monotonic() - started < 3.5
+
+
+def test_node_key_cannot_sign_as_a_subsystem(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    relay_key = kit["relay"].receipt_signer  # a gateway's TLS key, not a subsystem's
+    headers, body, _ = build_request(call, [relay_key], kit["relay"], level=0, route=ROUTE)
+    refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.BAD_SIGNATURE"
+    )

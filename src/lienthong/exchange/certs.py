@@ -147,9 +147,18 @@ class CertificateStore:
             self._entries[fingerprint(cert)] = _Entry(cert, vk, usage)
 
     def lookup(self, kid: str) -> VerifyKey:
-        """The verified key for ``kid``; raise Refused(LT.BAD_SIGNATURE) if unknown or untrusted."""
+        """The key of a subsystem *signing* certificate (requests, responses)."""
+        return self._checked(kid, Usage.SIGNING)
+
+    def node_lookup(self, kid: str) -> VerifyKey:
+        """The key of a gateway node's TLS certificate (hop receipts, TLS peers)."""
+        return self._checked(kid, Usage.TLS_CLIENT)
+
+    def _checked(self, kid: str, usage: Usage) -> VerifyKey:
+        """The verified key for ``kid``; raise Refused(LT.BAD_SIGNATURE) if unknown, of another
+        usage (a node key cannot sign as a subsystem, nor the reverse) or untrusted."""
         entry = self._entries.get(kid)
-        if entry is None:
+        if entry is None or entry.usage is not usage:
             raise Refused(ErrorCode.BAD_SIGNATURE, "unknown certificate", kid=kid)
         now = self._clock()
         if now - entry.checked_at > self._ttl:
@@ -172,7 +181,7 @@ class CertificateStore:
 
     def identity_of_der(self, der: bytes) -> str:
         """Node name of a TLS peer certificate (must be a directory certificate, checked)."""
-        return self.lookup(hashlib.sha256(der).hexdigest()).identity
+        return self.node_lookup(hashlib.sha256(der).hexdigest()).identity
 
     def status_summary(self) -> dict[str, int]:
         now = self._clock()

@@ -121,7 +121,7 @@ def _verify_hops(node: Node, hops: list[str], route: list[str], req_hash: str) -
     if len(hops) != len(relays_before):
         raise Refused(ErrorCode.ROUTE, "hop receipts missing or extra", hops=len(hops))
     for token, relay in zip(hops, relays_before, strict=True):
-        claims, ident = verify_tokens([token], node.certs.lookup, hybrid=False)
+        claims, ident = verify_tokens([token], node.certs.node_lookup, hybrid=False)
         if (ident, claims.get("typ"), claims.get("node"), claims.get("req")) != (
             relay,
             "lt-hop",
