@@ -72,13 +72,13 @@ class Mapper:
         self.plan = [(f.target, _convert(f, index)) for f in fields]
 
     def map_chunk(self, chunk: Chunk) -> Mapped:
+        """Map every row of ``chunk``: upserts, tombstones, or quarantine with every reason."""
         out = Mapped()
-        key_idx, plan, validator = self.key_idx, self.plan, self.validator
-        entity = self.spec.entity
-        locate = chunk.locate
+        plan, validator, entity = self.plan, self.validator, self.spec.entity
+        locate, keyof = chunk.locate, self._keyof()
+        upserts, dumps = out.upserts, orjson.dumps
         for i, row in enumerate(chunk.rows):
-            key = source_key([row[k] for k in key_idx])
-            pos = locate(i) if locate is not None else key
+            key = keyof(row)
             record: dict[str, Any] = {}
             reasons: list[str] = []
             for target, convert in plan:
@@ -89,18 +89,36 @@ class Mapper:
             if validator is not None and not reasons:
                 normalised, found = validator(entity, record)
                 record.update(normalised)  # fields the dictionary does not know are kept
-                reasons.extend(_reason_text(r) for r in found if _is_error(r))
+                if found:
+                    reasons = [_reason_text(r) for r in found if _is_error(r)]
             if reasons or not key:
-                if not key:
-                    reasons.append("key: empty source key")
-                raw = {c: plain(v) for c, v in zip(self.columns, row, strict=False)}
-                out.quarantine.append((key, pos, orjson.dumps(raw), reasons))
+                self._quarantine(out, row, key, locate(i) if locate else key, reasons)
             else:
-                out.upserts.append((key, pos, orjson.dumps(record)))
+                upserts.append((key, locate(i) if locate else key, dumps(record)))
         for deleted in chunk.deletes:
             key = source_key(deleted)
             out.deletes.append((key, key))
         return out
+
+    def _keyof(self) -> Callable[[tuple[Any, ...]], str]:
+        if len(self.key_idx) > 1:
+            idx = self.key_idx
+            return lambda row: source_key([row[k] for k in idx])
+        (k,) = self.key_idx
+
+        def single(row: tuple[Any, ...]) -> str:
+            v = row[k]
+            return v.strip() if type(v) is str else source_key((v,))
+
+        return single
+
+    def _quarantine(
+        self, out: Mapped, row: tuple[Any, ...], key: str, pos: str, reasons: list[str]
+    ) -> None:
+        if not key:
+            reasons.append("key: empty source key")
+        raw = {c: plain(v) for c, v in zip(self.columns, row, strict=False)}
+        out.quarantine.append((key, pos, orjson.dumps(raw), reasons))
 
 
 _NATIVE = frozenset({str, int, float, bool, type(None)})
