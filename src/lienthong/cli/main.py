@@ -46,15 +46,15 @@ def root(
 
 
 # Capability sub-commands: one import and one add_typer line each.
-from lienthong.cli.demo import app as demo_app  # noqa: E402  (registration block)
-from lienthong.synth.cli import app as synth_app  # noqa: E402
 from lienthong.audit.cli import app as audit_app  # noqa: E402
+from lienthong.cli.demo import app as demo_app  # noqa: E402  (registration block)
 from lienthong.dictionary.cli import app as dictionary_app  # noqa: E402
-from lienthong.trust.cli import app as ca_app  # noqa: E402
+from lienthong.exchange.cli import app as gateway_app  # noqa: E402
 from lienthong.federation.cli import app as federation_app  # noqa: E402
 from lienthong.federation.doctor import app as doctor_app  # noqa: E402
-from lienthong.exchange.cli import app as gateway_app  # noqa: E402
 from lienthong.sync.cli import app as sync_app  # noqa: E402
+from lienthong.synth.cli import app as synth_app  # noqa: E402
+from lienthong.trust.cli import app as ca_app  # noqa: E402
 
 app.add_typer(demo_app)
 app.add_typer(synth_app, name="synth")
