@@ -24,7 +24,13 @@ from lienthong.audit.checkpoint import Checkpoint, parse_note, sign_line, to_not
 from lienthong.audit.entries import Entry, timestamp
 from lienthong.audit.stamping import Stamper, Timestamper
 from lienthong.audit.store import SCHEMA_VERSION, LeafRow, LogStore
-from lienthong.audit.tiles import append_tiles, hashes_from_tiles, partial_tiles
+from lienthong.audit.tiles import (
+    LEVEL_SHIFT,
+    TILE_BYTES,
+    append_tiles,
+    hashes_from_tiles,
+    partial_tiles,
+)
 from lienthong.errors import InputError, LienthongError, NotFound
 from lienthong.trust.keys import Signer, public_key_to_pem
 
@@ -54,6 +60,10 @@ class InclusionProof:
         merkle.verify_inclusion(
             self.leaf_index, self.tree_size, self.leaf_hash, self.hashes, self.root_hash
         )
+
+
+CACHED_LEVELS = 6  # tiles of level ≥ 6: about n/8000 of them, 8 KiB each
+MAX_CACHED_TILES = 8192  # 64 MiB at most
 
 
 class _Pending:
@@ -105,6 +115,7 @@ class AuditLog:
         self._write_lock = threading.Lock()
         self._stop_checkpoints = threading.Event()
         self._roots: dict[int, bytes] = {}  # a root never changes once its size exists
+        self._tile_cache: dict[int, bytes] = {}
         self._checkpointer: threading.Thread | None = None
         self.checkpoint_error: str | None = None
         self._queue_lock = threading.Lock()
@@ -216,7 +227,23 @@ class AuditLog:
     # -- reads and proofs -------------------------------------------------------------------
     def hashes(self, ids: list[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
         """Stored tree hashes ``(level, index) → hash`` (one batched storage read)."""
-        return hashes_from_tiles(ids, self.store.get_tiles)
+        return hashes_from_tiles(ids, self._tiles)
+
+    def _tiles(self, keys: list[int]) -> dict[int, bytes]:
+        """Tiles by key; complete upper-level tiles (immutable) are kept in memory, so a proof
+        reads only the few low-level tiles of its leaf from storage."""
+        cache = self._tile_cache
+        out = {k: cache[k] for k in keys if k in cache}
+        missing = [k for k in keys if k not in out]
+        if missing:
+            fetched = self.store.get_tiles(missing)
+            for key, blob in fetched.items():
+                if len(blob) == TILE_BYTES and key >> LEVEL_SHIFT >= CACHED_LEVELS:
+                    if len(cache) >= MAX_CACHED_TILES:
+                        cache.clear()
+                    cache[key] = blob
+            out.update(fetched)
+        return out
 
     def size(self) -> int:
         """Number of entries committed."""

@@ -27,7 +27,7 @@ from lienthong.audit.checkpoint import Checkpoint, verify_cosignature, verify_no
 from lienthong.audit.log import AuditLog
 from lienthong.audit.merkle import HASH_SIZE
 from lienthong.audit.stamping import stamp_digest
-from lienthong.audit.tiles import TILE_WIDTH, tile_key
+from lienthong.audit.tiles import TILE_WIDTH, hashes_from_tiles, tile_key
 from lienthong.errors import InputError, IntegrityError, SignatureError, TrustError
 from lienthong.trust.keys import PublicKey, public_key_from_pem
 from lienthong.trust.tsa import verify_timestamp
@@ -243,7 +243,10 @@ def _check_note(
             f"entries [{size}, {cp.size}) were deleted",
             index=size,
         )
-    if log.root(cp.size) != cp.root:
+    stored_root = merkle.root_from_subtrees(
+        cp.size, lambda ids: hashes_from_tiles(ids, log.store.get_tiles)
+    )  # straight from storage: no cache of this process may hide a change on disk
+    if stored_root != cp.root:
         raise _fail(
             "fork",
             f"the log's first {cp.size} entries do not match {where}: history "
