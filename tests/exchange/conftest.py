@@ -24,7 +24,12 @@ from lienthong.trust.keys import Algorithm, Signer
 from lienthong.trust.keystore import FileKeyStore
 from lienthong.trust.profiles import Profile
 
-LIMITS = {"max_body_bytes": 8 << 20, "memory_body_bytes": 1 << 20, "header_timeout_s": 1.5}
+LIMITS = {
+    "max_body_bytes": 8 << 20,
+    "memory_body_bytes": 1 << 20,
+    "header_timeout_s": 1.5,
+    "idle_timeout_s": 2.0,
+}
 
 
 @dataclass

@@ -298,6 +298,63 @@ def test_slow_loris_is_cut(federation: Federation) -> None:
         assert time.monotonic() - started < 3.5
 
 
+def _answer_after_stall(sock: socket.socket, head: bytes, part: bytes) -> tuple[bytes, bytes]:
+    """Send ``head`` and the first ``part`` of a body, then nothing: (status line, answer)."""
+    sock.settimeout(15)
+    sock.sendall(head + part)
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+        if b"\r\n\r\n" in answer and answer.endswith(b"}"):
+            break
+    return answer.split(b"\r\n", 1)[0], answer
+
+
+def _assert_timeout_refusal(status: bytes, answer: bytes) -> None:
+    assert b" 504 " in status + b" ", answer[:200]
+    assert b"x-lt-error: lt.timeout" in answer.lower()
+    assert answer.endswith(b'{"error":"LT.TIMEOUT"}')
+
+
+@pytest.mark.parametrize(
+    ("service", "framing"),
+    [(SVC_SINK, "length"), (SVC_UPLOAD, "chunked")],  # hashed plaintext; encrypted stream
+)
+def test_trickled_body_is_cut(federation: Federation, service: str, framing: str) -> None:
+    """Slow-loris on the body: headers complete, then the body stops (idle_timeout_s = 2 s)."""
+    port = federation.testbed.internal_ports["BHXH-GW"]
+    head = "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+    frame = "Content-Length: 1000" if framing == "length" else "Transfer-Encoding: chunked"
+    part = b"0123456789" if framing == "length" else b"a\r\n0123456789\r\n"
+    before = len(federation.received())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        request = f"POST /r1/{service} HTTP/1.1\r\nHost: x\r\n{head}{frame}\r\n\r\n"
+        status, answer = _answer_after_stall(s, request.encode(), part)
+    _assert_timeout_refusal(status, answer)
+    time.sleep(0.1)
+    assert len(federation.received()) == before, "the provider must receive nothing"
+
+
+def test_trickled_body_between_gateways_is_cut(federation: Federation, kit: dict) -> None:
+    """The same at the provider gateway, from a (compromised) relay: a validly signed request
+    whose body stops after 10 of its 1,000 bytes."""
+    call = make_call(GIAMDINH, SVC_SINK, method="POST")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, body=b"b" * 1000
+    )
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"POST /r1/{call.service} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: 1000\r\n\r\n"
+    before = len(federation.received())
+    with (
+        socket.create_connection(("127.0.0.1", kit["port"]), timeout=5) as raw,
+        kit["tls"].wrap_socket(raw, server_hostname="127.0.0.1") as s,
+    ):
+        status, answer = _answer_after_stall(s, request.encode(), body[:10])
+    _assert_timeout_refusal(status, answer)
+    time.sleep(0.1)
+    assert len(federation.received()) == before, "the provider must receive nothing"
+
+
 def test_tampered_large_encrypted_stream(federation: Federation, kit: dict) -> None:
     call = make_call(GIAMDINH, SVC_UPLOAD, method="POST")
     body = b"\x03" * (3 << 20)  # above the in-memory limit: streamed record by record

@@ -7,6 +7,7 @@ streams it back from there. Encrypted bodies never need this: they stream record
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
 from collections.abc import AsyncIterator
@@ -44,6 +45,30 @@ class Body:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+
+
+async def paced(source: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[bytes]:
+    """Pass ``source`` through, refusing with LT.TIMEOUT when no data comes for ``idle_s`` (a
+    sender trickling its body cannot hold a connection for the whole exchange timeout).
+
+    The refusal is a :class:`Refused`, not a bare ``TimeoutError``: when the body is being
+    streamed to the next hop, aiohttp would turn any other exception raised by the body into
+    a connection error (``LT.UNAVAILABLE``); :class:`~lienthong.exchange.transport.Pump`
+    keeps a :class:`Refused` and re-raises it, so every path gives the same precise code."""
+    iterator = source.__aiter__()
+    received = 0
+    while True:
+        try:
+            async with asyncio.timeout(idle_s):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise Refused(
+                ErrorCode.TIMEOUT, "request body idle too long", idle_s=idle_s, received=received
+            ) from None
+        received += len(chunk)
+        yield chunk
 
 
 async def limited(source: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:

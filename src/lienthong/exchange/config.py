@@ -45,6 +45,7 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 1 << 30
     memory_body_bytes: int = 4 << 20  # bigger plaintext bodies are spooled to disk to hash
     header_timeout_s: float = 10.0
+    idle_timeout_s: float = 30.0  # longest pause allowed inside a request body
     upstream_timeout_s: float = 300.0
     connect_timeout_s: float = 3.0
     replay_window_s: float = 300.0
@@ -155,4 +156,6 @@ def verify_config(cfg: GatewayConfig) -> None:
                 raise ConfigError(f"gateway config: subsystem {sub.id}: {exc}") from exc
     lim = cfg.limits
     if lim.max_body_bytes <= 0 or lim.memory_body_bytes <= 0 or lim.replay_window_s <= 0:
+        raise ConfigError("gateway config: limits must be positive")
+    if lim.idle_timeout_s <= 0 or lim.header_timeout_s <= 0:
         raise ConfigError("gateway config: limits must be positive")

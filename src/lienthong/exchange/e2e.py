@@ -202,21 +202,24 @@ async def seal_stream(
     sealer: StreamSealer,
     on_bytes: Callable[[int], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Re-chunk ``source`` into ≤ 64 KiB pieces and yield sealed records, the last one final."""
-    pending = bytearray()
+    """Seal ``source`` as it comes: each input chunk becomes one or more records of ≤ 64 KiB,
+    then an empty final record ends the stream.
+
+    Nothing is held back waiting for more input: a slow sender's data reaches the next hop
+    as it arrives, so the next hop's header deadline and idle timeout see real progress
+    (holding 64 KiB back would keep even the request headers from the next hop — aiohttp
+    sends them with the first body bytes)."""
     async for data in source:
         if on_bytes is not None:
             on_bytes(len(data))
-        pending += data
-        if len(pending) <= CHUNK:
+        if len(data) <= CHUNK:
+            if data:
+                yield sealer.seal(data, final=False)
             continue
-        start = 0
-        with memoryview(pending) as view:  # no copies of large input chunks
-            while len(pending) - start > CHUNK:  # keep some back: the last record is final
+        with memoryview(data) as view:  # no copies of large input chunks
+            for start in range(0, len(data), CHUNK):
                 yield sealer.seal(view[start : start + CHUNK], final=False)
-                start += CHUNK
-        del pending[:start]
-    yield sealer.seal(bytes(pending), final=True)
+    yield sealer.seal(b"", final=True)
 
 
 async def open_stream(source: AsyncIterator[bytes], opener: StreamOpener) -> AsyncIterator[bytes]:

@@ -19,7 +19,7 @@ from aiohttp import web
 from lienthong.classification import Level
 from lienthong.errors import IntegrityError
 from lienthong.exchange import e2e
-from lienthong.exchange.bodies import limited, read_body
+from lienthong.exchange.bodies import limited, paced, read_body
 from lienthong.exchange.envelope import (
     hop_receipt,
     token_hash,
@@ -165,7 +165,7 @@ async def _relay(
     if v.tokens[1]:
         headers[H_REQUEST_PQ] = v.tokens[1]
     limit = node.cfg.limits.max_body_bytes + (node.cfg.limits.max_body_bytes >> 4) + 4096
-    body: Any = limited(request.content.iter_any(), limit)
+    body: Any = limited(paced(request.content.iter_any(), node.cfg.limits.idle_timeout_s), limit)
     if request.content_length is not None and request.content_length <= 65536:
         body = await read_body(body, limit=limit, memory_limit=65536)
         body = body.in_memory

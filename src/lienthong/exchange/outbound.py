@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from lienthong.exchange import e2e
-from lienthong.exchange.bodies import Body, limited, read_body
+from lienthong.exchange.bodies import Body, limited, paced, read_body
 from lienthong.exchange.directory import LevelPolicy
 from lienthong.exchange.envelope import (
     body_digest,
@@ -72,7 +72,9 @@ async def _outgoing(
     node: Node, request: web.Request, call: ServiceCall, policy: LevelPolicy, ex: Exchange
 ) -> _Outgoing:
     limits = node.cfg.limits
-    source = limited(request.content.iter_any(), limits.max_body_bytes)
+    source = limited(
+        paced(request.content.iter_any(), limits.idle_timeout_s), limits.max_body_bytes
+    )
     if policy.encrypt:
         suite = e2e.suite_named(policy.suite)
         provider_kem = node.directory.subsystems[call.service.subsystem].kem

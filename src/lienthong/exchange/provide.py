@@ -17,7 +17,7 @@ from aiohttp import web
 
 from lienthong.errors import IntegrityError
 from lienthong.exchange import e2e
-from lienthong.exchange.bodies import Body, limited, read_body
+from lienthong.exchange.bodies import Body, limited, paced, read_body
 from lienthong.exchange.envelope import (
     body_digest,
     response_claims,
@@ -65,7 +65,7 @@ async def _request_body(
 ) -> tuple[Any, Body | None]:
     limits = node.cfg.limits
     wire_limit = limits.max_body_bytes + (limits.max_body_bytes >> 4) + 4096
-    source = limited(request.content.iter_any(), wire_limit)
+    source = limited(paced(request.content.iter_any(), limits.idle_timeout_s), wire_limit)
     if secret is None or suite is None:
         body = await read_body(
             source,
