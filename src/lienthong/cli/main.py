@@ -57,7 +57,7 @@ from lienthong.synth.cli import app as synth_app  # noqa: E402
 from lienthong.trust.cli import app as ca_app  # noqa: E402
 
 app.add_typer(demo_app)
-app.add_typer(synth_app, name="synth")
+app.add_typer(synth_app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(dictionary_app, name="dictionary")
 app.add_typer(ca_app, name="ca")

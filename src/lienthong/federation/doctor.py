@@ -296,8 +296,9 @@ def doctor(
     node_dir: Path = typer.Option(Path("."), "--node-dir", help="The node's directory."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Check a node's keys, certificates, status and configuration; print fixes (exit 1 on
-    any failure)."""
+    """Check a node's keys, certificates, status and configuration; print fixes.
+
+    Exit code 1 when any check fails."""
     findings = diagnose(node_dir, dt.datetime.now(dt.UTC))
     failed = any(f.status == "fail" for f in findings)
     if json_out:

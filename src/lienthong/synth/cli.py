@@ -41,7 +41,7 @@ def _server(pg: str | None, mariadb: str | None, prefix: str) -> ServerTarget | 
     return None
 
 
-@app.callback(invoke_without_command=True)
+@app.command()
 def synth(
     citizens: int = typer.Option(2000, "--citizens", help="Number of true citizens."),
     seed: int = typer.Option(1, "--seed", help="Seed: the same seed gives the same bytes."),
@@ -62,7 +62,9 @@ def synth(
     prefix: str = typer.Option("synth_", "--prefix", help="Table-name prefix on database servers."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Write the population register, health-insurance, education and tax sources, and the
+    """Generate synthetic citizens and agency source databases (deterministic by --seed).
+
+    Writes the population register, health-insurance, education and tax sources, and the
     ground truth in OUT/truth/."""
     rates = DefectRates() if defect_rate is None else DefectRates.uniform(defect_rate)
     rates = rates.with_overrides(parse_rate_overrides(defect or []))

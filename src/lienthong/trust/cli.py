@@ -166,7 +166,7 @@ def csr(
     keystore_dir: Path = typer.Option(Path("keys"), "--keystore-dir"),
     label: str = typer.Option(..., "--label", help="Key label in the store."),
     identity: str = typer.Option(
-        ..., "--identity", help="INSTANCE/CLASS/MEMBER[/SUBSYSTEM], e.g. VN/GOV/G01.BCA"
+        ..., "--identity", help="INSTANCE/CLASS/MEMBER\\[/SUBSYSTEM], e.g. VN/GOV/G01.BCA"
     ),
     common_name: str | None = typer.Option(None, "--cn", help="Gateway name (TLS)."),
     dns: list[str] = typer.Option([], "--dns", help="DNS subjectAltName (repeatable)."),
