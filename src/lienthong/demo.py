@@ -9,11 +9,14 @@ results form one JSON object with one key per capability.
 from __future__ import annotations
 
 import importlib
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lienthong.errors import InputError
 
 # (key in the result, "module:function"); later capabilities append their step here.
 STEPS: list[tuple[str, str]] = [
@@ -34,9 +37,35 @@ class DemoContext:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+MARKER = ".lienthong-demo"
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Give the demo an empty work directory, so every run tells the whole story from the start.
+
+    A directory an earlier demo made (it holds :data:`MARKER`) is emptied; any other non-empty
+    directory is refused rather than touched, because it may hold someone's files.
+    """
+    if workdir.exists() and not workdir.is_dir():
+        raise InputError(f"--workdir {workdir} exists and is not a directory")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        if not (workdir / MARKER).is_file():
+            raise InputError(
+                f"--workdir {workdir} is not empty and was not made by 'lienthong demo': "
+                "choose a new or empty directory"
+            )
+        for child in workdir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("made by 'lienthong demo'; emptied on the next run\n", "utf-8")
+
+
 def run_demo(ctx: DemoContext) -> dict[str, Any]:
     """Run every step; return ``{step: result, ..., "elapsed_s": total}``."""
-    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    prepare_workdir(ctx.workdir)
     result: dict[str, Any] = {}
     started = time.perf_counter()
     for key, target in STEPS:
