@@ -53,6 +53,7 @@ class ServiceSpec:
     id: str
     level: str
     endpoint: str  # path on the sample service, e.g. "/residence"
+    url: str | None = None  # or: the base URL of another real endpoint (e.g. the sync hub)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,50 @@ def demo_spec(*, relay_links: int = 1, direct: bool = False) -> FederationSpec:
             (CONGTT, SVC_RESIDENCE),
         ],
         direct_links=[("BHXH-GW", "BCA-GW")] if direct else [],
+    )
+
+
+TTDLQG = "VN/GOV/G01.TTDLQG"  # National Data Center (Trung tâm dữ liệu quốc gia)
+CSDLTH = f"{TTDLQG}/CSDLTH"  # the National Consolidated Database (CSDL tổng hợp quốc gia)
+SVC_SYNC = f"{CSDLTH}/dong-bo"  # its sync service: batches of changes (docs/sync.md)
+HUB_NODE = "TTDLQG-GW"
+BGDDT = "VN/GOV/G05.BGDDT"
+BTC = "VN/GOV/G04.BTC"
+# agency gateway -> (member, the agency's sync subsystem)
+SYNC_AGENCIES: dict[str, tuple[str, str]] = {
+    "BCA-GW": (BCA, f"{BCA}/DONGBO"),
+    "BHXH-GW": (BHXH, f"{BHXH}/DONGBO"),
+    "BGDDT-GW": (BGDDT, f"{BGDDT}/DONGBO"),
+    "BTC-GW": (BTC, f"{BTC}/DONGBO"),
+}
+
+
+def sync_spec(
+    hub_url: str, *, agencies: tuple[str, ...] = tuple(SYNC_AGENCIES), level: str = "SENSITIVE"
+) -> FederationSpec:
+    """Agencies synchronising into the national hub through the national platform (NDXP).
+
+    ``hub_url`` is the base URL of the hub's sync endpoint (``http://HOST:PORT/sync/v1``),
+    which the hub's gateway (``TTDLQG-GW``) forwards to. Each agency's sync subsystem
+    ``…/DONGBO`` has the access right; BHXH's public portal (when BHXH takes part) has not.
+    """
+    unknown = [a for a in agencies if a not in SYNC_AGENCIES]
+    if unknown:
+        raise ValueError(f"unknown sync agencies {unknown}: choose from {list(SYNC_AGENCIES)}")
+    subsystems = [SubsystemSpec(CSDLTH, HUB_NODE, "TOI_MAT")]
+    subsystems += [SubsystemSpec(SYNC_AGENCIES[a][1], a, "MAT") for a in agencies]
+    if "BHXH-GW" in agencies:
+        subsystems.append(SubsystemSpec(CONGTT, "BHXH-GW", "INTERNAL"))
+    return FederationSpec(
+        instance="VN",
+        nodes=[
+            NodeSpec("NDXP", "platform", NDXP),
+            *(NodeSpec(a, "agency", SYNC_AGENCIES[a][0], parent="NDXP") for a in agencies),
+            NodeSpec(HUB_NODE, "agency", TTDLQG, parent="NDXP"),
+        ],
+        subsystems=subsystems,
+        services=[ServiceSpec(SVC_SYNC, level, "", url=hub_url)],
+        access=[(SYNC_AGENCIES[a][1], SVC_SYNC) for a in agencies],
     )
 
 
@@ -288,7 +333,7 @@ def _gateway_config(
         served = {s.id for s in b.spec.subsystems if s.node == n.name}
         cfg["internal"] = {"port": internal_port}
         cfg["services"] = {
-            s.id: f"http://127.0.0.1:{service_port}{s.endpoint}"
+            s.id: s.url or f"http://127.0.0.1:{service_port}{s.endpoint}"
             for s in b.spec.services
             if s.id.rsplit("/", 1)[0] in served
         }

@@ -16,6 +16,7 @@ import yaml
 
 from lienthong.classification import Level
 from lienthong.errors import ConfigError, InputError
+from lienthong.sync.gateway_transport import GatewaySettings, parse_transport
 from lienthong.sync.transforms import TRANSFORMS
 from lienthong.sync.transforms import transform as find_transform
 
@@ -70,6 +71,7 @@ class Pipeline:
     hub: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = Path(".")
     keys: dict[str, Any] = field(default_factory=dict)
+    transport: GatewaySettings | None = None  # [transport] kind = "gateway"
 
     def table(self, name: str) -> TableSpec:
         for t in self.tables:
@@ -115,7 +117,7 @@ def _tname(typ: type | tuple[type, ...]) -> str:
 def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipeline:
     """Validate a parsed pipeline document; raise one ConfigError listing every problem."""
     err = _Errors()
-    allowed = {"source_id", "source", "tables", "state", "hub", "keys"}
+    allowed = {"source_id", "source", "tables", "state", "hub", "keys", "transport"}
     err.extend(f"{k}: unknown setting" for k in doc if k not in allowed)
     source_id = err.need(doc, "source_id", str, "")
     source = _source(doc.get("source"), err)
@@ -131,11 +133,17 @@ def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipel
     err.extend(f"hub.{k}: unknown setting" for k in hub if k not in ("url", "database"))
     if hub and len(set(hub) & {"url", "database"}) != 1:
         err.append("hub: set exactly one of url (a hub process) or database (in-process hub)")
+    transport = None
+    if "transport" in doc:
+        transport = parse_transport(doc["transport"], err)
+        if hub:
+            err.append("transport: the gateway carries batches to a remote hub; remove [hub]")
     keys = err.check(doc.get("keys", {}), dict, "keys") or {}
     err.extend(f"keys.{k}: unknown setting" for k in keys if k not in _KEY_SETTINGS)
     if err or source is None or source_id is None:
         raise ConfigError("invalid pipeline: " + "; ".join(err), errors=list(err))
-    return Pipeline(source_id, source, tables, state or "sync-state.db", hub, base_dir, keys)
+    return Pipeline(source_id, source, tables, state or "sync-state.db", hub, base_dir, keys,
+                    transport)  # fmt: skip
 
 
 _KEY_SETTINGS = ("store", "signer", "hub_public", "hub_recipient", "hub_signer")

@@ -2,7 +2,9 @@
 
 ``[hub] url = "http://127.0.0.1:8765"`` sends batches to a hub process over HTTP;
 ``[hub] database = "consolidated.db"`` (or a PostgreSQL URL reference) runs the hub in-process
-(the embedded default). ``[keys]`` names the key store (trust layer) and the public files.
+(the embedded default); ``[transport] kind = "gateway"`` sends them through the agency's own
+exchange gateway to the hub's sync service. ``[keys]`` names the key store (trust layer) and
+the public files.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from lienthong.errors import ConfigError
 from lienthong.sync.agency import AgencyKeys, AgencySync, Progress
 from lienthong.sync.connectors import open_connectors
+from lienthong.sync.gateway_transport import GatewayTransport
 from lienthong.sync.hub.dialect import connect_hub
 from lienthong.sync.hub.service import Hub
 from lienthong.sync.hub.store import HubStore
@@ -75,12 +78,14 @@ def open_agency(pipeline: Pipeline, progress: Progress | None = None) -> AgencyS
     """Build the agency side of ``pipeline`` with the adapters its file names."""
     keys = agency_keys(pipeline)
     transport: Transport
-    if "url" in pipeline.hub:
+    if pipeline.transport is not None:
+        transport = GatewayTransport(pipeline.transport)
+    elif "url" in pipeline.hub:
         transport = HttpTransport(str(pipeline.hub["url"]))
     elif "database" in pipeline.hub:
         transport = DirectTransport(local_hub(pipeline, keys))
     else:
-        raise ConfigError("pipeline has no [hub]: set url or database")
+        raise ConfigError("pipeline has no [hub] (url or database) and no [transport]")
     outbox = Outbox(pipeline.base_dir / pipeline.state)
     return AgencySync(pipeline, open_connectors(pipeline), outbox, transport, keys,
                       progress=progress)  # fmt: skip

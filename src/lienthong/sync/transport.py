@@ -5,17 +5,20 @@ Errors tell the sender what to do: :class:`~lienthong.errors.TransientError` (hu
 down: keep the batch, retry later) or a rejection (:class:`~lienthong.errors.TrustError` /
 :class:`~lienthong.errors.IntegrityError`: the copy that arrived was bad; the outbox still
 holds the intact batch and re-sends it). A gateway transport (exchange layer) plugs in here
-unchanged, because the envelope is already signed and encrypted end to end.
+unchanged, because the envelope is already signed and encrypted end to end
+(:class:`lienthong.sync.gateway_transport.GatewayTransport`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from lienthong.errors import BackendError, IntegrityError, LienthongError, SignatureError
-from lienthong.sync.hub.service import Hub
+
+if TYPE_CHECKING:  # the hub imports batch parsing, which imports pipelines: no cycle at runtime
+    from lienthong.sync.hub.service import Hub
 
 BATCH_PATH = "/sync/v1/batches"
 MEDIA_TYPE = "application/vnd.lienthong.sync-batch"
@@ -59,14 +62,7 @@ class HttpTransport:
             raise BackendError(
                 f"hub unreachable: {type(exc).__name__}", code="hub_unreachable"
             ) from exc
-        if resp.status_code == 200:
-            return resp.content
-        if resp.status_code in (400, 403, 409):
-            # one uniform rejection: the hub's log has the detail
-            error = _json(resp).get("error", "rejected")
-            cls = SignatureError if resp.status_code == 403 else IntegrityError
-            raise cls(f"hub rejected the batch ({error})", code=str(error))
-        raise BackendError(f"hub answered HTTP {resp.status_code}", code="hub_error")
+        return hub_answer(resp)
 
     def close(self) -> None:
         self.client.close()
@@ -93,6 +89,29 @@ class FlakyTransport:
             envelope = bytes(tampered)
         return self.inner.send(envelope)
 
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
+def hub_answer(resp: httpx.Response, via: str = "") -> bytes:
+    """The hub's HTTP answer as the Transport contract wants it: the ack, or an error.
+
+    403 (trust failure) → SignatureError, 400/409 (malformed, sequence) → IntegrityError — the
+    hub's detail stays in its own log; anything else (503 while its database is down, a proxy's
+    5xx) → BackendError, i.e. transient.
+    """
+    where = f" {via}" if via else ""
+    if resp.status_code == 200:
+        return resp.content
+    if resp.status_code in (400, 403, 409):
+        # one uniform rejection: the hub's log has the detail
+        error = _json(resp).get("error", "rejected")
+        cls = SignatureError if resp.status_code == 403 else IntegrityError
+        raise cls(f"hub rejected the batch{where} ({error})", code=str(error))
+    raise BackendError(f"hub answered HTTP {resp.status_code}{where}", code="hub_error")
+
 
 def _json(resp: httpx.Response) -> dict[str, Any]:
     try:
@@ -102,4 +121,11 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-__all__ = ["DirectTransport", "FlakyTransport", "HttpTransport", "LienthongError", "Transport"]
+__all__ = [
+    "DirectTransport",
+    "FlakyTransport",
+    "HttpTransport",
+    "LienthongError",
+    "Transport",
+    "hub_answer",
+]
