@@ -1,4 +1,5 @@
-"""The demo step on the synthetic agency databases: reconciled, with a non-empty quarantine."""
+"""The demo step on the synthetic agency databases: reconciled, with a non-empty quarantine,
+every batch carried by real gateway processes (agency → national platform → hub gateway)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,9 @@ def test_demo_step_reconciles(tmp_path: Path) -> None:
     assert result["read"] == result["applied"] + result["quarantined"]
     assert result["quarantined"] > 0 and result["reconciled"]
     assert set(result["sources"]) == {"population", "health", "education", "tax"}
-    assert result["transport"] == "direct"
+    assert result["transport"] == "gateway"
+    gateway = result["gateway"]
+    assert gateway["route"] == ["BCA-GW", "NDXP", "TTDLQG-GW", "hub"]
+    assert gateway["level"] == "SENSITIVE" and gateway["end_to_end_encrypted"] is True
+    assert gateway["calls"] == sum(s["batches"] for s in result["sources"].values()) > 0
+    assert result["sources"]["tax"]["route"] == ["BTC-GW", "NDXP", "TTDLQG-GW"]

@@ -3,26 +3,46 @@
 Four declarative pipelines (population, health insurance, education, tax) read the SQLite
 sources the ``synth`` step wrote, map their local schemas onto the data dictionary (renames,
 split-name joins, code lists, constants), validate every row, and send signed, encrypted
-batches to an in-process hub writing ``consolidated.db``. Quarantined rows keep every reason.
+batches through real gateway processes — each agency's own gateway, the national platform
+(NDXP), the hub's gateway — to the hub's endpoint in this process, which verifies every batch
+before writing ``consolidated.db``. Quarantined rows keep every reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from lienthong.errors import BackendError
+from lienthong.exchange.directory import directory_from_json
+from lienthong.exchange.processes import Running
+from lienthong.exchange.routing import plan_route
+from lienthong.exchange.testbed import (
+    HUB_NODE,
+    SVC_SYNC,
+    SYNC_AGENCIES,
+    Testbed,
+    build_testbed,
+    free_port,
+    sync_spec,
+)
+from lienthong.identifiers import ServiceId
 from lienthong.sync.agency import AgencyKeys, AgencySync
 from lienthong.sync.cipher import RecipientKeys
 from lienthong.sync.connectors import open_connectors
+from lienthong.sync.gateway_transport import GatewayTransport
 from lienthong.sync.hub.dialect import connect_hub
+from lienthong.sync.hub.server import HubThread
 from lienthong.sync.hub.service import AuditHook, Hub
 from lienthong.sync.hub.store import HubStore
 from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import pipeline_from_dict
-from lienthong.sync.transport import DirectTransport
 from lienthong.trust.keys import SoftwareSigner, generate_private_key
 
 _LEVELS = {"TH": "tieu_hoc", "THCS": "thcs", "THPT": "thpt", "DH": "dai_hoc"}
@@ -97,9 +117,64 @@ def audit_hook(log: Any, target: str) -> AuditHook:
     return append
 
 
+# source name (synth) → the agency gateway its sync subsystem calls
+GATEWAYS = {"population": "BCA-GW", "health": "BHXH-GW", "education": "BGDDT-GW",
+            "tax": "BTC-GW"}  # fmt: skip
+PURPOSE = "dong-bo-csdl-tong-hop"
+LEGAL_BASIS = "Cong dien 103/CD-TTg; Luat Giao dich dien tu 2023, Dieu 42"
+
+
+@dataclass
+class _Federation:
+    """The gateways of the sync step: agencies, the national platform, the hub's gateway."""
+
+    testbed: Testbed
+    running: Running
+    routes: dict[str, list[str]]
+    level: str
+    encrypted: bool
+
+
+def _start_federation(ctx: Any, work: Path, hub_port: int, agencies: tuple[str, ...]) -> Any:
+    """Build the sync federation (own CA, keys, directory) and start its gateway processes."""
+    fed_dir = work / "federation"
+    if fed_dir.exists():
+        shutil.rmtree(fed_dir)  # a fresh CA and keys every run
+    tb = build_testbed(fed_dir, sync_spec(f"http://127.0.0.1:{hub_port}/sync/v1",
+                                          agencies=agencies))  # fmt: skip
+    directory = directory_from_json(tb.directory_path.read_bytes())
+    level = directory.services[ServiceId.parse(SVC_SYNC)]
+    routes = {a: plan_route(directory, a, HUB_NODE) for a in agencies}
+    running = Running(tb)
+    ctx.say(
+        f"sync: starting {len(tb.spec.nodes)} gateways ({', '.join(agencies)}, national "
+        f"platform NDXP, hub gateway {HUB_NODE}); service {SVC_SYNC} at {level.name}"
+    )
+    try:  # the processes start side by side (each waits for its own ports)
+        with ThreadPoolExecutor(len(tb.spec.nodes)) as pool:
+            list(pool.map(running.start_gateway, ["NDXP", HUB_NODE, *agencies]))
+    except BaseException:
+        _stop(running)
+        raise
+    return _Federation(tb, running, routes, level.name, directory.policy[level].encrypt)
+
+
+def _stop(running: Running) -> None:
+    """Stop every gateway (SIGTERM, by pid), side by side."""
+    names = list(running.procs)
+    with ThreadPoolExecutor(max(1, len(names))) as pool:
+        list(pool.map(running.stop, names))
+
+
 def run(ctx: Any) -> dict[str, Any]:
-    """Synchronise ``ctx.state["sources"]`` into ``ctx.workdir / "consolidated.db"``."""
-    sources: dict[str, str] = ctx.state.get("sources", {})
+    """Synchronise ``ctx.state["sources"]`` into ``ctx.workdir / "consolidated.db"``.
+
+    Every batch travels from the agency's own gateway through the national platform to the
+    hub's gateway and the hub's endpoint (this process), which verifies it before applying.
+    """
+    sources: dict[str, str] = {
+        name: path for name, path in ctx.state.get("sources", {}).items() if name in PIPELINES
+    }
     work = Path(ctx.workdir) / "sync"
     work.mkdir(parents=True, exist_ok=True)
     hub_key, recipient = SoftwareSigner(generate_private_key()), RecipientKeys.generate()
@@ -113,57 +188,89 @@ def run(ctx: Any) -> dict[str, Any]:
         recipient,
         audit=audit_hook(audit, "consolidated.db") if audit is not None else None,
     )
-    totals = {"read": 0, "applied": 0, "quarantined": 0}
+    clients: dict[str, str] = {}  # source id → the only subsystem its batches may come from
+    hub_port = free_port()
+    server = HubThread(hub, hub_port, clients).start()
+    totals = {"read": 0, "applied": 0, "quarantined": 0, "batches": 0}
     per_source: dict[str, Any] = {}
+    fed: _Federation | None = None
     try:
+        fed = _start_federation(ctx, work, hub_port, tuple(GATEWAYS[n] for n in sources))
         for name, path in sources.items():
-            if name not in PIPELINES:
-                continue
             source_id, tables = PIPELINES[name]
+            node = GATEWAYS[name]
+            client = SYNC_AGENCIES[node][1]
             agency_key = SoftwareSigner(generate_private_key())
             hub.sources[source_id] = agency_key.public_key()
+            clients[source_id] = client
             pipeline = pipeline_from_dict(
                 {
                     "source_id": source_id,
                     "source": {"kind": "sqlite", "path": str(path)},
                     "tables": [{**t, "batch_size": 2000} for t in tables],
+                    "transport": {
+                        "kind": "gateway",
+                        "url": fed.testbed.internal_url(node),
+                        "service": SVC_SYNC,
+                        "client": client,
+                        "purpose": PURPOSE,
+                        "legal_basis": LEGAL_BASIS,
+                    },
                 }
             )
+            assert pipeline.transport is not None
             agency = AgencySync(
                 pipeline,
                 open_connectors(pipeline),
                 Outbox(work / f"{name}.db"),
-                DirectTransport(hub),
+                GatewayTransport(pipeline.transport),
                 AgencyKeys(agency_key, hub_key.public_key(), recipient.public()),
             )
             try:
                 report = agency.run()
             finally:
                 agency.close()
+            if report.error:
+                raise BackendError(f"sync {name}: {report.error}")
             per_source[name] = {
                 "source_id": source_id,
                 "read": report.read,
                 "applied": report.applied,
                 "quarantined": report.quarantined,
+                "batches": report.batches,
+                "client": client,
+                "route": fed.routes[node],
             }
             for k in totals:
                 totals[k] += getattr(report, k)
             ctx.say(
                 f"  sync {name:<10} {report.read:>7,} read = {report.applied:,} applied + "
-                f"{report.quarantined:,} quarantined"
+                f"{report.quarantined:,} quarantined  ({' → '.join(fed.routes[node])} → hub)"
             )
         reasons = _top_reasons(store)
     finally:
+        if fed is not None:
+            _stop(fed.running)
+        server.stop()
         store.close()
     ctx.say(
-        f"sync: {totals['read']:,} rows into the consolidated database (direct transport, "
-        f"signed + encrypted batches); {totals['quarantined']:,} quarantined"
+        f"sync: {totals['read']:,} rows into the consolidated database through the gateways "
+        f"({totals['batches']} signed batches, {fed.level if fed else '?'} service, "
+        f"end-to-end encrypted); {totals['quarantined']:,} quarantined"
     )
     return {
-        **totals,
+        **{k: v for k, v in totals.items() if k != "batches"},
         "reconciled": totals["read"] == totals["applied"] + totals["quarantined"],
         "sources": per_source,
-        "transport": "direct",
+        "transport": "gateway",
+        "gateway": {
+            "service": SVC_SYNC,
+            "level": fed.level if fed else None,
+            "end_to_end_encrypted": fed.encrypted if fed else None,
+            "route": [*fed.routes[GATEWAYS[next(iter(sources))]], "hub"] if fed and sources else [],
+            "calls": totals["batches"],
+            "hub_endpoint": server.url,
+        },
         "top_reasons": reasons,
         "consolidated": str(Path(ctx.workdir) / "consolidated.db"),
     }
