@@ -12,6 +12,7 @@ from crashtools import PASS_ENV, write_pipeline
 from synctools import make_sqlite_source
 
 from lienthong.sync.__main__ import main
+from lienthong.sync.gateway_transport import TRANSPORT_SETTINGS
 from lienthong.sync.pipeline import _KEY_SETTINGS, _TABLE_KEYS, SOURCE_KINDS
 
 
@@ -89,7 +90,7 @@ def test_hub_unreachable_exit_1_and_batches_kept(
 
 def test_every_setting_is_documented() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "sync.md").read_text(encoding="utf-8")
-    names = set(_TABLE_KEYS) | set(_KEY_SETTINGS) | set(SOURCE_KINDS)
+    names = set(_TABLE_KEYS) | set(_KEY_SETTINGS) | set(SOURCE_KINDS) | set(TRANSPORT_SETTINGS)
     names |= {"source_id", "state", "url", "database", "dsn", "path", "to", "from", "transform",
               "format", "codes", "sep", "required", "value"}  # fmt: skip
     missing = [n for n in sorted(names) if not re.search(rf"\b{re.escape(n)}\b", doc)]

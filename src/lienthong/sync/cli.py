@@ -173,9 +173,20 @@ def hub_serve(
     keys: Path = typer.Option(..., "--keys", help="Key directory (sync keys init)."),
     passphrase_env: str = typer.Option(..., "--passphrase-env", help="Env var of the passphrase."),
     source: list[str] = typer.Option([], "--source", help="SOURCE_ID=public.pem (repeatable)."),
+    client: list[str] = typer.Option(
+        [],
+        "--client",
+        help="SOURCE_ID=SUBSYSTEM: accept that source's batches only through the gateways, "
+        "from this calling subsystem (repeatable).",
+    ),
     port: int = typer.Option(8765, "--port"),
 ) -> None:
-    """Serve the hub on 127.0.0.1:PORT until interrupted."""
+    """Serve the hub on 127.0.0.1:PORT until interrupted.
+
+    Behind a gateway, register http://127.0.0.1:PORT/sync/v1 as the endpoint of the hub's sync
+    service in the provider gateway's ``services``.
+    """
+    from lienthong.identifiers import SubsystemId
     from lienthong.sync.hub.dialect import connect_hub
     from lienthong.sync.hub.server import serve
     from lienthong.sync.hub.service import Hub
@@ -190,10 +201,23 @@ def hub_serve(
         if not sep:
             raise InputError(f"--source {item!r}: expected SOURCE_ID=public.pem")
         sources[sid] = load_public(Path(pem))
+    clients = {}
+    for item in client:
+        sid, sep, subsystem = item.partition("=")
+        if not sep or not sid:
+            raise InputError(
+                f"--client {item!r}: expected SOURCE_ID=INSTANCE/CLASS/MEMBER/SUBSYSTEM"
+            )
+        try:
+            clients[sid] = str(SubsystemId.parse(subsystem))
+        except InputError as exc:
+            raise InputError(f"--client {item!r}: {exc.message}") from exc
+        if sid not in sources:
+            raise InputError(f"--client {item!r}: no --source {sid}=PEM for this source")
     conn, dialect = connect_hub(db)
     hub = Hub(HubStore(conn, dialect), FileKeyStore(keys, ref).signer("hub"), sources,
               load_recipient_keys(keys, ref))  # fmt: skip
-    serve(hub, port=port)
+    serve(hub, port=port, clients=clients)
 
 
 @keys_app.command("init")

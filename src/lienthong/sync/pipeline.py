@@ -137,7 +137,9 @@ def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipel
     if "transport" in doc:
         transport = parse_transport(doc["transport"], err)
         if hub:
-            err.append("transport: the gateway carries batches to a remote hub; remove [hub]")
+            err.append(
+                "transport: the gateway carries batches to a remote hub; remove the hub table"
+            )
     keys = err.check(doc.get("keys", {}), dict, "keys") or {}
     err.extend(f"keys.{k}: unknown setting" for k in keys if k not in _KEY_SETTINGS)
     if err or source is None or source_id is None:
