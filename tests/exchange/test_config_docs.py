@@ -13,6 +13,7 @@ from lienthong.exchange.config import (
     GatewayConfig,
     Limits,
     LocalSubsystem,
+    MessageLogSettings,
     TlsSettings,
     load_config,
 )
@@ -26,6 +27,7 @@ def _fields(cls: type, prefix: str = "") -> list[str]:
 
 def test_every_setting_is_documented() -> None:
     names = _fields(GatewayConfig) + _fields(TlsSettings, "tls.") + _fields(Limits, "limits.")
+    names += _fields(MessageLogSettings, "message_log.")
     names += ["subsystems[].id", *(f"`{f}`" for f in _fields(LocalSubsystem))]
     missing = [n for n in names if n.strip("`") not in DOC]
     assert not missing, f"undocumented settings: {missing}"
@@ -39,6 +41,10 @@ def test_every_setting_is_documented() -> None:
         ({"services": {"x": "ftp://a"}}, "http"),
         ({"unknown": 1}, "unknown"),
         ({"message_log": "stdout"}, "message_log"),
+        ({"message_log": {"kind": "audit", "durability": "never"}}, "durability"),
+        ({"message_log": {"sync_interval_ms": 0}}, "sync_interval_ms"),
+        ({"message_log": {"fsync": True}}, "fsync"),
+        ({"limits": {"idle_timeout_s": 0}}, "positive"),
     ],
 )
 def test_bad_config(tmp_path: Path, patch: dict[str, object], message: str) -> None:
@@ -130,3 +136,37 @@ def test_gateway_entry_point_errors_are_one_line(tmp_path: Path) -> None:
         )
         assert out.returncode == 2
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+@pytest.mark.parametrize("durability", ["process", "power"])
+def test_message_log_durability_modes(tmp_path: Path, durability: str) -> None:
+    """Both modes log every record before returning; "process" syncs in the background and
+    on close, so a reopened log holds every entry either way."""
+    import asyncio
+
+    from lienthong.audit.log import AuditLog
+    from lienthong.exchange.messagelog import AuditMessageLog
+
+    record = {
+        "ts": 1.5,
+        "id": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+        "client": "VN/GOV/G07.BHXH/GIAMDINH",
+        "service": "VN/GOV/G01.BCA/DANCU/echo",
+        "response_status": 200,
+        "request_hash": "h",
+        "level": 0,
+        "response_tokens": ["t"],
+    }
+    path = tmp_path / "m.auditlog"
+    mlog = AuditMessageLog(path, "o", durability=durability, sync_interval_s=0.001)
+
+    async def many() -> None:
+        await asyncio.gather(*(mlog.append(record) for _ in range(20)))
+
+    asyncio.run(many())
+    assert mlog.log.size() == 20
+    mlog.log.sync()
+    mlog.close()
+    assert mlog.log.sync_error is None
+    with AuditLog.open(path, create=False) as reopened:
+        assert reopened.size() == 20

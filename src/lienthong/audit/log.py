@@ -75,8 +75,13 @@ class _Pending:
         self.error: BaseException | None = None
 
 
-def open_store(target: str | Path, *, create: bool = True) -> LogStore:
-    """SQLite file path (default) or ``postgresql://`` DSN → a store."""
+def open_store(target: str | Path, *, create: bool = True, durability: str = "power") -> LogStore:
+    """SQLite file path (default) or ``postgresql://`` DSN → a store.
+
+    ``durability`` (SQLite only): ``"power"`` — a commit returns after ``fsync``; ``"process"``
+    — a commit survives the process being killed, and power loss only after the next
+    :meth:`AuditLog.sync` (see :meth:`AuditLog.sync_every`). PostgreSQL keeps its own setting.
+    """
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
         from lienthong.audit.pgstore import PostgresStore
@@ -84,7 +89,7 @@ def open_store(target: str | Path, *, create: bool = True) -> LogStore:
         return PostgresStore(text, create=create)
     from lienthong.audit.sqlstore import SqliteStore
 
-    return SqliteStore(text, create=create)
+    return SqliteStore(text, create=create, durability=durability)
 
 
 def _bind_key(store: LogStore, name: str, signer: Signer) -> None:
@@ -118,6 +123,10 @@ class AuditLog:
         self._tile_cache: dict[int, bytes] = {}
         self._checkpointer: threading.Thread | None = None
         self.checkpoint_error: str | None = None
+        self._syncer: threading.Thread | None = None
+        self._stop_sync = threading.Event()
+        self._appended = 0  # commits so far (the syncer syncs only when it moved)
+        self.sync_error: str | None = None
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self.stamper = Stamper(store, timestamper) if timestamper is not None else None
@@ -134,6 +143,7 @@ class AuditLog:
         key_name: str | None = None,
         timestamper: Timestamper | None = None,
         create: bool = True,
+        durability: str = "power",
     ) -> AuditLog:
         """Open or create the log at ``target`` (SQLite path or PostgreSQL DSN).
 
@@ -141,7 +151,7 @@ class AuditLog:
         creation; ``signer`` is needed only to make checkpoints. ``create=False`` refuses,
         without writing anything, a target that is not already an audit log.
         """
-        store = open_store(target, create=create)
+        store = open_store(target, create=create, durability=durability)
         stored = store.get_meta("origin")
         if stored is None:
             if not origin:
@@ -223,6 +233,42 @@ class AuditLog:
         for p in batch:
             p.indexes = list(range(pos, pos + len(p.entries)))
             pos += len(p.entries)
+        self._appended += 1
+
+    def sync(self) -> None:
+        """Make every committed entry durable against power loss (for stores opened with
+        ``durability="process"``; nothing to do otherwise)."""
+        sync = getattr(self.store, "sync", None)
+        if sync is not None:
+            sync()
+
+    def sync_every(self, interval_s: float) -> None:
+        """In a daemon thread, :meth:`sync` every ``interval_s`` seconds whenever entries were
+        committed since the last sync: with ``durability="process"`` this bounds what a power
+        loss can take to the last ``interval_s`` of entries."""
+        if interval_s <= 0:
+            raise InputError("sync interval must be positive")
+        self._stop_sync.clear()
+
+        def loop() -> None:
+            synced = self._appended
+            while not self._stop_sync.wait(interval_s):
+                now = self._appended
+                if now == synced:
+                    continue
+                try:
+                    self.sync()
+                    synced = now
+                    self.sync_error = None
+                except LienthongError as exc:  # reported (health), retried at the next tick
+                    self.sync_error = exc.message
+            try:
+                self.sync()  # closing: everything committed is made durable
+            except LienthongError as exc:
+                self.sync_error = exc.message
+
+        self._syncer = threading.Thread(target=loop, name="audit-syncer", daemon=True)
+        self._syncer.start()
 
     # -- reads and proofs -------------------------------------------------------------------
     def hashes(self, ids: list[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
@@ -348,6 +394,9 @@ class AuditLog:
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=10)
+        self._stop_sync.set()
+        if self._syncer is not None:
+            self._syncer.join(timeout=10)
         if self.stamper is not None:
             self.stamper.stop()
         self.store.close()

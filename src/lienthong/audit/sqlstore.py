@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -245,13 +246,24 @@ def _require_log_file(path: Path) -> None:
         raise InputError(f"{path} is not an audit log (no audit tables)")
 
 
+DURABILITY = {"power": "FULL", "process": "NORMAL"}
+
+
 class SqliteStore(SqlStore):
-    """SQLite in WAL mode with ``synchronous=FULL``: a committed batch survives a crash."""
+    """SQLite in WAL mode with ``synchronous=FULL``: a committed batch survives a crash.
+
+    ``durability="process"`` (opt-in) uses ``synchronous=NORMAL`` instead: a commit writes the
+    WAL without waiting for ``fsync``, so a committed batch survives the process being killed
+    (it is in the kernel's page cache) but not a power loss or kernel crash until the next
+    :meth:`sync` (callers run one every few milliseconds)."""
 
     dialect = SQLITE
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, durability: str = "power") -> None:
         self.location = str(path)
+        if durability not in DURABILITY:
+            raise InputError(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
+        self.durability = durability
         if not create:
             _require_log_file(Path(path))
         try:
@@ -259,7 +271,7 @@ class SqliteStore(SqlStore):
                 str(path), isolation_level=None, check_same_thread=False, timeout=30.0
             )
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
             # proofs read ~log2(n) tiles at random: memory-mapped reads avoid a syscall each
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the upper tree stays in memory
@@ -283,6 +295,24 @@ class SqliteStore(SqlStore):
             return result
 
         return super()._run(in_tx)
+
+    def sync(self) -> None:
+        """Make every committed transaction durable against power loss: ``fsync`` the WAL
+        (where commits land) and the database file (where checkpoints copy them). A no-op
+        cost under ``durability="power"``, where each commit already did it."""
+        for name in (self.location + "-wal", self.location):
+            try:
+                fd = os.open(name, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # no WAL yet, or already checkpointed and removed
+            except OSError as exc:
+                raise BackendError(f"audit store {self.location}: cannot sync: {exc}") from exc
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise BackendError(f"audit store {self.location}: fsync failed: {exc}") from exc
+            finally:
+                os.close(fd)
 
     @contextmanager
     def writer(self) -> Iterator[_SqliteWriter]:

@@ -57,6 +57,18 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_header_bytes: int = 32768
 
 
+class MessageLogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``message_log`` as an object; the plain strings ``"audit"``/``"jsonl"`` mean
+    ``{"kind": ...}`` with the defaults below."""
+
+    kind: str = "audit"  # "audit" (Merkle audit log) or "jsonl" (diagnosis only)
+    # "process": the response waits for the log commit, not for its fsync (survives a
+    # killed gateway; a power loss can take the last sync_interval_ms of entries);
+    # "power": every response waits for the fsync of its log commit.
+    durability: str = "process"
+    sync_interval_ms: float = 10.0
+
+
 class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     node: str  # this gateway's node name in the federation directory
     role: str  # "agency" (serves information systems) or "platform" (relay only)
@@ -71,7 +83,13 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     subsystems: list[LocalSubsystem] = []
     services: dict[str, str] = {}  # service id -> base URL of the real endpoint
     limits: Limits = Limits()
-    message_log: str = "audit"  # "audit" (Merkle audit log, durable) or "jsonl" (diagnosis)
+    message_log: str | MessageLogSettings = "audit"  # see MessageLogSettings
+
+    @property
+    def message_log_settings(self) -> MessageLogSettings:
+        if isinstance(self.message_log, str):
+            return MessageLogSettings(kind=self.message_log)
+        return self.message_log
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -144,8 +162,13 @@ def verify_config(cfg: GatewayConfig) -> None:
         raise ConfigError(str(exc)) from exc
     if (cfg.directory is None) == (cfg.globalconf is None):
         raise ConfigError("gateway config: give exactly one of 'directory' and 'globalconf'")
-    if cfg.message_log not in ("audit", "jsonl"):
+    mlog = cfg.message_log_settings
+    if mlog.kind not in ("audit", "jsonl"):
         raise ConfigError("gateway config: message_log must be 'audit' or 'jsonl'")
+    if mlog.durability not in ("process", "power"):
+        raise ConfigError("gateway config: message_log.durability must be 'process' or 'power'")
+    if not 0 < mlog.sync_interval_ms <= 60_000:
+        raise ConfigError("gateway config: message_log.sync_interval_ms must be in (0, 60000]")
     import ipaddress
 
     for sub in cfg.subsystems:

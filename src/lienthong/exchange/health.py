@@ -40,6 +40,10 @@ def health_report(node: Node, now: float) -> dict[str, Any]:
         node.monitor.ping()
         free = shutil.disk_usage(node.cfg.state_dir).free
         checks["storage"] = {"ok": free > 64 << 20, "free_bytes": free}
+        audit = getattr(node.message_log, "log", None)
+        sync_error = getattr(audit, "sync_error", None)
+        if sync_error is not None:  # background fsync of the message log failing
+            checks["storage"].update(ok=False, message_log_sync=sync_error)
     except Exception as exc:  # any storage failure makes the node unhealthy, never crashes it
         checks["storage"] = {"ok": False, "error": type(exc).__name__}
     return {"node": node.name, "ok": all(c["ok"] for c in checks.values()), "checks": checks}

@@ -254,6 +254,12 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
 
 
 def _message_log(cfg: GatewayConfig, state: Path) -> MessageLog:
-    if cfg.message_log == "jsonl":
+    settings = cfg.message_log_settings
+    if settings.kind == "jsonl":
         return JsonlMessageLog(state / "message-log.jsonl")
-    return AuditMessageLog(state / "message-log.auditlog", origin=f"lienthong/exchange/{cfg.node}")
+    return AuditMessageLog(
+        state / "message-log.auditlog",
+        origin=f"lienthong/exchange/{cfg.node}",
+        durability=settings.durability,
+        sync_interval_s=settings.sync_interval_ms / 1000,
+    )
