@@ -48,6 +48,7 @@ class SyncFederation:
     store: HubStore
     clients: dict[str, str]
     hub_port: int
+    server: HubThread
 
     def transport_doc(self, client: str = CLIENT) -> dict[str, Any]:
         return {
@@ -73,14 +74,17 @@ def fed(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Iterator[SyncFe
     store = HubStore(conn, dialect)
     hub = Hub(store, keys.hub, {}, keys.recipient)
     clients: dict[str, str] = {}
-    server = HubThread(hub, port, clients).start()
+    fed: SyncFederation | None = None
     try:
         with Running(tb) as running:
             for node in ("NDXP", HUB_NODE, "BHXH-GW"):
                 running.start_gateway(node)
-            yield SyncFederation(tb, running, hub, store, clients, port)
+            server = HubThread(hub, port, clients).start()
+            fed = SyncFederation(tb, running, hub, store, clients, port, server)
+            yield fed
     finally:
-        server.stop()
+        if fed is not None:
+            fed.server.stop()
         store.close()
 
 
@@ -137,7 +141,7 @@ def test_through_gateways_equals_direct(fed: SyncFederation, keys: Keys, tmp_pat
     assert {k: orjson.loads(v) for k, v in got.items()} == expected_rows
 
 
-def test_gateway_or_hub_down_keeps_batches_then_drains(
+def test_gateway_link_or_hub_down_keeps_batches_then_drains(
     fed: SyncFederation, keys: Keys, tmp_path: Path
 ) -> None:
     make_sqlite_source(tmp_path / "source.db", 400)
@@ -154,6 +158,11 @@ def test_gateway_or_hub_down_keeps_batches_then_drains(
         assert report.pending_batches == 4
         assert _rows(fed.store, "BHXH.GW2") == {}
         fed.running.start_gateway(HUB_NODE)
+        fed.server.stop()  # the hub itself: its gateway answers LT.UNAVAILABLE
+        report = agency.run_drain()
+        assert report.error and "LT.UNAVAILABLE" in report.error
+        assert report.pending_batches == 4 and _rows(fed.store, "BHXH.GW2") == {}
+        fed.server = HubThread(fed.hub, fed.hub_port, fed.clients).start()
         report = agency.run()
         assert report.error is None and report.pending_batches == 0
         assert report.read == 400 == report.applied + report.quarantined
