@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from synctools import Keys, citizen_pipeline, consolidated, make_rig, make_sqlite_source
 
+from lienthong.classification import Level
 from lienthong.errors import SignatureError
 from lienthong.exchange.processes import Running
 from lienthong.exchange.testbed import (
@@ -79,7 +80,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Iterator[SyncFe
         with Running(tb) as running:
             for node in ("NDXP", HUB_NODE, "BHXH-GW"):
                 running.start_gateway(node)
-            server = HubThread(hub, port, clients).start()
+            server = HubThread(hub, port, clients, Level.SENSITIVE).start()
             fed = SyncFederation(tb, running, hub, store, clients, port, server)
             yield fed
     finally:
@@ -162,7 +163,7 @@ def test_gateway_link_or_hub_down_keeps_batches_then_drains(
         report = agency.run_drain()
         assert report.error and "LT.UNAVAILABLE" in report.error
         assert report.pending_batches == 4 and _rows(fed.store, "BHXH.GW2") == {}
-        fed.server = HubThread(fed.hub, fed.hub_port, fed.clients).start()
+        fed.server = HubThread(fed.hub, fed.hub_port, fed.clients, Level.SENSITIVE).start()
         report = agency.run()
         assert report.error is None and report.pending_batches == 0
         assert report.read == 400 == report.applied + report.quarantined
@@ -216,3 +217,17 @@ def test_source_bound_to_another_subsystem_is_rejected(
     finally:
         agency.close()
     assert _rows(fed.store, "BHXH.GW5") == {}
+
+
+def test_batch_above_the_channel_level_is_refused(
+    fed: SyncFederation, keys: Keys, tmp_path: Path
+) -> None:
+    make_sqlite_source(tmp_path / "source.db", 20)
+    agency = _agency(fed, keys, tmp_path, "BHXH.GW6", _gateway(fed), classification="MAT")
+    try:
+        with pytest.raises(SignatureError, match=r"hub rejected the batch through the gateways"):
+            agency.run()  # a MAT batch on the SENSITIVE sync service: no write-down
+        assert agency.outbox.pending_count() == 1
+    finally:
+        agency.close()
+    assert _rows(fed.store, "BHXH.GW6") == {}

@@ -76,7 +76,7 @@ def hub_behind_gateways(workdir: Path, capsys: pytest.CaptureFixture[str]) -> It
             [sys.executable, "-m", "lienthong.sync", "hub", "serve", "--db", "hub.db", "--keys",
              "keys", "--passphrase-env", PASS_ENV, "--source",
              f"{SOURCE_ID}=keys/agency.pub.pem", "--client", f"{SOURCE_ID}={CLIENT}",
-             "--port", str(port)],
+             "--max-level", "SENSITIVE", "--port", str(port)],
             cwd=workdir, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
     try:
@@ -129,7 +129,7 @@ def test_bad_transport_table_is_one_line_exit_2(
     assert "transport.client" not in err
 
 
-def test_hub_serve_refuses_a_bad_client_binding(
+def test_hub_serve_refuses_bad_bindings_and_levels(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli(capsys, "keys", "init", "keys", "--passphrase-env", PASS_ENV)
@@ -139,3 +139,5 @@ def test_hub_serve_refuses_a_bad_client_binding(
     assert code == 2 and "--client" in err and "Traceback" not in err
     code, _, err = cli(capsys, *args, "--client", f"OTHER.SRC={CLIENT}")
     assert code == 2 and "no --source OTHER.SRC=PEM" in err
+    code, _, err = cli(capsys, *args, "--max-level", "TOP")
+    assert code == 2 and "--max-level" in err and "Traceback" not in err

@@ -179,6 +179,12 @@ def hub_serve(
         help="SOURCE_ID=SUBSYSTEM: accept that source's batches only through the gateways, "
         "from this calling subsystem (repeatable).",
     ),
+    max_level: str | None = typer.Option(
+        None,
+        "--max-level",
+        help="Refuse batches classified above this level (the sync service's level, e.g. "
+        "SENSITIVE).",
+    ),
     port: int = typer.Option(8765, "--port"),
 ) -> None:
     """Serve the hub on 127.0.0.1:PORT until interrupted.
@@ -186,6 +192,7 @@ def hub_serve(
     Behind a gateway, register http://127.0.0.1:PORT/sync/v1 as the endpoint of the hub's sync
     service in the provider gateway's ``services``.
     """
+    from lienthong.classification import Level
     from lienthong.identifiers import SubsystemId
     from lienthong.sync.hub.dialect import connect_hub
     from lienthong.sync.hub.server import serve
@@ -214,10 +221,14 @@ def hub_serve(
             raise InputError(f"--client {item!r}: {exc.message}") from exc
         if sid not in sources:
             raise InputError(f"--client {item!r}: no --source {sid}=PEM for this source")
+    try:
+        ceiling = Level.parse(max_level) if max_level is not None else None
+    except InputError as exc:
+        raise InputError(f"--max-level: {exc.message}") from exc
     conn, dialect = connect_hub(db)
     hub = Hub(HubStore(conn, dialect), FileKeyStore(keys, ref).signer("hub"), sources,
               load_recipient_keys(keys, ref))  # fmt: skip
-    serve(hub, port=port, clients=clients)
+    serve(hub, port=port, clients=clients, max_level=ceiling)
 
 
 @keys_app.command("init")

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from lienthong.classification import Level
 from lienthong.errors import BackendError
 from lienthong.exchange.directory import directory_from_json
 from lienthong.exchange.processes import Running
@@ -120,6 +121,7 @@ def audit_hook(log: Any, target: str) -> AuditHook:
 # source name (synth) → the agency gateway its sync subsystem calls
 GATEWAYS = {"population": "BCA-GW", "health": "BHXH-GW", "education": "BGDDT-GW",
             "tax": "BTC-GW"}  # fmt: skip
+LEVEL = "SENSITIVE"  # the hub's sync service: the highest classification of the tables
 PURPOSE = "dong-bo-csdl-tong-hop"
 LEGAL_BASIS = "Cong dien 103/CD-TTg; Luat Giao dich dien tu 2023, Dieu 42"
 
@@ -141,7 +143,7 @@ def _start_federation(ctx: Any, work: Path, hub_port: int, agencies: tuple[str, 
     if fed_dir.exists():
         shutil.rmtree(fed_dir)  # a fresh CA and keys every run
     tb = build_testbed(fed_dir, sync_spec(f"http://127.0.0.1:{hub_port}/sync/v1",
-                                          agencies=agencies))  # fmt: skip
+                                          agencies=agencies, level=LEVEL))  # fmt: skip
     directory = directory_from_json(tb.directory_path.read_bytes())
     level = directory.services[ServiceId.parse(SVC_SYNC)]
     routes = {a: plan_route(directory, a, HUB_NODE) for a in agencies}
@@ -190,7 +192,7 @@ def run(ctx: Any) -> dict[str, Any]:
     )
     clients: dict[str, str] = {}  # source id → the only subsystem its batches may come from
     hub_port = free_port()
-    server = HubThread(hub, hub_port, clients).start()
+    server = HubThread(hub, hub_port, clients, Level.parse(LEVEL)).start()
     totals = {"read": 0, "applied": 0, "quarantined": 0, "batches": 0}
     per_source: dict[str, Any] = {}
     fed: _Federation | None = None

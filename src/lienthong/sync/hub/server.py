@@ -8,7 +8,9 @@ base URL ``http://HOST:PORT/sync/v1``; the provider gateway adds the authenticat
 subsystem (``X-LT-Client``) and message id (``X-LT-Id``). With ``clients`` (source id →
 subsystem id) the hub also refuses a batch of a bound source that did not arrive from its
 subsystem — on top of the batch's own signature, which is always verified before anything
-is applied.
+is applied. With ``max_level`` (the level of the hub's sync service in the federation
+configuration) a batch classified above it is refused: data never travels on a channel
+cleared for less (no write-down).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lienthong.errors import BackendError, IntegrityError, TrustError
+from lienthong.classification import Level
+from lienthong.errors import BackendError, InputError, IntegrityError, TrustError
 from lienthong.sync.envelope import parse_header
 from lienthong.sync.hub.service import Hub
 from lienthong.sync.transport import BATCH_PATH
@@ -32,25 +35,39 @@ MAX_BATCH = 256 * 1024 * 1024
 log = logging.getLogger("lienthong.sync.hub")
 
 
-def _caller_ok(body: bytes, caller: str | None, clients: Mapping[str, str]) -> bool:
-    """A bound source must come from its subsystem (unbound sources: signature only)."""
+def _refusal(
+    body: bytes, caller: str | None, clients: Mapping[str, str], max_level: Level | None
+) -> str | None:
+    """Why the channel may not carry this batch (None: it may; the hub then verifies it)."""
     try:
         header = parse_header(body)[0]
-    except (IntegrityError, TrustError, ValueError, KeyError):
-        return True  # malformed: hub.receive refuses it with the precise code
-    bound = clients.get(str(header.get("source")))
-    return bound is None or bound == caller
+    except IntegrityError:
+        return None  # malformed: hub.receive refuses it with the precise code
+    source = str(header.get("source"))
+    bound = clients.get(source)
+    if bound is not None and bound != caller:
+        return f"source {source} is bound to {bound}, the call came from {caller}"
+    if max_level is not None:
+        try:
+            level = Level.parse(str(header.get("classification")))
+        except InputError:
+            return f"source {source}: unknown classification"
+        if level > max_level:
+            return f"source {source}: batch {level.name} above the channel's {max_level.name}"
+    return None
 
 
-def make_app(hub: Hub, clients: Mapping[str, str] | None = None) -> Starlette:
+def make_app(
+    hub: Hub, clients: Mapping[str, str] | None = None, max_level: Level | None = None
+) -> Starlette:
     async def batches(request: Request) -> Response:
         body = await request.body()
         if len(body) > MAX_BATCH:
             return JSONResponse({"error": "too_large"}, status_code=413)
         caller, message = request.headers.get("x-lt-client"), request.headers.get("x-lt-id")
-        if clients and not _caller_ok(body, caller, clients):
-            log.warning("rejected sync batch: source not bound to caller %s (message %s)",
-                        caller, message)  # fmt: skip
+        why = _refusal(body, caller, clients or {}, max_level)
+        if why is not None:
+            log.warning("rejected sync batch (message %s): %s", message, why)
             return JSONResponse({"error": "rejected"}, status_code=403)
         try:
             ack = await run_in_threadpool(hub.receive, body)
@@ -80,11 +97,13 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8765,
     clients: Mapping[str, str] | None = None,
+    max_level: Level | None = None,
 ) -> None:
     """Run the hub until interrupted (uvicorn, one process)."""
     import uvicorn
 
-    uvicorn.run(make_app(hub, clients), host=host, port=port, log_level="warning", access_log=False)
+    app = make_app(hub, clients, max_level)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 class HubThread:
@@ -93,11 +112,17 @@ class HubThread:
     ``start()`` returns once the port accepts connections; ``stop()`` ends the server.
     """
 
-    def __init__(self, hub: Hub, port: int, clients: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        port: int,
+        clients: Mapping[str, str] | None = None,
+        max_level: Level | None = None,
+    ) -> None:
         import uvicorn
 
         config = uvicorn.Config(
-            make_app(hub, clients),
+            make_app(hub, clients, max_level),
             host="127.0.0.1",
             port=port,
             log_level="warning",
