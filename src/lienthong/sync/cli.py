@@ -189,8 +189,7 @@ def hub_serve(
 ) -> None:
     """Serve the hub on 127.0.0.1:PORT until interrupted.
 
-    Behind a gateway, register http://127.0.0.1:PORT/sync/v1 as the endpoint of the hub's sync
-    service in the provider gateway's ``services``.
+    Behind the hub's gateway: its services map the sync service to http://127.0.0.1:PORT/sync/v1.
     """
     from lienthong.classification import Level
     from lienthong.identifiers import SubsystemId
