@@ -17,6 +17,7 @@ from synctools import SOURCE_ID, make_sqlite_source
 
 from lienthong.exchange.processes import Running, wait_port
 from lienthong.exchange.testbed import (
+    CONGTT,
     HUB_NODE,
     SVC_SYNC,
     SYNC_AGENCIES,
@@ -93,6 +94,15 @@ def hub_behind_gateways(workdir: Path, capsys: pytest.CaptureFixture[str]) -> It
 def test_sync_run_through_gateways_to_a_hub_process(
     hub_behind_gateways: str, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # first as the public portal, which has no access right: refused, batches kept
+    with_transport(workdir, transport_table(hub_behind_gateways).replace(CLIENT, CONGTT))
+    code, out, err = cli(capsys, "run", "pipeline.toml", "--json")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "gateway refused the sync batch (LT.ACCESS_DENIED): no access right" in err
+    code, out, _ = cli(capsys, "status", "pipeline.toml", "--json")
+    table = json.loads(out)["tables"]["citizens"]
+    assert table["batches_pending"] == 3 and "LT.ACCESS_DENIED" in table["last_error"]
+    # then as the sync subsystem: the kept batches go first, all applied once
     with_transport(workdir, transport_table(hub_behind_gateways, purpose="dong-bo-bhyt"))
     code, out, err = cli(capsys, "run", "pipeline.toml", "--json")
     assert code == 0, err

@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lienthong.cli.output import console, emit_json
-from lienthong.errors import InputError, LienthongError
+from lienthong.errors import InputError, LienthongError, TerminalError
 from lienthong.sync.agency import RunReport
 from lienthong.sync.pipeline import load_pipeline
 from lienthong.sync.runtime import hub_database, open_agency
@@ -64,6 +64,9 @@ def run(
                     report = agency.report
             else:
                 report = agency.run()
+        except TerminalError as exc:
+            _remember_refusal(agency, exc)
+            raise
         finally:
             agency.close()
     out = report.to_dict() | {"elapsed_s": round(time.perf_counter() - started, 3)}
@@ -83,6 +86,13 @@ def run(
             console.print(f"[yellow]warning:[/] {w}")
     if report.error:
         raise typer.Exit(1)
+
+
+def _remember_refusal(agency: Any, exc: TerminalError) -> None:
+    """A refusal retrying cannot fix (e.g. a gateway's LT.ACCESS_DENIED): the batches stay in
+    the outbox; put the reason where ``sync status`` shows it, on the first waiting batch."""
+    for item in agency.outbox.pending(1):
+        agency.outbox.set_field(item.tbl, "last_error", exc.message, agency.now())
 
 
 @app.command("status")
