@@ -16,6 +16,7 @@ from typing import IO
 from lienthong.exchange.protocol import ErrorCode, Refused
 
 READ_CHUNK = 256 * 1024
+EMPTY_SHA256 = hashlib.sha256(b"").digest()
 
 
 class Body:
@@ -45,6 +46,14 @@ class Body:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+
+
+EMPTY = Body(0, EMPTY_SHA256, b"", None)  # a request without a body (no generator chain)
+
+
+def in_memory(data: bytes) -> Body:
+    """A body already received whole (a response of known, bounded length)."""
+    return Body(len(data), hashlib.sha256(data).digest(), data, None)
 
 
 async def paced(source: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[bytes]:

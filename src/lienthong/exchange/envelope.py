@@ -16,6 +16,7 @@ the provider puts it in its signed response claims (``req``) and relays in their
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -44,6 +45,10 @@ class KeyedSigner:
     signer: Signer
     kid: str
 
+    @functools.cached_property
+    def algorithm(self) -> Algorithm:
+        return self.signer.algorithm  # asked once: software signers derive it per call
+
 
 @dataclass(frozen=True)
 class VerifyKey:
@@ -57,12 +62,18 @@ class VerifyKey:
 KeyLookup = Callable[[str], VerifyKey]
 
 
-def _raw_signature(signer: Signer, data: bytes) -> bytes:
+def _raw_signature(signer: Signer, data: bytes, algorithm: Algorithm | None = None) -> bytes:
     sig = signer.sign(data)
-    if signer.algorithm is Algorithm.ECDSA_P256:
+    if (algorithm or signer.algorithm) is Algorithm.ECDSA_P256:
         r, s = decode_dss_signature(sig)  # JWS wants r || s, signers return DER
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
     return sig
+
+
+@functools.lru_cache(maxsize=256)
+def _protected_header(alg: str, kid: str) -> str:
+    """The encoded protected header of one signer (the same for every token it signs)."""
+    return b64e(orjson.dumps({"alg": alg, "kid": kid}))
 
 
 def sign_claims(claims: dict[str, Any], signers: Sequence[KeyedSigner]) -> list[str]:
@@ -70,9 +81,9 @@ def sign_claims(claims: dict[str, Any], signers: Sequence[KeyedSigner]) -> list[
     payload = b64e(orjson.dumps(claims))
     tokens = []
     for i, ks in enumerate(signers):
-        header = b64e(orjson.dumps({"alg": _JWS_ALG[ks.signer.algorithm], "kid": ks.kid}))
+        header = _protected_header(_JWS_ALG[ks.algorithm], ks.kid)
         signing_input = f"{header}.{payload}".encode()
-        sig = b64e(_raw_signature(ks.signer, signing_input))
+        sig = b64e(_raw_signature(ks.signer, signing_input, ks.algorithm))
         tokens.append(f"{header}.{payload if i == 0 else ''}.{sig}")
     return tokens
 

@@ -36,6 +36,20 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
         )
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def count(self, role: str, result: str, code: str, elapsed: float) -> None:
+        """Count and time one exchange (labelled children looked up once per label set)."""
+        key = (role, result, code)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.exchanges.labels(role, result, code)
+        timer = self._timed.get(role)
+        if timer is None:
+            timer = self._timed[role] = self.seconds.labels(role)
+        counter.inc()
+        timer.observe(elapsed)
 
 
 @dataclass
@@ -99,8 +113,7 @@ class Exchange:
         self, node: Node, metrics: Metrics, *, status: int, result: str, code: str | None
     ) -> None:
         elapsed = time.perf_counter() - self.started
-        metrics.exchanges.labels(self.role, result, code or "").inc()
-        metrics.seconds.labels(self.role).observe(elapsed)
+        metrics.count(self.role, result, code or "", elapsed)
         node.monitor.add(
             MonitorRecord(
                 ts=time.time(),

@@ -166,7 +166,9 @@ async def _relay(
         headers[H_REQUEST_PQ] = v.tokens[1]
     limit = node.cfg.limits.max_body_bytes + (node.cfg.limits.max_body_bytes >> 4) + 4096
     body: Any = limited(paced(request.content.iter_any(), node.cfg.limits.idle_timeout_s), limit)
-    if request.content_length is not None and request.content_length <= 65536:
+    if not request.body_exists:
+        body = b""
+    elif request.content_length is not None and request.content_length <= 65536:
         body = await read_body(body, limit=limit, memory_limit=65536)
         body = body.in_memory
     t_up = time.perf_counter()

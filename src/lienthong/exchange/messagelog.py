@@ -84,18 +84,43 @@ class AuditMessageLog:
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.log = AuditLog.open(path, origin=origin, durability=durability)
-        if durability == "process":
+        # "process": a commit is a few hundred microseconds of SQLite work with no fsync —
+        # cheaper done on the event loop, once per loop iteration for everything queued,
+        # than handed to a thread (measured: the hand-off cost ~45 µs CPU per exchange).
+        self._inline = durability == "process"
+        if self._inline:
             self.log.sync_every(sync_interval_s)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="message-log")
         self._queue: list[tuple[Any, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._flush_scheduled = False
 
     async def append(self, record: dict[str, Any]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._queue.append((to_entry(record), future))
-        if self._writer is None or self._writer.done():
+        if self._inline:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush_inline)
+        elif self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
         await future
+
+    def _flush_inline(self) -> None:
+        """Commit everything queued during this loop iteration as one batch."""
+        self._flush_scheduled = False
+        batch, self._queue = self._queue, []
+        try:
+            self.log.append([e for e, _ in batch])
+        except Exception as exc:  # every waiter learns the batch failed
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

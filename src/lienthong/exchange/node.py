@@ -5,6 +5,7 @@ Keys are loaded once from passphrase-encrypted PEM files; unencrypted key files 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import ssl
@@ -54,11 +55,17 @@ class LocalKeys:
 
     def allows(self, remote: str | None) -> bool:
         """Whether an information system at ``remote`` may call as this subsystem."""
-        try:
-            ip = ipaddress.ip_address(remote or "")
-        except ValueError:
-            return False
-        return any(ip in net for net in self.sources)
+        ip = _address(remote or "")
+        return ip is not None and any(ip in net for net in self.sources)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed caller address (callers are few: parse each once)."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def load_private(path: str, passphrase: bytes) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from lienthong.exchange import e2e
-from lienthong.exchange.bodies import Body, limited, paced, read_body
+from lienthong.exchange.bodies import EMPTY, Body, in_memory, limited, paced, read_body
 from lienthong.exchange.directory import LevelPolicy
 from lienthong.exchange.envelope import (
     body_digest,
@@ -72,6 +72,10 @@ async def _outgoing(
     node: Node, request: web.Request, call: ServiceCall, policy: LevelPolicy, ex: Exchange
 ) -> _Outgoing:
     limits = node.cfg.limits
+    if not request.body_exists:  # GET and friends: no generator chain for nothing
+        if policy.encrypt:
+            return _sealed(node, call, policy, b"")
+        return _Outgoing(b"", body_claim=body_digest(EMPTY.digest, 0))
     source = limited(
         paced(request.content.iter_any(), limits.idle_timeout_s), limits.max_body_bytes
     )
@@ -96,6 +100,15 @@ async def _outgoing(
     ex.request_bytes = body.length
     payload = body.in_memory if body.in_memory is not None else body.chunks()
     return _Outgoing(payload, body_claim=body_digest(body.digest, body.length), spooled=body)
+
+
+def _sealed(node: Node, call: ServiceCall, policy: LevelPolicy, data: bytes) -> _Outgoing:
+    suite = e2e.suite_named(policy.suite)
+    provider_kem = node.directory.subsystems[call.service.subsystem].kem
+    secret, params = suite.encapsulate(provider_kem, call.message_id.encode())
+    sealer = suite.sealer(secret, "req")
+    enc = {"suite": suite.name, **params}
+    return _Outgoing(e2e.seal_bytes(sealer, data), enc=enc, secret=secret)
 
 
 async def handle_client_call(
@@ -192,12 +205,16 @@ async def _relay_response(
     status = int(rclaims["status"])
     limits = node.cfg.limits
     if sent.secret is None:
-        rbody = await read_body(
-            limited(resp.content.iter_any(), limits.max_body_bytes),
-            limit=limits.max_body_bytes,
-            memory_limit=limits.memory_body_bytes,
-            spool_dir=node.cfg.state_dir,
-        )
+        declared = resp.content_length
+        if declared is not None and declared <= limits.memory_body_bytes:
+            rbody = in_memory(await resp.read())  # bounded by its declared length
+        else:
+            rbody = await read_body(
+                limited(resp.content.iter_any(), limits.max_body_bytes),
+                limit=limits.max_body_bytes,
+                memory_limit=limits.memory_body_bytes,
+                spool_dir=node.cfg.state_dir,
+            )
         try:
             verify_body_digest(rclaims.get("body") or {}, rbody.digest, rbody.length)
         except Refused:

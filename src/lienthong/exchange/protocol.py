@@ -11,6 +11,7 @@ missing), the end user in ``X-LT-UserId`` and the **purpose** and **legal basis*
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -103,6 +104,7 @@ class ServiceCall:
     legal_basis: str
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_target(raw_path: str) -> tuple[ServiceId, str]:
     """Split ``/r1/I/C/M/S/SERVICE[/path]`` into the service id and a safe sub-path.
 
@@ -126,6 +128,15 @@ def parse_target(raw_path: str) -> tuple[ServiceId, str]:
     subpath = "/" + "/".join(rest) if rest else ""
     verify_subpath(subpath)
     return service, subpath
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_client(text: str) -> SubsystemId:
+    """The calling subsystem of ``X-LT-Client`` (pure: parsed once per distinct value)."""
+    try:
+        return SubsystemId.parse("/".join(_decode_part(p) for p in text.split("/")))
+    except InputError as exc:
+        raise Refused(ErrorCode.BAD_REQUEST, f"bad {H_CLIENT}: {exc}") from exc
 
 
 def _decode_part(part: str) -> str:
@@ -187,10 +198,7 @@ def parse_service_call(
         raise Refused(ErrorCode.BAD_REQUEST, "query too long or not printable ASCII")
     client_text = _header(headers, H_CLIENT, required=True)
     assert client_text is not None
-    try:
-        client = SubsystemId.parse("/".join(_decode_part(p) for p in client_text.split("/")))
-    except InputError as exc:
-        raise Refused(ErrorCode.BAD_REQUEST, f"bad {H_CLIENT}: {exc}") from exc
+    client = _parse_client(client_text)
     purpose = _header(headers, H_PURPOSE, required=True)
     legal = _header(headers, H_LEGAL, required=True)
     assert purpose is not None and legal is not None

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from lienthong.errors import IntegrityError
 from lienthong.exchange import e2e
-from lienthong.exchange.bodies import Body, limited, paced, read_body
+from lienthong.exchange.bodies import EMPTY, Body, in_memory, limited, paced, read_body
 from lienthong.exchange.envelope import (
     body_digest,
     response_claims,
@@ -64,6 +64,9 @@ async def _request_body(
     node: Node, request: web.Request, v: Verified, secret: bytes | None, suite: e2e.Suite | None
 ) -> tuple[Any, Body | None]:
     limits = node.cfg.limits
+    if secret is None and not request.body_exists:
+        verify_body_digest(v.claims.get("body") or {}, EMPTY.digest, 0)
+        return b"", None
     wire_limit = limits.max_body_bytes + (limits.max_body_bytes >> 4) + 4096
     source = limited(paced(request.content.iter_any(), limits.idle_timeout_s), wire_limit)
     if secret is None or suite is None:
@@ -145,12 +148,16 @@ async def _response_body(
             ex.response_bytes = len(data)
             return e2e.seal_bytes(sealer, data), None, None
         return e2e.seal_stream(source, sealer), None, None
-    rbody = await read_body(
-        source,
-        limit=limits.max_body_bytes,
-        memory_limit=limits.memory_body_bytes,
-        spool_dir=node.cfg.state_dir,
-    )
+    declared = resp.content_length
+    if declared is not None and declared <= limits.memory_body_bytes:
+        rbody = in_memory(await resp.read())  # bounded by its declared length
+    else:
+        rbody = await read_body(
+            source,
+            limit=limits.max_body_bytes,
+            memory_limit=limits.memory_body_bytes,
+            spool_dir=node.cfg.state_dir,
+        )
     ex.response_bytes = rbody.length
     out = rbody.in_memory if rbody.in_memory is not None else rbody.chunks()
     return out, body_digest(rbody.digest, rbody.length), rbody

@@ -8,6 +8,7 @@ reached it. Run: ``python -m lienthong.exchange.sample_service --port P [--recor
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import sys
@@ -90,8 +91,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", type=Path)
     args = parser.parse_args(argv)
     print(json.dumps({"ready": True, "port": args.port}), flush=True)
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop | None = uvloop.new_event_loop()
+    except ImportError:
+        loop = None
     web.run_app(
         build_app(args.record),
+        loop=loop,
         host="127.0.0.1",
         port=args.port,
         print=None,

@@ -41,6 +41,7 @@ def make_sessions(
             connector=connector(ssl_ctx),
             timeout=timeout,
             auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # gateways never keep cookies
             read_bufsize=1 << 18,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         )
