@@ -9,19 +9,33 @@ dictionary knows the entity.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 import orjson
 
+from lienthong.dictionary.record import Constant
 from lienthong.errors import ConfigError, LienthongError
 from lienthong.sync.model import Chunk, plain, source_key
 from lienthong.sync.pipeline import FieldSpec, TableSpec
 from lienthong.sync.transforms import transform
 
 RecordValidator = Callable[[str, dict[str, Any]], tuple[dict[str, Any], list[Any]]]
+
+
+class DictionaryValidator:
+    """The data dictionary's compiled record validator for one entity (a RecordValidator)."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+
+    def __call__(self, _entity: str, record: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        result: tuple[dict[str, Any], list[Any]] = self.compiled(record)
+        return result
 
 
 def dictionary_validator(entity: str) -> RecordValidator | None:
@@ -33,7 +47,7 @@ def dictionary_validator(entity: str) -> RecordValidator | None:
         return None
     except LienthongError:  # unknown entity: the dictionary has no rules for it
         return None
-    return lambda _entity, record: compiled(record)
+    return DictionaryValidator(compiled)
 
 
 @dataclass
@@ -51,7 +65,16 @@ class Mapped:
 
 
 class Mapper:
-    """Maps the rows of one source table (columns fixed at construction)."""
+    """Maps the rows of one source table (columns fixed at construction).
+
+    Two paths with the same results: :meth:`map_row_by_row` (the reference: each row mapped,
+    validated and serialised on its own) and the columnar fast path used by
+    :meth:`map_chunk`, which converts and validates each column once per distinct value,
+    checks personal IDs with a column kernel and writes the JSON of every row from
+    pre-serialised fragments. Rows the fast path finds wrong in any way (a failed
+    conversion, an error reason, an empty key) are mapped again by the reference path, so
+    quarantine reasons come from one place. Parity: tests/sync/test_sync_mapping_parity.py.
+    """
 
     def __init__(
         self,
@@ -69,36 +92,147 @@ class Mapper:
             raise ConfigError(f"table {spec.name}: source has no column(s) {sorted(set(missing))}")
         self.key_idx = [index[c] for c in spec.key]
         fields = spec.fields or tuple(FieldSpec(c, (c,)) for c in columns)
-        self.plan = [(f.target, _convert(f, index)) for f in fields]
+        self.fields = [_compile(f, index) for f in fields]
+        self.plan = [(f.target, f.row) for f in self.fields]
+        self._layout = self._json_layout()
+
+    def _json_layout(self) -> tuple[list[str], list[str]] | None:
+        """Key order of a row's JSON (targets, then the dictionary's other fields), or None
+        when the fast path does not apply (a custom validator, a target named twice)."""
+        targets = [f.target for f in self.fields]
+        if len(set(targets)) != len(targets):
+            return None
+        if self.validator is None:
+            return targets, []
+        if not isinstance(self.validator, DictionaryValidator):
+            return None
+        known = list(self.validator.compiled.field_names)
+        return targets, [f for f in known if f not in set(targets)]
 
     def map_chunk(self, chunk: Chunk) -> Mapped:
         """Map every row of ``chunk``: upserts, tombstones, or quarantine with every reason."""
+        n, width = len(chunk.rows), len(self.columns)
+        if self._layout is None or n < 2 or set(map(len, chunk.rows)) != {width}:
+            return self.map_row_by_row(chunk)
+        return self._map_columns(chunk, self._layout)
+
+    def map_row_by_row(self, chunk: Chunk) -> Mapped:
+        """The reference path: every row on its own."""
         out = Mapped()
         plan, validator, entity = self.plan, self.validator, self.spec.entity
         locate, keyof = chunk.locate, self._keyof()
         upserts, dumps = out.upserts, orjson.dumps
         for i, row in enumerate(chunk.rows):
             key = keyof(row)
-            record: dict[str, Any] = {}
-            reasons: list[str] = []
-            for target, convert in plan:
-                try:
-                    record[target] = convert(row)
-                except ValueError as exc:
-                    reasons.append(f"{target}: {exc}")
-            if validator is not None and not reasons:
-                normalised, found = validator(entity, record)
-                record.update(normalised)  # fields the dictionary does not know are kept
-                if found:
-                    reasons = [_reason_text(r) for r in found if _is_error(r)]
+            record, reasons = self._record(row, plan, validator, entity)
             if reasons or not key:
                 self._quarantine(out, row, key, locate(i) if locate else key, reasons)
             else:
                 upserts.append((key, locate(i) if locate else key, dumps(record)))
+        self._deletes(chunk, out)
+        return out
+
+    @staticmethod
+    def _record(
+        row: tuple[Any, ...],
+        plan: list[tuple[str, Callable[[tuple[Any, ...]], Any]]],
+        validator: RecordValidator | None,
+        entity: str,
+    ) -> tuple[dict[str, Any], list[str]]:
+        record: dict[str, Any] = {}
+        reasons: list[str] = []
+        for target, convert in plan:
+            try:
+                record[target] = convert(row)
+            except ValueError as exc:
+                reasons.append(f"{target}: {exc}")
+        if validator is not None and not reasons:
+            normalised, found = validator(entity, record)
+            record.update(normalised)  # fields the dictionary does not know are kept
+            if found:
+                reasons = [_reason_text(r) for r in found if _is_error(r)]
+        return record, reasons
+
+    def _deletes(self, chunk: Chunk, out: Mapped) -> None:
         for deleted in chunk.deletes:
             key = source_key(deleted)
             out.deletes.append((key, key))
+
+    def _map_columns(self, chunk: Chunk, layout: tuple[list[str], list[str]]) -> Mapped:
+        rows, n = chunk.rows, len(chunk.rows)
+        cols = list(zip(*rows, strict=True))
+        bad: set[int] = set()
+        keys = self._key_column(rows, cols)
+        if "" in keys:
+            bad.update(i for i, k in enumerate(keys) if not k)
+        mapped = {f.target: f.column(rows, cols, bad) for f in self.fields}
+        targets, others = layout
+        values: dict[str, list[Any] | Constant] = dict(mapped)
+        if isinstance(self.validator, DictionaryValidator):
+            normalised, wrong = self.validator.compiled.columns(n, mapped)
+            bad |= wrong
+            values.update(normalised)
+        pieces: list[bytes] = []
+        frags: list[list[bytes]] = []
+        buf = b"{"
+        for j, name in enumerate([*targets, *others]):
+            buf += (b"," if j else b"") + orjson.dumps(name) + b":"
+            col = values[name]
+            if isinstance(col, Constant):
+                buf += orjson.dumps(col.value)
+                continue
+            pieces.append(buf)
+            frags.append(_fragments(col))
+            buf = b""
+        buf += b"}"
+        jsons: list[bytes | None]
+        if frags:
+            # one bytes %-template per chunk: the constant text with a %s per varying field
+            template = b"%s".join(p.replace(b"%", b"%%") for p in [*pieces, buf])
+            jsons = list(map(template.__mod__, zip(*frags, strict=True)))
+        else:
+            jsons = [buf] * n
+        out = Mapped()
+        locate = chunk.locate
+        positions = [locate(i) for i in range(n)] if locate else keys
+        if bad:
+            self._redo(chunk, sorted(bad), keys, positions, jsons, out)
+            kept = compress(zip(keys, positions, jsons, strict=True), jsons)
+            out.upserts = list(kept)  # type: ignore[arg-type]
+        else:
+            out.upserts = list(zip(keys, positions, jsons, strict=True))  # type: ignore[arg-type]
+        self._deletes(chunk, out)
         return out
+
+    def _redo(
+        self,
+        chunk: Chunk,
+        rows: list[int],
+        keys: list[str],
+        positions: list[str],
+        jsons: list[bytes | None],
+        out: Mapped,
+    ) -> None:
+        """Map the rows the fast path flagged with the reference path, in order."""
+        plan, validator, entity = self.plan, self.validator, self.spec.entity
+        for i in rows:
+            row = chunk.rows[i]
+            record, reasons = self._record(row, plan, validator, entity)
+            if reasons or not keys[i]:
+                jsons[i] = None
+                self._quarantine(out, row, keys[i], positions[i], reasons)
+            else:
+                jsons[i] = orjson.dumps(record)
+
+    def _key_column(self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]]) -> list[str]:
+        if len(self.key_idx) == 1:
+            col = cols[self.key_idx[0]]
+            types = set(map(type, col))
+            if types == {int}:
+                return list(map(str, col))
+            if types == {str}:
+                return list(map(str.strip, col))
+        return list(map(self._keyof(), rows))
 
     def _keyof(self) -> Callable[[tuple[Any, ...]], str]:
         if len(self.key_idx) > 1:
@@ -124,21 +258,144 @@ class Mapper:
 _NATIVE = frozenset({str, int, float, bool, type(None)})
 _MISS = object()
 _MEMO_LIMIT = 200_000
+# types whose equal values serialise and convert alike (not 1 == True, 0.0 == -0.0, or one
+# instant in two time zones): a column of one of them may be handled per distinct value
+_EXACT = frozenset({str, int, dt.date, type(None)})
 
 
 class _Failure(str):
     """A cached conversion failure (its text is the reason)."""
 
 
-def _convert(spec: FieldSpec, index: dict[str, int]) -> Callable[[tuple[Any, ...]], Any]:
-    """Compile one field's conversion into a function of the source row.
+def _one_type(col: Sequence[Any]) -> bool:
+    types = set(map(type, col))
+    types.discard(type(None))
+    return len(types) <= 1 and types <= _EXACT
+
+
+def _fragments(col: Sequence[Any]) -> list[bytes]:
+    """orjson.dumps of every value, serialising each distinct value once when that is exact."""
+    if _one_type(col):
+        distinct = set(col)
+        if len(distinct) * 4 < len(col):
+            frag = {v: orjson.dumps(v) for v in distinct}
+            return list(map(frag.__getitem__, col))
+    return list(map(orjson.dumps, col))
+
+
+class _Field:
+    """One target field compiled: ``row(row)`` (reference) and ``column(cols, n, bad)``."""
+
+    def __init__(self, target: str, row: Callable[[tuple[Any, ...]], Any]) -> None:
+        self.target = target
+        self.row = row
+
+    def column(
+        self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]], bad: set[int]
+    ) -> list[Any] | Constant:
+        # generic: the reference conversion per row; failures flag the row
+        out: list[Any] = []
+        convert = self.row
+        for i, row in enumerate(rows):
+            try:
+                out.append(convert(row))
+            except ValueError:
+                out.append(None)
+                bad.add(i)
+        return out
+
+
+class _ConstantField(_Field):
+    def __init__(self, target: str, value: Any) -> None:
+        super().__init__(target, lambda _row: value)
+        self.value = value
+
+    def column(
+        self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]], bad: set[int]
+    ) -> list[Any] | Constant:
+        return Constant(self.value)
+
+
+class _SimpleField(_Field):
+    """No transform, no code list, not required: the value itself ('' means missing)."""
+
+    def __init__(self, target: str, j: int) -> None:
+        def simple(row: tuple[Any, ...]) -> Any:
+            v = row[j]
+            if type(v) in _NATIVE:
+                return None if v == "" else v
+            return plain(v)
+
+        super().__init__(target, simple)
+        self.j = j
+
+    def column(
+        self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]], bad: set[int]
+    ) -> list[Any] | Constant:
+        col = cols[self.j]
+        types = set(map(type, col))
+        if types <= _NATIVE:
+            return [None if v == "" else v for v in col] if str in types else list(col)
+        return [(None if v == "" else v) if type(v) in _NATIVE else plain(v) for v in col]
+
+
+class _MemoField(_Field):
+    """A conversion memoised per distinct source value (dates, codes, sexes, places)."""
+
+    def __init__(self, target: str, j: int, finish: Callable[[Any], Any]) -> None:
+        memo: dict[Any, Any] = {}
+
+        def memoised(row: tuple[Any, ...]) -> Any:
+            v = row[j]
+            hit = memo.get(v, _MISS)
+            if hit is _MISS:
+                try:
+                    hit = finish(v)
+                except ValueError as exc:
+                    hit = _Failure(str(exc))
+                if len(memo) < _MEMO_LIMIT:
+                    memo[v] = hit
+            if type(hit) is _Failure:
+                raise ValueError(str(hit))
+            return hit
+
+        super().__init__(target, memoised)
+        self.j, self.memo, self.finish = j, memo, finish
+
+    def column(
+        self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]], bad: set[int]
+    ) -> list[Any] | Constant:
+        col, memo = cols[self.j], self.memo
+        distinct = set(col) if _one_type(col) else None
+        if distinct is None or len(memo) + len(distinct) > _MEMO_LIMIT:
+            return super().column(rows, cols, bad)
+        values: dict[Any, Any] = {}
+        failed: set[Any] = set()
+        for v in distinct:
+            hit = memo.get(v, _MISS)
+            if hit is _MISS:
+                try:
+                    hit = self.finish(v)
+                except ValueError as exc:
+                    hit = _Failure(str(exc))
+                memo[v] = hit
+            if type(hit) is _Failure:
+                failed.add(v)
+                hit = None
+            values[v] = hit
+        if failed:
+            bad.update(i for i, v in enumerate(col) if v in failed)
+        return list(map(values.__getitem__, col))
+
+
+def _compile(spec: FieldSpec, index: dict[str, int]) -> _Field:
+    """Compile one field's conversion (a function of the source row, and a column form).
 
     Conversions are memoised per distinct source value (dates, codes, sexes and places repeat
     a lot), so the per-row cost is mostly one dict look-up.
     """
     if not spec.sources:
-        constant = spec.value
-        return lambda _row: constant
+        return _ConstantField(spec.target, spec.value)
     fn = transform(spec.transform) if spec.transform else None
     codes, required = spec.codes, spec.required
     if len(spec.sources) > 1:
@@ -149,35 +406,11 @@ def _convert(spec: FieldSpec, index: dict[str, int]) -> Callable[[tuple[Any, ...
             parts = [str(row[i]).strip() for i in idx if row[i] is not None]
             return join_then(sep.join(p for p in parts if p) or None)
 
-        return joined
+        return _Field(spec.target, joined)
     j = index[spec.sources[0]]
     if fn is None and codes is None and not required:
-
-        def simple(row: tuple[Any, ...]) -> Any:
-            v = row[j]
-            if type(v) in _NATIVE:
-                return None if v == "" else v
-            return plain(v)
-
-        return simple
-    finish = _finish(spec, fn, codes, required)
-    memo: dict[Any, Any] = {}
-
-    def memoised(row: tuple[Any, ...]) -> Any:
-        v = row[j]
-        hit = memo.get(v, _MISS)
-        if hit is _MISS:
-            try:
-                hit = finish(v)
-            except ValueError as exc:
-                hit = _Failure(str(exc))
-            if len(memo) < _MEMO_LIMIT:
-                memo[v] = hit
-        if type(hit) is _Failure:
-            raise ValueError(str(hit))
-        return hit
-
-    return memoised
+        return _SimpleField(spec.target, j)
+    return _MemoField(spec.target, j, _finish(spec, fn, codes, required))
 
 
 def _finish(

@@ -36,6 +36,9 @@ class ValidatorSpec:
     params: frozenset[str] = frozenset()
     context: frozenset[str] = frozenset()
     memo: bool = True
+    # the same check over whole columns: (values, **context columns) → (normalised values,
+    # indexes of the rows with an error reason); used by RecordValidator.columns
+    column: Callable[..., tuple[list[Any], list[int]]] | None = None
 
 
 def _spec(
@@ -45,14 +48,19 @@ def _spec(
     params: tuple[str, ...] = (),
     context: tuple[str, ...] = (),
     memo: bool = True,
+    column: Callable[..., tuple[list[Any], list[int]]] | None = None,
 ) -> tuple[str, ValidatorSpec]:
-    return name, ValidatorSpec(name, fn, frozenset(params), frozenset(context), memo)
+    return name, ValidatorSpec(name, fn, frozenset(params), frozenset(context), memo, column)
 
 
 VALIDATORS: dict[str, ValidatorSpec] = dict(
     [
         _spec(
-            "personal_id", personal_id.check_personal_id, context=("sex", "birth_date"), memo=False
+            "personal_id",
+            personal_id.check_personal_id,
+            context=("sex", "birth_date"),
+            memo=False,
+            column=personal_id.check_personal_id_column,
         ),
         _spec("cmnd", personal_id.check_cmnd, memo=False),
         _spec("tax_code", tax.check_tax_code, memo=False),

@@ -38,6 +38,8 @@ class HubDialect:
     # DDL (with {e} for the entity) of the triggers that move a replaced or deleted current
     # row into history; only rows that really change fire them, inserts cost nothing extra
     history_ddl: tuple[str, ...]
+    # COPY straight into the current table when every key of a batch is new (PostgreSQL)
+    copy_upserts: Callable[[Any, str, bytes], Any] | None = None
 
     def sql(self, text: str) -> str:
         """Write SQL with ``?`` placeholders; convert to this backend's style."""
@@ -47,10 +49,14 @@ class HubDialect:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_field(value: Any) -> str:
+def _text(value: Any) -> str:
+    return value.decode() if type(value) is bytes else str(value)
+
+
+def copy_field(value: Any) -> str:
     if value is None:
         return "\\N"
-    text = value if type(value) is str else str(value)
+    text = value if type(value) is str else _text(value)
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         text = text.translate(_COPY_ESCAPES)
     return text
@@ -60,14 +66,82 @@ def _copy_load(
     conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     # one COPY text block built with joins: far fewer Python calls than write_row per row
-    block = "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows)
-    with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        copy.write(block.encode())
+    if columns == ("source_key", "position", "data"):
+        fast = copy_upsert_block(rows, b"%s\t%s\t%s\n")  # type: ignore[arg-type]
+        if fast is not None:
+            _copy_bytes(conn, f"COPY {table} (source_key, data, position) FROM STDIN", fast)
+            return
+    block = "".join("\t".join(map(copy_field, row)) + "\n" for row in rows)
+    _copy_bytes(conn, f"COPY {table} ({', '.join(columns)}) FROM STDIN", block.encode())
+
+
+def _copy_bytes(conn: Any, sql: str, block: bytes) -> None:
+    with conn.cursor().copy(sql) as copy:
+        copy.write(block)
+
+
+_SPECIAL = ("\\", "\t", "\n", "\r")
+
+
+def _plain_text(texts: Sequence[str]) -> bool:
+    """True when no text needs COPY escaping (checked once over the joined texts)."""
+    joined = "\x00".join(texts)
+    return not any(ch in joined for ch in _SPECIAL)
+
+
+def _plain_bytes(blobs: Sequence[bytes]) -> bool:
+    joined = b"\x00".join(blobs)
+    return not any(ch.encode() in joined for ch in _SPECIAL)
+
+
+def copy_upsert_block(rows: Sequence[tuple[str, str, bytes]], template: bytes) -> bytes | None:
+    """COPY text lines of (key, position, json) rows through a bytes %-template with three
+    ``%s`` (key, json, position), built with one C-level pass; None when a value needs
+    escaping (the caller then uses the per-field path)."""
+    keys = [k for k, _, _ in rows]
+    positions = [p for _, p, _ in rows]
+    jsons = [j for _, _, j in rows]
+    if not (_plain_text(keys) and _plain_bytes(jsons)):
+        return None
+    key_bytes = "\n".join(keys).encode().split(b"\n")
+    if positions == keys:
+        pos_bytes = key_bytes
+    elif _plain_text(positions):
+        pos_bytes = "\n".join(positions).encode().split(b"\n")
+    else:
+        return None
+    return b"".join(map(template.__mod__, zip(key_bytes, jsons, pos_bytes, strict=True)))
+
+
+def copy_escape(value: str) -> bytes:
+    """One COPY text field (escaped, ``%`` doubled for a %-template)."""
+    return copy_field(value).encode().replace(b"%", b"%%")
+
+
+def _copy_current(conn: Any, table: str, block: Any) -> Any:
+    """COPY a block of complete current-table rows; on a key that already exists, roll back
+    to before it and return None (the caller merges instead)."""
+    conn.execute("SAVEPOINT lt_copy")
+    try:
+        with conn.cursor().copy(
+            f"COPY {table} (source, source_key, data, position, batch_seq, received_at, "
+            "valid_from) FROM STDIN"
+        ) as copy:
+            copy.write(block)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != "23505":  # unique_violation
+            raise
+        conn.execute("ROLLBACK TO SAVEPOINT lt_copy")
+        return None
+    conn.execute("RELEASE SAVEPOINT lt_copy")
+    return True
 
 
 def _insert_load(
     conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
+    if rows and any(type(v) is bytes for v in rows[0]):  # JSON bodies as bytes: TEXT here
+        rows = [tuple(v.decode() if type(v) is bytes else v for v in row) for row in rows]
     marks = ", ".join("?" * len(columns))
     conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
@@ -94,6 +168,7 @@ POSTGRES = HubDialect(
          END $$""",
      """CREATE OR REPLACE TRIGGER h_{e}_keep BEFORE UPDATE OR DELETE ON c_{e}
          FOR EACH ROW EXECUTE FUNCTION h_{e}_keep()"""),
+    _copy_current,
 )  # fmt: skip
 
 

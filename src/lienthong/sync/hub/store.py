@@ -20,7 +20,13 @@ import orjson
 
 from lienthong.errors import BackendError, IntegrityError
 from lienthong.sync.envelope import Batch
-from lienthong.sync.hub.dialect import HubDialect, entity_ident
+from lienthong.sync.hub.dialect import (
+    HubDialect,
+    copy_escape,
+    copy_field,
+    copy_upsert_block,
+    entity_ident,
+)
 
 SCHEMA_VERSION = 1
 
@@ -51,6 +57,7 @@ class HubStore:
         self.conn = conn
         self.d = dialect
         self._entities: set[str] = set()
+        self._copy_skip: dict[str, int] = {}  # entity → batches to merge before trying COPY
         self._ddl(
             f"""CREATE TABLE IF NOT EXISTS sync_sources (
                 source TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, updated_at {dialect.ts_type})""",
@@ -168,10 +175,10 @@ class HubStore:
         src, seq = batch.source, batch.seq
         c = self.conn
         c.execute(q(f"UPDATE sync_clock SET now = CAST(? AS {d.ts_type}) WHERE id = 1"), (now,))
-        if batch.upserts:
+        ups = _last_per_key(batch.upserts) if batch.upserts else []
+        if ups and not self._copy_new(e, src, seq, now, ups):
             c.execute(f"DELETE FROM stage_{e}")
-            rows = [(k, p, j.decode()) for k, p, j in _last_per_key(batch.upserts)]
-            d.bulk_load(c, f"stage_{e}", ("source_key", "position", "data"), rows)
+            d.bulk_load(c, f"stage_{e}", ("source_key", "position", "data"), ups)
             # a changed row fires the history trigger; an identical one is left alone
             c.execute(
                 q(f"""INSERT INTO c_{e} SELECT ?, source_key, data, position, ?,
@@ -206,6 +213,31 @@ class HubStore:
                 [(seq, i, src) for i in batch.resolves],
             )
         c.execute(f"DELETE FROM stage_{e}")
+
+    def _copy_new(
+        self, e: str, src: str, seq: int, now: str, rows: list[tuple[str, str, bytes]]
+    ) -> bool:
+        """When no key of the batch exists yet (a snapshot), COPY the rows straight into the
+        current table: the same rows as the merge, without the staging round. A key that
+        exists rolls the COPY back (the merge follows) and the next few batches of the
+        entity merge directly."""
+        copy = self.d.copy_upserts
+        if copy is None:
+            return False
+        skip = self._copy_skip.get(e, 0)
+        if skip:
+            self._copy_skip[e] = skip - 1
+            return False
+        head = b"\t".join([copy_escape(src), b"%s", b"%s", b"%s", str(int(seq)).encode(),
+                           copy_escape(now), copy_escape(now)])  # fmt: skip
+        block = copy_upsert_block(rows, head + b"\n")
+        if block is None:
+            lines = ((src, k, j, p, seq, now, now) for k, p, j in rows)
+            block = "".join("\t".join(map(copy_field, r)) + "\n" for r in lines).encode()
+        if copy(self.conn, f"c_{e}", block) is None:
+            self._copy_skip[e] = 8
+            return False
+        return True
 
     def _record(self, batch: Batch, now: str) -> Applied:
         counts = batch.header["counts"]
