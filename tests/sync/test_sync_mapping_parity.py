@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lienthong.dictionary.categories import LEGACY_ID_PROVINCES
-from lienthong.sync.mapping import Mapper, dictionary_validator
+from lienthong.sync.mapping import Mapper, _fragments, dictionary_validator
 from lienthong.sync.model import Chunk
 from lienthong.sync.pipeline import pipeline_from_dict
 from lienthong.validate import make_personal_id
@@ -115,3 +116,26 @@ def test_columnar_on_a_clean_citizen_table_and_after_warm_memos() -> None:
         want = reference.map_row_by_row(Chunk(COLUMNS, data, {}))
         assert got.upserts == want.upserts and got.quarantine == want.quarantine
         assert len(got.upserts) == 499 and got.quarantine[0][0] == "17"
+
+
+values = st.one_of(
+    st.none(),
+    st.text(st.characters(), max_size=8),  # any code point, surrogates and controls included
+    st.sampled_from(["Nguyễn", "a\x00b", "\x01", '"', "\\", "\u2028", "\x7f", ""]),
+)
+
+
+@given(st.one_of(st.lists(values, max_size=30), st.lists(st.sampled_from(["VN", None, "1"]),
+       max_size=30), st.lists(st.one_of(st.none(), st.integers(), st.floats(), st.dates(),
+       st.booleans()), max_size=30)))  # fmt: skip
+@settings(deadline=None, max_examples=300)
+def test_json_fragments_equal_orjson(col: list[Any]) -> None:
+    try:
+        want: Any = [orjson.dumps(v) for v in col]
+    except orjson.JSONEncodeError:
+        want = orjson.JSONEncodeError
+    try:
+        got: Any = _fragments(col)
+    except orjson.JSONEncodeError:
+        got = orjson.JSONEncodeError
+    assert got == want

@@ -62,6 +62,16 @@ class Batch:
         return int(self.header["seq"])
 
 
+class _Body(msgspec.Struct):
+    u: list[tuple[str, str, bytes]]
+    d: list[tuple[str, str]]
+    q: list[tuple[str, str, bytes, list[str]]]
+    r: list[int] = []
+
+
+_BODY = msgspec.msgpack.Decoder(_Body)
+
+
 def _binding(header: dict[str, Any]) -> bytes:
     return canonical({k: header[k] for k in ("source", "seq", "table", "entity")})
 
@@ -144,7 +154,16 @@ def open_batch(
             raise IntegrityError("encrypted batch but this hub has no decryption keys")
         body = open_body(recipient_keys, meta["encryption"], body, _binding(header))
     try:
-        doc = msgspec.msgpack.decode(zlib.decompress(body))
+        plain = zlib.decompress(body)
+    except zlib.error as exc:
+        raise IntegrityError("batch body cannot be decoded", code="malformed_batch") from exc
+    try:  # the body as this module writes it, typed in one C pass
+        typed = _BODY.decode(plain)
+        return Batch(header, hashlib.sha256(head).hexdigest(), typed.u, typed.d, typed.q, typed.r)
+    except msgspec.DecodeError:
+        pass  # other spellings of the same content (e.g. integer keys): the lenient path
+    try:
+        doc = msgspec.msgpack.decode(plain)
         upserts = [(str(k), str(p), bytes(d)) for k, p, d in doc["u"]]
         deletes = [(str(k), str(p)) for k, p in doc["d"]]
         quarantine = [(str(k), str(p), bytes(r), [str(x) for x in rs]) for k, p, r, rs in doc["q"]]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -160,7 +162,7 @@ class Mapper:
 
     def _map_columns(self, chunk: Chunk, layout: tuple[list[str], list[str]]) -> Mapped:
         rows, n = chunk.rows, len(chunk.rows)
-        cols = list(zip(*rows, strict=True))
+        cols = _Columns(rows)
         bad: set[int] = set()
         keys = self._key_column(rows, cols)
         if "" in keys:
@@ -224,7 +226,7 @@ class Mapper:
             else:
                 jsons[i] = orjson.dumps(record)
 
-    def _key_column(self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]]) -> list[str]:
+    def _key_column(self, rows: list[tuple[Any, ...]], cols: _Columns) -> list[str]:
         if len(self.key_idx) == 1:
             col = cols[self.key_idx[0]]
             types = set(map(type, col))
@@ -273,13 +275,55 @@ def _one_type(col: Sequence[Any]) -> bool:
     return len(types) <= 1 and types <= _EXACT
 
 
+class _Columns:
+    """The columns of a chunk's rows, each extracted on first use."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+        self.cache: dict[int, list[Any]] = {}
+
+    def __getitem__(self, j: int) -> list[Any]:
+        col = self.cache.get(j)
+        if col is None:
+            col = self.cache[j] = list(map(itemgetter(j), self.rows))
+        return col
+
+
+# what orjson escapes inside a string; any other text serialises as '"' + text + '"'
+_ESCAPED = re.compile('[\x00-\x1f"\\\\]')
+_NULL_MARK = "\x01"
+
+
+def _string_fragments(col: Sequence[Any]) -> list[bytes] | None:
+    """orjson.dumps of a column of strings (and None) in one join/encode/split, or None when
+    a value would need escaping (or cannot be encoded)."""
+    nulls = None in col
+    if _ESCAPED.search("".join([v for v in col if v is not None] if nulls else col)):
+        return None
+    # no value holds a control character: NUL separates them, \x01 stands for None
+    joined = "\x00".join([_NULL_MARK if v is None else v for v in col] if nulls else col)
+    try:
+        frags = ('"' + joined.replace("\x00", '"\x00"') + '"').encode().split(b"\x00")
+    except UnicodeEncodeError:
+        return None
+    if nulls:
+        mark = b'"' + _NULL_MARK.encode() + b'"'
+        frags = [b"null" if f == mark else f for f in frags]
+    return frags
+
+
 def _fragments(col: Sequence[Any]) -> list[bytes]:
     """orjson.dumps of every value, serialising each distinct value once when that is exact."""
-    if _one_type(col):
+    types = set(map(type, col))
+    if len(types - {type(None)}) <= 1 and types <= _EXACT:
         distinct = set(col)
         if len(distinct) * 4 < len(col):
             frag = {v: orjson.dumps(v) for v in distinct}
             return list(map(frag.__getitem__, col))
+    if str in types and types <= {str, type(None)}:
+        frags = _string_fragments(col)
+        if frags is not None:
+            return frags
     return list(map(orjson.dumps, col))
 
 
@@ -291,7 +335,7 @@ class _Field:
         self.row = row
 
     def column(
-        self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]], bad: set[int]
+        self, rows: list[tuple[Any, ...]], cols: _Columns, bad: set[int]
     ) -> list[Any] | Constant:
         # generic: the reference conversion per row; failures flag the row
         out: list[Any] = []
@@ -311,7 +355,7 @@ class _ConstantField(_Field):
         self.value = value
 
     def column(
-        self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]], bad: set[int]
+        self, rows: list[tuple[Any, ...]], cols: _Columns, bad: set[int]
     ) -> list[Any] | Constant:
         return Constant(self.value)
 
@@ -330,12 +374,14 @@ class _SimpleField(_Field):
         self.j = j
 
     def column(
-        self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]], bad: set[int]
+        self, rows: list[tuple[Any, ...]], cols: _Columns, bad: set[int]
     ) -> list[Any] | Constant:
         col = cols[self.j]
         types = set(map(type, col))
         if types <= _NATIVE:
-            return [None if v == "" else v for v in col] if str in types else list(col)
+            if str in types and "" in col:
+                return [None if v == "" else v for v in col]
+            return list(col)
         return [(None if v == "" else v) if type(v) in _NATIVE else plain(v) for v in col]
 
 
@@ -363,7 +409,7 @@ class _MemoField(_Field):
         self.j, self.memo, self.finish = j, memo, finish
 
     def column(
-        self, rows: list[tuple[Any, ...]], cols: list[tuple[Any, ...]], bad: set[int]
+        self, rows: list[tuple[Any, ...]], cols: _Columns, bad: set[int]
     ) -> list[Any] | Constant:
         col, memo = cols[self.j], self.memo
         distinct = set(col) if _one_type(col) else None
