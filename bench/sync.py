@@ -1,29 +1,44 @@
 """Benchmark: a citizen table in PostgreSQL synchronised into the consolidated database.
 
-    python bench/sync.py [--json] [--rows N] [--skip-dlt] [--freshness-updates K]
+    python bench/sync.py [--json] [--rows N] [--transport http|gateway|both] [--skip-dlt]
+                         [--freshness-updates K]
 
-Same run, same table:
+Same run, same source table (``--rows`` citizens, ~2 % with an impossible date of birth):
 
-* ``rows_per_s``       lienthong end to end into the consolidated database on PostgreSQL:
-                       keyset read, mapping + data-dictionary validation, signed (ECDSA P-256)
-                       and encrypted (X25519+ML-KEM-768 / AES-256-GCM) batches, durable
-                       outbox, HTTP to a separate hub process (``python -m lienthong.sync hub
-                       serve``), verification, COPY + merge with history and lineage, signed
-                       acknowledgement;
+* ``rows_per_s``        lienthong end to end into the consolidated database on PostgreSQL:
+                        keyset read, mapping + data-dictionary validation, signed (ECDSA
+                        P-256) and encrypted (X25519+ML-KEM-768 / AES-256-GCM) batches,
+                        durable outbox, transport to a separate hub process (``python -m
+                        lienthong.sync hub serve``), verification, COPY/merge with history
+                        and lineage, signed acknowledgement. ``--transport http`` posts to
+                        the hub process directly; ``gateway`` goes through three real gateway
+                        processes (the agency's own gateway → national platform NDXP → the
+                        hub's gateway → hub process), ``both`` measures both (``rows_per_s``
+                        is then the direct one, ``gateway_rows_per_s`` the other);
 * ``sqlite_rows_per_s`` the same into the embedded SQLite consolidated database;
-* ``dlt_rows_per_s``   dlt ``sql_database`` (fastest backend that installs) into PostgreSQL;
-* ``copy_rows_per_s``  PostgreSQL ``COPY TO`` → ``COPY FROM`` into a table with a primary key
-                       (the physical limit, no validation, no history);
-* ``freshness_p95_s``  follow mode: p95 delay from a source UPDATE to its visibility.
+* ``dlt_rows_per_s``    dlt ``sql_database`` into PostgreSQL with its fastest backend that
+                        installs and runs here (ConnectorX and PyArrow are tried);
+* ``copy_rows_per_s``   PostgreSQL ``COPY TO`` → ``COPY FROM`` into a table with a primary
+                        key (the physical limit: no validation, no history, no lineage);
+                        ``copy_upsert_rows_per_s``: ``COPY`` into a temp table + ``INSERT …
+                        ON CONFLICT`` (the classic merge);
+* ``freshness_p95_s``   follow mode: p95 delay from a source UPDATE to its visibility in the
+                        consolidated database on PostgreSQL.
 
-Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), like the test suite.
+Every lienthong measurement runs in a fresh agency process (no warm caches from an earlier
+measurement). Load averages (1, 5, 15 min) are recorded before each measurement: the figures
+are only comparable on a quiet machine. Needs PostgreSQL on 127.0.0.1:5432 (user postgres,
+trust auth), like the test suite; dlt comes with ``pip install -e ".[bench]"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -39,15 +54,6 @@ from typing import Any
 
 import httpx
 import psycopg
-
-from lienthong.sync.agency import AgencyKeys, AgencySync
-from lienthong.sync.connectors.sql import POSTGRES, SqlTableConnector
-from lienthong.sync.hub.dialect import connect_hub
-from lienthong.sync.keys import init_keys, load_public, load_recipient_public
-from lienthong.sync.outbox import Outbox
-from lienthong.sync.pipeline import pipeline_from_dict
-from lienthong.sync.transport import HttpTransport
-from lienthong.trust.keystore import FileKeyStore
 
 NAMES = ("MƯỜI", "NGỌC", "THẢO", "UYÊN", "VY", "XUÂN", "YẾN", "ÁNH", "BẢO", "CẨM")
 PASS_ENV = "LT_BENCH_KEY_PASSPHRASE"
@@ -83,6 +89,12 @@ TABLE = {
         "gioi_tinh": "sex", "quoc_tich": "nationality",
     },
 }  # fmt: skip
+CITIZEN_COLUMNS = ("id BIGINT PRIMARY KEY, so_dinh_danh TEXT, ho_ten TEXT, ngay_sinh TEXT, "
+                   "gioi_tinh TEXT, quoc_tich TEXT, updated_at TIMESTAMPTZ NOT NULL")  # fmt: skip
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 @contextmanager
@@ -102,31 +114,46 @@ def make_source(dsn: str, rows: int) -> None:
         conn.execute(SOURCE_SQL.replace("%(rows)s", str(int(rows))))
         # cursor mode pages by (updated_at, id): the source needs that index, like any CDC cursor
         conn.execute("CREATE INDEX citizens_cursor ON citizens (updated_at, id)")
-        conn.execute("ANALYZE citizens")
+        conn.execute("VACUUM ANALYZE citizens")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# ---------------------------------------------------------------- one lienthong measurement
+# (runs in its own process: ``python bench/sync.py --one JSON``)
 
 
 @contextmanager
-def hub_process(hub_url: str, work: Path) -> Iterator[tuple[str, AgencyKeys]]:
+def hub_process(hub_url: str, work: Path, client: str | None) -> Iterator[tuple[str, Any]]:
     """A hub process (``python -m lienthong.sync hub serve``) on 127.0.0.1 and agency keys."""
+    from lienthong.sync.agency import AgencyKeys
+    from lienthong.sync.keys import init_keys, load_public, load_recipient_public
+    from lienthong.trust.keystore import FileKeyStore
+
     keys_dir = work / f"keys-{uuid.uuid4().hex[:6]}"
     os.environ[PASS_ENV] = uuid.uuid4().hex
     init_keys(keys_dir, {"$env": PASS_ENV})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lienthong.sync", "hub", "serve", "--db", hub_url, "--keys",
-         str(keys_dir), "--passphrase-env", PASS_ENV, "--source",
-         f"{SOURCE_ID}={keys_dir / 'agency.pub.pem'}", "--port", str(port)],
-    )  # fmt: skip
+    port = free_port()
+    args = [sys.executable, "-m", "lienthong.sync", "hub", "serve", "--db", hub_url, "--keys",
+            str(keys_dir), "--passphrase-env", PASS_ENV, "--source",
+            f"{SOURCE_ID}={keys_dir / 'agency.pub.pem'}", "--port", str(port)]  # fmt: skip
+    if client is not None:  # behind the gateways: only the agency's sync subsystem may send
+        args += ["--client", f"{SOURCE_ID}={client}", "--max-level", "SENSITIVE"]
+    proc = subprocess.Popen(args)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(url + "/sync/v1/health", timeout=0.5)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        with httpx.Client(trust_env=False) as http:
+            for _ in range(600):
+                try:
+                    http.get(url + "/sync/v1/health", timeout=0.5)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
         keys = AgencyKeys(
             FileKeyStore(keys_dir, {"$env": PASS_ENV}).signer("agency"),
             load_public(keys_dir / "hub.pub.pem"),
@@ -138,39 +165,81 @@ def hub_process(hub_url: str, work: Path) -> Iterator[tuple[str, AgencyKeys]]:
         proc.wait(timeout=30)
 
 
-def lienthong_sync(src: str, hub_url: str, work: Path, follow_updates: int = 0) -> dict[str, Any]:
-    """Source → agency process (this one) → HTTP → hub process → consolidated database."""
+@contextmanager
+def gateways(work: Path, hub_url: str) -> Iterator[tuple[str, str]]:
+    """The agency's gateway, the national platform and the hub's gateway as real processes;
+    yields (the agency gateway's URL, the agency's sync subsystem)."""
+    from lienthong.exchange.processes import Running
+    from lienthong.exchange.testbed import HUB_NODE, SYNC_AGENCIES, build_testbed, sync_spec
+
+    tb = build_testbed(work / "federation", sync_spec(f"{hub_url}/sync/v1", agencies=("BCA-GW",)))
+    with Running(tb) as running:
+        for node in ("NDXP", HUB_NODE, "BCA-GW"):
+            running.start_gateway(node)
+        yield tb.internal_url("BCA-GW"), SYNC_AGENCIES["BCA-GW"][1]
+
+
+def one(task: dict[str, Any]) -> dict[str, Any]:
+    """Source → agency (this process) → transport → hub process → consolidated database."""
+    from lienthong.exchange.testbed import SVC_SYNC, SYNC_AGENCIES
+    from lienthong.sync.agency import AgencySync
+    from lienthong.sync.connectors.sql import POSTGRES, SqlTableConnector
+    from lienthong.sync.gateway_transport import GatewaySettings, GatewayTransport
+    from lienthong.sync.outbox import Outbox
+    from lienthong.sync.pipeline import pipeline_from_dict
+    from lienthong.sync.transport import HttpTransport, Transport
+
+    src, hub_db = task["src"], task["hub"]
+    work = Path(task["work"]) / uuid.uuid4().hex[:8]  # own keys, outbox and federation
+    work.mkdir(parents=True)
+    via_gateway = task["transport"] == "gateway"
     pipeline = pipeline_from_dict(
         {"source_id": SOURCE_ID, "source": {"kind": "postgres", "dsn": {"$env": "UNUSED"}},
          "tables": [TABLE]}
     )  # fmt: skip
     connector = SqlTableConnector(lambda: psycopg.connect(src), POSTGRES, "citizens", ["id"],
                                   cursor="updated_at")  # fmt: skip
-    with hub_process(hub_url, work) as (url, keys):
-        transport = HttpTransport(url)
+    client = SYNC_AGENCIES["BCA-GW"][1] if via_gateway else None
+    with contextlib.ExitStack() as stack:
+        url, keys = stack.enter_context(hub_process(hub_db, work, client))
+        transport: Transport
+        if via_gateway:
+            gw_url, _client = stack.enter_context(gateways(work, url))
+            transport = GatewayTransport(GatewaySettings(gw_url, SVC_SYNC, _client))
+        else:
+            transport = HttpTransport(url)
         agency = AgencySync(
             pipeline, {"citizens": connector},
             Outbox(work / f"outbox-{uuid.uuid4().hex[:6]}.db"), transport, keys,
         )  # fmt: skip
+        before = load()
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         report = agency.run()
         elapsed = time.perf_counter() - t0
-        out: dict[str, Any] = {"read": report.read, "applied": report.applied,
-                               "quarantined": report.quarantined, "seconds": round(elapsed, 3),
-                               "rows_per_s": round(report.read / elapsed),
-                               "transport": "http (hub process)"}  # fmt: skip
-        if follow_updates:
-            out["freshness"] = freshness(agency, src, hub_url, follow_updates)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        agency_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        out: dict[str, Any] = {
+            "read": report.read, "applied": report.applied, "quarantined": report.quarantined,
+            "batches": report.batches, "error": report.error, "seconds": round(elapsed, 3),
+            "rows_per_s": round(report.read / elapsed), "agency_cpu_s": round(agency_cpu, 2),
+            "transport": "gateway (agency GW → NDXP → hub GW → hub process)" if via_gateway
+            else "http (hub process)", "load_avg": before,
+        }  # fmt: skip
+        if task.get("freshness"):
+            out["freshness"] = freshness(agency, src, hub_db, int(task["freshness"]))
         agency.close()
     return out
 
 
-def freshness(agency: AgencySync, src: str, hub_url: str, updates: int) -> dict[str, float]:
+def freshness(agency: Any, src: str, hub_db: str, updates: int) -> dict[str, Any]:
     """Update one row at a time at the source; time until the hub shows the new value."""
+    from lienthong.sync.hub.dialect import connect_hub
+
     stop = threading.Event()
     follower = threading.Thread(target=agency.follow, args=(stop, 0.05), daemon=True)
     follower.start()
-    conn, _d = connect_hub(hub_url)
+    conn, _d = connect_hub(hub_db)
     delays = []
     with psycopg.connect(src, autocommit=True) as source:
         for n in range(updates):
@@ -193,8 +262,26 @@ def freshness(agency: AgencySync, src: str, hub_url: str, updates: int) -> dict[
     stop.set()
     follower.join(timeout=30)
     conn.close()
-    q = statistics.quantiles(delays, n=20) if len(delays) > 1 else delays * 19
-    return {"p50_s": round(statistics.median(delays), 3), "p95_s": round(q[18], 3)}
+    q = statistics.quantiles(delays, n=20, method="inclusive") if len(delays) > 1 else delays * 19
+    return {"updates": updates, "p50_s": round(statistics.median(delays), 3),
+            "p95_s": round(q[18], 3), "max_s": round(max(delays), 3)}  # fmt: skip
+
+
+def lienthong_sync(src: str, hub_db: str, work: Path, transport: str, fresh: int) -> dict[str, Any]:
+    """One measurement in a fresh process."""
+    task = {"src": src, "hub": hub_db, "work": str(work), "transport": transport,
+            "freshness": fresh}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, __file__, "--one", json.dumps(task)],
+        stdout=subprocess.PIPE, check=False, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return {"error": f"agency process exited with {done.returncode}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ---------------------------------------------------------------- peers and physical limits
 
 
 def dlt_copy(src: str, dst: str) -> dict[str, Any]:
@@ -203,82 +290,154 @@ def dlt_copy(src: str, dst: str) -> dict[str, Any]:
         from dlt.sources.sql_database import sql_database
     except ImportError as exc:
         return {"error": f"dlt not installed: {exc}"}
-    best: dict[str, Any] = {}
+    out: dict[str, Any] = {"version": dlt.__version__, "backends": {}}
     # dlt insists on a password; the local server uses trust auth and ignores it
     dst_dlt = dst.replace("postgres@", "postgres:unused@")
     for backend in ("connectorx", "pyarrow"):
+        pipelines_dir = tempfile.mkdtemp(prefix="lt-bench-dlt-")
         try:
             source = sql_database(credentials=src, table_names=["citizens"], backend=backend)
             pipe = dlt.pipeline(
                 pipeline_name=f"bench_{uuid.uuid4().hex[:6]}",
                 destination=dlt.destinations.postgres(credentials=dst_dlt),
-                dataset_name=f"dlt_{backend}", pipelines_dir=tempfile.mkdtemp(),
+                dataset_name=f"dlt_{backend}", pipelines_dir=pipelines_dir,
             )  # fmt: skip
+            before = load()
             t0 = time.perf_counter()
             pipe.run(source, write_disposition="replace")
             elapsed = time.perf_counter() - t0
         except Exception as exc:  # a backend that does not install/run: try the next one
-            best.setdefault("errors", {})[backend] = f"{type(exc).__name__}: {str(exc)[:120]}"
+            out["backends"][backend] = {"error": f"{type(exc).__name__}: {str(exc)[:160]}"}
             continue
+        finally:
+            shutil.rmtree(pipelines_dir, ignore_errors=True)
         with psycopg.connect(dst) as c:
-            n = c.execute(f"SELECT count(*) FROM dlt_{backend}.citizens").fetchone()[0]
+            n = count(c, f"dlt_{backend}.citizens")
         rate = round(n / elapsed)
-        if rate > best.get("rows_per_s", 0):
-            best.update({"backend": backend, "rows_per_s": rate, "seconds": round(elapsed, 3)})
-    return best
+        out["backends"][backend] = {"rows": n, "rows_per_s": rate, "seconds": round(elapsed, 3),
+                                    "load_avg": before}  # fmt: skip
+        if rate > out.get("rows_per_s", 0):
+            out.update({"backend": backend, "rows_per_s": rate})
+    return out
+
+
+def count(conn: Any, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
 
 
 def copy_limit(src: str, dst: str) -> dict[str, Any]:
+    """COPY out of the source into a table with a primary key; then COPY + INSERT … ON CONFLICT."""
+    out: dict[str, Any] = {}
     with psycopg.connect(src) as a, psycopg.connect(dst) as b:
         b.execute("DROP TABLE IF EXISTS copy_citizens")
-        b.execute("CREATE TABLE copy_citizens (LIKE citizens)" if False else
-                  "CREATE TABLE copy_citizens (id BIGINT PRIMARY KEY, so_dinh_danh TEXT, "
-                  "ho_ten TEXT, ngay_sinh TEXT, gioi_tinh TEXT, quoc_tich TEXT, "
-                  "updated_at TIMESTAMPTZ NOT NULL)")  # fmt: skip
+        b.execute(f"CREATE TABLE copy_citizens ({CITIZEN_COLUMNS})")
+        b.execute(
+            f"CREATE TEMP TABLE stage_citizens ({CITIZEN_COLUMNS.replace(' PRIMARY KEY', '')})"
+        )
         b.commit()
-        t0 = time.perf_counter()
-        n = 0
-        with (
-            a.cursor().copy("COPY citizens TO STDOUT") as out,
-            b.cursor().copy("COPY copy_citizens FROM STDIN") as into,
-        ):
-            for data in out:
-                into.write(data)
-        b.commit()
-        elapsed = time.perf_counter() - t0
-        n = b.execute("SELECT count(*) FROM copy_citizens").fetchone()[0]
-    return {"rows_per_s": round(n / elapsed), "seconds": round(elapsed, 3)}
+        for what, into in (("copy", "copy_citizens"), ("copy_upsert", "stage_citizens")):
+            if what == "copy_upsert":
+                b.execute("TRUNCATE copy_citizens")
+                b.commit()
+            before = load()
+            t0 = time.perf_counter()
+            with (
+                a.cursor().copy("COPY citizens TO STDOUT") as source,
+                b.cursor().copy(f"COPY {into} FROM STDIN") as target,
+            ):
+                for data in source:
+                    target.write(data)
+            if what == "copy_upsert":
+                b.execute(
+                    "INSERT INTO copy_citizens SELECT * FROM stage_citizens ON CONFLICT (id) DO "
+                    "UPDATE SET so_dinh_danh = excluded.so_dinh_danh, ho_ten = excluded.ho_ten, "
+                    "ngay_sinh = excluded.ngay_sinh, gioi_tinh = excluded.gioi_tinh, "
+                    "quoc_tich = excluded.quoc_tich, updated_at = excluded.updated_at"
+                )
+            b.commit()
+            elapsed = time.perf_counter() - t0
+            n = count(b, "copy_citizens")
+            out[what] = {"rows_per_s": round(n / elapsed), "seconds": round(elapsed, 3),
+                         "load_avg": before}  # fmt: skip
+    return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--transport", choices=("http", "gateway", "both"), default="http")
     ap.add_argument("--skip-dlt", action="store_true")
     ap.add_argument("--freshness-updates", type=int, default=40)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = ap.parse_args()
-    result: dict[str, Any] = {"rows": args.rows}
-    with database() as src, database() as dst, tempfile.TemporaryDirectory() as tmp:
+    if args.one:
+        print(json.dumps(one(json.loads(args.one)), ensure_ascii=False))
+        return
+    if args.rows < 1 or args.freshness_updates < 0:
+        print("bench/sync.py: --rows must be ≥ 1 and --freshness-updates ≥ 0", file=sys.stderr)
+        raise SystemExit(2)
+    transports = ["http", "gateway"] if args.transport == "both" else [args.transport]
+    result: dict[str, Any] = {"rows": args.rows, "cpus": os.cpu_count(), "load_avg": load()}
+    t_all = time.perf_counter()
+    with database() as src, tempfile.TemporaryDirectory() as tmp:
         make_source(src, args.rows)
-        result["postgres"] = lienthong_sync(src, dst, Path(tmp), args.freshness_updates)
-        result["sqlite"] = lienthong_sync(src, str(Path(tmp) / "consolidated.db"), Path(tmp))
-        result["copy"] = copy_limit(src, dst)
-        result["dlt"] = {} if args.skip_dlt else dlt_copy(src, dst)
-    result["rows_per_s"] = result["postgres"]["rows_per_s"]
-    result["sqlite_rows_per_s"] = result["sqlite"]["rows_per_s"]
+        runs: dict[str, Any] = {}
+        for n, transport in enumerate(transports):
+            with database() as dst:  # an empty consolidated database per measurement
+                runs[f"{transport}_postgres"] = lienthong_sync(
+                    src, dst, Path(tmp), transport, args.freshness_updates if n == 0 else 0
+                )
+            hub_file = str(Path(tmp) / f"consolidated-{transport}.db")
+            runs[f"{transport}_sqlite"] = lienthong_sync(src, hub_file, Path(tmp), transport, 0)
+        result["lienthong"] = runs
+        with database() as dst:
+            result["copy"] = copy_limit(src, dst)
+            result["dlt"] = {"skipped": True} if args.skip_dlt else dlt_copy(src, dst)
+    first = transports[0]
+    result["rows_per_s"] = runs[f"{first}_postgres"].get("rows_per_s")
+    result["sqlite_rows_per_s"] = runs[f"{first}_sqlite"].get("rows_per_s")
+    if "gateway" in transports and first != "gateway":
+        result["gateway_rows_per_s"] = runs["gateway_postgres"].get("rows_per_s")
+        result["gateway_sqlite_rows_per_s"] = runs["gateway_sqlite"].get("rows_per_s")
     result["dlt_rows_per_s"] = result["dlt"].get("rows_per_s")
-    result["copy_rows_per_s"] = result["copy"]["rows_per_s"]
-    result["freshness_p95_s"] = result["postgres"].get("freshness", {}).get("p95_s")
+    result["copy_rows_per_s"] = result["copy"]["copy"]["rows_per_s"]
+    result["copy_upsert_rows_per_s"] = result["copy"]["copy_upsert"]["rows_per_s"]
+    result["freshness_p95_s"] = runs[f"{first}_postgres"].get("freshness", {}).get("p95_s")
+    result["seconds_total"] = round(time.perf_counter() - t_all, 1)
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    print(f"{'what':<34}{'rows/s':>12}")
-    for label, key in (("lienthong → PostgreSQL", "rows_per_s"),
-                       ("lienthong → SQLite", "sqlite_rows_per_s"),
-                       (f"dlt ({result['dlt'].get('backend', '-')})", "dlt_rows_per_s"),
-                       ("PostgreSQL COPY (limit)", "copy_rows_per_s")):  # fmt: skip
-        print(f"{label:<34}{result[key] or '-':>12}")
-    print(f"freshness p95: {result['freshness_p95_s']} s")
+    print_table(result, transports)
+
+
+def print_table(result: dict[str, Any], transports: list[str]) -> None:
+    def row(label: str, doc: dict[str, Any]) -> None:
+        rate = doc.get("rows_per_s", doc.get("error", "-"))
+        where = doc.get("load_avg", "")
+        print(f"{label:<44}{rate:>12}  {where}")
+
+    print(f"{result['rows']:,} rows, {result['cpus']} CPUs; load average at start "
+          f"{result['load_avg']}")  # fmt: skip
+    print(f"{'what':<44}{'rows/s':>12}  load average (1, 5, 15 min) before")
+    for transport in transports:
+        for target in ("postgres", "sqlite"):
+            doc = result["lienthong"][f"{transport}_{target}"]
+            row(f"lienthong → {'PostgreSQL' if target == 'postgres' else 'SQLite'} "
+                f"({transport})", doc)  # fmt: skip
+    dlt = result["dlt"]
+    for backend, doc in dlt.get("backends", {}).items():
+        row(f"dlt sql_database ({backend}) → PostgreSQL", doc)
+    if dlt.get("skipped") or dlt.get("error"):
+        row("dlt", {"error": dlt.get("error", "skipped")})
+    row("PostgreSQL COPY → table with key (limit)", result["copy"]["copy"])
+    row("PostgreSQL COPY → temp + INSERT ON CONFLICT", result["copy"]["copy_upsert"])
+    fresh = result["lienthong"][f"{transports[0]}_postgres"].get("freshness")
+    if fresh:
+        print(f"follow-mode freshness ({fresh['updates']} updates): p50 {fresh['p50_s']} s, "
+              f"p95 {fresh['p95_s']} s, max {fresh['max_s']} s")  # fmt: skip
+    print(f"total {result['seconds_total']} s")
 
 
 if __name__ == "__main__":
