@@ -6,6 +6,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from lienthong.errors import ConfigError
@@ -80,26 +81,28 @@ def _copy_bytes(conn: Any, sql: str, block: bytes) -> None:
         copy.write(block)
 
 
-_SPECIAL = re.compile("[\\\\\t\n\r]")
-_SPECIAL_BYTES = re.compile(b"[\\\\\t\n\r]")
+_SPECIAL = ("\\", "\t", "\n", "\r")
+_SPECIAL_BYTES = tuple(ch.encode() for ch in _SPECIAL)
 
 
 def _plain_text(texts: Sequence[str]) -> bool:
-    """True when no text needs COPY escaping (one regex pass over the joined texts)."""
-    return _SPECIAL.search("".join(texts)) is None
+    """True when no text needs COPY escaping (four memchr-speed scans of the joined texts)."""
+    joined = "".join(texts)
+    return not any(ch in joined for ch in _SPECIAL)
 
 
 def _plain_bytes(blobs: Sequence[bytes]) -> bool:
-    return _SPECIAL_BYTES.search(b"".join(blobs)) is None
+    joined = b"".join(blobs)
+    return not any(ch in joined for ch in _SPECIAL_BYTES)
 
 
 def copy_upsert_block(rows: Sequence[tuple[str, str, bytes]], template: bytes) -> bytes | None:
     """COPY text lines of (key, position, json) rows through a bytes %-template with three
     ``%s`` (key, json, position), built with one C-level pass; None when a value needs
     escaping (the caller then uses the per-field path)."""
-    keys = [k for k, _, _ in rows]
-    positions = [p for _, p, _ in rows]
-    jsons = [j for _, _, j in rows]
+    keys = list(map(itemgetter(0), rows))
+    positions = list(map(itemgetter(1), rows))
+    jsons = list(map(itemgetter(2), rows))
     if not (_plain_text(keys) and _plain_bytes(jsons)):
         return None
     key_bytes = "\n".join(keys).encode().split(b"\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -261,6 +262,6 @@ class HubStore:
 
 def _last_per_key(rows: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
     """Keep the last change of each key (a log-based batch may hold several)."""
-    if len({k for k, _, _ in rows}) == len(rows):
+    if len(set(map(itemgetter(0), rows))) == len(rows):
         return rows
     return list({k: (k, p, j) for k, p, j in rows}.values())
