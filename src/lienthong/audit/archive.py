@@ -38,6 +38,8 @@ from lienthong.errors import InputError, IntegrityError
 from lienthong.trust.keys import PublicKey
 
 FORMAT = "lienthong-audit-archive/1"
+ARCHIVE_ACTION = "log.archive"
+_ATTEST_MARK = b'"action":"log.archive"'
 
 
 def _slug(origin: str) -> str:
@@ -98,18 +100,27 @@ def archive_segment(
     sig_note = text + "\n" + sign_text(text, log.key_name, log.signer)
     _write_atomic(path, blob)
     _write_atomic(path.with_name(path.name + ".sig"), sig_note.encode())
-    log.store.add_archive(seq, first, end, str(path), digest.hex())
-    if prune:
-        log.store.prune(first, end)
+    # the archive is recorded *in the log* and covered by a signed checkpoint before anything
+    # is pruned: verify and access-history accept a pruned prefix only if it is so attested
     log.append_one(
         admin_entry(
             at=now,
             actor="audit",
-            action="log.archive",
+            action=ARCHIVE_ACTION,
             target=path.name,
-            detail={"first": first, "end": end, "sha256": digest.hex()},
+            detail={
+                "seq": seq,
+                "first": first,
+                "end": end,
+                "sha256": digest.hex(),
+                "prev_sha256": prev,
+            },
         )
     )
+    log.checkpoint(now=now)
+    log.store.add_archive(seq, first, end, str(path), digest.hex())
+    if prune:
+        log.store.prune(first, end)
     return path
 
 
@@ -183,3 +194,96 @@ def verify_archives(paths: list[Path], key_name: str, key: PublicKey) -> list[di
         out.append(verify_archive(p, key_name, key, prev))
         prev = p
     return out
+
+
+ArchiveRow = tuple[int, int, int, str, str]  # seq, first, end, path, sha256 (hex)
+
+
+class ArchiveUnproven(IntegrityError):
+    """The archives table claims a pruned prefix that the log itself does not attest."""
+
+    code = "log_inconsistent"
+
+
+def attestation(kind: str, data: bytes | None) -> dict[str, Any] | None:
+    """The detail of a ``log.archive`` admin entry (the log's own record of an archive)."""
+    if data is None or kind != "admin" or _ATTEST_MARK not in data:
+        return None
+    try:
+        entry = json.loads(data)
+    except ValueError:
+        return None
+    detail = entry.get("detail") if isinstance(entry, dict) else None
+    if entry.get("action") != ARCHIVE_ACTION or not isinstance(detail, dict):
+        return None
+    return detail
+
+
+def proven_prefix(
+    rows: list[ArchiveRow], attested: dict[int, dict[str, Any]], signed_size: int
+) -> int:
+    """End of the archived prefix that is *proven*, or raise :class:`ArchiveUnproven`.
+
+    ``attested`` maps entry index → detail of every live ``log.archive`` entry; only those
+    below ``signed_size`` (covered by a verified signed checkpoint) count. The archives table
+    must be a chain ``seq`` 1, 2, … over ``[0, e1), [e1, e2), …``; its last record must be
+    attested by a signed entry (seq, range, archive SHA-256, previous archive SHA-256), and
+    every record whose entry is still live must match it; the SHA-256 of an earlier record
+    whose entry was itself archived is proven by the ``prev_sha256`` of the next one.
+    """
+    if not rows:
+        return 0
+    signed = [d for i, d in sorted(attested.items()) if i < signed_size]
+    expect_first, prev_sha = 0, None
+    for k, (seq, first, end, _path, sha) in enumerate(rows):
+        if seq != k + 1 or first != expect_first or not first < end:
+            raise ArchiveUnproven(
+                f"archive record {seq} claims entries [{first}, {end}) but the archive chain "
+                f"continues at {expect_first}: entries deleted under a forged archive record",
+                kind="deleted",
+                index=min(first, expect_first),
+            )
+        mine = [d for d in signed if _matches_range(d, seq, first, end)]
+        if mine and not any(_matches(d, sha, prev_sha) for d in mine):
+            raise ArchiveUnproven(
+                f"archive record {seq} [{first}, {end}) differs from the log's own signed "
+                "log.archive entry (SHA-256 or chain)",
+                kind="deleted",
+                index=first,
+            )
+        if not mine and k == len(rows) - 1:
+            raise ArchiveUnproven(
+                f"archive record {seq} claims entries [{first}, {end}) were archived, but no "
+                "log.archive entry covered by a signed checkpoint attests it: entries deleted",
+                kind="deleted",
+                index=first,
+            )
+        nxt = [d for d in signed if _matches_range(d, seq + 1, end, None)]
+        if any(d.get("prev_sha256") not in (None, sha) for d in nxt):
+            raise ArchiveUnproven(
+                f"archive record {seq}: its SHA-256 is not the one the next archive links to",
+                kind="deleted",
+                index=first,
+            )
+        expect_first, prev_sha = end, sha
+    return expect_first
+
+
+def _matches_range(d: dict[str, Any], seq: int, first: int, end: int | None) -> bool:
+    if d.get("first") != first or (end is not None and d.get("end") != end):
+        return False
+    return d.get("seq") in (None, seq)  # entries written before 'seq' was recorded: by range
+
+
+def _matches(d: dict[str, Any], sha: str, prev_sha: str | None) -> bool:
+    return d.get("sha256") == sha and ("prev_sha256" not in d or d["prev_sha256"] == prev_sha)
+
+
+def check_archive_file(row: ArchiveRow) -> bool | None:
+    """True if the archive file is present and hashes to the record, None if absent."""
+    path = Path(row[3])
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(blob).hexdigest() == row[4]

@@ -47,6 +47,11 @@ def _open(target: str, signer: Signer | None = None) -> AuditLog:
     return AuditLog.open(target, signer=signer, create=False)
 
 
+def _read(target: str) -> AuditLog:
+    """Open an existing log for reading only: nothing is written (a read-only copy works)."""
+    return AuditLog.open(target, create=False, readonly=True)
+
+
 def _signer(key_dir: Path | None, label: str, passphrase: str | None) -> Signer:
     if key_dir is None or passphrase is None:
         raise InputError("signing needs --key-dir and --passphrase (env:NAME or file:PATH)")
@@ -121,7 +126,7 @@ def verify(
 ) -> None:
     """Re-check every entry, subtree, checkpoint and co-signature; report the first problem."""
     tsa = _certificates(tsa_bundle) if tsa_bundle is not None else None
-    with _open(log) as lg:
+    with _read(log) as lg:
         notes = [_read_text(p) for p in checkpoint]
         notes += [_witness_note(p, lg.origin) for p in witness_state]
         try:
@@ -155,7 +160,7 @@ def prove(
     json_out: bool = JSON,
 ) -> None:
     """Print the RFC 6962 inclusion proof of entry INDEX."""
-    with _open(log) as lg:
+    with _read(log) as lg:
         proof = lg.prove(index, size)
     if json_out:
         emit_json(proof.to_json())
@@ -196,7 +201,7 @@ def consistency(
     new: int | None = typer.Option(None, "--new"),
 ) -> None:
     """Print a consistency proof between two tree sizes (JSON)."""
-    with _open(log) as lg:
+    with _read(log) as lg:
         new_size = lg.size() if new is None else new
         proof = lg.consistency(old, new_size)
         emit_json(
@@ -291,7 +296,7 @@ def access_history_cmd(
     """Who accessed a citizen's data, when, why — with proofs and a completeness statement."""
     key = resolve_secret(person_key, what="person key")
     keys = _named_keys(log_key)
-    logs = [_open(t) for t in log]
+    logs = [_read(t) for t in log]
     try:
         result = access_history(logs, person, key, keys)
     finally:
@@ -349,7 +354,7 @@ def export(
     """Stream security events for the monitoring centre."""
     if fmt not in ("jsonl", "cef"):
         raise InputError(f"--format must be jsonl or cef, not {fmt!r}")
-    with _open(log) as lg:
+    with _read(log) as lg:
         for event in security_events(lg, since):
             line = to_jsonl(event) if fmt == "jsonl" else to_cef(event)
             if syslog and fmt == "cef":

@@ -75,7 +75,9 @@ class _Pending:
         self.error: BaseException | None = None
 
 
-def open_store(target: str | Path, *, create: bool = True, durability: str = "power") -> LogStore:
+def open_store(
+    target: str | Path, *, create: bool = True, durability: str = "power", readonly: bool = False
+) -> LogStore:
     """SQLite file path (default) or ``postgresql://`` DSN → a store.
 
     ``durability`` (SQLite only): ``"power"`` — a commit returns after ``fsync``; ``"process"``
@@ -86,10 +88,10 @@ def open_store(target: str | Path, *, create: bool = True, durability: str = "po
     if text.startswith(("postgresql://", "postgres://")):
         from lienthong.audit.pgstore import PostgresStore
 
-        return PostgresStore(text, create=create)
+        return PostgresStore(text, create=create, readonly=readonly)
     from lienthong.audit.sqlstore import SqliteStore
 
-    return SqliteStore(text, create=create, durability=durability)
+    return SqliteStore(text, create=create, durability=durability, readonly=readonly)
 
 
 def _bind_key(store: LogStore, name: str, signer: Signer) -> None:
@@ -144,15 +146,22 @@ class AuditLog:
         timestamper: Timestamper | None = None,
         create: bool = True,
         durability: str = "power",
+        readonly: bool = False,
     ) -> AuditLog:
         """Open or create the log at ``target`` (SQLite path or PostgreSQL DSN).
 
         ``origin`` (C2SP log name, e.g. ``lienthong.gov.vn/audit/<member>``) is fixed at
         creation; ``signer`` is needed only to make checkpoints. ``create=False`` refuses,
-        without writing anything, a target that is not already an audit log.
+        without writing anything, a target that is not already an audit log. ``readonly=True``
+        (verify, prove, history…) opens it without writing anything at all.
         """
-        store = open_store(target, create=create, durability=durability)
+        if readonly and signer is not None:
+            raise InputError("a log opened read-only cannot sign checkpoints")
+        store = open_store(target, create=create, durability=durability, readonly=readonly)
         stored = store.get_meta("origin")
+        if stored is None and readonly:
+            store.close()
+            raise InputError(f"{target} is not an audit log (no origin recorded)")
         if stored is None:
             if not origin:
                 store.close()

@@ -53,14 +53,16 @@ class PostgresStore(SqlStore):
 
     dialect = POSTGRES
 
-    def __init__(self, dsn: str, *, create: bool = True) -> None:
+    def __init__(self, dsn: str, *, create: bool = True, readonly: bool = False) -> None:
         self.location = _redact(dsn)
         try:
             conn = psycopg.connect(dsn, connect_timeout=10)
         except psycopg.Error as exc:
             raise BackendError(f"cannot connect to audit database {self.location}: {exc}") from exc
         super().__init__(conn, (psycopg.Error,))
-        if create:
+        if readonly:
+            conn.read_only = True  # every transaction READ ONLY: the server refuses writes
+        if create and not readonly:
             self.create_schema()
         elif (
             self._run(lambda cur: _fetchall(cur, "SELECT to_regclass('leaves')", ()))[0][0] is None

@@ -12,6 +12,7 @@ import functools
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,6 +127,40 @@ class SqlStore:
         )
         return [(int(a), int(b), int(c), str(d), str(e)) for a, b, c, d, e in rows]
 
+    def min_index(self) -> int | None:
+        """Smallest entry index stored (negative = rows inserted before the log's start)."""
+        rows = self._run(lambda cur: _fetchall(cur, "SELECT MIN(idx) FROM leaves", ()))
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+    def last_tile(self, level: int) -> tuple[int, int] | None:
+        """``(key, hash count)`` of the last stored tile of ``level``, or None."""
+        sql = self._q(
+            "SELECT id, hashes FROM tiles WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 1"
+        )
+        params = (level << 48, (level + 1) << 48)
+        rows = self._run(functools.partial(_fetchall_at, sql=sql, params=params))
+        return None if not rows else (int(rows[0][0]), len(rows[0][1]) // 32)
+
+    def person_rows(self, start: int) -> list[tuple[bytes, int]]:
+        """Person-index rows of entries ``idx >= start`` and of impossible (negative) indexes."""
+        sql = self._q("SELECT person, idx FROM persons WHERE idx >= ? OR idx < 0")
+        rows = self._run(functools.partial(_fetchall_at, sql=sql, params=(start,)))
+        return [(bytes(p), int(i)) for p, i in rows]
+
+    def missing_tables(self) -> list[str]:
+        """Tables of the layout that are absent (a damaged or truncated log)."""
+        names = [stmt.split()[5] for stmt in self.dialect.schema()]
+        missing = []
+        for name in names:
+            probe = f"SELECT 1 FROM {name} LIMIT 1"
+            try:
+                self._run(functools.partial(_fetchall_at, sql=probe, params=()))
+            except BackendError:
+                missing.append(name)
+                if self.dialect.name == "postgresql":
+                    self.conn.rollback()
+        return missing
+
     # -- small writes -----------------------------------------------------------------------
     def _insert(self, sql: str, params: tuple[Any, ...]) -> None:
         self._run(lambda cur: cur.execute(self._q(sql), params), commit=True)
@@ -233,12 +268,26 @@ class _SqliteWriter:
             self.cur.executemany("INSERT INTO persons (person, idx) VALUES (?, ?)", persons)
 
 
+def read_only_uri(path: Path) -> str:
+    """A URI that opens ``path`` without writing anything, not even ``-wal``/``-shm`` files.
+
+    With a ``-wal`` file present (a writer has the log open, or crashed), ``mode=ro`` reads the
+    committed WAL content through the existing ``-shm``. Without one, no connection has it open
+    and every committed entry is in the main file: ``immutable=1`` reads it without locks, so
+    a copy in a read-only directory, owned by someone else, can be verified.
+    """
+    quoted = urllib.parse.quote(str(path.absolute()))
+    if Path(str(path) + "-wal").exists():
+        return f"file:{quoted}?mode=ro"
+    return f"file:{quoted}?mode=ro&immutable=1"
+
+
 def _require_log_file(path: Path) -> None:
     """Refuse (without touching it) a path that is not an existing audit log."""
     if not path.is_file():
         raise InputError(f"no audit log at {path}")
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True)) as conn:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as exc:
         raise InputError(f"{path} is not an audit log: {exc}") from exc
@@ -259,26 +308,53 @@ class SqliteStore(SqlStore):
 
     dialect = SQLITE
 
-    def __init__(self, path: str | Path, *, create: bool = True, durability: str = "power") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        durability: str = "power",
+        readonly: bool = False,
+    ) -> None:
         self.location = str(path)
         if durability not in DURABILITY:
             raise InputError(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
         self.durability = durability
-        if not create:
+        self.readonly = readonly
+        if not create or readonly:
             _require_log_file(Path(path))
         try:
-            conn = sqlite3.connect(
-                str(path), isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
+            if readonly:  # nothing is written: no WAL switch, no schema, no -wal/-shm files
+                conn = sqlite3.connect(
+                    read_only_uri(Path(path)),
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=30.0,
+                )
+            else:
+                conn = sqlite3.connect(
+                    str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
             # proofs read ~log2(n) tiles at random: memory-mapped reads avoid a syscall each
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the upper tree stays in memory
         except sqlite3.Error as exc:
             raise InputError(f"cannot open audit log {path}: {exc}") from exc
         super().__init__(conn, (sqlite3.Error,))
-        self.create_schema()
+        if not readonly:
+            self.create_schema()
+
+    def close(self) -> None:
+        """Close; a writer first copies the WAL into the main file and empties it, so the
+        ``.auditlog`` file alone holds the whole log (it can be handed to an auditor)."""
+        with self._lock:
+            if not self.readonly:
+                with contextlib.suppress(sqlite3.Error):  # busy: another process has it open
+                    self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.conn.close()
 
     def _run(self, fn: Callable[[Any], T], *, commit: bool = False) -> T:
         if not commit:

@@ -318,6 +318,14 @@ def verify_log(
     citizen's receipt): they catch a history rewritten together with its stored checkpoints.
     """
     started = time.perf_counter()
+    missing = log.store.missing_tables()
+    if missing:  # reported, never repaired: a verifier writes nothing
+        raise _fail(
+            "deleted",
+            f"the log's {', '.join(missing)} table(s) are missing (deleted)",
+            index=0,
+            tables=missing,
+        )
     report = VerifyReport(origin=log.origin, size=log.size())
     if public_key is None:
         pem = log.store.get_meta("public_key")
