@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from lienthong.errors import IntegrityError, TrustError
 from lienthong.sync.cipher import RecipientKeys
-from lienthong.sync.envelope import build_ack, open_batch
+from lienthong.sync.envelope import build_ack, open_batch, parse_header
 from lienthong.sync.hub.store import HubStore
 from lienthong.trust.keys import PublicKey, Signer
 
@@ -47,15 +48,32 @@ class Hub:
         self.now = now
         self.audit = audit
         self._lock = threading.Lock()  # one writer: batches of a source apply in order
+        # concurrent deliveries (a sender with several batches on the way): each batch is
+        # verified and decoded at once, then waits for its predecessor to be applied
+        self._turn = threading.Condition()
+        self._applied: dict[str, int] = {}  # source → last sequence applied here
+        self._busy: dict[str, int] = {}  # source → requests being received now
 
     def receive(self, envelope: bytes) -> bytes:
+        claimed = _claimed_source(envelope)
+        with self._turn:
+            self._busy[claimed] = self._busy.get(claimed, 0) + 1
         try:
-            batch = open_batch(envelope, self.sources, self.recipient)
-        except (TrustError, IntegrityError) as exc:
-            log.warning("rejected sync batch: %s %s", exc.code, exc.message)
-            raise
-        with self._lock:
-            done = self.store.apply(batch, self.now())
+            try:
+                batch = open_batch(envelope, self.sources, self.recipient)
+            except (TrustError, IntegrityError) as exc:
+                log.warning("rejected sync batch: %s %s", exc.code, exc.message)
+                raise
+            self._wait_turn(batch.source, batch.seq)
+            with self._lock:
+                done = self.store.apply(batch, self.now())
+            with self._turn:
+                last = self._applied.get(batch.source, 0)
+                self._applied[batch.source] = max(last, batch.seq)
+        finally:
+            with self._turn:
+                self._busy[claimed] -= 1
+                self._turn.notify_all()
         if self.audit is not None and done.status == "applied":
             h = batch.header
             self.audit(
@@ -63,3 +81,34 @@ class Hub:
                 | done.ack_fields()
             )
         return build_ack(self.signer, done.ack_fields())
+
+    def _wait_turn(self, source: str, seq: int) -> None:
+        """Wait until batch ``seq - 1`` of ``source`` is applied, while another delivery of the
+        source is under way here (at most ``PREDECESSOR_WAIT`` s), or for ``GRACE`` s for a
+        predecessor still on the network; then the store decides (in order, duplicate, gap)."""
+        with self._turn:
+            if source not in self._applied:
+                try:
+                    with self._lock:
+                        self._applied[source] = self.store.last_seq(source)
+                except Exception:  # the store decides (and reports) when applying
+                    return
+            start = time.monotonic()
+            while self._applied[source] + 1 < seq:
+                limit = PREDECESSOR_WAIT if self._busy.get(source, 0) > 1 else GRACE
+                left = start + limit - time.monotonic()
+                if left <= 0:
+                    return
+                self._turn.wait(left)
+
+
+PREDECESSOR_WAIT = 60.0
+GRACE = 0.5
+
+
+def _claimed_source(envelope: bytes) -> str:
+    """The source an envelope claims (unverified: only to order concurrent deliveries)."""
+    try:
+        return str(parse_header(envelope)[0].get("source"))
+    except IntegrityError:
+        return ""

@@ -144,6 +144,16 @@ class HubStore:
             self._rollback()
             raise BackendError(f"consolidated database: {exc}") from exc
 
+    def last_seq(self, source: str) -> int:
+        """The last sequence number applied for ``source`` (0 if none)."""
+        try:
+            row = self.conn.execute(
+                self.d.sql("SELECT last_seq FROM sync_sources WHERE source = ?"), (source,)
+            ).fetchone()
+        finally:
+            self._rollback()  # end the read transaction
+        return int(row[0]) if row else 0
+
     def _check_sequence(self, batch: Batch) -> Applied | None:
         q = self.d.sql
         row = self.conn.execute(
