@@ -16,6 +16,7 @@ changed byte fails authentication.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -92,6 +93,17 @@ def _derive(secret: bytes, label: str) -> bytes:
     return HKDF(hashes.SHA256(), 32, salt=None, info=label.encode()).derive(secret)
 
 
+@functools.lru_cache(maxsize=1024)
+def _recipient(
+    x25519_b64: str, mlkem_b64: str
+) -> tuple[x25519.X25519PublicKey, mlkem.MLKEM768PublicKey]:
+    """A recipient's parsed public keys (from the directory: parsed once, not per message)."""
+    return (
+        x25519.X25519PublicKey.from_public_bytes(b64d(x25519_b64)),
+        mlkem.MLKEM768PublicKey.from_public_bytes(b64d(mlkem_b64)),
+    )
+
+
 class HybridSuite:
     """X25519 + ML-KEM-768 → HKDF-SHA-256 → AES-256-GCM (streaming records)."""
 
@@ -101,8 +113,7 @@ class HybridSuite:
         self, recipient_public: dict[str, str], context: bytes
     ) -> tuple[bytes, dict[str, str]]:
         try:
-            peer_x = x25519.X25519PublicKey.from_public_bytes(b64d(recipient_public["x25519"]))
-            peer_m = mlkem.MLKEM768PublicKey.from_public_bytes(b64d(recipient_public["mlkem768"]))
+            peer_x, peer_m = _recipient(recipient_public["x25519"], recipient_public["mlkem768"])
         except (KeyError, ValueError) as exc:
             raise InputError("recipient has no valid X25519/ML-KEM-768 public key") from exc
         eph = x25519.X25519PrivateKey.generate()

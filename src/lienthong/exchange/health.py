@@ -49,16 +49,16 @@ def health_report(node: Node, now: float) -> dict[str, Any]:
     return {"node": node.name, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
-def health_handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def health(_request: web.Request) -> web.Response:
+def health_handler(node: Node) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
+    async def health(_request: web.BaseRequest) -> web.Response:
         report = health_report(node, time.time())
         return web.json_response(report, status=200 if report["ok"] else 500)
 
     return health
 
 
-def metrics_handler(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(_request: web.Request) -> web.Response:
+def metrics_handler(metrics: Metrics) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
+    async def handler(_request: web.BaseRequest) -> web.Response:
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

@@ -56,14 +56,14 @@ class Verified:
     hops: list[str]
 
 
-def _peer_identity(node: Node, request: web.Request) -> str:
+def _peer_identity(node: Node, request: web.BaseRequest) -> str:
     der = peer_der(request.transport)
     if der is None:
         raise Refused(ErrorCode.ACCESS_DENIED, "no TLS client certificate")
     return node.certs.identity_of_der(der)
 
 
-def verify_peer_request(node: Node, request: web.Request, ex: Exchange) -> Verified:
+def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> Verified:
     """Every check of an incoming gateway request; return what the next step needs."""
     peer = _peer_identity(node, request)
     raw_path, _, query = request.message.path.partition("?")
@@ -132,7 +132,7 @@ def _verify_hops(node: Node, hops: list[str], route: list[str], req_hash: str) -
 
 
 async def handle_peer_call(
-    node: Node, sessions: Sessions, request: web.Request, ex: Exchange
+    node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange
 ) -> web.StreamResponse:
     v = verify_peer_request(node, request, ex)
     ex.request_bytes = request.content_length or 0
@@ -152,7 +152,7 @@ def _timing(name: str, ms: float, downstream: str | None) -> str:
 
 
 async def _relay(
-    node: Node, sessions: Sessions, request: web.Request, ex: Exchange, v: Verified
+    node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange, v: Verified
 ) -> web.StreamResponse:
     """Forward without being able to decrypt; add this node's signed hop receipt."""
     assert v.next_node is not None

@@ -48,7 +48,7 @@ from lienthong.exchange.routing import plan_route
 from lienthong.exchange.transport import Sessions, send_to_node
 
 
-def _content_length(request: web.Request, limit: int) -> None:
+def _content_length(request: web.BaseRequest, limit: int) -> None:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Refused(ErrorCode.TOO_LARGE, "declared body larger than the limit", size=declared)
@@ -69,7 +69,7 @@ class _Outgoing:
 
 
 async def _outgoing(
-    node: Node, request: web.Request, call: ServiceCall, policy: LevelPolicy, ex: Exchange
+    node: Node, request: web.BaseRequest, call: ServiceCall, policy: LevelPolicy, ex: Exchange
 ) -> _Outgoing:
     limits = node.cfg.limits
     if not request.body_exists:  # GET and friends: no generator chain for nothing
@@ -112,7 +112,7 @@ def _sealed(node: Node, call: ServiceCall, policy: LevelPolicy, data: bytes) -> 
 
 
 async def handle_client_call(
-    node: Node, sessions: Sessions, request: web.Request, ex: Exchange
+    node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange
 ) -> web.StreamResponse:
     """Carry one call from a local information system to the provider and back."""
     raw_path, _, query = request.message.path.partition("?")
@@ -194,7 +194,7 @@ def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any]
 
 
 async def _relay_response(
-    node: Node, request: web.Request, ex: Exchange, resp: Any, sent: _Sent
+    node: Node, request: web.BaseRequest, ex: Exchange, resp: Any, sent: _Sent
 ) -> web.StreamResponse:
     timing = resp.headers.get(H_TIMING, "")
     ex.hop_ms = timing if _TIMING.fullmatch(timing) else None  # peer text: stored only if tame
@@ -241,7 +241,7 @@ async def _relay_response(
 
 
 async def _stream_out(
-    request: web.Request,
+    request: web.BaseRequest,
     ex: Exchange,
     status: int,
     headers: dict[str, str],

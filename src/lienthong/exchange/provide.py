@@ -61,7 +61,7 @@ def _service_headers(v: Verified) -> dict[str, str]:
 
 
 async def _request_body(
-    node: Node, request: web.Request, v: Verified, secret: bytes | None, suite: e2e.Suite | None
+    node: Node, request: web.BaseRequest, v: Verified, secret: bytes | None, suite: e2e.Suite | None
 ) -> tuple[Any, Body | None]:
     limits = node.cfg.limits
     if secret is None and not request.body_exists:
@@ -104,7 +104,7 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 
 async def provide(
-    node: Node, sessions: Sessions, request: web.Request, ex: Exchange, v: Verified
+    node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange, v: Verified
 ) -> web.StreamResponse:
     service = ServiceId.parse(v.claims["service"])
     keys = node.local.get(SubsystemId.parse(v.claims["service"].rsplit("/", 1)[0]))
@@ -165,7 +165,7 @@ async def _response_body(
 
 async def _answer(
     node: Node,
-    request: web.Request,
+    request: web.BaseRequest,
     ex: Exchange,
     v: Verified,
     resp: aiohttp.ClientResponse,
