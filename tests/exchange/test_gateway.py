@@ -76,8 +76,9 @@ def test_relay_cannot_read_mat_body_and_logs_receipts(
     path = federation.testbed.workdir / "state" / "BCA-GW" / "message-log.auditlog"
     with AuditLog.open(path, create=False) as log:
         last = decode_entry(log.entry(log.size() - 1))
-    assert last["classification"] == "4" and len(last["hops"]) == 1  # NDXP's signed receipt
-    assert last["response_tokens"] and len(last["request_tokens"]) == 2  # hybrid signatures
+    assert last["classification"] == "4" and last["hops"] == 1  # NDXP's signed receipt
+    # token hashes: request ES256 + ML-DSA, NDXP's receipt, response ES256 + ML-DSA
+    assert last["response_hash"] and len(last["evidence"]) == 5
     assert b"QQQQ" not in (federation.testbed.workdir / "logs" / "NDXP.log").read_bytes()
 
 

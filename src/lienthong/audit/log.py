@@ -13,7 +13,7 @@ only after that commit: an acknowledged entry survives a crash.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,6 +129,8 @@ class AuditLog:
         self._stop_sync = threading.Event()
         self._appended = 0  # commits so far (the syncer syncs only when it moved)
         self.sync_error: str | None = None
+        # called by sync() before the store is synced (e.g. a side store written with the log)
+        self.sync_hooks: list[Callable[[], None]] = []
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self.stamper = Stamper(store, timestamper) if timestamper is not None else None
@@ -247,6 +249,8 @@ class AuditLog:
     def sync(self) -> None:
         """Make every committed entry durable against power loss (for stores opened with
         ``durability="process"``; nothing to do otherwise)."""
+        for hook in self.sync_hooks:
+            hook()
         sync = getattr(self.store, "sync", None)
         if sync is not None:
             sync()
@@ -398,11 +402,15 @@ class AuditLog:
         self._checkpointer = threading.Thread(target=loop, name="audit-checkpointer", daemon=True)
         self._checkpointer.start()
 
-    def close(self) -> None:
-        """Stop background threads and close the store."""
+    def stop_checkpoints(self) -> None:
+        """Stop the :meth:`checkpoint_every` thread (e.g. before a final checkpoint)."""
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=10)
+
+    def close(self) -> None:
+        """Stop background threads and close the store."""
+        self.stop_checkpoints()
         self._stop_sync.set()
         if self._syncer is not None:
             self._syncer.join(timeout=10)

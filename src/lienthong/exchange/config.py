@@ -67,6 +67,17 @@ class MessageLogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     # "power": every response waits for the fsync of its log commit.
     durability: str = "process"
     sync_interval_ms: float = 10.0
+    # how often the node signs a checkpoint of its message log when it grew (and on close)
+    checkpoint_interval_s: float = 60.0
+
+
+class AuditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Personal-data accesses in the message log (docs/exchange.md, "Message log")."""
+
+    # the federation person key (secret reference): personal IDs are logged only as its HMAC
+    person_key: str | dict[str, str] | None = None
+    # provided service id -> where its calls name the data subject: "path" | "query:NAME"
+    subject_from: dict[str, str] = {}
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -84,6 +95,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     services: dict[str, str] = {}  # service id -> base URL of the real endpoint
     limits: Limits = Limits()
     message_log: str | MessageLogSettings = "audit"  # see MessageLogSettings
+    audit: AuditSettings = AuditSettings()  # personal-data access records
 
     @property
     def message_log_settings(self) -> MessageLogSettings:
@@ -140,6 +152,32 @@ def load_config(path: Path) -> GatewayConfig:
     )
 
 
+def _verify_audit(cfg: GatewayConfig) -> None:
+    from lienthong.trust.secrets import parse_secret_ref
+
+    audit = cfg.audit
+    if audit.person_key is not None:
+        try:
+            parse_secret_ref(audit.person_key, what="gateway config: audit.person_key")
+        except InputError as exc:
+            raise ConfigError(str(exc)) from exc
+    for service, rule in audit.subject_from.items():
+        if service not in cfg.services:
+            raise ConfigError(
+                f"gateway config: audit.subject_from names {service!r}, not served here"
+            )
+        if rule != "path" and not (rule.startswith("query:") and len(rule) > 6):
+            raise ConfigError(
+                f"gateway config: audit.subject_from[{service!r}] must be 'path' or "
+                f"'query:NAME', not {rule!r}"
+            )
+    if audit.subject_from and audit.person_key is None:
+        raise ConfigError(
+            "gateway config: audit.subject_from needs audit.person_key "
+            "(the federation person key: env:NAME or file:PATH)"
+        )
+
+
 def verify_config(cfg: GatewayConfig) -> None:
     """Cross-field checks msgspec cannot express."""
     if cfg.role not in ("agency", "platform"):
@@ -169,6 +207,9 @@ def verify_config(cfg: GatewayConfig) -> None:
         raise ConfigError("gateway config: message_log.durability must be 'process' or 'power'")
     if not 0 < mlog.sync_interval_ms <= 60_000:
         raise ConfigError("gateway config: message_log.sync_interval_ms must be in (0, 60000]")
+    if not 0 < mlog.checkpoint_interval_s <= 86_400:
+        raise ConfigError("gateway config: message_log.checkpoint_interval_s must be in (0, 86400]")
+    _verify_audit(cfg)
     import ipaddress
 
     for sub in cfg.subsystems:

@@ -1,21 +1,34 @@
 """Per-exchange bookkeeping: the message-log record and the operational-monitoring record.
 
-The message log (nhật ký thông điệp) keeps what proves the exchange — identifiers, both signed
-tokens, the request hash, body hashes and hop receipts — and is written before the response
-is released. Bodies themselves are never logged.
+The message log (nhật ký thông điệp) keeps what proves the exchange — identifiers, the signed
+tokens (in the evidence store; their hashes in the Merkle leaf), the request hash, body hashes
+and hop receipts — and is written before the response is released. Bodies themselves are never
+logged. Refusals become ``security`` entries (code and non-identifying detail), relays log each
+call they carry, and providers log accesses to citizens' personal data (keyed hash of the ID).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from lienthong.audit.entries import Entry, personal_data_access_entry, security_event_entry
+from lienthong.classification import Level
+from lienthong.errors import LienthongError
 from lienthong.exchange.monitor import MonitorRecord
 from lienthong.exchange.node import Node
+from lienthong.exchange.protocol import H_ERROR, H_RESPONSE, H_RESPONSE_PQ
 from lienthong.identifiers import ServiceId
+
+log = logging.getLogger("lienthong.exchange")
 
 
 @dataclass
@@ -86,12 +99,22 @@ class Exchange:
         hops: list[str] | None = None,
         request_tokens: list[str] | None = None,
     ) -> None:
-        """Write the message-log record; called before the response leaves this node."""
+        """Write the message-log record; called before the response leaves this node.
+
+        At the provider (role ``peer``), an answer to a PERSONAL-or-above service whose call
+        names a data subject (``audit.subject_from``) also writes a ``personal_data.access``
+        entry, in the same commit."""
+        role = "provider" if self.role == "peer" else self.role
+        also = []
+        if role == "provider":
+            access = personal_access(node, claims, rclaims)
+            if access is not None:
+                also.append(access)
         await node.message_log.append(
             {
                 "ts": time.time(),
                 "node": node.name,
-                "role": self.role,
+                "role": role,
                 "id": claims.get("id"),
                 "client": claims.get("client"),
                 "service": claims.get("service"),
@@ -106,14 +129,64 @@ class Exchange:
                 "response_body": rclaims.get("body"),
                 "response_tokens": tokens,
                 "hops": hops or [],
+            },
+            also=also,
+        )
+
+    async def log_relay(
+        self,
+        node: Node,
+        claims: dict[str, Any],
+        req_hash: str,
+        request_tokens: list[str],
+        hops: list[str],
+        status: int,
+        headers: Mapping[str, str],
+    ) -> None:
+        """A relay's entry for one call it carried (its own hop receipt last in ``hops``),
+        written before the answer goes back; the response token is passed on unverified
+        (the client gateway checks it) and logged by its hash."""
+        code = headers.get(H_ERROR)
+        await node.message_log.append(
+            {
+                "ts": time.time(),
+                "node": node.name,
+                "role": "relay",
+                "id": claims.get("id"),
+                "client": claims.get("client"),
+                "service": claims.get("service"),
+                "purpose": claims.get("purpose"),
+                "legal": claims.get("legal"),
+                "user": claims.get("user"),
+                "level": claims.get("level"),
+                "outcome": "refused" if code else "ok",
+                "reason": code[:64] if code else None,
+                "request_hash": req_hash,
+                "request_body": claims.get("body"),
+                "request_tokens": request_tokens,
+                "response_status": status,
+                "response_tokens": [headers.get(H_RESPONSE, ""), headers.get(H_RESPONSE_PQ, "")],
+                "hops": hops,
             }
         )
 
     def finish(
-        self, node: Node, metrics: Metrics, *, status: int, result: str, code: str | None
+        self,
+        node: Node,
+        metrics: Metrics,
+        *,
+        status: int,
+        result: str,
+        code: str | None,
+        error: BaseException | None = None,
     ) -> None:
         elapsed = time.perf_counter() - self.started
         metrics.count(self.role, result, code or "", elapsed)
+        if result == "refused" and code:
+            try:
+                node.message_log.note(self.security_entry(node, code, error))
+            except Exception:  # the refusal itself must still go out; health shows the error
+                log.exception("%s: cannot log refusal %s", node.name, self.message_id)
         node.monitor.add(
             MonitorRecord(
                 ts=time.time(),
@@ -135,3 +208,97 @@ class Exchange:
                 hop_ms=self.hop_ms,
             )
         )
+
+    def security_entry(self, node: Node, code: str, error: BaseException | None) -> Entry:
+        """The ``security`` entry of a refusal: the code and the non-identifying detail."""
+        event, severity = _EVENTS.get(code, ("exchange.refused", 5))
+        detail: dict[str, Any] = {"code": code, "role": self.role}
+        for name in ("message_id", "client", "service", "method", "level"):
+            value = getattr(self, name)
+            if value:
+                detail[name] = _scrub(str(value))
+        if isinstance(error, LienthongError):
+            detail["reason"] = _scrub(error.message)
+            for key, value in error.details.items():
+                if key in _SAFE_DETAILS and value is not None:
+                    detail[key] = _safe_value(value)
+        elif error is not None:
+            detail["reason"] = type(error).__name__
+        return security_event_entry(
+            at=datetime.now(UTC), event=event, severity=severity, source=node.name, detail=detail
+        )
+
+
+# refusal code -> (security event, CEF severity 0-10)
+_EVENTS = {
+    "LT.BAD_SIGNATURE": ("verification.failed", 7),
+    "LT.ACCESS_DENIED": ("access.denied", 6),
+    "LT.CLEARANCE": ("clearance.violation", 7),
+    "LT.ROUTE": ("route.violation", 6),
+    "LT.REPLAY": ("replay.detected", 6),
+    "LT.BAD_REQUEST": ("request.malformed", 3),
+    "LT.TOO_LARGE": ("request.too_large", 3),
+    "LT.UNAVAILABLE": ("exchange.unavailable", 2),
+    "LT.TIMEOUT": ("exchange.timeout", 2),
+    "LT.INTERNAL": ("exchange.internal_error", 4),
+}
+# detail keys of Refused that name no person (identifiers of systems, counts, codes)
+_SAFE_DETAILS = frozenset(
+    {"service", "client", "claim", "route", "peer", "node", "level", "hops", "limit", "size"}
+    | {"kid", "skew", "got", "expired_at", "peer_status", "remote", "serial", "error"}
+)
+# runs of 9+ digits (CMND 9, CCCD/personal ID 12, phone numbers) are never logged in clear
+_DIGITS = re.compile(r"\d{9,}")
+
+
+def _scrub(text: str) -> str:
+    return _DIGITS.sub("[redacted]", text)[:300]
+
+
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, list | tuple):
+        return [_safe_value(v) for v in value][:16]
+    return _scrub(str(value))
+
+
+def data_subject(rule: str, claims: dict[str, Any]) -> str | None:
+    """The personal ID a call names under ``rule``: ``path`` (first sub-path segment) or
+    ``query:NAME`` (that query parameter); None when the call names nobody."""
+    if rule == "path":
+        segments = [s for s in str(claims.get("path") or "").split("/") if s]
+        return unquote(segments[0]) if segments else None
+    if rule.startswith("query:"):
+        values = parse_qs(str(claims.get("query") or "")).get(rule[6:])
+        return values[0] if values and values[0].strip() else None
+    return None
+
+
+def personal_access(node: Node, claims: dict[str, Any], rclaims: dict[str, Any]) -> Entry | None:
+    """The ``personal_data.access`` entry of a provider's answer, or None (level below
+    PERSONAL, no subject rule for the service, no subject in the call, or no person key)."""
+    level = claims.get("level")
+    if not isinstance(level, int) or level < Level.PERSONAL:
+        return None
+    rule = node.cfg.audit.subject_from.get(str(claims.get("service")))
+    key = getattr(node.message_log, "person_key", None)
+    if rule is None or key is None:
+        return None
+    subject = data_subject(rule, claims)
+    if subject is None:
+        return None
+    status = rclaims.get("status")
+    return personal_data_access_entry(
+        subject,
+        str(claims.get("client")),
+        str(claims.get("service")),
+        str(claims.get("purpose")),
+        str(claims.get("legal")),
+        at=datetime.now(UTC),
+        key=key,
+        outcome="ok" if isinstance(status, int) and status < 400 else "error",
+        message_id=str(claims.get("id")),
+        status=status if isinstance(status, int) else None,
+        classification=Level(level).name,
+    )

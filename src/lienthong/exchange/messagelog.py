@@ -1,27 +1,59 @@
 """The message log (nhật ký thông điệp): every exchange recorded before its response leaves.
 
 Default: the node's audit log (:class:`lienthong.audit.log.AuditLog`, an RFC 6962 Merkle log
-with group commit — an acknowledged entry survives a crash). Appends run in a small thread
-pool so concurrent exchanges share one commit and the event loop never waits on ``fsync``.
-The JSON-lines variant is for diagnosis only (no integrity, flushed but not synced).
+with group commit — an acknowledged entry survives a crash), signed by the node: checkpoints
+are signed with the node's TLS key every ``checkpoint_interval_s`` and on close, and the log's
+public key is written beside it (``message-log.pub.pem``).
+
+What goes where (docs/exchange.md, "Message log"):
+
+- the **Merkle leaves** hold only non-identifying fields — identifiers of subsystems and
+  services, message id, purpose, legal basis, level, status, body hashes — and the SHA-256 of
+  every signed token (``evidence``). The tokens' claims carry the request path, the query and
+  the end-user id, which may be a citizen's personal ID: they never enter a leaf;
+- the signed tokens themselves (the non-repudiation evidence, as X-Road keeps signed messages)
+  go to a side store ``message-log.evidence.sqlite`` keyed by their SHA-256, committed before
+  the leaf that names them; :func:`verify_evidence` checks one against the other. The side
+  store holds personal data: it is kept under the agency's retention rules and never handed
+  out with the log;
+- refused calls are ``security`` entries, relays write one ``exchange`` entry (role ``relay``)
+  per call they carry, and a provider's answer to a PERSONAL-or-above call naming a data
+  subject adds a ``personal_data.access`` entry (keyed hash of the personal ID).
+
+The JSON-lines variant is for diagnosis only (no integrity, flushed but not synced; it keeps
+the tokens in clear).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import hashlib
 import json
+import sqlite3
+import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from lienthong.audit.entries import exchange_entry
+from lienthong.audit.entries import Entry, decode_entry, exchange_entry
 from lienthong.audit.log import AuditLog
+from lienthong.errors import BackendError, InputError, IntegrityError
+from lienthong.trust.keys import Signer, public_key_to_pem
+
+TOKEN_FIELDS = ("request_tokens", "response_tokens", "hops")
 
 
 class MessageLog(Protocol):
-    async def append(self, record: dict[str, Any]) -> None:
-        """Return once ``record`` is durably logged (raise if it could not be)."""
+    async def append(self, record: dict[str, Any], *, also: Sequence[Entry] = ()) -> None:
+        """Return once ``record`` (and the entries ``also``) are durably logged (raise if not)."""
+        ...
+
+    def note(self, entry: Entry) -> None:
+        """Queue ``entry`` (e.g. a security event) for the next commit; do not wait for it."""
         ...
 
     def close(self) -> None: ...
@@ -31,45 +63,183 @@ class JsonlMessageLog:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a", encoding="utf-8")
+        self.person_key: bytes | None = None
 
-    async def append(self, record: dict[str, Any]) -> None:
+    async def append(self, record: dict[str, Any], *, also: Sequence[Entry] = ()) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        for entry in also:
+            self._file.write(entry.data.decode() + "\n")
+        self._file.flush()
+
+    def note(self, entry: Entry) -> None:
+        self._file.write(entry.data.decode() + "\n")
         self._file.flush()
 
     def close(self) -> None:
         self._file.close()
 
 
-def to_entry(record: dict[str, Any]) -> Any:
-    """The audit entry of one message-log record (floats are not allowed there)."""
-    extra = {k: v for k, v in record.items() if k not in _MAIN and v is not None}
+def token_sha256(token: str) -> str:
+    """How a signed token is named in a leaf and keyed in the evidence store."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _tokens(record: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for name in TOKEN_FIELDS:
+        out += [t for t in record.get(name) or () if isinstance(t, str) and t]
+    return out
+
+
+def to_entry(record: dict[str, Any], person_key: bytes | None = None) -> Any:
+    """The audit entry of one message-log record: non-identifying fields and token hashes.
+
+    Never copied into the leaf: the signed tokens (their claims hold the path, the query and
+    the end-user id), the path, the query. The end-user id is kept only as a keyed hash with
+    the federation person key (``user_ref``), and only when the node has that key.
+    """
     tokens = record.get("response_tokens") or [""]
+    user = record.get("user")
     return exchange_entry(
         at=datetime.fromtimestamp(record["ts"], UTC),
         message_id=str(record["id"]),
         client=str(record["client"]),
         service=str(record["service"]),
-        outcome="ok",
+        outcome=str(record.get("outcome") or "ok"),
         status=record.get("response_status"),
         request_hash=record.get("request_hash"),
-        response_hash=_sha(tokens[0]),
-        user_id=record.get("user"),
+        response_hash=token_sha256(tokens[0]) if tokens[0] else None,
         classification=str(record.get("level")),
-        **extra,
+        reason=record.get("reason"),
+        node=record.get("node"),
+        role=record.get("role"),
+        purpose=record.get("purpose"),
+        legal=record.get("legal"),
+        request_body=record.get("request_body"),
+        response_body=record.get("response_body"),
+        hops=len(record.get("hops") or ()),
+        evidence=[token_sha256(t) for t in _tokens(record)],
+        user_ref=_user_ref(user, person_key) if user else None,
     )
 
 
-_MAIN = {"ts", "id", "client", "service", "response_status", "request_hash", "user", "level"}
+def _user_ref(user: str, key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    from lienthong.audit.entries import person_hash, person_ref
+
+    return person_ref(person_hash(str(user), key))
 
 
-def _sha(token: str) -> str:
-    import hashlib
+class EvidenceStore:
+    """The signed tokens of the logged exchanges, by SHA-256 (SQLite, WAL).
 
-    return hashlib.sha256(token.encode()).hexdigest()
+    Written in the same flush as the leaves that name them, before them; synced with the log.
+    Holds personal data (paths and end-user ids inside the claims).
+    """
+
+    def __init__(self, path: Path, *, durability: str = "power", create: bool = True) -> None:
+        self.path = path
+        if not create and not path.exists():
+            raise InputError(f"{path}: no such evidence store")
+        try:
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(
+                f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}"
+            )
+            if create:
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS tokens(sha256 TEXT PRIMARY KEY, "
+                    "message_id TEXT NOT NULL, token TEXT NOT NULL)"
+                )
+        except sqlite3.Error as exc:
+            raise InputError(f"cannot open evidence store {path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def add(self, rows: list[tuple[str, str, str]]) -> None:
+        """Commit ``(sha256, message_id, token)`` rows (already-known tokens are kept)."""
+        if not rows:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR IGNORE INTO tokens VALUES (?, ?, ?)", rows)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def get(self, sha: str) -> tuple[str, str] | None:
+        """``(message_id, token)`` of the token with this SHA-256, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT message_id, token FROM tokens WHERE sha256 = ?", (sha,)
+            ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    def for_message(self, message_id: str) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT token FROM tokens WHERE message_id = ? ORDER BY rowid", (message_id,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def sync(self) -> None:
+        """fsync the WAL and the file (durability "process": called with the log's syncs)."""
+        import os
+
+        for name in (str(self.path) + "-wal", str(self.path)):
+            try:
+                fd = os.open(name, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+
+
+def evidence_path(log_path: Path) -> Path:
+    return log_path.with_name(log_path.name.removesuffix(".auditlog") + ".evidence.sqlite")
+
+
+def public_key_path(log_path: Path) -> Path:
+    return log_path.with_name(log_path.name.removesuffix(".auditlog") + ".pub.pem")
+
+
+def verify_evidence(log: AuditLog, evidence: EvidenceStore) -> dict[str, int]:
+    """Check every live leaf's ``evidence`` hashes against the side store: each token present,
+    hashing to the leaf's value and recorded for the leaf's message id. Raise IntegrityError
+    on the first mismatch; return counts."""
+    checked = 0
+    for rows in log.store.leaves(0, log.size()):
+        for idx, _kind, data in rows:
+            if data is None:
+                continue  # archived: the archive holds the leaf, the side store its tokens
+            entry = decode_entry(bytes(data))
+            for sha in entry.get("evidence") or ():
+                found = evidence.get(sha)
+                if found is None:
+                    raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… is missing")
+                mid, token = found
+                if token_sha256(token) != sha or mid != entry.get("message_id"):
+                    raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… was altered")
+                checked += 1
+    return {"tokens_checked": checked}
 
 
 class AuditMessageLog:
-    """Group commit on the event-loop side: exchanges queue their entry and await a future;
+    """Group commit on the event-loop side: exchanges queue their entries and await a future;
     one writer thread appends everything queued as one batch (one transaction, one fsync)
     while the next batch accumulates. Measured: a thread per append cost ~0.6 ms of CPU per
     exchange in thread hand-offs; batching removes most of it."""
@@ -81,9 +251,24 @@ class AuditMessageLog:
         *,
         durability: str = "power",
         sync_interval_s: float = 0.01,
+        signer: Signer | None = None,
+        checkpoint_interval_s: float = 60.0,
+        person_key: bytes | None = None,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = AuditLog.open(path, origin=origin, durability=durability)
+        self.path = path
+        self.person_key = person_key
+        self.log = AuditLog.open(path, origin=origin, durability=durability, signer=signer)
+        self.evidence = EvidenceStore(evidence_path(path), durability=durability)
+        self.log.sync_hooks.append(self.evidence.sync)
+        if signer is not None:
+            pem = public_key_to_pem(signer.public_key())
+            pub = public_key_path(path)
+            if not pub.exists() or pub.read_bytes() != pem:
+                tmp = pub.with_name(pub.name + ".tmp")
+                tmp.write_bytes(pem)
+                tmp.replace(pub)
+            self.log.checkpoint_every(checkpoint_interval_s)
         # "process": a commit is a few hundred microseconds of SQLite work with no fsync —
         # cheaper done on the event loop, once per loop iteration for everything queued,
         # than handed to a thread (measured: the hand-off cost ~45 µs CPU per exchange).
@@ -91,52 +276,113 @@ class AuditMessageLog:
         if self._inline:
             self.log.sync_every(sync_interval_s)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="message-log")
-        self._queue: list[tuple[Any, asyncio.Future[None]]] = []
+        # (entries, evidence rows, waiter or None for fire-and-forget notes)
+        self._queue: list[
+            tuple[list[Entry], list[tuple[str, str, str]], asyncio.Future[None] | None]
+        ] = []
         self._writer: asyncio.Task[None] | None = None
         self._flush_scheduled = False
+        self.note_error: str | None = None
+        self._closed = False
+        # a process that ends without closing the node still signs its last checkpoint
+        atexit.register(self.close)
 
-    async def append(self, record: dict[str, Any]) -> None:
+    def _enqueue(
+        self,
+        entries: list[Entry],
+        rows: list[tuple[str, str, str]],
+        future: asyncio.Future[None] | None,
+    ) -> None:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.append((to_entry(record), future))
+        self._queue.append((entries, rows, future))
         if self._inline:
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 loop.call_soon(self._flush_inline)
         elif self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
+
+    async def append(self, record: dict[str, Any], *, also: Sequence[Entry] = ()) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mid = str(record["id"])
+        rows = [(token_sha256(t), mid, t) for t in _tokens(record)]
+        self._enqueue([to_entry(record, self.person_key), *also], rows, future)
         await future
+
+    def note(self, entry: Entry) -> None:
+        try:
+            self._enqueue([entry], [], None)
+        except RuntimeError:  # no running loop (tests, tools): commit now
+            self._write([([entry], [], None)])
+
+    def _write(
+        self,
+        batch: list[tuple[list[Entry], list[tuple[str, str, str]], asyncio.Future[None] | None]],
+    ) -> None:
+        """Evidence first, then the leaves naming it (a crash in between leaves only
+        unreferenced tokens behind)."""
+        self.evidence.add([r for _, rows, _ in batch for r in rows])
+        self.log.append([e for entries, _, _ in batch for e in entries])
+
+    def _settle(
+        self,
+        batch: list[tuple[list[Entry], list[tuple[str, str, str]], asyncio.Future[None] | None]],
+        exc: BaseException | None,
+    ) -> None:
+        if exc is not None and any(f is None for _, _, f in batch):
+            self.note_error = f"{type(exc).__name__}: {exc}"
+        for _, _, future in batch:
+            if future is None or future.done():
+                continue
+            if exc is None:
+                future.set_result(None)
+            else:
+                future.set_exception(exc)
 
     def _flush_inline(self) -> None:
         """Commit everything queued during this loop iteration as one batch."""
         self._flush_scheduled = False
         batch, self._queue = self._queue, []
         try:
-            self.log.append([e for e, _ in batch])
+            self._write(batch)
         except Exception as exc:  # every waiter learns the batch failed
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            self._settle(batch, exc)
             return
-        for _, future in batch:
-            if not future.done():
-                future.set_result(None)
+        self._settle(batch, None)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                await loop.run_in_executor(self._pool, self.log.append, [e for e, _ in batch])
+                await loop.run_in_executor(self._pool, self._write, batch)
             except Exception as exc:  # every waiter learns the batch failed
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                self._settle(batch, exc)
                 continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            self._settle(batch, None)
 
     def close(self) -> None:
+        """Commit what is still queued, sign a final checkpoint when the log grew since the
+        last one, and fold the WAL into the main file (a closed log is one self-contained
+        file that can be copied to an auditor). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
         self._pool.shutdown(wait=True)
+        if self._queue:
+            batch, self._queue = self._queue, []
+            with contextlib.suppress(Exception):
+                self._write(batch)
+        if self.log.signer is not None:
+            self.log.stop_checkpoints()
+            cps = self.log.store.checkpoints()
+            if self.log.size() > (cps[-1][0] if cps else 0):
+                self.log.checkpoint()
+        conn = getattr(self.log.store, "conn", None)
+        if isinstance(conn, sqlite3.Connection):
+            with contextlib.suppress(sqlite3.Error):
+                self.log.sync()
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.log.close()
+        self.evidence.close()

@@ -255,18 +255,33 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
         services={ServiceId.parse(k): v.rstrip("/") for k, v in cfg.services.items()},
         replay=ReplayWindow(cfg.limits.replay_window_s, cfg.limits.replay_max_entries),
         monitor=MonitorStore(state / "monitor.sqlite"),
-        message_log=message_log or _message_log(cfg, state),
+        message_log=message_log or _message_log(cfg, state, SoftwareSigner(tls_key)),
         status=status,
     )
 
 
-def _message_log(cfg: GatewayConfig, state: Path) -> MessageLog:
+def _message_log(cfg: GatewayConfig, state: Path, signer: SoftwareSigner) -> MessageLog:
+    """The message log, its checkpoints signed with the node's TLS key (the key that signs
+    its hop receipts); the person key resolved now, so a missing one stops the start."""
     settings = cfg.message_log_settings
     if settings.kind == "jsonl":
         return JsonlMessageLog(state / "message-log.jsonl")
+    person_key = None
+    if cfg.audit.person_key is not None:
+        from lienthong.errors import InputError
+
+        try:
+            person_key = resolve_secret(cfg.audit.person_key, what="audit.person_key")
+        except InputError as exc:
+            raise ConfigError(f"gateway config: {exc.message}") from exc
+        if len(person_key) < 16:
+            raise ConfigError("gateway config: audit.person_key must be at least 16 bytes")
     return AuditMessageLog(
         state / "message-log.auditlog",
         origin=f"lienthong/exchange/{cfg.node}",
         durability=settings.durability,
         sync_interval_s=settings.sync_interval_ms / 1000,
+        signer=signer,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
+        person_key=person_key,
     )
