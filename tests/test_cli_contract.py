@@ -65,3 +65,39 @@ def test_unknown_command_is_usage_error() -> None:
     proc = run_cli("frobnicate")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["synth", "--no-such-option", "--debug"],
+        ["--debug", "synth", "--no-such-option"],
+        ["ca", "verify", "--debug", "--cert"],
+    ],
+    ids=["after", "before", "middle"],
+)
+def test_debug_anywhere_keeps_usage_errors_one_line(args: list[str]) -> None:
+    """--debug is accepted anywhere; a usage error stays one line with exit 2 regardless."""
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_debug_is_stripped_before_parsing() -> None:
+    from lienthong.cli.main import _split_debug
+
+    assert _split_debug(["audit", "verify", "--debug", "--log", "x"]) == (
+        ["audit", "verify", "--log", "x"],
+        True,
+    )
+    assert _split_debug(["synth", "--", "--debug"]) == (["synth", "--", "--debug"], False)
+
+
+def test_os_errors_name_the_path() -> None:
+    from lienthong.cli.main import _os_error_message
+
+    try:
+        open("/nonexistent-lienthong/x.pem", "rb")  # noqa: SIM115
+    except OSError as exc:
+        assert _os_error_message(exc) == ("/nonexistent-lienthong/x.pem: No such file or directory")

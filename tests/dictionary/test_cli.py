@@ -97,3 +97,24 @@ def test_missing_file_and_bad_today_exit_2(
     src.write_text("{}\n", encoding="utf-8")
     assert run(capsys, "dictionary", "validate", "-e", "Citizen", str(src), "--today", "x")[0] == 2
     assert run(capsys, "dictionary", "validate", "-e", "Martian", str(src))[0] == 2
+
+
+def test_check_invalid_prints_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "dictionary", "check", "personal_id", "12345")
+    assert code == 1
+    first = out.splitlines()[0]
+    assert first.startswith("INVALID: '12345'") and "None" not in first
+    assert "12" in first  # the reason: 5 digits, not 12
+
+
+def test_validate_out_into_missing_directory_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("{}\n")
+    target = tmp_path / "missing" / "out.jsonl"
+    code, _, err = run(
+        capsys, "dictionary", "validate", str(src), "-e", "Citizen", "--out", str(target)
+    )
+    assert code == 2 and str(target) in err and len(err.strip().splitlines()) == 1
+    assert "unexpected" not in err and not target.parent.exists()

@@ -50,7 +50,7 @@ def test_file_store_refuses_plaintext_and_bad_passphrase(
         store.signer("plain")
     FileKeyStore(tmp_path, {"$env": PASS_ENV}).generate("k")
     monkeypatch.setenv(PASS_ENV, "short")
-    with pytest.raises(KeyStoreError, match="use at least 12"):
+    with pytest.raises(InputError, match="use at least 12"):
         FileKeyStore(tmp_path, {"$env": PASS_ENV}).generate("k2")
     assert not (tmp_path / "k2.key.pem").exists()
     monkeypatch.setenv(PASS_ENV, "wrong")

@@ -38,11 +38,13 @@ def root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks on errors (accepted anywhere on the line)."
+    ),
 ) -> None:
     """lienthong command line."""
     global _debug
-    _debug = debug
+    _debug = _debug or debug
 
 
 # Capability sub-commands: one import and one add_typer line each.
@@ -75,18 +77,56 @@ def _usage_message(exc: Exception) -> str:
     return where + " ".join(message.split())
 
 
+_INPUT_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove ``--debug`` wherever it appears (before a ``--`` terminator).
+
+    ``--debug`` is accepted anywhere on the command line, before or after the sub-command, so
+    that adding it never turns a usage error into something else.
+    """
+    out: list[str] = []
+    debug = False
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        if arg == "--debug":
+            debug = True
+            continue
+        out.append(arg)
+    return out, debug
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One line naming the path(s) and the system's reason, e.g. ``x.pem: No such file``."""
+    reason = exc.strerror or str(exc)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths:
+        return reason
+    return f"{' → '.join(paths)}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every error to one line and an exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    global _debug
+    args, debug = _split_debug(list(argv if argv is not None else sys.argv[1:]))
+    _debug = debug
     try:
-        result = app(args=argv, prog_name="lienthong", standalone_mode=False)
+        result = app(args=args, prog_name="lienthong", standalone_mode=False)
     except (typer.Exit, click.exceptions.Exit) as exc:
         raise SystemExit(exc.exit_code) from None
     except (typer.Abort, click.exceptions.Abort):
         fail("aborted", 1)
     except (typer.TyperException, click.ClickException) as exc:  # usage: unknown option, bad value
-        if debug:
-            raise
+        # A usage error is never a traceback, with or without --debug.
         fail(_usage_message(exc), getattr(exc, "exit_code", 2))
     except LienthongError as exc:
         if debug:
@@ -94,6 +134,18 @@ def main(argv: list[str] | None = None) -> None:
         fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except _INPUT_OS_ERRORS as exc:  # a path given by the user does not fit: bad input
+        if debug:
+            raise
+        fail(_os_error_message(exc), 2)
+    except OverflowError as exc:  # a number too large for a date, duration or integer
+        if debug:
+            raise
+        fail(f"value out of range: {exc}", 2)
+    except OSError as exc:  # the file system or network failed
+        if debug:
+            raise
+        fail(_os_error_message(exc), 1)
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if debug:
             raise

@@ -90,7 +90,13 @@ def check(
     if json:
         emit_json(doc)
     else:
-        console.print(f"{'ok' if result.ok else 'INVALID'}: {value_out}", highlight=False)
+        if result.ok:
+            console.print(f"ok: {value_out}", highlight=False)
+        else:
+            first = next((r for r in result.reasons if r.severity == "error"), None)
+            why = first.message if first is not None else "rejected"
+            shown = f" (normal form {value_out})" if value_out is not None else ""
+            console.print(f"INVALID: {value!r}{shown}: {why}", highlight=False)
         for r in result.reasons:
             console.print(f"  {r.severity}: {r.code} — {r.message}", highlight=False)
     if not result.ok:
@@ -145,7 +151,10 @@ def validate(
     by_code: collections.Counter[str] = collections.Counter()
     records = invalid = 0
     tmp = out.with_name(out.name + ".part") if out is not None else None
-    sink = tmp.open("wb") if tmp is not None else None
+    try:
+        sink = tmp.open("wb") if tmp is not None else None
+    except OSError as exc:
+        raise InputError(f"cannot write --out {out}: {exc.strerror}") from exc
     try:
         for record in _records(file):
             values, reasons = checker(record)

@@ -13,7 +13,7 @@ from lienthong.cli.output import console, emit_json
 from lienthong.errors import ConfigError, InputError
 from lienthong.federation import edit_cli
 from lienthong.federation.confverify import verify_configuration
-from lienthong.federation.globalconf import GlobalConfiguration
+from lienthong.federation.globalconf import MAX_VERSION, GlobalConfiguration
 from lienthong.federation.loader import load_registry
 from lienthong.federation.model import Registry
 from lienthong.federation.publish import parse_duration, publish
@@ -32,6 +32,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
+# Last published version per instance, kept beside the CA that signs the configuration.
+PUBLISHED_RECORD = "published-globalconf.json"
 
 
 def _now() -> dt.datetime:
@@ -142,7 +144,16 @@ def publish_cmd(
     pq_cert: Path | None = typer.Option(None, "--pq-cert", help="Its certificate."),
     out: Path = typer.Option(Path("globalconf.json"), "--out", help="Signed document to write."),
     version: int | None = typer.Option(
-        None, "--version", min=1, help="Version (default: published version + 1)."
+        None,
+        "--version",
+        min=1,
+        max=MAX_VERSION,
+        help="Version (default: last published + 1; at most that).",
+    ),
+    allow_version_jump: bool = typer.Option(
+        False,
+        "--allow-version-jump",
+        help="Allow --version to skip versions (gateways then refuse all below it).",
     ),
     valid_for: str = typer.Option("7d", "--valid-for", help="Validity, e.g. 7d, 36h."),
     json_out: bool = JSON,
@@ -185,6 +196,8 @@ def publish_cmd(
         now=now,
         valid_for=parse_duration(valid_for),
         version=version,
+        allow_version_jump=allow_version_jump,
+        record=ca_dir / PUBLISHED_RECORD,
     )
     result = {
         "out": str(out),
@@ -230,6 +243,8 @@ def show(
 ) -> None:
     """Verify and describe a global configuration."""
     now = _now()
+    if not source.exists():
+        raise InputError(f"{source}: no such file or directory")
     if source.is_dir():
         config = ConfigStore(source).current(now)
     else:
@@ -270,6 +285,8 @@ def fetch(
     json_out: bool = JSON,
 ) -> None:
     """Fetch, verify and install the global configuration; keep the last good copy."""
+    if to.exists() and not to.is_dir():
+        raise InputError(f"--to {to} is a file: give the node's globalconf directory")
     store = ConfigStore(to)
     if anchor is not None:
         if operator is None:

@@ -20,7 +20,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, utils
 
 from lienthong.errors import CertificateError, ConfigError, InputError, SignatureError
-from lienthong.federation.globalconf import FORMAT, JWS_ALG, TYP, GlobalConfiguration, b64url_decode
+from lienthong.federation.globalconf import (
+    FORMAT,
+    JWS_ALG,
+    MAX_VERSION,
+    TYP,
+    GlobalConfiguration,
+    b64url_decode,
+)
 from lienthong.federation.loader import registry_from_dict
 from lienthong.trust.identity import Identity, identity_of
 from lienthong.trust.keys import algorithm_of, verify_signature
@@ -169,6 +176,11 @@ def parse_payload(payload: bytes, *, signed_by: tuple[str, ...] = ()) -> GlobalC
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ConfigError(f"configuration version {version!r} is not a positive integer")
+    if version > MAX_VERSION:
+        raise ConfigError(
+            f"configuration version {version} is above the maximum {MAX_VERSION} (2^53-1): "
+            "refused as absurd"
+        )
     anchors = data.get("trust_anchors")
     if not isinstance(anchors, list) or not all(isinstance(a, str) for a in anchors):
         raise ConfigError("configuration trust_anchors must be a list of PEM certificates")

@@ -107,10 +107,47 @@ def add_access(
     _list(doc, "access").append(entry)
 
 
+def _full_id(doc: dict[str, Any], holder: dict[str, Any], owner: str) -> str:
+    """The full identifier (``INSTANCE/CLASS/CODE[/SUBSYSTEM]``) of ``owner``."""
+    instance = str(doc.get("instance", ""))
+    if "class" in holder:  # a member entry; subsystem entries have no class
+        return str(member_ref(owner, instance))
+    return str(subsystem_ref(owner, instance))
+
+
+def _holder_of(doc: dict[str, Any], fingerprint: str) -> str | None:
+    """Who already holds a certificate with ``fingerprint`` in the document, if anyone."""
+    instance = str(doc.get("instance", ""))
+    for m in doc.get("members") or []:
+        if not isinstance(m, dict):
+            continue
+        member = f"{instance}/{m.get('class')}/{m.get('code')}"
+        for c in m.get("certificates") or []:
+            if isinstance(c, dict) and c.get("fingerprint") == fingerprint:
+                return member
+        for s in m.get("subsystems") or []:
+            if not isinstance(s, dict):
+                continue
+            for c in s.get("certificates") or []:
+                if isinstance(c, dict) and c.get("fingerprint") == fingerprint:
+                    return f"{member}/{s.get('code')}"
+    return None
+
+
 def add_certificate(
-    doc: dict[str, Any], *, owner: str, usage: str, fingerprint: str, pem: str | None
+    doc: dict[str, Any],
+    *,
+    owner: str,
+    usage: str,
+    fingerprint: str,
+    pem: str | None,
+    identity: str | None = None,
 ) -> None:
-    """Register a certificate for a member (``CLASS/CODE``) or subsystem (``…/SUBSYSTEM``)."""
+    """Register a certificate for a member (``CLASS/CODE``) or subsystem (``…/SUBSYSTEM``).
+
+    ``identity`` is the identity the certificate names; it must be ``owner``. A fingerprint
+    registered anywhere in the document already is refused.
+    """
     parts = owner.strip("/").split("/")
     holder = (
         _find_subsystem(doc, owner)
@@ -120,6 +157,17 @@ def add_certificate(
     certs = _list(holder, "certificates")
     if any(isinstance(c, dict) and c.get("fingerprint") == fingerprint for c in certs):
         raise InputError(f"certificate {fingerprint[:16]}… is already registered for {owner}")
+    other = _holder_of(doc, fingerprint)
+    if other is not None:
+        raise InputError(
+            f"certificate {fingerprint[:16]}… is already registered for {other}: "
+            "a certificate belongs to one member or subsystem"
+        )
+    if identity is not None and identity != _full_id(doc, holder, owner):
+        raise InputError(
+            f"the certificate is for {identity}, not for {_full_id(doc, holder, owner)}: "
+            "register it for the identity it names (--owner), or enrol a new certificate"
+        )
     entry: dict[str, Any] = {"usage": usage, "fingerprint": fingerprint}
     if pem:
         entry["pem"] = pem

@@ -12,13 +12,15 @@ from typing import Any
 
 import typer
 import yaml
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from lienthong.cli.output import console
-from lienthong.errors import InputError
+from lienthong.errors import CertificateError, InputError
 from lienthong.federation import edit
 from lienthong.federation.loader import read_document, registry_from_dict
 from lienthong.federation.publish import certificate_fingerprint
 from lienthong.federation.store import write_atomic
+from lienthong.trust.identity import identity_of
 from lienthong.trust.x509 import load_certificate
 
 FileArg = typer.Argument(..., help="The registry file (YAML) to edit.")
@@ -141,11 +143,21 @@ def cert_add(
     usage: str = typer.Option("signing", "--usage", help="signing or tls."),
 ) -> None:
     """Register a member's or subsystem's certificate (by fingerprint and PEM)."""
-    certificate = load_certificate(cert.read_bytes(), source=str(cert))
+    try:
+        data = cert.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read --cert {cert}: {exc.strerror}") from exc
+    certificate = load_certificate(data, source=str(cert))
     fp = certificate_fingerprint(certificate)
-    pem = cert.read_text()
+    pem = certificate.public_bytes(Encoding.PEM).decode()
+    try:
+        named: str | None = str(identity_of(certificate))
+    except CertificateError as exc:
+        raise InputError(f"{cert}: {exc.message}") from exc
     _edit(
         file,
-        lambda d: edit.add_certificate(d, owner=owner, usage=usage, fingerprint=fp, pem=pem),
+        lambda d: edit.add_certificate(
+            d, owner=owner, usage=usage, fingerprint=fp, pem=pem, identity=named
+        ),
         f"{usage} certificate {fp[:16]}…",
     )

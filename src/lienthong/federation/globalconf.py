@@ -35,6 +35,8 @@ from lienthong.federation.model import Registry
 from lienthong.trust.keys import Algorithm, Signer
 
 FORMAT = "lienthong-globalconf/1"
+# Versions stay exact in every JSON implementation (IEEE double): at most 2^53 - 1.
+MAX_VERSION = 2**53 - 1
 TYP = "lienthong-globalconf+jws"
 JWS_ALG = {Algorithm.ECDSA_P256: "ES256", Algorithm.ML_DSA_65: "ML-DSA-65"}
 _DER = Encoding.DER
@@ -89,6 +91,10 @@ def build_payload(
     """The canonical payload bytes that the operator signs."""
     if version < 1:
         raise InputError(f"configuration version must be a positive integer, got {version}")
+    if version > MAX_VERSION:
+        raise InputError(
+            f"configuration version {version} is above the maximum {MAX_VERSION} (2^53-1)"
+        )
     if expires_at <= issued_at:
         raise InputError("configuration must expire after it is issued")
     return canonical_json(

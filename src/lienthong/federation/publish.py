@@ -8,12 +8,18 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from lienthong.errors import InputError
-from lienthong.federation.globalconf import b64url_decode, build_payload, sign_payload
+from lienthong.federation.globalconf import (
+    MAX_VERSION,
+    b64url_decode,
+    build_payload,
+    sign_payload,
+)
 from lienthong.federation.model import Registry
 from lienthong.federation.store import write_atomic
 from lienthong.trust.identity import Identity, identity_of, member_of
@@ -21,6 +27,7 @@ from lienthong.trust.keys import Signer
 from lienthong.trust.x509 import Usage, verify_chain
 
 _DURATION = re.compile(r"(\d+)\s*([dhm])")
+MAX_DURATION = dt.timedelta(days=366)  # a configuration, a warning window: at most a year
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -30,10 +37,15 @@ def parse_duration(text: str) -> dt.timedelta:
         raise InputError(f"duration {text!r} must look like 7d, 36h or 90m")
     unit = {"d": "days", "h": "hours", "m": "minutes"}
     total = dt.timedelta()
-    for value, u in parts:
-        total += dt.timedelta(**{unit[u]: int(value)})
+    try:
+        for value, u in parts:
+            total += dt.timedelta(**{unit[u]: int(value)})
+    except OverflowError:
+        total = MAX_DURATION + dt.timedelta(days=1)
     if total <= dt.timedelta(0):
         raise InputError(f"duration {text!r} must be positive")
+    if total > MAX_DURATION:
+        raise InputError(f"duration {text!r} is longer than the maximum {MAX_DURATION.days}d")
     return total
 
 
@@ -48,6 +60,8 @@ def published_version(path: Path) -> int:
         return int(payload["version"])
     except FileNotFoundError:
         return 0
+    except (NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        raise InputError(f"cannot use --out {path}: {exc.strerror}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(
             f"{path} is not a published configuration; remove it or use --version"
@@ -64,13 +78,18 @@ def publish(
     now: dt.datetime,
     valid_for: dt.timedelta,
     version: int | None = None,
+    allow_version_jump: bool = False,
+    record: Path | None = None,
 ) -> tuple[int, dt.datetime]:
     """Sign ``registry`` and write it to ``out``; return (version, expires_at).
 
-    ``version`` defaults to the version already at ``out`` plus one. Each signer's chain is
-    checked before signing, so an operator cannot publish what gateways will refuse.
+    The last published version is the higher of the one at ``out`` and the one noted in
+    ``record`` (a small JSON file the CLI keeps in the CA directory, per instance, updated
+    after each publication). ``version`` defaults to it plus one; an explicit version may
+    be at most that (``allow_version_jump`` lifts this, never the 2^53-1 cap). Each signer's
+    chain is checked before signing, so an operator cannot publish what gateways will refuse.
     """
-    previous = published_version(out)
+    previous = max(published_version(out), _recorded_version(record, registry.instance))
     if version is None:
         version = previous + 1
     elif version <= previous:
@@ -78,6 +97,14 @@ def publish(
             f"version {version} is not above the published version {previous}; "
             "gateways refuse roll-back"
         )
+    elif version > previous + 1 and not allow_version_jump:
+        raise InputError(
+            f"version {version} skips versions after the last published version {previous}: "
+            f"use {previous + 1}, or --allow-version-jump to skip on purpose "
+            "(gateways then refuse every version below it)"
+        )
+    if version > MAX_VERSION:
+        raise InputError(f"version {version} is above the maximum {MAX_VERSION} (2^53-1)")
     for signer, chain in signers:
         if not chain:
             raise InputError("each signer needs its certificate")
@@ -91,7 +118,37 @@ def publish(
         registry, version=version, issued_at=now, expires_at=expires_at, trust_anchors=anchors
     )
     write_atomic(out, sign_payload(payload, signers))
+    if record is not None:
+        _record_version(record, registry.instance, version, out, now)
     return version, expires_at.replace(microsecond=0)
+
+
+def _read_record(record: Path | None) -> dict[str, Any]:
+    if record is None:
+        return {}
+    try:
+        data = json.loads(record.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{record} is unreadable: {exc}; repair or remove it") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{record} is not a JSON object; repair or remove it")
+    return data
+
+
+def _recorded_version(record: Path | None, instance: str) -> int:
+    entry = _read_record(record).get(instance)
+    version = entry.get("version") if isinstance(entry, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int):
+        return 0
+    return version
+
+
+def _record_version(record: Path, instance: str, version: int, out: Path, now: dt.datetime) -> None:
+    data = _read_record(record)
+    data[instance] = {"version": version, "out": str(out), "published_at": now.isoformat()}
+    write_atomic(record, json.dumps(data, indent=2).encode())
 
 
 def _check_operator(registry: Registry, signer: Identity) -> None:

@@ -15,6 +15,7 @@ fetch failed, and (3) tries every configured source (mirrors) in order.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,7 +25,14 @@ from typing import Any
 
 from cryptography import x509
 
-from lienthong.errors import BackendError, ConfigError, LienthongError, NotFound, TrustError
+from lienthong.errors import (
+    BackendError,
+    ConfigError,
+    InputError,
+    LienthongError,
+    NotFound,
+    TrustError,
+)
 from lienthong.federation.confverify import verify_configuration
 from lienthong.federation.fetch import fetch_document
 from lienthong.federation.globalconf import GlobalConfiguration
@@ -36,13 +44,25 @@ SCHEMA_VERSION = 1
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a directory")
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {path}: {parent} is not a directory")
+            break
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 @dataclass(frozen=True)

@@ -57,12 +57,57 @@ def _members(reg: Registry, problems: Problems) -> None:
             problems.add(f"members[{i}].platform", f"unknown platform {m.platform!r}")
         if m.id.instance != reg.instance:
             problems.add(f"members[{i}]", f"member {m.id} is not in instance {reg.instance}")
-        _certificates(problems, f"members[{i}].certificates", m.certificates)
+        _certificates(problems, f"members[{i}].certificates", m.certificates, str(m.id))
         for j, s in enumerate(m.subsystems):
-            _certificates(problems, f"members[{i}].subsystems[{j}].certificates", s.certificates)
+            _certificates(
+                problems, f"members[{i}].subsystems[{j}].certificates", s.certificates, str(s.id)
+            )
+    _shared_fingerprints(reg, problems)
 
 
-def _certificates(problems: Problems, path: str, certs: Iterable[CertificateRef]) -> None:
+def _shared_fingerprints(reg: Registry, problems: Problems) -> None:
+    """One certificate, one holder: a fingerprint registered twice binds a key to two owners."""
+    holders: dict[str, list[str]] = {}
+    for m in reg.members:
+        for c in m.certificates:
+            holders.setdefault(c.fingerprint, []).append(str(m.id))
+        for s in m.subsystems:
+            for c in s.certificates:
+                holders.setdefault(c.fingerprint, []).append(str(s.id))
+    for fp, owners in holders.items():
+        if fp and len(owners) > 1:
+            problems.add(
+                "certificates",
+                f"certificate {fp[:16]}… is registered {len(owners)} times "
+                f"({', '.join(owners)}): a certificate belongs to one member or subsystem",
+            )
+
+
+def certificate_identity_problem(pem: str, owner: str) -> str | None:
+    """Why the certificate in ``pem`` cannot be registered for ``owner`` (None if it can).
+
+    The identity the certificate names (subjectAltName URI / subject) must be ``owner``
+    exactly: otherwise one agency's key would be accepted as another's.
+    """
+    from cryptography import x509
+
+    from lienthong.errors import CertificateError
+    from lienthong.trust.identity import identity_of
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        named = str(identity_of(cert))
+    except (ValueError, CertificateError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        return f"the certificate names no federation identity ({message})"
+    if named != owner:
+        return f"the certificate is for {named}, not for its registered owner {owner}"
+    return None
+
+
+def _certificates(
+    problems: Problems, path: str, certs: Iterable[CertificateRef], owner: str
+) -> None:
     for k, c in enumerate(certs):
         if c.fingerprint and not _FINGERPRINT.fullmatch(c.fingerprint):
             problems.add(f"{path}[{k}].fingerprint", "expected 64 hex digits (SHA-256 of the DER)")
@@ -75,6 +120,10 @@ def _certificates(problems: Problems, path: str, certs: Iterable[CertificateRef]
             continue
         if c.fingerprint and c.fingerprint != actual:
             problems.add(f"{path}[{k}]", f"fingerprint does not match the PEM (it is {actual})")
+            continue
+        mismatch = certificate_identity_problem(c.pem, owner)
+        if mismatch is not None:
+            problems.add(f"{path}[{k}]", mismatch)
 
 
 def _services(reg: Registry, problems: Problems) -> None:

@@ -391,16 +391,22 @@ class CertificateAuthority:
         """Mark ``serial`` revoked (reason e.g. keyCompromise) and publish a fresh CRL."""
         flag = revocation.parse_reason(reason)
         issued = self.issued(serial)
+        # Unlock the CRL signing key first: a missing passphrase must fail before the index
+        # says "revoked" while the published CRL does not.
+        signer = self.issuer_signer()
         with revocation.locked_index(self.directory / "index.json") as index:
             record = index["certs"][revocation.serial_key(serial)]
             if record["status"] == "revoked":
                 raise InputError(f"certificate {revocation.serial_key(serial)} is already revoked")
             record.update(status="revoked", revoked_at=now.isoformat(), reason=flag.value)
-        self.publish_crl(now)
+        self.publish_crl(now, signer=signer)
         return issued.certificate
 
-    def publish_crl(self, now: dt.datetime) -> x509.CertificateRevocationList:
+    def publish_crl(
+        self, now: dt.datetime, *, signer: Signer | None = None
+    ) -> x509.CertificateRevocationList:
         """Sign and write ``crl.pem`` listing every revoked serial (next update: crl_days)."""
+        signer = signer or self.issuer_signer()
         with revocation.locked_index(self.directory / "index.json") as index:
             index["crl_number"] += 1
             number = index["crl_number"]
@@ -408,7 +414,7 @@ class CertificateAuthority:
         crl = revocation.build_crl(
             records,
             issuer=self.issuer,
-            signer=self.issuer_signer(),
+            signer=signer,
             number=number,
             now=now,
             next_update=now + dt.timedelta(days=self.settings["crl_days"]),

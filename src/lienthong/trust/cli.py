@@ -6,8 +6,12 @@ Secrets are given as references only: ``--passphrase env:NAME`` or ``--passphras
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +26,18 @@ from lienthong.trust.enrol import make_csr, read_csr
 from lienthong.trust.identity import identity_of, parse_identity
 from lienthong.trust.keys import Algorithm, public_key_to_pem
 from lienthong.trust.keystore import open_keystore
-from lienthong.trust.ocsp import build_request, verify_response
+from lienthong.trust.ocsp import CertStatus, build_request, verify_response
 from lienthong.trust.profiles import Profile
+from lienthong.trust.revocation import check_not_revoked, load_crl, verify_crl
 from lienthong.trust.secrets import parse_secret_ref
-from lienthong.trust.x509 import Usage, load_certificate, load_certificates, load_csr, verify_chain
+from lienthong.trust.x509 import (
+    Usage,
+    build_chain,
+    load_certificate,
+    load_certificates,
+    load_csr,
+    verify_chain,
+)
 
 app = typer.Typer(
     help="Certification authority for official-use signatures (chữ ký số "
@@ -57,6 +69,47 @@ def _read(path: Path, what: str) -> bytes:
         raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
+def _check_output(path: Path, what: str) -> None:
+    """Refuse an output path that cannot be written, before anything is recorded."""
+    if path == Path(""):
+        raise InputError(f"{what}: the output path is empty")
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a directory; give a file name")
+    parent = path.parent
+    if not parent.exists():
+        raise InputError(f"cannot write {what} {path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {what} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {what} {path}: directory {parent} is not writable")
+
+
+@contextlib.contextmanager
+def _reserved_output(path: Path, what: str) -> Iterator[Any]:
+    """Open a temporary file beside ``path`` BEFORE the work that records state.
+
+    The caller writes into the yielded file; on success it is renamed onto ``path`` (atomic),
+    on any error it is removed — so an unwritable ``--out`` fails before the CA records
+    anything, and a failure never leaves half a file.
+    """
+    _check_output(path, what)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {what} {path}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _spec(
     keys_dir: str, passphrase: str, module: str | None, token: str | None, pin: str
 ) -> dict[str, Any]:
@@ -79,7 +132,7 @@ def _report(json_out: bool, data: Any, text: str, **print_kw: Any) -> None:
     if json_out:
         emit_json(data)
     else:
-        console.print(text, highlight=False, **print_kw)
+        console.print(text, highlight=False, soft_wrap=True, **print_kw)
 
 
 def _cert_info(cert: Any, path: Path | None = None) -> dict[str, Any]:
@@ -178,6 +231,7 @@ def csr(
     pin: str = PinOpt,
 ) -> None:
     """Write a CSR for an identity, signed by a key in the store (proof of possession)."""
+    _check_output(out, "CSR")
     store = open_keystore(_spec(str(keystore_dir), passphrase, pkcs11_module, token, pin))
     request = make_csr(
         store.signer(label),
@@ -186,7 +240,8 @@ def csr(
         dns_names=dns,
         ip_addresses=ip,
     )
-    out.write_bytes(request.public_bytes(PEM))
+    with _reserved_output(out, "CSR") as fh:
+        fh.write(request.public_bytes(PEM))
     console.print(f"CSR written to {out}")
 
 
@@ -211,15 +266,19 @@ def issue(
         if named != parse_identity(expect):
             raise InputError(f"{csr_file} names {named}, not the expected {expect}")
     ca = CertificateAuthority.open(directory)
-    cert = ca.issue(
-        request,
-        profile=Profile.parse(profile),
-        now=_now(),
-        days=days,
-        dns_names=dns,
-        ip_addresses=ip,
-    )
-    out.write_bytes(cert.public_bytes(PEM))
+    use = Profile.parse(profile)
+    # The output file is reserved before the CA records the certificate in its index: an
+    # unwritable --out fails here, with nothing issued.
+    with _reserved_output(out, "certificate") as fh:
+        cert = ca.issue(
+            request,
+            profile=use,
+            now=_now(),
+            days=days,
+            dns_names=dns,
+            ip_addresses=ip,
+        )
+        fh.write(cert.public_bytes(PEM))
     _report(
         json_out,
         _cert_info(cert, out),
@@ -334,6 +393,8 @@ def status(
         answer.to_dict(),
         f"{answer.status.value} (next update {answer.next_update.isoformat()})",
     )
+    if answer.status is not CertStatus.GOOD:  # revoked or unknown: not usable
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -343,9 +404,17 @@ def verify(
     usage: str = typer.Option(
         "any", "--usage", help="any, signing, tls-server, tls-client, timestamping, ocsp-signing."
     ),
+    crl_file: Path | None = typer.Option(
+        None,
+        "--crl",
+        help="CRL to check revocation against (default: crl.pem beside the bundle, if any).",
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Verify a certificate chain (exit 1 with the precise reason when it fails)."""
+    """Verify a certificate chain and, with a CRL, its revocation (exit 1 with the reason).
+
+    Without a CRL only the chain is checked, and the output says so.
+    """
     cert = load_certificate(_read(cert_file, "certificate"), source=str(cert_file))
     certs = load_certificates(_read(bundle, "bundle"), source=str(bundle))
     roots = [c for c in certs if c.subject == c.issuer]
@@ -353,10 +422,32 @@ def verify(
         use = Usage(usage)
     except ValueError:
         raise InputError(f"unknown usage {usage!r}") from None
-    verify_chain(
-        cert, intermediates=[c for c in certs if c not in roots], roots=roots, now=_now(), usage=use
+    now = _now()
+    intermediates = [c for c in certs if c not in roots]
+    verify_chain(cert, intermediates=intermediates, roots=roots, now=now, usage=use)
+    if crl_file is None and (bundle.parent / "crl.pem").is_file():
+        crl_file = bundle.parent / "crl.pem"
+    if crl_file is not None:
+        crl = load_crl(_read(crl_file, "CRL"), source=str(crl_file))
+        issuer = build_chain(cert, intermediates=intermediates, roots=roots, now=now)[1:2]
+        try:
+            verify_crl(crl, issuer=issuer[0] if issuer else cert, now=now)
+        except CertificateError as exc:
+            raise CertificateError(
+                f"{crl_file}: {exc.message} (publish a fresh one: lienthong ca crl)",
+                code=exc.code,
+                **exc.details,
+            ) from exc
+        check_not_revoked(crl, cert)
+        revocation, note = str(crl_file), f"chain and revocation (CRL {crl_file})"
+    else:
+        revocation = None
+        note = "chain only: revocation not checked (give --crl, or use lienthong ca status)"
+    _report(
+        json_out,
+        {"ok": True, "revocation_checked_with": revocation, **_cert_info(cert, cert_file)},
+        f"{cert_file}: OK — {note}",
     )
-    _report(json_out, {"ok": True, **_cert_info(cert, cert_file)}, f"{cert_file}: OK")
 
 
 @app.command()
@@ -366,8 +457,11 @@ def timestamp(
     out: Path = typer.Option(..., "--out", help="Token (DER) output."),
 ) -> None:
     """Time-stamp a file's SHA-256 with the CA's TSA (RFC 3161 token)."""
+    _check_output(out, "time-stamp token")
+    data = _read(file, "file")
     tsa = CertificateAuthority.open(directory).timestamp_authority()
-    out.write_bytes(tsa.timestamp(hashlib.sha256(_read(file, "file")).digest()))
+    with _reserved_output(out, "time-stamp token") as fh:
+        fh.write(tsa.timestamp(hashlib.sha256(data).digest()))
     console.print(f"time-stamp token written to {out}")
 
 

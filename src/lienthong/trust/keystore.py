@@ -87,6 +87,8 @@ class FileKeyStore:
     def import_key(self, label: str, private_key: PrivateKey) -> Signer:
         """Store an existing private key (encrypted) under ``label``."""
         path = self._path(label)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise InputError(f"key store {self.directory} is a file, not a directory")
         if path.exists():
             raise InputError(f"key {label!r} already exists in {self.directory}")
         algorithm_of(private_key)
@@ -94,7 +96,7 @@ class FileKeyStore:
         if len(passphrase) < MIN_PASSPHRASE:
             # PKCS#8 PBES2 here uses PBKDF2 with 2048 iterations: the passphrase must carry
             # the strength, so short ones are refused before any key is written.
-            raise KeyStoreError(
+            raise InputError(
                 f"key store passphrase is {len(passphrase)} characters: use at least "
                 f"{MIN_PASSPHRASE} (a long random passphrase)"
             )

@@ -1,0 +1,122 @@
+"""Federation CLI edges: version caps at publish and fetch, certificate ownership, bad paths —
+each one precise line with exit 2 and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lienthong.errors import ConfigError
+from lienthong.federation.confverify import parse_payload
+from lienthong.federation.globalconf import FORMAT, MAX_VERSION
+
+from .clihelp import OPERATOR, cli, ok
+
+PUBLISH = (
+    "federation",
+    "publish",
+    "f.yaml",
+    "--ca-dir",
+    "ca",
+    "--key",
+    "op/signing.key.pem",
+    "--cert",
+    "op.pem",
+    "--passphrase",
+    "env:LIENTHONG_CA_PASSPHRASE",
+)
+
+
+def one_line(err: str) -> bool:
+    return len(err.strip().splitlines()) == 1 and "Traceback" not in err and "unexpected" not in err
+
+
+def _enrol(capsys: pytest.CaptureFixture[str], keys: str, identity: str, out: str) -> None:
+    ok(capsys, "ca", "keygen", "--keystore-dir", keys, "--label", "signing")
+    csr = f"{out}.csr"
+    ok(capsys, "ca", "csr", "--keystore-dir", keys, "--label", "signing", "--identity", identity,
+       "--out", csr)  # fmt: skip
+    ok(capsys, "ca", "issue", "--dir", "ca", "--csr", csr, "--profile", "signing", "--out", out)
+
+
+@pytest.fixture
+def operator(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LIENTHONG_CA_PASSPHRASE", "synthetic CA passphrase")
+    ok(capsys, "ca", "init", "--dir", "ca")
+    ok(capsys, "federation", "init", "f.yaml")
+    _enrol(capsys, "op", OPERATOR, "op.pem")
+    return tmp_path
+
+
+def test_publish_versions_are_capped_and_contiguous(
+    operator: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, *PUBLISH, "--out", "v.json", "--version", "9" * 26)
+    assert code == 2 and one_line(err) and not (operator / "v.json").exists()
+    ok(capsys, *PUBLISH, "--out", "v1.json")
+    # another output file: the last published version is remembered beside the CA
+    code, _, err = cli(capsys, *PUBLISH, "--out", "v5.json", "--version", "5")
+    assert code == 2 and one_line(err)
+    assert "skips versions after the last published version 1" in err
+    assert "--allow-version-jump" in err and not (operator / "v5.json").exists()
+    out = ok(capsys, *PUBLISH, "--out", "v2.json", "--json")
+    assert json.loads(out)["version"] == 2
+    out = ok(capsys, *PUBLISH, "--out", "v5.json", "--version", "5", "--allow-version-jump")
+    assert "version 5" in out
+
+
+def test_publish_and_fetch_bad_paths_and_durations(
+    operator: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, *PUBLISH, "--out", "f.yaml/gc.json")
+    assert code == 2 and one_line(err) and "f.yaml/gc.json" in err
+    code, _, err = cli(capsys, *PUBLISH, "--out", "x.json", "--valid-for", "999999999d")
+    assert code == 2 and one_line(err) and "longer than the maximum 366d" in err
+    assert not (operator / "x.json").exists()
+    ok(capsys, *PUBLISH, "--out", "gc.json")
+    fetch = ["federation", "fetch", "--from", "gc.json", "--anchor", "ca/bundle.pem"]
+    code, _, err = cli(capsys, *fetch, "--operator", OPERATOR, "--to", "f.yaml")
+    assert code == 2 and one_line(err) and "--to f.yaml is a file" in err
+    code, _, err = cli(capsys, "federation", "show", "/nonexistent/gc.json")
+    assert code == 2 and one_line(err) and "/nonexistent/gc.json: no such file" in err
+
+
+def test_fetch_refuses_absurd_versions() -> None:
+    payload = {"format": FORMAT, "version": MAX_VERSION + 1}
+    with pytest.raises(ConfigError, match="above the maximum 9007199254740991"):
+        parse_payload(json.dumps(payload).encode())
+
+
+def test_cert_add_refuses_another_owner_and_a_reused_fingerprint(
+    operator: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok(capsys, "federation", "member", "add", "f.yaml", "--code", "000.00.00.G01", "--name", "A")
+    ok(capsys, "federation", "member", "add", "f.yaml", "--code", "000.00.00.G02", "--name", "B")
+    _enrol(capsys, "g01", "VN/GOV/000.00.00.G01", "g01.pem")
+    add = ["federation", "cert", "add", "f.yaml", "--usage", "signing"]
+    before = (operator / "f.yaml").read_bytes()
+    code, _, err = cli(capsys, *add, "--owner", "GOV/000.00.00.G01", "--cert", "/nonexistent")
+    assert code == 2 and one_line(err) and "cannot read --cert /nonexistent" in err
+    code, _, err = cli(capsys, *add, "--owner", "GOV/000.00.00.G02", "--cert", "g01.pem")
+    assert code == 2 and one_line(err)
+    assert "is for VN/GOV/000.00.00.G01, not for VN/GOV/000.00.00.G02" in err
+    assert (operator / "f.yaml").read_bytes() == before
+    ok(capsys, *add, "--owner", "GOV/000.00.00.G01", "--cert", "g01.pem")
+    code, _, err = cli(capsys, *add, "--owner", "GOV/000.00.00.G02", "--cert", "g01.pem")
+    assert code == 2 and "already registered for VN/GOV/000.00.00.G01" in err
+    # a file edited by hand: validate reports both problems
+    doc = yaml.safe_load((operator / "f.yaml").read_text())
+    g01 = next(m for m in doc["members"] if m["code"] == "000.00.00.G01")
+    g02 = next(m for m in doc["members"] if m["code"] == "000.00.00.G02")
+    g02["certificates"] = [dict(g01["certificates"][0])]
+    (operator / "f.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+    code, _, err = cli(capsys, "federation", "validate", "f.yaml")
+    assert code == 2
+    assert "is for VN/GOV/000.00.00.G01, not for its registered owner VN/GOV/000.00.00.G02" in err
+    assert "is registered 2 times" in err
