@@ -176,6 +176,8 @@ async def _relay(
         node, sessions, v.next_node, request.method, request.message.path, headers, body
     )
     try:
+        hops = [*v.hops, receipt]
+        await ex.log_relay(node, v.claims, v.req_hash, v.tokens, hops, resp.status, resp.headers)
         back = {k: resp.headers[k] for k in _PASS_BACK if k in resp.headers}
         back[H_TIMING] = _timing(node.name, ex.elapsed_ms(), resp.headers.get(H_TIMING))
         if resp.content_length is not None and resp.content_length <= 1 << 20:

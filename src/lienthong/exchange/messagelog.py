@@ -149,8 +149,10 @@ class EvidenceStore:
                 f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}"
             )
             if create:
+                # appended in rowid order, no index: writes are sequential (the hot path);
+                # lookups by hash are for audits and build their own index (see ``get``)
                 self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS tokens(sha256 TEXT PRIMARY KEY, "
+                    "CREATE TABLE IF NOT EXISTS tokens(sha256 TEXT NOT NULL, "
                     "message_id TEXT NOT NULL, token TEXT NOT NULL)"
                 )
         except sqlite3.Error as exc:
@@ -158,17 +160,22 @@ class EvidenceStore:
         self._lock = threading.Lock()
 
     def add(self, rows: list[tuple[str, str, str]]) -> None:
-        """Commit ``(sha256, message_id, token)`` rows (already-known tokens are kept)."""
+        """Commit ``(sha256, message_id, token)`` rows."""
         if not rows:
             return
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany("INSERT OR IGNORE INTO tokens VALUES (?, ?, ?)", rows)
+                self._conn.executemany("INSERT INTO tokens VALUES (?, ?, ?)", rows)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def index(self) -> None:
+        """Index the tokens by hash (for audits; never on the gateway's write path)."""
+        with self._lock, contextlib.suppress(sqlite3.OperationalError):  # read-only copy: scan
+            self._conn.execute("CREATE INDEX IF NOT EXISTS tokens_sha256 ON tokens(sha256)")
 
     def get(self, sha: str) -> tuple[str, str] | None:
         """``(message_id, token)`` of the token with this SHA-256, or None."""
@@ -221,6 +228,7 @@ def verify_evidence(log: AuditLog, evidence: EvidenceStore) -> dict[str, int]:
     """Check every live leaf's ``evidence`` hashes against the side store: each token present,
     hashing to the leaf's value and recorded for the leaf's message id. Raise IntegrityError
     on the first mismatch; return counts."""
+    evidence.index()
     checked = 0
     for rows in log.store.leaves(0, log.size()):
         for idx, _kind, data in rows:

@@ -87,7 +87,14 @@ def exchange_route(
                     exc,
                     getattr(exc, "details", ""),
                 )
-            ex.finish(node, metrics, status=code.http_status, result="refused", code=code.value)
+            ex.finish(
+                node,
+                metrics,
+                status=code.http_status,
+                result="refused",
+                code=code.value,
+                error=exc,
+            )
             if ex.streaming:  # headers are out: the only honest signal left is a cut stream
                 if request.transport is not None:
                     request.transport.abort()
@@ -242,7 +249,7 @@ async def serve(
     flusher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await flusher
-    node.monitor.close()
+    node.close()  # monitor, and the message log: final signed checkpoint, WAL folded in
 
 
 async def _flush_loop(node: Node, stop: asyncio.Event) -> None:

@@ -1,0 +1,269 @@
+"""The gateways' message logs through real processes: leaves name nobody (tokens in the
+evidence store, verifiable against the leaves), checkpoints signed with the node key and its
+public key published, refusals as security events, relays log what they carry, and the
+provider records personal-data accesses that a citizen's access history lists."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lienthong.audit.entries import Entry, decode_entry
+from lienthong.audit.log import AuditLog
+from lienthong.errors import ConfigError, IntegrityError
+from lienthong.exchange.config import load_config
+from lienthong.exchange.demo import _tampered_call
+from lienthong.exchange.messagelog import (
+    EvidenceStore,
+    evidence_path,
+    public_key_path,
+    verify_evidence,
+)
+from lienthong.exchange.processes import Running
+from lienthong.exchange.testbed import (
+    CONGTT,
+    GIAMDINH,
+    SVC_RESIDENCE,
+    SVC_SECRET,
+    Testbed,
+    build_testbed,
+    demo_spec,
+)
+
+PID = "011187747224"  # a (synthetic) citizen's personal ID
+OTHER = "079195001234"
+USER = "VN-CCCD-001203004567"  # the civil servant at the keyboard
+KEY_ENV = "LT_TEST_PERSON_KEY"
+NODES = ("BHXH-GW", "NDXP", "BCA-GW")
+HEADERS = {
+    "X-LT-Client": GIAMDINH,
+    "X-LT-Purpose": "giam-dinh-bhyt",
+    "X-LT-Legal-Basis": "Luat BHYT 2008, Dieu 22",
+    "X-LT-UserId": USER,
+}
+
+
+@dataclass
+class Logged:
+    testbed: Testbed
+    statuses: dict[str, int]
+
+    def path(self, node: str) -> Path:
+        return self.testbed.workdir / "state" / node / "message-log.auditlog"
+
+    def entries(self, node: str) -> list[dict[str, Any]]:
+        with AuditLog.open(self.path(node), create=False) as log:
+            return [decode_entry(log.entry(i)) for i in range(log.size())]
+
+
+def _lt(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lienthong", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
+    """Calls through real gateways (BCA-GW records residence reads), then every gateway
+    stopped: the logs are closed, checkpointed and self-contained."""
+    workdir = tmp_path_factory.mktemp("message-log")
+    os.environ[KEY_ENV] = "test-person-key-" + "k" * 24
+    tb = build_testbed(workdir, demo_spec())
+    cfg = json.loads(tb.configs["BCA-GW"].read_text())
+    cfg["audit"] = {"person_key": f"env:{KEY_ENV}", "subject_from": {SVC_RESIDENCE: "path"}}
+    tb.configs["BCA-GW"].write_text(json.dumps(cfg))
+    statuses: dict[str, int] = {}
+    with Running(tb) as running:
+        running.start_all()
+        with httpx.Client(base_url=tb.internal_url("BHXH-GW"), headers=HEADERS) as c:
+            for pid in (PID, PID, OTHER):
+                statuses[f"read {pid}"] = c.get(f"/r1/{SVC_RESIDENCE}/{pid}").status_code
+            statuses["mat"] = c.post(f"/r1/{SVC_SECRET}", content=b"x").status_code
+            portal = {**HEADERS, "X-LT-Client": CONGTT}
+            r = c.get(f"/r1/{SVC_RESIDENCE}/{PID}", headers=portal)
+            statuses[r.headers.get("X-LT-Error", "")] = r.status_code
+            r = c.get(f"/r1/{SVC_SECRET}/{PID}", headers=portal)
+            statuses[r.headers.get("X-LT-Error", "")] = r.status_code
+        r = _tampered_call(tb)
+        statuses["tampered " + r.headers.get("X-LT-Error", "")] = r.status_code
+    yield Logged(tb, statuses)
+
+
+def test_calls_went_as_expected(logged: Logged) -> None:
+    assert logged.statuses == {
+        f"read {PID}": 200,
+        f"read {OTHER}": 200,
+        "mat": 200,
+        "LT.CLEARANCE": 403,
+        "LT.ACCESS_DENIED": 403,
+        "tampered LT.BAD_SIGNATURE": 403,
+    }
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _readable(text: str) -> str:
+    """The text plus every base64url-decodable dot-separated part of it (JWS payloads)."""
+    out = [text]
+    for part in text.split("."):
+        with contextlib.suppress(ValueError):
+            out.append(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("latin-1"))
+    return "\n".join(out)
+
+
+def test_leaves_name_nobody(logged: Logged) -> None:
+    for node in NODES:
+        entries = logged.entries(node)
+        assert entries, node
+        for entry in entries:
+            text = "\n".join(_readable(s) for s in _strings(entry))
+            for secret in (PID, OTHER, USER, "001203004567"):
+                assert secret not in text, (node, entry)
+            assert not any(s.count(".") == 2 and len(s) > 100 for s in _strings(entry)), entry
+        raw = logged.path(node).read_bytes()
+        assert PID.encode() not in raw and USER.encode() not in raw
+
+
+def test_tokens_are_kept_as_evidence_and_verify_against_the_leaves(
+    logged: Logged, tmp_path: Path
+) -> None:
+    path = logged.path("BCA-GW")
+    store = EvidenceStore(evidence_path(path), create=False)
+    with AuditLog.open(path, create=False) as log:
+        assert verify_evidence(log, store)["tokens_checked"] >= 3 * 3 + 5  # hops + MAT hybrid
+        first = decode_entry(log.entry(0))
+    tokens = store.for_message(first["message_id"])
+    payloads = "".join(_readable(t) for t in tokens)
+    assert f"/{PID}" in payloads  # the evidence holds what the leaf only commits to
+    store.close()
+    # a token altered in the evidence store no longer matches its leaf
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(path, copy / path.name)
+    shutil.copy(evidence_path(path), copy / evidence_path(path).name)
+    with sqlite3.connect(evidence_path(copy / path.name)) as db:
+        db.execute(
+            "UPDATE tokens SET token = token || 'x' WHERE sha256 = ?", (first["evidence"][0],)
+        )
+    store = EvidenceStore(evidence_path(copy / path.name), create=False)
+    with AuditLog.open(copy / path.name, create=False) as log, pytest.raises(IntegrityError):
+        verify_evidence(log, store)
+    store.close()
+
+
+def test_logs_are_signed_self_contained_and_verify_with_the_published_key(
+    logged: Logged, tmp_path: Path
+) -> None:
+    for node in NODES:
+        path = logged.path(node)
+        assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+        alone = tmp_path / node / path.name  # the main file alone, as handed to an auditor
+        alone.parent.mkdir()
+        shutil.copy(path, alone)
+        out = _lt("audit", "verify", "--log", str(alone), "--pubkey", str(public_key_path(path)))
+        assert out.returncode == 0, out.stdout + out.stderr
+        with AuditLog.open(alone, create=False) as log:
+            cp = log.latest_checkpoint()
+            assert cp is not None and cp[0].size == log.size()  # closing signed the last one
+
+
+def test_a_rewritten_log_fails_verification(logged: Logged, tmp_path: Path) -> None:
+    """The QA attack: entries rewritten and every hash recomputed, checkpoints kept."""
+    path = logged.path("BHXH-GW")
+    forged = tmp_path / "forged.auditlog"
+    with AuditLog.open(path, create=False) as log:
+        entries = [log.entry(i) for i in range(log.size())]
+        origin, checkpoints = log.origin, log.store.checkpoints()
+        pem = log.store.get_meta("public_key")
+    entries[0] = entries[0].replace(b'"outcome":"ok"', b'"outcome":"error"')
+    with AuditLog.open(forged, origin=origin) as log:
+        log.append([Entry(decode_entry(e)["kind"], e) for e in entries])
+        for size, note in checkpoints:
+            log.store.add_checkpoint(size, note, "2026-01-01T00:00:00.000Z")
+        log.store.set_meta("public_key", str(pem))
+    out = _lt("audit", "verify", "--log", str(forged), "--pubkey", str(public_key_path(path)))
+    assert out.returncode == 1, out.stdout + out.stderr
+
+
+def test_refusals_are_security_events(logged: Logged) -> None:
+    events = [e for e in logged.entries("BHXH-GW") if e["kind"] == "security"]
+    by_code = {e["detail"]["code"]: e for e in events}
+    assert by_code["LT.CLEARANCE"]["event"] == "clearance.violation"
+    assert by_code["LT.ACCESS_DENIED"]["event"] == "access.denied"
+    assert by_code["LT.ACCESS_DENIED"]["detail"]["client"] == CONGTT
+    assert all(e["source"] == "BHXH-GW" and e["detail"]["reason"] for e in events)
+    provider = [e for e in logged.entries("BCA-GW") if e["kind"] == "security"]
+    assert [e["event"] for e in provider] == ["verification.failed"]
+    assert provider[0]["detail"]["role"] == "peer" and provider[0]["severity"] == 7
+
+
+def test_relay_logs_each_call_it_carries(logged: Logged) -> None:
+    relayed = [e for e in logged.entries("NDXP") if e["kind"] == "exchange"]
+    assert len(relayed) == 4 and all(e["role"] == "relay" for e in relayed)
+    assert all(len(e["evidence"]) >= 3 and e["outcome"] == "ok" for e in relayed)
+    assert {e["service"] for e in relayed} == {SVC_RESIDENCE, SVC_SECRET}
+
+
+def test_personal_data_access_and_history(logged: Logged) -> None:
+    accesses = [e for e in logged.entries("BCA-GW") if e["kind"] == "personal_data.access"]
+    assert len(accesses) == 3 and all(e["requester"] == GIAMDINH for e in accesses)
+    assert all(e["legal_basis"] == "Luat BHYT 2008, Dieu 22" for e in accesses)
+    path = logged.path("BCA-GW")
+    out = _lt(
+        "audit",
+        "access-history",
+        "--person",
+        PID,
+        "--log",
+        str(path),
+        "--log-key",
+        f"lienthong/exchange/BCA-GW={public_key_path(path)}",
+        "--person-key",
+        f"env:{KEY_ENV}",
+        "--json",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    history = json.loads(out.stdout)
+    assert len(history["accesses"]) == 2
+    assert {a["service"] for a in history["accesses"]} == {SVC_RESIDENCE}
+    assert history["logs"][0]["completeness"]["key_source"] == "given"
+
+
+@pytest.mark.parametrize(
+    ("audit", "message"),
+    [
+        ({"subject_from": {SVC_RESIDENCE: "path"}}, "needs audit.person_key"),
+        ({"person_key": "k" * 20}, "reference"),
+        ({"person_key": "env:X", "subject_from": {SVC_RESIDENCE: "header"}}, "'path' or"),
+        ({"person_key": "env:X", "subject_from": {"VN/GOV/G0.X/Y/z": "path"}}, "not served"),
+    ],
+)
+def test_bad_audit_settings(logged: Logged, audit: dict[str, Any], message: str) -> None:
+    cfg = json.loads(logged.testbed.configs["BCA-GW"].read_text())
+    cfg["audit"] = audit
+    bad = logged.testbed.workdir / "bad-gateway.json"
+    bad.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=message):
+        load_config(bad)
