@@ -29,6 +29,7 @@ from lienthong.errors import InputError
 from lienthong.trust.keys import PublicKey, Signer, public_key_from_pem
 from lienthong.trust.keystore import FileKeyStore
 from lienthong.trust.secrets import resolve_secret
+from lienthong.validate.personal_id import check_personal_id
 
 app = typer.Typer(
     help="Tamper-evident audit log (nhật ký kiểm toán): verify, prove, witness, archive, export.",
@@ -148,8 +149,31 @@ def verify(
         console.print(
             f"verified {report.origin}: {report.entries_checked} entries, "
             f"{report.checkpoints} checkpoints, {report.cosignatures} co-signatures "
-            f"(key from {report.key_source}) in {report.elapsed_s}s"
+            f"(key from {report.key_source}) in {report.elapsed_s}s",
+            highlight=False,
         )
+        if report.unsigned_tail:
+            console.print(
+                f"unsigned tail: the last {report.unsigned_tail} entries "
+                f"[{report.size - report.unsigned_tail}, {report.size}) are after the last "
+                "signed checkpoint: they are self-consistent but nothing proves they were not "
+                "added or changed since; sign a checkpoint to cover them",
+                highlight=False,
+            )
+        if report.archives:
+            console.print(
+                f"archived: {report.archived_entries} entries "
+                f"pruned in {report.archives} archive(s) attested by signed log.archive entries; "
+                f"{report.archive_files_checked} archive file(s) checked, "
+                f"{report.archive_files_absent} absent here",
+                highlight=False,
+            )
+        if report.key_source == "log":
+            console.print(
+                "key from the log itself: this proves self-consistency only; pass the node's "
+                "published key with --pubkey",
+                highlight=False,
+            )
 
 
 @app.command()
@@ -294,6 +318,11 @@ def access_history_cmd(
     json_out: bool = JSON,
 ) -> None:
     """Who accessed a citizen's data, when, why — with proofs and a completeness statement."""
+    checked = check_personal_id(person)
+    if checked.value is None:
+        why = "; ".join(r.message for r in checked.reasons if r.severity == "error")
+        raise InputError(f"--person: not a valid personal ID (số định danh cá nhân): {why}")
+    person = checked.value
     key = resolve_secret(person_key, what="person key")
     keys = _named_keys(log_key)
     logs = [_read(t) for t in log]
@@ -311,8 +340,23 @@ def access_history_cmd(
             f"({a['legal_basis']})  [{a['log']} #{a['index']}]",
             highlight=False,
         )
+    if not result["accesses"]:
+        console.print("no recorded access in the proven ranges", highlight=False)
     for h in result["logs"]:
-        console.print(h["completeness"]["statement"], highlight=False)
+        c = h["completeness"]
+        if c["archived_accesses"]:
+            console.print(
+                f"{c['archived_accesses']} more access(es) in archived entries "
+                f"[0, {c['complete_from']}) of {h['origin']}: see the archive files "
+                f"{', '.join(a['file'] for a in c['archives'])}",
+                highlight=False,
+            )
+        console.print(c["statement"], highlight=False)
+    console.print(
+        f"person key {result['person_key_id']} (a wrong key finds nobody: compare this "
+        "fingerprint with the federation's)",
+        highlight=False,
+    )
 
 
 @app.command()

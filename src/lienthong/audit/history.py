@@ -8,15 +8,18 @@ For each node log given, up to its latest signed checkpoint:
   hash recomputed and the root rebuilt; the rebuilt root must equal the signed checkpoint root
   (so no entry was hidden or altered), and the set of entries whose canonical bytes carry this
   person's keyed hash must equal the index (so the index hid nothing). Entries already
-  archived and pruned are outside the claim: ``complete_from`` says where it starts.
+  archived and pruned are outside the claim: ``complete_from`` says where it starts, and that
+  prefix is accepted only if the log's own signed ``log.archive`` entries attest it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from lienthong.audit import merkle
+from lienthong.audit.archive import ArchiveUnproven, attestation, proven_prefix
 from lienthong.audit.checkpoint import verify_note
 from lienthong.audit.entries import (
     KIND_PERSONAL_DATA_ACCESS,
@@ -25,7 +28,7 @@ from lienthong.audit.entries import (
     person_ref,
 )
 from lienthong.audit.log import AuditLog
-from lienthong.errors import IntegrityError
+from lienthong.errors import InputError, IntegrityError
 from lienthong.trust.keys import PublicKey, public_key_from_pem
 
 
@@ -44,12 +47,16 @@ class Completeness:
         )
 
 
-def _scan(log: AuditLog, size: int, needle: bytes) -> tuple[bytes, set[int], int]:
+def _scan(
+    log: AuditLog, size: int, needle: bytes
+) -> tuple[bytes, set[int], int, dict[int, dict[str, Any]]]:
     """Rebuild the root of ``[0, size)`` and find live entries containing ``needle``.
 
-    The archived prefix enters the root through its stored complete subtrees.
+    The archived prefix enters the root through its stored complete subtrees; the
+    ``log.archive`` entries met on the way are returned (they must attest that prefix).
     """
     first_live = min(max((a[2] for a in log.store.archives()), default=0), size)
+    attested: dict[int, dict[str, Any]] = {}
     frontier = merkle.Frontier()
     prefix = merkle.subtree_nodes(0, first_live)
     stored = log.hashes(prefix)
@@ -63,11 +70,19 @@ def _scan(log: AuditLog, size: int, needle: bytes) -> tuple[bytes, set[int], int
             frontier.push(merkle.leaf_hash(data))
             if needle in data and decode_entry(data).get("kind") == KIND_PERSONAL_DATA_ACCESS:
                 found.add(idx)
+            detail = attestation(_kind, data)
+            if detail is not None:
+                attested[idx] = detail
     if frontier.size != size:
         raise IntegrityError(
             f"log {log.origin} holds {frontier.size} entries, checkpoint says {size}"
         )
-    return frontier.root(), found, first_live
+    return frontier.root(), found, first_live, attested
+
+
+def person_key_id(key: bytes) -> str:
+    """A short public fingerprint of the person key (which key the hashes were made with)."""
+    return hashlib.sha256(b"lienthong/person-key-id\n" + key).hexdigest()[:16]
 
 
 def history_in_log(
@@ -78,28 +93,41 @@ def history_in_log(
     if latest is None:
         raise IntegrityError(f"log {log.origin} has no signed checkpoint: nothing can be proven")
     cp, note = latest
+    missing = log.store.missing_tables()
+    if missing:
+        raise IntegrityError(f"log {log.origin}: table(s) {', '.join(missing)} are missing")
     key_source = "given"
     if public_key is None:  # self-asserted: proves consistency, not who signed
         pem = log.store.get_meta("public_key")
         if pem is None:
             raise IntegrityError(f"log {log.origin}: no public key to check its checkpoint")
-        public_key, key_source = public_key_from_pem(pem.encode()), "log"
+        try:
+            public_key, key_source = public_key_from_pem(pem.encode()), "log"
+        except InputError as exc:
+            raise IntegrityError(f"log {log.origin}: its recorded public key: {exc}") from exc
     verify_note(note, log.key_name, public_key)
     digest = person_hash(person_id, key)
     needle = f'"person":"{person_ref(digest)}"'.encode()
-    root, found, first_live = _scan(log, cp.size, needle)
+    root, found, first_live, attested = _scan(log, cp.size, needle)
     if root != cp.root:
         raise IntegrityError(
             f"log {log.origin}: recomputed root differs from signed "
             f"checkpoint {cp.size}: the log was altered"
         )
+    archive_rows = log.store.archives()
+    try:  # a pruned prefix counts only if the log's own signed entries attest its archives
+        proven_prefix(archive_rows, attested, cp.size)
+    except ArchiveUnproven as exc:
+        raise IntegrityError(f"log {log.origin}: {exc.message}") from exc
     listed = log.store.person_indexes(digest)
     archived = sum(1 for i in listed if i < first_live)
     indexed = {i for i in listed if first_live <= i < cp.size}
     if indexed != found:
+        hidden, extra = sorted(found - indexed), sorted(indexed - found)
         raise IntegrityError(
-            f"log {log.origin}: person index lists {sorted(indexed)[:5]} but "
-            f"entries {sorted(found)[:5]} name this person: index tampered"
+            f"log {log.origin}: person index tampered: entries {_few(hidden)} name this "
+            f"person but are missing from the index; index rows {_few(extra)} name nobody "
+            "there"
         )
     accesses = []
     for idx in sorted(found):
@@ -121,6 +149,15 @@ def history_in_log(
             }
         )
     done = Completeness(cp.size, first_live, True, len(found))
+    statement = done.statement(log.origin)
+    if first_live:
+        last = archive_rows[-1]
+        statement += (
+            f"; entries [0, {first_live}) are archived (attested by the log's signed "
+            f"log.archive entries, last archive SHA-256 {last[4][:16]}…) and NOT re-checked "
+            f"here: the person index counts {archived} accesses there — check them in the "
+            "archive files (lienthong audit verify-archive)"
+        )
     return {
         "origin": log.origin,
         "checkpoint": note,
@@ -128,11 +165,23 @@ def history_in_log(
         "completeness": {
             "checkpoint_size": cp.size,
             "complete_from": first_live,
+            "proven_range": [first_live, cp.size],
             "archived_accesses": archived,
+            "archives": [
+                {"seq": r[0], "first": r[1], "end": r[2], "file": r[3], "sha256": r[4]}
+                for r in archive_rows
+            ],
             "key_source": key_source,
-            "statement": done.statement(log.origin),
+            "statement": statement,
         },
     }
+
+
+def _few(items: list[int]) -> str:
+    if not items:
+        return "none"
+    shown = ", ".join(str(i) for i in items[:8])
+    return f"[{shown}{', …' if len(items) > 8 else ''}] ({len(items)})"
 
 
 def access_history(
@@ -151,6 +200,7 @@ def access_history(
     )
     return {
         "person": person_ref(person_hash(person_id, key)),
+        "person_key_id": person_key_id(key),
         "accesses": accesses,
         "logs": [{k: v for k, v in h.items() if k != "accesses"} for h in per_log],
     }

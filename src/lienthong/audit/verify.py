@@ -16,6 +16,7 @@ Raises :class:`LogInconsistency` (an :class:`~lienthong.errors.IntegrityError`) 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,12 @@ from typing import Any
 from cryptography import x509
 
 from lienthong.audit import merkle
+from lienthong.audit.archive import (
+    ArchiveUnproven,
+    attestation,
+    check_archive_file,
+    proven_prefix,
+)
 from lienthong.audit.checkpoint import Checkpoint, verify_cosignature, verify_note
 from lienthong.audit.log import AuditLog
 from lienthong.audit.merkle import HASH_SIZE
@@ -57,6 +64,9 @@ class VerifyReport:
     stamps_verified: int = 0
     external_checkpoints: int = 0
     stamps_pending: int = 0
+    archives: int = 0
+    archive_files_checked: int = 0
+    archive_files_absent: int = 0
     elapsed_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,38 +77,82 @@ def _fail(kind: str, message: str, **details: Any) -> LogInconsistency:
     return LogInconsistency(message, kind=kind, **details)
 
 
-def _classify(i: int, computed: list[bytes], stored: list[bytes], base: int) -> LogInconsistency:
-    """Name the first leaf mismatch at chunk offset ``i`` by looking at its neighbours."""
-    where = {h: k for k, h in enumerate(stored)}
-    j = where.get(computed[i])
+@dataclass
+class _Scan:
+    """What the leaf pass learns for later checks."""
+
+    size: int
+    hashed: int  # leaf hashes stored (≠ size: entries inserted or deleted with renumbering)
+    signed: int  # the largest size a stored checkpoint claims (not yet verified)
+    pruned_end: int  # end of the prefix the archives table claims (proven later)
+    attested: dict[int, dict[str, Any]] = field(default_factory=dict)
+    persons: set[tuple[bytes, int]] = field(default_factory=set)
+
+
+_PERSON_MARK = b'"person":"hmac-sha256:'
+
+
+def _classify(
+    i: int, computed: list[bytes], stored: list[bytes], base: int, scan: _Scan, log: AuditLog
+) -> LogInconsistency:
+    """Name the first leaf mismatch at chunk offset ``i``.
+
+    ``stored`` may extend two hashes beyond the chunk. More entries than stored leaf hashes
+    means insertion, fewer deletion (each with renumbering, if the following entries line up
+    shifted by one); the same count with the entry's content found elsewhere means reordering
+    or duplication; a content that still fits its stored parent means only the stored leaf
+    hash was rewritten."""
     idx = base + i
-    if j is not None and j != i and j < len(computed) and computed[j] == stored[i]:
-        return _fail(
-            "reordered",
-            f"entries {idx} and {base + j} were swapped (reordered)",
-            index=idx,
-            other=base + j,
-        )
-    if _shifted(computed[i:], stored[i + 1 :]):
-        return _fail("deleted", f"entry {idx} was deleted and later entries renumbered", index=idx)
-    if _shifted(computed[i + 1 :], stored[i:]):
+    if scan.size > scan.hashed and _shifted(computed[i + 1 :], stored[i:]):
         return _fail(
             "inserted",
             f"an entry was inserted at index {idx} (later entries renumbered)",
             index=idx,
         )
-    if j is not None:
+    if scan.size < scan.hashed and _shifted(computed[i:], stored[i + 1 :]):
+        return _fail("deleted", f"entry {idx} was deleted and later entries renumbered", index=idx)
+    n = len(computed)
+    where = {h: k for k, h in enumerate(stored[:n])}
+    j = where.get(computed[i])
+    if j is not None and j != i and stored[i] in set(computed):
+        k = computed.index(stored[i])
+        return _fail(
+            "reordered",
+            f"entries were reordered: index {idx} holds entry {base + j} and entry {idx} "
+            f"now sits at index {base + k}",
+            index=idx,
+            other=base + j,
+        )
+    if j is not None and j != i:
         return _fail(
             "modified",
             f"entry {idx} was modified: it now duplicates entry {base + j}",
             index=idx,
             other=base + j,
         )
+    if _parent_fits(log, idx, i, computed):
+        return _fail(
+            "hash_tree",
+            f"the stored leaf hash of entry {idx} was rewritten (the entry itself still fits "
+            "the stored tree above it)",
+            index=idx,
+            level=0,
+        )
     return _fail(
         "modified",
         f"entry {idx} was modified: its content does not match its stored leaf hash",
         index=idx,
     )
+
+
+def _parent_fits(log: AuditLog, idx: int, i: int, computed: list[bytes]) -> bool:
+    """True if entry ``idx``'s recomputed hash and its sibling's give the stored parent."""
+    sib = i ^ 1
+    if sib >= len(computed):
+        return False
+    parent = _stored_hashes(log, 1, idx >> 1, (idx >> 1) + 1)
+    left, right = (computed[i], computed[sib]) if i < sib else (computed[sib], computed[i])
+    return bool(parent) and parent[0] == merkle.node_hash(left, right)
 
 
 def _shifted(computed: list[bytes], stored: list[bytes]) -> bool:
@@ -122,10 +176,16 @@ def _stored_hashes(log: AuditLog, level: int, first: int, end: int) -> list[byte
 
 
 def _check_leaves(
-    rows: list[Any], stored_ext: list[bytes], lo: int, pruned_end: int, report: VerifyReport
+    log: AuditLog,
+    rows: list[Any],
+    stored_ext: list[bytes],
+    lo: int,
+    scan: _Scan,
+    report: VerifyReport,
 ) -> None:
     """``stored_ext``: stored leaf hashes of the chunk plus up to two beyond (to classify)."""
     stored = stored_ext[: len(rows)]
+    pruned_end = scan.pruned_end
     for k, row in enumerate(rows):
         if row[0] != lo + k:
             raise _fail("deleted", f"entry {lo + k} is missing (deleted)", index=lo + k)
@@ -135,27 +195,49 @@ def _check_leaves(
                 f"entry {row[0]} has no content but was never archived (deleted)",
                 index=row[0],
             )
-    if len(stored) < len(rows):
-        raise _fail(
-            "inserted",
-            f"entry {lo + len(stored)} has no leaf hash: it was inserted outside the log",
-            index=lo + len(stored),
-        )
+    n = min(len(rows), len(stored))
     if rows and rows[0][0] < pruned_end:
         report.archived_entries += sum(1 for r in rows if r[2] is None)
         computed = [
-            merkle.leaf_hash(r[2]) if r[2] is not None else stored[k] for k, r in enumerate(rows)
+            merkle.leaf_hash(r[2]) if r[2] is not None else stored[k]
+            for k, r in enumerate(rows[:n])
         ]
     else:
         computed = merkle.leaf_hashes([r[2] for r in rows])
-    if computed != stored:
-        first = next(k for k in range(len(rows)) if computed[k] != stored[k])
-        raise _classify(first, computed, stored_ext, lo)
+    if computed[:n] != stored:
+        first = next(k for k in range(n) if computed[k] != stored[k])
+        raise _classify(first, computed, stored_ext, lo, scan, log)
+    if len(stored) < len(rows):
+        idx = lo + len(stored)
+        if idx < scan.signed:  # a signed entry cannot be new: its hashes were removed
+            raise _fail(
+                "hash_tree",
+                f"the stored leaf hash of entry {idx} is missing (tree hashes deleted)",
+                index=idx,
+                level=0,
+            )
+        raise _fail(
+            "inserted",
+            f"entry {idx} has no leaf hash: it was inserted outside the log",
+            index=idx,
+        )
     for idx, kind, data in rows:  # the kind column (used to filter exports) is not hashed
-        if data is not None and b'"kind":"' + kind.encode() + b'"' not in data:
+        if data is None:
+            continue
+        if b'"kind":"' + kind.encode() + b'"' not in data:
             raise _fail(
                 "modified", f"entry {idx}: its kind column was changed to {kind!r}", index=idx
             )
+        if kind == "personal_data.access" and idx >= pruned_end:
+            at = data.find(_PERSON_MARK)
+            if at >= 0:
+                hx = data[at + len(_PERSON_MARK) : at + len(_PERSON_MARK) + 64]
+                with contextlib.suppress(ValueError):  # not hex: names nobody indexable
+                    scan.persons.add((bytes.fromhex(hx.decode("ascii", "replace")), idx))
+        elif kind == "admin":
+            detail = attestation(kind, data)
+            if detail is not None:
+                scan.attested[idx] = detail
     report.entries_checked += len(rows)
 
 
@@ -198,8 +280,26 @@ def _check_no_extra(log: AuditLog, size: int) -> None:
         )
 
 
-def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> None:
+def _claimed_size(log: AuditLog) -> int:
+    sizes = [s for s, _n in log.store.checkpoints()]
+    return max(sizes, default=0)
+
+
+def _hashed(log: AuditLog) -> int:
+    last = log.store.last_tile(0)
+    return 0 if last is None else (last[0] & ((1 << 48) - 1)) * TILE_WIDTH + last[1]
+
+
+def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> _Scan:
+    first = log.store.min_index()
+    if first is not None and first < 0:
+        raise _fail(
+            "inserted",
+            f"an entry was inserted at index {first}, before the log's first entry",
+            index=first,
+        )
     pruned_end = max((a[2] for a in log.store.archives()), default=0)
+    scan = _Scan(size, _hashed(log), _claimed_size(log), pruned_end)
     tops: list[bytes] = []
     for lo in range(0, size, CHUNK):
         hi = min(lo + CHUNK, size)
@@ -209,7 +309,7 @@ def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> None:
                 "deleted", f"entry {lo + len(rows)} is missing (deleted)", index=lo + len(rows)
             )
         stored_ext = _stored_hashes(log, 0, lo, hi + 2)
-        _check_leaves(rows, stored_ext, lo, pruned_end, report)
+        _check_leaves(log, rows, stored_ext, lo, scan, report)
         level_hashes = stored_ext[: hi - lo]
         for level in range(1, CHUNK_LEVEL + 1):
             level_hashes = merkle.parent_level(level_hashes)
@@ -224,6 +324,54 @@ def _check_tree(log: AuditLog, size: int, report: VerifyReport) -> None:
         level += 1
         _check_level(log, level, 0, tops, report)
     _check_no_extra(log, size)
+    _check_persons(log, scan)
+    return scan
+
+
+def _check_persons(log: AuditLog, scan: _Scan) -> None:
+    """The person index (citizens' access history) must list exactly the live entries that
+    name a person; rows of archived entries can only be checked against the archives."""
+    rows = {(p, i) for p, i in log.store.person_rows(scan.pruned_end)}
+    live = {(p, i) for p, i in rows if i < scan.size}
+    for _p, i in sorted(scan.persons - live, key=lambda r: r[1])[:1]:
+        raise _fail(
+            "deleted",
+            f"the person index row of entry {i} was deleted (its access would be hidden "
+            "from the citizen's history)",
+            index=i,
+            table="persons",
+        )
+    for _p, i in sorted(rows - scan.persons, key=lambda r: r[1])[:1]:
+        raise _fail(
+            "inserted",
+            f"the person index holds a row for entry {i} that names nobody there "
+            "(inserted into the index)",
+            index=i,
+            table="persons",
+        )
+
+
+def _check_archives(log: AuditLog, scan: _Scan, signed: int, report: VerifyReport) -> None:
+    """The archived (pruned) prefix must be attested by the log itself: see
+    :func:`~lienthong.audit.archive.proven_prefix`; present archive files must match."""
+    rows = log.store.archives()
+    try:
+        proven_prefix(rows, scan.attested, signed)
+    except ArchiveUnproven as exc:
+        raise LogInconsistency(exc.message, **exc.details) from exc
+    for row in rows:
+        ok = check_archive_file(row)
+        if ok is None:
+            report.archive_files_absent += 1
+        elif not ok:
+            raise _fail(
+                "bad_archive",
+                f"archive file {row[3]} does not hash to the SHA-256 recorded for archive {row[0]}",
+                index=row[1],
+            )
+        else:
+            report.archive_files_checked += 1
+    report.archives = len(rows)
 
 
 def _check_note(
@@ -332,8 +480,13 @@ def verify_log(
         if pem is None and log.store.checkpoints():
             raise _fail("bad_signature", "no public key given and none recorded in the log")
         report.key_source = "log"
-        public_key = public_key_from_pem(pem.encode()) if pem else None
-    _check_tree(log, report.size, report)
+        try:
+            public_key = public_key_from_pem(pem.encode()) if pem else None
+        except InputError as exc:  # the log's own record is damaged: an integrity failure
+            raise _fail(
+                "bad_signature", f"the public key recorded in the log is unreadable: {exc}"
+            ) from exc
+    scan = _check_tree(log, report.size, report)
     if public_key is not None:
         _check_checkpoints(log, public_key, witnesses or {}, report.size, report)
         for k, note in enumerate(external_notes or []):
@@ -341,6 +494,7 @@ def verify_log(
             report.external_checkpoints += 1
     else:
         report.unsigned_tail = report.size
+    _check_archives(log, scan, report.size - report.unsigned_tail, report)
     if tsa_certificates is not None:
         _check_stamps(log, tsa_certificates, report)
     report.elapsed_s = round(time.perf_counter() - started, 3)
