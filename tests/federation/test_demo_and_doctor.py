@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,8 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from lienthong.demo import DemoContext
+from lienthong.errors import ConfigError
 from lienthong.federation.demo import run
 from lienthong.federation.doctor import Finding, diagnose
+from lienthong.federation.node import load_node
 from lienthong.trust.ca import CertificateAuthority
 from lienthong.trust.x509 import load_certificate
 
@@ -129,9 +132,19 @@ def test_doctor_finds_revocation_and_status_outage(
     settings = json.loads((node / "node.json").read_text())
     settings["status"] = {"url": "http://127.0.0.1:9"}  # nothing listens on the discard port
     (node / "node.json").write_text(json.dumps(settings))
+    # the answers saved by the previous runs carry the node through the outage, with a warning
+    found = by_check(diagnose(node, now))
+    assert found["status.tls"].status == "warn"
+    assert "status service unreachable" in found["status.tls"].message
+    assert "before this node fails closed" in found["status.tls"].message
+    assert "lienthong ca serve" in str(found["status.tls"].fix)
+    assert found["status.signing"].status == "fail"  # the saved answer says revoked
+    # ... until the saved answer and the grace period run out: then it fails closed
+    bad = failing(diagnose(node, now + dt.timedelta(days=3)))
+    assert "failing closed" in bad["status.tls"].message
+    shutil.rmtree(node / "status-cache")
     bad = failing(diagnose(node, now))
     assert "cannot be established" in bad["status.tls"].message
-    assert "lienthong ca serve" in str(bad["status.tls"].fix)
 
 
 def test_doctor_finds_configuration_faults(demo: tuple[dict[str, Any], DemoContext]) -> None:
@@ -161,3 +174,60 @@ def test_doctor_cli_exit_codes(demo: tuple[dict[str, Any], DemoContext]) -> None
     bad = subprocess.run(cli, capture_output=True, text=True, check=False)
     assert bad.returncode == 1
     assert "FAIL keys.tls" in bad.stdout and "fix: lienthong ca keygen" in bad.stdout
+
+
+def test_doctor_fix_commands_work_when_pasted(
+    demo: tuple[dict[str, Any], DemoContext], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fix for a missing key, run as printed, repairs the node (keys and certificate)."""
+    from lienthong.cli.main import main
+
+    _, ctx = demo
+    node, now = node_dir(ctx), dt.datetime.now(dt.UTC)
+    (node / "keys" / "tls.key.pem").unlink()
+    fix = str(failing(diagnose(node, now))["keys.tls"].fix)
+    assert "--passphrase env:" in fix and "--keystore-dir" in fix and "--dns " in fix
+    for command in fix.split(" && "):
+        argv = shlex.split(command)
+        assert argv[0] == "lienthong"
+        with pytest.raises(SystemExit) as exc:
+            main(argv[1:])
+        assert exc.value.code in (0, None), (command, capsys.readouterr())
+    found = by_check(diagnose(node, now))
+    assert found["keys.tls"].status == "ok" and found["certificates.tls"].status != "fail"
+    for f in found.values():
+        assert "{'" not in f.message and "{'" not in str(f.fix)  # no Python dict reprs
+
+
+@pytest.mark.parametrize(
+    "settings,expected",
+    [
+        ({"certificates": 5}, "certificates must be a JSON object, got int"),
+        ({"status_grace_hours": 1e308}, "status_grace_hours must be a whole number of hours"),
+        ({"status": {"url": 7}}, "status.url must be a non-empty string, got int"),
+        ({"identity": ["x"]}, "identity must be a string, got list"),
+    ],
+)
+def test_node_settings_type_errors_are_precise(
+    tmp_path: Path, settings: dict[str, Any], expected: str
+) -> None:
+    (tmp_path / "node.json").write_text(json.dumps({"schema_version": 1, **settings}))
+    with pytest.raises(ConfigError, match=expected):
+        load_node(tmp_path)
+
+
+def test_doctor_bad_node_dir_is_one_line_exit_2(tmp_path: Path) -> None:
+    from lienthong.cli.main import main
+
+    for target, expected in (
+        (tmp_path / "missing", "no such directory"),
+        (tmp_path / "node.json", "is not a directory"),
+    ):
+        (tmp_path / "node.json").write_text("{}")
+        with pytest.raises(SystemExit) as exc:
+            main(["doctor", "--node-dir", str(target)])
+        assert exc.value.code == 2, expected
+    (tmp_path / "node.json").write_text(json.dumps({"schema_version": 1, "certificates": 5}))
+    with pytest.raises(SystemExit) as exc:
+        main(["doctor", "--node-dir", str(tmp_path)])
+    assert exc.value.code == 2

@@ -76,32 +76,81 @@ class NodeSettings:
         return target
 
 
+MAX_GRACE_HOURS = 8760  # a year: beyond that a revoked certificate would never be noticed
+
+
+def _object(path: Path, data: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {key} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _text(path: Path, data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: {key} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _strings(path: Path, key: str, value: dict[str, Any]) -> dict[str, str]:
+    for k, v in value.items():
+        if not isinstance(v, str) or not v:
+            raise ConfigError(
+                f"{path}: {key}.{k} must be a non-empty string, got {type(v).__name__}"
+            )
+    return {str(k): v for k, v in value.items()}
+
+
+def _grace(path: Path, data: dict[str, Any]) -> int:
+    value = data.get("status_grace_hours", 24)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            f"{path}: status_grace_hours must be a number of hours, got {type(value).__name__}"
+        )
+    if not 0 <= value <= MAX_GRACE_HOURS or value != int(value):
+        raise ConfigError(
+            f"{path}: status_grace_hours must be a whole number of hours from 0 to "
+            f"{MAX_GRACE_HOURS}, got {value!r}"
+        )
+    return int(value)
+
+
 def load_node(directory: Path) -> NodeSettings:
-    """Read ``node.json`` (or take the defaults when it is absent)."""
+    """Read ``node.json`` (or take the defaults when it is absent); every field type-checked."""
     path = directory / "node.json"
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return NodeSettings(directory)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} is unreadable: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path} is unreadable: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         raise ConfigError(f"{path}: unsupported schema version (expected {SCHEMA_VERSION})")
     unknown = set(data) - KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown keys {', '.join(sorted(unknown))}")
     base = NodeSettings(directory)
-    try:
-        return NodeSettings(
-            directory,
-            identity=data.get("identity"),
-            keystore=dict(data.get("keystore") or base.keystore),
-            certificates={
-                str(k): str(v) for k, v in (data.get("certificates") or base.certificates).items()
-            },
-            status={str(k): str(v) for k, v in (data.get("status") or {}).items()},
-            status_grace_hours=int(data.get("status_grace_hours", 24)),
-            globalconf=str(data.get("globalconf") or "globalconf"),
+    certificates = _object(path, data, "certificates")
+    status = _object(path, data, "status")
+    if status is not None and not status.keys() <= {"url", "ca_dir"}:
+        extra = ", ".join(sorted(set(status) - {"url", "ca_dir"}))
+        raise ConfigError(f"{path}: status has unknown keys {extra} (use url or ca_dir)")
+    keystore = _object(path, data, "keystore")
+    if keystore is not None and keystore.get("type") not in ("file", "pkcs11"):
+        raise ConfigError(
+            f'{path}: keystore.type must be "file" or "pkcs11", got {keystore.get("type")!r}'
         )
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{path}: malformed field: {exc}") from exc
+    return NodeSettings(
+        directory,
+        identity=_text(path, data, "identity"),
+        keystore=dict(keystore or base.keystore),
+        certificates=_strings(path, "certificates", certificates or base.certificates),
+        status=_strings(path, "status", status or {}),
+        status_grace_hours=_grace(path, data),
+        globalconf=_text(path, data, "globalconf") or "globalconf",
+    )
