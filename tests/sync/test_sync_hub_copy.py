@@ -59,11 +59,23 @@ BATCHES = [
 ]
 
 
-def _apply(url: str, dialect: HubDialect) -> dict[str, list[tuple[Any, ...]]]:
+# binary COPY computes the timestamps itself: offsets, fractions and a text fallback
+NOWS = [
+    "2026-01-01T00:00:00+00:00",
+    "2026-01-02T07:30:00.123456+07:00",
+    "2026-01-03T00:00:00.5-03:00",
+    "2026-01-04 00:00:00+00",
+    "2026-01-05T00:00:00Z",
+]
+
+
+def _apply(
+    url: str, dialect: HubDialect, batches: list[Batch] = BATCHES
+) -> dict[str, list[tuple[Any, ...]]]:
     conn = psycopg.connect(url)
     store = HubStore(conn, dialect)
-    for i, batch in enumerate(BATCHES):
-        store.apply(batch, f"2026-01-0{i + 1}T00:00:00+00:00")
+    for batch, now in zip(batches, NOWS, strict=True):
+        store.apply(batch, now)
     out = {
         table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()
         for table in ("c_citizen", "sync_batches")
@@ -84,3 +96,13 @@ def test_direct_copy_equals_merge(schemas: tuple[str, str]) -> None:
     current = {r[1]: r[2] for r in copied["c_citizen"]}
     assert current["tab\there"] == {"q": 'a "quote" \\ and\nnewline'}
     assert current["dup"] == {"v": 2} and current["100%"] == {"p": "%s"}
+
+
+def test_direct_copy_of_new_keys_at_any_clock(schemas: tuple[str, str]) -> None:
+    batches = [_batch(n, [(f"{n}-{i}", {"n": i, "t": "tab\there"}) for i in range(20)])
+               for n in range(1, 6)]  # fmt: skip
+    copied = _apply(schemas[0], POSTGRES, batches)
+    merged = _apply(schemas[1], dataclasses.replace(POSTGRES, copy_upserts=None), batches)
+    assert copied == merged
+    stamps = {r[1].split("-")[0]: r[5] for r in copied["c_citizen"]}
+    assert len(set(stamps.values())) == 5  # five clocks, each kept exactly

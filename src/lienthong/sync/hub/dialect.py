@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -40,7 +42,7 @@ class HubDialect:
     # row into history; only rows that really change fire them, inserts cost nothing extra
     history_ddl: tuple[str, ...]
     # COPY straight into the current table when every key of a batch is new (PostgreSQL)
-    copy_upserts: Callable[[Any, str, bytes], Any] | None = None
+    copy_upserts: Callable[..., Any] | None = None
 
     def sql(self, text: str) -> str:
         """Write SQL with ``?`` placeholders; convert to this backend's style."""
@@ -115,19 +117,65 @@ def copy_upsert_block(rows: Sequence[tuple[str, str, bytes]], template: bytes) -
     return b"".join(map(template.__mod__, zip(key_bytes, jsons, pos_bytes, strict=True)))
 
 
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_ISO_AWARE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
+_I32 = struct.Struct(">i")
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
+_BINARY_TRAILER = b"\xff\xff"
+
+
+def copy_binary_current(
+    rows: Sequence[tuple[str, str, bytes]], source: str, seq: int, now: str
+) -> bytes | None:
+    """Binary COPY data of complete current-table rows (source, source_key, data as jsonb,
+    position, batch_seq, received_at = valid_from = ``now``): PostgreSQL parses no number,
+    timestamp or escape. None when ``now`` is not an ISO time with an offset or a value
+    holds NUL (the caller then uses the text format)."""
+    if not _ISO_AWARE.fullmatch(now):
+        return None
+    try:
+        micros = (dt.datetime.fromisoformat(now) - _PG_EPOCH) // dt.timedelta(microseconds=1)
+    except ValueError:
+        return None
+    keys = list(map(itemgetter(0), rows))
+    positions = list(map(itemgetter(1), rows))
+    jsons = list(map(itemgetter(2), rows))
+    joined = "\x00".join(keys)
+    if joined.count("\x00") != len(keys) - 1 or "\x00" in source:
+        return None
+    key_bytes = joined.encode().split(b"\x00")
+    if positions == keys:
+        pos_bytes = key_bytes
+    else:
+        joined = "\x00".join(positions)
+        if joined.count("\x00") != len(positions) - 1:
+            return None
+        pos_bytes = joined.encode().split(b"\x00")
+    src = source.encode()
+    stamp = struct.pack(">iq", 8, micros)
+    head = b"\x00\x07" + _I32.pack(len(src)) + src
+    tail = struct.pack(">iq", 8, seq) + stamp + stamp
+    template = head.replace(b"%", b"%%") + b"%s%s%s\x01%s%s%s" + tail.replace(b"%", b"%%")
+    key_lens = list(map(_I32.pack, map(len, key_bytes)))
+    pos_lens = key_lens if pos_bytes is key_bytes else list(map(_I32.pack, map(len, pos_bytes)))
+    json_lens = map(_I32.pack, map((1).__add__, map(len, jsons)))  # jsonb: version byte 1
+    fields = zip(key_lens, key_bytes, json_lens, jsons, pos_lens, pos_bytes, strict=True)
+    return b"".join([_BINARY_HEADER, *map(template.__mod__, fields), _BINARY_TRAILER])
+
+
 def copy_escape(value: str) -> bytes:
     """One COPY text field (escaped, ``%`` doubled for a %-template)."""
     return copy_field(value).encode().replace(b"%", b"%%")
 
 
-def _copy_current(conn: Any, table: str, block: Any) -> Any:
+def _copy_current(conn: Any, table: str, block: bytes, binary: bool = False) -> Any:
     """COPY a block of complete current-table rows; on a key that already exists, roll back
     to before it and return None (the caller merges instead)."""
     conn.execute("SAVEPOINT lt_copy")
     try:
         with conn.cursor().copy(
             f"COPY {table} (source, source_key, data, position, batch_seq, received_at, "
-            "valid_from) FROM STDIN"
+            f"valid_from) FROM STDIN{' (FORMAT BINARY)' if binary else ''}"
         ) as copy:
             copy.write(block)
     except Exception as exc:

@@ -23,6 +23,7 @@ from lienthong.errors import BackendError, IntegrityError
 from lienthong.sync.envelope import Batch
 from lienthong.sync.hub.dialect import (
     HubDialect,
+    copy_binary_current,
     copy_escape,
     copy_field,
     copy_upsert_block,
@@ -239,13 +240,16 @@ class HubStore:
         if skip:
             self._copy_skip[e] = skip - 1
             return False
-        head = b"\t".join([copy_escape(src), b"%s", b"%s", b"%s", str(int(seq)).encode(),
-                           copy_escape(now), copy_escape(now)])  # fmt: skip
-        block = copy_upsert_block(rows, head + b"\n")
+        block = copy_binary_current(rows, src, int(seq), now)
+        binary = block is not None
+        if block is None:
+            head = b"\t".join([copy_escape(src), b"%s", b"%s", b"%s", str(int(seq)).encode(),
+                               copy_escape(now), copy_escape(now)])  # fmt: skip
+            block = copy_upsert_block(rows, head + b"\n")
         if block is None:
             lines = ((src, k, j, p, seq, now, now) for k, p, j in rows)
             block = "".join("\t".join(map(copy_field, r)) + "\n" for r in lines).encode()
-        if copy(self.conn, f"c_{e}", block) is None:
+        if copy(self.conn, f"c_{e}", block, binary) is None:
             self._copy_skip[e] = 8
             return False
         return True
