@@ -68,11 +68,15 @@ def run_demo(ctx: DemoContext) -> dict[str, Any]:
     prepare_workdir(ctx.workdir)
     result: dict[str, Any] = {}
     started = time.perf_counter()
-    for key, target in STEPS:
-        module_name, func_name = target.split(":")
-        step = getattr(importlib.import_module(module_name), func_name)
-        t0 = time.perf_counter()
-        result[key] = step(ctx)
-        result[key]["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    try:
+        for key, target in STEPS:
+            module_name, func_name = target.split(":")
+            step = getattr(importlib.import_module(module_name), func_name)
+            t0 = time.perf_counter()
+            result[key] = step(ctx)
+            result[key]["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    finally:  # steps leave things open for later steps (e.g. audit logs): close them last
+        for close in reversed(ctx.state.get("closers", [])):
+            close()
     result["elapsed_s"] = round(time.perf_counter() - started, 3)
     return result

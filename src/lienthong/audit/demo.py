@@ -2,14 +2,20 @@
 
 Leaves ``ctx.state["audit"]`` (the national platform's :class:`AuditLog`, open) so that later
 steps (exchange, sync) append their entries to it; ``ctx.state["audit_logs"]`` maps origin →
-log and ``ctx.state["audit_person_key"]`` holds the person-key bytes for this run.
+log and ``ctx.state["audit_person_key"]`` holds the person-key bytes for this run. A closer in
+``ctx.state["closers"]`` (run at the end of the demo) signs a last checkpoint and closes every
+log, so each ``.auditlog`` file alone holds its whole log and can be handed to an auditor, with
+its public key beside it (``<log>.pub.pem``) and — synthetic, for the demo only — the person key
+in ``audit/person-key.SYNTHETIC-DEMO-ONLY`` (mode 0600).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import shlex
 import shutil
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +30,12 @@ from lienthong.audit.log import AuditLog
 from lienthong.audit.verify import VerifyReport, verify_log
 from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
 from lienthong.demo import DemoContext
+from lienthong.trust.keys import public_key_to_pem
 from lienthong.trust.keystore import FileKeyStore
 from lienthong.trust.secrets import resolve_secret
 
 PERSON_KEY_ENV = "LIENTHONG_DEMO_PERSON_KEY"
+PERSON_KEY_FILE = "person-key.SYNTHETIC-DEMO-ONLY"
 NODES = {"NDXP": "lienthong.gov.vn/audit/NDXP", "H29": "lienthong.gov.vn/audit/000.00.00.H29"}
 SERVICES = [
     (
@@ -121,14 +129,22 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     if home.exists():  # a rerun starts afresh: the demo's keys were encrypted for another run
         shutil.rmtree(home)
     home.mkdir(parents=True)
+    # one synthetic federation person key for the whole demo (the exchange step may have made
+    # it already), written where the auditor's command reads it: never a real key
     os.environ.setdefault(PERSON_KEY_ENV, os.urandom(32).hex())
     person_key = resolve_secret({"$env": PERSON_KEY_ENV}, what="person key")
+    key_file = home / PERSON_KEY_FILE
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(person_key + b"\n")
+    key_ref = f"file:{key_file}"
     pki = _pki(ctx)
     tsa = pki.ca.timestamp_authority()
     keys = FileKeyStore(home / "keys", {"$env": "LIENTHONG_DEMO_PASSPHRASE"})
     now = datetime.now(UTC)
     ids = _citizen_ids(ctx, rng, 20)
     logs: dict[str, AuditLog] = {}
+    public_keys: dict[str, str] = {}
     for code, origin in NODES.items():
         signer = keys.signer(code) if code in keys.labels() else keys.generate(code)
         log = AuditLog.open(
@@ -137,6 +153,9 @@ def run(ctx: DemoContext) -> dict[str, Any]:
         log.append(_entries(rng, ids, person_key, now))
         log.checkpoint(now=now)
         logs[origin] = log
+        pub = home / f"{code}.auditlog.pub.pem"
+        pub.write_bytes(public_key_to_pem(signer.public_key()))
+        public_keys[str(home / f"{code}.auditlog")] = str(pub)
     ctx.say(f"audit: {sum(lg.size() for lg in logs.values())} entries in {len(logs)} logs")
     a, b = logs.values()
     for me, other in ((a, b), (b, a)):  # each node witnesses the other
@@ -169,15 +188,22 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     ctx.state["audit"] = a
     ctx.state["audit_logs"] = logs
     ctx.state["audit_person_key"] = person_key
+    ctx.state.setdefault("closers", []).append(lambda: close_logs(logs.values()))
     latest = a.latest_checkpoint()
+    command = history_command(ids[0], public_keys, logs, key_ref)
+    ctx.say(f"audit: a citizen's access history, as an auditor runs it: {command}")
     return {
         "entries": sum(r.size for r in reports) + sum(r.size for r in others.values()),
         "verified": all(r.entries_checked == r.size for r in [*reports, *others.values()]),
         "logs": [str(home / f"{code}.auditlog") for code in NODES] + sorted(others),
+        "public_keys": public_keys,
+        "person_key": {"ref": key_ref, "synthetic": True},
         "checkpoint": latest[1] if latest else None,
         "cosignatures": sum(r.cosignatures for r in reports),
         "archives": archives,
         "access_history": {
+            "person": ids[0],
+            "command": command,
             "accesses": len(history["accesses"]),
             "complete": [h["completeness"]["statement"] for h in history["logs"]],
         },
@@ -187,12 +213,32 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
+def history_command(
+    person: str, public_keys: dict[str, str], logs: dict[str, AuditLog], key_ref: str
+) -> str:
+    """The exact ``lienthong audit access-history`` command for ``person`` on the demo logs."""
+    parts = ["lienthong", "audit", "access-history", "--person", person]
+    for (path, pem), log in zip(public_keys.items(), logs.values(), strict=True):
+        parts += ["--log", path, "--log-key", f"{log.key_name}={pem}"]
+    parts += ["--person-key", key_ref]
+    return shlex.join(parts)
+
+
+def close_logs(logs: Iterable[AuditLog]) -> None:
+    """Sign a last checkpoint over what later steps appended, then close each log (its WAL is
+    folded into the main file, so the ``.auditlog`` file alone is the whole log)."""
+    for log in logs:
+        if log.signer is not None and log.size() > (log.store.checkpoints() or [(0, "")])[-1][0]:
+            log.checkpoint()
+        log.close()
+
+
 def _verify_other_logs(ctx: DemoContext, home: Path) -> dict[str, VerifyReport]:
     """Verify the logs earlier steps wrote (e.g. the gateways' message logs)."""
     out: dict[str, VerifyReport] = {}
     for path in sorted(ctx.workdir.rglob("*.auditlog")):
         if home in path.parents:
             continue
-        with AuditLog.open(path, create=False) as log:
+        with AuditLog.open(path, create=False, readonly=True) as log:
             out[str(path)] = verify_log(log)
     return out
