@@ -102,7 +102,8 @@ def test_large_bodies_stream_both_ways(client: httpx.Client) -> None:
 def test_health_metrics_and_monitor(federation: Federation, client: httpx.Client) -> None:
     health = client.get("/health")
     assert health.status_code == 200 and health.json()["ok"] is True
-    assert set(health.json()["checks"]) == {"keys", "certificates", "configuration", "storage"}
+    checks = {"keys", "certificates", "configuration", "storage", "message_log"}
+    assert set(health.json()["checks"]) == checks
     metrics = client.get("/metrics").text
     assert "lienthong_exchanges_total" in metrics
     import time

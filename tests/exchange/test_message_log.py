@@ -38,6 +38,7 @@ from lienthong.exchange.testbed import (
     GIAMDINH,
     SVC_RESIDENCE,
     SVC_SECRET,
+    SVC_UPLOAD,
     Testbed,
     build_testbed,
     demo_spec,
@@ -60,6 +61,7 @@ HEADERS = {
 class Logged:
     testbed: Testbed
     statuses: dict[str, int]
+    health: dict[str, Any]
 
     def path(self, node: str) -> Path:
         return self.testbed.workdir / "state" / node / "message-log.auditlog"
@@ -99,7 +101,8 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
             statuses[r.headers.get("X-LT-Error", "")] = r.status_code
         r = _tampered_call(tb)
         statuses["tampered " + r.headers.get("X-LT-Error", "")] = r.status_code
-    yield Logged(tb, statuses)
+        health = httpx.get(f"{tb.internal_url('BCA-GW')}/health").json()
+    yield Logged(tb, statuses, health)
 
 
 def test_calls_went_as_expected(logged: Logged) -> None:
@@ -249,6 +252,12 @@ def test_personal_data_access_and_history(logged: Logged) -> None:
     assert len(history["accesses"]) == 2
     assert {a["service"] for a in history["accesses"]} == {SVC_RESIDENCE}
     assert history["logs"][0]["completeness"]["key_source"] == "given"
+
+
+def test_health_reports_signing_and_unattributed_personal_services(logged: Logged) -> None:
+    report = logged.health["checks"]["message_log"]
+    assert logged.health["ok"] is True and report["ok"] is True and report["signed"] is True
+    assert report["unattributed_services"] == sorted([SVC_SECRET, SVC_UPLOAD])  # no rule
 
 
 @pytest.mark.parametrize(

@@ -302,3 +302,34 @@ def personal_access(node: Node, claims: dict[str, Any], rclaims: dict[str, Any])
         status=status if isinstance(status, int) else None,
         classification=Level(level).name,
     )
+
+
+def message_log_health(node: Node) -> dict[str, Any]:
+    """``checks.message_log`` of ``/health``: signing and refusal logging working (else not
+    ok), and a warning naming the PERSONAL-or-above services provided here whose calls are
+    not attributed to a data subject (no ``audit.subject_from`` rule: no personal-data
+    access entries for them)."""
+    mlog = node.message_log
+    audit = getattr(mlog, "log", None)
+    report: dict[str, Any] = {"ok": True, "kind": "audit" if audit is not None else "jsonl"}
+    if audit is not None:
+        report["signed"] = audit.signer is not None
+        for name, value in (
+            ("checkpoint_error", audit.checkpoint_error),
+            ("note_error", getattr(mlog, "note_error", None)),
+        ):
+            if value is not None:
+                report.update({"ok": False, name: value})
+    unattributed = sorted(
+        str(service)
+        for service in node.services
+        if node.directory.services.get(service, Level.PUBLIC) >= Level.PERSONAL
+        and str(service) not in node.cfg.audit.subject_from
+    )
+    if unattributed:
+        report["warning"] = (
+            "personal-data services without audit.subject_from: their calls are logged "
+            "without a data subject"
+        )
+        report["unattributed_services"] = unattributed
+    return report

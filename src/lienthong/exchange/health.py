@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lienthong.exchange.exchange_log import Metrics
+from lienthong.exchange.exchange_log import Metrics, message_log_health
 from lienthong.exchange.node import Node
 
 
@@ -46,6 +46,7 @@ def health_report(node: Node, now: float) -> dict[str, Any]:
             checks["storage"].update(ok=False, message_log_sync=sync_error)
     except Exception as exc:  # any storage failure makes the node unhealthy, never crashes it
         checks["storage"] = {"ok": False, "error": type(exc).__name__}
+    checks["message_log"] = message_log_health(node)
     return {"node": node.name, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
