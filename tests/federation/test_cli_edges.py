@@ -4,6 +4,7 @@ each one precise line with exit 2 and nothing written."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,29 @@ def test_cert_add_refuses_another_owner_and_a_reused_fingerprint(
     assert code == 2
     assert "is for VN/GOV/000.00.00.G01, not for its registered owner VN/GOV/000.00.00.G02" in err
     assert "is registered 2 times" in err
+
+
+def test_serve_refuses_bad_documents_and_addresses(
+    operator: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "federation", "serve", "/nonexistent/gc.json")
+    assert code == 2 and one_line(err) and "cannot serve /nonexistent/gc.json" in err
+    code, _, err = cli(capsys, "federation", "serve", "f.yaml")
+    assert code == 2 and one_line(err) and "not a published global configuration" in err
+    ok(capsys, *PUBLISH, "--out", "gc.json")
+    tampered = (operator / "gc.json").read_text().replace('"signature":"', '"signature":"AAAA')
+    (operator / "bad.json").write_text(tampered)
+    code, _, err = cli(capsys, "federation", "serve", "bad.json")
+    assert code == 2 and one_line(err) and "signature" in err
+    code, _, err = cli(capsys, "federation", "serve", "gc.json", "--host", "256.1.1.1")
+    assert code == 2 and one_line(err) and err.startswith("error: cannot listen on 256.1.1.1:8700")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        code, _, err = cli(capsys, "federation", "serve", "gc.json", "--port", port)
+        assert code == 2 and one_line(err) and f"cannot listen on 127.0.0.1:{port}" in err
+        code, _, err = cli(capsys, "ca", "serve", "--dir", "ca", "--port", port)
+        assert code == 2 and one_line(err) and f"cannot listen on 127.0.0.1:{port}" in err
+    code, _, err = cli(capsys, "ca", "serve", "--dir", "ca", "--host", "256.1.1.1")
+    assert code == 2 and one_line(err) and "cannot listen on 256.1.1.1:8650" in err

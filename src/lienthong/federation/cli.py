@@ -322,11 +322,17 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8700, "--port", min=1, max=65535),
 ) -> None:
-    """Serve the signed configuration at http://HOST:PORT/globalconf."""
+    """Serve the signed configuration at http://HOST:PORT/globalconf.
+
+    The document must exist and verify (against its own trust anchors) when the server starts;
+    later publications to the same path are served without a restart."""
     import uvicorn
 
-    from lienthong.federation.server import make_app
+    from lienthong.cli.listen import check_listen
+    from lienthong.federation.server import check_document, make_app
 
+    check_document(file, _now())
+    check_listen(host, port)
     print(f"serving {file} at http://{host}:{port}/globalconf", file=sys.stderr, flush=True)
     uvicorn.run(make_app(file), host=host, port=port, log_level="warning")
 

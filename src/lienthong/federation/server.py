@@ -7,7 +7,9 @@ acceptable on the dedicated network; TLS can be terminated in front.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -15,7 +17,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from lienthong.errors import InputError, LienthongError
+from lienthong.federation.confverify import verify_configuration
+from lienthong.federation.globalconf import b64url_decode
+from lienthong.trust.x509 import load_certificates
+
 MEDIA_TYPE = "application/jose+json"
+
+
+def check_document(document: Path, now: dt.datetime) -> None:
+    """Refuse to serve ``document`` unless it is a signed configuration that verifies against
+    the trust anchors it carries and has not expired (InputError naming the file)."""
+    try:
+        data = document.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot serve {document}: {exc.strerror}") from exc
+    try:
+        doc = json.loads(data)
+        payload = json.loads(b64url_decode(doc["payload"], "payload"))
+        anchors = payload["trust_anchors"]
+        certs = load_certificates("".join(anchors).encode(), source=f"{document} trust anchors")
+    except (ValueError, KeyError, TypeError, LienthongError) as exc:
+        raise InputError(f"cannot serve {document}: not a published global configuration") from exc
+    roots = [c for c in certs if c.subject == c.issuer]
+    try:
+        verify_configuration(data, roots=roots, now=now, require=())
+    except LienthongError as exc:
+        raise InputError(f"cannot serve {document}: {exc.message}") from exc
 
 
 def make_app(document: Path) -> Starlette:

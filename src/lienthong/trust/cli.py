@@ -472,6 +472,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Listen address."),
 ) -> None:
     """Serve status (OCSP), CRL, CA bundle and time-stamps over HTTP."""
+    from lienthong.cli.listen import check_listen
     from lienthong.trust.service import serve as run
 
+    CertificateAuthority.open(directory)  # a missing or broken CA directory: one line, now
+    check_listen(host, port)
     run(directory, host=host, port=port)
