@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -24,44 +24,53 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def server(tmp_path: Path) -> Iterator[tuple[str, Path, Callable[[], None]]]:
+    """URL, path and a start() for a real ``federation serve`` process, started once the
+    document is published (serve refuses a missing document)."""
     published = tmp_path / "published" / "globalconf.json"
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lienthong",
-            "federation",
-            "serve",
-            str(published),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lienthong",
+                    "federation",
+                    "serve",
+                    str(published),
+                    "--port",
+                    str(port),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         for _ in range(100):
             try:
                 httpx.get(f"{url}/healthz", timeout=0.5)
-                break
+                return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        yield f"{url}/globalconf", published
+
+    try:
+        yield f"{url}/globalconf", published, start
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def test_onboarding_flow(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    server: tuple[str, Path],
+    server: tuple[str, Path, Callable[[], None]],
 ) -> None:
-    url, published = server
+    url, published, start_server = server
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LIENTHONG_CA_PASSPHRASE", "synthetic CA passphrase")
     monkeypatch.setenv("LIENTHONG_KEY_PASSPHRASE", "synthetic node passphrase")
@@ -235,6 +244,7 @@ def test_onboarding_flow(
         "--json",
     )
     assert json.loads(shown)["version"] == 1
+    start_server()
     # 5. The gateway fetches it over HTTP, pinning the federation root and the operator.
     (tmp_path / "node" / "node.json").write_text(
         json.dumps({"schema_version": 1, "identity": GATEWAY, "status": {"ca_dir": "../ca"}})
