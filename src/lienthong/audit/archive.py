@@ -72,8 +72,14 @@ def archive_segment(
     done = log.store.archives()
     seq, first = (done[-1][0] + 1, done[-1][2]) if done else (1, 0)
     prev = done[-1][4] if done else None
-    if not first < end <= log.size():
-        raise InputError(f"nothing to archive: next segment starts at {first}, end {end}")
+    size = log.size()
+    if end > size:
+        raise InputError(f"--upto {end} is beyond the log's {size} entries")
+    if end <= first:
+        raise InputError(
+            f"nothing to archive before {end}: entries [0, {first}) are archived already "
+            f"(the next segment starts at {first})"
+        )
     note = log.checkpoint(now=now, size=end)
     left = merkle.resolve_ranges(_left_ranges(first), log.hashes)
     header = {

@@ -17,7 +17,7 @@ from cryptography import x509
 
 from lienthong.audit import merkle
 from lienthong.audit.archive import archive_segment, verify_archives
-from lienthong.audit.checkpoint import parse_note
+from lienthong.audit.checkpoint import parse_note, verify_note
 from lienthong.audit.export import security_events, to_cef, to_jsonl, to_syslog
 from lienthong.audit.history import access_history
 from lienthong.audit.http import HttpLogSource, log_app
@@ -25,7 +25,7 @@ from lienthong.audit.log import AuditLog
 from lienthong.audit.verify import LogInconsistency, verify_log
 from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
 from lienthong.cli.output import console, emit_json
-from lienthong.errors import InputError
+from lienthong.errors import InputError, SignatureError
 from lienthong.trust.keys import PublicKey, Signer, public_key_from_pem
 from lienthong.trust.keystore import FileKeyStore
 from lienthong.trust.secrets import resolve_secret
@@ -151,6 +151,8 @@ def verify(
             f"{report.checkpoints} checkpoints, {report.cosignatures} co-signatures "
             f"(key from {report.key_source}) in {report.elapsed_s}s",
             highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
         if report.unsigned_tail:
             console.print(
@@ -159,6 +161,8 @@ def verify(
                 "signed checkpoint: they are self-consistent but nothing proves they were not "
                 "added or changed since; sign a checkpoint to cover them",
                 highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
         if report.archives:
             console.print(
@@ -167,12 +171,16 @@ def verify(
                 f"{report.archive_files_checked} archive file(s) checked, "
                 f"{report.archive_files_absent} absent here",
                 highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
         if report.key_source == "log":
             console.print(
                 "key from the log itself: this proves self-consistency only; pass the node's "
                 "published key with --pubkey",
                 highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
 
 
@@ -185,6 +193,12 @@ def prove(
 ) -> None:
     """Print the RFC 6962 inclusion proof of entry INDEX."""
     with _read(log) as lg:
+        current = lg.size()
+        if size is not None and not 1 <= size <= current:
+            raise InputError(f"--size {size}: the log has {current} entries")
+        tree = current if size is None else size
+        if index >= tree:
+            raise InputError(f"--index {index}: the tree of size {tree} has entries 0…{tree - 1}")
         proof = lg.prove(index, size)
     if json_out:
         emit_json(proof.to_json())
@@ -195,27 +209,115 @@ def prove(
         )
 
 
+PROOF_FIELDS = ("leaf_index", "tree_size", "leaf_hash", "root_hash", "hashes")
+
+
+def _hash32(value: object, what: str) -> bytes:
+    """A SHA-256 hash given as 64 hex digits (exit 2 otherwise)."""
+    if not isinstance(value, str) or len(value) != 64:
+        shown = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        raise InputError(f"{what} must be 64 hex digits (a SHA-256 hash), got {shown}")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise InputError(f"{what} must be 64 hex digits (a SHA-256 hash): not hex") from exc
+
+
+def _count(obj: dict[str, object], name: str) -> int:
+    value = obj[name]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InputError(f"proof field {name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def parse_proof(raw: bytes) -> tuple[int, int, bytes, bytes, list[bytes]]:
+    """The fields of a ``prove --json`` document, strictly checked (InputError otherwise)."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"the proof is not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise InputError(f"the proof must be a JSON object with {', '.join(PROOF_FIELDS)}")
+    missing = [k for k in PROOF_FIELDS if k not in obj]
+    if missing:
+        raise InputError(f"the proof lacks {', '.join(missing)}")
+    index, size = _count(obj, "leaf_index"), _count(obj, "tree_size")
+    if index >= size:
+        raise InputError(f"leaf_index {index} is not inside a tree of size {size}")
+    if not isinstance(obj["hashes"], list):
+        raise InputError("proof field hashes must be a list of hex hashes")
+    hashes = [_hash32(h, f"hashes[{k}]") for k, h in enumerate(obj["hashes"])]
+    return (
+        index,
+        size,
+        _hash32(obj["leaf_hash"], "leaf_hash"),
+        _hash32(obj["root_hash"], "root_hash"),
+        hashes,
+    )
+
+
 @app.command("check-proof")
 def check_proof(
     proof_file: Path = typer.Argument(..., help="Proof JSON file, or - for stdin."),
     root: str | None = typer.Option(None, "--root", help="Expected root (hex)."),
     entry: Path | None = typer.Option(None, "--entry", help="Entry bytes file."),
+    checkpoint_note: Path | None = typer.Option(
+        None, "--checkpoint", help="The log's signed checkpoint (note file) to anchor the root."
+    ),
+    pubkey: Path | None = PUBKEY,
 ) -> None:
-    """Verify an inclusion proof JSON (as printed by ``prove --json``) offline."""
+    """Verify an inclusion proof JSON (as printed by 'prove --json') offline.
+
+    Anchor it with --checkpoint NOTE --pubkey PEM (the root is then the one the log signed);
+    without an anchor only the proof's own consistency is shown.
+    """
     raw = sys.stdin.buffer.read() if str(proof_file) == "-" else _read_bytes(proof_file)
-    try:
-        obj = orjson.loads(raw)
-        hashes = [bytes.fromhex(h) for h in obj["hashes"]]
-        leaf, root_hash = bytes.fromhex(obj["leaf_hash"]), bytes.fromhex(obj["root_hash"])
-        index, size = int(obj["leaf_index"]), int(obj["tree_size"])
-    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-        raise InputError(f"not an inclusion proof JSON: {exc}") from exc
+    index, size, leaf, root_hash, hashes = parse_proof(raw)
+    expected = _hash32(root.lower(), "--root") if root is not None else None
+    if (checkpoint_note is None) != (pubkey is None):
+        raise InputError("--checkpoint and --pubkey go together (the note and the log's key)")
+    anchor = None
+    if checkpoint_note is not None:
+        key = _pubkey(pubkey)
+        assert key is not None
+        note = _read_text(checkpoint_note)
+        cp, sigs = parse_note(note)
+        names = [n for n, _blob in sigs]
+        for name in names:
+            try:
+                verify_note(note, name, key)
+            except SignatureError:
+                continue
+            anchor = f"signed checkpoint of {cp.origin} by {name}"
+            break
+        else:
+            raise SignatureError(
+                f"the checkpoint carries no valid signature by the given key ({names})"
+            )
+        if cp.size != size or cp.root != root_hash:
+            raise merkle.ProofError(
+                f"the proof is for tree size {size}, root {root_hash.hex()[:16]}…, but the "
+                f"checkpoint is of size {cp.size}, root {cp.root.hex()[:16]}…: ask for a proof "
+                f"in that tree (prove --size {cp.size})"
+            )
     if entry is not None and merkle.leaf_hash(_read_bytes(entry)) != leaf:
         raise merkle.ProofError("the entry does not hash to the proof's leaf hash")
-    if root is not None and root.lower() != root_hash.hex():
-        raise merkle.ProofError("the proof is for another root than the one expected")
+    if expected is not None and expected != root_hash:
+        raise merkle.ProofError("the proof is for another root than the one expected (--root)")
     merkle.verify_inclusion(index, size, leaf, hashes, root_hash)
-    console.print(f"ok: entry {index} is in the tree of size {size} with root {root_hash.hex()}")
+    msg = f"ok: entry {index} is in the tree of size {size} with root {root_hash.hex()}"
+    if anchor is not None:
+        msg += f"; root anchored: {anchor}"
+    elif expected is not None:
+        msg += "; root anchored only by the --root you gave"
+    else:
+        msg += (
+            "; root not anchored: this shows only that the proof is self-consistent — pass "
+            "--checkpoint NOTE --pubkey PEM to check it against the log's signed checkpoint"
+        )
+    if entry is None:
+        msg += " (entry bytes not checked: --entry FILE)"
+    console.print(msg, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -226,7 +328,12 @@ def consistency(
 ) -> None:
     """Print a consistency proof between two tree sizes (JSON)."""
     with _read(log) as lg:
-        new_size = lg.size() if new is None else new
+        current = lg.size()
+        new_size = current if new is None else new
+        if not 0 <= new_size <= current:
+            raise InputError(f"--new {new_size}: the log has {current} entries")
+        if old > new_size:
+            raise InputError(f"--old {old} is larger than the new size {new_size}")
         proof = lg.consistency(old, new_size)
         emit_json(
             {
@@ -339,9 +446,13 @@ def access_history_cmd(
             f"{a['at']}  {a['requester']}  {a['service']}  purpose: {a['purpose']} "
             f"({a['legal_basis']})  [{a['log']} #{a['index']}]",
             highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
     if not result["accesses"]:
-        console.print("no recorded access in the proven ranges", highlight=False)
+        console.print(
+            "no recorded access in the proven ranges", highlight=False, markup=False, soft_wrap=True
+        )
     for h in result["logs"]:
         c = h["completeness"]
         if c["archived_accesses"]:
@@ -350,12 +461,16 @@ def access_history_cmd(
                 f"[0, {c['complete_from']}) of {h['origin']}: see the archive files "
                 f"{', '.join(a['file'] for a in c['archives'])}",
                 highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
-        console.print(c["statement"], highlight=False)
+        console.print(c["statement"], highlight=False, markup=False, soft_wrap=True)
     console.print(
         f"person key {result['person_key_id']} (a wrong key finds nobody: compare this "
         "fingerprint with the federation's)",
         highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
 
 
