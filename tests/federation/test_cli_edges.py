@@ -147,3 +147,35 @@ def test_serve_refuses_bad_documents_and_addresses(
         assert code == 2 and one_line(err) and f"cannot listen on 127.0.0.1:{port}" in err
     code, _, err = cli(capsys, "ca", "serve", "--dir", "ca", "--host", "256.1.1.1")
     assert code == 2 and one_line(err) and "cannot listen on 256.1.1.1:8650" in err
+
+
+def test_registry_input_checks(operator: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ok(capsys, "federation", "member", "add", "f.yaml", "--code", "000.00.00.G01", "--name", "A")
+    sub = ["federation", "subsystem", "add", "f.yaml", "--member", "GOV/000.00.00.G01"]
+    sub += ["--name", "S", "--security-level", "2", "--clearance", "PUBLIC"]
+    before = (operator / "f.yaml").read_bytes()
+    for bad in ("not a url", "ftp://gw:21", "https://gw:99999"):
+        code, _, err = cli(capsys, *sub, "--code", "S", "--gateway", bad)
+        assert code == 2 and one_line(err) and "gateways[0]" in err, err
+    assert (operator / "f.yaml").read_bytes() == before
+    ok(capsys, *sub, "--code", "S", "--gateway", "https://gw.example.vn:8443")
+    svc = ["federation", "service", "add", "f.yaml", "--subsystem", "GOV/000.00.00.G01/S"]
+    svc += ["--code", "lookup", "--level", "PUBLIC"]
+    code, _, err = cli(capsys, *svc, "--openapi", "a.yaml", "--json-schema", "b.json")
+    assert code == 2 and one_line(err) and "not both" in err
+    ok(capsys, *svc, "--openapi", "a.yaml")
+    access = ["federation", "access", "add", "f.yaml", "--service", "GOV/000.00.00.G01/S/lookup"]
+    ok(capsys, *access, "--client", "GOV/000.00.00.G01/S")
+    code, _, err = cli(capsys, *access, "--client", "GOV/000.00.00.G01/S")
+    assert code == 2 and one_line(err) and "duplicate of access[0]" in err
+
+
+def test_validate_messages_name_the_file_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.yaml").write_text("a: [\n")
+    (tmp_path / "empty.yaml").write_text("")
+    code, _, err = cli(capsys, "federation", "validate", str(tmp_path / "bad.yaml"))
+    assert code == 2 and err.count("bad.yaml") == 1 and "line 2" in err
+    code, _, err = cli(capsys, "federation", "validate", str(tmp_path / "empty.yaml"))
+    assert code == 2 and "NoneType" not in err and "got nothing" in err

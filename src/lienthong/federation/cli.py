@@ -87,7 +87,8 @@ def validate(
             emit_json({"valid": False, "problems": problems})
         else:
             for line in problems:
-                typer.echo(f"{file}: {line}", err=True)
+                prefix = "" if str(line).startswith(f"{file}:") else f"{file}: "
+                typer.echo(f"{prefix}{line}", err=True)
             typer.echo(f"{len(problems)} problem(s)", err=True)
         raise typer.Exit(2) from None
     warnings = warnings_of(reg)

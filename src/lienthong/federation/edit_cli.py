@@ -98,6 +98,8 @@ def service_add(
     json_schema: str | None = typer.Option(None, "--json-schema", help="JSON Schema reference."),
 ) -> None:
     """Register a service offered by a subsystem."""
+    if openapi and json_schema:
+        raise InputError("give --openapi or --json-schema, not both: a service has one contract")
     contract = (
         {"kind": "openapi", "ref": openapi}
         if openapi

@@ -90,7 +90,7 @@ def member_entry(
         sub, svcs = _subsystem(problems, s, f.join(f.join(path, "subsystems"), i), member_id)
         subsystems += [sub] if sub else []
         services += svcs
-    certs, gateways = _certs(problems, d, path), f.strings(problems, d, "gateways", path)
+    certs, gateways = _certs(problems, d, path), f.gateway_urls(problems, d, "gateways", path)
     platform = f.text(problems, d, "platform", path, required=False)
     if member_id is None or name is None:
         return None, services
@@ -115,7 +115,7 @@ def _subsystem(
         _service(problems, s, f.join(f.join(path, "services"), i), sid)
         for i, s in enumerate(f.items(problems, d, "services", path))
     ]
-    certs, gateways = _certs(problems, d, path), f.strings(problems, d, "gateways", path)
+    certs, gateways = _certs(problems, d, path), f.gateway_urls(problems, d, "gateways", path)
     ok = [s for s in services if s is not None]
     if sid is None or name is None or sec is None or clearance is None:
         return None, ok

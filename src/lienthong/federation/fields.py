@@ -7,6 +7,7 @@ Each problem carries its location, e.g. ``members[3].subsystems[0].clearance: un
 from __future__ import annotations
 
 import unicodedata
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -47,10 +48,26 @@ def convert(problems: Problems, path: str, func: Callable[[], T]) -> T | None:
         return None
 
 
+_KINDS = {
+    "NoneType": "nothing (an empty document or value)",
+    "dict": "a mapping",
+    "list": "a list",
+    "str": "text",
+    "int": "a number",
+    "float": "a number",
+    "bool": "true/false",
+}
+
+
+def kind(value: Any) -> str:
+    """What ``value`` is, in words a registry author knows (never a Python type name)."""
+    return _KINDS.get(type(value).__name__, type(value).__name__)
+
+
 def mapping(problems: Problems, value: Any, path: str, allowed: set[str]) -> dict[str, Any] | None:
     """``value`` as a mapping, with unknown keys reported (typos are the commonest mistake)."""
     if not isinstance(value, dict):
-        problems.add(path, f"expected a mapping, got {type(value).__name__}")
+        problems.add(path, f"expected a mapping, got {kind(value)}")
         return None
     for key in value:
         if key not in allowed:
@@ -87,7 +104,7 @@ def items(problems: Problems, obj: dict[str, Any], key: str, path: str) -> list[
     if value is None:
         return []
     if not isinstance(value, list):
-        problems.add(join(path, key), f"expected a list, got {type(value).__name__}")
+        problems.add(join(path, key), f"expected a list, got {kind(value)}")
         return []
     return value
 
@@ -120,3 +137,24 @@ def integer(problems: Problems, obj: dict[str, Any], key: str, path: str) -> int
         problems.add(join(path, key), f"expected an integer, got {value!r}")
         return None
     return value
+
+
+def gateway_urls(problems: Problems, obj: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
+    """A list of gateway addresses, each an ``https://`` or ``http://`` URL with a host."""
+    out: list[str] = []
+    for i, value in enumerate(strings(problems, obj, key, path)):
+        where = join(join(path, key), i)
+        try:
+            parts = urllib.parse.urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            problems.add(where, f"{value!r} is not a URL ({exc})")
+            continue
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            problems.add(where, f"{value!r} is not a gateway URL like https://HOST:PORT")
+            continue
+        if port == 0:
+            problems.add(where, f"{value!r}: port 0 is not a port")
+            continue
+        out.append(value)
+    return tuple(out)

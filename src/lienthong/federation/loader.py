@@ -56,6 +56,10 @@ def read_document(path: Path) -> Any:
         return yaml.safe_load(raw.decode("utf-8"))  # JSON is YAML too
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        mark = getattr(exc, "problem_mark", None)
+        if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+            what = exc.problem or exc.context or "syntax error"
+            first = f"line {mark.line + 1}, column {mark.column + 1}: {what}"
         raise ConfigError(
             f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {first}"
         ) from exc

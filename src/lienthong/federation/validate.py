@@ -138,8 +138,12 @@ def _services(reg: Registry, problems: Problems) -> None:
 
 
 def _access(reg: Registry, problems: Problems) -> None:
+    first: dict[object, int] = {}
     for i, a in enumerate(reg.access):
         path = f"access[{i}]"
+        if a in first:
+            problems.add(path, f"duplicate of access[{first[a]}] (the same right twice)")
+        first.setdefault(a, i)
         service = reg.service(a.service)
         if service is None:
             problems.add(f"{path}.service", f"unknown service {a.service}")
