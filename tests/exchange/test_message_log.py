@@ -161,6 +161,14 @@ def test_tokens_are_kept_as_evidence_and_verify_against_the_leaves(
     payloads = "".join(_readable(t) for t in tokens)
     assert f"/{PID}" in payloads  # the evidence holds what the leaf only commits to
     store.close()
+    client = logged.path("BHXH-GW")
+    assert evidence_path(client).stat().st_mode & 0o077 == 0  # personal data: owner only
+    with (
+        AuditLog.open(client, create=False) as log,
+        EvidenceStore(evidence_path(client), create=False) as mine,
+    ):
+        # the client keeps its own signed requests and the provider's responses
+        assert verify_evidence(log, mine)["tokens_checked"] == 3 * 2 + 4
     # a token altered in the evidence store no longer matches its leaf
     copy = tmp_path / "copy"
     copy.mkdir()

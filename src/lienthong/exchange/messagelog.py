@@ -31,6 +31,7 @@ import atexit
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -142,6 +143,8 @@ class EvidenceStore:
         self.path = path
         if not create and not path.exists():
             raise InputError(f"{path}: no such evidence store")
+        if create and not path.exists():  # personal data: readable by the node's account only
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -194,8 +197,6 @@ class EvidenceStore:
 
     def sync(self) -> None:
         """fsync the WAL and the file (durability "process": called with the log's syncs)."""
-        import os
-
         for name in (str(self.path) + "-wal", str(self.path)):
             try:
                 fd = os.open(name, os.O_RDONLY)
@@ -209,6 +210,12 @@ class EvidenceStore:
                 raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
             finally:
                 os.close(fd)
+
+    def __enter__(self) -> EvidenceStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):

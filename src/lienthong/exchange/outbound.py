@@ -158,7 +158,7 @@ async def handle_client_call(
         if out.spooled is not None:
             out.spooled.close()
     ex.hops = len(route) - 1
-    sent = _Sent(claims, token_hash(tokens[0]), out.secret, t_up, hybrid)
+    sent = _Sent(claims, token_hash(tokens[0]), out.secret, t_up, hybrid, tokens)
     try:
         answer = await _relay_response(node, request, ex, resp, sent)
     except BaseException:
@@ -175,6 +175,7 @@ class _Sent:
     secret: bytes | None
     t_up: float
     hybrid: bool
+    tokens: list[str]  # the signed request (kept as message-log evidence)
 
 
 def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any], list[str]]:
@@ -222,7 +223,7 @@ async def _relay_response(
             raise
         ex.upstream_ms = (time.perf_counter() - sent.t_up) * 1000
         ex.response_bytes = rbody.length
-        await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash)
+        await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash, None, sent.tokens)
         if rbody.in_memory is not None:
             return web.Response(status=status, body=rbody.in_memory, headers=out_headers)
         return await _stream_out(request, ex, status, out_headers, rbody.chunks(), rbody.close)
@@ -232,11 +233,11 @@ async def _relay_response(
         data = e2e.open_bytes(opener, await resp.read())
         ex.upstream_ms = (time.perf_counter() - sent.t_up) * 1000
         ex.response_bytes = len(data)
-        await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash)
+        await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash, None, sent.tokens)
         return web.Response(status=status, body=data, headers=out_headers)
     plain = e2e.open_stream(resp.content.iter_any(), opener)
     ex.upstream_ms = (time.perf_counter() - sent.t_up) * 1000
-    await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash)
+    await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash, None, sent.tokens)
     return await _stream_out(request, ex, status, out_headers, plain, None)
 
 
