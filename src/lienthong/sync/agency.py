@@ -19,8 +19,14 @@ from lienthong.sync.cipher import RecipientPublic
 from lienthong.sync.connectors.base import Connector
 from lienthong.sync.drift import compare_schema, verify_no_drift
 from lienthong.sync.envelope import build_batch
-from lienthong.sync.mapping import Mapped, Mapper, RecordValidator, dictionary_validator
-from lienthong.sync.model import Position
+from lienthong.sync.mapping import (
+    Mapped,
+    Mapper,
+    RecordValidator,
+    dictionary_validator,
+    paused_gc,
+)
+from lienthong.sync.model import Chunk, Position
 from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import Pipeline, TableSpec
 from lienthong.sync.sender import Sender
@@ -155,22 +161,17 @@ class AgencySync:
         conn = self.connectors[spec.name]
         mapper = self._mapper(spec, conn)
         position = self.outbox.extract_position(spec.name)
-        for chunk in conn.read(position, spec.batch_size):
-            if not chunk.read:  # a position change only (e.g. snapshot → stream)
-                self.outbox.set_field(spec.name, "extract_position", chunk.position, self.now())
-                continue
-            mapped = mapper.map_chunk(chunk)
-
-            def build(seq: int, pos: Position = chunk.position, m: Mapped = mapped) -> bytes:
-                return self._build(spec, seq, pos, m)
-
-            counts = (
-                mapped.read,
-                len(mapped.upserts) + len(mapped.deletes),
-                len(mapped.quarantine),
-            )
-            self.outbox.enqueue(spec.name, chunk.position, counts, build, self.now())
-            self.report.extracted += mapped.read
+        chunks = iter(conn.read(position, spec.batch_size))
+        while True:
+            with paused_gc():  # read, map, build and store one chunk without the collector
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                if not chunk.read:  # a position change only (e.g. snapshot → stream)
+                    self.outbox.set_field(spec.name, "extract_position", chunk.position, self.now())
+                    continue
+                self._enqueue_chunk(spec, mapper, chunk)
+                del chunk  # its rows are garbage before the collector resumes
             sender.notify()
             if self.progress is not None:
                 self.progress(spec.name, self.report)
@@ -181,6 +182,15 @@ class AgencySync:
                         return
                     break
                 time.sleep(0.01)  # back-pressure: let the sender catch up
+
+    def _enqueue_chunk(self, spec: TableSpec, mapper: Mapper, chunk: Chunk) -> None:
+        mapped = mapper.map_chunk(chunk)
+        counts = (mapped.read, len(mapped.upserts) + len(mapped.deletes), len(mapped.quarantine))
+        self.outbox.enqueue(
+            spec.name, chunk.position, counts,
+            lambda seq: self._build(spec, seq, chunk.position, mapped), self.now(),
+        )  # fmt: skip
+        self.report.extracted += mapped.read
 
     def enqueue_extra(self, spec: TableSpec, mapped: Mapped) -> int:
         """Enqueue rows that do not come from reading the source (quarantine re-submission).

@@ -10,9 +10,12 @@ dictionary knows the entity.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import importlib
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import itemgetter
@@ -27,6 +30,37 @@ from lienthong.sync.pipeline import FieldSpec, TableSpec
 from lienthong.sync.transforms import transform
 
 RecordValidator = Callable[[str, dict[str, Any]], tuple[dict[str, Any], list[Any]]]
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Suspend the cyclic garbage collector while a chunk or a batch is processed.
+
+    A chunk allocates hundreds of thousands of short-lived tuples, strings and bytes (none in
+    cycles); the collector would walk them again and again (~20 % of the mapping time).
+    Reference counting still frees them at once. Nested and concurrent pauses (reader,
+    sender and hub threads) are counted: the collector resumes when the last one ends, unless
+    it was off before."""
+    global _gc_pausers
+    with _gc_lock:
+        if _gc_pausers == 0 and not gc.isenabled():
+            owned = False
+        else:
+            owned = True
+            _gc_pausers += 1
+            gc.disable()
+    try:
+        yield
+    finally:
+        if owned:
+            with _gc_lock:
+                _gc_pausers -= 1
+                if _gc_pausers == 0:
+                    gc.enable()
 
 
 class DictionaryValidator:

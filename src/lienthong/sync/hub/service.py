@@ -13,6 +13,7 @@ from lienthong.errors import IntegrityError, TrustError
 from lienthong.sync.cipher import RecipientKeys
 from lienthong.sync.envelope import build_ack, open_batch, parse_header
 from lienthong.sync.hub.store import HubStore
+from lienthong.sync.mapping import paused_gc
 from lienthong.trust.keys import PublicKey, Signer
 
 log = logging.getLogger("lienthong.sync.hub")
@@ -60,12 +61,13 @@ class Hub:
             self._busy[claimed] = self._busy.get(claimed, 0) + 1
         try:
             try:
-                batch = open_batch(envelope, self.sources, self.recipient)
+                with paused_gc():
+                    batch = open_batch(envelope, self.sources, self.recipient)
             except (TrustError, IntegrityError) as exc:
                 log.warning("rejected sync batch: %s %s", exc.code, exc.message)
                 raise
             self._wait_turn(batch.source, batch.seq)
-            with self._lock:
+            with self._lock, paused_gc():
                 done = self.store.apply(batch, self.now())
             with self._turn:
                 last = self._applied.get(batch.source, 0)
