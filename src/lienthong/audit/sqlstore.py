@@ -277,7 +277,8 @@ def read_only_uri(path: Path) -> str:
     a copy in a read-only directory, owned by someone else, can be verified.
     """
     quoted = urllib.parse.quote(str(path.absolute()))
-    if Path(str(path) + "-wal").exists():
+    wal = Path(str(path) + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
         return f"file:{quoted}?mode=ro"
     return f"file:{quoted}?mode=ro&immutable=1"
 
@@ -290,9 +291,18 @@ def _require_log_file(path: Path) -> None:
         with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True)) as conn:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as exc:
+        if "mode=ro&" not in read_only_uri(path) and not os.access(path.parent, os.W_OK):
+            raise InputError(
+                f"cannot read {path} where it is: its {path.name}-wal file holds entries not yet "
+                "in the main file and the directory is read-only; copy the log with its -wal "
+                "file into a writable directory"
+            ) from exc
         raise InputError(f"{path} is not an audit log: {exc}") from exc
     if not {"meta", "leaves", "tiles"} <= names:
-        raise InputError(f"{path} is not an audit log (no audit tables)")
+        raise InputError(
+            f"{path} is not an audit log (no audit tables; a log copied without its -wal file "
+            "loses what was not yet checkpointed into the main file)"
+        )
 
 
 DURABILITY = {"power": "FULL", "process": "NORMAL"}
