@@ -101,3 +101,52 @@ def test_os_errors_name_the_path() -> None:
         open("/nonexistent-lienthong/x.pem", "rb")  # noqa: SIM115
     except OSError as exc:
         assert _os_error_message(exc) == ("/nonexistent-lienthong/x.pem: No such file or directory")
+
+
+def test_help_texts_have_no_markup_leaks_or_broken_paragraphs() -> None:
+    """Help paragraphs are single lines (rich keeps docstring line breaks) without backticks."""
+    import typer.main
+
+    owned = {"ca", "federation", "doctor", "dictionary", "synth", "demo"}
+    root = typer.main.get_command(app)
+    problems: list[str] = []
+
+    def walk(cmd: object, path: list[str]) -> None:
+        if path and path[0] in owned:
+            for para in (getattr(cmd, "help", None) or "").strip().split("\n\n"):
+                if "\n" in para.strip() or "`" in para:
+                    problems.append(f"{' '.join(path)}: {para[:60]!r}")
+            for param in getattr(cmd, "params", []):
+                if "`" in (getattr(param, "help", None) or ""):
+                    problems.append(f"{' '.join(path)} {param.name}: backticks")
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(root, [])
+    assert problems == []
+
+
+def test_demo_summary_is_readable_lines_with_whole_paths() -> None:
+    from lienthong.cli.demo import summary_lines
+
+    long_dir = "/tmp/" + "very-long-directory-name/" * 6
+    result = {
+        "citizens": 2000,
+        "sources": {"tax": {"path": f"{long_dir}tax.sqlite", "tables": {"a": 1, "b": 2}}},
+        "certificates": [f"{long_dir}signing.pem", f"{long_dir}tls.pem"],
+        "route": ["BHXH-GW", "NDXP", "BCA-GW"],
+        "doctor": {"ok": True, "checks": 7},
+        "sample": {"address": "Phường Sài Gòn, Thành phố Hồ Chí Minh", "id": "011187747224"},
+        "checkpoint": "origin\n303\nroot=",
+    }
+    lines = summary_lines(result)
+    text = "\n".join(lines)
+    assert "{'" not in text and "['" not in text  # no Python reprs
+    assert "  citizens: 2,000" in lines
+    assert f"  sources.tax.path: {long_dir}tax.sqlite" in lines  # the whole path, one line
+    assert "  sources.tax.tables: a 1, b 2" in lines
+    assert f"    - {long_dir}tls.pem" in lines
+    assert "  route: BHXH-GW → NDXP → BCA-GW" in lines
+    assert "  doctor: ok yes, checks 7" in lines
+    assert "  sample.address: Phường Sài Gòn, Thành phố Hồ Chí Minh" in lines
+    assert lines[-4:] == ["  checkpoint:", "      origin", "      303", "      root="]

@@ -41,6 +41,15 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], messag
     assert not (tmp_path / "out" / "truth").exists()
 
 
+def test_empty_output_is_refused(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lienthong", "synth", "--citizens", "10", "--out", ""],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--out is empty" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written in the current directory
+
+
 def test_unwritable_output_exits_2(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -325,8 +325,8 @@ def serve(
 ) -> None:
     """Serve the signed configuration at http://HOST:PORT/globalconf.
 
-    The document must exist and verify (against its own trust anchors) when the server starts;
-    later publications to the same path are served without a restart."""
+    FILE must exist and verify when the server starts; later publications are served at once.
+    """
     import uvicorn
 
     from lienthong.cli.listen import check_listen

@@ -45,7 +45,7 @@ def _server(pg: str | None, mariadb: str | None, prefix: str) -> ServerTarget | 
 def synth(
     citizens: int = typer.Option(2000, "--citizens", help="Number of true citizens."),
     seed: int = typer.Option(1, "--seed", help="Seed: the same seed gives the same bytes."),
-    out: Path = typer.Option(Path("synth-out"), "--out", help="Output directory."),
+    out_arg: str = typer.Option("synth-out", "--out", help="Output directory."),
     defect_rate: float | None = typer.Option(
         None, "--defect-rate", help="Rate of every defect type (default: a realistic profile)."
     ),
@@ -64,10 +64,12 @@ def synth(
 ) -> None:
     """Generate synthetic citizens and agency source databases (deterministic by --seed).
 
-    Writes the population register, health-insurance, education and tax sources, and the
-    ground truth in OUT/truth/."""
+    Writes the population, health-insurance, education and tax sources and OUT/truth/."""
     rates = DefectRates() if defect_rate is None else DefectRates.uniform(defect_rate)
     rates = rates.with_overrides(parse_rate_overrides(defect or []))
+    if not out_arg.strip():
+        raise InputError("--out is empty: give an output directory, e.g. --out synth-out")
+    out = Path(out_arg)
     cfg = SynthConfig(citizens=citizens, seed=seed, as_of=_as_of(as_of), rates=rates)
     report = generate(cfg, out, _server(pg, mariadb, prefix))
     if json_out:
