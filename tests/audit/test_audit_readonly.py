@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from audit_reference import NOW, PERSON_KEY, admin_entries
 
 from lienthong.audit import AuditLog, personal_data_access_entry
@@ -104,3 +105,17 @@ def test_verify_reports_a_missing_table_and_does_not_recreate_it(tmp_path: Path)
         names = {n for (n,) in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert "checkpoints" not in names
+
+
+def test_read_only_open_on_every_backend(log_target: str) -> None:
+    from lienthong.audit.verify import verify_log
+    from lienthong.errors import BackendError
+
+    with AuditLog.open(log_target, signer=SIGNER, origin="ro.example/log") as log:
+        log.append(admin_entries(30))
+        log.checkpoint(now=NOW)
+    with AuditLog.open(log_target, create=False, readonly=True) as log:
+        assert verify_log(log, public_key=SIGNER.public_key()).entries_checked == 30
+        log.prove(7, 30).verify()
+        with pytest.raises(BackendError):  # the connection itself refuses writes
+            log.store.set_meta("origin", "evil")
