@@ -16,10 +16,11 @@ from lienthong.audit import AuditLog, personal_data_access_entry
 from lienthong.audit.archive import archive_segment
 from lienthong.errors import InputError
 from lienthong.trust.keys import SoftwareSigner, generate_private_key, public_key_to_pem
+from lienthong.trust.keystore import FileKeyStore
 
 SIGNER = SoftwareSigner(generate_private_key())
 PID = "001085012345"
-ENV = {**os.environ, "LT_CC_PERSON_KEY": PERSON_KEY.decode()}
+ENV = {**os.environ, "LT_CC_PERSON_KEY": PERSON_KEY.decode(), "LT_CC_PASS": "test-only-pass"}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -105,3 +106,19 @@ def test_exit_codes_history_and_unsigned_tail(node: dict[str, Path]) -> None:
     assert res.returncode == 0, res.stderr
     assert "1 more access(es) in archived entries [0, 10)" in res.stdout
     assert "#30]" in res.stdout and "person key " in res.stdout
+    os.environ.setdefault("LT_CC_PASS", ENV["LT_CC_PASS"])
+    FileKeyStore(node["dir"] / "keys", {"$env": "LT_CC_PASS"}).generate("other")
+    res = cli(
+        "archive",
+        "--log",
+        log,
+        "--out",
+        str(node["dir"] / "a2"),
+        "--upto",
+        "20",
+        "--key-dir",
+        str(node["dir"] / "keys"),
+        "--passphrase",
+        "env:LT_CC_PASS",
+    )
+    assert res.returncode == 2 and "--key-label 'audit': no such key" in res.stderr

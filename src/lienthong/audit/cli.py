@@ -56,7 +56,14 @@ def _read(target: str) -> AuditLog:
 def _signer(key_dir: Path | None, label: str, passphrase: str | None) -> Signer:
     if key_dir is None or passphrase is None:
         raise InputError("signing needs --key-dir and --passphrase (env:NAME or file:PATH)")
-    return FileKeyStore(key_dir, passphrase).signer(label)
+    store = FileKeyStore(key_dir, passphrase)
+    labels = store.labels()
+    if label not in labels:  # a wrong --key-label is bad input, not a failed check
+        raise InputError(
+            f"--key-label {label!r}: no such key in {key_dir} "
+            f"(labels: {', '.join(labels) or 'none'})"
+        )
+    return store.signer(label)
 
 
 def _pubkey(path: Path | None) -> PublicKey | None:
