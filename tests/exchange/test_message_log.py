@@ -182,6 +182,13 @@ def test_tokens_are_kept_as_evidence_and_verify_against_the_leaves(
     with AuditLog.open(copy / path.name, create=False) as log, pytest.raises(IntegrityError):
         verify_evidence(log, store)
     store.close()
+    good = _lt("gateway", "evidence", "--log", str(path), "--message-id", first["message_id"])
+    assert good.returncode == 0, good.stderr
+    shown = json.loads(good.stdout)["message"]["tokens"]
+    assert {t["sha256"] for t in shown} == set(first["evidence"])
+    bad = _lt("gateway", "evidence", "--log", str(copy / path.name))
+    assert bad.returncode == 1 and "altered" in bad.stderr
+    assert _lt("gateway", "evidence", "--log", str(evidence_path(path))).returncode == 2
 
 
 def test_logs_are_signed_self_contained_and_verify_with_the_published_key(

@@ -91,3 +91,18 @@ def monitor(
     cfg = load_config(config)
     store = open_readonly(Path(cfg.state_dir) / "monitor.sqlite")
     emit_json(store.query(limit=limit, error_code=error_code))
+
+
+@app.command()
+def evidence(
+    log: Path = typer.Option(..., "--log", help="A gateway's message-log.auditlog."),
+    message_id: str | None = typer.Option(
+        None, "--message-id", help="Also print this exchange's signed tokens and claims."
+    ),
+) -> None:
+    """Check the signed tokens kept beside a message log (message-log.evidence.sqlite) against
+    the log's leaves: exit 1 on a missing or altered token. With --message-id the tokens'
+    claims are printed: they may hold personal data (paths, end users)."""
+    from lienthong.exchange.messagelog import evidence_report
+
+    emit_json(evidence_report(log, message_id))

@@ -151,6 +151,11 @@ class EvidenceStore:
             self._conn.execute(
                 f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}"
             )
+            if not create:
+                names = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+                if "tokens" not in names:
+                    self._conn.close()
+                    raise InputError(f"{path} is not a message-log evidence store")
             if create:
                 # appended in rowid order, no index: writes are sequential (the hot path);
                 # lookups by hash are for audits and build their own index (see ``get``)
@@ -251,6 +256,40 @@ def verify_evidence(log: AuditLog, evidence: EvidenceStore) -> dict[str, int]:
                     raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… was altered")
                 checked += 1
     return {"tokens_checked": checked}
+
+
+def _claims(token: str) -> Any:
+    """The JSON payload of a compact JWS (for display; the signature was checked on receipt)."""
+    import base64
+
+    try:
+        part = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return None
+
+
+def evidence_report(log_path: Path, message_id: str | None = None) -> dict[str, Any]:
+    """``lienthong gateway evidence``: verify the evidence store beside a message log against
+    the log's leaves; with ``message_id``, also that exchange's tokens and their claims (which
+    may hold personal data: for the agency's data-protection officer, not for auditors)."""
+    with (
+        AuditLog.open(log_path, create=False) as log,
+        EvidenceStore(evidence_path(log_path), create=False) as store,
+    ):
+        report: dict[str, Any] = {"log": str(log_path), "origin": log.origin}
+        report.update(entries=log.size(), **verify_evidence(log, store))
+        if message_id is not None:
+            tokens = store.for_message(message_id)
+            if not tokens:
+                raise InputError(f"no signed tokens for message {message_id} in the evidence")
+            report["message"] = {
+                "message_id": message_id,
+                "tokens": [
+                    {"sha256": token_sha256(t), "token": t, "claims": _claims(t)} for t in tokens
+                ],
+            }
+    return report
 
 
 class AuditMessageLog:
