@@ -89,7 +89,8 @@ def validate(
             for line in problems:
                 prefix = "" if str(line).startswith(f"{file}:") else f"{file}: "
                 typer.echo(f"{prefix}{line}", err=True)
-            typer.echo(f"{len(problems)} problem(s)", err=True)
+            if len(problems) > 1:
+                typer.echo(f"{len(problems)} problems", err=True)
         raise typer.Exit(2) from None
     warnings = warnings_of(reg)
     if json_out:
@@ -111,6 +112,8 @@ def _read(path: Path, what: str) -> bytes:
 def _file_signer(key: Path, passphrase: str) -> Signer:
     if not key.name.endswith(".key.pem"):
         raise InputError(f"--key {key}: expected an encrypted key file named LABEL.key.pem")
+    if not key.is_file():
+        raise InputError(f"--key {key}: no such key file")
     return FileKeyStore(key.parent, passphrase).signer(key.name.removesuffix(".key.pem"))
 
 

@@ -15,7 +15,7 @@ import yaml
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from lienthong.cli.output import console
-from lienthong.errors import CertificateError, InputError
+from lienthong.errors import CertificateError, InputError, NotFound
 from lienthong.federation import edit
 from lienthong.federation.loader import read_document, registry_from_dict
 from lienthong.federation.publish import certificate_fingerprint
@@ -37,7 +37,10 @@ def _edit(file: Path, change: Callable[[dict[str, Any]], None], what: str) -> No
     doc = read_document(file)
     if not isinstance(doc, dict):
         raise InputError(f"{file}: not a registry document")
-    change(doc)
+    try:
+        change(doc)
+    except NotFound as exc:  # a reference to something not in the file: bad input
+        raise InputError(exc.message) from exc
     registry_from_dict(doc, source=str(file))  # raises listing every problem; nothing written
     write_atomic(file, yaml.safe_dump(doc, allow_unicode=True, sort_keys=False).encode())
     console.print(f"{file}: added {what}", highlight=False)

@@ -231,7 +231,8 @@ class ConfigStore:
         On total failure the error is recorded for :meth:`health` and raised; the last good
         copy stays in place and in use.
         """
-        sources = sources or self.anchor().sources
+        anchor = self.anchor()  # no anchor: one precise error, not one per source
+        sources = sources or anchor.sources
         if not sources:
             raise ConfigError("no configuration source: give --from URL|PATH")
         errors: list[str] = []

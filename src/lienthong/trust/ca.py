@@ -243,12 +243,15 @@ class CertificateAuthority:
         directory = Path(directory)
         try:
             settings = json.loads((directory / "ca.json").read_text())
-        except FileNotFoundError:
-            raise NotFound(
-                f"no CA in {directory} (ca.json missing): run `lienthong ca init`"
+        except (FileNotFoundError, NotADirectoryError):
+            raise InputError(
+                f"no CA in {directory} (no {directory / 'ca.json'}): give the directory made "
+                "by lienthong ca init"
             ) from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{directory / 'ca.json'} is unreadable: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{directory / 'ca.json'} is unreadable: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"{directory / 'ca.json'} is not valid JSON: {exc}") from exc
         if not isinstance(settings, dict) or settings.get("schema_version") != SCHEMA_VERSION:
             raise ConfigError(f"{directory / 'ca.json'}: unsupported schema version")
         return cls(directory, settings, open_keystore(settings["keystore"], base=directory))

@@ -26,7 +26,7 @@ from lienthong.errors import CertificateError, InputError, IntegrityError
 from lienthong.trust.keys import Signer
 from lienthong.trust.profiles import authority_key_id
 from lienthong.trust.signing import sign_crl
-from lienthong.trust.x509 import signature_unused_bits
+from lienthong.trust.x509 import short_reason, signature_unused_bits
 
 REASONS = {
     f.value.lower(): f
@@ -142,7 +142,7 @@ def load_crl(data: bytes, *, source: str = "CRL") -> x509.CertificateRevocationL
         x509.DuplicateExtension,
         CryptographyDeprecationWarning,
     ) as exc:
-        raise InputError(f"{source}: not a valid CRL ({exc})") from exc
+        raise InputError(f"{source}: not a valid CRL ({short_reason(exc)})") from exc
     if signature_unused_bits(crl.public_bytes(serialization.Encoding.DER)) != 0:
         raise InputError(f"{source}: malformed CRL (signature BIT STRING has unused bits)")
     return crl

@@ -76,10 +76,18 @@ def load_certificates(data: bytes, *, source: str = "input") -> list[x509.Certif
             for cert in certs:
                 parse_fully(cert)
     except _PARSE_ERRORS as exc:
-        raise InputError(f"{source}: not a valid X.509 certificate ({exc})") from exc
+        raise InputError(f"{source}: not a valid X.509 certificate ({short_reason(exc)})") from exc
     except CertificateError as exc:
         raise InputError(f"{source}: {exc.message}") from exc
     return certs
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first sentence of a parser's error, without links or debug reprs."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if text.startswith("Unable to load PEM file"):
+        return "the PEM block does not hold what its header says, or is damaged"
+    return text.split(". See https://", 1)[0].split(" See https://", 1)[0]
 
 
 def parse_fully(cert: x509.Certificate) -> None:
