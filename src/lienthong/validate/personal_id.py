@@ -172,8 +172,8 @@ def check_personal_id_column(
     ):
         return _column_row_by_row(values, sex, birth_date)
     texts = cast(Sequence[str], values)
-    years = [None if b is None else b.year for b in birth_date]  # type: ignore[attr-defined]
-    keys = list(zip([v[:6] for v in texts], sex, years, strict=True))
+    year_of = {b: b.year for b in set(birth_date) if b is not None}  # type: ignore[attr-defined]
+    keys = list(zip([v[:6] for v in texts], sex, map(year_of.get, birth_date), strict=True))
     memo: dict[Any, Check[str]] = {}
     wrong: set[Any] = set()
     for key in set(keys):
