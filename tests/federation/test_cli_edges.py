@@ -179,3 +179,21 @@ def test_validate_messages_name_the_file_once(
     assert code == 2 and err.count("bad.yaml") == 1 and "line 2" in err
     code, _, err = cli(capsys, "federation", "validate", str(tmp_path / "empty.yaml"))
     assert code == 2 and "NoneType" not in err and "got nothing" in err
+
+
+def test_missing_references_are_bad_input(
+    operator: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "federation", "subsystem", "add", "f.yaml", "--member",
+                       "GOV/000.00.00.G99", "--code", "S", "--name", "S", "--security-level",
+                       "2", "--clearance", "PUBLIC")  # fmt: skip
+    assert code == 2 and one_line(err) and "member VN/GOV/000.00.00.G99 is not in" in err
+    publish = [a if a != "op/signing.key.pem" else "/nonexistent/x.key.pem" for a in PUBLISH]
+    code, _, err = cli(capsys, *publish, "--out", "gc.json")
+    assert code == 2 and one_line(err) and "no such key file" in err
+    code, _, err = cli(capsys, "ca", "list", "--dir", "/nonexistent")
+    assert code == 2 and one_line(err) and "no CA in /nonexistent" in err
+    code, _, err = cli(capsys, "ca", "verify", "--cert", "op.pem", "--bundle", "f.yaml")
+    assert code == 2 and one_line(err) and "https://" not in err
+    code, _, err = cli(capsys, "federation", "fetch", "--to", "newgc", "--from", "gc.json")
+    assert code == 1 and one_line(err) and err.count("gc.json") == 0 and "anchor.json" in err
