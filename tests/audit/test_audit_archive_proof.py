@@ -180,3 +180,15 @@ def test_verify_names_the_damage_and_its_index(
     build(path)
     details = _tamper(path, *stmts)
     assert (details["kind"], details["index"]) == (kind, index), details
+
+
+def test_a_malformed_archive_is_an_integrity_failure_not_a_crash(tmp_path: Path) -> None:
+    import lzma
+
+    from lienthong.audit.archive import verify_archive
+
+    bad = tmp_path / "x.ltar.xz"
+    bad.write_bytes(lzma.compress(b'{"format": 1}\n'))
+    (tmp_path / "x.ltar.xz.sig").write_text("a\n\nb\n")
+    with pytest.raises(IntegrityError, match="bad or missing: origin"):
+        verify_archive(bad, ORIGIN, SIGNER.public_key())

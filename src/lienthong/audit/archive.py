@@ -146,6 +146,24 @@ def verify_archive(
         header = json.loads(lines[0])
     except (OSError, lzma.LZMAError, ValueError) as exc:
         raise InputError(f"cannot read archive {path}: {exc}") from exc
+    fields = {"origin": str, "seq": int, "first": int, "end": int, "left": list, "checkpoint": str}
+    bad = [
+        k
+        for k, t in fields.items()
+        if not isinstance(header, dict) or not isinstance(header.get(k), t)
+    ]
+    if bad or header.get("format") != FORMAT:
+        raise IntegrityError(
+            f"archive {path.name}: not a {FORMAT} header "
+            f"(bad or missing: {', '.join(bad) or 'format'})"
+        )
+    prev = header.get("prev_sha256")
+    try:
+        left = [bytes.fromhex(x) for x in header["left"]]
+        if prev is not None and len(bytes.fromhex(prev)) != 32:
+            raise ValueError("prev_sha256 is not a SHA-256")
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(f"archive {path.name}: malformed header hashes: {exc}") from exc
     text = sig_note.partition("\n\n")[0] + "\n"
     expect = _sig_text(
         header["origin"],
@@ -165,10 +183,13 @@ def verify_archive(
             f"archive {path.name} holds {len(entries)} entries, header says "
             f"[{header['first']}, {header['end']})"
         )
+    nodes = merkle.subtree_nodes(0, header["first"])
+    if len(left) != len(nodes) or header["first"] < 0:
+        raise IntegrityError(f"archive {path.name}: its left hashes do not fit its first entry")
     frontier = merkle.Frontier()
     for h, (level, _i) in zip(
-        [bytes.fromhex(x) for x in header["left"]],
-        merkle.subtree_nodes(0, header["first"]),
+        left,
+        nodes,
         strict=True,
     ):
         frontier.push_complete(h, level)
@@ -177,8 +198,11 @@ def verify_archive(
     if frontier.root() != cp.root:
         raise IntegrityError(f"archive {path.name}: entries do not rebuild the signed root")
     if previous is not None:
-        prev_blob = previous.read_bytes()
-        prev_header = json.loads(lzma.decompress(prev_blob).split(b"\n", 1)[0])
+        try:
+            prev_blob = previous.read_bytes()
+            prev_header = json.loads(lzma.decompress(prev_blob).split(b"\n", 1)[0])
+        except (OSError, lzma.LZMAError, ValueError) as exc:
+            raise InputError(f"cannot read archive {previous}: {exc}") from exc
         if (
             header["prev_sha256"] != hashlib.sha256(prev_blob).hexdigest()
             or prev_header["end"] != header["first"]
