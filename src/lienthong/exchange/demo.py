@@ -100,6 +100,7 @@ def _tampered_call(tb: Testbed) -> httpx.Response:
     finally:
         relay.close()
         client_gw.close()
+        shutil.rmtree(scratch, ignore_errors=True)  # the forger's state is nobody's log
 
 
 def _in(cfg: Any, state: Path) -> Any:
