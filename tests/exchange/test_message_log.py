@@ -291,3 +291,27 @@ def test_bad_audit_settings(logged: Logged, audit: dict[str, Any], message: str)
     bad.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match=message):
         load_config(bad)
+
+
+def test_refusal_detail_never_holds_a_personal_id() -> None:
+    """Local reasons may quote what the caller sent: digit runs are redacted, unknown detail
+    keys dropped (no processes needed)."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from lienthong.exchange.exchange_log import Exchange
+    from lienthong.exchange.node import Node
+    from lienthong.exchange.protocol import ErrorCode, Refused
+
+    exc = Refused(
+        ErrorCode.BAD_REQUEST,
+        f"bad sub-path segment '{PID}..'",
+        route=["BHXH-GW", f"x{PID}"],
+        key=f"{GIAMDINH}|{PID}",
+    )
+    node = cast(Node, SimpleNamespace(name="BHXH-GW"))
+    entry = Exchange(role="client").security_entry(node, "LT.BAD_REQUEST", exc)
+    assert PID not in entry.data.decode()
+    detail = entry.to_dict()["detail"]
+    assert entry.to_dict()["event"] == "request.malformed" and "key" not in detail
+    assert detail["reason"] == "bad sub-path segment '[redacted]..'"
