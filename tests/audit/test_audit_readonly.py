@@ -105,6 +105,11 @@ def test_verify_reports_a_missing_table_and_does_not_recreate_it(tmp_path: Path)
         names = {n for (n,) in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert "checkpoints" not in names
+    with sqlite3.connect(log) as db:
+        db.execute("DROP TABLE leaves")
+    db.close()
+    r = cli("verify", "--log", str(log))
+    assert r.returncode == 1 and "leaves table(s) are missing" in r.stderr
 
 
 def test_read_only_open_on_every_backend(log_target: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lienthong.audit.store import Dialect, LeafRow, TileRow
-from lienthong.errors import BackendError, InputError
+from lienthong.errors import BackendError, InputError, IntegrityError
 
 T = TypeVar("T")
 MMAP_BYTES = 2147418112  # SQLite's default compile-time maximum
@@ -298,7 +298,15 @@ def _require_log_file(path: Path) -> None:
                 "file into a writable directory"
             ) from exc
         raise InputError(f"{path} is not an audit log: {exc}") from exc
-    if not {"meta", "leaves", "tiles"} <= names:
+    core = {"meta", "leaves", "tiles"}
+    if "meta" in names and len(core & names) < 3:  # an audit log, damaged: integrity failure
+        raise IntegrityError(
+            f"{path}: the audit log's {', '.join(sorted(core - names))} table(s) are missing "
+            "(deleted)",
+            kind="deleted",
+            index=0,
+        )
+    if not core <= names:
         raise InputError(
             f"{path} is not an audit log (no audit tables; a log copied without its -wal file "
             "loses what was not yet checkpointed into the main file)"
