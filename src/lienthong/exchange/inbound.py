@@ -10,6 +10,7 @@ decrypts, verifies, calls the real service endpoint and signs the response.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ from lienthong.exchange.protocol import (
 )
 from lienthong.exchange.routing import next_hop, plan_route, previous_hop
 from lienthong.exchange.transport import Sessions, peer_der, send_to_node
-from lienthong.identifiers import SubsystemId
+from lienthong.identifiers import ServiceId, SubsystemId
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Verified:
     hybrid: bool
     next_node: str | None
     hops: list[str]
+    service: ServiceId | None = None  # parsed from the request line (equal to the claim)
 
 
 def _peer_identity(node: Node, request: web.BaseRequest) -> str:
@@ -96,7 +98,7 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
     node.replay.check_and_record(
         f"{ident}|{claims.get('id')}|{claims.get('nonce')}", ts, time.time()
     )
-    decision = verify_access(node.directory, SubsystemId.parse(ident), service)
+    decision = verify_access(node.directory, _subsystem(ident), service)
     route = claims.get("route")
     if route != plan_route(node.directory, decision.client_node, decision.provider_node):
         raise Refused(ErrorCode.ROUTE, "signed route is not the prescribed one", route=route)
@@ -111,7 +113,13 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
     hops = [h for h in request.headers.get(H_HOPS, "").split(",") if h]
     _verify_hops(node, hops, route, req_hash)
     ex.hops = len(route) - 1
-    return Verified(claims, tokens, req_hash, level, policy.hybrid_signature, nxt, hops)
+    return Verified(claims, tokens, req_hash, level, policy.hybrid_signature, nxt, hops, service)
+
+
+@functools.lru_cache(maxsize=4096)
+def _subsystem(text: str) -> SubsystemId:
+    """A subsystem id from a certificate identity (few distinct values: parsed once each)."""
+    return SubsystemId.parse(text)
 
 
 def _verify_hops(node: Node, hops: list[str], route: list[str], req_hash: str) -> None:
@@ -199,7 +207,11 @@ async def _relay(
 
 
 def decrypt_secret(node: Node, v: Verified) -> tuple[e2e.Suite, bytes]:
-    sub = SubsystemId.parse(v.claims["service"].rsplit("/", 1)[0])
+    sub = (
+        v.service.subsystem
+        if v.service is not None
+        else _subsystem(v.claims["service"].rsplit("/", 1)[0])
+    )
     keys = node.local.get(sub)
     if keys is None or keys.kem is None:
         raise Refused(ErrorCode.ROUTE, "provider subsystem not served here")

@@ -41,7 +41,7 @@ from lienthong.exchange.protocol import (
     Refused,
 )
 from lienthong.exchange.transport import Pump, Sessions
-from lienthong.identifiers import ServiceId, SubsystemId
+from lienthong.identifiers import ServiceId
 
 
 def _service_headers(v: Verified) -> dict[str, str]:
@@ -106,8 +106,8 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 async def provide(
     node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange, v: Verified
 ) -> web.StreamResponse:
-    service = ServiceId.parse(v.claims["service"])
-    keys = node.local.get(SubsystemId.parse(v.claims["service"].rsplit("/", 1)[0]))
+    service = v.service if v.service is not None else ServiceId.parse(v.claims["service"])
+    keys = node.local.get(service.subsystem)
     endpoint = node.services.get(service)
     if keys is None or endpoint is None:
         raise Refused(ErrorCode.ROUTE, "service not served by this gateway", service=str(service))
