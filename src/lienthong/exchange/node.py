@@ -18,7 +18,7 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, x25519
 
-from lienthong.errors import ConfigError
+from lienthong.errors import ConfigError, InputError
 from lienthong.exchange.certs import (
     CertificateStore,
     CrlStatus,
@@ -268,20 +268,25 @@ def _message_log(cfg: GatewayConfig, state: Path, signer: SoftwareSigner) -> Mes
         return JsonlMessageLog(state / "message-log.jsonl")
     person_key = None
     if cfg.audit.person_key is not None:
-        from lienthong.errors import InputError
-
         try:
             person_key = resolve_secret(cfg.audit.person_key, what="audit.person_key")
         except InputError as exc:
             raise ConfigError(f"gateway config: {exc.message}") from exc
         if len(person_key) < 16:
             raise ConfigError("gateway config: audit.person_key must be at least 16 bytes")
-    return AuditMessageLog(
-        state / "message-log.auditlog",
-        origin=f"lienthong/exchange/{cfg.node}",
-        durability=settings.durability,
-        sync_interval_s=settings.sync_interval_ms / 1000,
-        signer=signer,
-        checkpoint_interval_s=settings.checkpoint_interval_s,
-        person_key=person_key,
-    )
+    path = state / "message-log.auditlog"
+    try:
+        return AuditMessageLog(
+            path,
+            origin=f"lienthong/exchange/{cfg.node}",
+            durability=settings.durability,
+            sync_interval_s=settings.sync_interval_ms / 1000,
+            signer=signer,
+            checkpoint_interval_s=settings.checkpoint_interval_s,
+            person_key=person_key,
+        )
+    except InputError as exc:  # e.g. a new TLS key for a log signed with the old one
+        advice = " (after a key change: archive this log, a new one starts)"
+        raise ConfigError(
+            f"message log {path}: {exc.message}" + (advice if "another key" in exc.message else "")
+        ) from exc
