@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import time
@@ -238,6 +239,11 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     flusher = asyncio.create_task(_flush_loop(node, stop))
+    # Keys, certificates, directory and imported modules live as long as the process: move
+    # them out of the collector's generations so full collections only walk per-call garbage
+    # (measured: the collector took 1.5-2.5 % of a gateway's CPU under load).
+    gc.collect()
+    gc.freeze()
     if ready is not None:
         ready(ports)
     await stop.wait()
