@@ -192,3 +192,31 @@ def test_a_malformed_archive_is_an_integrity_failure_not_a_crash(tmp_path: Path)
     (tmp_path / "x.ltar.xz.sig").write_text("a\n\nb\n")
     with pytest.raises(IntegrityError, match="bad or missing: origin"):
         verify_archive(bad, ORIGIN, SIGNER.public_key())
+
+
+@pytest.mark.parametrize(
+    "stmt",
+    [
+        "UPDATE archives SET sha256 = 'ab' || substr(sha256, 3) WHERE seq = 1",
+        "UPDATE archives SET last = 200 WHERE seq = 1",
+    ],
+)
+def test_an_earlier_record_whose_own_entry_was_archived_is_still_proven(
+    tmp_path: Path, stmt: str
+) -> None:
+    path, out = tmp_path / "n.auditlog", tmp_path / "arch"
+    build(path)
+    with AuditLog.open(path, signer=SIGNER) as log:
+        archive_segment(log, out, 100, now=NOW)  # its log.archive entry is #300 …
+        archive_segment(log, out, 301, now=NOW)  # … archived here; this one's is #301 …
+        archive_segment(log, out, 302, now=NOW)  # … archived here: only #302 is live
+    with AuditLog.open(path, readonly=True) as log:
+        verify_log(log, public_key=SIGNER.public_key())
+    for f in out.iterdir():
+        f.unlink()  # the auditor has the log only, not the archive files
+    with sqlite3.connect(path) as db:
+        db.execute(stmt)
+        if "last" in stmt:
+            db.execute("UPDATE archives SET first = 200 WHERE seq = 2")
+    db.close()
+    assert kind_of(path)["kind"] == "deleted"

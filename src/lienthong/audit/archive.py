@@ -120,6 +120,9 @@ def archive_segment(
                 "end": end,
                 "sha256": digest.hex(),
                 "prev_sha256": prev,
+                # every archive so far, this one included: the latest live record attests them all
+                "archives": [[a[0], a[1], a[2], a[4]] for a in done]
+                + [[seq, first, end, digest.hex()]],
             },
         )
     )
@@ -258,8 +261,10 @@ def proven_prefix(
     below ``signed_size`` (covered by a verified signed checkpoint) count. The archives table
     must be a chain ``seq`` 1, 2, … over ``[0, e1), [e1, e2), …``; its last record must be
     attested by a signed entry (seq, range, archive SHA-256, previous archive SHA-256), and
-    every record whose entry is still live must match it; the SHA-256 of an earlier record
-    whose entry was itself archived is proven by the ``prev_sha256`` of the next one.
+    every record whose entry is still live must match it; the last record's entry also lists
+    every archive so far (``archives``: ``[seq, first, end, sha256]``), which must equal the
+    table (entries written before that list: the SHA-256 of an earlier record whose entry was
+    itself archived is proven by the ``prev_sha256`` of the next one).
     """
     if not rows:
         return 0
@@ -296,6 +301,17 @@ def proven_prefix(
                 index=first,
             )
         expect_first, prev_sha = end, sha
+    last = rows[-1]
+    listing = [[r[0], r[1], r[2], r[4]] for r in rows]
+    for d in signed:
+        attested_list = d.get("archives") if _matches_range(d, *last[:3]) else None
+        if attested_list is not None and attested_list != listing:
+            raise ArchiveUnproven(
+                "the archives table differs from the list of archives in the log's own "
+                "signed log.archive entry (an earlier record was changed)",
+                kind="deleted",
+                index=0,
+            )
     return expect_first
 
 
