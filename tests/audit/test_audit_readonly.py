@@ -69,6 +69,9 @@ def test_read_commands_write_nothing_on_a_read_only_copy(tmp_path: Path) -> None
     (ro / "pub.pem").chmod(0o444)
     ro.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
     before = _snapshot(ro)
+    # chmod does not stop root (these tests may run as root): where the file system allows,
+    # the immutable attribute makes the file and directory unwritable for everyone
+    immutable = _chattr("+i", log, ro)
     try:
         runs = [
             cli("verify", "--log", str(log), "--pubkey", str(ro / "pub.pem")),
@@ -89,7 +92,17 @@ def test_read_commands_write_nothing_on_a_read_only_copy(tmp_path: Path) -> None
             assert r.returncode == 0, r.stderr
         assert _snapshot(ro) == before  # no -wal/-shm, no schema, no journal-mode write
     finally:
+        if immutable:
+            _chattr("-i", log, ro)
         ro.chmod(0o755)
+
+
+def _chattr(flag: str, *paths: Path) -> bool:
+    tool = shutil.which("chattr")
+    if tool is None:
+        return False
+    done = subprocess.run([tool, flag, *map(str, paths)], capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def test_verify_reports_a_missing_table_and_does_not_recreate_it(tmp_path: Path) -> None:
