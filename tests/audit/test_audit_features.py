@@ -128,8 +128,10 @@ def test_access_history_is_complete_and_index_tampering_shows(tmp_path: Path, si
     assert PID not in str(result)
     with sqlite3.connect(tmp_path / "b.log") as db:
         db.execute("DELETE FROM persons WHERE idx = 8")
-    with pytest.raises(IntegrityError, match="index"):
+    with pytest.raises(IntegrityError, match="index") as err:
         access_history(logs, PID, PERSON_KEY)
+    assert "missing from the index: [8] (1);" in err.value.message
+    assert "does not name this person: none" in err.value.message
     for log in logs:
         log.close()
 

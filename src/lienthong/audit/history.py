@@ -125,9 +125,9 @@ def history_in_log(
     if indexed != found:
         hidden, extra = sorted(found - indexed), sorted(indexed - found)
         raise IntegrityError(
-            f"log {log.origin}: person index tampered: entries {_few(hidden)} name this "
-            f"person but are missing from the index; index rows {_few(extra)} name nobody "
-            "there"
+            f"log {log.origin}: person index tampered — entries naming this person but "
+            f"missing from the index: {_few(hidden)}; index rows whose entry does not name "
+            f"this person: {_few(extra)}"
         )
     accesses = []
     for idx in sorted(found):
