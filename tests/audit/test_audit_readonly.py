@@ -123,6 +123,8 @@ def test_verify_reports_a_missing_table_and_does_not_recreate_it(tmp_path: Path)
     db.close()
     r = cli("verify", "--log", str(log))
     assert r.returncode == 1 and "leaves table(s) are missing" in r.stderr
+    r = cli("verify", "--log", str(log), "--json")
+    assert r.returncode == 1 and '"kind":"deleted"' in r.stdout.replace(" ", "")
 
 
 def test_read_only_open_on_every_backend(log_target: str) -> None:

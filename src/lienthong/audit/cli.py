@@ -25,7 +25,7 @@ from lienthong.audit.log import AuditLog
 from lienthong.audit.verify import LogInconsistency, verify_log
 from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
 from lienthong.cli.output import console, emit_json
-from lienthong.errors import InputError, SignatureError
+from lienthong.errors import InputError, IntegrityError, SignatureError
 from lienthong.trust.keys import PublicKey, Signer, public_key_from_pem
 from lienthong.trust.keystore import FileKeyStore
 from lienthong.trust.secrets import resolve_secret
@@ -134,7 +134,14 @@ def verify(
 ) -> None:
     """Re-check every entry, subtree, checkpoint and co-signature; report the first problem."""
     tsa = _certificates(tsa_bundle) if tsa_bundle is not None else None
-    with _read(log) as lg:
+    try:
+        opened = _read(log)
+    except IntegrityError as exc:  # a damaged log (e.g. its leaves table deleted)
+        if json_out:
+            emit_json({"verified": False, "message": exc.message, **exc.details})
+            raise typer.Exit(1) from exc
+        raise
+    with opened as lg:
         notes = [_read_text(p) for p in checkpoint]
         notes += [_witness_note(p, lg.origin) for p in witness_state]
         try:
