@@ -287,11 +287,18 @@ def proven_prefix(
                 index=first,
             )
         if not mine and k == len(rows) - 1:
+            shorter = [
+                d["end"]
+                for d in signed
+                if _matches_range(d, seq, first, None) and isinstance(d.get("end"), int)
+            ]
+            proven = max((e for e in shorter if first < e < end), default=first)
             raise ArchiveUnproven(
                 f"archive record {seq} claims entries [{first}, {end}) were archived, but no "
-                "log.archive entry covered by a signed checkpoint attests it: entries deleted",
+                "log.archive entry covered by a signed checkpoint attests it: entries "
+                f"[{proven}, {end}) deleted",
                 kind="deleted",
-                index=first,
+                index=proven,
             )
         nxt = [d for d in signed if _matches_range(d, seq + 1, end, None)]
         if any(d.get("prev_sha256") not in (None, sha) for d in nxt):
