@@ -122,3 +122,16 @@ def test_exit_codes_history_and_unsigned_tail(node: dict[str, Path]) -> None:
         "env:LT_CC_PASS",
     )
     assert res.returncode == 2 and "--key-label 'audit': no such key" in res.stderr
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on(node: dict[str, Path]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli("serve", "--log", str(node["log"]), "--port", str(port))
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr

@@ -412,8 +412,8 @@ def witness_cmd(
 @app.command()
 def serve(
     log: str = LOG,
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8765, "--port", min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="Listen address."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="Listen port."),
     witness: list[str] = typer.Option(
         [], "--witness", help="NAME=PEM of a witness whose co-signatures are accepted."
     ),
@@ -421,8 +421,11 @@ def serve(
     """Serve the log to witnesses and auditors (checkpoint, proofs, co-signatures)."""
     import uvicorn
 
+    from lienthong.cli.listen import check_listen
+
     witnesses = _named_keys(witness)
     with _open(log) as lg:
+        check_listen(host, port)  # a bad address or a busy port: one line, exit 2
         uvicorn.run(log_app(lg, witnesses), host=host, port=port, log_level="warning")
 
 
