@@ -12,7 +12,7 @@ from lienthong.synth.demo import run as synth_step
 
 def test_demo_step_reconciles(tmp_path: Path) -> None:
     ctx = DemoContext(tmp_path, citizens=600)
-    synth_step(ctx)
+    found = synth_step(ctx)
     result = sync_step(ctx)
     assert result["read"] == result["applied"] + result["quarantined"]
     assert result["quarantined"] > 0 and result["reconciled"]
@@ -23,3 +23,7 @@ def test_demo_step_reconciles(tmp_path: Path) -> None:
     assert gateway["level"] == "SENSITIVE" and gateway["end_to_end_encrypted"] is True
     assert gateway["calls"] == sum(s["batches"] for s in result["sources"].values()) > 0
     assert result["sources"]["tax"]["route"] == ["BTC-GW", "NDXP", "TTDLQG-GW"]
+    # one dictionary, one story: what the validators found in each source is exactly what
+    # the consolidated database quarantined from it
+    for name, source in found["sources"].items():
+        assert result["sources"][name]["quarantined"] == source["invalid"], name

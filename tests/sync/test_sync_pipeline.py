@@ -10,7 +10,7 @@ from synctools import Keys, citizen_pipeline, make_rig, make_sqlite_source
 
 from lienthong.errors import ConfigError
 from lienthong.sync.connectors import open_connectors
-from lienthong.sync.mapping import Mapper
+from lienthong.sync.mapping import Mapper, dictionary_validator
 from lienthong.sync.model import Chunk
 from lienthong.sync.pipeline import load_pipeline, pipeline_from_dict
 from lienthong.sync.secrets import check_no_plaintext, resolve_secret
@@ -82,6 +82,50 @@ def test_split_name_join_and_code_list(tmp_path: Path) -> None:
     assert b'"sex":"2"' in out.upserts[0][2]
     assert out.quarantine[0][0] == "A2"
     assert out.quarantine[0][3] == ["sex: unknown_code: '9' is not in the code list"]
+
+
+def _id_column_doc(**cmnd: object) -> dict[str, object]:
+    return {
+        "source_id": "BHXH.VN", "source": {"kind": "sqlite", "path": "x.db"},
+        "tables": [{
+            "name": "the_bhyt", "key": ["ma"], "entity": "Taxpayer",
+            "fields": {
+                "ma": "tax_code", "ten": "name", "loai": "taxpayer_type",
+                "so": {"to": "personal_id", "transform": "drop_if_length", "format": "9"},
+            },
+            "joins": {"cmnd": {"to": "legacy_id_number", "from": ["so"],
+                               "transform": "keep_if_length", **cmnd}},
+        }],
+    }  # fmt: skip
+
+
+def test_one_column_of_mixed_ids_split_by_length() -> None:
+    """A column holding 12-digit personal IDs and old 9-digit CMND numbers feeds two fields;
+    every other length still reaches the personal-ID validator (and quarantine)."""
+    spec = pipeline_from_dict(_id_column_doc(format="9")).tables[0]
+    cols = ["ma", "ten", "loai", "so"]
+    mapper = Mapper(spec, cols, validator=dictionary_validator("Taxpayer"))
+    rows = [
+        ("0101276396", "Lê Văn Nam", "ca_nhan", "001203004567"),
+        ("0108743561", "Trần Thị Hoa", "ca_nhan", " 123456789 "),
+        ("0111388934", "Phạm Minh Đức", "ca_nhan", "0012030045"),
+        ("0120880645", "Võ Thị Lan", "ca_nhan", None),
+    ]
+    out = mapper.map_chunk(Chunk(cols, rows, {}))
+    data = {key: body for key, _pos, body in out.upserts}
+    assert b'"personal_id":"001203004567"' in data["0101276396"]
+    assert b'"legacy_id_number":null' in data["0101276396"]
+    assert b'"legacy_id_number":"123456789"' in data["0108743561"]
+    assert b'"personal_id":null' in data["0108743561"]
+    assert b'"personal_id":null' in data["0120880645"]
+    [(key, *_rest, reasons)] = out.quarantine
+    assert key == "0111388934" and any(r.startswith("personal_id: id_length") for r in reasons)
+
+
+@pytest.mark.parametrize("cmnd", [{}, {"format": "nine"}, {"format": "0"}])
+def test_length_transforms_need_a_length(cmnd: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match=r"format: keep_if_length needs a length"):
+        pipeline_from_dict(_id_column_doc(**cmnd))
 
 
 def test_schema_drift_stops_or_continues(tmp_path: Path, keys: Keys) -> None:

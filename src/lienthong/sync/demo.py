@@ -71,7 +71,11 @@ PIPELINES: dict[str, tuple[str, list[dict[str, Any]]]] = {
             "ma_the": "card_number", "ma_so_bhxh": "social_insurance_number",
             "ho_ten": "full_name", "ngay_sinh": "date_of_birth", "gioi_tinh": "sex",
             "gia_tri_tu": "valid_from", "gia_tri_den": "valid_to",
-            "ma_dkbd": "initial_facility_code", "dia_chi": "address"}},
+            "ma_dkbd": "initial_facility_code", "dia_chi": "address",
+            # so_cccd holds 12-digit personal IDs and, for older cards, 9-digit CMND numbers
+            "so_cccd": {"to": "personal_id", "transform": "drop_if_length", "format": "9"}},
+         "joins": {"cmnd": {"to": "legacy_id_number", "from": ["so_cccd"],
+                            "transform": "keep_if_length", "format": "9"}}},
     ]),
     "education": ("BGDDT.CSDL", [
         {"name": "hoc_sinh", "key": ["ma_hoc_sinh"], "entity": "EducationRecord",
@@ -86,7 +90,11 @@ PIPELINES: dict[str, tuple[str, list[dict[str, Any]]]] = {
             "mst": "tax_code", "ho_ten": "name", "ngay_cap_mst": "registration_date",
             "dia_chi": "address", "so_dien_thoai": "phone",
             "trang_thai": {"to": "status", "codes": _STATUS},
-            "taxpayer_type": {"value": "ca_nhan"}}},
+            "taxpayer_type": {"value": "ca_nhan"},
+            # so_giay_to: a CCCD (12-digit personal ID) or an old CMND (9 digits)
+            "so_giay_to": {"to": "personal_id", "transform": "drop_if_length", "format": "9"}},
+         "joins": {"cmnd": {"to": "legacy_id_number", "from": ["so_giay_to"],
+                            "transform": "keep_if_length", "format": "9"}}},
         {"name": "doanh_nghiep", "key": ["mst"], "entity": "Taxpayer", "fields": {
             "mst": "tax_code", "ten_doanh_nghiep": "name",
             "so_giay_to_dai_dien": "legal_representative_id",

@@ -17,7 +17,7 @@ import yaml
 from lienthong.classification import Level
 from lienthong.errors import ConfigError, InputError
 from lienthong.sync.gateway_transport import GatewaySettings, parse_transport
-from lienthong.sync.transforms import TRANSFORMS
+from lienthong.sync.transforms import LENGTH_TRANSFORMS, TRANSFORMS
 from lienthong.sync.transforms import transform as find_transform
 
 SOURCE_KINDS = ("sqlite", "postgres", "mariadb", "files")
@@ -244,6 +244,10 @@ def _fields(fields: Any, joins: Any, where: str, err: _Errors) -> tuple[FieldSpe
                     f"{loc}.transform: {transform!r} is not one of {sorted(TRANSFORMS)} "
                     "or a lienthong.validate check"
                 )
+            if transform in LENGTH_TRANSFORMS and not (
+                str(spec.get("format", "")).isdigit() and int(str(spec["format"])) > 0
+            ):
+                err.append(f'{loc}.format: {transform} needs a length, e.g. format = "9"')
             codes = spec.get("codes")
             if codes is not None and not isinstance(codes, dict):
                 err.append(f"{loc}.codes: expected a table of source code = target code")

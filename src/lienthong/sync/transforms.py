@@ -97,6 +97,27 @@ def _legacy_commune(value: Any, _spec: Any) -> str:
         raise ValueError(f"{exc.code}: {exc.message}") from exc
 
 
+def _length(spec: Any) -> int:
+    return int(str(spec.format))  # checked when the pipeline is loaded (LENGTH_TRANSFORMS)
+
+
+def _keep_if_length(value: Any, spec: Any) -> str | None:
+    """The value only when it has exactly ``format`` characters (e.g. a 9-digit CMND kept in
+    a column that mostly holds 12-digit personal IDs), else nothing."""
+    text = str(value).strip()
+    return text if len(text) == _length(spec) else None
+
+
+def _drop_if_length(value: Any, spec: Any) -> str | None:
+    """The converse of ``keep_if_length``: nothing when the value has exactly ``format``
+    characters, else the value (validated as usual by the target field)."""
+    text = str(value).strip()
+    return None if len(text) == _length(spec) else text
+
+
+# transforms whose ``format`` must be a positive whole number (a length)
+LENGTH_TRANSFORMS = frozenset({"keep_if_length", "drop_if_length"})
+
 TRANSFORMS: dict[str, Transform] = {
     "str": _text,
     "int": _int,
@@ -109,6 +130,8 @@ TRANSFORMS: dict[str, Transform] = {
     "bool": _bool,
     "legacy_province": _legacy_province,
     "legacy_commune": _legacy_commune,
+    "keep_if_length": _keep_if_length,
+    "drop_if_length": _drop_if_length,
 }
 
 

@@ -39,6 +39,15 @@ _LEVELS = {"TH": "tieu_hoc", "THCS": "thcs", "THPT": "thpt", "DH": "dai_hoc"}
 _STATUS = {"Đang hoạt động": "hoat_dong", "Ngừng hoạt động": "ngung_hoat_dong"}
 _TAXPAYER = {"HKD": "ho_kinh_doanh"}
 
+
+def _by_length(value: Any, *, keep: bool) -> Any:
+    """A column of 12-digit personal IDs and old 9-digit CMND numbers: the CMND number alone
+    (``keep``) or everything else (as the sync pipelines' keep/drop_if_length transforms)."""
+    if not value:
+        return None
+    return value if (len(value) == 9) == keep else None
+
+
 MAPPINGS: tuple[TableMapping, ...] = (
     TableMapping("population", "cong_dan", "Citizen", {
         "personal_id": "so_dinh_danh", "full_name": "ho_ten", "date_of_birth": "ngay_sinh",
@@ -55,7 +64,8 @@ MAPPINGS: tuple[TableMapping, ...] = (
     }),
     TableMapping("health", "the_bhyt", "HealthInsuranceCard", {
         "card_number": "ma_the", "social_insurance_number": "ma_so_bhxh",
-        "personal_id": lambda r: r["so_cccd"] if r["so_cccd"] and len(r["so_cccd"]) != 9 else None,
+        "personal_id": lambda r: _by_length(r["so_cccd"], keep=False),
+        "legacy_id_number": lambda r: _by_length(r["so_cccd"], keep=True),
         "full_name": "ho_ten", "date_of_birth": "ngay_sinh", "sex": "gioi_tinh",
         "valid_from": "gia_tri_tu", "valid_to": "gia_tri_den", "initial_facility_code": "ma_dkbd",
         "address": "dia_chi",
@@ -70,6 +80,7 @@ MAPPINGS: tuple[TableMapping, ...] = (
     TableMapping("tax", "nguoi_nop_thue", "Taxpayer", {
         "tax_code": "mst", "taxpayer_type": lambda _r: "ca_nhan", "name": "ho_ten",
         "personal_id": lambda r: r["so_giay_to"] if r["loai_giay_to"] == "CCCD" else None,
+        "legacy_id_number": lambda r: r["so_giay_to"] if r["loai_giay_to"] == "CMND" else None,
         "registration_date": "ngay_cap_mst", "address": "dia_chi", "phone": "so_dien_thoai",
         "status": lambda r: _STATUS.get(r["trang_thai"], r["trang_thai"]),
     }),
