@@ -66,6 +66,8 @@ class Drill:
     hub: subprocess.Popen[bytes] | None = None
     agency: subprocess.Popen[bytes] | None = None
     kills: dict[str, int] = field(default_factory=lambda: {"hub": 0, "agency": 0})
+    seed: int = 7
+    agency_current: bool = False  # the agency process started after the last source change
 
     def setup(self) -> None:
         self.env = {**os.environ, PASS_ENV: "drill-passphrase", "PYTHONUNBUFFERED": "1"}
@@ -86,23 +88,56 @@ class Drill:
             f.write(f"{time.monotonic():.3f} {what}\n")
 
     def start_hub(self) -> None:
-        self.log("start hub")
-        self.hub = self._lienthong(
-            "hub", "hub", "serve", "--db", "hub.db", "--keys", "keys", "--passphrase-env",
-            PASS_ENV, "--source", f"{SOURCE_ID}=keys/agency.pub.pem", "--port", str(self.port),
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{self.port}/sync/v1/health", timeout=0.5)
-                return
-            except httpx.HTTPError:
+        """Start the hub and wait until *it* answers its health check.
+
+        The port was free when the drill began, but another process may take it while the hub
+        is down between a kill and its restart: then the hub moves to a new port (the pipeline
+        file is rewritten, the next agency run uses it) instead of the drill talking to a
+        stranger or giving up.
+        """
+        log = self.tmp / "hub.log"
+        for _attempt in range(5):
+            self.log(f"start hub on port {self.port}")
+            logged = log.stat().st_size if log.exists() else 0
+            self.hub = hub = self._lienthong(
+                "hub", "hub", "serve", "--db", "hub.db", "--keys", "keys", "--passphrase-env",
+                PASS_ENV, "--source", f"{SOURCE_ID}=keys/agency.pub.pem", "--port",
+                str(self.port),
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while hub.poll() is None and time.monotonic() < deadline:
+                try:
+                    resp = httpx.get(
+                        f"http://127.0.0.1:{self.port}/sync/v1/health", timeout=0.5,
+                        trust_env=False,
+                    )  # fmt: skip
+                    if resp.status_code == 200 and resp.json() == {"status": "ok"}:
+                        return
+                except (httpx.HTTPError, ValueError):
+                    pass
                 time.sleep(0.1)
-        raise RuntimeError(f"hub did not start: {(self.tmp / 'hub.log').read_text()[-500:]}")
+            if hub.poll() is None:
+                break  # alive but silent for a minute: a real failure
+            with log.open("rb") as f:
+                f.seek(logged)
+                if b"address already in use" not in f.read().lower():
+                    break
+            self.port = free_port()
+            self.log(f"port taken: hub moves to {self.port}")
+            self.pipeline = write_pipeline(self.tmp, self.port, self.batch_size)
+        raise RuntimeError(f"hub did not start: {log.read_text()[-500:]}")
 
     def start_agency(self) -> None:
         self.log("start agency")
         self.agency = self._lienthong("agency", "run", str(self.pipeline), "--json")
+        self.agency_current = True  # this run sees the source as it is now
+
+    def grow(self, rows: int) -> None:
+        """Add ``rows`` rows to the source; a run already under way may not see them."""
+        make_sqlite_source(self.tmp / "source.db", rows, start=self.rows + 1)
+        self.rows += rows
+        self.agency_current = False
+        self.log(f"source grown to {self.rows} rows")
 
     def kill(self, which: str) -> None:
         proc = getattr(self, which)
@@ -112,21 +147,26 @@ class Drill:
             proc.wait()
             self.kills[which] += 1
 
-    def run(self, kills: int, seed: int = 7, timeout: float = 300, grow: int = 0) -> None:
+    def run(self, kills: int, seed: int | None = None, timeout: float = 300, grow: int = 0) -> None:
         """Kill a random running side ``kills`` times at random moments, then let it finish.
 
         ``grow`` rows are added to the source before each kill, so there is always work in
-        flight (and the incremental path is exercised too).
+        flight (and the incremental path is exercised too). ``seed`` (default: the
+        ``LT_CRASH_SEED`` environment variable, else 7) draws the moments.
         """
+        if seed is None:
+            seed = int(os.environ.get("LT_CRASH_SEED", "7"))
+        self.seed = seed
+        self.log(f"seed {seed}")
         rnd = random.Random(seed)
         deadline = time.monotonic() + timeout
         self.start_hub()
         self.start_agency()
         while sum(self.kills.values()) < kills and time.monotonic() < deadline:
             if grow:
-                make_sqlite_source(self.tmp / "source.db", grow, start=self.rows + 1)
-                self.rows += grow
+                self.grow(grow)
             if self.agency is None or self.agency.poll() is not None:
+                self.log(f"agency exited {self.agency and self.agency.returncode}")
                 self.start_agency()
             time.sleep(rnd.uniform(0.3, 1.3))
             alive = [w for w in ("hub", "agency") if getattr(self, w).poll() is None]
@@ -139,11 +179,29 @@ class Drill:
             self.kill(victim)
             if victim == "hub":
                 self.start_hub()
+        self.finish(deadline)
+
+    def finish(self, deadline: float) -> None:
+        """Let the sync finish: until an agency run *started after the last change of the
+        source* exits 0 (one pass over the source, outbox drained, every batch acknowledged).
+
+        A run that started before the last :meth:`grow` may have read to the end of the
+        source just before the new rows were committed and then exit 0 without them; its
+        success proves nothing about those rows, so another run follows.
+        """
         while time.monotonic() < deadline:
-            assert self.agency is not None
-            if self.agency.wait(timeout=max(1, deadline - time.monotonic())) == 0:
+            if self.agency is None:
+                self.start_agency()
+                continue
+            try:
+                rc = self.agency.wait(timeout=max(1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                break
+            self.log(f"agency exited {rc}")
+            if rc == 0 and self.agency_current:
                 return
-            self.start_agency()  # it stopped on a transient error (hub was down): rerun
+            # a transient error (the hub was down), or a pass older than the source: rerun
+            self.start_agency()
         raise TimeoutError("sync did not finish")
 
     def stop(self) -> None:
@@ -166,7 +224,7 @@ class Drill:
     def summary(self) -> dict[str, Any]:
         keys, quarantined, seqs = self.consolidated()
         return {"rows": self.rows, "applied": len(keys), "quarantined": len(quarantined),
-                "batches": len(seqs), "kills": dict(self.kills)}  # fmt: skip
+                "batches": len(seqs), "kills": dict(self.kills), "seed": self.seed}  # fmt: skip
 
 
 def expected_split(rows: int) -> tuple[set[str], set[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,27 @@ def test_kill9_agency_and_hub_during_sync(tmp_path: Path) -> None:
     check_exact(drill)
     assert drill.rows == 30_000
     assert sum(drill.kills.values()) == 5
+
+
+def test_drill_waits_for_a_pass_started_after_the_last_source_change(tmp_path: Path) -> None:
+    """A run that exited 0 before the source last grew does not end the drill.
+
+    Regression: the kill loop grows the source, and the agency run already under way may have
+    read to the end just before the new rows were committed; it then exits 0 without them. The
+    drill used to accept that exit and report the rows as lost (a flake under load).
+    """
+    drill = Drill(tmp_path, rows=1_000, batch_size=500)
+    drill.setup()
+    try:
+        drill.start_hub()
+        drill.start_agency()
+        assert drill.agency is not None and drill.agency.wait(timeout=120) == 0
+        drill.grow(1_000)  # after that run's last read, before the drill ends
+        drill.finish(deadline=time.monotonic() + 120)
+    finally:
+        drill.stop()
+    check_exact(drill)
+    assert drill.rows == 2_000
 
 
 @pytest.mark.slow
