@@ -391,22 +391,25 @@ class SqliteStore(SqlStore):
         return super()._run(in_tx)
 
     def sync(self) -> None:
-        """Make every committed transaction durable against power loss: ``fsync`` the WAL
-        (where commits land) and the database file (where checkpoints copy them). A no-op
-        cost under ``durability="power"``, where each commit already did it."""
-        for name in (self.location + "-wal", self.location):
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except FileNotFoundError:
-                continue  # no WAL yet, or already checkpointed and removed
-            except OSError as exc:
-                raise BackendError(f"audit store {self.location}: cannot sync: {exc}") from exc
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                raise BackendError(f"audit store {self.location}: fsync failed: {exc}") from exc
-            finally:
-                os.close(fd)
+        """Make every committed transaction durable against power loss: ``fdatasync`` the WAL,
+        where commits land. The database file needs nothing here: SQLite writes it only when
+        checkpointing, and with ``synchronous=NORMAL`` syncs it after every checkpoint (and
+        the WAL before one), so one data sync of the WAL per call is enough (measured: half
+        the CPU of the former ``fsync`` of both files). A no-op cost under
+        ``durability="power"``, where each commit already synced."""
+        name = self.location + "-wal"
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # no WAL yet, or removed at close after a full checkpoint (synced)
+        except OSError as exc:
+            raise BackendError(f"audit store {self.location}: cannot sync: {exc}") from exc
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            raise BackendError(f"audit store {self.location}: fsync failed: {exc}") from exc
+        finally:
+            os.close(fd)
 
     @contextmanager
     def writer(self) -> Iterator[_SqliteWriter]:

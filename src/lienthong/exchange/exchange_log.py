@@ -131,6 +131,7 @@ class Exchange:
                 "hops": hops or [],
             },
             also=also,
+            alone=node.in_flight == 1,
         )
 
     async def log_relay(
@@ -167,7 +168,8 @@ class Exchange:
                 "response_status": status,
                 "response_tokens": [headers.get(H_RESPONSE, ""), headers.get(H_RESPONSE_PQ, "")],
                 "hops": hops,
-            }
+            },
+            alone=node.in_flight == 1,
         )
 
     def finish(

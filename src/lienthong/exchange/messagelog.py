@@ -49,8 +49,14 @@ TOKEN_FIELDS = ("request_tokens", "response_tokens", "hops")
 
 
 class MessageLog(Protocol):
-    async def append(self, record: dict[str, Any], *, also: Sequence[Entry] = ()) -> None:
-        """Return once ``record`` (and the entries ``also``) are durably logged (raise if not)."""
+    async def append(
+        self, record: dict[str, Any], *, also: Sequence[Entry] = (), alone: bool = False
+    ) -> None:
+        """Return once ``record`` (and the entries ``also``) are durably logged (raise if not).
+
+        ``alone``: no other exchange is in flight on this node, so there is nothing to batch
+        with — the log may commit at once instead of waiting for the end of the loop iteration.
+        """
         ...
 
     def note(self, entry: Entry) -> None:
@@ -66,7 +72,9 @@ class JsonlMessageLog:
         self._file = path.open("a", encoding="utf-8")
         self.person_key: bytes | None = None
 
-    async def append(self, record: dict[str, Any], *, also: Sequence[Entry] = ()) -> None:
+    async def append(
+        self, record: dict[str, Any], *, also: Sequence[Entry] = (), alone: bool = False
+    ) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         for entry in also:
             self._file.write(entry.data.decode() + "\n")
@@ -201,20 +209,22 @@ class EvidenceStore:
         return [str(r[0]) for r in rows]
 
     def sync(self) -> None:
-        """fsync the WAL and the file (durability "process": called with the log's syncs)."""
-        for name in (str(self.path) + "-wal", str(self.path)):
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
-            finally:
-                os.close(fd)
+        """``fdatasync`` the WAL (durability "process": called with the log's syncs); the
+        database file is synced by SQLite itself after each checkpoint (WAL,
+        ``synchronous=NORMAL``)."""
+        name = str(self.path) + "-wal"
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
 
     def __enter__(self) -> EvidenceStore:
         return self
@@ -356,11 +366,19 @@ class AuditMessageLog:
         elif self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
 
-    async def append(self, record: dict[str, Any], *, also: Sequence[Entry] = ()) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def append(
+        self, record: dict[str, Any], *, also: Sequence[Entry] = (), alone: bool = False
+    ) -> None:
         mid = str(record["id"])
         rows = [(token_sha256(t), mid, t) for t in _tokens(record)]
-        self._enqueue([to_entry(record, self.person_key), *also], rows, future)
+        entries = [to_entry(record, self.person_key), *also]
+        if alone and self._inline and not self._queue:
+            # one exchange in flight and nothing queued: a batch would hold this entry only,
+            # so commit now rather than one loop iteration later (and wake up one later still)
+            self._write([(entries, rows, None)])
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(entries, rows, future)
         await future
 
     def note(self, entry: Entry) -> None:

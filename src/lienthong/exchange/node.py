@@ -143,6 +143,7 @@ class Node:
     message_log: MessageLog
     status: StatusCheck | None = None
     started_at: float = field(default_factory=time.time)
+    in_flight: int = 0  # exchanges being handled now (both listeners)
     directory_loaded_at: float = field(default_factory=time.time)
 
     @property

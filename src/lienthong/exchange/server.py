@@ -73,8 +73,12 @@ def exchange_route(
         ex = Exchange(role=role)
         try:
             verify_fresh_configuration(node, time.time())
-            async with asyncio.timeout(node.cfg.limits.upstream_timeout_s + 5):
-                resp = await handler(node, sessions, request, ex)
+            node.in_flight += 1  # the message log commits at once when this is the only one
+            try:
+                async with asyncio.timeout(node.cfg.limits.upstream_timeout_s + 5):
+                    resp = await handler(node, sessions, request, ex)
+            finally:
+                node.in_flight -= 1
         except Exception as exc:
             code = code_of(exc)
             if code is ErrorCode.INTERNAL:
