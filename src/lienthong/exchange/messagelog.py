@@ -100,13 +100,20 @@ def _tokens(record: dict[str, Any]) -> list[str]:
     return out
 
 
-def to_entry(record: dict[str, Any], person_key: bytes | None = None) -> Any:
+def to_entry(
+    record: dict[str, Any],
+    person_key: bytes | None = None,
+    evidence: dict[str, str] | None = None,
+) -> Any:
     """The audit entry of one message-log record: non-identifying fields and token hashes.
 
     Never copied into the leaf: the signed tokens (their claims hold the path, the query and
     the end-user id), the path, the query. The end-user id is kept only as a keyed hash with
     the federation person key (``user_ref``), and only when the node has that key.
+    ``evidence``: token → SHA-256 already computed for the evidence rows (else computed here).
     """
+    if evidence is None:
+        evidence = {t: token_sha256(t) for t in _tokens(record)}
     tokens = record.get("response_tokens") or [""]
     user = record.get("user")
     return exchange_entry(
@@ -117,7 +124,7 @@ def to_entry(record: dict[str, Any], person_key: bytes | None = None) -> Any:
         outcome=str(record.get("outcome") or "ok"),
         status=record.get("response_status"),
         request_hash=record.get("request_hash"),
-        response_hash=token_sha256(tokens[0]) if tokens[0] else None,
+        response_hash=(evidence.get(tokens[0]) or token_sha256(tokens[0])) if tokens[0] else None,
         classification=str(record.get("level")),
         reason=record.get("reason"),
         node=record.get("node"),
@@ -127,7 +134,7 @@ def to_entry(record: dict[str, Any], person_key: bytes | None = None) -> Any:
         request_body=record.get("request_body"),
         response_body=record.get("response_body"),
         hops=len(record.get("hops") or ()),
-        evidence=[token_sha256(t) for t in _tokens(record)],
+        evidence=[evidence[t] for t in _tokens(record)],
         user_ref=_user_ref(user, person_key) if user else None,
     )
 
@@ -370,8 +377,9 @@ class AuditMessageLog:
         self, record: dict[str, Any], *, also: Sequence[Entry] = (), alone: bool = False
     ) -> None:
         mid = str(record["id"])
-        rows = [(token_sha256(t), mid, t) for t in _tokens(record)]
-        entries = [to_entry(record, self.person_key), *also]
+        hashes = {t: token_sha256(t) for t in _tokens(record)}  # each token hashed once
+        rows = [(hashes[t], mid, t) for t in _tokens(record)]
+        entries = [to_entry(record, self.person_key, hashes), *also]
         if alone and self._inline and not self._queue:
             # one exchange in flight and nothing queued: a batch would hold this entry only,
             # so commit now rather than one loop iteration later (and wake up one later still)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -177,10 +178,20 @@ def _header(headers: Mapping[str, str], name: str, *, required: bool) -> str | N
     return value
 
 
+def new_message_id() -> str:
+    """A random (version 4) UUID in canonical form; what ``str(uuid.uuid4())`` returns, at a
+    third of its cost (no ``UUID`` object)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def parse_message_id(value: str | None, new_id: str | None = None) -> str:
     """Return the canonical UUID of ``value``, or ``new_id`` (a fresh UUID4) when absent."""
     if value is None:
-        return new_id or str(uuid.uuid4())
+        return new_id or new_message_id()
     try:
         return str(uuid.UUID(value))
     except ValueError as exc:
