@@ -13,6 +13,7 @@ only after that commit: an acknowledged entry survives a crash.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ class InclusionProof:
         )
 
 
+WAL_CHECKPOINT_INTERVAL_S = 0.5  # background WAL checkpoints (durability "process")
 CACHED_LEVELS = 6  # tiles of level ≥ 6: about n/8000 of them, 8 KiB each
 MAX_CACHED_TILES = 8192  # 64 MiB at most
 
@@ -258,13 +260,21 @@ class AuditLog:
     def sync_every(self, interval_s: float) -> None:
         """In a daemon thread, :meth:`sync` every ``interval_s`` seconds whenever entries were
         committed since the last sync: with ``durability="process"`` this bounds what a power
-        loss can take to the last ``interval_s`` of entries."""
+        loss can take to the last ``interval_s`` of entries. A SQLite store's WAL checkpoints
+        run in that thread too, every ``WAL_CHECKPOINT_INTERVAL_S`` when the log grew, instead
+        of in the committing thread."""
         if interval_s <= 0:
             raise InputError("sync interval must be positive")
         self._stop_sync.clear()
+        # SQLite stores: WAL checkpoints move to this thread too (see offload_checkpoints)
+        checkpoint_wal = getattr(self.store, "checkpoint_wal", None)
+        offload = getattr(self.store, "offload_checkpoints", None)
+        if checkpoint_wal is not None and offload is not None:
+            offload()
 
         def loop() -> None:
             synced = self._appended
+            checkpointed_at = time.monotonic()
             while not self._stop_sync.wait(interval_s):
                 now = self._appended
                 if now == synced:
@@ -273,6 +283,11 @@ class AuditLog:
                     self.sync()
                     synced = now
                     self.sync_error = None
+                    if checkpoint_wal is not None and (
+                        time.monotonic() - checkpointed_at >= WAL_CHECKPOINT_INTERVAL_S
+                    ):
+                        checkpoint_wal()
+                        checkpointed_at = time.monotonic()
                 except LienthongError as exc:  # reported (health), retried at the next tick
                     self.sync_error = exc.message
             try:

@@ -314,6 +314,7 @@ def _require_log_file(path: Path) -> None:
 
 
 DURABILITY = {"power": "FULL", "process": "NORMAL"}
+WAL_SAFETY_PAGES = 16384  # checkpoints left to a background thread: commits step in at 64 MiB
 
 
 class SqliteStore(SqlStore):
@@ -335,6 +336,7 @@ class SqliteStore(SqlStore):
         readonly: bool = False,
     ) -> None:
         self.location = str(path)
+        self._background: sqlite3.Connection | None = None  # see checkpoint_wal
         if durability not in DURABILITY:
             raise InputError(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
         self.durability = durability
@@ -369,10 +371,38 @@ class SqliteStore(SqlStore):
         """Close; a writer first copies the WAL into the main file and empties it, so the
         ``.auditlog`` file alone holds the whole log (it can be handed to an auditor)."""
         with self._lock:
+            if self._background is not None:
+                self._background.close()
+                self._background = None
             if not self.readonly:
                 with contextlib.suppress(sqlite3.Error):  # busy: another process has it open
                     self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.close()
+
+    def offload_checkpoints(self) -> None:
+        """Leave WAL checkpoints to :meth:`checkpoint_wal`, run by a background thread.
+
+        By default SQLite checkpoints in the committing thread once the WAL holds 1,000
+        pages, and a checkpoint syncs the WAL and the database file: measured 2–12 ms (up to
+        64 ms) pauses every ≈ 185 single-entry commits, on the event loop of a gateway whose
+        durability promises that a commit does not wait for the disk. Commits still
+        checkpoint themselves past 64 MiB of WAL, should the background thread stop."""
+        with self._lock:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_PAGES}")
+
+    def checkpoint_wal(self) -> None:
+        """Copy the committed WAL frames into the database file on a connection of the
+        calling (background) thread: ``PASSIVE`` never waits for the writer nor blocks it;
+        SQLite syncs the WAL before and the database file after, as on commit."""
+        try:
+            if self._background is None:
+                self._background = sqlite3.connect(
+                    self.location, isolation_level=None, check_same_thread=False, timeout=0
+                )
+                self._background.execute(f"PRAGMA synchronous={DURABILITY[self.durability]}")
+            self._background.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            raise BackendError(f"audit store {self.location}: checkpoint failed: {exc}") from exc
 
     def _run(self, fn: Callable[[Any], T], *, commit: bool = False) -> T:
         if not commit:

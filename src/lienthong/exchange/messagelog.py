@@ -34,6 +34,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -41,7 +42,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lienthong.audit.entries import Entry, decode_entry, exchange_entry
-from lienthong.audit.log import AuditLog
+from lienthong.audit.log import WAL_CHECKPOINT_INTERVAL_S, AuditLog
+from lienthong.audit.sqlstore import WAL_SAFETY_PAGES
 from lienthong.errors import BackendError, InputError, IntegrityError
 from lienthong.trust.keys import Signer, public_key_to_pem
 
@@ -178,9 +180,14 @@ class EvidenceStore:
                     "CREATE TABLE IF NOT EXISTS tokens(sha256 TEXT NOT NULL, "
                     "message_id TEXT NOT NULL, token TEXT NOT NULL)"
                 )
+            if create and durability == "process":  # checkpoints in the syncer, see sync()
+                self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_PAGES}")
         except sqlite3.Error as exc:
             raise InputError(f"cannot open evidence store {path}: {exc}") from exc
         self._lock = threading.Lock()
+        self._durability = durability
+        self._background: sqlite3.Connection | None = None
+        self._checkpointed_at = time.monotonic()
 
     def add(self, rows: list[tuple[str, str, str]]) -> None:
         """Commit ``(sha256, message_id, token)`` rows."""
@@ -216,9 +223,11 @@ class EvidenceStore:
         return [str(r[0]) for r in rows]
 
     def sync(self) -> None:
-        """``fdatasync`` the WAL (durability "process": called with the log's syncs); the
-        database file is synced by SQLite itself after each checkpoint (WAL,
-        ``synchronous=NORMAL``)."""
+        """``fdatasync`` the WAL (durability "process": called with the log's syncs, in its
+        syncer thread); the database file is synced by SQLite itself after each checkpoint
+        (WAL, ``synchronous=NORMAL``). Under "process" the WAL checkpoints run here too, on a
+        connection of this thread (``PASSIVE``: the writer never waits for them), every
+        ``WAL_CHECKPOINT_INTERVAL_S``, rather than in the committing event loop."""
         name = str(self.path) + "-wal"
         try:
             fd = os.open(name, os.O_RDONLY)
@@ -232,6 +241,20 @@ class EvidenceStore:
             raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
         finally:
             os.close(fd)
+        if self._durability != "process":
+            return
+        if time.monotonic() - self._checkpointed_at < WAL_CHECKPOINT_INTERVAL_S:
+            return
+        try:
+            if self._background is None:
+                self._background = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=0
+                )
+                self._background.execute("PRAGMA synchronous=NORMAL")
+            self._background.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            raise BackendError(f"evidence store {self.path}: checkpoint failed: {exc}") from exc
+        self._checkpointed_at = time.monotonic()
 
     def __enter__(self) -> EvidenceStore:
         return self
@@ -241,6 +264,9 @@ class EvidenceStore:
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):
+            if self._background is not None:
+                self._background.close()
+                self._background = None
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
 
