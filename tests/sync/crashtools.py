@@ -67,6 +67,7 @@ class Drill:
     agency: subprocess.Popen[bytes] | None = None
     kills: dict[str, int] = field(default_factory=lambda: {"hub": 0, "agency": 0})
     seed: int = 7
+    hub_db: str = "hub.db"  # the consolidated database: a SQLite file or a PostgreSQL URL
     agency_current: bool = False  # the agency process started after the last source change
 
     def setup(self) -> None:
@@ -100,7 +101,7 @@ class Drill:
             self.log(f"start hub on port {self.port}")
             logged = log.stat().st_size if log.exists() else 0
             self.hub = hub = self._lienthong(
-                "hub", "hub", "serve", "--db", "hub.db", "--keys", "keys", "--passphrase-env",
+                "hub", "hub", "serve", "--db", self.hub_db, "--keys", "keys", "--passphrase-env",
                 PASS_ENV, "--source", f"{SOURCE_ID}=keys/agency.pub.pem", "--port",
                 str(self.port),
             )  # fmt: skip
@@ -212,7 +213,13 @@ class Drill:
                 proc.wait(timeout=10)
 
     def consolidated(self) -> tuple[set[str], list[str], list[int]]:
-        db = sqlite3.connect(self.tmp / "hub.db")
+        db: Any
+        if self.hub_db.startswith("postgresql://"):
+            import psycopg
+
+            db = psycopg.connect(self.hub_db)
+        else:
+            db = sqlite3.connect(self.tmp / self.hub_db)
         try:
             keys = {r[0] for r in db.execute("SELECT source_key FROM c_citizen")}
             quarantined = [r[0] for r in db.execute("SELECT source_key FROM sync_quarantine")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,38 @@ def check_exact(drill: Drill) -> None:
 
 def test_kill9_agency_and_hub_during_sync(tmp_path: Path) -> None:
     drill = Drill(tmp_path, rows=10_000, batch_size=500)
+    drill.setup()
+    try:
+        drill.run(kills=5, grow=4_000)
+    finally:
+        drill.stop()
+    print(drill.summary())
+    check_exact(drill)
+    assert drill.rows == 30_000
+    assert sum(drill.kills.values()) == 5
+
+
+@pytest.fixture
+def pg_hub_url(pg_dsn: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one drill's consolidated database (dropped after)."""
+    import psycopg
+
+    admin_url = pg_dsn.rsplit("/", 1)[0] + "/test"
+    name = f"lt_crash_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_kill9_agency_and_hub_during_sync_into_postgresql(tmp_path: Path, pg_hub_url: str) -> None:
+    """The same drill with the consolidated database on PostgreSQL (binary COPY of all-new
+    batches straight into the current table, the merge otherwise): still exact."""
+    drill = Drill(tmp_path, rows=10_000, batch_size=500, hub_db=pg_hub_url)
     drill.setup()
     try:
         drill.run(kills=5, grow=4_000)
