@@ -424,9 +424,8 @@ class SqliteStore(SqlStore):
         """Make every committed transaction durable against power loss: ``fdatasync`` the WAL,
         where commits land. The database file needs nothing here: SQLite writes it only when
         checkpointing, and with ``synchronous=NORMAL`` syncs it after every checkpoint (and
-        the WAL before one), so one data sync of the WAL per call is enough (measured: half
-        the CPU of the former ``fsync`` of both files). A no-op cost under
-        ``durability="power"``, where each commit already synced."""
+        the WAL before one), so one data sync of the WAL per call is enough. A no-op cost
+        under ``durability="power"``, where each commit already synced."""
         name = self.location + "-wal"
         try:
             fd = os.open(name, os.O_RDONLY)
