@@ -89,7 +89,7 @@ def test_drill_waits_for_a_pass_started_after_the_last_source_change(tmp_path: P
     assert drill.rows == 2_000
 
 
-@pytest.mark.slow  # ≈ 30–45 s on 2 busy cores: part of the default suite (issue 6's bar)
+@pytest.mark.slow  # 13–42 s on 2 cores, idle to busy: in the default suite (issue 6's bar)
 @pytest.mark.timeout(660)
 def test_kill9_200k_rows_10_kills(tmp_path: Path) -> None:
     drill = Drill(tmp_path, rows=100_000, batch_size=2000)
