@@ -409,3 +409,15 @@ def test_node_key_cannot_sign_as_a_subsystem(federation: Federation, kit: dict) 
     refused(
         federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.BAD_SIGNATURE"
     )
+
+
+def test_replay_after_a_provider_restart(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    assert send(kit["tls"], kit["port"], call, headers, body).status_code == 200
+    federation.running.stop("BCA-GW")
+    federation.running.start_gateway("BCA-GW")
+    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.REPLAY")
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")  # freshly signed: served
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    assert send(kit["tls"], kit["port"], call, headers, body).status_code == 200

@@ -4,6 +4,11 @@ A message is accepted once: its timestamp must lie within ``window_s`` of ``now`
 (client + message id + nonce) must not have been seen inside the window. When more than
 ``max_entries`` keys are remembered, the oldest are forgotten and the acceptance floor rises to
 their timestamp, so a forgotten key can never be replayed (it is then simply too old).
+
+The remembered keys live in memory only, so the floor starts at ``start`` (the process start
+time): after a restart, a request signed before it is refused (``LT.REPLAY``) even inside the
+window — the node cannot know whether it saw it — and the caller retries with a fresh
+signature. Nothing has to be persisted or fsynced per call.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ from lienthong.exchange.protocol import ErrorCode, Refused
 
 
 class ReplayWindow:
-    def __init__(self, window_s: float = 300.0, max_entries: int = 1_000_000) -> None:
+    def __init__(
+        self, window_s: float = 300.0, max_entries: int = 1_000_000, start: float | None = None
+    ) -> None:
         if window_s <= 0 or max_entries <= 0:
             raise ValueError("window and capacity must be positive")
         self.window_s = window_s
         self.max_entries = max_entries
         self._seen: set[str] = set()
         self._heap: list[tuple[float, str]] = []
-        self._floor = float("-inf")
+        self._floor = float("-inf") if start is None else start
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -32,7 +39,9 @@ class ReplayWindow:
         if abs(now - ts) > self.window_s:
             raise Refused(ErrorCode.REPLAY, "timestamp outside the freshness window", skew=now - ts)
         if ts < self._floor:
-            raise Refused(ErrorCode.REPLAY, "timestamp older than the forgotten horizon")
+            raise Refused(
+                ErrorCode.REPLAY, "timestamp older than the forgotten horizon or the process start"
+            )
         if key in self._seen:
             raise Refused(ErrorCode.REPLAY, "message already seen", key=key)
         self._seen.add(key)
