@@ -421,3 +421,48 @@ def test_replay_after_a_provider_restart(federation: Federation, kit: dict) -> N
     call = make_call(GIAMDINH, SVC_ECHO, method="POST")  # freshly signed: served
     headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
     assert send(kit["tls"], kit["port"], call, headers, body).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"user": "a\r\nX-Injected: 1"},
+        {"ctype": "text/plain\r\nX-Injected: 1"},
+        {"id": {"a": 1}},
+        {"user": 12345},
+        {"id": "'; DROP TABLE x;-- ../../" + "A" * 3000},
+        {"id": "001203004567"},  # a personal ID would land in clear in the Merkle leaf
+        {"user": "Nguyễn \u202eVan A"},
+        {"purpose": "mục đích"},
+        {"legal": ""},
+        {"nonce": None},
+        {"nonce": "short"},
+        {"ts": float("nan")},
+    ],
+)
+def test_signed_claims_are_held_to_the_internal_rules(
+    federation: Federation, kit: dict, overrides: dict
+) -> None:
+    """A member key signs what it likes: the provider checks every claim it forwards or logs
+    before the service sees anything."""
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, overrides=overrides
+    )
+    code = "LT.BAD_SIGNATURE" if "ts" in overrides else "LT.BAD_REQUEST"
+    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), code)
+
+
+def test_one_message_id_per_client_whatever_the_nonce(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    assert send(kit["tls"], kit["port"], call, headers, body).status_code == 200
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.REPLAY")
+
+
+def test_internal_api_refuses_a_reused_message_id(federation: Federation) -> None:
+    headers = {**HEADERS, "X-LT-Id": "6f9619ff-8b86-4011-b42d-00c04fc964ff"}
+    url = f"{_internal(federation)}/r1/{SVC_ECHO}"
+    assert httpx.post(url, headers=headers, content=b"x").status_code == 200
+    refused(federation, lambda: httpx.post(url, headers=headers, content=b"x"), "LT.REPLAY")

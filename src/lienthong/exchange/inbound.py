@@ -11,6 +11,7 @@ decrypts, verifies, calls the real service endpoint and signs the response.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from lienthong.exchange.protocol import (
     ErrorCode,
     Refused,
     parse_target,
+    verify_claim_text,
 )
 from lienthong.exchange.routing import next_hop, plan_route, previous_hop
 from lienthong.exchange.transport import Sessions, peer_der, send_to_node
@@ -76,7 +78,8 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
     policy = node.directory.policy[level]
     tokens = [request.headers.get(H_REQUEST, ""), request.headers.get(H_REQUEST_PQ, "")]
     claims, ident = verify_tokens(tokens, node.certs.lookup, hybrid=policy.hybrid_signature)
-    ex.begin(str(claims.get("id")), str(claims.get("client")), service, request.method)
+    verify_claim_text(claims)  # before the claims name anything in a log or a header
+    ex.begin(claims["id"], ident, service, request.method)
     ex.level = level.name
     expected = {
         "typ": "lt-req",
@@ -93,11 +96,11 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
                 ErrorCode.BAD_SIGNATURE, f"signed claim {key!r} does not match", claim=key
             )
     ts = claims.get("ts")
-    if not isinstance(ts, int | float):
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):
         raise Refused(ErrorCode.BAD_SIGNATURE, "claims without timestamp")
-    node.replay.check_and_record(
-        f"{ident}|{claims.get('id')}|{claims.get('nonce')}", ts, time.time()
-    )
+    # One message id per client inside the window, whatever the nonce: the id is what the
+    # service and the message log see, so a second call under it is a replay.
+    node.replay.check_and_record(f"{ident}|{claims['id']}", ts, time.time())
     decision = verify_access(node.directory, _subsystem(ident), service)
     route = claims.get("route")
     if route != plan_route(node.directory, decision.client_node, decision.provider_node):

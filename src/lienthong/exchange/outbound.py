@@ -123,6 +123,9 @@ async def handle_client_call(
         raise Refused(ErrorCode.ACCESS_DENIED, "client subsystem not served by this gateway")
     if not keys.allows(request.remote):
         raise Refused(ErrorCode.ACCESS_DENIED, "caller address may not act as this subsystem")
+    if H_ID in request.headers:  # a caller-chosen id is single-use inside the replay window
+        now = time.time()
+        node.replay.check_and_record(f"out|{call.client}|{call.message_id}", now, now)
     decision = verify_access(node.directory, call.client, call.service)
     ex.level = decision.level.name
     route = plan_route(node.directory, node.name, decision.provider_node)

@@ -178,6 +178,38 @@ def _header(headers: Mapping[str, str], name: str, *, required: bool) -> str | N
     return value
 
 
+_NONCE = re.compile(r"[A-Za-z0-9_-]{22}")  # 128 bits, base64url without padding
+
+
+def _text_claim(claims: Mapping[str, Any], key: str, *, required: bool) -> None:
+    value = claims.get(key)
+    if value is None or value == "":
+        if required:
+            raise Refused(ErrorCode.BAD_REQUEST, f"signed claim {key!r} missing", claim=key)
+        return
+    if not isinstance(value, str) or len(value) > MAX_TEXT_HEADER or not _TEXT.fullmatch(value):
+        raise Refused(ErrorCode.BAD_REQUEST, f"signed claim {key!r} malformed", claim=key)
+
+
+def verify_claim_text(claims: Mapping[str, Any]) -> None:
+    """The signed text a provider forwards to its service or logs, held to the rules of the
+    internal API: ``id`` a canonical UUID (so never a bare personal ID), ``user``/``purpose``/
+    ``legal``/``ctype`` printable ASCII ≤ 512, ``nonce`` 128-bit base64url. A member key signs
+    what it likes: this runs before anything is logged under the claims or sent anywhere."""
+    mid = claims.get("id")
+    try:
+        canonical = isinstance(mid, str) and str(uuid.UUID(mid)) == mid
+    except ValueError:
+        canonical = False
+    if not canonical:
+        raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'id' not a canonical UUID", claim="id")
+    for key, required in (("purpose", True), ("legal", True), ("user", False), ("ctype", False)):
+        _text_claim(claims, key, required=required)
+    nonce = claims.get("nonce")
+    if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+        raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'nonce' malformed", claim="nonce")
+
+
 def new_message_id() -> str:
     """A random (version 4) UUID in canonical form; what ``str(uuid.uuid4())`` returns, at a
     third of its cost (no ``UUID`` object)."""
@@ -210,6 +242,7 @@ def parse_service_call(
     client_text = _header(headers, H_CLIENT, required=True)
     assert client_text is not None
     client = _parse_client(client_text)
+    _header(headers, "Content-Type", required=False)  # it travels as the signed "ctype"
     purpose = _header(headers, H_PURPOSE, required=True)
     legal = _header(headers, H_LEGAL, required=True)
     assert purpose is not None and legal is not None

@@ -84,12 +84,12 @@ def exchange_route(
             if code is ErrorCode.INTERNAL:
                 log.exception("%s internal error on %s", node.name, ex.message_id)
             else:
-                log.info(
-                    "%s refused %s [%s]: %s %s",
+                log.info(  # %r: peer-chosen text never puts a raw CR/LF into the log
+                    "%s refused %r [%s]: %r %r",
                     node.name,
                     ex.message_id,
                     code.value,
-                    exc,
+                    str(exc),
                     getattr(exc, "details", ""),
                 )
             ex.finish(
