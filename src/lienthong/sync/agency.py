@@ -91,6 +91,11 @@ class AgencySync:
         self.max_pending = max_pending  # batches in flight before the reader waits
         self.max_outbox = max_outbox  # batches kept while the hub is unreachable
         self.report = RunReport()
+        try:
+            outbox.lock()  # one run per pipeline state at a time (else exit 2)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Close the source connections and the state file."""

@@ -8,6 +8,9 @@ ack for that batch has been verified; unacknowledged batches are re-sent byte fo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from lienthong.errors import BackendError
+from lienthong.errors import BackendError, InputError
 
 SCHEMA_VERSION = 1
 _DDL = """
@@ -58,9 +61,38 @@ class Outbox:
             )
         except sqlite3.Error as exc:
             raise BackendError(f"sync state {path}: {exc}") from exc
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Hold an exclusive lock on the state for this process's run (``<state>.lock``,
+        ``flock``; released on :meth:`close` or when the process dies, even by SIGKILL).
+
+        A second ``sync run`` of the same pipeline is refused instead of double-reading.
+        """
+        if self._lock_fd is not None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise InputError(
+                f"pipeline state {self.path} is in use by another sync run (pid {holder})",
+                code="state_locked",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
 
     def close(self) -> None:
         self.db.close()
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._lock_fd, 0)
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     def _table_field(self, tbl: str, column: str) -> Any:
         row = self.db.execute(f"SELECT {column} FROM tables WHERE tbl = ?", (tbl,)).fetchone()
