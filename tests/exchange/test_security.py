@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -466,3 +467,26 @@ def test_internal_api_refuses_a_reused_message_id(federation: Federation) -> Non
     url = f"{_internal(federation)}/r1/{SVC_ECHO}"
     assert httpx.post(url, headers=headers, content=b"x").status_code == 200
     refused(federation, lambda: httpx.post(url, headers=headers, content=b"x"), "LT.REPLAY")
+
+
+@pytest.mark.parametrize("name", ["X-LT-Client", "X-LT-Purpose", "x-lt-id"])
+def test_internal_api_refuses_repeated_protocol_headers(federation: Federation, name: str) -> None:
+    values = {"X-LT-Client": CONGTT, "X-LT-Purpose": "khac", "x-lt-id": "", "Content-Type": "a/b"}
+    headers = [*HEADERS.items(), ("Content-Type", "text/plain"), (name, values[name])]
+    if name == "x-lt-id":
+        headers += [("X-LT-Id", str(uuid.uuid4())), ("X-LT-Id", str(uuid.uuid4()))]
+    url = f"{_internal(federation)}/r1/{SVC_ECHO}"
+    refused(federation, lambda: httpx.post(url, headers=headers, content=b"x"), "LT.BAD_REQUEST")
+
+
+def test_peer_refuses_repeated_protocol_headers(federation: Federation, kit: dict) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    twice = [*headers.items(), ("X-LT-Hops", headers["X-LT-Hops"])]
+    url = f"https://127.0.0.1:{kit['port']}/r1/{call.service}"
+
+    def action() -> httpx.Response:
+        with httpx.Client(verify=kit["tls"], timeout=10) as c:
+            return c.post(url, headers=twice, content=body)
+
+    refused(federation, action, "LT.BAD_REQUEST")

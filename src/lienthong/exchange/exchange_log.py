@@ -247,7 +247,7 @@ _EVENTS = {
 # detail keys of Refused that name no person (identifiers of systems, counts, codes)
 _SAFE_DETAILS = frozenset(
     {"service", "client", "claim", "route", "peer", "node", "level", "hops", "limit", "size"}
-    | {"kid", "skew", "got", "expired_at", "peer_status", "remote", "serial", "error"}
+    | {"kid", "skew", "got", "expired_at", "peer_status", "remote", "serial", "error", "header"}
 )
 # runs of 9+ digits (CMND 9, CCCD/personal ID 12, phone numbers) are never logged in clear
 _DIGITS = re.compile(r"\d{9,}")

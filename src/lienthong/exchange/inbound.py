@@ -42,6 +42,7 @@ from lienthong.exchange.protocol import (
     Refused,
     parse_target,
     verify_claim_text,
+    verify_single_headers,
 )
 from lienthong.exchange.routing import next_hop, plan_route, previous_hop
 from lienthong.exchange.transport import Sessions, peer_der, send_to_node
@@ -76,6 +77,7 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
     if level is None:
         raise Refused(ErrorCode.ACCESS_DENIED, "unknown service", service=str(service))
     policy = node.directory.policy[level]
+    verify_single_headers(request.headers)
     tokens = [request.headers.get(H_REQUEST, ""), request.headers.get(H_REQUEST_PQ, "")]
     claims, ident = verify_tokens(tokens, node.certs.lookup, hybrid=policy.hybrid_signature)
     verify_claim_text(claims)  # before the claims name anything in a log or a header

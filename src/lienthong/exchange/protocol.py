@@ -167,6 +167,19 @@ def verify_subpath(subpath: str) -> None:
             raise Refused(ErrorCode.BAD_REQUEST, f"sub-path segment {segment!r} is not allowed")
 
 
+def verify_single_headers(headers: Mapping[str, str]) -> None:
+    """Refuse a request repeating an ``X-LT-*`` or ``Content-Type`` header: which copy counts
+    would depend on the reader (a multi-dict's ``items()`` lists every copy; its ``keys()``
+    does not)."""
+    seen: set[str] = set()
+    for name, _ in headers.items():
+        low = name.lower()
+        if low.startswith("x-lt-") or low == "content-type":
+            if low in seen:
+                raise Refused(ErrorCode.BAD_REQUEST, "repeated protocol header", header=low)
+            seen.add(low)
+
+
 def _header(headers: Mapping[str, str], name: str, *, required: bool) -> str | None:
     value = headers.get(name)
     if value is None or value == "":
@@ -237,6 +250,7 @@ def parse_service_call(
     if method not in METHODS:
         raise Refused(ErrorCode.BAD_REQUEST, f"method {method!r} not allowed")
     service, subpath = parse_target(raw_path)
+    verify_single_headers(headers)
     if len(query) > MAX_SUBPATH or not _TEXT.fullmatch(query):
         raise Refused(ErrorCode.BAD_REQUEST, "query too long or not printable ASCII")
     client_text = _header(headers, H_CLIENT, required=True)
