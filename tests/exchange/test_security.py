@@ -490,3 +490,30 @@ def test_peer_refuses_repeated_protocol_headers(federation: Federation, kit: dic
             return c.post(url, headers=twice, content=body)
 
     refused(federation, action, "LT.BAD_REQUEST")
+
+
+def test_slow_loris_on_a_keep_alive_connection_is_cut(federation: Federation) -> None:
+    """The header deadline holds for every request of a connection, not only the first."""
+    port = federation.testbed.internal_ports["BHXH-GW"]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b"\r\n\r\n" not in first:
+            first += s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        closed = False
+        for _ in range(40):  # 1.5 s deadline; trickle for up to ~12 s
+            try:
+                s.sendall(b"X-Slow: 1\r\n")
+                s.settimeout(0.3)
+                data = s.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+            if data == b"" or b"X-Slow" in data:
+                closed = data == b""
+                break
+        assert closed, "a second request that never finishes its headers must be cut"

@@ -3,7 +3,9 @@ peer (mutual TLS 1.3, other gateways) and optional admin listeners.
 
 Errors become one uniform code (``X-LT-Error`` and a JSON body ``{"error": code}``); the detail
 goes to the local log. A connection must finish its TLS handshake and deliver its first
-request headers within ``header_timeout_s`` or it is closed (slow-loris defence).
+request headers within ``header_timeout_s``, and every later request on a keep-alive
+connection its headers within as long after the previous answer, or it is closed (slow-loris
+defence).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def dispatcher(exchange: Route | None, admin: dict[str, Route]) -> Route:
     (GET/HEAD), everything else ``LT.BAD_REQUEST``. Measured: aiohttp's Application and URL
     dispatcher cost ~5 % of a gateway's CPU per exchange for this two-way choice."""
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+    async def route(request: web.BaseRequest) -> web.StreamResponse:
         raw = request.message.path
         if exchange is not None and raw.startswith("/r1/"):
             return await exchange(request)
@@ -127,6 +129,17 @@ def dispatcher(exchange: Route | None, admin: dict[str, Route]) -> Route:
         if route is not None and request.method in _ADMIN_METHODS:
             return await route(request)
         return refusal(ErrorCode.BAD_REQUEST)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        deadline = _DEADLINES.get(request.transport)
+        if deadline is None:
+            return await route(request)
+        deadline.busy += 1
+        try:
+            return await route(request)
+        finally:
+            deadline.busy -= 1
+            deadline.rearm()  # the next request on this keep-alive connection: same deadline
 
     return handle
 
@@ -153,18 +166,56 @@ def build_servers(node: Node, sessions: Sessions, metrics: Metrics) -> dict[str,
     return servers
 
 
+_WRITE_GRACES = 4  # a caller that does not read its answer is cut after 5 header deadlines
+_DEADLINES: dict[Any, HeaderDeadline] = {}  # transport -> its deadline (open connections)
+
+
 class HeaderDeadline(asyncio.Protocol):
-    """Wraps a protocol; closes the connection unless the first request's headers end in time."""
+    """Wraps a protocol; closes the connection unless each request's headers end in time.
+
+    Armed when the connection opens and re-armed by the dispatcher when a request has been
+    handled (keep-alive: the next request gets the same deadline). It never cuts a connection
+    while a request is being handled or a response is still being written; those have their
+    own deadlines (idle and upstream timeouts)."""
 
     def __init__(self, inner: Any, timeout: float) -> None:
         self._inner = inner
         self._timeout = timeout
         self._handle: asyncio.TimerHandle | None = None
         self._tail = b""
+        self._transport: asyncio.BaseTransport | None = None
+        self.busy = 0
+        self._graces = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._handle = asyncio.get_running_loop().call_later(self._timeout, transport.close)
+        self._transport = transport
+        _DEADLINES[transport] = self
+        self.rearm()
         self._inner.connection_made(transport)
+
+    def rearm(self, *, grace: bool = False) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        self._graces = self._graces + 1 if grace else 0
+        if self._handle is not None:
+            self._handle.cancel()
+        self._tail = b""
+        self._handle = asyncio.get_running_loop().call_later(self._timeout, self._expire)
+
+    def _expire(self) -> None:
+        self._handle = None
+        transport = self._transport
+        if transport is None:
+            return
+        writing = isinstance(transport, asyncio.WriteTransport) and (
+            transport.get_write_buffer_size() > 0
+        )
+        if self.busy:
+            self.rearm()
+        elif writing and self._graces < _WRITE_GRACES:  # an answer still draining: a little more
+            self.rearm(grace=True)
+        else:
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._handle is not None:
@@ -182,6 +233,9 @@ class HeaderDeadline(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._handle is not None:
             self._handle.cancel()
+            self._handle = None
+        _DEADLINES.pop(self._transport, None)
+        self._transport = None
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
