@@ -221,4 +221,13 @@ class AgencySync:
             source=self.pipeline.source_id, seq=seq, table=spec.name, entity=spec.entity,
             level=spec.classification, position=position, mapped=mapped,
             created_at=self.now(), signer=self.keys.signer, recipient=self.keys.recipient,
+            extra=self._epoch_fields(seq),
         )  # fmt: skip
+
+    def _epoch_fields(self, seq: int) -> dict[str, Any] | None:
+        """A state created since epochs exist tags its batches with its epoch; its batch 1
+        re-bases the source at the hub (a lost state re-snapshots instead of conflicting)."""
+        epoch = self.outbox.epoch
+        if epoch is None:
+            return None  # a state from before epochs: the hub's legacy sequence space
+        return {"epoch": epoch, "rebase": True} if seq == 1 else {"epoch": epoch}

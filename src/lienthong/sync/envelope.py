@@ -88,8 +88,12 @@ def build_batch(
     created_at: str,
     signer: Signer,
     recipient: RecipientPublic | None,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """Serialise, compress, (encrypt) and sign one batch; return the envelope bytes."""
+    """Serialise, compress, (encrypt) and sign one batch; return the envelope bytes.
+
+    ``extra``: more signed header fields (the state's ``epoch``, ``rebase`` on its first batch).
+    """
     plain = msgspec.msgpack.encode(
         {"u": mapped.upserts, "d": mapped.deletes, "q": mapped.quarantine, "r": mapped.resolves}
     )
@@ -101,6 +105,8 @@ def build_batch(
                    "quarantined": len(mapped.quarantine), "read": mapped.read},
         "alg": signer.algorithm.value,
     }  # fmt: skip
+    if extra:
+        header.update(extra)
     encryption = None
     if level >= Level.PERSONAL:
         if recipient is None:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,15 @@ class Outbox:
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+            # a state that has never enqueued a batch starts a new epoch: its batches carry
+            # the epoch id and its first one asks the hub to re-base the source's sequence
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta SELECT 'epoch', ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM outbox)",
+                (uuid.uuid4().hex,),
+            )
+            row = self.db.execute("SELECT v FROM meta WHERE k = 'epoch'").fetchone()
+            self.epoch: str | None = None if row is None else str(row[0])
         except sqlite3.Error as exc:
             raise BackendError(f"sync state {path}: {exc}") from exc
         self._lock_fd: int | None = None

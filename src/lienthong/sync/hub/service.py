@@ -52,7 +52,7 @@ class Hub:
         # concurrent deliveries (a sender with several batches on the way): each batch is
         # verified and decoded at once, then waits for its predecessor to be applied
         self._turn = threading.Condition()
-        self._applied: dict[str, int] = {}  # source → last sequence applied here
+        self._applied: dict[tuple[str, str], int] = {}  # (source, epoch) → last batch applied
         self._busy: dict[str, int] = {}  # source → requests being received now
 
     def receive(self, envelope: bytes) -> bytes:
@@ -66,12 +66,12 @@ class Hub:
             except (TrustError, IntegrityError) as exc:
                 log.warning("rejected sync batch: %s %s", exc.code, exc.message)
                 raise
-            self._wait_turn(batch.source, batch.seq)
+            self._wait_turn(batch.source, str(batch.header.get("epoch") or ""), batch.seq)
             with self._lock, paused_gc():
                 done = self.store.apply(batch, self.now())
             with self._turn:
-                last = self._applied.get(batch.source, 0)
-                self._applied[batch.source] = max(last, batch.seq)
+                turn = (batch.source, str(batch.header.get("epoch") or ""))
+                self._applied[turn] = max(self._applied.get(turn, 0), batch.seq)
         finally:
             with self._turn:
                 self._busy[claimed] -= 1
@@ -84,19 +84,20 @@ class Hub:
             )
         return build_ack(self.signer, done.ack_fields())
 
-    def _wait_turn(self, source: str, seq: int) -> None:
+    def _wait_turn(self, source: str, epoch: str, seq: int) -> None:
         """Wait until batch ``seq - 1`` of ``source`` is applied, while another delivery of the
         source is under way here (at most ``PREDECESSOR_WAIT`` s), or for ``GRACE`` s for a
         predecessor still on the network; then the store decides (in order, duplicate, gap)."""
+        turn = (source, epoch)
         with self._turn:
-            if source not in self._applied:
+            if turn not in self._applied:
                 try:
                     with self._lock:
-                        self._applied[source] = self.store.last_seq(source)
+                        self._applied[turn] = self.store.last_seq(source, epoch)
                 except Exception:  # the store decides (and reports) when applying
                     return
             start = time.monotonic()
-            while self._applied[source] + 1 < seq:
+            while self._applied[turn] + 1 < seq:
                 limit = PREDECESSOR_WAIT if self._busy.get(source, 0) > 1 else GRACE
                 left = start + limit - time.monotonic()
                 if left <= 0:

@@ -74,6 +74,10 @@ class HubStore:
                 position TEXT NOT NULL, raw {dialect.json_type} NOT NULL, reasons TEXT NOT NULL,
                 received_at {dialect.ts_type} NOT NULL, resolved_seq BIGINT)""",
             "CREATE TABLE IF NOT EXISTS sync_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+            # one row per agency state (epoch) of a source: its batch n is sequence base + n
+            f"""CREATE TABLE IF NOT EXISTS sync_epochs (
+                source TEXT NOT NULL, epoch TEXT NOT NULL, base BIGINT NOT NULL,
+                received_at {dialect.ts_type} NOT NULL, PRIMARY KEY (source, epoch))""",
             # the hub's clock for the batch being applied, read by the history triggers
             f"""CREATE TABLE IF NOT EXISTS sync_clock (id INTEGER PRIMARY KEY CHECK (id = 1),
                 now {dialect.ts_type})""",
@@ -132,10 +136,10 @@ class HubStore:
         try:
             if self.d.begin:
                 self.conn.execute(self.d.begin)
-            done = self._check_sequence(batch)
+            done, stored = self._check_sequence(batch, now)
             if done is None:
-                self._apply_rows(batch, entity, now)
-                done = self._record(batch, now)
+                self._apply_rows(batch, entity, now, stored)
+                done = self._record(batch, now, stored)
             self.conn.commit()
             return done
         except IntegrityError:
@@ -145,27 +149,61 @@ class HubStore:
             self._rollback()
             raise BackendError(f"consolidated database: {exc}") from exc
 
-    def last_seq(self, source: str) -> int:
-        """The last sequence number applied for ``source`` (0 if none)."""
+    def last_seq(self, source: str, epoch: str = "") -> int:
+        """The last batch number applied for ``source`` in ``epoch`` (0 if none)."""
         try:
             row = self.conn.execute(
                 self.d.sql("SELECT last_seq FROM sync_sources WHERE source = ?"), (source,)
             ).fetchone()
+            epochs = self._epochs(source) if epoch else {}
         finally:
             self._rollback()  # end the read transaction
-        return int(row[0]) if row else 0
+        if epoch and epoch not in epochs:
+            return 0  # a new agency state: its batch 1 comes first
+        return max(0, int(row[0]) - epochs.get(epoch, 0)) if row else 0
 
-    def _check_sequence(self, batch: Batch) -> Applied | None:
+    def _epochs(self, source: str) -> dict[str, int]:
+        rows = self.conn.execute(
+            self.d.sql("SELECT epoch, base FROM sync_epochs WHERE source = ?"), (source,)
+        ).fetchall()
+        return {str(e): int(b) for e, b in rows}
+
+    def _check_sequence(self, batch: Batch, now: str) -> tuple[Applied | None, int]:
+        """(None, stored sequence) to apply the batch, or (its earlier ack, …) if applied.
+
+        A batch's stored sequence is its epoch's base + its number. An agency state tags its
+        batches with its epoch; batch 1 of a new epoch (``rebase``) starts it at the source's
+        last sequence — a lost agency state re-snapshots instead of conflicting forever. Only
+        the newest epoch (or the legacy, untagged one while no epoch exists) may apply.
+        """
         q = self.d.sql
         row = self.conn.execute(
             q(f"SELECT last_seq FROM sync_sources WHERE source = ?{self.d.lock}"), (batch.source,)
         ).fetchone()
         last = int(row[0]) if row else 0
-        if batch.seq == last + 1:
-            return None
-        if batch.seq > last + 1:
+        epoch = str(batch.header.get("epoch") or "")
+        epochs = self._epochs(batch.source)
+        if epoch and epoch not in epochs:
+            if batch.seq == 1 and batch.header.get("rebase") is True:
+                self.conn.execute(
+                    q(f"INSERT INTO sync_epochs VALUES (?, ?, ?, CAST(? AS {self.d.ts_type}))"),
+                    (batch.source, epoch, last, now),
+                )
+                return None, last + 1
             raise IntegrityError(
-                f"batch {batch.seq} from {batch.source} out of order: expected {last + 1}",
+                f"batch {batch.seq} from {batch.source}: unknown agency state epoch {epoch}",
+                code="sequence_conflict",
+            )
+        base = epochs.get(epoch, 0)
+        newest = not epochs or (bool(epoch) and base == max(epochs.values()))
+        stored = base + batch.seq
+        if stored == last + 1 and newest:
+            return None, stored
+        if stored > last:
+            if not newest:
+                raise _superseded(batch)
+            raise IntegrityError(
+                f"batch {batch.seq} from {batch.source} out of order: expected {last + 1 - base}",
                 code="sequence_gap",
             )
         prior = self.conn.execute(
@@ -173,18 +211,21 @@ class HubStore:
                 "SELECT batch, applied, quarantined, read FROM sync_batches"
                 " WHERE source = ? AND seq = ?"
             ),
-            (batch.source, batch.seq),
+            (batch.source, stored),
         ).fetchone()
         if prior is None or prior[0] != batch.header_sha256:
+            if not newest:
+                raise _superseded(batch)
             raise IntegrityError(
                 f"batch {batch.seq} from {batch.source} reuses its sequence number for other data",
                 code="sequence_conflict",
             )
-        return Applied(batch.source, batch.seq, prior[0], "duplicate", *map(int, prior[1:]))
+        done = Applied(batch.source, batch.seq, prior[0], "duplicate", *map(int, prior[1:]))
+        return done, stored
 
-    def _apply_rows(self, batch: Batch, e: str, now: str) -> None:
+    def _apply_rows(self, batch: Batch, e: str, now: str, seq: int) -> None:
         q, d = self.d.sql, self.d
-        src, seq = batch.source, batch.seq
+        src = batch.source
         c = self.conn
         c.execute(q(f"UPDATE sync_clock SET now = CAST(? AS {d.ts_type}) WHERE id = 1"), (now,))
         ups = _last_per_key(batch.upserts) if batch.upserts else []
@@ -254,7 +295,7 @@ class HubStore:
             return False
         return True
 
-    def _record(self, batch: Batch, now: str) -> Applied:
+    def _record(self, batch: Batch, now: str, stored: int) -> Applied:
         counts = batch.header["counts"]
         applied = int(counts["upserts"]) + int(counts["deletes"])
         done = Applied(batch.source, batch.seq, batch.header_sha256, "applied", applied,
@@ -262,16 +303,24 @@ class HubStore:
         q = self.d.sql
         self.conn.execute(
             q("INSERT INTO sync_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-            (batch.source, batch.seq, batch.header_sha256, str(batch.header["table"]),
+            (batch.source, stored, batch.header_sha256, str(batch.header["table"]),
              str(batch.header["entity"]), orjson.dumps(batch.header["position"]).decode(),
              done.read, done.applied, done.quarantined, now),
         )  # fmt: skip
         self.conn.execute(
             q("""INSERT INTO sync_sources VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE
                  SET last_seq = excluded.last_seq, updated_at = excluded.updated_at"""),
-            (batch.source, batch.seq, now),
+            (batch.source, stored, now),
         )
         return done
+
+
+def _superseded(batch: Batch) -> IntegrityError:
+    return IntegrityError(
+        f"batch {batch.seq} from {batch.source}: its agency state was superseded by a newer one"
+        " (re-initialised)",
+        code="sequence_conflict",
+    )
 
 
 def _last_per_key(rows: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
