@@ -123,9 +123,55 @@ def test_cursor_mode_sees_updates_ties_and_tombstones(source: Source) -> None:
     source.update(20, second=6, deleted=True)
     source.insert(range(501, 503), second=7)
     later = list(conn.read(pos, 64))
-    assert ids(later) == [10, 501, 502]
+    assert ids(later) == [10, 501, 502]  # rows that left the tie window are not sent again
     assert [d for c in later for d in c.deletes] == [(20,)]
     assert later[0].rows[0][1] == "Đổi 10"
+    assert list(conn.read(later[-1].position, 64)) == []
+    conn.close()
+
+
+def test_cursor_mode_late_tie_is_not_lost(source: Source) -> None:
+    """QA2 #1: a row whose cursor equals the checkpoint's but arrives later is read."""
+    source.insert(range(1, 4), second=1)
+    conn = source.connector(cursor="updated_at")
+    pos = list(conn.read(None, 2))[-1].position
+    source.update(2, second=60)
+    pos = list(conn.read(pos, 2))[-1].position  # checkpoint: (second 60, id 2)
+    assert conn.pending(pos) == 0 and list(conn.read(pos, 2)) == []
+    source.update(1, second=60)  # the same cursor value, a key below the checkpoint's
+    assert conn.pending(pos) > 0  # status does not claim "in sync"
+    late = list(conn.read(pos, 2))
+    assert [r[1] for c in late for r in c.rows if r[0] == 1] == ["Đổi 1"]
+    final = late[-1].position
+    assert conn.pending(final) == 0 and list(conn.read(final, 2)) == []
+    conn.close()
+
+
+def test_cursor_overlap_rechecks_earlier_seconds(source: Source) -> None:
+    source.insert(range(1, 3), second=1)
+    conn = source.connector(cursor="updated_at")
+    conn.overlap_s = 30
+    source.update(2, second=20)
+    pos = list(conn.read(None, 10))[-1].position
+    assert list(conn.read(pos, 10)) == []
+    source.update(1, second=5)  # a late commit with an older timestamp, inside the overlap
+    assert 1 in ids(list(conn.read(pos, 10)))
+    conn.close()
+
+
+def test_large_tie_window_is_sent_again_whole_when_it_changes(
+    source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lienthong.sync.connectors.sql.WINDOW_ROWS", 3)
+    source.insert(range(1, 6), second=1)
+    conn = source.connector(cursor="updated_at")
+    pos = list(conn.read(None, 2))[-1].position
+    assert "rows" not in pos["window"] and list(conn.read(pos, 2)) == []
+    source.exec(f"INSERT INTO {source.table} (id, name, updated_at) VALUES (0, 'x', "
+                f"{source.mark})", [(source.stamp(1),)])  # fmt: skip
+    again = list(conn.read(pos, 2))
+    assert ids(again) == [0, 1, 2, 3, 4, 5]
+    assert list(conn.read(again[-1].position, 2)) == []
     conn.close()
 
 

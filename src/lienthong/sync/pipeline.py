@@ -53,6 +53,7 @@ class TableSpec:
     format: str | None = None
     logical_slot: str | None = None  # PostgreSQL log-based capture through this slot
     binlog_server_id: int | None = None  # MariaDB/MySQL binlog capture as this replica id
+    cursor_overlap_s: float = 0.0  # cursor mode: re-check this many seconds behind the position
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def _source(doc: Any, err: _Errors) -> SourceSpec | None:
 _TABLE_KEYS = {
     "name", "key", "entity", "fields", "joins", "cursor", "deleted_column", "batch_size",
     "classification", "on_added_columns", "file", "format", "logical_slot",
-    "binlog_server_id",
+    "binlog_server_id", "cursor_overlap_s",
 }  # fmt: skip
 
 
@@ -205,12 +206,18 @@ def _table(doc: Any, where: str, err: _Errors) -> TableSpec | None:
     server_id = err.check(doc.get("binlog_server_id"), int, f"{where}binlog_server_id")
     if server_id is not None and not 1 <= server_id < 2**32:
         err.append(f"{where}binlog_server_id: a replica server id between 1 and 4294967295")
+    overlap = doc.get("cursor_overlap_s", 0)
+    if isinstance(overlap, bool) or not isinstance(overlap, int | float) or overlap < 0:
+        err.append(f"{where}cursor_overlap_s: a number of seconds >= 0")
+        overlap = 0
+    elif overlap and not doc.get("cursor"):
+        err.append(f"{where}cursor_overlap_s: only with a cursor column")
     if not (name and key and entity):
         return None
     return TableSpec(
         name, tuple(key), entity, fields, doc.get("cursor"), doc.get("deleted_column"),
         size or 5000, level, drift, doc.get("file"), doc.get("format"), doc.get("logical_slot"),
-        server_id,
+        server_id, float(overlap),
     )  # fmt: skip
 
 

@@ -90,7 +90,7 @@ def open_connectors(pipeline: Pipeline) -> dict[str, Connector]:
             else:
                 connect, dialect = _mariadb(mariadb_params(dsn)), MARIADB
         out[t.name] = SqlTableConnector(
-            connect, dialect, t.name, t.key, cursor=t.cursor, deleted_column=t.deleted_column
+            connect, dialect, t.name, t.key, t.cursor, t.deleted_column, t.cursor_overlap_s
         )
     return out
 

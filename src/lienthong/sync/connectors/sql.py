@@ -1,14 +1,18 @@
 """Database sources (SQLite, PostgreSQL, MariaDB/MySQL) read by keyset pagination.
 
 Two modes, both resumable after a crash at any point because the position after each chunk
-is the last (cursor, key) read and the next query asks for rows strictly after it:
+is the last (cursor, key) read:
 
 * **snapshot** (no cursor column): ``ORDER BY key``, ``WHERE (key) > (:last)``;
-* **cursor**: ``ORDER BY cursor, key``, ``WHERE (cursor, key) > (:c, :k)`` — the cursor is an
-  ``updated_at`` timestamp or a row version that the source bumps on every change; ties are
-  broken by the key so no row is skipped or read twice. Deletes follow the soft-delete
-  convention: a ``deleted_column`` that is true (or a non-null timestamp) turns the row into a
-  tombstone.
+* **cursor**: ``ORDER BY cursor, key``, keyset ``WHERE (cursor, key) > (:c, :k)`` inside a
+  pass — the cursor is an ``updated_at`` timestamp or a row version that the source bumps on
+  every change. A row can arrive *later* with a cursor value that was already read (a tie at
+  second resolution, a late commit): so the position also carries a digest of the rows of the
+  *window* — cursor values in ``[c − cursor_overlap_s, c]`` up to ``(c, k)`` — and each pass
+  starts by re-reading that window. Unchanged (same digest): nothing is sent again; changed:
+  the whole window is sent again and the hub leaves identical rows alone (no history). Deletes
+  follow the soft-delete convention: a ``deleted_column`` that is true (or a non-null
+  timestamp) turns the row into a tombstone.
 
 Backend differences (quoting, placeholders, introspection) live in :class:`SqlDialect`.
 """
@@ -16,13 +20,20 @@ Backend differences (quoting, placeholders, introspection) live in :class:`SqlDi
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
-from lienthong.sync.model import Chunk, Position, decode_key, encode_key
+from lienthong.sync.model import Chunk, Position, decode_key, encode_key, encode_value
+
+# a window of up to this many rows keeps each row's short hash in the position, so a late row
+# is sent alone; a larger window keeps only its digest and is sent again whole when it changes
+WINDOW_ROWS = 2000
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -77,6 +88,7 @@ class SqlTableConnector:
     key: Sequence[str]
     cursor: str | None = None
     deleted_column: str | None = None
+    overlap_s: float = 0.0  # cursor_overlap_s: re-check this many seconds before the position
 
     def __post_init__(self) -> None:
         self.name = self.table
@@ -115,41 +127,146 @@ class SqlTableConnector:
     def _order(self) -> list[str]:
         return [self.cursor, *self.key] if self.cursor else list(self.key)
 
-    def _where(self, after: tuple[Any, ...] | None) -> tuple[str, list[Any]]:
+    def _where(
+        self,
+        after: tuple[Any, ...] | None,
+        upto: tuple[Any, ...] | None = None,
+        lo: Any = None,
+    ) -> tuple[str, list[Any]]:
         # NULL cursors never compare greater than anything: leave them out from the first
         # page too, so every page sees the same set (they are reported by null_cursor_rows)
         conds = [f"{self.dialect.quote(self.cursor)} IS NOT NULL"] if self.cursor else []
+        cols = ", ".join(self.dialect.quote(c) for c in self._order())
+        params: list[Any] = []
+        if lo is not None and self.cursor:
+            conds.append(f"{self.dialect.quote(self.cursor)} >= {self.dialect.placeholder}")
+            params.append(lo)
         if after is not None:
-            cols = ", ".join(self.dialect.quote(c) for c in self._order())
             conds.append(f"({cols}) > ({self.dialect.params(len(after))})")
-        return (f" WHERE {' AND '.join(conds)}" if conds else ""), list(after or ())
+            params.extend(after)
+        if upto is not None:
+            conds.append(f"({cols}) <= ({self.dialect.params(len(upto))})")
+            params.extend(upto)
+        return (f" WHERE {' AND '.join(conds)}" if conds else ""), params
+
+    def _low(self, cursor: Any) -> Any:
+        """The lowest cursor value of the re-checked window ending at ``cursor``."""
+        if self.overlap_s and isinstance(cursor, dt.datetime | dt.date):
+            return cursor - dt.timedelta(seconds=self.overlap_s)
+        if self.overlap_s and isinstance(cursor, int | float) and not isinstance(cursor, bool):
+            return cursor - self.overlap_s
+        if self.overlap_s and isinstance(cursor, str):  # ISO text timestamps (SQLite)
+            try:
+                at = dt.datetime.fromisoformat(cursor)
+            except ValueError:
+                return cursor
+            return (at - dt.timedelta(seconds=self.overlap_s)).isoformat(sep=cursor[10:11] or "T")
+        return cursor
+
+    def _pages(
+        self,
+        select: str,
+        order_sql: str,
+        idx: list[int],
+        size: int,
+        after: tuple[Any, ...] | None,
+        upto: tuple[Any, ...] | None = None,
+        lo: Any = None,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        while True:
+            where, params = self._where(after, upto, lo)
+            sql = (
+                f"SELECT {select} FROM {self.dialect.quote(self.table)}{where} "
+                f"ORDER BY {order_sql} LIMIT {int(size)}"
+            )
+            rows = self._query(sql, params)
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            after = tuple(rows[-1][i] for i in idx)
+
+    @staticmethod
+    def _digest(hashes: Iterator[bytes] | deque[tuple[Any, bytes]]) -> dict[str, Any]:
+        """Row count, digest and (up to WINDOW_ROWS) the short hashes of a window's rows."""
+        h, listed = hashlib.sha256(), []
+        for item in hashes:
+            one = item[1] if isinstance(item, tuple) else item
+            h.update(one)
+            listed.append(one.hex())
+        out: dict[str, Any] = {"n": len(listed), "h": h.hexdigest()[:32]}
+        if len(listed) <= WINDOW_ROWS:
+            out["rows"] = listed
+        return out
 
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
         columns = list(self.schema())
         order = self._order()
+        missing = [c for c in [*order, self.deleted_column or order[0]] if c not in columns]
+        if missing:
+            raise ConfigError(
+                f"source table {self.table!r} has no column {missing[0]!r} "
+                f"(columns: {', '.join(columns)})"
+            )
         idx = [columns.index(c) for c in order]
         del_idx = columns.index(self.deleted_column) if self.deleted_column else None
         key_idx = [columns.index(c) for c in self.key]
         select = ", ".join(self.dialect.quote(c) for c in columns)
         order_sql = ", ".join(self.dialect.quote(c) for c in order)
         after = decode_key(position.get("after")) if position else None
-        while True:
-            where, params = self._where(after)
-            sql = (
-                f"SELECT {select} FROM {self.dialect.quote(self.table)}{where} "
-                f"ORDER BY {order_sql} LIMIT {int(size)}"
-            )
-            rows = self._query(sql, params)
-            if not rows:
-                return
-            after = tuple(rows[-1][i] for i in idx)
+
+        def chunk(rows: list[tuple[Any, ...]], pos: Position) -> Chunk:
             live, deletes = rows, []
             if del_idx is not None:
                 live = [r for r in rows if not r[del_idx]]
                 deletes = [tuple(r[i] for i in key_idx) for r in rows if r[del_idx]]
-            yield Chunk(columns, live, {"after": encode_key(after)}, deletes)
-            if len(rows) < size:
-                return
+            return Chunk(columns, live, pos, deletes)
+
+        if not self.cursor:
+            for rows in self._pages(select, order_sql, idx, size, after):
+                after = tuple(rows[-1][i] for i in idx)
+                yield chunk(rows, {"after": encode_key(after)})
+            return
+
+        # cursor mode: (cursor value, row hash) of the window behind the position
+        window: deque[tuple[Any, bytes]] = deque()
+        resend = fresh = False
+        if after is not None:
+            lo = self._low(after[0])
+            for rows in self._pages(select, order_sql, idx, size, None, after, lo):
+                window.extend((r[idx[0]], _row_hash(r)) for r in rows)
+            known = position.get("window") if position else None
+            resend = not isinstance(known, dict) or self._digest(window) != known
+            if resend and isinstance(known, dict) and isinstance(known.get("rows"), list):
+                # the rows of the window already sent are known: send only the others (late
+                # ties, rows changed in place); rows that left the window are read further on
+                sent = set(known["rows"])
+                pos = {"after": encode_key(after)}
+                late = [
+                    r
+                    for rows in self._pages(select, order_sql, idx, size, None, after, lo)
+                    for r in rows
+                    if _row_hash(r).hex() not in sent
+                ]
+                for i in range(0, len(late), size):
+                    yield chunk(late[i : i + size], pos)
+            elif resend:
+                # rows arrived (or changed) behind the position: send the window again; until
+                # it is all enqueued the position stays without a digest (re-checked on resume)
+                pos = {"after": encode_key(after)}
+                for rows in self._pages(select, order_sql, idx, size, None, after, lo):
+                    yield chunk(rows, pos)
+        for rows in self._pages(select, order_sql, idx, size, after):
+            after = tuple(rows[-1][i] for i in idx)
+            fresh = True
+            window.extend((r[idx[0]], _row_hash(r)) for r in rows)
+            lo = self._low(after[0])
+            while window and window[0][0] < lo:
+                window.popleft()
+            yield chunk(rows, {"after": encode_key(after), "window": self._digest(window)})
+        if resend and not fresh and after is not None:
+            # only the window was sent again: record its digest (a position-only chunk)
+            yield Chunk(columns, [], {"after": encode_key(after), "window": self._digest(window)})
 
     def null_cursor_rows(self) -> int:
         """Rows whose cursor is NULL: cursor mode can never read them (reported, not hidden)."""
@@ -159,13 +276,35 @@ class SqlTableConnector:
         return int(self._query(f"SELECT count(*) FROM {table} WHERE {cursor} IS NULL", [])[0][0])
 
     def pending(self, position: Position | None) -> int:
+        """Rows a run would read: after the position, plus the re-checked window when it
+        changed (or its digest is unknown) — never 0 while a late row waits behind it."""
         after = decode_key(position.get("after")) if position else None
         where, params = self._where(after)
         rows = self._query(f"SELECT count(*) FROM {self.dialect.quote(self.table)}{where}", params)
-        return int(rows[0][0])
+        unread = int(rows[0][0])
+        if self.cursor and after is not None and position is not None:
+            columns = list(self.schema())
+            idx = [columns.index(c) for c in self._order()]
+            select = ", ".join(self.dialect.quote(c) for c in columns)
+            order_sql = ", ".join(self.dialect.quote(c) for c in self._order())
+            hashes = [
+                _row_hash(r)
+                for rows in self._pages(select, order_sql, idx, 5000, None, after,
+                                        self._low(after[0]))
+                for r in rows
+            ]  # fmt: skip
+            known = position.get("window")
+            if not isinstance(known, dict) or self._digest(iter(hashes)) != known:
+                sent = set(known.get("rows") or ()) if isinstance(known, dict) else set()
+                unread += sum(1 for h in hashes if h.hex() not in sent)
+        return unread
 
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 self._conn.close()
             self._conn = None
+
+
+def _row_hash(row: tuple[Any, ...]) -> bytes:
+    return hashlib.sha256(repr(tuple(encode_value(v) for v in row)).encode()).digest()[:8]
