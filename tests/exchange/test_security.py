@@ -517,3 +517,30 @@ def test_slow_loris_on_a_keep_alive_connection_is_cut(federation: Federation) ->
                 closed = data == b""
                 break
         assert closed, "a second request that never finishes its headers must be cut"
+
+
+@pytest.mark.parametrize("tail", ["/a%3bjsessionid", "?x=1&y=%2e%2e", "/a%20b/c%3D?q=%41&r=~"])
+def test_path_and_query_travel_exactly_as_signed(federation: Federation, tail: str) -> None:
+    """No re-normalisation on the way (yarl would decode %3b, %2e …): the legitimate call is
+    served, and the service sees the very bytes the client sent."""
+    before = len(federation.received())
+    resp = httpx.post(f"{_internal(federation)}/r1/{SVC_ECHO}{tail}", headers=HEADERS, content=b"x")
+    assert resp.status_code == 200, resp.headers.get("X-LT-Error")
+    got = federation.received()[before:]
+    assert len(got) == 1 and str(got[0]["raw_path"]).endswith(tail), got
+
+
+@pytest.mark.parametrize("query", ["x=%zz", "x=a b", "x=%E2%80%AE\u00e9"])
+def test_unforwardable_query_is_refused_at_entry(federation: Federation, query: str) -> None:
+    url = f"{_internal(federation)}/r1/{SVC_ECHO}"
+    port = federation.testbed.internal_ports["BHXH-GW"]
+    head = "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+    raw = f"GET /r1/{SVC_ECHO}?{query} HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n"
+    before = len(federation.received())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw.encode("utf-8"))
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400"), answer[:100]
+    assert url and len(federation.received()) == before

@@ -42,6 +42,7 @@ from lienthong.exchange.protocol import (
     Refused,
     parse_target,
     verify_claim_text,
+    verify_query,
     verify_single_headers,
 )
 from lienthong.exchange.routing import next_hop, plan_route, previous_hop
@@ -73,6 +74,7 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
     peer = _peer_identity(node, request)
     raw_path, _, query = request.message.path.partition("?")
     service, subpath = parse_target(raw_path)
+    verify_query(query)
     level = node.directory.services.get(service)
     if level is None:
         raise Refused(ErrorCode.ACCESS_DENIED, "unknown service", service=str(service))

@@ -41,7 +41,9 @@ H_TIMING = "X-LT-Timing"  # informational, unsigned: "node=ms,...,service=ms" on
 MAX_SUBPATH = 1024
 MAX_TEXT_HEADER = 512
 _TEXT = re.compile(r"[\x20-\x7e]*")  # printable ASCII: headers are not a place for bytes
-_SUBPATH_SEGMENT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@%]+")
+_SUBPATH_SEGMENT = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})+")
+# RFC 3986 query characters, percent-escapes well formed: forwarded byte for byte as signed
+_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -180,6 +182,13 @@ def verify_single_headers(headers: Mapping[str, str]) -> None:
             seen.add(low)
 
 
+def verify_query(query: str) -> None:
+    """Raise :class:`Refused` unless ``query`` is a bounded RFC 3986 query (it is forwarded and
+    signed exactly as received, so nothing on the way may need to re-encode it)."""
+    if len(query) > MAX_SUBPATH or not _QUERY.fullmatch(query):
+        raise Refused(ErrorCode.BAD_REQUEST, "query too long or not a plain URI query")
+
+
 def _header(headers: Mapping[str, str], name: str, *, required: bool) -> str | None:
     value = headers.get(name)
     if value is None or value == "":
@@ -251,8 +260,7 @@ def parse_service_call(
         raise Refused(ErrorCode.BAD_REQUEST, f"method {method!r} not allowed")
     service, subpath = parse_target(raw_path)
     verify_single_headers(headers)
-    if len(query) > MAX_SUBPATH or not _TEXT.fullmatch(query):
-        raise Refused(ErrorCode.BAD_REQUEST, "query too long or not printable ASCII")
+    verify_query(query)
     client_text = _header(headers, H_CLIENT, required=True)
     assert client_text is not None
     client = _parse_client(client_text)

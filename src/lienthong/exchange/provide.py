@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from lienthong.errors import IntegrityError
 from lienthong.exchange import e2e
@@ -119,7 +120,7 @@ async def provide(
     try:
         resp = await sessions.services.request(
             request.method,
-            url,
+            URL(url, encoded=True),  # the sub-path and query exactly as signed
             headers=_service_headers(v),
             data=pump.__aiter__() if pump is not None else payload,
         )

@@ -33,6 +33,7 @@ def build_app(record: Path | None) -> web.Application:
             entry: dict[str, Any] = {
                 "method": request.method,
                 "path": request.path_qs,
+                "raw_path": request.raw_path,
                 "bytes": size,
                 "sha256": digest,
                 "client": request.headers.get("X-LT-Client"),
@@ -81,6 +82,7 @@ def build_app(record: Path | None) -> web.Application:
     app.router.add_get("/residence/{pid}", residence)
     app.router.add_post("/sink", sink)
     app.router.add_post("/echo", echo)
+    app.router.add_post("/echo/{tail:.*}", echo)
     app.router.add_get("/blob", blob)
     return app
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from lienthong.exchange.node import Node, log
 from lienthong.exchange.protocol import ErrorCode, Refused
@@ -107,7 +108,8 @@ async def send_to_node(
         try:
             resp = await sessions.peers.request(
                 method,
-                f"https://{address}{path_qs}",
+                # exactly as signed: yarl must not re-normalise %3b, %2e … (encoded=True)
+                URL(f"https://{address}{path_qs}", encoded=True),
                 headers=headers,
                 data=pump.__aiter__() if pump is not None else body,
             )
