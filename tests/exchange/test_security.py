@@ -469,7 +469,7 @@ def test_internal_api_refuses_a_reused_message_id(federation: Federation) -> Non
     refused(federation, lambda: httpx.post(url, headers=headers, content=b"x"), "LT.REPLAY")
 
 
-@pytest.mark.parametrize("name", ["X-LT-Client", "X-LT-Purpose", "x-lt-id"])
+@pytest.mark.parametrize("name", ["X-LT-Client", "X-LT-Purpose", "x-lt-id", "Content-Type"])
 def test_internal_api_refuses_repeated_protocol_headers(federation: Federation, name: str) -> None:
     values = {"X-LT-Client": CONGTT, "X-LT-Purpose": "khac", "x-lt-id": "", "Content-Type": "a/b"}
     headers = [*HEADERS.items(), ("Content-Type", "text/plain"), (name, values[name])]
@@ -544,3 +544,70 @@ def test_unforwardable_query_is_refused_at_entry(federation: Federation, query: 
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400"), answer[:100]
     assert url and len(federation.received()) == before
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        answer = b""
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    return answer
+
+
+def _bad_requests_counted(federation: Federation) -> float:
+    text = httpx.get(f"{_internal(federation)}/metrics").text
+    for line in text.splitlines():
+        labels = ('code="LT.BAD_REQUEST"', 'role="client"', 'result="refused"')
+        if line.startswith("lienthong_exchanges_total{") and all(x in line for x in labels):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+_P = f"/r1/{SVC_ECHO}".encode()
+_H = "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items()).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST "
+        + _P
+        + b" HTTP/1.1\r\nHost: x\r\n"
+        + _H
+        + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST "
+        + _P
+        + b" HTTP/1.1\r\nHost: x\r\n"
+        + _H
+        + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nxy",
+        b"GET " + _P + b" HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n  SECRET-b\r\n" + _H + b"\r\n",
+        b"GET " + _P + "/\u00e9SECRET".encode() + b" HTTP/1.1\r\nHost: x\r\n" + _H + b"\r\n",
+        b"get " + _P + b"/SECRET HTTP/1.1\r\nHost: x\r\n" + _H + b"\r\n",
+        b"POST "
+        + _P
+        + b" HTTP/1.1\r\nHost: x\r\n"
+        + _H
+        + b"Content-Type: a/SECRET\r\nContent-Type: b\r\nContent-Length: 0\r\n\r\n",
+        b"GET " + _P + b" HTTP/1.1\r\nHost: x\r\nX-Big: SECRET" + b"a" * 100_000 + b"\r\n\r\n",
+        b"GET " + _P + b" HTTP/2.0\r\nHost: x\r\n" + _H + b"\r\n",
+    ],
+    ids=["cl-te", "dup-cl", "obs-fold", "utf8-url", "lowercase", "dup-ctype", "huge", "http2"],
+)
+def test_http_parse_errors_are_uniform_refusals(federation: Federation, raw: bytes) -> None:
+    port = federation.testbed.internal_ports["BHXH-GW"]
+    counted = _bad_requests_counted(federation)
+    before = len(federation.received())
+    answer = _raw(port, raw)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b" 400 " in head.split(b"\r\n", 1)[0] + b" ", answer[:300]
+    assert b"x-lt-error: lt.bad_request" in head.lower(), head
+    assert body == b'{"error":"LT.BAD_REQUEST"}', body[:200]
+    assert b"SECRET" not in answer
+    assert b"aiohttp" not in head.lower() and b"python" not in head.lower()
+    assert len(federation.received()) == before
+    if not raw.endswith(b"HTTP/2.0\r\nHost: x\r\n" + _H + b"\r\n"):
+        assert _bad_requests_counted(federation) == counted + 1  # recorded, not only answered

@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import aiohttp.web_response
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from lienthong.errors import IntegrityError, LienthongError
 from lienthong.exchange.config import GatewayConfig, Listen
@@ -30,7 +32,7 @@ from lienthong.exchange.inbound import handle_peer_call
 from lienthong.exchange.node import Node, build_node, log, tls_contexts
 from lienthong.exchange.outbound import handle_client_call
 from lienthong.exchange.protocol import H_ERROR, ErrorCode, Refused, error_body
-from lienthong.exchange.transport import Sessions, make_sessions
+from lienthong.exchange.transport import Sessions, make_sessions, peer_der
 from lienthong.trust.secrets import resolve_secret
 
 Handler = Callable[[Node, Sessions, web.BaseRequest, Exchange], Awaitable[web.StreamResponse]]
@@ -122,6 +124,8 @@ def dispatcher(exchange: Route | None, admin: dict[str, Route]) -> Route:
     dispatcher cost ~5 % of a gateway's CPU per exchange for this two-way choice."""
 
     async def route(request: web.BaseRequest) -> web.StreamResponse:
+        if request.version[0] != 1:  # "HTTP/2.0" in an HTTP/1 request line: not ours to guess
+            return refusal(ErrorCode.BAD_REQUEST)
         raw = request.message.path
         if exchange is not None and raw.startswith("/r1/"):
             return await exchange(request)
@@ -144,6 +148,73 @@ def dispatcher(exchange: Route | None, admin: dict[str, Route]) -> Route:
     return handle
 
 
+ErrorHook = Callable[[web.BaseRequest, ErrorCode, BaseException | None], None]
+SERVER_NAME = "lienthong"  # the Server header: no framework or Python version for a prober
+
+
+class _UniformErrors(RequestHandler):
+    """aiohttp's protocol, but its own errors (HTTP parse errors: CL+TE, obs-fold, bad bytes,
+    oversized headers …) answer like every refusal — ``LT.BAD_REQUEST`` with ``X-LT-Error``,
+    nothing of the request echoed — and are recorded (monitor, security event)."""
+
+    on_error: ErrorHook | None = None
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # an answer is half out: only a cut is left
+            raise ConnectionError("response already started")
+        code = (
+            ErrorCode.TOO_LARGE
+            if status == 413
+            else ErrorCode.BAD_REQUEST
+            if status < 500
+            else ErrorCode.INTERNAL
+        )
+        log.info("HTTP error %d from %s: %r", status, request.remote, exc)
+        if self.on_error is not None:
+            try:
+                self.on_error(request, code, exc)
+            except Exception:  # the refusal must still go out
+                log.exception("cannot record an HTTP error")
+        resp = refusal(code)
+        resp.force_close()
+        return resp
+
+
+class _Server(web.Server):
+    def __init__(self, handler: Route, on_error: ErrorHook, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._on_error = on_error
+
+    def __call__(self) -> RequestHandler:
+        proto = _UniformErrors(self, loop=self._loop, **self._kwargs)
+        proto.on_error = self._on_error
+        return proto
+
+
+def _error_hook(node: Node, metrics: Metrics, role: str) -> ErrorHook:
+    def hook(request: web.BaseRequest, code: ErrorCode, exc: BaseException | None) -> None:
+        ex = Exchange(role=role)
+        reason = Refused(code, "malformed HTTP request", error=type(exc).__name__)
+        with contextlib.suppress(Exception):
+            reason.details["peer"] = _tls_peer(node, request)
+        ex.finish(
+            node, metrics, status=code.http_status, result="refused", code=code.value, error=reason
+        )
+
+    return hook
+
+
+def _tls_peer(node: Node, request: web.BaseRequest) -> str | None:
+    der = peer_der(request.transport)
+    return node.certs.identity_of_der(der) if der is not None else None
+
+
 def build_servers(node: Node, sessions: Sessions, metrics: Metrics) -> dict[str, web.Server]:
     """The aiohttp low-level servers (protocol factories) of each configured listener."""
     handler_args: dict[str, Any] = {
@@ -156,13 +227,20 @@ def build_servers(node: Node, sessions: Sessions, metrics: Metrics) -> dict[str,
         "/health": health_handler(node),
         "/metrics": metrics_handler(metrics),
     }
+    aiohttp.web_response.SERVER_SOFTWARE = SERVER_NAME  # read at each response's prepare
     peer = exchange_route(node, sessions, metrics, "peer", handle_peer_call)
-    servers = {"peer": web.Server(dispatcher(peer, {}), **handler_args)}
+    servers: dict[str, web.Server] = {
+        "peer": _Server(dispatcher(peer, {}), _error_hook(node, metrics, "peer"), **handler_args)
+    }
     if node.cfg.internal is not None:
         client = exchange_route(node, sessions, metrics, "client", handle_client_call)
-        servers["internal"] = web.Server(dispatcher(client, admin_routes), **handler_args)
+        servers["internal"] = _Server(
+            dispatcher(client, admin_routes), _error_hook(node, metrics, "client"), **handler_args
+        )
     if node.cfg.admin is not None:
-        servers["admin"] = web.Server(dispatcher(None, admin_routes), **handler_args)
+        servers["admin"] = _Server(
+            dispatcher(None, admin_routes), _error_hook(node, metrics, "admin"), **handler_args
+        )
     return servers
 
 
