@@ -47,16 +47,29 @@ def list_quarantine(hub_url: str, limit: int = 50) -> list[dict[str, Any]]:
 
 
 def get_quarantine(hub_url: str, entry: int) -> dict[str, Any]:
+    """One entry; ``closed`` says how a closed one was closed (``resubmitted``,
+    ``superseded`` by a newer version of its key, ``deleted`` with its key), else None."""
     conn, d = connect_hub(hub_url)
     try:
         row = conn.execute(
             d.sql(f"SELECT {_COLS} FROM sync_quarantine WHERE id = ?"), (entry,)
         ).fetchone()
+        closed = None
+        if row is not None and row[-1] is not None:
+            closed = "resubmitted"
+            try:
+                why = conn.execute(
+                    d.sql("SELECT reason FROM sync_quarantine_closed WHERE id = ?"), (entry,)
+                ).fetchone()
+            except Exception:  # a hub database from before superseding (no such table)
+                why = None
+            if why is not None:
+                closed = str(why[0])
     finally:
         conn.close()
     if row is None:
         raise NotFound(f"no quarantine entry {entry}")
-    return _row(row)
+    return _row(row) | {"closed": closed}
 
 
 def resubmit(pipeline: Pipeline, entry: int, corrections: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +77,13 @@ def resubmit(pipeline: Pipeline, entry: int, corrections: dict[str, Any]) -> dic
     doc = get_quarantine(hub_database(pipeline), entry)
     if doc["source"] != pipeline.source_id:
         raise InputError(f"quarantine entry {entry} belongs to source {doc['source']}")
+    if doc["closed"] in ("superseded", "deleted"):
+        what = "a newer version of" if doc["closed"] == "superseded" else "the deletion of"
+        raise InputError(
+            f"quarantine entry {entry} is superseded: batch {doc['resolved_seq']} applied {what}"
+            f" source key {doc['source_key']} after it; re-submitting would overwrite that —"
+            " correct the row at the source instead"
+        )
     if doc["resolved_seq"] is not None:
         raise InputError(
             f"quarantine entry {entry} was already resolved by batch {doc['resolved_seq']}"

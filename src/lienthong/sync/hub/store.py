@@ -73,6 +73,12 @@ class HubStore:
                 tbl TEXT NOT NULL, entity TEXT NOT NULL, source_key TEXT NOT NULL,
                 position TEXT NOT NULL, raw {dialect.json_type} NOT NULL, reasons TEXT NOT NULL,
                 received_at {dialect.ts_type} NOT NULL, resolved_seq BIGINT)""",
+            # open entries by key: superseded by a newer version, deduplicated on arrival
+            """CREATE INDEX IF NOT EXISTS sync_quarantine_open ON sync_quarantine
+                (source, entity, source_key) WHERE resolved_seq IS NULL""",
+            # entries closed without a re-submission (a newer version / a deletion applied)
+            """CREATE TABLE IF NOT EXISTS sync_quarantine_closed (
+                id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, reason TEXT NOT NULL)""",
             "CREATE TABLE IF NOT EXISTS sync_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
             # one row per agency state (epoch) of a source: its batch n is sequence base + n
             f"""CREATE TABLE IF NOT EXISTS sync_epochs (
@@ -252,13 +258,17 @@ class HubStore:
                   f"(SELECT source_key FROM stage_{e})"),
                 (src,),
             )  # fmt: skip
-        if batch.quarantine:
+        tbl = str(batch.header["table"])
+        has_open = self._has_open(src, e)
+        if has_open and (ups or batch.deletes):
+            self._supersede(src, e, seq, ups, batch.deletes, set(batch.resolves))
+        quarantine = self._new_entries(src, e, tbl, batch.quarantine, has_open)
+        if quarantine:
             cols = ("source", "seq", "tbl", "entity", "source_key", "position", "raw", "reasons",
                     "received_at")  # fmt: skip
-            tbl = str(batch.header["table"])
             d.bulk_load(c, "sync_quarantine", cols, [
                 (src, seq, tbl, e, k, p, raw.decode(), orjson.dumps(rs).decode(), now)
-                for k, p, raw, rs in batch.quarantine
+                for k, p, raw, rs in quarantine
             ])  # fmt: skip
         if batch.resolves:
             c.cursor().executemany(
@@ -266,6 +276,77 @@ class HubStore:
                 [(seq, i, src) for i in batch.resolves],
             )
         c.execute(f"DELETE FROM stage_{e}")
+
+    def _has_open(self, src: str, e: str) -> bool:
+        row = self.conn.execute(
+            self.d.sql(
+                "SELECT 1 FROM sync_quarantine WHERE source = ? AND entity = ?"
+                " AND resolved_seq IS NULL LIMIT 1"
+            ),
+            (src, e),
+        ).fetchone()
+        return row is not None
+
+    def _open_entries(self, src: str, e: str, keys: list[str]) -> list[tuple[int, str, str, Any]]:
+        """(id, source key, table, raw) of the open quarantine entries of ``keys``."""
+        found: list[tuple[int, str, str, Any]] = []
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            found += [(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in self.conn.execute(
+                self.d.sql(f"SELECT id, source_key, tbl, raw FROM sync_quarantine WHERE source = ?"
+                           f" AND entity = ? AND resolved_seq IS NULL AND source_key IN ({marks})"),
+                (src, e, *part),
+            ).fetchall()]  # fmt: skip
+        return found
+
+    def _supersede(
+        self, src: str, e: str, seq: int, ups: list[tuple[str, str, bytes]],
+        dels: list[tuple[str, str]], skip: set[int],
+    ) -> None:  # fmt: skip
+        """Close the open entries of keys this batch gives a newer version (or deletes).
+
+        A re-submission of such an entry would overwrite the newer version; it is refused.
+        """
+        deleted = {k for k, _ in dels}
+        keys = list({k for k, _, _ in ups} | deleted)
+        found = self._open_entries(src, e, keys)
+        closed = [(i, "deleted" if k in deleted else "superseded") for i, k, _t, _r in found]
+        closed = [c for c in closed if c[0] not in skip]
+        if not closed:
+            return
+        cur = self.conn.cursor()
+        q = self.d.sql
+        cur.executemany(
+            q("UPDATE sync_quarantine SET resolved_seq = ? WHERE id = ?"),
+            [(seq, i) for i, _ in closed],
+        )
+        cur.executemany(
+            q("INSERT INTO sync_quarantine_closed VALUES (?, ?, ?)"),
+            [(i, seq, why) for i, why in closed],
+        )
+
+    def _new_entries(
+        self, src: str, e: str, tbl: str, rows: list[tuple[str, str, bytes, list[str]]],
+        has_open: bool,
+    ) -> list[tuple[str, str, bytes, list[str]]]:  # fmt: skip
+        """Drop entries identical (table, key, raw values) to an open one: a new drop or pass
+        that still holds the same defective row does not quarantine it again."""
+        if not rows:
+            return rows
+        seen: set[tuple[str, bytes]] = set()
+        if has_open:
+            for _i, k, t, raw in self._open_entries(src, e, list({r[0] for r in rows})):
+                if t == tbl:
+                    doc = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+                    seen.add((k, _canon(doc)))
+        out = []
+        for row in rows:
+            mark = (row[0], _canon(orjson.loads(row[2])))
+            if mark not in seen:
+                seen.add(mark)
+                out.append(row)
+        return out
 
     def _copy_new(
         self, e: str, src: str, seq: int, now: str, rows: list[tuple[str, str, bytes]]
@@ -313,6 +394,10 @@ class HubStore:
             (batch.source, stored, now),
         )
         return done
+
+
+def _canon(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
 def _superseded(batch: Batch) -> IntegrityError:
