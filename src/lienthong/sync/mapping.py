@@ -149,8 +149,31 @@ class Mapper:
         """Map every row of ``chunk``: upserts, tombstones, or quarantine with every reason."""
         n, width = len(chunk.rows), len(self.columns)
         if self._layout is None or n < 2 or set(map(len, chunk.rows)) != {width}:
-            return self.map_row_by_row(chunk)
-        return self._map_columns(chunk, self._layout)
+            out = self.map_row_by_row(chunk)
+        else:
+            out = self._map_columns(chunk, self._layout)
+        duplicates: dict[int, int] | None = getattr(chunk, "duplicates", None)
+        if duplicates:
+            self._quarantine_duplicates(chunk, duplicates, out)
+        return out
+
+    def _quarantine_duplicates(self, chunk: Chunk, duplicates: dict[int, int], out: Mapped) -> None:
+        """Rows whose key appeared earlier in the same source (a file drop): quarantined with
+        ``key: duplicate key (also at row N)`` instead of silently replacing the first."""
+        locate, keyof = chunk.locate, self._keyof()
+        where = {(locate(i) if locate else str(i)): i for i in duplicates}
+        out.upserts = [u for u in out.upserts if u[1] not in where]
+        done: set[int] = set()
+        for entry in out.quarantine:
+            i = where.get(entry[1])
+            if i is not None:
+                entry[3].append(f"key: duplicate key (also at row {duplicates[i]})")
+                done.add(i)
+        for pos, i in where.items():
+            if i not in done:
+                row = chunk.rows[i]
+                reason = f"key: duplicate key (also at row {duplicates[i]})"
+                self._quarantine(out, row, keyof(row), pos, [reason])
 
     def map_row_by_row(self, chunk: Chunk) -> Mapped:
         """The reference path: every row on its own."""

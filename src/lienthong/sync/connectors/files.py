@@ -12,14 +12,14 @@ import csv
 import hashlib
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from lienthong.errors import BackendError, ConfigError, InputError
-from lienthong.sync.model import Chunk, Position
+from lienthong.sync.model import Chunk, Position, source_key
 
 FORMATS = ("csv", "xlsx", "jsonl", "parquet")
 
@@ -77,6 +77,14 @@ def _parquet_rows(path: Path) -> Iterator[list[Any]]:
         yield from (list(r) for r in zip(*cols, strict=True))
 
 
+@dataclass
+class FileChunk(Chunk):
+    """A chunk of a file drop; ``duplicates``: row index in the chunk → data row number of
+    the first row of the file with the same key (the mapper quarantines the later ones)."""
+
+    duplicates: dict[int, int] = field(default_factory=dict)
+
+
 _READERS = {"csv": _csv_rows, "xlsx": _xlsx_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
 
 
@@ -114,7 +122,14 @@ class FileConnector:
         if missing:
             raise InputError(f"{self.path.name}: key column(s) {missing} not in the header")
         width = len(columns)
-        rows = itertools.islice(rows, done, None)
+        idx = [columns.index(k) for k in self.key]
+        # a key seen earlier in the file (keys of rows read before a resume included): the
+        # first occurrence wins, the later ones are quarantined as duplicates (not last-wins)
+        seen: dict[str, int] = {}
+        for n, skipped in enumerate(itertools.islice(rows, done), 1):
+            k = source_key([_fit(skipped, width)[i] for i in idx])
+            if k:
+                seen.setdefault(k, n)
         name = self.path.name
         while True:
             page = [_fit(r, width) for r in itertools.islice(rows, size)]
@@ -122,11 +137,19 @@ class FileConnector:
                 return
             start = done
             done += len(page)
-            yield Chunk(
+            dups: dict[int, int] = {}
+            for j, r in enumerate(page):
+                k = source_key([r[i] for i in idx])
+                if k:
+                    first = seen.setdefault(k, start + j + 1)
+                    if first != start + j + 1:
+                        dups[j] = first
+            yield FileChunk(
                 columns,
                 page,
                 {"sha256": digest, "row": done},
                 locate=_locator(name, start),
+                duplicates=dups,
             )
 
     def pending(self, position: Position | None) -> int:

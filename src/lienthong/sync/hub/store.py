@@ -235,6 +235,10 @@ class HubStore:
         c = self.conn
         c.execute(q(f"UPDATE sync_clock SET now = CAST(? AS {d.ts_type}) WHERE id = 1"), (now,))
         ups = _last_per_key(batch.upserts) if batch.upserts else []
+        tbl = str(batch.header["table"])
+        has_open = self._has_open(src, e)
+        if has_open and (ups or batch.deletes):  # before the merge: it compares versions
+            self._supersede(src, e, seq, ups, batch.deletes, set(batch.resolves))
         if ups and not self._copy_new(e, src, seq, now, ups):
             c.execute(f"DELETE FROM stage_{e}")
             d.bulk_load(c, f"stage_{e}", ("source_key", "position", "data"), ups)
@@ -258,10 +262,6 @@ class HubStore:
                   f"(SELECT source_key FROM stage_{e})"),
                 (src,),
             )  # fmt: skip
-        tbl = str(batch.header["table"])
-        has_open = self._has_open(src, e)
-        if has_open and (ups or batch.deletes):
-            self._supersede(src, e, seq, ups, batch.deletes, set(batch.resolves))
         quarantine = self._new_entries(src, e, tbl, batch.quarantine, has_open)
         if quarantine:
             cols = ("source", "seq", "tbl", "entity", "source_key", "position", "raw", "reasons",
@@ -309,10 +309,17 @@ class HubStore:
         A re-submission of such an entry would overwrite the newer version; it is refused.
         """
         deleted = {k for k, _ in dels}
-        keys = list({k for k, _, _ in ups} | deleted)
-        found = self._open_entries(src, e, keys)
-        closed = [(i, "deleted" if k in deleted else "superseded") for i, k, _t, _r in found]
-        closed = [c for c in closed if c[0] not in skip]
+        incoming = {k: j for k, _, j in ups}
+        found = self._open_entries(src, e, list(incoming.keys() | deleted))
+        if not found:
+            return
+        # a duplicate-key entry (a later row of a drop with the same key) stays open while
+        # the first occurrence is only read again unchanged: that is no newer version
+        dup = self._duplicate_entries([i for i, *_ in found])
+        same = self._unchanged(src, e, {k: incoming[k] for i, k, _t, _r in found
+                                        if i in dup and k in incoming})  # fmt: skip
+        closed = [(i, "deleted" if k in deleted else "superseded") for i, k, _t, _r in found
+                  if i not in skip and not (i in dup and k in same)]  # fmt: skip
         if not closed:
             return
         cur = self.conn.cursor()
@@ -325,6 +332,33 @@ class HubStore:
             q("INSERT INTO sync_quarantine_closed VALUES (?, ?, ?)"),
             [(i, seq, why) for i, why in closed],
         )
+
+    def _duplicate_entries(self, ids: list[int]) -> set[int]:
+        out: set[int] = set()
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            out |= {int(r[0]) for r in self.conn.execute(
+                self.d.sql(f"SELECT id FROM sync_quarantine WHERE id IN ({marks})"
+                           " AND reasons LIKE ?"), (*part, "%duplicate key (also at row %"),
+            ).fetchall()}  # fmt: skip
+        return out
+
+    def _unchanged(self, src: str, e: str, rows: dict[str, bytes]) -> set[str]:
+        """The keys of ``rows`` whose current version has the same data."""
+        same: set[str] = set()
+        keys = list(rows)
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            for k, data in self.conn.execute(
+                self.d.sql(f"SELECT source_key, data FROM c_{e} WHERE source = ?"
+                           f" AND source_key IN ({marks})"), (src, *part),
+            ).fetchall():  # fmt: skip
+                doc = orjson.loads(data) if isinstance(data, str | bytes) else data
+                if _canon(doc) == _canon(orjson.loads(rows[str(k)])):
+                    same.add(str(k))
+        return same
 
     def _new_entries(
         self, src: str, e: str, tbl: str, rows: list[tuple[str, str, bytes, list[str]]],
