@@ -39,7 +39,8 @@ def write_pipeline(tmp: Path, port: int, batch_size: int) -> Path:
         f'store = {{ type = "file", dir = "keys", passphrase = {{ "$env" = "{PASS_ENV}" }} }}',
         'hub_public = "keys/hub.pub.pem"', 'hub_recipient = "keys/hub.recipient.json"', "",
         "[[tables]]", 'name = "citizens"', 'key = ["id"]', 'entity = "Citizen"',
-        'cursor = "updated_at"', 'deleted_column = "deleted"', f"batch_size = {batch_size}", "",
+        'cursor = "updated_at"', 'deleted_column = "deleted"', f"batch_size = {batch_size}",
+        'extra_fields = ["province_code"]', "",
         "[tables.fields]",
     ]  # fmt: skip
     for col, spec in table["fields"].items():

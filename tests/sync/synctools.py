@@ -80,6 +80,7 @@ def make_sqlite_source(path: Path, n: int, start: int = 1) -> None:
 def citizen_pipeline(kind: str = "sqlite", path: str = "source.db", **table: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": "citizens", "key": ["id"], "entity": "Citizen", "batch_size": 500,
+        "extra_fields": ["province_code"],
         "fields": {
             "so_dinh_danh": "personal_id",
             "ho_ten": {"to": "full_name", "transform": "name", "required": True},

@@ -96,3 +96,32 @@ def test_every_setting_is_documented() -> None:
     missing = [n for n in sorted(names) if not re.search(rf"\b{re.escape(n)}\b", doc)]
     assert not missing, f"undocumented pipeline settings: {missing}"
     assert os.sep  # the docs live next to the code
+
+
+def test_passwords_in_consolidated_db_urls_are_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA2 #3: like source.dsn, a hub database URL never carries its password in clear."""
+    path = workdir / "pipeline.toml"
+    path.write_text(path.read_text().replace(
+        'database = "consolidated.db"', 'database = "postgresql://postgres:hunter2@127.0.0.1/x"'
+    ))  # fmt: skip
+    code, _, err = cli(capsys, "sync", "status", "pipeline.toml")
+    assert code == 2 and "hub.database: plaintext password" in err and "hunter2" not in err
+    for argv in (
+        ("hub", "serve", "--db", "postgresql://postgres:hunter2@127.0.0.1/x", "--keys", "keys",
+         "--passphrase-env", PASS_ENV),
+        ("quarantine", "list", "--hub", "postgresql://u:hunter2@127.0.0.1/x"),
+    ):  # fmt: skip
+        code, _, err = cli(capsys, "sync", *argv)
+        assert code == 2 and "plaintext password" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("LT_HUB_DB", "postgresql://u:hunter2@127.0.0.1:1/x")  # by reference: ok
+    _, _, err = cli(capsys, "sync", "quarantine", "list", "--hub", "env:LT_HUB_DB")
+    assert "plaintext" not in err and "hunter2" not in err
+
+
+def test_messages_are_not_rich_markup(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA2 #13: a message holding "[/red]" or "[hub]" prints as is, one line, no traceback."""
+    code, _, err = cli(capsys, "sync", "quarantine", "resubmit", "pipeline.toml", "1", "--set",
+                       "[/red] [hub]")  # fmt: skip
+    assert code == 2 and err.strip() == "error: --set '[/red] [hub]': expected COLUMN=VALUE"

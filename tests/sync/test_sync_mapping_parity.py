@@ -33,7 +33,13 @@ def _table(**extra: Any) -> dict[str, Any]:
         "quoc_tich": "nationality",
     }
     fields.update(extra)
-    return {"name": "citizens", "key": ["id"], "entity": "Citizen", "fields": fields}
+    return {
+        "name": "citizens",
+        "key": ["id"],
+        "entity": "Citizen",
+        "fields": fields,
+        "extra_fields": ["province_now", "note", "country_note"],
+    }
 
 
 SPECS = [
@@ -45,8 +51,18 @@ SPECS = [
         nationality={"value": "VN"},
         quoc_tich={"to": "country_note"},
     ),
-    {"name": "citizens", "key": ["id", "quoc_tich"], "entity": "Citizen"},  # columns as is
-    {"name": "citizens", "key": ["id"], "entity": "NoSuchEntity"},  # no dictionary rules
+    {
+        "name": "citizens",
+        "key": ["id", "quoc_tich"],
+        "entity": "Citizen",
+        "classification": "SENSITIVE",
+    },  # columns as is
+    {
+        "name": "citizens",
+        "key": ["id"],
+        "entity": "NoSuchEntity",
+        "entity_schema": "free",
+    },  # no dictionary rules
 ]
 
 

@@ -82,7 +82,8 @@ def test_pipeline_with_binlog_end_to_end(
     doc = {
         "source_id": "BHXH.HN",
         "source": {"kind": "mariadb", "dsn": {"$env": "LT_TEST_BINLOG_DSN"}},
-        "tables": [{"name": "people", "key": ["id"], "entity": "person", "batch_size": 100,
+        "tables": [{"name": "people", "key": ["id"], "entity": "person", "entity_schema": "free",
+                    "batch_size": 100,
                     "binlog_server_id": 78, "classification": "INTERNAL"}],
     }  # fmt: skip
     rig = make_rig(tmp_path, keys, doc)

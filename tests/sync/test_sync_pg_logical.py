@@ -93,7 +93,8 @@ def test_pipeline_with_logical_slot_end_to_end(
     doc = {
         "source_id": "BHXH.HN",
         "source": {"kind": "postgres", "dsn": {"$env": "LT_TEST_LOGICAL_DSN"}},
-        "tables": [{"name": "people", "key": ["id"], "entity": "person", "logical_slot": "lt_t",
+        "tables": [{"name": "people", "key": ["id"], "entity": "person", "entity_schema": "free",
+                    "logical_slot": "lt_t",
                     "batch_size": 100, "classification": "INTERNAL"}],
     }  # fmt: skip
     rig = make_rig(tmp_path, keys, doc)

@@ -68,7 +68,7 @@ def test_split_name_join_and_code_list(tmp_path: Path) -> None:
     doc = {
         "source_id": "GD.HN", "source": {"kind": "sqlite", "path": "x.db"},
         "tables": [{
-            "name": "hoc_sinh", "key": ["ma"], "entity": "Student",
+            "name": "hoc_sinh", "key": ["ma"], "entity": "Student", "entity_schema": "free",
             "fields": {"ma": "student_id", "gt": {"to": "sex", "codes": {"1": "1", "0": "2"}}},
             "joins": {"ho_ten": {"to": "full_name", "from": ["ho", "dem", "ten"],
                                  "transform": "name"}},
@@ -166,7 +166,15 @@ def test_null_keys_quarantined_and_null_cursors_reported(tmp_path: Path, keys: K
     db.commit()
     db.close()
     doc = citizen_pipeline(cursor="updated_at")
-    doc["tables"] = [{"name": "people", "key": ["id"], "entity": "person", "cursor": "updated_at"}]
+    doc["tables"] = [
+        {
+            "name": "people",
+            "key": ["id"],
+            "entity": "person",
+            "cursor": "updated_at",
+            "entity_schema": "free",
+        }
+    ]
     rig = make_rig(tmp_path, keys, doc)
     report = rig.agency.run()
     assert (report.read, report.applied, report.quarantined) == (2, 1, 1)
@@ -175,3 +183,50 @@ def test_null_keys_quarantined_and_null_cursors_reported(tmp_path: Path, keys: K
     reasons = rig.store.conn.execute("SELECT reasons FROM sync_quarantine").fetchone()[0]
     assert "empty source key" in reasons
     rig.close()
+
+
+def _citizen_doc(**table: object) -> dict[str, object]:
+    spec: dict[str, object] = {
+        "name": "cd", "key": ["id"], "entity": "Citizen",
+        "fields": {"so": "personal_id", "ten": "full_name", "dan_toc": "ethnicity"},
+    }  # fmt: skip
+    spec.update(table)
+    return {"source_id": "CA.HN", "source": {"kind": "sqlite", "path": "x.db"}, "tables": [spec]}
+
+
+def test_classification_below_mapped_fields_is_refused() -> None:
+    """QA2 #2: a PUBLIC table mapping PERSONAL/SENSITIVE fields would travel unencrypted."""
+    with pytest.raises(ConfigError) as exc:
+        pipeline_from_dict(_citizen_doc(classification="PUBLIC"))
+    assert exc.value.details["errors"] == [
+        "tables[0].classification: PUBLIC is below the level of the mapped fields of Citizen "
+        "(PERSONAL/SENSITIVE); batches are encrypted at the table's classification"
+    ]
+    with pytest.raises(ConfigError, match=r"PERSONAL is below .* \(SENSITIVE\)"):
+        pipeline_from_dict(_citizen_doc(classification="PERSONAL"))
+    spec = pipeline_from_dict(_citizen_doc(classification="SENSITIVE")).tables[0]
+    assert spec.classification.name == "SENSITIVE"
+
+
+def test_entity_and_targets_must_be_in_the_dictionary() -> None:
+    """QA2 #9: a typo in the entity or a target no longer disables validation silently."""
+    with pytest.raises(ConfigError, match=r"'Citizn' is not an entity .*did you mean 'Citizen'"):
+        pipeline_from_dict(_citizen_doc(entity="Citizn", classification="SENSITIVE"))
+    typos = {"so": "personal_id", "ten": "ful_name", "dc": "dia_chi"}
+    doc = _citizen_doc(classification="SENSITIVE", fields=typos)
+    with pytest.raises(ConfigError) as exc:
+        pipeline_from_dict(doc)
+    assert any("'ful_name' is not a field of Citizen (did you mean 'full_name'?" in e
+               for e in exc.value.details["errors"])  # fmt: skip
+    assert any("'dia_chi' is not a field of Citizen" in e for e in exc.value.details["errors"])
+    doc = _citizen_doc(
+        classification="SENSITIVE", fields={"so": "personal_id", "cmnd": "personal_id"}
+    )
+    with pytest.raises(ConfigError, match=r"\['cmnd', 'so'\] all map to 'personal_id'"):
+        pipeline_from_dict(doc)
+    # the explicit opt-ins: an entity outside the dictionary, a deliberate extra target
+    free = pipeline_from_dict(_citizen_doc(entity="Citizn", entity_schema="free")).tables[0]
+    assert free.entity_schema == "free"
+    extra = _citizen_doc(classification="SENSITIVE", extra_fields=["ghi_chu"],
+                         fields={"so": "personal_id", "gc": "ghi_chu"})  # fmt: skip
+    assert pipeline_from_dict(extra).tables[0].extra_fields == ("ghi_chu",)

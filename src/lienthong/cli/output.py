@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -24,6 +25,10 @@ def emit_json(obj: Any) -> None:
 
 
 def fail(message: str, exit_code: int = 1) -> None:
-    """Print one error line on stderr and exit (used by the edge handler only)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print one error line on stderr and exit (used by the edge handler only).
+
+    The message is text, never markup: "[hub]" or a user's "[/red]" print as they are.
+    """
+    line = Text("error:", style="bold red").append(" ").append(message, style="")
+    err_console.print(line, highlight=False, soft_wrap=True)
     raise SystemExit(exit_code)

@@ -10,12 +10,14 @@ from typing import Any
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from lienthong.cli.output import console, emit_json
 from lienthong.errors import InputError, LienthongError, TerminalError
 from lienthong.sync.agency import RunReport
 from lienthong.sync.pipeline import load_pipeline
 from lienthong.sync.runtime import hub_database, open_agency
+from lienthong.sync.secrets import check_no_plaintext, resolve_secret
 from lienthong.sync.status import pipeline_status
 
 app = typer.Typer(help="Synchronise agency databases into the consolidated database (đồng bộ).",
@@ -83,7 +85,7 @@ def run(
             )
         )
         for w in report.warnings:
-            console.print(f"[yellow]warning:[/] {w}")
+            console.print(Text("warning: ", style="yellow").append(w, style=""))
     if report.error:
         raise typer.Exit(1)
 
@@ -109,15 +111,31 @@ def status(pipeline: Path = typer.Argument(...), as_json: bool = JSON) -> None:
     console.print(table)
 
 
+def db_argument(value: str, option: str) -> str:
+    """A consolidated-database option: a path or URL without a password, or a reference
+    ``env:NAME`` / ``file:PATH`` to a URL that carries one (kept out of ``ps``)."""
+    kind, sep, name = value.partition(":")
+    if sep and kind in ("env", "file") and name:
+        return resolve_secret({f"${kind}": name}, option, Path("."))
+    try:
+        check_no_plaintext(value, option)
+    except InputError as exc:
+        raise InputError(
+            f"{option}: plaintext password (visible in ps); pass env:NAME or file:PATH naming "
+            "the database URL instead"
+        ) from exc
+    return value
+
+
 def _hub_db(pipeline: Path | None, hub: str | None) -> str:
     if hub:
-        return hub
+        return db_argument(hub, "--hub")
     if pipeline is None:
         raise InputError("give --hub DATABASE or --pipeline PIPELINE")
     return hub_database(load_pipeline(pipeline))
 
 
-HUB = typer.Option(None, "--hub", help="Consolidated database (SQLite path or PostgreSQL URL).")
+HUB = typer.Option(None, "--hub", help="Consolidated database (as hub serve --db).")
 PIPE = typer.Option(None, "--pipeline", help="Take the hub database from this pipeline.")
 
 
@@ -174,12 +192,17 @@ def quarantine_resubmit(
     if as_json:
         emit_json(report)
     else:
-        console.print(f"quarantine entry {entry} re-submitted: {report}")
+        console.print(Text(f"quarantine entry {entry} re-submitted: {report}"))
 
 
 @hub_app.command("serve")
 def hub_serve(
-    db: str = typer.Option(..., "--db", help="Consolidated database (SQLite path or PG URL)."),
+    db: str = typer.Option(
+        ...,
+        "--db",
+        help="Consolidated database: SQLite path, PG URL without a password, or env:NAME / "
+        "file:PATH naming the URL.",
+    ),
     keys: Path = typer.Option(..., "--keys", help="Key directory (sync keys init)."),
     passphrase_env: str = typer.Option(..., "--passphrase-env", help="Env var of the passphrase."),
     source: list[str] = typer.Option([], "--source", help="SOURCE_ID=public.pem (repeatable)."),
@@ -234,7 +257,7 @@ def hub_serve(
         ceiling = Level.parse(max_level) if max_level is not None else None
     except InputError as exc:
         raise InputError(f"--max-level: {exc.message}") from exc
-    conn, dialect = connect_hub(db)
+    conn, dialect = connect_hub(db_argument(db, "--db"))
     hub = Hub(HubStore(conn, dialect), FileKeyStore(keys, ref).signer("hub"), sources,
               load_recipient_keys(keys, ref))  # fmt: skip
     serve(hub, port=port, clients=clients, max_level=ceiling)

@@ -52,7 +52,8 @@ _STATUS = {"Đang hoạt động": "hoat_dong", "Ngừng hoạt động": "ngung
 # source name (synth) → (source id, tables); field maps follow the dictionary's names
 PIPELINES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "population": ("BCA.DC", [
-        {"name": "cong_dan", "key": ["so_dinh_danh"], "entity": "Citizen", "fields": {
+        {"name": "cong_dan", "key": ["so_dinh_danh"], "entity": "Citizen",
+         "classification": "SENSITIVE", "fields": {
             "so_dinh_danh": "personal_id", "ho_ten": "full_name", "ngay_sinh": "date_of_birth",
             "gioi_tinh": "sex", "noi_dang_ky_khai_sinh": "birth_registration_commune_code",
             "que_quan": "hometown_commune_code", "thuong_tru_ma_xa": "permanent_commune_code",
@@ -67,7 +68,8 @@ PIPELINES: dict[str, tuple[str, list[dict[str, Any]]]] = {
             "ma_xa_moi": "to_commune_code"}},
     ]),
     "health": ("BHXH.VN", [
-        {"name": "the_bhyt", "key": ["ma_the"], "entity": "HealthInsuranceCard", "fields": {
+        {"name": "the_bhyt", "key": ["ma_the"], "entity": "HealthInsuranceCard",
+         "classification": "SENSITIVE", "fields": {
             "ma_the": "card_number", "ma_so_bhxh": "social_insurance_number",
             "ho_ten": "full_name", "ngay_sinh": "date_of_birth", "gioi_tinh": "sex",
             "gia_tri_tu": "valid_from", "gia_tri_den": "valid_to",

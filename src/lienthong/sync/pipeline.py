@@ -17,6 +17,7 @@ import yaml
 from lienthong.classification import Level
 from lienthong.errors import ConfigError, InputError
 from lienthong.sync.gateway_transport import GatewaySettings, parse_transport
+from lienthong.sync.secrets import check_no_plaintext
 from lienthong.sync.transforms import LENGTH_TRANSFORMS, TRANSFORMS
 from lienthong.sync.transforms import transform as find_transform
 
@@ -54,6 +55,8 @@ class TableSpec:
     logical_slot: str | None = None  # PostgreSQL log-based capture through this slot
     binlog_server_id: int | None = None  # MariaDB/MySQL binlog capture as this replica id
     cursor_overlap_s: float = 0.0  # cursor mode: re-check this many seconds behind the position
+    entity_schema: str = "dictionary"  # "free": an entity outside the data dictionary
+    extra_fields: tuple[str, ...] = ()  # targets kept beside a dictionary entity's fields
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,11 @@ def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipel
     state = err.check(doc.get("state", "sync-state.db"), str, "state")
     hub = err.check(doc.get("hub", {}), dict, "hub") or {}
     err.extend(f"hub.{k}: unknown setting" for k in hub if k not in ("url", "database"))
+    if isinstance(hub.get("database"), str):
+        try:
+            check_no_plaintext(hub["database"], "hub.database")
+        except ConfigError as exc:
+            err.append(exc.message)
     if hub and len(set(hub) & {"url", "database"}) != 1:
         err.append("hub: set exactly one of url (a hub process) or database (in-process hub)")
     transport = None
@@ -172,8 +180,9 @@ def _source(doc: Any, err: _Errors) -> SourceSpec | None:
 _TABLE_KEYS = {
     "name", "key", "entity", "fields", "joins", "cursor", "deleted_column", "batch_size",
     "classification", "on_added_columns", "file", "format", "logical_slot",
-    "binlog_server_id", "cursor_overlap_s",
+    "binlog_server_id", "cursor_overlap_s", "entity_schema", "extra_fields",
 }  # fmt: skip
+ENTITY_SCHEMAS = ("dictionary", "free")
 
 
 def _table(doc: Any, where: str, err: _Errors) -> TableSpec | None:
@@ -212,13 +221,71 @@ def _table(doc: Any, where: str, err: _Errors) -> TableSpec | None:
         overlap = 0
     elif overlap and not doc.get("cursor"):
         err.append(f"{where}cursor_overlap_s: only with a cursor column")
+    schema = doc.get("entity_schema", "dictionary")
+    if schema not in ENTITY_SCHEMAS:
+        err.append(f"{where}entity_schema: {schema!r} is not one of {', '.join(ENTITY_SCHEMAS)}")
+        schema = "dictionary"
+    targets = [f.target for f in fields]
+    err.extend(
+        f"{where}fields: {sorted(c for f in fields if f.target == t for c in f.sources)} all map "
+        f"to {t!r}; map one column (or a join) to each target"
+        for t in sorted({t for t in targets if targets.count(t) > 1})
+    )
     if not (name and key and entity):
         return None
+    extra = err.check(doc.get("extra_fields", []), list, f"{where}extra_fields") or []
+    extra = [str(x) for x in extra]
+    if schema == "dictionary":
+        _check_dictionary(entity, fields, level, extra, where, err)
     return TableSpec(
         name, tuple(key), entity, fields, doc.get("cursor"), doc.get("deleted_column"),
         size or 5000, level, drift, doc.get("file"), doc.get("format"), doc.get("logical_slot"),
-        server_id, float(overlap),
+        server_id, float(overlap), schema, tuple(extra),
     )  # fmt: skip
+
+
+def _check_dictionary(
+    entity: str,
+    fields: tuple[FieldSpec, ...],
+    level: Level,
+    extra: list[str],
+    where: str,
+    err: _Errors,
+) -> None:
+    """A dictionary entity: it exists, every target is one of its fields, and the table's
+    classification is not below the fields it maps (they are encrypted at that level)."""
+    import difflib
+
+    from lienthong.dictionary.model import load_dictionary
+
+    entities = load_dictionary().entities
+    found = entities.get(entity) or {k.lower(): v for k, v in entities.items()}.get(entity.lower())
+    if found is None:
+        near = difflib.get_close_matches(entity, list(entities), n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        err.append(
+            f"{where}entity: {entity!r} is not an entity of the data dictionary ({hint}one of "
+            f'{", ".join(entities)}); set entity_schema = "free" for an entity outside it'
+        )
+        return
+    names = found.field_names
+    for f in fields:
+        if f.target not in names and f.target not in extra:
+            near = difflib.get_close_matches(f.target, list(names), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            err.append(
+                f"{where}fields.{f.sources[0] if f.sources else f.target}: {f.target!r} is not "
+                f"a field of {found.name} ({hint}see `lienthong dictionary show {found.name}`; "
+                "list a deliberate extra target in extra_fields)"
+            )
+    mapped = [found.field(f.target) for f in fields if f.target in names] or list(found.fields)
+    above = sorted({m.classification for m in mapped if m.classification > level})
+    if above:
+        err.append(
+            f"{where}classification: {level.name} is below the level of the mapped fields of "
+            f"{found.name} ({'/'.join(a.name for a in above)}); batches are encrypted at the "
+            "table's classification"
+        )
 
 
 def _fields(fields: Any, joins: Any, where: str, err: _Errors) -> tuple[FieldSpec, ...]:

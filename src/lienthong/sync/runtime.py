@@ -22,7 +22,7 @@ from lienthong.sync.hub.store import HubStore
 from lienthong.sync.keys import load_public, load_recipient_keys, load_recipient_public
 from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import Pipeline
-from lienthong.sync.secrets import is_reference, resolve_secret
+from lienthong.sync.secrets import check_no_plaintext, is_reference, resolve_secret
 from lienthong.sync.transport import DirectTransport, HttpTransport, Transport
 from lienthong.trust.keystore import open_keystore
 
@@ -34,6 +34,7 @@ def hub_database(pipeline: Pipeline) -> str:
         raise ConfigError("pipeline has no [hub] database (its hub is a separate process)")
     if is_reference(db):
         return resolve_secret(db, "hub.database", pipeline.base_dir)
+    check_no_plaintext(str(db), "hub.database")
     return str(db if str(db).startswith("postgres") else pipeline.base_dir / str(db))
 
 
