@@ -611,3 +611,98 @@ def test_http_parse_errors_are_uniform_refusals(federation: Federation, raw: byt
     assert len(federation.received()) == before
     if not raw.endswith(b"HTTP/2.0\r\nHost: x\r\n" + _H + b"\r\n"):
         assert _bad_requests_counted(federation) == counted + 1  # recorded, not only answered
+
+
+class _EvilRelay:
+    """NDXP's TLS identity on its first-link port (the link proxy stopped): forwards to
+    BCA-GW like NDXP, then answers per ``mode``."""
+
+    def __init__(self, federation: Federation, kit: dict) -> None:
+        import asyncio
+        import threading
+
+        self.mode = "forge"
+        self._fed, self._kit = federation, kit
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        from lienthong.exchange.node import tls_contexts
+        from lienthong.trust.secrets import resolve_secret
+
+        relay = self._kit["relay"]
+        server_ctx, _ = tls_contexts(relay.cfg, resolve_secret(relay.cfg.passphrase))
+
+        async def handle(request: web.BaseRequest) -> web.Response:
+            if self.mode == "forge":
+                return web.Response(
+                    status=403,
+                    body=b'{"error":"LT.ACCESS_DENIED"}',
+                    headers={"X-LT-Error": "LT.ACCESS_DENIED"},
+                )
+            # "strip": forward without NDXP's hop receipt: BCA-GW refuses (signed) LT.ROUTE
+            headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
+            body = await request.read()
+            resp = await asyncio.to_thread(
+                httpx.post,
+                f"https://127.0.0.1:{self._kit['port']}{request.raw_path}",
+                headers=headers,
+                content=body,
+                verify=self._kit["tls"],
+            )
+            back = {k: v for k, v in resp.headers.items() if k.lower().startswith("x-lt-")}
+            return web.Response(status=resp.status_code, body=resp.content, headers=back)
+
+        async def main() -> None:
+            port = self._fed.testbed.proxies["NDXP"][0]
+            self._web = web.Server(handle)
+            self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
+            self._ready.set()
+
+        self._loop.run_until_complete(main())
+        self._loop.run_forever()
+        self._srv.close()
+        self._loop.run_until_complete(self._web.shutdown(1.0))
+        self._loop.run_until_complete(self._srv.wait_closed())
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+    def __enter__(self) -> _EvilRelay:
+        self._fed.running.stop("link:NDXP")
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._fed.running.start_link("NDXP")
+
+
+def test_a_relay_cannot_forge_refusals(federation: Federation, kit: dict) -> None:
+    """Refusals are signed by the refusing node, bound to the request hash: an unsigned one
+    from a relay reaches the caller as LT.UNAVAILABLE, a genuine one keeps its code."""
+    url = f"{_internal(federation)}/r1/{SVC_ECHO}"
+
+    def call() -> httpx.Response:
+        return httpx.post(url, headers=HEADERS, content=b"x", timeout=20)
+
+    with _EvilRelay(federation, kit) as evil:
+        refused(federation, call, "LT.UNAVAILABLE")
+        evil.mode = "strip"
+        refused(federation, call, "LT.ROUTE")
+
+
+def test_unsigned_hop_timings_are_kept_only_when_tame() -> None:
+    from lienthong.exchange.outbound import _hop_ms
+
+    route = ["BHXH-GW", "NDXP", "BCA-GW"]
+    good = "NDXP=3.100,BCA-GW=1.200,service=0.400"
+    assert _hop_ms(good, route) == good
+    for bad in ["NDXP=1.000,evil=" + "9" * 400, "NDXP=1.000,NDXP=2.000", "NDXP=x", "", "NDXP=1"]:
+        assert _hop_ms(bad, route) is None

@@ -231,6 +231,20 @@ def response_claims(
     }
 
 
+def refusal_token(node: str, req_hash: str, code: str, ts: float, signer: KeyedSigner) -> str:
+    """A node's signed statement that it refused the request with this hash with ``code``: a
+    relay cannot forge a refusal in the name of another node (nor lift one to another call)."""
+    claims = {
+        "v": PROTOCOL_VERSION,
+        "typ": "lt-err",
+        "node": node,
+        "req": req_hash,
+        "code": code,
+        "ts": ts,
+    }
+    return sign_claims(claims, [signer])[0]
+
+
 def hop_receipt(node: str, req_hash: str, ts: float, signer: KeyedSigner) -> str:
     """A relay's signed statement that it verified and forwarded the request."""
     claims = {"v": PROTOCOL_VERSION, "typ": "lt-hop", "node": node, "req": req_hash, "ts": ts}

@@ -80,6 +80,7 @@ class Exchange:
     upstream_ms: float = 0.0
     hops: int = 0
     hop_ms: str | None = None
+    req_hash: str = ""  # peer role: hash of the X-LT-Request received (signed refusals name it)
     streaming: bool = False  # response headers already sent: errors can only cut the stream
 
     def elapsed_ms(self) -> float:

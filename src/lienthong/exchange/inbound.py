@@ -33,6 +33,7 @@ from lienthong.exchange.policy import verify_access, verify_route
 from lienthong.exchange.protocol import (
     H_ERROR,
     H_HOPS,
+    H_REFUSAL,
     H_REQUEST,
     H_REQUEST_PQ,
     H_RESPONSE,
@@ -81,6 +82,8 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
     policy = node.directory.policy[level]
     verify_single_headers(request.headers)
     tokens = [request.headers.get(H_REQUEST, ""), request.headers.get(H_REQUEST_PQ, "")]
+    if tokens[0]:
+        ex.req_hash = token_hash(tokens[0])  # from here a refusal is signed and bound to it
     claims, ident = verify_tokens(tokens, node.certs.lookup, hybrid=policy.hybrid_signature)
     verify_claim_text(claims)  # before the claims name anything in a log or a header
     ex.begin(claims["id"], ident, service, request.method)
@@ -116,7 +119,7 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
         raise Refused(ErrorCode.ROUTE, "TLS peer is not the previous hop", peer=peer)
     if policy.encrypt and (not claims.get("enc") or claims["enc"].get("suite") != policy.suite):
         raise Refused(ErrorCode.CLEARANCE, "plaintext or wrong suite where encryption is required")
-    req_hash = token_hash(tokens[0])
+    req_hash = ex.req_hash
     hops = [h for h in request.headers.get(H_HOPS, "").split(",") if h]
     _verify_hops(node, hops, route, req_hash)
     ex.hops = len(route) - 1
@@ -158,7 +161,7 @@ async def handle_peer_call(
     return await provide(node, sessions, request, ex, v)
 
 
-_PASS_BACK = ("Content-Type", H_RESPONSE, H_RESPONSE_PQ, H_ERROR)
+_PASS_BACK = ("Content-Type", H_RESPONSE, H_RESPONSE_PQ, H_ERROR, H_REFUSAL)
 
 
 def _timing(name: str, ms: float, downstream: str | None) -> str:

@@ -33,6 +33,7 @@ from lienthong.exchange.policy import verify_access, verify_route
 from lienthong.exchange.protocol import (
     H_ERROR,
     H_ID,
+    H_REFUSAL,
     H_REQUEST,
     H_REQUEST_HASH,
     H_REQUEST_PQ,
@@ -54,7 +55,7 @@ def _content_length(request: web.BaseRequest, limit: int) -> None:
         raise Refused(ErrorCode.TOO_LARGE, "declared body larger than the limit", size=declared)
 
 
-_TIMING = re.compile(r"[A-Za-z0-9_.:=,\-]{1,600}")
+_MS = re.compile(r"\d{1,7}\.\d{3}")
 
 
 @dataclass
@@ -161,7 +162,7 @@ async def handle_client_call(
         if out.spooled is not None:
             out.spooled.close()
     ex.hops = len(route) - 1
-    sent = _Sent(claims, token_hash(tokens[0]), out.secret, t_up, hybrid, tokens)
+    sent = _Sent(claims, token_hash(tokens[0]), out.secret, t_up, hybrid, tokens, first_hop)
     try:
         answer = await _relay_response(node, request, ex, resp, sent)
     except BaseException:
@@ -179,15 +180,66 @@ class _Sent:
     t_up: float
     hybrid: bool
     tokens: list[str]  # the signed request (kept as message-log evidence)
+    first_hop: str  # the TLS peer the answer came from (its identity checked on connect)
+
+
+def _refused_by(node: Node, resp: Any, sent: _Sent, code: str | None) -> str | None:
+    """The node whose signed ``X-LT-Refusal`` names this request and this code, or None."""
+    token = resp.headers.get(H_REFUSAL)
+    if code not in ErrorCode.__members__.values() or not token or len(token) > 4096:
+        return None
+    try:
+        claims, ident = verify_tokens([token], node.certs.node_lookup, hybrid=False)
+    except Refused:
+        return None
+    ts = claims.get("ts")
+    fresh = isinstance(ts, int | float) and abs(time.time() - ts) <= node.replay.window_s
+    ok = (claims.get("typ"), claims.get("node"), claims.get("req"), claims.get("code")) == (
+        "lt-err",
+        ident,
+        sent.req_hash,
+        code,
+    )
+    return ident if ok and fresh and ident in sent.claims["route"] else None
+
+
+def _hop_ms(timing: str, route: list[str]) -> str | None:
+    """``X-LT-Timing`` is unsigned: kept only as "node=ms" items naming nodes of the route
+    or the service, at most one each, with plain numbers — never free text
+    a relay chose."""
+    if not timing or len(timing) > 64 * len(route):
+        return None
+    allowed = set(route) | {"service"}
+    seen: set[str] = set()
+    for item in timing.split(","):
+        name, _, ms = item.partition("=")
+        if name not in allowed or name in seen or not _MS.fullmatch(ms):
+            return None
+        seen.add(name)
+    return timing
 
 
 def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any], list[str]]:
     """The provider's signed response claims, bound to this request (else Refused)."""
     code = resp.headers.get(H_ERROR)
     if code is not None or H_RESPONSE not in resp.headers:
-        known = code in ErrorCode.__members__.values()
-        lt = ErrorCode(code) if known else ErrorCode.UNAVAILABLE
-        raise Refused(lt, "refused by a peer", peer_status=resp.status, remote=True)
+        by = _refused_by(node, resp, sent, code)
+        if by is None:  # any relay could have said it: the caller learns only "unavailable"
+            raise Refused(
+                ErrorCode.UNAVAILABLE,
+                f"unauthenticated refusal from {sent.first_hop}",
+                peer=sent.first_hop,
+                got=(code or "")[:32],
+                peer_status=resp.status,
+                remote=True,
+            )
+        raise Refused(
+            ErrorCode(code),
+            f"refused by {by} (signed)",
+            node=by,
+            peer_status=resp.status,
+            remote=True,
+        )
     tokens = [resp.headers[H_RESPONSE], resp.headers.get(H_RESPONSE_PQ, "")]
     rclaims, ident = verify_tokens(tokens, node.certs.lookup, hybrid=sent.hybrid)
     provider = sent.claims["service"].rsplit("/", 1)[0]
@@ -200,8 +252,7 @@ def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any]
 async def _relay_response(
     node: Node, request: web.BaseRequest, ex: Exchange, resp: Any, sent: _Sent
 ) -> web.StreamResponse:
-    timing = resp.headers.get(H_TIMING, "")
-    ex.hop_ms = timing if _TIMING.fullmatch(timing) else None  # peer text: stored only if tame
+    ex.hop_ms = _hop_ms(resp.headers.get(H_TIMING, ""), sent.claims["route"])
     rclaims, tokens = _verify_response(node, resp, sent)
     out_headers = {H_ID: sent.claims["id"], H_REQUEST_HASH: sent.req_hash}
     if rclaims.get("ctype"):

@@ -36,6 +36,7 @@ H_RESPONSE = "X-LT-Response"
 H_RESPONSE_PQ = "X-LT-Response-PQ"
 H_HOPS = "X-LT-Hops"  # comma-separated hop receipts added by relays
 H_REQUEST_HASH = "X-LT-Request-Hash"
+H_REFUSAL = "X-LT-Refusal"  # the refusing node's signed statement (code bound to the request)
 H_TIMING = "X-LT-Timing"  # informational, unsigned: "node=ms,...,service=ms" on responses
 
 MAX_SUBPATH = 1024

@@ -26,12 +26,13 @@ from aiohttp.web_protocol import RequestHandler
 
 from lienthong.errors import IntegrityError, LienthongError
 from lienthong.exchange.config import GatewayConfig, Listen
+from lienthong.exchange.envelope import refusal_token
 from lienthong.exchange.exchange_log import Exchange, Metrics
 from lienthong.exchange.health import health_handler, metrics_handler
 from lienthong.exchange.inbound import handle_peer_call
 from lienthong.exchange.node import Node, build_node, log, tls_contexts
 from lienthong.exchange.outbound import handle_client_call
-from lienthong.exchange.protocol import H_ERROR, ErrorCode, Refused, error_body
+from lienthong.exchange.protocol import H_ERROR, H_REFUSAL, ErrorCode, Refused, error_body
 from lienthong.exchange.transport import Sessions, make_sessions, peer_der
 from lienthong.trust.secrets import resolve_secret
 
@@ -108,7 +109,12 @@ def exchange_route(
                 if request.transport is not None:
                     request.transport.abort()
                 raise ConnectionResetError("stream aborted") from exc
-            return refusal(code)
+            answer = refusal(code)
+            if ex.req_hash:  # peer role, request token read: sign the refusal, bound to it
+                answer.headers[H_REFUSAL] = refusal_token(
+                    node.name, ex.req_hash, code.value, time.time(), node.receipt_signer
+                )
+            return answer
         ex.finish(node, metrics, status=resp.status, result="ok", code=None)
         return resp
 
