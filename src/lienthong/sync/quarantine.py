@@ -72,9 +72,22 @@ def get_quarantine(hub_url: str, entry: int) -> dict[str, Any]:
     return _row(row) | {"closed": closed}
 
 
-def resubmit(pipeline: Pipeline, entry: int, corrections: dict[str, Any]) -> dict[str, Any]:
-    """Correct and re-send quarantine ``entry``; raise ValidationError if still invalid."""
-    doc = get_quarantine(hub_database(pipeline), entry)
+def resubmit(
+    pipeline: Pipeline, entry: int, corrections: dict[str, Any], hub: str | None = None
+) -> dict[str, Any]:
+    """Correct and re-send quarantine ``entry``; raise ValidationError if still invalid.
+
+    The entry is read from the consolidated database: the pipeline's own (``[hub] database``)
+    or ``hub`` (a SQLite path or PostgreSQL URL reachable from here, e.g. the ``--db`` of a
+    separate ``sync hub serve``). The corrected row always travels like every batch: signed
+    by this agency, through the pipeline's own transport (embedded hub, HTTP or gateways).
+    """
+    if hub is None and "database" not in pipeline.hub:
+        raise InputError(
+            f"pipeline {pipeline.source_id} sends to a separate hub process: give the "
+            "consolidated database it serves (--hub DB, as its hub serve --db) to read the entry"
+        )
+    doc = get_quarantine(hub or hub_database(pipeline), entry)
     if doc["source"] != pipeline.source_id:
         raise InputError(f"quarantine entry {entry} belongs to source {doc['source']}")
     if doc["closed"] in ("superseded", "deleted"):
