@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lienthong.cli.output import console, emit_json
-from lienthong.errors import InputError, LienthongError, TerminalError
+from lienthong.errors import InputError, KeyStoreError, LienthongError, NotFound, TerminalError
 from lienthong.sync.agency import RunReport
 from lienthong.sync.pipeline import load_pipeline
 from lienthong.sync.runtime import hub_database, open_agency
@@ -28,6 +29,8 @@ keys_app = typer.Typer(help="Key material of a sync deployment.", no_args_is_hel
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(hub_app, name="hub")
 app.add_typer(keys_app, name="keys")
+schema_app = typer.Typer(help="Source schema drift.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
 
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
 
@@ -39,55 +42,98 @@ def run(
     interval: float = typer.Option(0.5, help="Seconds between polls in --follow mode."),
     as_json: bool = JSON,
 ) -> None:
-    """Synchronise every table of PIPELINE once (or continuously with --follow)."""
+    """Synchronise every table of PIPELINE once (or continuously with --follow).
+
+    With --follow and stdout not a terminal, one line per pass that moved rows (and one every
+    minute while idle); SIGTERM or Ctrl-C ends after the current pass with the summary.
+    """
     spec = load_pipeline(pipeline)
     started = time.perf_counter()
-    with Progress(
+    live = not as_json and console.is_terminal
+    bar = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=console, disable=as_json, transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("starting", total=None)
+        console=console, disable=not live, transient=True,
+    )  # fmt: skip
+    task = bar.add_task("starting", total=None)
 
-        def progress(table: str, r: RunReport) -> None:
-            rate = r.extracted / max(1e-9, time.perf_counter() - started)
-            bar.update(task, description=(
-                f"{table}: {r.extracted:,} rows read · {rate:,.0f} rows/s · "
-                f"{r.quarantined:,} quarantined · lag {agency.outbox.pending_count()} batches"
-            ))  # fmt: skip
+    def progress(table: str, r: RunReport) -> None:
+        rate = r.extracted / max(1e-9, time.perf_counter() - started)
+        bar.update(task, description=(
+            f"{table}: {r.extracted:,} rows read · {rate:,.0f} rows/s · "
+            f"{r.quarantined:,} quarantined · lag {agency.outbox.pending_count()} batches"
+        ))  # fmt: skip
 
-        agency = open_agency(spec, progress=progress)
-        try:
+    # checked before the progress display starts: a refusal is one line, nothing before it
+    agency = open_agency(spec, progress=progress)
+    try:
+        with bar:
             if follow:
-                stop = threading.Event()
-                try:
-                    report = agency.follow(stop, interval)
-                except KeyboardInterrupt:
-                    stop.set()
-                    report = agency.report
+                report = _follow(agency, interval, log=not as_json and not live)
             else:
                 report = agency.run()
-        except TerminalError as exc:
-            _remember_refusal(agency, exc)
-            raise
-        finally:
-            agency.close()
+    except TerminalError as exc:
+        _remember_refusal(agency, exc)
+        raise
+    finally:
+        agency.close()
     out = report.to_dict() | {"elapsed_s": round(time.perf_counter() - started, 3)}
     if as_json:
         emit_json(out)
     else:
-        console.print(
-            f"read {report.read:,} = applied {report.applied:,} + quarantined "
-            f"{report.quarantined:,} in {out['elapsed_s']} s"
-            + (
-                f"; {report.pending_batches} batches waiting: {report.error}"
-                if report.error
-                else ""
-            )
-        )
+        console.print(Text(_summary(report, out["elapsed_s"])), soft_wrap=True)
         for w in report.warnings:
-            console.print(Text("warning: ", style="yellow").append(w, style=""))
+            console.print(Text("warning: ", style="yellow").append(w, style=""), soft_wrap=True)
     if report.error:
         raise typer.Exit(1)
+
+
+def _summary(r: RunReport, elapsed: float | None = None) -> str:
+    """``read N = applied A + quarantined Q``, or, while batches wait for the hub, what was
+    read from the source beside what the hub acknowledged."""
+    took = f" in {elapsed} s" if elapsed is not None else ""
+    if not r.pending_batches and r.extracted <= r.read:
+        line = f"read {r.read:,} = applied {r.applied:,} + quarantined {r.quarantined:,}{took}"
+    else:
+        line = (
+            f"read {r.extracted:,} from the source{took}; acknowledged by the hub "
+            f"{r.read:,} = applied {r.applied:,} + quarantined {r.quarantined:,}; "
+            f"{r.pending_batches:,} batches waiting for the hub"
+        )
+    return line + (f": {r.error}" if r.error else "")
+
+
+def _follow(agency: Any, interval: float, log: bool) -> RunReport:
+    """Passes until SIGTERM/SIGINT; ``log``: one line per pass that moved rows."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    total = RunReport()
+    last_line = time.monotonic()
+    try:
+        while not stop.is_set():
+            try:
+                r = agency.run()
+            except KeyboardInterrupt:
+                r, stop_now = agency.report, True
+            else:
+                stop_now = False
+            for k in ("read", "applied", "quarantined", "batches", "extracted"):
+                setattr(total, k, getattr(total, k) + getattr(r, k))
+            total.pending_batches, total.error = r.pending_batches, r.error
+            total.warnings = r.warnings
+            now = time.monotonic()
+            if log and (r.extracted or r.read or r.error or now - last_line >= 60):
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                console.print(Text(f"{stamp} pass: {_summary(r)}"), soft_wrap=True)
+                last_line = now
+            if stop_now:
+                break
+            try:
+                stop.wait(interval if not r.error else min(5.0, interval * 10))
+            except KeyboardInterrupt:
+                break
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return total
 
 
 def _remember_refusal(agency: Any, exc: TerminalError) -> None:
@@ -95,6 +141,24 @@ def _remember_refusal(agency: Any, exc: TerminalError) -> None:
     the outbox; put the reason where ``sync status`` shows it, on the first waiting batch."""
     for item in agency.outbox.pending(1):
         agency.outbox.set_field(item.tbl, "last_error", exc.message, agency.now())
+
+
+@schema_app.command("accept")
+def schema_accept(
+    pipeline: Path = typer.Argument(..., help="pipeline.toml or .yaml"),
+    table: str | None = typer.Option(None, "--table", help="Only this table (default: all)."),
+    as_json: bool = JSON,
+) -> None:
+    """Accept the current source schema after a drift (update the mapping first)."""
+    from lienthong.sync.drift import accept_schema
+
+    done = accept_schema(load_pipeline(pipeline), table)
+    if as_json:
+        emit_json({"tables": done})
+        return
+    for t in done:
+        what = f"accepted ({t['accepted']})" if t["accepted"] else "no drift"
+        console.print(Text(f"{t['table']}: {what}"), soft_wrap=True)
 
 
 @app.command("status")
@@ -128,11 +192,16 @@ def db_argument(value: str, option: str) -> str:
 
 
 def _hub_db(pipeline: Path | None, hub: str | None) -> str:
+    """An existing consolidated database (inspecting one never creates it)."""
     if hub:
-        return db_argument(hub, "--hub")
-    if pipeline is None:
+        db = db_argument(hub, "--hub")
+    elif pipeline is None:
         raise InputError("give --hub DATABASE or --pipeline PIPELINE")
-    return hub_database(load_pipeline(pipeline))
+    else:
+        db = hub_database(load_pipeline(pipeline))
+    if not db.startswith("postgres") and not Path(db).is_file():
+        raise InputError(f"no consolidated database at {db}")
+    return db
 
 
 HUB = typer.Option(None, "--hub", help="Consolidated database (as hub serve --db).")
@@ -165,7 +234,10 @@ def quarantine_show(
     """Show one quarantined row: the raw source values and every reason."""
     from lienthong.sync.quarantine import get_quarantine
 
-    doc = get_quarantine(_hub_db(pipeline, hub), entry)
+    try:
+        doc = get_quarantine(_hub_db(pipeline, hub), entry)
+    except NotFound as exc:
+        raise InputError(exc.message) from exc
     if as_json:
         emit_json(doc)
     else:
@@ -225,6 +297,7 @@ def hub_serve(
     Behind the hub's gateway: its services map the sync service to http://127.0.0.1:PORT/sync/v1.
     """
     from lienthong.classification import Level
+    from lienthong.cli.listen import check_listen
     from lienthong.identifiers import SubsystemId
     from lienthong.sync.hub.dialect import connect_hub
     from lienthong.sync.hub.server import serve
@@ -234,6 +307,8 @@ def hub_serve(
     from lienthong.trust.keystore import FileKeyStore
 
     ref = {"$env": passphrase_env}
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port}: a TCP port between 1 and 65535")
     sources = {}
     for item in source:
         sid, sep, pem = item.partition("=")
@@ -257,9 +332,15 @@ def hub_serve(
         ceiling = Level.parse(max_level) if max_level is not None else None
     except InputError as exc:
         raise InputError(f"--max-level: {exc.message}") from exc
-    conn, dialect = connect_hub(db_argument(db, "--db"))
-    hub = Hub(HubStore(conn, dialect), FileKeyStore(keys, ref).signer("hub"), sources,
-              load_recipient_keys(keys, ref))  # fmt: skip
+    database = db_argument(db, "--db")
+    # everything that can be wrong is checked before the database is created or opened
+    try:
+        signer, recipient = FileKeyStore(keys, ref).signer("hub"), load_recipient_keys(keys, ref)
+    except KeyStoreError as exc:  # a wrong passphrase is bad input: exit 2, nothing created
+        raise InputError(exc.message) from exc
+    check_listen("127.0.0.1", port)
+    conn, dialect = connect_hub(database)
+    hub = Hub(HubStore(conn, dialect), signer, sources, recipient)
     serve(hub, port=port, clients=clients, max_level=ceiling)
 
 

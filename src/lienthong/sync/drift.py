@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from lienthong.errors import ConfigError
+from lienthong.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,48 @@ def compare_schema(recorded: dict[str, str], current: dict[str, str]) -> Drift:
     )
 
 
+def accept_schema(pipeline: Any, table: str | None = None) -> list[dict[str, Any]]:
+    """Record each table's current source schema as accepted (after the operator updated the
+    mapping); the mapping must fit the current columns. Returns what changed per table."""
+    from lienthong.sync.agency import utc_now
+    from lienthong.sync.connectors import open_connectors
+    from lienthong.sync.outbox import Outbox
+    from lienthong.sync.runtime import check_sources
+
+    specs = [pipeline.table(table)] if table else list(pipeline.tables)
+    state = pipeline.base_dir / pipeline.state
+    if not state.is_file():
+        raise InputError(f"no pipeline state at {state}: the first run records the schema")
+    connectors = open_connectors(pipeline)
+    try:
+        check_sources(pipeline, {s.name: connectors[s.name] for s in specs}, specs)
+        outbox = Outbox(state)
+        try:
+            out = []
+            for spec in specs:
+                current = connectors[spec.name].schema()
+                recorded = outbox.schema(spec.name) or {}
+                drift = compare_schema(recorded, current)
+                if drift:
+                    outbox.set_field(spec.name, "schema", current, utc_now())
+                    outbox.set_field(spec.name, "last_error", None, utc_now())
+                out.append({"table": spec.name, "accepted": drift.describe() or None})
+            return out
+        finally:
+            outbox.close()
+    finally:
+        for c in connectors.values():
+            c.close()
+
+
 def verify_no_drift(table: str, drift: Drift, on_added: str) -> None:
     """Raise unless the drift is only added columns and the table allows continuing."""
     if not drift or (on_added == "continue" and not drift.removed and not drift.retyped):
         return
     raise ConfigError(
-        f"schema drift in source table {table}: {drift.describe()}; update the pipeline "
-        'mapping and run `lienthong sync schema accept` (or set on_added_columns = "continue")',
+        f"schema drift in source table {table}: {drift.describe()}; update the pipeline's "
+        f"mapping, then run `lienthong sync schema accept PIPELINE --table {table}`"
+        + ("" if drift.removed or drift.retyped else ' (or set on_added_columns = "continue")'),
         code="schema_drift",
         table=table,
     )

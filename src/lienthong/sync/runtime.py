@@ -21,7 +21,7 @@ from lienthong.sync.hub.service import Hub
 from lienthong.sync.hub.store import HubStore
 from lienthong.sync.keys import load_public, load_recipient_keys, load_recipient_public
 from lienthong.sync.outbox import Outbox
-from lienthong.sync.pipeline import Pipeline
+from lienthong.sync.pipeline import Pipeline, TableSpec
 from lienthong.sync.secrets import check_no_plaintext, is_reference, resolve_secret
 from lienthong.sync.transport import DirectTransport, HttpTransport, Transport
 from lienthong.trust.keystore import open_keystore
@@ -75,9 +75,37 @@ def local_hub(pipeline: Pipeline, keys: AgencyKeys) -> Hub:
                recipient)  # fmt: skip
 
 
+def check_sources(
+    pipeline: Pipeline, connectors: dict[str, Any], tables: list[TableSpec] | None = None
+) -> None:
+    """Every table's source exists and has the columns the pipeline names (key, cursor,
+    deleted column, mapped columns): checked before any state or hub file is created."""
+    for spec in tables if tables is not None else pipeline.tables:
+        columns = connectors[spec.name].schema()
+        needed = [*spec.key, *filter(None, [spec.cursor, spec.deleted_column])]
+        needed += [s for f in spec.fields for s in f.sources]
+        missing = list(dict.fromkeys(c for c in needed if c not in columns))
+        if missing:
+            shown = ", ".join(list(columns)[:20]) + (", …" if len(columns) > 20 else "")
+            raise ConfigError(
+                f"table {spec.name}: the source has no column {', '.join(map(repr, missing))} "
+                f"(it has: {shown}); if the source dropped it, update the mapping and run "
+                f"`lienthong sync schema accept PIPELINE --table {spec.name}`"
+            )
+
+
 def open_agency(pipeline: Pipeline, progress: Progress | None = None) -> AgencySync:
-    """Build the agency side of ``pipeline`` with the adapters its file names."""
+    """Build the agency side of ``pipeline`` with the adapters its file names.
+
+    Keys, sources and their columns are checked first: a bad pipeline leaves no state file."""
     keys = agency_keys(pipeline)
+    connectors = open_connectors(pipeline)
+    try:
+        check_sources(pipeline, connectors)
+    except BaseException:
+        for c in connectors.values():
+            c.close()
+        raise
     transport: Transport
     if pipeline.transport is not None:
         transport = GatewayTransport(pipeline.transport)
@@ -88,5 +116,5 @@ def open_agency(pipeline: Pipeline, progress: Progress | None = None) -> AgencyS
     else:
         raise ConfigError("pipeline has no [hub] (url or database) and no [transport]")
     outbox = Outbox(pipeline.base_dir / pipeline.state)
-    return AgencySync(pipeline, open_connectors(pipeline), outbox, transport, keys,
+    return AgencySync(pipeline, connectors, outbox, transport, keys,
                       progress=progress)  # fmt: skip
