@@ -315,3 +315,11 @@ def test_refusal_detail_never_holds_a_personal_id() -> None:
     detail = entry.to_dict()["detail"]
     assert entry.to_dict()["event"] == "request.malformed" and "key" not in detail
     assert detail["reason"] == "bad sub-path segment '[redacted]..'"
+
+
+def test_redaction_keeps_fingerprints_whole() -> None:
+    from lienthong.exchange.exchange_log import _scrub
+
+    fp = "460ecdd1234567890123e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9"
+    assert _scrub(f"kid {fp}") == f"kid {fp}"
+    assert _scrub("id 001203004567 x001203004567") == "id [redacted] x[redacted]"

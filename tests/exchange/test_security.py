@@ -639,6 +639,11 @@ class _EvilRelay:
         server_ctx, _ = tls_contexts(relay.cfg, resolve_secret(relay.cfg.passphrase))
 
         async def handle(request: web.BaseRequest) -> web.Response:
+            resp = await answer(request)
+            resp.force_close()  # no keep-alive connection left behind
+            return resp
+
+        async def answer(request: web.BaseRequest) -> web.Response:
             if self.mode == "forge":
                 return web.Response(
                     status=403,
@@ -668,6 +673,9 @@ class _EvilRelay:
         self._loop.run_forever()
         self._srv.close()
         self._loop.run_until_complete(self._web.shutdown(1.0))
+        for proto in self._web.connections:
+            if proto.transport is not None:
+                proto.transport.abort()
         self._loop.run_until_complete(self._srv.wait_closed())
         self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()
@@ -706,3 +714,25 @@ def test_unsigned_hop_timings_are_kept_only_when_tame() -> None:
     assert _hop_ms(good, route) == good
     for bad in ["NDXP=1.000,evil=" + "9" * 400, "NDXP=1.000,NDXP=2.000", "NDXP=x", "", "NDXP=1"]:
         assert _hop_ms(bad, route) is None
+
+
+@pytest.mark.parametrize("case", ["stale", "future", "empty-item"])
+def test_hop_receipts_fresh_and_well_formed(federation: Federation, kit: dict, case: str) -> None:
+    from lienthong.exchange.envelope import hop_receipt
+
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, req_hash = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE
+    )
+    relay = kit["relay"]
+    if case == "empty-item":
+        headers["X-LT-Hops"] += ",,"
+    else:
+        ts = 0.0 if case == "stale" else time.time() + 365 * 86400
+        headers["X-LT-Hops"] = hop_receipt(relay.name, req_hash, ts, relay.receipt_signer)
+    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.ROUTE")
+
+
+def test_double_trailing_slash_is_refused(federation: Federation) -> None:
+    url = f"{_internal(federation)}/r1/{SVC_ECHO}//"
+    refused(federation, lambda: httpx.post(url, headers=HEADERS, content=b"x"), "LT.BAD_REQUEST")

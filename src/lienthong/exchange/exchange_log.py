@@ -80,6 +80,7 @@ class Exchange:
     upstream_ms: float = 0.0
     hops: int = 0
     hop_ms: str | None = None
+    tls_peer: str = ""  # peer role: the node on the other end of the mutual TLS
     req_hash: str = ""  # peer role: hash of the X-LT-Request received (signed refusals name it)
     streaming: bool = False  # response headers already sent: errors can only cut the stream
 
@@ -220,6 +221,8 @@ class Exchange:
             value = getattr(self, name)
             if value:
                 detail[name] = _scrub(str(value))
+        if self.tls_peer:
+            detail["tls_peer"] = _scrub(self.tls_peer)
         if isinstance(error, LienthongError):
             detail["reason"] = _scrub(error.message)
             for key, value in error.details.items():
@@ -250,12 +253,20 @@ _SAFE_DETAILS = frozenset(
     {"service", "client", "claim", "route", "peer", "node", "level", "hops", "limit", "size"}
     | {"kid", "skew", "got", "expired_at", "peer_status", "remote", "serial", "error", "header"}
 )
-# runs of 9+ digits (CMND 9, CCCD/personal ID 12, phone numbers) are never logged in clear
+# runs of 9+ digits (CMND 9, CCCD/personal ID 12, phone numbers) are never logged in clear,
+# except inside a hex string of 32+ characters (a fingerprint or hash: "460ecdd…" stays whole)
 _DIGITS = re.compile(r"\d{9,}")
+_WORD = re.compile(r"[0-9A-Za-z]{9,}")
+_HASH = re.compile(r"[0-9a-fA-F]{32,}")
+
+
+def _redact_word(match: re.Match[str]) -> str:
+    word = match.group()
+    return word if _HASH.fullmatch(word) else _DIGITS.sub("[redacted]", word)
 
 
 def _scrub(text: str) -> str:
-    return _DIGITS.sub("[redacted]", text)[:300]
+    return _WORD.sub(_redact_word, text)[:300]
 
 
 def _safe_value(value: Any) -> Any:

@@ -73,6 +73,7 @@ def _peer_identity(node: Node, request: web.BaseRequest) -> str:
 def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> Verified:
     """Every check of an incoming gateway request; return what the next step needs."""
     peer = _peer_identity(node, request)
+    ex.tls_peer = peer  # named in the security event of any refusal from here on
     raw_path, _, query = request.message.path.partition("?")
     service, subpath = parse_target(raw_path)
     verify_query(query)
@@ -120,7 +121,10 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
     if policy.encrypt and (not claims.get("enc") or claims["enc"].get("suite") != policy.suite):
         raise Refused(ErrorCode.CLEARANCE, "plaintext or wrong suite where encryption is required")
     req_hash = ex.req_hash
-    hops = [h for h in request.headers.get(H_HOPS, "").split(",") if h]
+    hops_text = request.headers.get(H_HOPS, "")
+    hops = hops_text.split(",") if hops_text else []
+    if "" in hops:
+        raise Refused(ErrorCode.ROUTE, "empty hop receipt")
     _verify_hops(node, hops, route, req_hash)
     ex.hops = len(route) - 1
     return Verified(claims, tokens, req_hash, level, policy.hybrid_signature, nxt, hops, service)
@@ -138,8 +142,16 @@ def _verify_hops(node: Node, hops: list[str], route: list[str], req_hash: str) -
     relays_before = route[1:me]
     if len(hops) != len(relays_before):
         raise Refused(ErrorCode.ROUTE, "hop receipts missing or extra", hops=len(hops))
+    now = time.time()
     for token, relay in zip(hops, relays_before, strict=True):
         claims, ident = verify_tokens([token], node.certs.node_lookup, hybrid=False)
+        ts = claims.get("ts")
+        if (
+            not isinstance(ts, int | float)
+            or isinstance(ts, bool)
+            or not abs(now - ts) <= node.replay.window_s
+        ):
+            raise Refused(ErrorCode.ROUTE, "hop receipt outside the freshness window")
         if (ident, claims.get("typ"), claims.get("node"), claims.get("req")) != (
             relay,
             "lt-hop",

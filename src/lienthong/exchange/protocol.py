@@ -156,8 +156,9 @@ def verify_subpath(subpath: str) -> None:
         raise Refused(ErrorCode.BAD_REQUEST, "sub-path too long")
     if not subpath:
         return
-    for segment in subpath[1:].split("/"):
-        if segment == "" and subpath.endswith("/"):
+    segments = subpath[1:].split("/")
+    for i, segment in enumerate(segments):
+        if segment == "" and i == len(segments) - 1:  # one trailing slash; never "//"
             continue
         if not _SUBPATH_SEGMENT.fullmatch(segment):
             raise Refused(ErrorCode.BAD_REQUEST, f"bad sub-path segment {segment!r}")
