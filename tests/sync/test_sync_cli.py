@@ -125,3 +125,14 @@ def test_messages_are_not_rich_markup(workdir: Path, capsys: pytest.CaptureFixtu
     code, _, err = cli(capsys, "sync", "quarantine", "resubmit", "pipeline.toml", "1", "--set",
                        "[/red] [hub]")  # fmt: skip
     assert code == 2 and err.strip() == "error: --set '[/red] [hub]': expected COLUMN=VALUE"
+
+
+def test_people_output_has_no_python_reprs(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA2 #16: keys init and status print lines and positions, not dicts."""
+    code, out, _ = cli(capsys, "sync", "keys", "init", "keys", "--passphrase-env", PASS_ENV)
+    assert code == 0 and out.splitlines()[0].startswith("agency: ") and "{" not in out
+    assert cli(capsys, "sync", "run", "pipeline.toml")[0] == 0
+    code, out, _ = cli(capsys, "sync", "status", "pipeline.toml")
+    assert code == 0 and "after " in out and "{" not in out and "'" not in out

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
+from lienthong.errors import ConfigError
 from lienthong.sync.connectors.files import FileConnector
 from lienthong.sync.connectors.sql import MARIADB, POSTGRES, SQLITE, SqlTableConnector
 from lienthong.sync.model import Chunk
@@ -218,3 +219,26 @@ def test_new_file_drop_is_read_from_the_start(tmp_path: Path) -> None:
     assert list(conn.read(chunk.position, 10)) == []
     path.write_text("id,x\n1,a\n2,B\n3,c\n", encoding="utf-8")
     assert [r[1] for c in conn.read(chunk.position, 10) for r in c.rows] == ["a", "B", "c"]
+
+
+@pytest.mark.postgres
+def test_schema_qualified_postgres_table(pg_dsn: str) -> None:
+    """QA2 #16: `schema.table` names a table outside the search path."""
+    schema = f"qa_a_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"CREATE TABLE {schema}.nguoi (id BIGINT PRIMARY KEY, ten TEXT)")
+        db.execute(f"INSERT INTO {schema}.nguoi VALUES (1, 'An'), (2, 'Bình')")
+    try:
+        conn = SqlTableConnector(lambda: psycopg.connect(pg_dsn), POSTGRES, f"{schema}.nguoi",
+                                 ["id"])  # fmt: skip
+        assert list(conn.schema()) == ["id", "ten"]
+        assert ids(list(conn.read(None, 10))) == [1, 2] and conn.pending(None) == 2
+        conn.close()
+    finally:
+        with psycopg.connect(pg_dsn) as db:
+            db.execute(f"DROP SCHEMA {schema} CASCADE")
+    with pytest.raises(ConfigError, match="schema-qualified names need"):
+        SqlTableConnector(sqlite3.connect, SQLITE, "main.nguoi", ["id"])
+    with pytest.raises(ConfigError, match="invalid SQL identifier"):
+        SqlTableConnector(sqlite3.connect, POSTGRES, "a.b;drop", ["id"])

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -170,9 +171,27 @@ def status(pipeline: Path = typer.Argument(...), as_json: bool = JSON) -> None:
         return
     table = Table("table", "position", "lag s", "lag rows", "applied", "quarantined", "last error")
     for name, t in doc["tables"].items():
-        table.add_row(name, str(t["position"]), str(t["lag_seconds"]), str(t["lag_rows"]),
-                      str(t["applied"]), str(t["quarantined"]), t["last_error"] or "")  # fmt: skip
+        lag_rows = "unknown" if t["lag_rows"] is None else f"{t['lag_rows']:,}"
+        table.add_row(Text(name), Text(_position(t["position"])), str(t["lag_seconds"]),
+                      lag_rows, f"{t['applied']:,}", f"{t['quarantined']:,}",
+                      Text(t["last_error"] or ""))  # fmt: skip
     console.print(table)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """A reason as a table cell: at most ``limit`` characters (--json keeps it whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _position(position: Any) -> str:
+    """A position as people read it: `after 2026-12-07T03:01:00, 001050000547` (no reprs)."""
+    if not position:
+        return "—"
+    if isinstance(position, dict) and "after" in position:
+        after = position["after"]
+        values = [next(iter(v.values())) if isinstance(v, dict) else v for v in after or []]
+        return "after " + ", ".join(map(str, values))
+    return orjson.dumps(position).decode()
 
 
 def db_argument(value: str, option: str) -> str:
@@ -221,8 +240,9 @@ def quarantine_list(
         return
     table = Table("id", "source", "table", "key", "position", "reasons")
     for r in rows:
-        table.add_row(str(r["id"]), r["source"], r["table"], r["source_key"], r["position"],
-                      "; ".join(r["reasons"]))  # fmt: skip
+        reasons = "; ".join(map(_clip, r["reasons"]))
+        table.add_row(str(r["id"]), Text(r["source"]), Text(r["table"]), Text(r["source_key"]),
+                      Text(str(r["position"])), Text(reasons))  # fmt: skip
     console.print(table)
 
 
@@ -361,7 +381,8 @@ def keys_init(
     if as_json:
         emit_json(out)
     else:
-        console.print(out)
+        for name, value in out.items():
+            console.print(Text(f"{name}: {value}"), soft_wrap=True)
 
 
 __all__ = ["LienthongError", "app"]

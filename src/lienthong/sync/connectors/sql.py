@@ -51,9 +51,16 @@ class SqlDialect:
     quote_char: str
     placeholder: str
     columns_sql: str  # one placeholder: the table name; returns (column, type)
+    # two placeholders: schema (database), table name; None: no schema-qualified names
+    qualified_columns_sql: str | None = None
 
     def quote(self, ident: str) -> str:
         return f"{self.quote_char}{check_identifier(ident)}{self.quote_char}"
+
+    def quote_table(self, name: str) -> str:
+        """``table`` or ``schema.table`` (PostgreSQL schema, MariaDB database), each part
+        allow-listed and quoted."""
+        return ".".join(self.quote(part) for part in name.split(".", 1))
 
     def params(self, n: int) -> str:
         return ", ".join([self.placeholder] * n)
@@ -68,6 +75,8 @@ POSTGRES = SqlDialect(
     "%s",
     "SELECT column_name, data_type FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+    "SELECT column_name, data_type FROM information_schema.columns "
+    "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
 )
 MARIADB = SqlDialect(
     "mariadb",
@@ -75,6 +84,8 @@ MARIADB = SqlDialect(
     "%s",
     "SELECT column_name, lower(column_type) FROM information_schema.columns "
     "WHERE table_schema = database() AND table_name = %s ORDER BY ordinal_position",
+    "SELECT column_name, lower(column_type) FROM information_schema.columns "
+    "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
 )
 
 
@@ -93,7 +104,12 @@ class SqlTableConnector:
     def __post_init__(self) -> None:
         self.name = self.table
         self._conn: Any = None
-        for ident in (self.table, *self.key, *filter(None, [self.cursor, self.deleted_column])):
+        parts = self.table.split(".", 1)
+        if len(parts) == 2 and self.dialect.qualified_columns_sql is None:
+            raise ConfigError(
+                f"table {self.table!r}: schema-qualified names need a postgres or mariadb source"
+            )
+        for ident in (*parts, *self.key, *filter(None, [self.cursor, self.deleted_column])):
             check_identifier(ident)
 
     @property
@@ -119,7 +135,10 @@ class SqlTableConnector:
             raise BackendError(f"{self.dialect.name} source {self.table}: {exc}") from exc
 
     def schema(self) -> dict[str, str]:
-        cols = self._query(self.dialect.columns_sql, [self.table])
+        if "." in self.table and self.dialect.qualified_columns_sql:
+            cols = self._query(self.dialect.qualified_columns_sql, self.table.split(".", 1))
+        else:
+            cols = self._query(self.dialect.columns_sql, [self.table])
         if not cols:
             raise ConfigError(f"source table {self.table!r} does not exist or has no columns")
         return {str(name): str(typ) for name, typ in cols}
@@ -176,7 +195,7 @@ class SqlTableConnector:
         while True:
             where, params = self._where(after, upto, lo)
             sql = (
-                f"SELECT {select} FROM {self.dialect.quote(self.table)}{where} "
+                f"SELECT {select} FROM {self.dialect.quote_table(self.table)}{where} "
                 f"ORDER BY {order_sql} LIMIT {int(size)}"
             )
             rows = self._query(sql, params)
@@ -272,7 +291,7 @@ class SqlTableConnector:
         """Rows whose cursor is NULL: cursor mode can never read them (reported, not hidden)."""
         if not self.cursor:
             return 0
-        table, cursor = self.dialect.quote(self.table), self.dialect.quote(self.cursor)
+        table, cursor = self.dialect.quote_table(self.table), self.dialect.quote(self.cursor)
         return int(self._query(f"SELECT count(*) FROM {table} WHERE {cursor} IS NULL", [])[0][0])
 
     def pending(self, position: Position | None) -> int:
@@ -280,7 +299,9 @@ class SqlTableConnector:
         changed (or its digest is unknown) — never 0 while a late row waits behind it."""
         after = decode_key(position.get("after")) if position else None
         where, params = self._where(after)
-        rows = self._query(f"SELECT count(*) FROM {self.dialect.quote(self.table)}{where}", params)
+        rows = self._query(
+            f"SELECT count(*) FROM {self.dialect.quote_table(self.table)}{where}", params
+        )
         unread = int(rows[0][0])
         if self.cursor and after is not None and position is not None:
             columns = list(self.schema())
