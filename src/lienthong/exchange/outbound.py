@@ -229,7 +229,7 @@ def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any]
                 ErrorCode.UNAVAILABLE,
                 f"unauthenticated refusal from {sent.first_hop}",
                 peer=sent.first_hop,
-                got=(code or "")[:32],
+                got=code if code in ErrorCode.__members__.values() else "other",
                 peer_status=resp.status,
                 remote=True,
             )
