@@ -10,7 +10,8 @@ is the last (cursor, key) read:
   second resolution, a late commit): so the position also carries a digest of the rows of the
   *window* — cursor values in ``[c − cursor_overlap_s, c]`` up to ``(c, k)`` — and each pass
   starts by re-reading that window. Unchanged (same digest): nothing is sent again; changed:
-  the whole window is sent again and the hub leaves identical rows alone (no history). Deletes
+  the rows not sent before (known by their short hashes, or the whole window when it is larger
+  than WINDOW_ROWS) are sent and the hub leaves identical rows alone (no history). Deletes
   follow the soft-delete convention: a ``deleted_column`` that is true (or a non-null
   timestamp) turns the row into a tombstone.
 
@@ -24,7 +25,7 @@ import datetime as dt
 import hashlib
 import re
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,19 +206,6 @@ class SqlTableConnector:
                 return
             after = tuple(rows[-1][i] for i in idx)
 
-    @staticmethod
-    def _digest(hashes: Iterator[bytes] | deque[tuple[Any, bytes]]) -> dict[str, Any]:
-        """Row count, digest and (up to WINDOW_ROWS) the short hashes of a window's rows."""
-        h, listed = hashlib.sha256(), []
-        for item in hashes:
-            one = item[1] if isinstance(item, tuple) else item
-            h.update(one)
-            listed.append(one.hex())
-        out: dict[str, Any] = {"n": len(listed), "h": h.hexdigest()[:32]}
-        if len(listed) <= WINDOW_ROWS:
-            out["rows"] = listed
-        return out
-
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
         columns = list(self.schema())
         order = self._order()
@@ -248,14 +236,15 @@ class SqlTableConnector:
             return
 
         # cursor mode: (cursor value, row hash) of the window behind the position
-        window: deque[tuple[Any, bytes]] = deque()
+        window = _Window()
+        check = max(size, 5000)  # the window is only hashed: larger pages
         resend = fresh = False
         if after is not None:
             lo = self._low(after[0])
-            for rows in self._pages(select, order_sql, idx, size, None, after, lo):
+            for rows in self._pages(select, order_sql, idx, check, None, after, lo):
                 window.extend((r[idx[0]], _row_hash(r)) for r in rows)
             known = position.get("window") if position else None
-            resend = not isinstance(known, dict) or self._digest(window) != known
+            resend = not isinstance(known, dict) or window.digest() != known
             if resend and isinstance(known, dict) and isinstance(known.get("rows"), list):
                 # the rows of the window already sent are known: send only the others (late
                 # ties, rows changed in place); rows that left the window are read further on
@@ -280,12 +269,11 @@ class SqlTableConnector:
             fresh = True
             window.extend((r[idx[0]], _row_hash(r)) for r in rows)
             lo = self._low(after[0])
-            while window and window[0][0] < lo:
-                window.popleft()
-            yield chunk(rows, {"after": encode_key(after), "window": self._digest(window)})
+            window.trim(lo)
+            yield chunk(rows, {"after": encode_key(after), "window": window.digest()})
         if resend and not fresh and after is not None:
             # only the window was sent again: record its digest (a position-only chunk)
-            yield Chunk(columns, [], {"after": encode_key(after), "window": self._digest(window)})
+            yield Chunk(columns, [], {"after": encode_key(after), "window": window.digest()})
 
     def null_cursor_rows(self) -> int:
         """Rows whose cursor is NULL: cursor mode can never read them (reported, not hidden)."""
@@ -315,7 +303,9 @@ class SqlTableConnector:
                 for r in rows
             ]  # fmt: skip
             known = position.get("window")
-            if not isinstance(known, dict) or self._digest(iter(hashes)) != known:
+            whole = _Window()
+            whole.extend((None, h) for h in hashes)
+            if not isinstance(known, dict) or whole.digest() != known:
                 sent = set(known.get("rows") or ()) if isinstance(known, dict) else set()
                 unread += sum(1 for h in hashes if h.hex() not in sent)
         return unread
@@ -325,6 +315,40 @@ class SqlTableConnector:
             with contextlib.suppress(Exception):  # closing a broken connection
                 self._conn.close()
             self._conn = None
+
+
+class _Window:
+    """(cursor value, short row hash) of the rows behind the position, in (cursor, key)
+    order, with a digest kept up to date while rows are only appended."""
+
+    def __init__(self) -> None:
+        self.rows: deque[tuple[Any, bytes]] = deque()
+        self._sha = hashlib.sha256()
+        self._stale = False
+
+    def extend(self, items: Iterable[tuple[Any, bytes]]) -> None:
+        for item in items:
+            self.rows.append(item)
+            if not self._stale:
+                self._sha.update(item[1])
+
+    def trim(self, lo: Any) -> None:
+        """Forget the rows whose cursor value fell below the window's lowest value."""
+        while self.rows and self.rows[0][0] < lo:
+            self.rows.popleft()
+            self._stale = True
+
+    def digest(self) -> dict[str, Any]:
+        """Row count, digest and (up to WINDOW_ROWS) each row's short hash."""
+        if self._stale:
+            self._sha = hashlib.sha256()
+            for _, h in self.rows:
+                self._sha.update(h)
+            self._stale = False
+        out: dict[str, Any] = {"n": len(self.rows), "h": self._sha.hexdigest()[:32]}
+        if len(self.rows) <= WINDOW_ROWS:
+            out["rows"] = [h.hex() for _, h in self.rows]
+        return out
 
 
 def _row_hash(row: tuple[Any, ...]) -> bytes:
