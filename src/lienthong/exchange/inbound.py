@@ -1,10 +1,12 @@
 """Peer role: a request from another gateway over mutual TLS — relay it or serve it.
 
 Checks, in order, each failing with one uniform code: the TLS peer is a directory node and the
-previous hop of the signed route; the signature(s) and certificates; the claims match the
-request line; freshness and replay; the access right and clearance; the route is the one the
-directory prescribes and allows the level; encryption is present where required. A relay then
-adds its signed hop receipt and streams the (possibly encrypted) body on; the destination
+previous hop of the signed route; no repeated protocol header; the signature(s) and
+certificates; the signed text (id, user, purpose, legal, ctype, nonce) held to the internal
+API's rules; the claims match the request line; freshness and replay (one id per client);
+the access right and clearance; the route is the one the directory prescribes and allows the
+level; encryption is present where required; fresh hop receipts. A relay then adds its signed
+hop receipt and streams the (possibly encrypted) body on; the destination
 decrypts, verifies, calls the real service endpoint and signs the response.
 """
 
