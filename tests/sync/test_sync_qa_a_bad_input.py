@@ -37,6 +37,7 @@ def test_bad_source_names_leave_no_state(workdir: Path, capsys: pytest.CaptureFi
         'deleted_column = "deleted"': ('deleted_column = "xoa"', "has no column 'xoa'"),
         'name = "citizens"': ('name = "khong_co"', "source table 'khong_co' does not exist"),
         'so_dinh_danh = "personal_id"': ('so_dd = "personal_id"', "has no column 'so_dd'"),
+        'path = "source.db"': ('path = "nothere.db"', "no SQLite database at nothere.db"),
     }
     for old, (new, message) in cases.items():
         (workdir / "bad.toml").write_text(text.replace(old, new))

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lienthong.errors import BackendError, ConfigError
+from lienthong.errors import BackendError, ConfigError, InputError
 from lienthong.sync.model import Chunk, Position, decode_key, encode_key, encode_value
 
 # a window of up to this many rows keeps each row's short hash in the position, so a late row
@@ -118,6 +118,10 @@ class SqlTableConnector:
         if self._conn is None:
             try:
                 self._conn = self.connect()
+            except InputError:  # a configuration mistake: exit 2 as is
+                raise
+            except FileNotFoundError as exc:  # no SQLite file at the pipeline's path
+                raise ConfigError(f"{self.dialect.name} source: {exc}") from exc
             except Exception as exc:  # driver-specific connection errors
                 raise BackendError(f"cannot connect to {self.dialect.name} source: {exc}") from exc
         return self._conn
@@ -131,6 +135,8 @@ class SqlTableConnector:
             # end the read transaction so long runs do not pin old snapshots at the source
             self.conn.commit()
             return rows
+        except InputError:
+            raise
         except Exception as exc:
             self.close()
             raise BackendError(f"{self.dialect.name} source {self.table}: {exc}") from exc
