@@ -8,6 +8,8 @@ batch, signed by the agency, over the pipeline's own transport (here HTTP to the
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -48,5 +50,16 @@ def test_resubmit_through_a_hub_process(tmp_path: Path) -> None:
         finally:
             db.close()
         assert orjson.loads(data)["date_of_birth"] == "1957-08-08"
+        # the same through the CLI: --hub names the hub process's database
+        second = entries[1]["id"]
+        cli = subprocess.run(
+            [sys.executable, "-m", "lienthong", "sync", "quarantine", "resubmit",
+             str(drill.pipeline), str(second), "--set", "ngay_sinh=09/09/2007",
+             "--hub", hub_db, "--json"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        assert orjson.loads(cli.stdout)["applied"] == 1
+        assert get_quarantine(hub_db, second)["closed"] == "resubmitted"
     finally:
         drill.stop()

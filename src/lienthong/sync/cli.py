@@ -269,6 +269,12 @@ def quarantine_resubmit(
     pipeline: Path = typer.Argument(...),
     entry: int = typer.Argument(...),
     set_: list[str] = typer.Option([], "--set", help="COLUMN=VALUE correction (repeatable)."),
+    hub: str | None = typer.Option(
+        None,
+        "--hub",
+        help="Consolidated database of a separate hub process (as hub serve --db), to read "
+        "the entry from; the corrected row still travels through the pipeline's transport.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Correct a quarantined row and send it again (validated like any other row)."""
@@ -280,7 +286,8 @@ def quarantine_resubmit(
         if not sep or not col:
             raise InputError(f"--set {item!r}: expected COLUMN=VALUE")
         corrections[col.strip()] = value
-    report = resubmit(load_pipeline(pipeline), entry, corrections)
+    spec = load_pipeline(pipeline)
+    report = resubmit(spec, entry, corrections, hub=_hub_db(None, hub) if hub else None)
     if as_json:
         emit_json(report)
     else:
