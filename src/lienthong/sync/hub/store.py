@@ -290,6 +290,23 @@ class HubStore:
     def _open_entries(self, src: str, e: str, keys: list[str]) -> list[tuple[int, str, str, Any]]:
         """(id, source key, table, raw) of the open quarantine entries of ``keys``."""
         found: list[tuple[int, str, str, Any]] = []
+        if self.d.name == "postgres":
+            # The open entries of the source are few (the defects); read their keys once and
+            # match in memory. Asking PostgreSQL for 20,000 keys (IN lists, `= ANY`, a join
+            # with unnest) gave generic plans that compared every key with every row: the
+            # 1M-row sync fell from 109k to 4.5k rows/s.
+            wanted = set(keys)
+            hits = [int(r[0]) for r in self.conn.execute(
+                "SELECT id, source_key FROM sync_quarantine WHERE source = %s AND entity = %s"
+                " AND resolved_seq IS NULL", (src, e),
+            ).fetchall() if r[1] in wanted]  # fmt: skip
+            if not hits:
+                return []
+            rows = self.conn.execute(
+                "SELECT id, source_key, tbl, raw FROM sync_quarantine WHERE id = ANY(%s)",
+                (hits,),
+            ).fetchall()
+            return [(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
             marks = ", ".join("?" * len(part))
