@@ -43,7 +43,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
@@ -208,7 +208,8 @@ class _LoadConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  (uvloop's is no subclass)
+        # uvloop's TCPTransport implements asyncio.Transport's methods without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         self._send()
 
     def _send(self) -> None:
@@ -423,7 +424,7 @@ def run(seconds: float, conns: int) -> dict[str, Any]:
             work / "power",
             demo_spec(direct=True),
             limits=LIMITS,
-            message_log={"kind": "audit", "durability": "power"},  # type: ignore[arg-type]
+            message_log={"kind": "audit", "durability": "power"},
         )
         with Running(power_tb) as procs:
             _start_direct(procs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -98,7 +99,7 @@ def test_os_errors_name_the_path() -> None:
     from lienthong.cli.main import _os_error_message
 
     try:
-        open("/nonexistent-lienthong/x.pem", "rb")  # noqa: SIM115
+        Path("/nonexistent-lienthong/x.pem").read_bytes()
     except OSError as exc:
         assert _os_error_message(exc) == ("/nonexistent-lienthong/x.pem: No such file or directory")
 

@@ -39,7 +39,7 @@ def build(path: Path, n: int = 300) -> None:
     with AuditLog.open(path, signer=SIGNER, origin=ORIGIN) as log:
         entries = admin_entries(n)
         for k in range(0, n, 10):
-            entries[k] = _access(k)  # type: ignore[call-overload]
+            entries[k] = _access(k)
         log.append(entries)
         log.checkpoint(now=NOW)
 

@@ -40,7 +40,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with AuditLog.open(log_path, signer=SIGNER, origin="cc.example/log") as log:
         entries = admin_entries(40)
         for k in (3, 30):
-            entries[k] = personal_data_access_entry(  # type: ignore[call-overload]
+            entries[k] = personal_data_access_entry(
                 PID,
                 "VN/GOV/X/portal",
                 "population/get",

@@ -31,7 +31,8 @@ def schemas(pg_dsn: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
         for name in names:
             admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
             admin.execute(f'CREATE SCHEMA "{name}"')
-    yield tuple(f"{pg_dsn}?options=-csearch_path%3D{n}" for n in names)  # type: ignore[misc]
+    copy_url, merge_url = (f"{pg_dsn}?options=-csearch_path%3D{n}" for n in names)
+    yield copy_url, merge_url
 
 
 def _batch(seq: int, upserts: list[tuple[str, dict[str, Any]]]) -> Batch:

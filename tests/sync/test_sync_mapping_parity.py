@@ -70,9 +70,8 @@ def _mappers(table: dict[str, Any]) -> tuple[Mapper, Mapper]:
     spec = pipeline_from_dict(
         {"source_id": "S", "source": {"kind": "sqlite", "path": "x.db"}, "tables": [table]}
     ).tables[0]
-    return tuple(  # type: ignore[return-value]
-        Mapper(spec, COLUMNS, dictionary_validator(spec.entity)) for _ in range(2)
-    )
+    fast = Mapper(spec, COLUMNS, dictionary_validator(spec.entity))
+    return fast, Mapper(spec, COLUMNS, dictionary_validator(spec.entity))
 
 
 def _mostly(draw: st.DrawFn, good: Any, defects: list[Any]) -> Any:

@@ -12,8 +12,17 @@ import click
 import typer
 
 from lienthong import __version__
+from lienthong.audit.cli import app as audit_app
+from lienthong.cli.demo import app as demo_app
 from lienthong.cli.output import fail
+from lienthong.dictionary.cli import app as dictionary_app
 from lienthong.errors import LienthongError
+from lienthong.exchange.cli import app as gateway_app
+from lienthong.federation.cli import app as federation_app
+from lienthong.federation.doctor import app as doctor_app
+from lienthong.sync.cli import app as sync_app
+from lienthong.synth.cli import app as synth_app
+from lienthong.trust.cli import app as ca_app
 
 app = typer.Typer(
     name="lienthong",
@@ -47,17 +56,7 @@ def root(
     _debug = _debug or debug
 
 
-# Capability sub-commands: one import and one add_typer line each.
-from lienthong.audit.cli import app as audit_app  # noqa: E402
-from lienthong.cli.demo import app as demo_app  # noqa: E402  (registration block)
-from lienthong.dictionary.cli import app as dictionary_app  # noqa: E402
-from lienthong.exchange.cli import app as gateway_app  # noqa: E402
-from lienthong.federation.cli import app as federation_app  # noqa: E402
-from lienthong.federation.doctor import app as doctor_app  # noqa: E402
-from lienthong.sync.cli import app as sync_app  # noqa: E402
-from lienthong.synth.cli import app as synth_app  # noqa: E402
-from lienthong.trust.cli import app as ca_app  # noqa: E402
-
+# Capability sub-commands: one import above and one add_typer line each.
 app.add_typer(demo_app)
 app.add_typer(synth_app)
 app.add_typer(audit_app, name="audit")

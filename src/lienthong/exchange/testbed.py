@@ -347,7 +347,7 @@ def build_testbed(
     passphrase_env: str = PASSPHRASE_ENV,
     now: dt.datetime | None = None,
     limits: dict[str, Any] | None = None,
-    message_log: str = "audit",
+    message_log: str | dict[str, Any] = "audit",  # a kind, or message_log settings
 ) -> Testbed:
     """Write CA, keys, certificates, directory and one config per node under ``workdir``."""
     now = now or dt.datetime.now(dt.UTC)

@@ -17,9 +17,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import compress
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -256,10 +255,12 @@ class Mapper:
         positions = [locate(i) for i in range(n)] if locate else keys
         if bad:
             self._redo(chunk, sorted(bad), keys, positions, jsons, out)
-            kept = compress(zip(keys, positions, jsons, strict=True), jsons)
-            out.upserts = list(kept)  # type: ignore[arg-type]
+            # rows re-mapped into quarantine have json None: keep the others
+            triples = zip(keys, positions, jsons, strict=True)
+            out.upserts = [(k, p, j) for k, p, j in triples if j is not None]
         else:
-            out.upserts = list(zip(keys, positions, jsons, strict=True))  # type: ignore[arg-type]
+            done = cast(list[bytes], jsons)  # no row was re-mapped: every json was written
+            out.upserts = list(zip(keys, positions, done, strict=True))
         self._deletes(chunk, out)
         return out
 

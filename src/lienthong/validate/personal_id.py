@@ -161,19 +161,20 @@ def check_personal_id_column(
     not all such strings, with dates and plain sexes, are checked row by row. Equal to calling
     :func:`check_personal_id` on each row (property tests in tests/validate).
     """
-    n = len(values)
     if not (
-        n
+        values
         and set(map(type, values)) == {str}
-        and set(map(len, values)) == {12}  # type: ignore[arg-type]
-        and _digits("".join(values))  # type: ignore[arg-type]
         and set(map(type, sex)) <= {str, type(None)}
         and set(map(type, birth_date)) <= {dt.date, type(None)}
     ):
         return _column_row_by_row(values, sex, birth_date)
+    # the element types were checked just above
     texts = cast(Sequence[str], values)
-    year_of = {b: b.year for b in set(birth_date) if b is not None}  # type: ignore[attr-defined]
-    keys = list(zip([v[:6] for v in texts], sex, map(year_of.get, birth_date), strict=True))
+    dates = cast(Sequence[dt.date | None], birth_date)
+    if set(map(len, texts)) != {12} or not _digits("".join(texts)):
+        return _column_row_by_row(values, sex, birth_date)
+    years = [None if b is None else b.year for b in dates]
+    keys = list(zip([v[:6] for v in texts], sex, years, strict=True))
     memo: dict[Any, Check[str]] = {}
     wrong: set[Any] = set()
     for key in set(keys):

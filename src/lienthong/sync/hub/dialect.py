@@ -71,7 +71,7 @@ def _copy_load(
 ) -> None:
     # one COPY text block built with joins: far fewer Python calls than write_row per row
     if columns == ("source_key", "position", "data"):
-        fast = copy_upsert_block(rows, b"%s\t%s\t%s\n")  # type: ignore[arg-type]
+        fast = copy_upsert_block(rows, b"%s\t%s\t%s\n")
         if fast is not None:
             _copy_bytes(conn, f"COPY {table} (source_key, data, position) FROM STDIN", fast)
             return
@@ -99,7 +99,7 @@ def _plain_bytes(blobs: Sequence[bytes]) -> bool:
     return not any(ch in joined for ch in _SPECIAL_BYTES)
 
 
-def copy_upsert_block(rows: Sequence[tuple[str, str, bytes]], template: bytes) -> bytes | None:
+def copy_upsert_block(rows: Sequence[Sequence[Any]], template: bytes) -> bytes | None:
     """COPY text lines of (key, position, json) rows through a bytes %-template with three
     ``%s`` (key, json, position), built with one C-level pass; None when a value needs
     escaping (the caller then uses the per-field path)."""
