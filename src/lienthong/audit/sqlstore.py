@@ -426,19 +426,7 @@ class SqliteStore(SqlStore):
         checkpointing, and with ``synchronous=NORMAL`` syncs it after every checkpoint (and
         the WAL before one), so one data sync of the WAL per call is enough. A no-op cost
         under ``durability="power"``, where each commit already synced."""
-        name = self.location + "-wal"
-        try:
-            fd = os.open(name, os.O_RDONLY)
-        except FileNotFoundError:
-            return  # no WAL yet, or removed at close after a full checkpoint (synced)
-        except OSError as exc:
-            raise BackendError(f"audit store {self.location}: cannot sync: {exc}") from exc
-        try:
-            os.fdatasync(fd)
-        except OSError as exc:
-            raise BackendError(f"audit store {self.location}: fsync failed: {exc}") from exc
-        finally:
-            os.close(fd)
+        sync_wal(self.location)
 
     @contextmanager
     def writer(self) -> Iterator[_SqliteWriter]:
@@ -454,3 +442,21 @@ class SqliteStore(SqlStore):
                 cur.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise BackendError(f"audit store {self.location}: {exc}") from exc
+
+
+def sync_wal(database: str) -> None:
+    """``fdatasync`` the WAL file of SQLite ``database`` (nothing to do when there is none:
+    not written yet, or removed at close after a full checkpoint, which synced it)."""
+    name = database + "-wal"
+    try:
+        fd = os.open(name, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BackendError(f"cannot sync {name}: {exc.strerror or exc}") from exc
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        raise BackendError(f"cannot sync {name}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 from lienthong.audit.entries import Entry, decode_entry, exchange_entry
 from lienthong.audit.log import WAL_CHECKPOINT_INTERVAL_S, AuditLog
-from lienthong.audit.sqlstore import WAL_SAFETY_PAGES
+from lienthong.audit.sqlstore import WAL_SAFETY_PAGES, sync_wal
 from lienthong.errors import BackendError, InputError, IntegrityError
 from lienthong.trust.keys import Signer, public_key_to_pem
 
@@ -228,19 +228,9 @@ class EvidenceStore:
         (WAL, ``synchronous=NORMAL``). Under "process" the WAL checkpoints run here too, on a
         connection of this thread (``PASSIVE``: the writer never waits for them), every
         ``WAL_CHECKPOINT_INTERVAL_S``, rather than in the committing event loop."""
-        name = str(self.path) + "-wal"
-        try:
-            fd = os.open(name, os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
-        try:
-            os.fdatasync(fd)
-        except OSError as exc:
-            raise BackendError(f"cannot sync {name}: {exc.strerror}") from exc
-        finally:
-            os.close(fd)
+        if not Path(str(self.path) + "-wal").exists():
+            return  # nothing written since the last full checkpoint
+        sync_wal(str(self.path))
         if self._durability != "process":
             return
         if time.monotonic() - self._checkpointed_at < WAL_CHECKPOINT_INTERVAL_S:
