@@ -65,6 +65,22 @@ class Metrics:
         timer.observe(elapsed)
 
 
+def _request_fields(
+    node: Node, role: str, claims: dict[str, Any], req_hash: str, tokens: list[str] | None
+) -> dict[str, Any]:
+    """The message-log fields every role records about the request it handled."""
+    return {
+        "ts": time.time(),
+        "node": node.name,
+        "role": role,
+        **{k: claims.get(k) for k in ("id", "client", "service", "purpose", "legal", "user")},
+        "level": claims.get("level"),
+        "request_hash": req_hash,
+        "request_body": claims.get("body"),
+        "request_tokens": tokens,
+    }
+
+
 @dataclass
 class Exchange:
     role: str
@@ -114,19 +130,7 @@ class Exchange:
                 also.append(access)
         await node.message_log.append(
             {
-                "ts": time.time(),
-                "node": node.name,
-                "role": role,
-                "id": claims.get("id"),
-                "client": claims.get("client"),
-                "service": claims.get("service"),
-                "purpose": claims.get("purpose"),
-                "legal": claims.get("legal"),
-                "user": claims.get("user"),
-                "level": claims.get("level"),
-                "request_hash": req_hash,
-                "request_body": claims.get("body"),
-                "request_tokens": request_tokens,
+                **_request_fields(node, role, claims, req_hash, request_tokens),
                 "response_status": rclaims.get("status"),
                 "response_body": rclaims.get("body"),
                 "response_tokens": tokens,
@@ -152,21 +156,9 @@ class Exchange:
         code = headers.get(H_ERROR)
         await node.message_log.append(
             {
-                "ts": time.time(),
-                "node": node.name,
-                "role": "relay",
-                "id": claims.get("id"),
-                "client": claims.get("client"),
-                "service": claims.get("service"),
-                "purpose": claims.get("purpose"),
-                "legal": claims.get("legal"),
-                "user": claims.get("user"),
-                "level": claims.get("level"),
+                **_request_fields(node, "relay", claims, req_hash, request_tokens),
                 "outcome": "refused" if code else "ok",
                 "reason": code[:64] if code else None,
-                "request_hash": req_hash,
-                "request_body": claims.get("body"),
-                "request_tokens": request_tokens,
                 "response_status": status,
                 "response_tokens": [headers.get(H_RESPONSE, ""), headers.get(H_RESPONSE_PQ, "")],
                 "hops": hops,
