@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 
@@ -54,3 +56,14 @@ def admin_entries(n: int, tag: str = "t") -> list:
         admin_entry(at=NOW, actor="ops", action="config.change", target=f"{tag}{i}")
         for i in range(n)
     ]
+
+
+def audit_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``lienthong audit ARGS`` in a fresh process with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "lienthong", "audit", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )

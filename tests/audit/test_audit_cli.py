@@ -6,11 +6,10 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from audit_reference import NOW, PERSON_KEY, admin_entries, mth, path
+from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli, mth, path
 
 from lienthong.audit import AuditLog, personal_data_access_entry
 from lienthong.trust.keys import public_key_to_pem
@@ -22,13 +21,7 @@ ENV = {**os.environ, PASS_ENV: "test-only-passphrase", PERSON_ENV: PERSON_KEY.de
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lienthong", "audit", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
+    return audit_cli(ENV, *args)
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from audit_reference import NOW, PERSON_KEY, admin_entries
+from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli
 
 from lienthong.audit import AuditLog, personal_data_access_entry
 from lienthong.audit.archive import archive_segment
@@ -24,13 +23,7 @@ ENV = {**os.environ, "LT_CC_PERSON_KEY": PERSON_KEY.decode(), "LT_CC_PASS": "tes
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lienthong", "audit", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
+    return audit_cli(ENV, *args)
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,10 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from audit_reference import NOW, PERSON_KEY, admin_entries
+from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli
 
 from lienthong.audit import AuditLog, personal_data_access_entry
 from lienthong.trust.keys import SoftwareSigner, generate_private_key, public_key_to_pem
@@ -22,13 +21,7 @@ ENV = {**os.environ, "LT_RO_PERSON_KEY": PERSON_KEY.decode()}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lienthong", "audit", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
+    return audit_cli(ENV, *args)
 
 
 def _build(path: Path) -> None:
