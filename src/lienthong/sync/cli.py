@@ -172,9 +172,10 @@ def status(pipeline: Path = typer.Argument(...), as_json: bool = JSON) -> None:
     table = Table("table", "position", "lag s", "lag rows", "applied", "quarantined", "last error")
     for name, t in doc["tables"].items():
         lag_rows = "unknown" if t["lag_rows"] is None else f"{t['lag_rows']:,}"
-        table.add_row(Text(name), Text(_position(t["position"])), str(t["lag_seconds"]),
-                      lag_rows, f"{t['applied']:,}", f"{t['quarantined']:,}",
-                      Text(t["last_error"] or ""))  # fmt: skip
+        lag_s = "unknown" if t["lag_seconds"] is None else str(t["lag_seconds"])
+        where = "never run" if t["never_run"] else _position(t["position"])
+        table.add_row(Text(name), Text(where), lag_s, lag_rows, f"{t['applied']:,}",
+                      f"{t['quarantined']:,}", Text(t["last_error"] or ""))  # fmt: skip
     console.print(table)
 
 

@@ -8,12 +8,14 @@ in a new signed batch that also marks the entry resolved — in the hub's same t
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from lienthong.errors import InputError, NotFound, ValidationError
-from lienthong.sync.hub.dialect import connect_hub
+from lienthong.errors import BackendError, InputError, NotFound, ValidationError
+from lienthong.sync.hub.dialect import SQLITE, HubDialect, connect_hub
 from lienthong.sync.mapping import Mapper, dictionary_validator
 from lienthong.sync.model import Chunk
 from lienthong.sync.pipeline import Pipeline
@@ -33,9 +35,34 @@ def _row(r: Any) -> dict[str, Any]:
     return doc
 
 
+def _read_only(hub_url: str) -> tuple[Any, HubDialect]:
+    """The consolidated database opened for reading only: a SQLite file is neither created
+    nor switched to WAL; a database without the quarantine table is refused (exit 2)."""
+    if hub_url.startswith(("postgresql://", "postgres://")):
+        conn, d = connect_hub(hub_url)
+        where = "the PostgreSQL database"  # its URL may hold a password (env:/file: reference)
+    else:
+        path = hub_url.removeprefix("sqlite:///")
+        if not Path(path).is_file():
+            raise InputError(f"no consolidated database at {path}")
+        try:
+            conn, d = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30), SQLITE
+        except sqlite3.Error as exc:
+            raise BackendError(f"cannot open consolidated database {path}: {exc}") from exc
+        where = path
+    try:
+        conn.execute("SELECT id FROM sync_quarantine WHERE 1 = 0").fetchall()
+    except Exception as exc:  # sqlite3 / psycopg: no such table (or not a database at all)
+        conn.close()
+        raise InputError(
+            f"{where} is not a consolidated database (it has no sync_quarantine table)"
+        ) from exc
+    return conn, d
+
+
 def list_quarantine(hub_url: str, limit: int = 50) -> list[dict[str, Any]]:
     """Open (unresolved) quarantine entries, oldest first."""
-    conn, d = connect_hub(hub_url)
+    conn, d = _read_only(hub_url)
     try:
         rows = conn.execute(
             d.sql(f"SELECT {_COLS} FROM sync_quarantine WHERE resolved_seq IS NULL "
@@ -49,7 +76,7 @@ def list_quarantine(hub_url: str, limit: int = 50) -> list[dict[str, Any]]:
 def get_quarantine(hub_url: str, entry: int) -> dict[str, Any]:
     """One entry; ``closed`` says how a closed one was closed (``resubmitted``,
     ``superseded`` by a newer version of its key, ``deleted`` with its key), else None."""
-    conn, d = connect_hub(hub_url)
+    conn, d = _read_only(hub_url)
     try:
         row = conn.execute(
             d.sql(f"SELECT {_COLS} FROM sync_quarantine WHERE id = ?"), (entry,)
