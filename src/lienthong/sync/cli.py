@@ -195,6 +195,20 @@ def _position(position: Any) -> str:
     return orjson.dumps(position).decode()
 
 
+def _row_position(position: Any) -> str:
+    """A quarantined row's position: `file.csv:17`, a key, or in cursor mode its stored
+    JSON `{"updated_at": …, "id": 7}` read as `updated_at=…, id=7`."""
+    text = str(position)
+    if text.startswith("{"):
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+        if isinstance(doc, dict):
+            return ", ".join(f"{k}={v}" for k, v in doc.items())
+    return text
+
+
 def db_argument(value: str, option: str) -> str:
     """A consolidated-database option: a path or URL without a password, or a reference
     ``env:NAME`` / ``file:PATH`` to a URL that carries one (kept out of ``ps``)."""
@@ -243,7 +257,7 @@ def quarantine_list(
     for r in rows:
         reasons = "; ".join(map(_clip, r["reasons"]))
         table.add_row(str(r["id"]), Text(r["source"]), Text(r["table"]), Text(r["source_key"]),
-                      Text(str(r["position"])), Text(reasons))  # fmt: skip
+                      Text(_row_position(r["position"])), Text(reasons))  # fmt: skip
     console.print(table)
 
 

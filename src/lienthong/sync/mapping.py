@@ -126,6 +126,9 @@ class Mapper:
         if missing:
             raise ConfigError(f"table {spec.name}: source has no column(s) {sorted(set(missing))}")
         self.key_idx = [index[c] for c in spec.key]
+        # cursor mode: a quarantined row is located by its cursor value and key (the key
+        # alone names every version of the row)
+        self.cursor_idx = index.get(spec.cursor) if spec.cursor else None
         fields = spec.fields or tuple(FieldSpec(c, (c,)) for c in columns)
         self.fields = [_compile(f, index) for f in fields]
         self.plan = [(f.target, f.row) for f in self.fields]
@@ -184,7 +187,8 @@ class Mapper:
             key = keyof(row)
             record, reasons = self._record(row, plan, validator, entity)
             if reasons or not key:
-                self._quarantine(out, row, key, locate(i) if locate else key, reasons)
+                where = locate(i) if locate else self._row_position(row, key)
+                self._quarantine(out, row, key, where, reasons)
             else:
                 upserts.append((key, locate(i) if locate else key, dumps(record)))
         self._deletes(chunk, out)
@@ -280,7 +284,8 @@ class Mapper:
             record, reasons = self._record(row, plan, validator, entity)
             if reasons or not keys[i]:
                 jsons[i] = None
-                self._quarantine(out, row, keys[i], positions[i], reasons)
+                where = positions[i] if chunk.locate else self._row_position(row, keys[i])
+                self._quarantine(out, row, keys[i], where, reasons)
             else:
                 jsons[i] = orjson.dumps(record)
 
@@ -305,6 +310,15 @@ class Mapper:
             return v.strip() if type(v) is str else source_key((v,))
 
         return single
+
+    def _row_position(self, row: tuple[Any, ...], key: str) -> str:
+        """A row's source position when the connector gives none: the key, or in cursor mode
+        ``{"<cursor>": value, "<key column>": value, …}`` (compact JSON, cursor first)."""
+        if self.cursor_idx is None:
+            return key
+        doc = {self.spec.cursor: plain(row[self.cursor_idx])}
+        doc.update((c, plain(row[i])) for c, i in zip(self.spec.key, self.key_idx, strict=True))
+        return orjson.dumps(doc).decode()
 
     def _quarantine(
         self, out: Mapped, row: tuple[Any, ...], key: str, pos: str, reasons: list[str]
