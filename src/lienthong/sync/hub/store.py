@@ -13,7 +13,8 @@ recorded is acknowledged again without touching any row.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -31,6 +32,8 @@ from lienthong.sync.hub.dialect import (
 )
 
 SCHEMA_VERSION = 1
+# open quarantine keys kept in memory per (source, entity) up to this many (PostgreSQL)
+OPEN_VIEW_LIMIT = 250_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,21 @@ class Applied:
         }  # fmt: skip
 
 
+@dataclass
+class _OpenKeys:
+    """The keys of a (source, entity)'s open quarantine entries, as of the source's stored
+    sequence ``seq``. Every write to those entries happens in :meth:`HubStore.apply` under
+    the lock on the source's ``sync_sources`` row and moves its sequence, so the view is
+    current exactly while the source's last sequence is still ``seq``; it only ever
+    pre-selects keys (the entries themselves are read from the database)."""
+
+    seq: int
+    keys: Counter[str]
+    # this batch's changes, folded in after its commit
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
 class HubStore:
     """The consolidated database behind one connection (one writer at a time)."""
 
@@ -60,6 +78,8 @@ class HubStore:
         self.d = dialect
         self._entities: set[str] = set()
         self._copy_skip: dict[str, int] = {}  # entity → batches to merge before trying COPY
+        self._open: dict[tuple[str, str], _OpenKeys] = {}  # PostgreSQL only
+        self._view: _OpenKeys | None = None  # the view of the batch being applied
         self._ddl(
             f"""CREATE TABLE IF NOT EXISTS sync_sources (
                 source TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, updated_at {dialect.ts_type})""",
@@ -147,13 +167,25 @@ class HubStore:
                 self._apply_rows(batch, entity, now, stored)
                 done = self._record(batch, now, stored)
             self.conn.commit()
-            return done
         except IntegrityError:
             self._rollback()
+            self._forget_view(batch.source, entity)
             raise
         except Exception as exc:
             self._rollback()
+            self._forget_view(batch.source, entity)
             raise BackendError(f"consolidated database: {exc}") from exc
+        view, self._view = self._view, None
+        if view is not None and done.status == "applied":
+            view.keys.update(view.added)
+            view.keys.subtract(view.removed)
+            view.keys += Counter()  # drop the keys whose count fell to zero
+            view.seq, view.added, view.removed = stored, [], []
+        return done
+
+    def _forget_view(self, source: str, entity: str) -> None:
+        self._view = None
+        self._open.pop((source, entity), None)
 
     def last_seq(self, source: str, epoch: str = "") -> int:
         """The last batch number applied for ``source`` in ``epoch`` (0 if none)."""
@@ -236,7 +268,8 @@ class HubStore:
         c.execute(q(f"UPDATE sync_clock SET now = CAST(? AS {d.ts_type}) WHERE id = 1"), (now,))
         ups = _last_per_key(batch.upserts) if batch.upserts else []
         tbl = str(batch.header["table"])
-        has_open = self._has_open(src, e)
+        self._view = self._open_view(src, e, seq - 1)
+        has_open = bool(self._view.keys) if self._view is not None else self._has_open(src, e)
         if has_open and (ups or batch.deletes):  # before the merge: it compares versions
             self._supersede(src, e, seq, ups, batch.deletes, set(batch.resolves))
         if ups and not self._copy_new(e, src, seq, now, ups):
@@ -263,6 +296,8 @@ class HubStore:
                 (src,),
             )  # fmt: skip
         quarantine = self._new_entries(src, e, tbl, batch.quarantine, has_open)
+        if quarantine and self._view is not None:
+            self._view.added += [k for k, *_ in quarantine]
         if quarantine:
             cols = ("source", "seq", "tbl", "entity", "source_key", "position", "raw", "reasons",
                     "received_at")  # fmt: skip
@@ -271,11 +306,29 @@ class HubStore:
                 for k, p, raw, rs in quarantine
             ])  # fmt: skip
         if batch.resolves:
+            self._forget_view(src, e)  # rare (re-submissions): read the view afresh next time
             c.cursor().executemany(
                 q("UPDATE sync_quarantine SET resolved_seq = ? WHERE id = ? AND source = ?"),
                 [(seq, i, src) for i in batch.resolves],
             )
         c.execute(f"DELETE FROM stage_{e}")
+
+    def _open_view(self, src: str, e: str, last: int) -> _OpenKeys | None:
+        """The open-key view of (src, e) valid at the source's last sequence ``last``, read
+        from the database when missing or outdated; None on SQLite or past the limit."""
+        if self.d.name != "postgres":
+            return None
+        view = self._open.get((src, e))
+        if view is None or view.seq != last:
+            keys = Counter(str(r[0]) for r in self.conn.execute(
+                "SELECT source_key FROM sync_quarantine WHERE source = %s AND entity = %s"
+                " AND resolved_seq IS NULL LIMIT %s", (src, e, OPEN_VIEW_LIMIT + 1),
+            ).fetchall())  # fmt: skip
+            if sum(keys.values()) > OPEN_VIEW_LIMIT:
+                self._open.pop((src, e), None)
+                return None
+            view = self._open[(src, e)] = _OpenKeys(last, keys)
+        return view
 
     def _has_open(self, src: str, e: str) -> bool:
         row = self.conn.execute(
@@ -290,6 +343,18 @@ class HubStore:
     def _open_entries(self, src: str, e: str, keys: list[str]) -> list[tuple[int, str, str, Any]]:
         """(id, source key, table, raw) of the open quarantine entries of ``keys``."""
         found: list[tuple[int, str, str, Any]] = []
+        view = self._view
+        if view is not None:
+            # only the keys with an open entry (the defects: few) are read from the database
+            listed = [k for k in keys if k in view.keys]
+            if not listed:
+                return []
+            rows = self.conn.execute(
+                "SELECT id, source_key, tbl, raw FROM sync_quarantine WHERE source = %s"
+                " AND entity = %s AND resolved_seq IS NULL AND source_key = ANY(%s)",
+                (src, e, listed), prepare=False,
+            ).fetchall()  # fmt: skip
+            return [(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
         if self.d.name == "postgres":
             # The open entries of the source are few (the defects); read their keys once and
             # match in memory. Asking PostgreSQL for 20,000 keys (IN lists, `= ANY`, a join
@@ -339,6 +404,9 @@ class HubStore:
                   if i not in skip and not (i in dup and k in same)]  # fmt: skip
         if not closed:
             return
+        if self._view is not None:
+            key_of = {i: k for i, k, _t, _r in found}
+            self._view.removed += [key_of[i] for i, _ in closed]
         cur = self.conn.cursor()
         q = self.d.sql
         cur.executemany(
