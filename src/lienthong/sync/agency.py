@@ -17,7 +17,8 @@ from typing import Any
 
 from lienthong.sync.cipher import RecipientPublic
 from lienthong.sync.connectors.base import Connector
-from lienthong.sync.drift import compare_schema, verify_no_drift
+from lienthong.sync.connectors.files import FileConnector
+from lienthong.sync.drift import compare_schema, learned, recorded_schema, verify_no_drift
 from lienthong.sync.envelope import build_batch
 from lienthong.sync.mapping import (
     Mapped,
@@ -142,11 +143,11 @@ class AgencySync:
 
     def _mapper(self, spec: TableSpec, conn: Connector) -> Mapper:
         current = conn.schema()
-        recorded = self.outbox.schema(spec.name)
+        recorded = recorded_schema(self.outbox.schema(spec.name), conn)
         if recorded is None:
             self.outbox.set_field(spec.name, "schema", current, self.now())
         else:
-            drift = compare_schema(recorded, current)
+            drift = compare_schema(recorded, current, isinstance(conn, FileConnector))
             try:
                 verify_no_drift(spec.name, drift, spec.on_added_columns)
             except Exception as exc:
@@ -154,6 +155,9 @@ class AgencySync:
                 raise
             if drift:
                 self.report.warnings.append(f"{spec.name}: {drift.describe()}")
+            known = learned(recorded, current)  # a file column's first values: its type
+            if known is not None:
+                self.outbox.set_field(spec.name, "schema", known, self.now())
         unreadable = getattr(conn, "null_cursor_rows", lambda: 0)()
         if unreadable:
             self.report.warnings.append(

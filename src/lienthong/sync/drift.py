@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.errors import ConfigError, InputError
+from lienthong.sync.connectors.files import EMPTY, FileConnector
 
 
 @dataclass(frozen=True)
@@ -24,14 +25,52 @@ class Drift:
         return ", ".join(parts)
 
 
-def compare_schema(recorded: dict[str, str], current: dict[str, str]) -> Drift:
+# file drops recorded before they had types: every column was "text" (a name file drops no
+# longer use, their text kind is "string"), read as not known yet
+_UNTYPED_FILE = "text"
+
+
+def retyped(recorded: str, current: str, by_values: bool = False) -> bool:
+    """A SQL column is retyped when its declared type changed. A file column (``by_values``:
+    the types of its values, ``number|string`` when mixed) when it holds a value of a type
+    it never held before; without values (``empty``) it fits any type."""
+    if recorded == current or not by_values:
+        return recorded != current
+    if EMPTY in (recorded, current):
+        return False
+    return not set(current.split("|")) <= set(recorded.split("|"))
+
+
+def compare_schema(
+    recorded: dict[str, str], current: dict[str, str], by_values: bool = False
+) -> Drift:
     return Drift(
         added=[c for c in current if c not in recorded],
         removed=[c for c in recorded if c not in current],
         retyped=[
-            (c, t, current[c]) for c, t in recorded.items() if c in current and current[c] != t
+            (c, t, current[c])
+            for c, t in recorded.items()
+            if c in current and retyped(t, current[c], by_values)
         ],
     )
+
+
+def recorded_schema(recorded: dict[str, str] | None, connector: Any) -> dict[str, str] | None:
+    """The recorded schema to compare a connector's current one with: a file drop's columns
+    recorded untyped (``text``, before file drops had types) count as not known yet."""
+    if recorded is None or not isinstance(connector, FileConnector):
+        return recorded
+    return {c: EMPTY if t == _UNTYPED_FILE else t for c, t in recorded.items()}
+
+
+def learned(recorded: dict[str, str], current: dict[str, str]) -> dict[str, str] | None:
+    """After a run passed the drift check: the recorded schema with the types of columns it
+    did not know yet (``empty``) filled in from ``current``, or None when nothing changed."""
+    out = {
+        c: current[c] if t == EMPTY and current.get(c, EMPTY) != EMPTY else t
+        for c, t in recorded.items()
+    }
+    return out if out != recorded else None
 
 
 def accept_schema(pipeline: Any, table: str | None = None) -> list[dict[str, Any]]:
@@ -53,10 +92,11 @@ def accept_schema(pipeline: Any, table: str | None = None) -> list[dict[str, Any
         try:
             out = []
             for spec in specs:
-                current = connectors[spec.name].schema()
-                recorded = outbox.schema(spec.name) or {}
-                drift = compare_schema(recorded, current)
-                if drift:
+                conn = connectors[spec.name]
+                current = conn.schema()
+                recorded = recorded_schema(outbox.schema(spec.name), conn) or {}
+                drift = compare_schema(recorded, current, isinstance(conn, FileConnector))
+                if drift or learned(recorded, current):
                     outbox.set_field(spec.name, "schema", current, utc_now())
                     outbox.set_field(spec.name, "last_error", None, utc_now())
                 out.append({"table": spec.name, "accepted": drift.describe() or None})

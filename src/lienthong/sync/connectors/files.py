@@ -4,14 +4,25 @@ A file drop is read as a snapshot in chunks; the position is the file's SHA-256 
 of data rows already read, so a crash resumes at the next row, and a *new* drop (different
 digest) is read again from its first row (the hub ignores rows that did not change). Each row's
 source position is ``file:row`` (row 1 = first data row; for CSV/XLSX the header is row 0).
+
+Schema (for drift): the columns (a JSON Lines drop: every key of every line, in first-seen
+order) and their types. Parquet declares them (Arrow type names); for the others they are the
+kinds of the values seen in the whole drop: ``string``, ``number``, ``boolean``, ``date``,
+``datetime``, ``time``, ``object``, ``array`` (CSV, all text, by the look of each value:
+``number``, ``date``, ``datetime`` or ``string``), joined by ``|`` when mixed, ``empty`` when
+the column holds no value.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import decimal
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator
+import operator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +33,7 @@ from lienthong.errors import BackendError, ConfigError, InputError
 from lienthong.sync.model import Chunk, Position, source_key
 
 FORMATS = ("csv", "xlsx", "jsonl", "parquet")
+EMPTY = "empty"  # a column without any value: its type is not known
 
 
 def file_digest(path: Path) -> str:
@@ -49,8 +61,7 @@ def _xlsx_rows(path: Path) -> Iterator[list[Any]]:
         wb.close()
 
 
-def _jsonl_rows(path: Path) -> Iterator[list[Any]]:
-    header: list[str] | None = None
+def _jsonl_objects(path: Path) -> Iterator[dict[str, Any]]:
     with path.open("rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -61,10 +72,15 @@ def _jsonl_rows(path: Path) -> Iterator[list[Any]]:
                 raise InputError(f"{path.name}:{lineno}: not JSON: {exc}") from exc
             if not isinstance(obj, dict):
                 raise InputError(f"{path.name}:{lineno}: a JSON object per line is required")
-            if header is None:
-                header = list(obj)
-                yield header
-            yield [obj.get(c) for c in header]
+            yield obj
+
+
+def _jsonl_rows(path: Path, header: list[str]) -> Iterator[list[Any]]:
+    """The header (every key of the drop), then each object's values in that order (a key a
+    line lacks is None): a key that only later lines carry is a column, not dropped."""
+    yield header
+    for obj in _jsonl_objects(path):
+        yield [obj.get(c) for c in header]
 
 
 def _parquet_rows(path: Path) -> Iterator[list[Any]]:
@@ -85,7 +101,103 @@ class FileChunk(Chunk):
     duplicates: dict[int, int] = field(default_factory=dict)
 
 
-_READERS = {"csv": _csv_rows, "xlsx": _xlsx_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
+_READERS = {"csv": _csv_rows, "xlsx": _xlsx_rows, "parquet": _parquet_rows}
+_NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+_KIND_OF_TYPE: dict[type, str] = {
+    bool: "boolean", int: "number", float: "number", decimal.Decimal: "number",
+    dt.datetime: "datetime", dt.date: "date", dt.time: "time", dict: "object", list: "array",
+}  # fmt: skip
+_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
+_BLOCK = 65536
+
+
+def value_kinds(col: Sequence[Any]) -> set[str]:
+    """The types of a column of typed values (Excel cells, JSON values); None and "" are
+    no value. Computed per distinct type, not per value."""
+    kinds = set()
+    for t in set(map(type, col)):
+        if t is str:
+            if "" not in col or any(v for v in col if type(v) is str):
+                kinds.add("string")
+        elif t is not type(None):
+            kinds.add(_KIND_OF_TYPE.get(t, "string"))
+    return kinds
+
+
+def text_kind(value: str) -> str | None:
+    """The type a CSV value looks like (CSV declares none): a text starting with a letter
+    is a string at once; digits are a number, a date or a date-time; "" is no value."""
+    text = value.strip()
+    if not text:
+        return None
+    if not (text[0].isdigit() or text[0] in "+-.,"):
+        return "string"
+    if _NUMBER.fullmatch(text):
+        return "number"  # also yyyymmdd: eight digits read as a number
+    if _DATE.fullmatch(text):
+        return "date"
+    if _DATETIME.fullmatch(text):
+        return "datetime"
+    return "string"
+
+
+def text_kinds(col: Sequence[str]) -> set[str]:
+    """The types of a CSV column: each distinct shape (every digit read as 9) looked at once;
+    the shapes come from one C-level translate of the joined distinct values."""
+    distinct = set(col)
+    distinct.discard("")
+    joined = "\x00".join(distinct)
+    if joined.count("\x00") == len(distinct) - 1:  # no value holds a NUL
+        shapes = set(joined.encode().translate(_NINES).decode().split("\x00"))
+    else:
+        shapes = distinct
+    return {k for k in map(text_kind, shapes) if k is not None}
+
+
+def _kinds_schema(header: list[Any], rows: Iterator[list[Any]], csv_text: bool) -> dict[str, str]:
+    """Column → the types of its values (``a|b`` when mixed, ``empty`` when none)."""
+    names = [None if c is None else str(c).strip() for c in header]
+    seen: list[set[str]] = [set() for _ in names]
+    kinds, fill = (text_kinds, "") if csv_text else (value_kinds, None)
+    while block := list(itertools.islice(rows, _BLOCK)):
+        for found, col in zip(seen, itertools.zip_longest(*block, fillvalue=fill), strict=False):
+            found |= kinds(col)
+    return {n: "|".join(sorted(f)) or EMPTY for n, f in zip(names, seen, strict=True) if n}
+
+
+def _arrow_type(t: Any) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_null(t):
+        return EMPTY
+    return str(t).replace("large_", "")
+
+
+def profile(path: Path, fmt: str) -> dict[str, str]:
+    """The drop's columns and their types (see the module docstring)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return {f.name: _arrow_type(f.type) for f in pq.ParquetFile(path).schema_arrow}
+    if fmt == "jsonl":
+        seen: dict[str, set[str]] = {}
+        objects = _jsonl_objects(path)
+        while block := list(itertools.islice(objects, _BLOCK)):
+            for c in dict.fromkeys(itertools.chain.from_iterable(block)):
+                found = seen.setdefault(c, set())
+                found |= value_kinds(list(map(operator.methodcaller("get", c), block)))
+        return {c: "|".join(sorted(f)) or EMPTY for c, f in seen.items()}
+    rows = _READERS[fmt](path)
+    header = next(rows, None)
+    if not header:
+        return {}
+    return _kinds_schema(header, rows, csv_text=fmt == "csv")
 
 
 @dataclass
@@ -101,17 +213,26 @@ class FileConnector:
         if self.format not in FORMATS:
             raise ConfigError(f"{self.path}: unknown file format {self.format!r} ({FORMATS})")
         self.name = self.path.name
+        self._profile: tuple[tuple[int, int, int], dict[str, str]] | None = None
 
     def _rows(self) -> Iterator[list[Any]]:
         if not self.path.is_file():
             raise BackendError(f"file drop {self.path} does not exist")
+        if self.format == "jsonl":
+            return _jsonl_rows(self.path, list(self.schema()))
         return _READERS[self.format](self.path)
 
     def schema(self) -> dict[str, str]:
-        header = next(self._rows(), None)
-        if not header:
+        """Columns and types of the drop as it is now (one scan per version of the file)."""
+        if not self.path.is_file():
+            raise BackendError(f"file drop {self.path} does not exist")
+        st = self.path.stat()
+        version = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._profile is None or self._profile[0] != version:
+            self._profile = (version, profile(self.path, self.format))
+        if not self._profile[1]:
             raise InputError(f"{self.path}: empty file, no header row")
-        return {str(c).strip(): "text" for c in header if c is not None}
+        return dict(self._profile[1])
 
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
         digest = file_digest(self.path)
