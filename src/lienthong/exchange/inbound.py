@@ -220,7 +220,7 @@ async def _relay(
         out = web.StreamResponse(status=resp.status, headers=back)
         await out.prepare(request)
         ex.streaming = True
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp.chunks():
             ex.response_bytes += len(chunk)
             await out.write(chunk)
         await out.write_eof()

@@ -265,7 +265,7 @@ async def _relay_response(
             rbody = in_memory(await resp.read())  # bounded by its declared length
         else:
             rbody = await read_body(
-                limited(resp.content.iter_any(), limits.max_body_bytes),
+                limited(resp.chunks(), limits.max_body_bytes),
                 limit=limits.max_body_bytes,
                 memory_limit=limits.memory_body_bytes,
                 spool_dir=node.cfg.state_dir,
@@ -289,7 +289,7 @@ async def _relay_response(
         ex.response_bytes = len(data)
         await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash, None, sent.tokens)
         return web.Response(status=status, body=data, headers=out_headers)
-    plain = e2e.open_stream(resp.content.iter_any(), opener)
+    plain = e2e.open_stream(resp.chunks(), opener)
     ex.upstream_ms = (time.perf_counter() - sent.t_up) * 1000
     await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash, None, sent.tokens)
     return await _stream_out(request, ex, status, out_headers, plain, None)

@@ -12,9 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from lienthong.errors import IntegrityError
 from lienthong.exchange import e2e
@@ -26,6 +24,7 @@ from lienthong.exchange.envelope import (
     verify_body_digest,
 )
 from lienthong.exchange.exchange_log import Exchange
+from lienthong.exchange.httpclient import Response
 from lienthong.exchange.inbound import Verified, decrypt_secret
 from lienthong.exchange.node import Node
 from lienthong.exchange.protocol import (
@@ -41,7 +40,7 @@ from lienthong.exchange.protocol import (
     ErrorCode,
     Refused,
 )
-from lienthong.exchange.transport import Pump, Sessions
+from lienthong.exchange.transport import Sessions, endpoint_of
 from lienthong.identifiers import ServiceId
 
 
@@ -114,19 +113,21 @@ async def provide(
         raise Refused(ErrorCode.ROUTE, "service not served by this gateway", service=str(service))
     suite, secret = decrypt_secret(node, v) if v.claims.get("enc") else (None, None)
     payload, body = await _request_body(node, request, v, secret, suite)
-    url = endpoint + v.claims["path"] + (f"?{v.claims['query']}" if v.claims["query"] else "")
+    target = endpoint_of(endpoint)
+    query = v.claims["query"]
+    path = (target.base + v.claims["path"] or "/") + (f"?{query}" if query else "")
     t_up = time.perf_counter()
-    pump = Pump(payload) if not isinstance(payload, bytes) else None
     try:
         resp = await sessions.services.request(
             request.method,
-            URL(url, encoded=True),  # the sub-path and query exactly as signed
-            headers=_service_headers(v),
-            data=pump.__aiter__() if pump is not None else payload,
+            target.scheme,
+            target.host,
+            target.port,
+            path,  # the sub-path and query exactly as signed
+            _service_headers(v),
+            payload,
         )
-    except (aiohttp.ClientError, OSError) as exc:
-        if pump is not None and pump.error is not None:
-            raise pump.error from exc
+    except OSError as exc:  # connection-level failures (httpclient.ClientError) included
         raise Refused(ErrorCode.UNAVAILABLE, f"service endpoint failed: {exc}") from exc
     finally:
         if body is not None:
@@ -138,11 +139,11 @@ async def provide(
 
 
 async def _response_body(
-    node: Node, ex: Exchange, resp: aiohttp.ClientResponse, sealer: e2e.StreamSealer | None
+    node: Node, ex: Exchange, resp: Response, sealer: e2e.StreamSealer | None
 ) -> tuple[Any, dict[str, Any] | None, Body | None]:
     """(body to send, body claim, spool to close): sealed records, or hashed plaintext."""
     limits = node.cfg.limits
-    source = limited(resp.content.iter_any(), limits.max_body_bytes)
+    source = limited(resp.chunks(), limits.max_body_bytes)
     if sealer is not None:
         if resp.content_length is not None and resp.content_length <= limits.memory_body_bytes:
             data = await resp.read()
@@ -169,7 +170,7 @@ async def _answer(
     request: web.BaseRequest,
     ex: Exchange,
     v: Verified,
-    resp: aiohttp.ClientResponse,
+    resp: Response,
     suite: e2e.Suite | None,
     secret: bytes | None,
     signers: list[Any],

@@ -7,22 +7,22 @@ federation roots).
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import aiohttp
-from yarl import URL
-
+from lienthong.exchange.httpclient import Client, ConnectFailed, Disconnected, Response
 from lienthong.exchange.node import Node, log
 from lienthong.exchange.protocol import ErrorCode, Refused
 
 
 @dataclass
 class Sessions:
-    peers: aiohttp.ClientSession  # mTLS to other gateways
-    services: aiohttp.ClientSession  # plain or TLS to the agency's own service endpoints
+    peers: Client  # mTLS to other gateways
+    services: Client  # plain or TLS to the agency's own service endpoints
 
     async def close(self) -> None:
         await self.peers.close()
@@ -32,22 +32,41 @@ class Sessions:
 def make_sessions(
     client_ctx: ssl.SSLContext, connect_timeout: float, read_timeout: float
 ) -> Sessions:
-    timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
+    """Gateways never keep cookies nor send User-Agent/Accept headers; bodies pass as they are
+    (no decompression)."""
+    return Sessions(
+        peers=Client(client_ctx, connect_timeout=connect_timeout, read_timeout=read_timeout),
+        # https service endpoints: verified against the system roots, host name checked
+        services=Client(
+            ssl.create_default_context(),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        ),
+    )
 
-    def connector(ssl_ctx: ssl.SSLContext | bool) -> aiohttp.TCPConnector:
-        return aiohttp.TCPConnector(limit=512, ssl=ssl_ctx, keepalive_timeout=30)
 
-    def session(ssl_ctx: ssl.SSLContext | bool) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            connector=connector(ssl_ctx),
-            timeout=timeout,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),  # gateways never keep cookies
-            read_bufsize=1 << 18,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
-        )
+@dataclass(frozen=True)
+class Endpoint:
+    scheme: str
+    host: str
+    port: int
+    base: str  # path prefix the service's sub-path is appended to
 
-    return Sessions(peers=session(client_ctx), services=session(True))
+
+@functools.lru_cache(maxsize=1024)
+def endpoint_of(url: str) -> Endpoint:
+    """A configured service endpoint URL, split once."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Refused(ErrorCode.INTERNAL, "service endpoint is not an http(s) URL", url=url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return Endpoint(parts.scheme, parts.hostname, port, parts.path)
+
+
+@functools.lru_cache(maxsize=256)
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 LINK_COOLDOWN_S = 10.0
@@ -63,22 +82,16 @@ def _in_preference(addresses: list[str]) -> list[str]:
 
 class Pump:
     """Wraps a streamed body: knows whether it started (then it cannot be replayed on the
-    second link) and keeps the refusal raised while producing it, which aiohttp would
-    otherwise turn into a connection error."""
+    second link)."""
 
     def __init__(self, source: AsyncIterator[bytes]) -> None:
         self._source = source
         self.started = False
-        self.error: Refused | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.started = True
-        try:
-            async for chunk in self._source:
-                yield chunk
-        except Refused as exc:
-            self.error = exc
-            raise
+        async for chunk in self._source:
+            yield chunk
 
 
 def peer_der(transport: object) -> bytes | None:
@@ -99,41 +112,34 @@ async def send_to_node(
     path_qs: str,
     headers: Mapping[str, str],
     body: AsyncIterator[bytes] | bytes | None,
-) -> aiohttp.ClientResponse:
-    """Send to ``target`` trying its addresses in order (failover); check its identity."""
-    addresses = _in_preference(node.directory.nodes[target].addresses)
-    pump = Pump(body) if body is not None and not isinstance(body, bytes) else None
-    last: Exception | None = None
-    for address in addresses:
-        try:
-            resp = await sessions.peers.request(
-                method,
-                # exactly as signed: yarl must not re-normalise %3b, %2e … (encoded=True)
-                URL(f"https://{address}{path_qs}", encoded=True),
-                headers=headers,
-                data=pump.__aiter__() if pump is not None else body,
-            )
-        except aiohttp.ClientError as exc:
-            if pump is not None and pump.error is not None:
-                raise pump.error from exc
-            connect_failed = isinstance(exc, aiohttp.ClientConnectorError)
-            if not connect_failed and not isinstance(exc, aiohttp.ServerDisconnectedError):
-                raise
-            log.warning("link to %s via %s failed: %s", target, address, exc)
-            _DOWN_UNTIL[address] = time.monotonic() + LINK_COOLDOWN_S
-            last = exc
-            if pump is not None and pump.started:
-                break  # a streamed body half-sent cannot be replayed on the second link
-            continue
-        if resp.connection is None:
-            return resp  # body-less answer already released its connection: nothing to check
-        der = peer_der(resp.connection.transport)
+) -> Response:
+    """Send to ``target`` trying its addresses in order (failover). The TLS peer must be
+    ``target`` (its certificate found in the directory under that node's identity), checked
+    before anything is written to the connection."""
+
+    def verify_peer(der: bytes | None) -> None:
         try:
             identity = node.certs.identity_of_der(der) if der else None
         except Refused:
             identity = None
         if identity != target:
-            resp.close()
             raise Refused(ErrorCode.UNAVAILABLE, "peer is not the expected node", got=identity)
-        return resp
+
+    addresses = _in_preference(node.directory.nodes[target].addresses)
+    pump = Pump(body) if body is not None and not isinstance(body, bytes) else None
+    payload = pump.__aiter__() if pump is not None else body or b""
+    last: Exception | None = None
+    for address in addresses:
+        host, port = _host_port(address)
+        try:
+            # the path exactly as signed: never re-normalised (%3b, %2e …)
+            return await sessions.peers.request(
+                method, "https", host, port, path_qs, headers, payload, verify_peer=verify_peer
+            )
+        except (ConnectFailed, Disconnected) as exc:
+            log.warning("link to %s via %s failed: %s", target, address, exc)
+            _DOWN_UNTIL[address] = time.monotonic() + LINK_COOLDOWN_S
+            last = exc
+            if pump is not None and pump.started:
+                break  # a streamed body half-sent cannot be replayed on the second link
     raise Refused(ErrorCode.UNAVAILABLE, f"no link to {target} works", error=str(last))
