@@ -51,7 +51,8 @@ def test_run_status_and_quarantine(workdir: Path, capsys: pytest.CaptureFixture[
         capsys, "sync", "quarantine", "list", "--pipeline", "pipeline.toml", "--json"
     )
     entries = json.loads(out)["quarantine"]
-    assert len(entries) == 12 and entries[0]["position"] == "7"
+    assert len(entries) == 12
+    assert entries[0]["position"] == '{"updated_at":"2024-01-01T00:00:00.000000","id":7}'
     assert any("31/02/1990" in r for r in entries[0]["reasons"])
     code, out, _ = cli(capsys, "sync", "quarantine", "show", "1", "--pipeline", "pipeline.toml",
                        "--json")  # fmt: skip
