@@ -178,8 +178,9 @@ class HubStore:
         view, self._view = self._view, None
         if view is not None and done.status == "applied":
             view.keys.update(view.added)
-            view.keys.subtract(view.removed)
-            view.keys += Counter()  # drop the keys whose count fell to zero
+            if view.removed:
+                view.keys.subtract(view.removed)
+                view.keys += Counter()  # drop the keys whose count fell to zero
             view.seq, view.added, view.removed = stored, [], []
         return done
 
@@ -391,10 +392,14 @@ class HubStore:
         A re-submission of such an entry would overwrite the newer version; it is refused.
         """
         deleted = {k for k, _ in dels}
-        incoming = {k: j for k, _, j in ups}
-        found = self._open_entries(src, e, list(incoming.keys() | deleted))
+        keys = set(map(itemgetter(0), ups)) | deleted
+        if self._view is not None:  # only the keys with an open entry (set operations in C)
+            keys = keys.intersection(self._view.keys)
+        found = self._open_entries(src, e, list(keys))
         if not found:
             return
+        hit = {k for _i, k, _t, _r in found}
+        incoming = {k: j for k, _, j in ups if k in hit}
         # a duplicate-key entry (a later row of a drop with the same key) stays open while
         # the first occurrence is only read again unchanged: that is no newer version
         dup = self._duplicate_entries([i for i, *_ in found])
