@@ -25,6 +25,10 @@ Same run, same source table (``--rows`` citizens, ~2 % with an impossible date o
 * ``freshness_p95_s``   follow mode: p95 delay from a source UPDATE to its visibility in the
                         consolidated database on PostgreSQL.
 
+Each lienthong run also reports ``cpu_s``: the CPU seconds its processes spent during the run
+(agency, hub process, gateways, and the PostgreSQL server processes of the source and of the
+consolidated database), and their sum per row — steadier than rows/s on a shared machine.
+
 The headline pair (lienthong → PostgreSQL and dlt) runs first, side by side, ``--repeat``
 times; the median run of each is reported with every sample. Every lienthong measurement
 runs in a fresh agency process (no warm caches from an earlier
@@ -147,6 +151,7 @@ def hub_process(hub_url: str, work: Path, client: str | None) -> Iterator[tuple[
     if client is not None:  # behind the gateways: only the agency's sync subsystem may send
         args += ["--client", f"{SOURCE_ID}={client}", "--max-level", "SENSITIVE"]
     proc = subprocess.Popen(args)
+    PIDS["hub"] = [proc.pid]
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(trust_env=False) as http:
@@ -178,7 +183,45 @@ def gateways(work: Path, hub_url: str) -> Iterator[tuple[str, str]]:
     with Running(tb) as running:
         for node in ("NDXP", HUB_NODE, "BCA-GW"):
             running.start_gateway(node)
+        PIDS["gateways"] = [p.pid for p in running.procs.values()]
         yield tb.internal_url("BCA-GW"), SYNC_AGENCIES["BCA-GW"][1]
+
+
+PIDS: dict[str, list[int]] = {}  # component → processes whose CPU time is accounted
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backends(dsn: str) -> list[int]:
+    """The server processes of the connections to ``dsn``'s database (not this one)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def components(src: str, hub_db: str) -> dict[str, list[int]]:
+    out = dict(PIDS) | {"agency": [os.getpid()], "pg_source": backends(src)}
+    if hub_db.startswith("postgresql://"):
+        out["pg_hub"] = backends(hub_db)
+    return out
+
+
+def cpu_split(before: dict[int, float], src: str, hub_db: str) -> dict[str, float]:
+    """CPU seconds per component since ``before`` (a backend started since counts whole)."""
+    return {
+        name: round(sum(cpu_of(p) - before.get(p, 0.0) for p in pids), 2)
+        for name, pids in components(src, hub_db).items()
+    }
 
 
 def one(task: dict[str, Any]) -> dict[str, Any]:
@@ -215,16 +258,20 @@ def one(task: dict[str, Any]) -> dict[str, Any]:
             Outbox(work / f"outbox-{uuid.uuid4().hex[:6]}.db"), transport, keys,
         )  # fmt: skip
         before = load()
+        cpu_before = {p: cpu_of(p) for ps in components(src, hub_db).values() for p in ps}
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         report = agency.run()
         elapsed = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         agency_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        split = cpu_split(cpu_before, src, hub_db)
         out: dict[str, Any] = {
             "read": report.read, "applied": report.applied, "quarantined": report.quarantined,
             "batches": report.batches, "error": report.error, "seconds": round(elapsed, 3),
             "rows_per_s": round(report.read / elapsed), "agency_cpu_s": round(agency_cpu, 2),
+            "cpu_s": split, "cpu_us_per_row": round(1e6 * sum(split.values()) / report.read, 2)
+            if report.read else None,
             "transport": "gateway (agency GW → NDXP → hub GW → hub process)" if via_gateway
             else "http (hub process)", "load_avg": before,
         }  # fmt: skip
@@ -457,6 +504,9 @@ def print_table(result: dict[str, Any], transports: list[str]) -> None:
             doc = result["lienthong"][f"{transport}_{target}"]
             row(f"lienthong → {'PostgreSQL' if target == 'postgres' else 'SQLite'} "
                 f"({transport})", doc)  # fmt: skip
+            if doc.get("cpu_s"):
+                split = ", ".join(f"{k} {v}" for k, v in doc["cpu_s"].items())
+                print(f"    CPU s in the run: {split}; {doc['cpu_us_per_row']} µs per row")
     dlt = result["dlt"]
     for backend, doc in dlt.get("backends", {}).items():
         best = backend == dlt.get("backend")
