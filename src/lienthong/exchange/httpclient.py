@@ -1,5 +1,6 @@
-"""A lean HTTP/1.1 client for the gateway's hot path: keep-alive pools of asyncio protocols,
-responses parsed by llhttp (``httptools``), bodies bounded or streamed with back-pressure.
+"""A lean HTTP/1.1 client for the gateway's hot path: keep-alive pools of asyncio protocols
+(:mod:`lienthong.exchange.httpconn`), answers parsed by llhttp (``httptools``), bodies bounded
+or streamed with back-pressure.
 
 Measured against aiohttp's ``ClientSession`` it does far less per request (no request,
 connector, timer-context and stream-reader objects, no URL object): see docs/exchange.md. It
@@ -12,292 +13,33 @@ as :class:`ClientError` subclasses that the callers map to the uniform LT codes.
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Mapping
 
-import httptools
+from lienthong.exchange.httpconn import (
+    BadResponse,
+    ClientError,
+    ClientTimeout,
+    ConnectFailed,
+    Connection,
+    Disconnected,
+    Headers,
+)
 
-MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers, together
-MAX_FIELD_BYTES = 8190  # one header value (aiohttp's default limit)
-_HIGH_WATER = 1 << 20  # unread response body held before reading from the socket pauses
-_LOW_WATER = 1 << 18
-
-
-class ClientError(ConnectionError):
-    """A request failed at the connection level (the callers' ``LT.UNAVAILABLE``)."""
-
-
-class ConnectFailed(ClientError):
-    """No connection could be opened (refused, unreachable, TLS handshake failed)."""
-
-
-class Disconnected(ClientError):
-    """The server closed the connection before its answer was complete."""
-
-
-class BadResponse(ClientError):
-    """The answer is not well-formed HTTP/1.1 or exceeds the header limits."""
+__all__ = [
+    "BadResponse",
+    "Client",
+    "ClientError",
+    "ClientTimeout",
+    "ConnectFailed",
+    "Disconnected",
+    "Headers",
+    "Response",
+]
 
 
-class ClientTimeout(ClientError, TimeoutError):
-    """No data within the read timeout, or no connection within the connect timeout."""
-
-
-class Headers(Mapping[str, str]):
-    """Response headers, looked up case-insensitively (names kept in lower case); of a
-    repeated header the first value counts, as with aiohttp's ``CIMultiDict.get``."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self) -> None:
-        self._items: dict[str, str] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._items.get(key.lower(), default)
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key.lower()]
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection: sends a request, parses its answer, buffers its body."""
-
-    def __init__(self, read_timeout: float, on_lost: Callable[[], None]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._read_timeout = read_timeout
-        self._on_lost = on_lost
-        self._parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self._peer_der: bytes | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._writing_paused = False
-        self._reading_paused = False
-        self._begin()
-        self._expecting = False
-
-    def _begin(self) -> None:
-        self._expecting = True
-        self._in_head = True
-        self._interim = False
-        self._head_bytes = 0
-        self._field_bytes = 0
-        self.headers = Headers()
-        self.status = 0
-        self.content_length: int | None = None
-        self._until_eof = False
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
-        self._bounded = False  # read whole (declared length): never pause reading
-        self.complete = False
-        self.keep_alive = False
-        self.error: BaseException | None = None
-
-    def peer_der(self) -> bytes | None:
-        """The DER certificate the TLS peer presented (None without TLS)."""
-        if self._peer_der is None and self.transport is not None:
-            ssl_obj = self.transport.get_extra_info("ssl_object")
-            self._peer_der = ssl_obj.getpeercert(binary_form=True) if ssl_obj else None
-        return self._peer_der
-
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TLS transport is not an asyncio.Transport subclass, but has its methods
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        if not self._expecting:
-            self.fail(BadResponse("data from the server without a request"))
-            return
-        try:
-            self._parser.feed_data(data)
-        except Exception as exc:  # llhttp's error, or one raised by a callback below
-            self.fail(exc if isinstance(exc, ClientError) else BadResponse(f"bad answer: {exc}"))
-            return
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self.fail(BadResponse("answer headers too large"))
-
-    def eof_received(self) -> bool | None:
-        return None  # close: connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.transport = None
-        if self._expecting and self.error is None:
-            if self._until_eof and not self._in_head:
-                self.complete = True  # a body delimited by the end of the connection
-                self._expecting = False
-            else:
-                self.error = Disconnected("server closed the connection before answering")
-        self._wake()
-        drain = self._drain_waiter
-        if drain is not None and not drain.done():
-            drain.set_exception(Disconnected("server closed the connection"))
-        self._on_lost()
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        drain = self._drain_waiter
-        if drain is not None and not drain.done():
-            drain.set_result(None)
-
-    # httptools callbacks
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._field_bytes += len(name) + len(value)
-        if len(value) > MAX_FIELD_BYTES or self._field_bytes > MAX_HEAD_BYTES:
-            raise BadResponse("answer header too large")
-        key = name.decode("latin-1").lower()
-        items = self.headers._items
-        if key not in items:
-            items[key] = value.decode("utf-8", "surrogateescape")
-
-    def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if status < 200:  # an interim answer (100 Continue …): the final one follows
-            self._interim = True
-            self.headers = Headers()
-            self._field_bytes = 0
-            return
-        self.status = status
-        self._in_head = False
-        items = self.headers._items
-        declared = items.get("content-length")
-        self.content_length = int(declared) if declared is not None else None
-        self._until_eof = declared is None and "transfer-encoding" not in items
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        self._chunks.append(body)
-        self._buffered += len(body)
-        over = self._buffered > _HIGH_WATER and not self._bounded
-        if over and not self._reading_paused and self.transport is not None:
-            self.transport.pause_reading()
-            self._reading_paused = True
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if self._interim:
-            self._interim = False
-            return
-        self.complete = True
-        self.keep_alive = self._parser.should_keep_alive()
-        self._expecting = False
-        self._wake()
-
-    # the request side
-
-    def send(self, data: bytes) -> None:
-        if self.transport is None:
-            raise Disconnected("connection closed")
-        self.transport.write(data)
-
-    async def drain(self) -> None:
-        if self.error is not None:
-            raise self.error
-        if self.transport is None:
-            raise Disconnected("connection closed")
-        if self._writing_paused:
-            self._drain_waiter = self._loop.create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
-
-    def fail(self, exc: BaseException) -> None:
-        """Stop this exchange with ``exc`` (raised to whoever waits) and drop the connection."""
-        if self.error is None:
-            self.error = exc
-        self._expecting = False
-        if self.transport is not None:
-            self.transport.abort()
-        self._wake()
-
-    def close(self) -> None:
-        self._expecting = False
-        if self.transport is not None:
-            self.transport.close()
-
-    # the answer side
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _time_out(self, waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            waiter.set_exception(ClientTimeout("no data from the server within the read timeout"))
-
-    async def _progress(self) -> None:
-        """Until the parser moves on (or fails), at most the read timeout."""
-        waiter = self._loop.create_future()
-        self._waiter = waiter
-        timer = self._loop.call_later(self._read_timeout, self._time_out, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
-
-    async def read_head(self) -> None:
-        while self._in_head:
-            if self.error is not None:
-                raise self.error
-            await self._progress()
-        if self.error is not None:
-            raise self.error
-
-    async def read_all(self) -> bytes:
-        self._bounded = True
-        if self._reading_paused and self.transport is not None:
-            self._reading_paused = False
-            self.transport.resume_reading()
-        while not self.complete:
-            if self.error is not None:
-                raise self.error
-            await self._progress()
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        return data
-
-    async def next_chunk(self) -> bytes:
-        while not self._chunks:
-            if self.error is not None:
-                raise self.error
-            if self.complete:
-                return b""
-            await self._progress()
-        chunk = self._chunks.popleft()
-        self._buffered -= len(chunk)
-        if self._reading_paused and self._buffered < _LOW_WATER and self.transport is not None:
-            self._reading_paused = False
-            self.transport.resume_reading()
-        return chunk
-
-
-async def _send_stream(conn: _Connection, source: AsyncIterator[bytes]) -> None:
+async def _send_stream(conn: Connection, source: AsyncIterator[bytes]) -> None:
     """Write ``source`` with chunked transfer coding; a failure of the source (a refusal by
     ``limited``/``paced`` …) stops the exchange with that very exception."""
     try:
@@ -320,12 +62,12 @@ class Response:
         self,
         client: Client,
         key: tuple[str, str, int],
-        conn: _Connection,
+        conn: Connection,
         writer: asyncio.Task[None] | None,
     ) -> None:
         self._client = client
         self._key = key
-        self._conn: _Connection | None = conn
+        self._conn: Connection | None = conn
         self._writer = writer
         self.status = conn.status
         self.headers = conn.headers
@@ -404,7 +146,7 @@ class Client:
         self._read_timeout = read_timeout
         self._keepalive_s = keepalive_s
         self._slots = asyncio.Semaphore(limit)  # open connections
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
 
     async def request(
         self,
@@ -434,7 +176,7 @@ class Client:
             except BaseException:
                 conn.close()
                 raise
-        conn._begin()
+        conn.begin()
         writer: asyncio.Task[None] | None = None
         if isinstance(body, bytes):
             conn.send(head + body)
@@ -450,7 +192,7 @@ class Client:
             raise
         return Response(self, key, conn, writer)
 
-    async def _acquire(self, key: tuple[str, str, int]) -> _Connection:
+    async def _acquire(self, key: tuple[str, str, int]) -> Connection:
         idle = self._idle.get(key)
         if idle:
             now = time.monotonic()
@@ -461,11 +203,11 @@ class Client:
                 conn.close()
         return await self._connect(key)
 
-    def _put(self, key: tuple[str, str, int], conn: _Connection) -> None:
+    def _put(self, key: tuple[str, str, int], conn: Connection) -> None:
         conn.idle_since = time.monotonic()
         self._idle.setdefault(key, []).append(conn)
 
-    async def _connect(self, key: tuple[str, str, int]) -> _Connection:
+    async def _connect(self, key: tuple[str, str, int]) -> Connection:
         scheme, host, port = key
         ctx = self._ssl if scheme == "https" else None
         loop = asyncio.get_running_loop()
@@ -476,7 +218,7 @@ class Client:
                 await self._slots.acquire()
                 try:
                     _, conn = await loop.create_connection(
-                        lambda: _Connection(self._read_timeout, self._slots.release),
+                        lambda: Connection(self._read_timeout, self._slots.release),
                         host,
                         port,
                         ssl=ctx,
