@@ -71,11 +71,11 @@ NOWS = [
 
 
 def _apply(
-    url: str, dialect: HubDialect, batches: list[Batch] = BATCHES
+    url: str, dialect: HubDialect, batches: list[Batch] = BATCHES, nows: list[str] = NOWS
 ) -> dict[str, list[tuple[Any, ...]]]:
     conn = psycopg.connect(url)
     store = HubStore(conn, dialect)
-    for batch, now in zip(batches, NOWS, strict=True):
+    for batch, now in zip(batches, nows, strict=True):
         store.apply(batch, now)
     out = {
         table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()
@@ -107,3 +107,19 @@ def test_direct_copy_of_new_keys_at_any_clock(schemas: tuple[str, str]) -> None:
     assert copied == merged
     stamps = {r[1].split("-")[0]: r[5] for r in copied["c_citizen"]}
     assert len(set(stamps.values())) == 5  # five clocks, each kept exactly
+
+
+def test_direct_copy_with_percent_signs_in_keys_json_and_binary_fields(
+    schemas: tuple[str, str],
+) -> None:
+    # the binary rows are written through a %-template: '%' in a key or a document, and
+    # 0x25 bytes in the binary batch number (37 = 0x25) or clock, must come out unchanged
+    batches = [_batch(n, [(f"{n}%s", {"p": "100% %s %d", "n": n}), (f"k{n}%%", {"n": n})])
+               for n in range(1, 41)]  # fmt: skip
+    nows = [f"2026-01-01T00:00:{n % 60:02d}.{0x25 * n:06d}+00:00" for n in range(1, 41)]
+    copied = _apply(schemas[0], POSTGRES, batches, nows)
+    merged = _apply(schemas[1], dataclasses.replace(POSTGRES, copy_upserts=None), batches, nows)
+    assert copied == merged
+    current = {r[1]: (r[2], r[4]) for r in copied["c_citizen"]}
+    assert current["37%s"] == ({"p": "100% %s %d", "n": 37}, 37)
+    assert current["k37%%"] == ({"n": 37}, 37) and len(current) == 80

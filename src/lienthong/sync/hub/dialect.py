@@ -8,7 +8,6 @@ import sqlite3
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -157,16 +156,33 @@ def copy_binary_current(
     stamp = struct.pack(">iq", 8, micros)
     head = b"\x00\x07" + _I32.pack(len(src)) + src  # 7 fields, then the source
     tail = struct.pack(">iq", 8, seq) + stamp + stamp
-    # length-prefixed fields, interleaved in one C-level join
-    key_fields = list(map(bytes.__add__, map(_I32.pack, map(len, key_bytes)), key_bytes))
-    pos_fields = (
-        key_fields
-        if pos_bytes is key_bytes
-        else list(map(bytes.__add__, map(_I32.pack, map(len, pos_bytes)), pos_bytes))
+    # length prefixes packed once per distinct length; one %-template per row (head and
+    # tail are constant; '%' doubled, they are binary)
+    key_lens = list(map(_packer(_I32.pack), map(len, key_bytes)))
+    pos_lens = (
+        key_lens if pos_bytes is key_bytes else list(map(_packer(_I32.pack), map(len, pos_bytes)))
     )
-    json_heads = map(_JSONB_HEAD.pack, map((1).__add__, map(len, jsons)), repeat(1))
-    rows_ = zip(repeat(head), key_fields, json_heads, jsons, pos_fields, repeat(tail))
-    return b"".join(chain([_BINARY_HEADER], chain.from_iterable(rows_), [_BINARY_TRAILER]))
+    json_heads = list(map(_packer(_jsonb_head), map(len, jsons)))
+    template = head.replace(b"%", b"%%") + b"%s%s%s%s%s%s" + tail.replace(b"%", b"%%")
+    fields = zip(key_lens, key_bytes, json_heads, jsons, pos_lens, pos_bytes, strict=True)
+    return _BINARY_HEADER + b"".join(map(template.__mod__, fields)) + _BINARY_TRAILER
+
+
+def _jsonb_head(n: int) -> bytes:
+    return _JSONB_HEAD.pack(n + 1, 1)  # field length (version byte + text), version 1
+
+
+def _packer(pack: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """``pack`` memoised for the few distinct lengths of a column."""
+    memo: dict[int, bytes] = {}
+
+    def packed(n: int) -> bytes:
+        out = memo.get(n)
+        if out is None:
+            out = memo[n] = pack(n)
+        return out
+
+    return packed
 
 
 def copy_escape(value: str) -> bytes:
