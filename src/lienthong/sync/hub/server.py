@@ -57,12 +57,28 @@ def _refusal(
     return None
 
 
+async def _read_capped(request: Request) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed :data:`MAX_BATCH` (a
+    declared length above it is refused before reading; a longer stream is cut off)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BATCH:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > MAX_BATCH:
+            return None
+        parts.append(part)
+    return b"".join(parts)
+
+
 def make_app(
     hub: Hub, clients: Mapping[str, str] | None = None, max_level: Level | None = None
 ) -> Starlette:
     async def batches(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BATCH:
+        body = await _read_capped(request)
+        if body is None:
             return JSONResponse({"error": "too_large"}, status_code=413)
         caller, message = request.headers.get("x-lt-client"), request.headers.get("x-lt-id")
         why = _refusal(body, caller, clients or {}, max_level)
