@@ -1,7 +1,10 @@
 """CPU per request of the gateway's HTTP client: aiohttp ``ClientSession`` (the settings the
-gateway used) against ``lienthong.exchange.httpclient.Client``, plain HTTP and TLS 1.3.
+gateway used) against ``lienthong.exchange.httpclient.Client``, plain HTTP and TLS 1.3; with
+``--servers`` also the server side: aiohttp's low-level server (the gateway's settings) against
+a bare ``httptools`` protocol server, both loaded by ``wrk`` (the ceiling of what replacing the
+gateway's server could save).
 
-    python bench/exchange_http.py [--json] [--requests 20000] [--rounds 2]
+    python bench/exchange_http.py [--json] [--requests 20000] [--rounds 2] [--servers]
 
 A raw asyncio server in another process answers every request with the same 1 kB response (a
 0.7 kB signature-sized header and a small JSON body), so the figure is the client's own CPU
@@ -15,6 +18,7 @@ import asyncio
 import datetime
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -53,6 +57,68 @@ async def main():
         ctx.load_cert_chain(sys.argv[2], sys.argv[3])
     loop = asyncio.get_running_loop()
     server = await loop.create_server(Answer, "127.0.0.1", int(sys.argv[1]), ssl=ctx)
+    await server.serve_forever()
+
+uvloop.run(main())
+"""
+
+SERVERS = r"""
+import asyncio, sys, uvloop
+BODY = b'{"ok":true,"data":"' + b"x" * 200 + b'"}'
+HEADERS = {"X-LT-Response": "a" * 700, "Content-Type": "application/octet-stream"}
+
+async def aiohttp_server(port):
+    from aiohttp import web
+
+    async def handle(request):
+        if request.body_exists:
+            async for _ in request.content.iter_any():
+                pass
+        return web.Response(status=200, body=BODY, headers=HEADERS)
+
+    server = web.Server(handle, max_field_size=16384, keepalive_timeout=30.0,
+                        read_bufsize=1 << 18, access_log=None)
+    return await asyncio.get_running_loop().create_server(server, "127.0.0.1", port)
+
+async def httptools_server(port):
+    import httptools
+
+    class Serve(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport, self.parser = transport, httptools.HttpRequestParser(self)
+
+        def data_received(self, data):
+            self.parser.feed_data(data)
+
+        def on_message_begin(self):
+            self.url, self.headers, self.body = b"", {}, []
+
+        def on_url(self, url):
+            self.url += url
+
+        def on_header(self, name, value):
+            self.headers[name.decode("latin-1").lower()] = value.decode()
+
+        def on_body(self, body):
+            self.body.append(body)
+
+        def on_message_complete(self):
+            keep = self.parser.should_keep_alive()
+            asyncio.get_running_loop().create_task(self.answer(keep))
+
+        async def answer(self, keep):
+            head = "".join(["HTTP/1.1 200 OK\r\nServer: lienthong\r\n",
+                            *(f"{k}: {v}\r\n" for k, v in HEADERS.items()),
+                            f"Content-Length: {len(BODY)}\r\n\r\n"])
+            self.transport.write(head.encode() + BODY)
+            if not keep:
+                self.transport.close()
+
+    return await asyncio.get_running_loop().create_server(Serve, "127.0.0.1", port)
+
+async def main():
+    make = aiohttp_server if sys.argv[1] == "aiohttp" else httptools_server
+    server = await make(int(sys.argv[2]))
     await server.serve_forever()
 
 uvloop.run(main())
@@ -183,15 +249,68 @@ def run(requests: int, rounds: int) -> dict[str, list[float]]:
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_servers(rounds: int, seconds: int = 4) -> dict[str, list[float]]:
+    """Server CPU µs per request under ``wrk`` (32 connections, POST with a 0.9 kB header)."""
+    from lienthong.exchange.processes import wait_port
+    from lienthong.exchange.testbed import free_port
+
+    out: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="lt-http-") as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.body = \'{"q":1}\'\n'
+            'wrk.headers["X-LT-Request"] = string.rep("t", 900)\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        for _ in range(rounds):
+            for which in ("aiohttp", "httptools"):
+                port = free_port()
+                server = subprocess.Popen([sys.executable, "-c", SERVERS, which, str(port)])
+                try:
+                    wait_port(port)
+                    before = _cpu_s(server.pid)
+                    text = subprocess.run(
+                        [
+                            "wrk",
+                            "-t1",
+                            "-c32",
+                            f"-d{seconds}s",
+                            "-s",
+                            str(script),
+                            f"http://127.0.0.1:{port}/r1/x",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
+                    used = _cpu_s(server.pid) - before
+                finally:
+                    server.terminate()
+                    server.wait()
+                count = int(text.split(" requests in ")[0].split()[-1])
+                out.setdefault(f"server_{which}_cpu_us", []).append(round(used / count * 1e6, 1))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--servers", action="store_true", help="also the server side (wrk)")
     args = parser.parse_args()
     if args.requests < 200 or args.rounds < 1:
         parser.error("--requests must be at least 200 and --rounds at least 1")
+    if args.servers and not shutil.which("wrk"):
+        parser.error("--servers needs wrk")
     result = run(args.requests, args.rounds)
+    if args.servers:
+        result.update(run_servers(args.rounds))
     if args.json:
         print(json.dumps(result))
         return

@@ -76,7 +76,7 @@ def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> V
     """Every check of an incoming gateway request; return what the next step needs."""
     peer = _peer_identity(node, request)
     ex.tls_peer = peer  # named in the security event of any refusal from here on
-    raw_path, _, query = request.message.path.partition("?")
+    raw_path, _, query = request.raw_path.partition("?")
     service, subpath = parse_target(raw_path)
     verify_query(query)
     level = node.directory.services.get(service)
@@ -205,7 +205,7 @@ async def _relay(
         body = body.in_memory
     t_up = time.perf_counter()
     resp = await send_to_node(
-        node, sessions, v.next_node, request.method, request.message.path, headers, body
+        node, sessions, v.next_node, request.method, request.raw_path, headers, body
     )
     try:
         hops = [*v.hops, receipt]

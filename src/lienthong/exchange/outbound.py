@@ -116,7 +116,7 @@ async def handle_client_call(
     node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange
 ) -> web.StreamResponse:
     """Carry one call from a local information system to the provider and back."""
-    raw_path, _, query = request.message.path.partition("?")
+    raw_path, _, query = request.raw_path.partition("?")
     call = parse_service_call(request.method, raw_path, query, request.headers)
     ex.begin(call.message_id, str(call.client), call.service, call.method)
     keys = node.local.get(call.client)
@@ -156,7 +156,7 @@ async def handle_client_call(
         first_hop = route[1] if len(route) > 1 else route[0]
         t_up = time.perf_counter()
         resp = await send_to_node(
-            node, sessions, first_hop, call.method, request.message.path, headers, out.payload
+            node, sessions, first_hop, call.method, request.raw_path, headers, out.payload
         )
     finally:
         if out.spooled is not None:

@@ -132,7 +132,7 @@ def dispatcher(exchange: Route | None, admin: dict[str, Route]) -> Route:
     async def route(request: web.BaseRequest) -> web.StreamResponse:
         if request.version[0] != 1:  # "HTTP/2.0" in an HTTP/1 request line: not ours to guess
             return refusal(ErrorCode.BAD_REQUEST)
-        raw = request.message.path
+        raw = request.raw_path
         if exchange is not None and raw.startswith("/r1/"):
             return await exchange(request)
         route = admin.get(raw.partition("?")[0])
