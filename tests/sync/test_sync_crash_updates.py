@@ -343,11 +343,6 @@ def sync_one_transaction(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="lost row: a stream chunk carries its upserts and tombstones apart and the hub "
-    "applies the tombstones last (reported 2026-12-07, issue 6 drills)",
-)
 def test_a_key_deleted_and_inserted_again_in_one_stream_chunk_is_kept(
     tmp_path: Any, keys: Keys, logical_source: str, monkeypatch: Any
 ) -> None:
@@ -360,11 +355,6 @@ def test_a_key_deleted_and_inserted_again_in_one_stream_chunk_is_kept(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stream chunk's quarantine entries are stored after its upserts, so an invalid "
-    "version corrected in the same chunk stays open (reported 2026-12-07, issue 6 drills)",
-)
 def test_a_row_corrected_in_the_same_stream_chunk_leaves_no_open_entry(
     tmp_path: Any, keys: Keys, logical_source: str, monkeypatch: Any
 ) -> None:

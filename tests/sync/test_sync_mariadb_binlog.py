@@ -102,3 +102,24 @@ def test_pipeline_with_binlog_end_to_end(
         assert {k: v["name"] for k, v in rows.items()} == source
     finally:
         rig.close()
+
+
+def test_changes_of_one_key_in_a_chunk_keep_their_order(
+    binlog: MariaDbBinlogConnector, mariadb_binlog_params: dict[str, object]
+) -> None:
+    """A key deleted and inserted again (and one inserted then deleted) within one chunk:
+    the chunk carries the last change of each key, the others count as superseded."""
+    _chunks, pos = drain(binlog, None)
+    run_sql(
+        mariadb_binlog_params,
+        "DELETE FROM people WHERE id = 7",
+        "INSERT INTO people VALUES (7, 'Trở lại')",
+        "INSERT INTO people VALUES (300, 'Tạm')",
+        "UPDATE people SET name = 'Một' WHERE id = 8",
+        "UPDATE people SET name = 'Hai' WHERE id = 8",
+        "DELETE FROM people WHERE id = 300",
+    )
+    chunks, _ = drain(binlog, pos)
+    assert [r for c in chunks for r in c.rows] == [(7, "Trở lại"), (8, "Hai")]
+    assert [d for c in chunks for d in c.deletes] == [(300,)]
+    assert sum(c.superseded for c in chunks) == 3 and sum(c.read for c in chunks) == 6

@@ -112,3 +112,42 @@ def test_pipeline_with_logical_slot_end_to_end(
         assert {k: v["name"] for k, v in rows.items()} == source
     finally:
         rig.close()
+
+
+def test_changes_of_one_key_in_a_chunk_reconcile_end_to_end(
+    logical: tuple[str, PgLogicalConnector], tmp_path: Path, keys: Keys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Several changes of one key in one stream chunk: the hub holds the source's state, and
+    the changes superseded within the chunk are counted (read = applied + quarantined)."""
+    dsn, conn = logical
+    conn.drop_slot()
+    monkeypatch.setenv("LT_TEST_LOGICAL_DSN", dsn)
+    doc = {
+        "source_id": "BHXH.HN",
+        "source": {"kind": "postgres", "dsn": {"$env": "LT_TEST_LOGICAL_DSN"}},
+        "tables": [{"name": "people", "key": ["id"], "entity": "person", "entity_schema": "free",
+                    "logical_slot": "lt_t", "batch_size": 100, "classification": "INTERNAL"}],
+    }  # fmt: skip
+    rig = make_rig(tmp_path, keys, doc)
+    try:
+        assert rig.agency.run().read == 250
+        with psycopg.connect(dsn) as c:  # one transaction
+            c.execute("DELETE FROM people WHERE id = 3")
+            c.execute("INSERT INTO people VALUES (3, 'Trở lại')")
+            c.execute("UPDATE people SET name = 'Một' WHERE id = 4")
+            c.execute("UPDATE people SET name = 'Hai' WHERE id = 4")
+            c.execute("INSERT INTO people VALUES (400, 'Tạm')")
+            c.execute("DELETE FROM people WHERE id = 400")
+        report = rig.agency.run()
+        assert (report.read, report.applied, report.quarantined) == (6, 6, 0)
+        rows = consolidated(rig.store, "person")
+        assert rows["3"]["name"] == "Trở lại" and rows["4"]["name"] == "Hai" and "400" not in rows
+        (read, applied) = rig.store.conn.execute(
+            "SELECT sum(read), sum(applied) FROM sync_batches"
+        ).fetchone()
+        assert (read, applied) == (256, 256)
+        status = rig.agency.outbox.totals("people")
+        assert (status["read"], status["applied"]) == (256, 256)
+    finally:
+        rig.close()

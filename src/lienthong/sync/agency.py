@@ -194,7 +194,7 @@ class AgencySync:
 
     def _enqueue_chunk(self, spec: TableSpec, mapper: Mapper, chunk: Chunk) -> None:
         mapped = mapper.map_chunk(chunk)
-        counts = (mapped.read, len(mapped.upserts) + len(mapped.deletes), len(mapped.quarantine))
+        counts = (mapped.read, mapped.applied, len(mapped.quarantine))
         self.outbox.enqueue(
             spec.name, chunk.position, counts,
             lambda seq: self._build(spec, seq, chunk.position, mapped), self.now(),
@@ -207,7 +207,7 @@ class AgencySync:
         The table's extract position is left where it is.
         """
         position = self.outbox.extract_position(spec.name) or {}
-        counts = (mapped.read, len(mapped.upserts) + len(mapped.deletes), len(mapped.quarantine))
+        counts = (mapped.read, mapped.applied, len(mapped.quarantine))
         return self.outbox.enqueue(
             spec.name, position, counts, lambda seq: self._build(spec, seq, position, mapped),
             self.now(),

@@ -109,7 +109,8 @@ def build_batch(
         "v": 1, "source": source, "seq": seq, "table": table, "entity": entity,
         "classification": level.name, "position": position, "created_at": created_at,
         "counts": {"upserts": len(mapped.upserts), "deletes": len(mapped.deletes),
-                   "quarantined": len(mapped.quarantine), "read": mapped.read},
+                   "quarantined": len(mapped.quarantine), "read": mapped.read}
+                  | ({"superseded": mapped.superseded} if mapped.superseded else {}),
         "alg": signer.algorithm.value,
     }  # fmt: skip
     if extra:

@@ -93,10 +93,16 @@ class Mapped:
     deletes: list[tuple[str, str]] = field(default_factory=list)  # key, position
     quarantine: list[tuple[str, str, bytes, list[str]]] = field(default_factory=list)
     resolves: list[int] = field(default_factory=list)  # quarantine ids a re-submission fixes
+    # changes of a stream chunk replaced by a later change of their key (counted as applied)
+    superseded: int = 0
 
     @property
     def read(self) -> int:
-        return len(self.upserts) + len(self.deletes) + len(self.quarantine)
+        return len(self.upserts) + len(self.deletes) + len(self.quarantine) + self.superseded
+
+    @property
+    def applied(self) -> int:
+        return len(self.upserts) + len(self.deletes) + self.superseded
 
 
 class Mapper:
@@ -157,6 +163,7 @@ class Mapper:
         duplicates: dict[int, int] | None = getattr(chunk, "duplicates", None)
         if duplicates:
             self._quarantine_duplicates(chunk, duplicates, out)
+        out.superseded = chunk.superseded
         return out
 
     def _quarantine_duplicates(self, chunk: Chunk, duplicates: dict[int, int], out: Mapped) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +29,35 @@ class Chunk:
     deletes: list[tuple[Any, ...]] = field(default_factory=list)
     # source position of row i (e.g. "file.csv:17"); None means "the row's key"
     locate: Callable[[int], str] | None = None
+    # changes of a stream chunk replaced by a later change of the same key in the chunk
+    superseded: int = 0
 
     @property
     def read(self) -> int:
-        return len(self.rows) + len(self.deletes)
+        return len(self.rows) + len(self.deletes) + self.superseded
+
+
+def last_change_per_key(
+    changes: Iterable[tuple[bool, tuple[Any, ...], tuple[Any, ...]]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+    """One change per key of a stream chunk's ``(deleted, key, row or key)`` changes in commit
+    order: its last. Returns (rows, tombstones, changes superseded).
+
+    A chunk's rows and tombstones travel as separate lists (and the hub applies them as
+    sets), so the order of two changes of one key would be lost: a key deleted and inserted
+    again would end deleted, a row made invalid and corrected would stay quarantined. The
+    later change carries the key's state after the chunk; the earlier ones count as read
+    and applied (superseded), like several updates of one key in a batch at the hub.
+    """
+    last: dict[tuple[Any, ...], tuple[bool, tuple[Any, ...]]] = {}
+    seen = 0
+    for deleted, key, values in changes:
+        seen += 1
+        last.pop(key, None)  # re-inserted: the key moves to its latest place in the order
+        last[key] = (deleted, values)
+    rows = [values for deleted, values in last.values() if not deleted]
+    deletes = [values for deleted, values in last.values() if deleted]
+    return rows, deletes, seen - len(last)
 
 
 def encode_value(value: Any) -> Any:

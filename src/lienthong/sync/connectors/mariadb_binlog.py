@@ -19,7 +19,7 @@ from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
 from lienthong.sync.connectors.sql import MARIADB, SqlTableConnector, check_identifier
-from lienthong.sync.model import Chunk, Position
+from lienthong.sync.model import Chunk, Position, last_change_per_key
 
 REQUIRED = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL",
             "binlog_row_metadata": "FULL"}  # fmt: skip
@@ -108,24 +108,30 @@ class MariaDbBinlogConnector:
             stream = self._reader(start)
         except Exception as exc:
             raise BackendError(f"mariadb binlog source: {exc}") from exc
-        rows: list[tuple[Any, ...]] = []
-        deletes: list[tuple[Any, ...]] = []
+        committed: list[tuple[bool, tuple[Any, ...], tuple[Any, ...]]] = []
         txn: list[tuple[str, dict[str, Any]]] = []
         here = start
+
+        def chunk() -> Chunk:  # one change per key, its last (the chunk's lists lose the order)
+            rows, deletes, superseded = last_change_per_key(committed)
+            committed.clear()
+            return Chunk(columns, rows, {"phase": "stream", "binlog": here}, deletes,
+                         superseded=superseded)  # fmt: skip
+
         try:
             for event in stream:
                 kind = type(event).__name__
                 if kind == "XidEvent":  # commit: the transaction is complete
                     for op, values in txn:
+                        key = tuple(values.get(k) for k in self.key)
                         if op == "delete":
-                            deletes.append(tuple(values.get(k) for k in self.key))
+                            committed.append((True, key, key))
                         else:
-                            rows.append(tuple(values.get(c) for c in columns))
+                            committed.append((False, key, tuple(values.get(c) for c in columns)))
                     txn = []
                     here = {"file": stream.log_file, "pos": stream.log_pos}
-                    if len(rows) + len(deletes) >= size:
-                        yield Chunk(columns, rows, {"phase": "stream", "binlog": here}, deletes)
-                        rows, deletes = [], []
+                    if len(committed) >= size:
+                        yield chunk()
                     continue
                 for row in event.rows:
                     if kind == "DeleteRowsEvent":
@@ -133,7 +139,7 @@ class MariaDbBinlogConnector:
                     else:
                         txn.append(("upsert", row.get("after_values", row.get("values"))))
             if here != start:  # also when nothing was ours: the position still moves on
-                yield Chunk(columns, rows, {"phase": "stream", "binlog": here}, deletes)
+                yield chunk()
         except BackendError:
             raise
         except Exception as exc:
@@ -145,9 +151,7 @@ class MariaDbBinlogConnector:
         if position is None or position.get("phase") == "snapshot":
             after = {"after": position["after"]} if position and position.get("after") else None
             return self.snapshot.pending(after)
-        return sum(
-            len(c.rows) + len(c.deletes) for c in self._stream(dict(position["binlog"]), 10**6)
-        )
+        return sum(c.read for c in self._stream(dict(position["binlog"]), 10**6))
 
     def close(self) -> None:
         self.snapshot.close()

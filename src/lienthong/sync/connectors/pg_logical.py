@@ -26,7 +26,7 @@ from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
 from lienthong.sync.connectors.sql import POSTGRES, SqlTableConnector, check_identifier
-from lienthong.sync.model import Chunk, Position
+from lienthong.sync.model import Chunk, Position, last_change_per_key
 
 _LINE = re.compile(r"^table (?P<schema>[^.]+)\.(?P<table>[^:]+): (?P<op>INSERT|UPDATE|DELETE): ")
 _FIELD = re.compile(r"(?P<name>[^\[\s]+)\[(?P<type>[^\]]+)\]:(?P<value>'(?:[^']|'')*'|\S+)")
@@ -157,8 +157,7 @@ class PgLogicalConnector:
                 "'include-xids', '0', 'skip-empty-xacts', '1')",
                 [self.slot, size],
             )
-            rows: list[tuple[Any, ...]] = []
-            deletes: list[tuple[Any, ...]] = []
+            committed: list[tuple[bool, tuple[Any, ...], tuple[Any, ...]]] = []
             txn: list[tuple[str, dict[str, Any]]] = []
             last_commit = None
             for at, data in changes:
@@ -167,18 +166,23 @@ class PgLogicalConnector:
                 elif data.startswith("COMMIT"):
                     if lsn_int(at) > lsn_int(lsn):  # whole transactions only, never twice
                         for op, values in txn:
+                            key = tuple(values.get(k) for k in self.key)
                             if op == "DELETE":
-                                deletes.append(tuple(values.get(k) for k in self.key))
+                                committed.append((True, key, key))
                             else:
-                                rows.append(tuple(values.get(c) for c in columns))
+                                committed.append(
+                                    (False, key, tuple(values.get(c) for c in columns))
+                                )
                         last_commit = at
                 elif (parsed := parse_change(data)) is not None and parsed[0] == me:
                     txn.append((parsed[1], parsed[2]))
             if last_commit is None:
                 return  # nothing committed after our position (or one huge open page)
             lsn = last_commit
-            if rows or deletes:
-                yield Chunk(columns, rows, {"phase": "stream", "lsn": lsn}, deletes)
+            if committed:  # one change per key, its last (the chunk's lists lose the order)
+                rows, deletes, superseded = last_change_per_key(committed)
+                yield Chunk(columns, rows, {"phase": "stream", "lsn": lsn}, deletes,
+                            superseded=superseded)  # fmt: skip
             # the consumer asks for the next chunk only once this one is durable in its
             # outbox (or it was not ours): the server may now recycle that WAL
             self._advance(lsn)

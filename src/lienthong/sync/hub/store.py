@@ -502,7 +502,8 @@ class HubStore:
 
     def _record(self, batch: Batch, now: str, stored: int) -> Applied:
         counts = batch.header["counts"]
-        applied = int(counts["upserts"]) + int(counts["deletes"])
+        # changes a later change of their key replaced within the chunk count as applied
+        applied = int(counts["upserts"]) + int(counts["deletes"]) + int(counts.get("superseded", 0))
         done = Applied(batch.source, batch.seq, batch.header_sha256, "applied", applied,
                        int(counts["quarantined"]), int(counts["read"]))  # fmt: skip
         q = self.d.sql
