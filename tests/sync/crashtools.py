@@ -331,11 +331,27 @@ def fresh_database(admin_url: str, prefix: str, slot: str | None = None) -> Iter
         yield url
     finally:
         if slot is not None:  # a logical slot is dropped from its own database
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM"
-                             " pg_replication_slots WHERE slot_name = %s", (slot,))  # fmt: skip
+            drop_slot(url, slot)
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def drop_slot(url: str, slot: str, wait: float = 15) -> None:
+    """Drop ``slot``; the backend of an agency killed while it read the slot may hold it
+    for a moment longer, so retry while the slot is still active."""
+    import psycopg
+
+    deadline = time.monotonic() + wait
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            try:
+                conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM"
+                             " pg_replication_slots WHERE slot_name = %s", (slot,))  # fmt: skip
+                return
+            except psycopg.errors.ObjectInUse:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def open_source(tmp: Path, dsn: str | None) -> tuple[Any, str]:
