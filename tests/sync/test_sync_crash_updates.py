@@ -367,11 +367,6 @@ def test_a_row_corrected_in_the_same_stream_chunk_leaves_no_open_entry(
     assert opened == ["7"]  # row 4 is valid at the source: only row 7's entry is open
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub gap: a newer quarantined version of a key leaves "
-    "the key's older open entry open (reported 2026-12-07, issue 6 drills)",
-)
 def test_a_newer_invalid_version_supersedes_the_open_entry(tmp_path: Any, keys: Keys) -> None:
     """A row that changes while it stays invalid (directly, or through a valid version the
     agency never read) must leave one open entry, for the row as it is now: the older entry

@@ -34,17 +34,17 @@ def test_cursor_mode_position_is_cursor_value_and_key(
     assert first[0]["source_key"] == "7"
     assert first[0]["position"] == '{"updated_at":"2024-01-01T00:00:00.000000","id":7}'
     # row 7 changes (new stamp) and is still invalid: a second entry of the same key, told
-    # apart by its position (the bare key would name both)
+    # apart by its position (the bare key would name both); it supersedes the first
     with sqlite3.connect(workdir / "source.db") as db:
         db.execute("UPDATE citizens SET ho_ten = 'LÊ VĂN AN', "
                    "updated_at = '2024-01-02T08:30:00.000000' WHERE id = 7")  # fmt: skip
     db.close()
     assert cli(capsys, "sync", "run", "pipeline.toml")[0] == 0
     sevens = [e["position"] for e in _entries(capsys) if e["source_key"] == "7"]
-    assert sevens == [
-        '{"updated_at":"2024-01-01T00:00:00.000000","id":7}',
-        '{"updated_at":"2024-01-02T08:30:00.000000","id":7}',
-    ]
+    assert sevens == ['{"updated_at":"2024-01-02T08:30:00.000000","id":7}']
+    code, out, _ = cli(capsys, "sync", "quarantine", "show", str(first[0]["id"]), "--pipeline",
+                       "pipeline.toml", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["closed"] == "superseded"
     # the table shows it as people read it
     code, out, _ = cli(capsys, "sync", "quarantine", "list", "--pipeline", "pipeline.toml")
     assert code == 0 and "updated_at=2024-01-02T08:30:00.000000, id=7" in out

@@ -269,6 +269,7 @@ class HubStore:
         c.execute(q(f"UPDATE sync_clock SET now = CAST(? AS {d.ts_type}) WHERE id = 1"), (now,))
         ups = _last_per_key(batch.upserts) if batch.upserts else []
         tbl = str(batch.header["table"])
+        resolving = set(batch.resolves)
         self._view = self._open_view(src, e, seq - 1)
         has_open = bool(self._view.keys) if self._view is not None else self._has_open(src, e)
         if has_open and (ups or batch.deletes):  # before the merge: it compares versions
@@ -296,7 +297,9 @@ class HubStore:
                   f"(SELECT source_key FROM stage_{e})"),
                 (src,),
             )  # fmt: skip
-        quarantine = self._new_entries(src, e, tbl, batch.quarantine, has_open)
+        quarantine, stale = self._new_entries(src, e, tbl, batch.quarantine, has_open)
+        if stale:  # the key's row changed again while invalid: only its newest entry stays
+            self._close(seq, [(i, k, "superseded") for i, k in stale if i not in resolving])
         if quarantine and self._view is not None:
             self._view.added += [k for k, *_ in quarantine]
         if quarantine:
@@ -407,20 +410,24 @@ class HubStore:
                                         if i in dup and k in incoming})  # fmt: skip
         closed = [(i, "deleted" if k in deleted else "superseded") for i, k, _t, _r in found
                   if i not in skip and not (i in dup and k in same)]  # fmt: skip
+        key_of = {i: k for i, k, _t, _r in found}
+        self._close(seq, [(i, key_of[i], why) for i, why in closed])
+
+    def _close(self, seq: int, closed: list[tuple[int, str, str]]) -> None:
+        """Close open entries (id, key, reason) without a re-submission, as of batch ``seq``."""
         if not closed:
             return
         if self._view is not None:
-            key_of = {i: k for i, k, _t, _r in found}
-            self._view.removed += [key_of[i] for i, _ in closed]
+            self._view.removed += [k for _i, k, _why in closed]
         cur = self.conn.cursor()
         q = self.d.sql
         cur.executemany(
             q("UPDATE sync_quarantine SET resolved_seq = ? WHERE id = ?"),
-            [(seq, i) for i, _ in closed],
+            [(seq, i) for i, _k, _why in closed],
         )
         cur.executemany(
             q("INSERT INTO sync_quarantine_closed VALUES (?, ?, ?)"),
-            [(i, seq, why) for i, why in closed],
+            [(i, seq, why) for i, _k, why in closed],
         )
 
     def _duplicate_entries(self, ids: list[int]) -> set[int]:
@@ -453,24 +460,36 @@ class HubStore:
     def _new_entries(
         self, src: str, e: str, tbl: str, rows: list[tuple[str, str, bytes, list[str]]],
         has_open: bool,
-    ) -> list[tuple[str, str, bytes, list[str]]]:  # fmt: skip
-        """Drop entries identical (table, key, raw values) to an open one: a new drop or pass
-        that still holds the same defective row does not quarantine it again."""
+    ) -> tuple[list[tuple[str, str, bytes, list[str]]], list[tuple[int, str]]]:  # fmt: skip
+        """(new entries, stale open entries as (id, key)).
+
+        An entry identical (table, key, raw values) to an open one is not entered again: a
+        new drop or pass that still holds the same defective row does not quarantine it
+        twice. A new entry of a key makes the key's other open entries of the table stale
+        (the row changed while invalid, or through a valid version never read): they hold
+        values the source no longer has, and re-submitting one would apply them. An open
+        entry the batch holds again (a duplicate-key row of a drop, still there) stays.
+        """
         if not rows:
-            return rows
+            return rows, []
+        incoming = [(row[0], _canon(orjson.loads(row[2]))) for row in rows]
         seen: set[tuple[str, bytes]] = set()
+        mine: list[tuple[int, str, bytes]] = []
         if has_open:
-            for _i, k, t, raw in self._open_entries(src, e, list({r[0] for r in rows})):
+            for i, k, t, raw in self._open_entries(src, e, list({r[0] for r in rows})):
                 if t == tbl:
                     doc = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
                     seen.add((k, _canon(doc)))
+                    mine.append((i, k, _canon(doc)))
+        held = set(incoming)
         out = []
-        for row in rows:
-            mark = (row[0], _canon(orjson.loads(row[2])))
+        for row, mark in zip(rows, incoming, strict=True):
             if mark not in seen:
                 seen.add(mark)
                 out.append(row)
-        return out
+        renewed = {r[0] for r in out}
+        stale = [(i, k) for i, k, doc in mine if k in renewed and (k, doc) not in held]
+        return out, stale
 
     def _copy_new(
         self, e: str, src: str, seq: int, now: str, rows: list[tuple[str, str, bytes]]
