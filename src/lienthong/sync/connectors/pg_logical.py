@@ -4,10 +4,12 @@ Needs ``wal_level = logical`` on the source server. Algorithm (resumable at ever
 
 1. first run: create the slot (its consistent point is the stream's start LSN), then take a
    keyset snapshot of the table in chunks (position: ``{"phase": "snapshot", "after": key,
-   "lsn": start}``); changes made during the snapshot are replayed afterwards — harmless,
-   because the hub's upsert of an identical row is a no-op;
+   "lsn": start}``); changes made during the snapshot are replayed afterwards over the newer
+   rows it read — the state converges once the stream has caught up, but the hub's history
+   keeps the replayed versions twice (docs/sync.md, known limitation (2));
 2. stream: peek changes after the stored LSN, keep this table's INSERT/UPDATE (rows) and DELETE
-   (tombstones), and yield them as chunks whose position is the LSN of the last commit read.
+   (tombstones), one change per key (its last: the chunk's lists lose the order), and yield
+   them as chunks whose position is the LSN of the last commit read.
 3. the slot is advanced to a chunk's LSN when the consumer asks for the next chunk (it has
    then written the chunk to its durable outbox) and, at the start of each read, to the stored
    position — so the server may recycle that WAL;
