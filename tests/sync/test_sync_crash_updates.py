@@ -280,12 +280,6 @@ def in_one_transaction(dsn: str, *changes: tuple[str, tuple[Any, ...]]) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stream replays changes made during the snapshot over the newer rows the "
-    "snapshot read: the current row goes back in time, history versions repeat (reported "
-    "2026-12-07, issue 6 drills)",
-)
 def test_changes_made_during_the_snapshot_add_no_history_when_replayed(
     tmp_path: Any, keys: Keys, logical_source: str, monkeypatch: Any
 ) -> None:

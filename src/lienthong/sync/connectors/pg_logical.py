@@ -4,9 +4,15 @@ Needs ``wal_level = logical`` on the source server. Algorithm (resumable at ever
 
 1. first run: create the slot (its consistent point is the stream's start LSN), then take a
    keyset snapshot of the table in chunks (position: ``{"phase": "snapshot", "after": key,
-   "lsn": start}``); changes made during the snapshot are replayed afterwards over the newer
-   rows it read — the state converges once the stream has caught up, but the hub's history
-   keeps the replayed versions twice (docs/sync.md, known limitation (2));
+   "lsn": start, "seen": [...]}``). Each page is read in a REPEATABLE READ transaction that
+   also returns its MVCC snapshot (``pg_current_snapshot()``); ``seen`` keeps, per key range,
+   the snapshot it was read under. The stream then starts at the slot's start, so changes
+   made while the snapshot ran come again: a change whose transaction the page's snapshot
+   already saw is skipped (the page holds it or a newer state), any other is applied — the
+   rows never go back in time and no history version is written twice. Once the stream has
+   passed the WAL position where the snapshot ended, every transaction is newer than every
+   page and ``seen`` is dropped. (Integer and text keys; a table keyed otherwise replays
+   those changes, as documented.)
 2. stream: peek changes after the stored LSN, keep this table's INSERT/UPDATE (rows) and DELETE
    (tombstones), one change per key (its last: the chunk's lists lose the order), and yield
    them as chunks whose position is the LSN of the last commit read.
@@ -19,6 +25,7 @@ Needs ``wal_level = logical`` on the source server. Algorithm (resumable at ever
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import decimal
 import re
@@ -28,11 +35,30 @@ from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
 from lienthong.sync.connectors.sql import POSTGRES, SqlTableConnector, check_identifier
-from lienthong.sync.model import Chunk, Position, last_change_per_key
+from lienthong.sync.model import Chunk, Position, decode_key, encode_key, last_change_per_key
 
 _LINE = re.compile(r"^table (?P<schema>[^.]+)\.(?P<table>[^:]+): (?P<op>INSERT|UPDATE|DELETE): ")
 _FIELD = re.compile(r"(?P<name>[^\[\s]+)\[(?P<type>[^\]]+)\]:(?P<value>'(?:[^']|'')*'|\S+)")
 _INTS = ("smallint", "integer", "bigint")
+_TEXTS = ("text", "character varying", "character")
+_XID = 1 << 32
+
+
+def _precedes(a: int, b: int) -> bool:
+    """PostgreSQL's 32-bit transaction id order (modulo 2^32, as TransactionIdPrecedes)."""
+    return (a - b) % _XID >= _XID // 2
+
+
+def saw(snapshot: str, xid: int) -> bool:
+    """Whether a committed transaction ``xid`` (32-bit, from the stream) is visible to the
+    MVCC snapshot ``xmin:xmax:xip,…`` (``pg_current_snapshot()``, 64-bit ids)."""
+    xmin_s, xmax_s, xip_s = snapshot.split(":")
+    xmin, xmax = int(xmin_s) % _XID, int(xmax_s) % _XID
+    if _precedes(xid, xmin):
+        return True
+    if not _precedes(xid, xmax):
+        return False
+    return str(xid) not in {str(int(x) % _XID) for x in xip_s.split(",") if x}
 
 
 def lsn_int(lsn: str) -> int:
@@ -139,43 +165,107 @@ class PgLogicalConnector:
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
         if position is None or position.get("phase") == "snapshot":
             start = position["lsn"] if position else self.ensure_slot()
-            after = {"after": position["after"]} if position and position.get("after") else None
-            for chunk in self.snapshot.read(after, size):
-                chunk.position = {"phase": "snapshot", "after": chunk.position["after"],
-                                  "lsn": start}  # fmt: skip
-                yield chunk
-            position = {"phase": "stream", "lsn": start}
-            yield Chunk(list(self.schema()), [], position)  # the snapshot is complete
-        yield from self._stream(str(position["lsn"]), size)
+            columns = list(self.schema())
+            after = decode_key(position.get("after")) if position else None
+            seen: list[list[Any]] | None = None
+            if self._orderable(columns):
+                seen = [list(s) for s in position.get("seen", [])] if position else []
+            while True:
+                rows, snap = self._page(columns, after, size)
+                if rows:
+                    after = tuple(rows[-1][columns.index(k)] for k in self.key)
+                    if seen is not None:  # key ranges in order, each with its snapshot
+                        if seen and seen[-1][1] == snap:
+                            seen[-1][0] = encode_key(after)
+                        else:
+                            seen.append([encode_key(after), snap])
+                    yield Chunk(columns, rows, {"phase": "snapshot", "after": encode_key(after),
+                                                "lsn": start} | _seen(seen))  # fmt: skip
+                if len(rows) < size:
+                    break
+            position = {"phase": "stream", "lsn": start} | _seen(seen)
+            if seen:  # a change committed after this cannot be visible to any page
+                position["until"] = str(self._sql("SELECT pg_current_wal_lsn()::text")[0][0])
+            yield Chunk(columns, [], position)  # the snapshot is complete
+        yield from self._stream(position, size)
 
-    def _stream(self, lsn: str, size: int) -> Iterator[Chunk]:
+    def _orderable(self, columns: list[str]) -> bool:
+        """Keys whose order is the same in PostgreSQL (text compared in "C") and in Python,
+        as the stream's values (integers, text): the key ranges of ``seen`` can be looked up."""
+        types = self.schema()
+        return all(types.get(k) in (*_INTS, *_TEXTS) for k in self.key)
+
+    def _page(
+        self, columns: list[str], after: tuple[Any, ...] | None, size: int
+    ) -> tuple[list[tuple[Any, ...]], str]:
+        """One keyset page and the MVCC snapshot it was read under (one transaction)."""
+        q = POSTGRES.quote
+        types = self.schema()
+        keys = [q(k) + (' COLLATE "C"' if types.get(k) in _TEXTS else "") for k in self.key]
+        where = f" WHERE ({', '.join(keys)}) > ({', '.join(['%s'] * len(keys))})" if after else ""
+        sql = (f"SELECT {', '.join(q(c) for c in columns)} FROM "
+               f"{POSTGRES.quote_table(self.table)}{where} ORDER BY {', '.join(keys)} "
+               f"LIMIT {int(size)}")  # fmt: skip
+        conn = self.snapshot.conn
+        try:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            (snap,) = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+            rows = list(conn.execute(sql, tuple(after or ())).fetchall())
+            conn.commit()  # end the read transaction: no snapshot pinned between pages
+        except Exception as exc:
+            self.snapshot.close()
+            raise BackendError(f"postgres source {self.table}: {exc}") from exc
+        return rows, str(snap)
+
+    def _stream(self, position: Position, size: int) -> Iterator[Chunk]:
+        lsn = str(position["lsn"])
         columns = list(self.schema())
         me = f"{self.schema_name}.{self.table}"
+        ranges = [(decode_key(u) or (), str(s)) for u, s in position.get("seen", [])]
+        uppers = [u for u, _s in ranges]
+        until = lsn_int(str(position["until"])) if ranges and position.get("until") else None
+
+        def replayed(xid: int, commit: str, key: tuple[Any, ...]) -> bool:
+            """A change the snapshot page holding ``key`` already saw (or superseded)."""
+            if until is None or lsn_int(commit) > until:
+                return False
+            i = bisect.bisect_left(uppers, key)
+            return i < len(ranges) and saw(ranges[i][1], xid)
+
+        def at(lsn: str) -> Position:
+            keep = until is not None and lsn_int(lsn) <= until
+            return {"phase": "stream", "lsn": lsn} | (
+                {"seen": position["seen"], "until": position["until"]} if keep else {}
+            )
+
         self._advance(lsn)
         while True:
             # peeking starts at the slot's confirmed position, which follows our position
             changes = self._sql(
                 "SELECT lsn::text, data FROM pg_logical_slot_peek_changes(%s, NULL, %s, "
-                "'include-xids', '0', 'skip-empty-xacts', '1')",
+                "'include-xids', '1', 'skip-empty-xacts', '1')",
                 [self.slot, size],
             )
             committed: list[tuple[bool, tuple[Any, ...], tuple[Any, ...]]] = []
             txn: list[tuple[str, dict[str, Any]]] = []
             last_commit = None
-            for at, data in changes:
-                if data == "BEGIN":
+            for where, data in changes:
+                if data.startswith("BEGIN"):
                     txn = []
                 elif data.startswith("COMMIT"):
-                    if lsn_int(at) > lsn_int(lsn):  # whole transactions only, never twice
+                    if lsn_int(where) > lsn_int(lsn):  # whole transactions only, never twice
+                        xid = int(data.split()[1])
                         for op, values in txn:
                             key = tuple(values.get(k) for k in self.key)
+                            if replayed(xid, where, key):
+                                continue
                             if op == "DELETE":
                                 committed.append((True, key, key))
                             else:
                                 committed.append(
                                     (False, key, tuple(values.get(c) for c in columns))
                                 )
-                        last_commit = at
+                        last_commit = where
                 elif (parsed := parse_change(data)) is not None and parsed[0] == me:
                     txn.append((parsed[1], parsed[2]))
             if last_commit is None:
@@ -183,8 +273,7 @@ class PgLogicalConnector:
             lsn = last_commit
             if committed:  # one change per key, its last (the chunk's lists lose the order)
                 rows, deletes, superseded = last_change_per_key(committed)
-                yield Chunk(columns, rows, {"phase": "stream", "lsn": lsn}, deletes,
-                            superseded=superseded)  # fmt: skip
+                yield Chunk(columns, rows, at(lsn), deletes, superseded=superseded)
             # the consumer asks for the next chunk only once this one is durable in its
             # outbox (or it was not ours): the server may now recycle that WAL
             self._advance(lsn)
@@ -215,3 +304,7 @@ class PgLogicalConnector:
                 self._conn.close()
             finally:
                 self._conn = None
+
+
+def _seen(seen: list[list[Any]] | None) -> Position:
+    return {"seen": [list(s) for s in seen]} if seen else {}
