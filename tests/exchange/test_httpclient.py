@@ -4,6 +4,7 @@ well-behaved cases, raw sockets for the misbehaving ones."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ async def _echo(request: web.BaseRequest) -> web.StreamResponse:
         "X-Target": request.raw_path,
         "X-Chunked": str("chunked" in request.headers.get("Transfer-Encoding", "")),
         "X-Length": request.headers.get("Content-Length", "-"),
+        "X-Host": request.headers.get("Host", "-"),
         "X-Peer-Port": str(request.transport.get_extra_info("peername")[1])
         if request.transport is not None
         else "-",
@@ -44,11 +46,11 @@ async def _echo(request: web.BaseRequest) -> web.StreamResponse:
     return web.Response(body=body, headers=seen)
 
 
-def _with_aiohttp(test: Test) -> None:
+def _with_aiohttp(test: Test, host: str = "127.0.0.1") -> None:
     async def main() -> None:
         runner = web.ServerRunner(web.Server(_echo))
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, host, 0)
         await site.start()
         port = runner.addresses[0][1]
         client = Client(None, connect_timeout=2, read_timeout=2)
@@ -101,11 +103,25 @@ def test_bytes_body_answer_read_and_connection_kept() -> None:
             assert await resp.read() == b"hello %d" % i
             assert resp.headers["x-target"] == "/a%3bb?q=1"  # exactly as given, not normalised
             assert resp.headers.get("X-LENGTH") == "7"
+            assert resp.headers["X-Host"] == f"127.0.0.1:{port}"
             ports.append(resp.headers["X-Peer-Port"])
             resp.release()
         assert len(set(ports)) == 1  # one keep-alive connection
 
     _with_aiohttp(test)
+
+
+def test_host_header_names_the_port_and_brackets_ipv6() -> None:
+    async def test(client: Client, port: int) -> None:
+        resp = await client.request("GET", "http", "::1", port, "/", {}, b"")
+        assert resp.headers["X-Host"] == f"[::1]:{port}"
+        resp.release()
+
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    _with_aiohttp(test, "::1")
 
 
 def test_get_without_body_sends_no_length() -> None:
@@ -228,3 +244,17 @@ def test_interim_answer_is_skipped() -> None:
         resp.release()
 
     _with_raw(answer, test)
+
+
+def test_a_connection_idle_past_keep_alive_is_not_reused() -> None:
+    async def test(_unused: Client, port: int) -> None:
+        client = Client(None, connect_timeout=2, read_timeout=2, keepalive_s=0.0)
+        ports = []
+        for _ in range(2):
+            resp = await client.request("GET", "http", "127.0.0.1", port, "/", {}, b"")
+            ports.append(resp.headers["X-Peer-Port"])
+            resp.release()
+        await client.close()
+        assert ports[0] != ports[1]
+
+    _with_aiohttp(test)

@@ -164,9 +164,10 @@ class Client:
 
         ``target`` goes on the request line exactly as given (as signed). ``verify_peer``
         sees the TLS peer's certificate before anything is written to the connection."""
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal, bracketed (RFC 3986)
         default_port = 443 if scheme == "https" else 80
         head = _head(
-            method, target, host if port == default_port else f"{host}:{port}", headers, body
+            method, target, name if port == default_port else f"{name}:{port}", headers, body
         )
         key = (scheme, host, port)
         conn = await self._acquire(key)
