@@ -31,7 +31,7 @@ from lienthong.sync.model import Chunk, Position
 from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import Pipeline, TableSpec
 from lienthong.sync.sender import Sender
-from lienthong.sync.transport import Transport
+from lienthong.sync.transport import DirectTransport, Transport
 from lienthong.trust.keys import PublicKey, Signer
 
 
@@ -98,14 +98,17 @@ class AgencySync:
             self.close()
             raise
 
-    def close(self) -> None:
-        """Close the source connections and the state file."""
+    def close(self, hub: bool = False) -> None:
+        """Close the source connections and the state file; with ``hub`` also the database
+        of an in-process hub that was opened for this agency alone (``open_agency``)."""
         for conn in self.connectors.values():
             conn.close()
         self.outbox.close()
         close = getattr(self.transport, "close", None)
         if close is not None:
             close()
+        if hub and isinstance(self.transport, DirectTransport):
+            self.transport.hub.store.close()
 
     def _sender(self) -> Sender:
         return Sender(self.outbox, self.transport, self.pipeline.source_id,

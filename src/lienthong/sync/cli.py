@@ -76,7 +76,7 @@ def run(
         _remember_refusal(agency, exc)
         raise
     finally:
-        agency.close()
+        agency.close(hub=True)
     out = report.to_dict() | {"elapsed_s": round(time.perf_counter() - started, 3)}
     if as_json:
         emit_json(out)
@@ -307,6 +307,36 @@ def quarantine_resubmit(
         emit_json(report)
     else:
         console.print(Text(f"quarantine entry {entry} re-submitted: {report}"))
+
+
+@app.command("reconcile")
+def reconcile(
+    pipeline: Path = typer.Argument(..., help="pipeline.toml or .yaml"),
+    table: str | None = typer.Option(None, "--table", help="Only this table (default: all)."),
+    examples: int = typer.Option(10, "--examples", help="Example keys per kind of difference."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Send the differences as batches of the pipeline, then check again."
+    ),
+    hub: str | None = typer.Option(
+        None, "--hub", help="Consolidated database of a separate hub process (as hub serve --db)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Compare the source with the consolidated database: missing, extra, different rows and
+    invalid rows without an open quarantine entry; exit 1 when anything differs."""
+    from lienthong.sync.reconcile import describe
+    from lienthong.sync.reconcile import reconcile as run_reconcile
+
+    spec = load_pipeline(pipeline)
+    db = _hub_db(None, hub) if hub else None
+    doc = run_reconcile(spec, table=table, examples=examples, repair=repair, hub=db)
+    if as_json:
+        emit_json(doc)
+    else:
+        for line in describe(doc):
+            console.print(Text(line), soft_wrap=True)
+    if not doc["matches"] or (doc["repair"] and doc["repair"]["error"]):
+        raise typer.Exit(1)
 
 
 @hub_app.command("serve")

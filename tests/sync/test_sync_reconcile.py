@@ -1,0 +1,232 @@
+"""`sync reconcile`: the consolidated database compared with the source, and repaired.
+
+What cursor capture can miss, on a real SQLite source with a SQLite and a PostgreSQL hub: a
+late commit stamped before the checkpoint (beyond cursor_overlap_s), a row changed in place
+without a new stamp, a soft delete without a new stamp, an invalid row changed in place, and
+a row removed from the hub by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from crashtools import PASS_ENV, write_pipeline
+from synctools import citizen_row, make_sqlite_source
+from test_sync_cli import cli
+
+from lienthong.sync.hub.dialect import connect_hub
+from lienthong.sync.keys import init_keys
+from lienthong.sync.outbox import Outbox
+
+HUB_ENV = "LT_RECONCILE_HUB"
+HUB = "consolidated.db"
+
+
+def _stamp(i: int) -> str:
+    """Row i's cursor value: one second apart, so the overlap window holds a few rows only."""
+    return f"2024-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The pipeline's [hub] database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "consolidated.db")
+        return
+    pg_dsn = request.getfixturevalue("pg_dsn")
+    schema = f"rec_{tmp_path.name[-20:].lower().replace('-', '_')}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{pg_dsn}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_db: str) -> Path:
+    return _setup(tmp_path, monkeypatch, hub_db)
+
+
+@pytest.fixture
+def sqlite_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return _setup(tmp_path, monkeypatch, str(tmp_path / "consolidated.db"))
+
+
+def _setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_db: str) -> Path:
+    """Keys, a 600-row source with one stamp per second, and its pipeline (cursor mode,
+    soft deletes, cursor_overlap_s = 5) into ``hub_db``."""
+    monkeypatch.setenv(PASS_ENV, "reconcile-test-passphrase")
+    monkeypatch.setenv(HUB_ENV, hub_db)
+    monkeypatch.chdir(tmp_path)
+    init_keys(tmp_path / "keys", {"$env": PASS_ENV})
+    make_sqlite_source(tmp_path / "source.db", 600)
+    with sqlite3.connect(tmp_path / "source.db") as db:
+        db.executemany("UPDATE citizens SET updated_at = ? WHERE id = ?",
+                       [(_stamp(i), i) for i in range(1, 601)])  # fmt: skip
+    path = write_pipeline(tmp_path, 1, 200)
+    text = path.read_text().replace('cursor = "updated_at"', 'cursor = "updated_at"\n'
+                                    "cursor_overlap_s = 5")  # fmt: skip
+    path.write_text(
+        text.replace('url = "http://127.0.0.1:1"', f'database = {{ "$env" = "{HUB_ENV}" }}')
+    )
+    return tmp_path
+
+
+def _hub(hub_db: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on the consolidated database (rows of a SELECT)."""
+    conn, d = connect_hub(hub_db)
+    try:
+        cur = conn.execute(d.sql(sql), params)
+        rows = list(cur.fetchall()) if sql.startswith("SELECT") else []
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+def _reconcile(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = cli(capsys, "sync", "reconcile", "pipeline.toml", "--json", *extra)
+    assert err == "", err
+    return code, json.loads(out)
+
+
+def _miss_what_cursor_capture_misses(tmp: Path, hub_db: str) -> None:
+    with sqlite3.connect(tmp / "source.db") as db:
+        late = citizen_row(10001)  # a commit that landed long after its stamp (id 30's second)
+        db.execute("INSERT INTO citizens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (*late[:7], _stamp(30), 0))  # fmt: skip
+        db.execute("UPDATE citizens SET ho_ten = 'LÊ VĂN TÁM' WHERE id = 100")  # same stamp
+        db.execute("UPDATE citizens SET deleted = 1 WHERE id = 300")  # soft delete, same stamp
+        db.execute("UPDATE citizens SET ngay_sinh = '30/02/1991' WHERE id = 57")  # still invalid
+    _hub(hub_db, "DELETE FROM c_citizen WHERE source_key = ?", ("200",))  # by hand, at the hub
+
+
+def test_reconcile_finds_and_repairs_what_cursor_capture_missed(
+    workdir: Path, hub_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "sync", "run", "pipeline.toml", "--json")
+    assert code == 0 and json.loads(out)["read"] == 600
+    code, doc = _reconcile(capsys)
+    (t,) = doc["tables"]
+    assert code == 0 and doc["matches"] and doc["repair"] is None
+    assert (t["source_rows"], t["valid"], t["invalid"], t["deleted"], t["consolidated"]) == (
+        600, 588, 12, 0, 588)  # fmt: skip
+    assert [t[k] for k in ("missing", "extra", "different", "unquarantined")] == [0, 0, 0, 0]
+
+    _miss_what_cursor_capture_misses(workdir, hub_db)
+    code, out, _ = cli(capsys, "sync", "run", "pipeline.toml", "--json")
+    assert code == 0 and json.loads(out)["read"] == 0  # the cursor does not see any of it
+    with _Open(workdir) as box:
+        position = box.extract_position("citizens")
+
+    code, doc = _reconcile(capsys)
+    (t,) = doc["tables"]
+    assert code == 1 and not doc["matches"]
+    assert (t["source_rows"], t["valid"], t["invalid"], t["deleted"], t["consolidated"]) == (
+        601, 588, 12, 1, 587)  # fmt: skip
+    assert t["examples"] == {"missing": ["200", "10001"], "extra": ["300"],
+                             "different": ["100"], "unquarantined": ["57"]}  # fmt: skip
+    assert [t[k] for k in ("missing", "extra", "different", "unquarantined")] == [2, 1, 1, 1]
+    code, out, _ = cli(capsys, "sync", "reconcile", "pipeline.toml")
+    assert code == 1 and out.splitlines() == [  # as shown in docs/sync.md
+        "citizens → Citizen: source 601 rows (588 valid, 12 invalid, 1 deleted); consolidated 587",
+        "  missing 2: 200, 10001", "  extra 1: 300", "  different 1: 100",
+        "  invalid without an open quarantine entry 1: 57", "differences found",
+    ]  # fmt: skip
+    code, out, _ = cli(capsys, "sync", "reconcile", "pipeline.toml", "--examples", "1")
+    assert code == 1 and "missing 2: 200, …" in out and "different 1: 100" in out
+    assert "invalid without an open quarantine entry 1: 57" in out
+
+    code, doc = _reconcile(capsys, "--repair")
+    rep, (after,) = doc["repair"], doc["after"]
+    assert code == 0 and doc["matches"] and rep["error"] is None
+    assert (rep["upserts"], rep["deletes"], rep["quarantined"]) == (3, 1, 1)
+    ack = rep["acknowledged"]
+    assert ack["read"] == ack["applied"] + ack["quarantined"] == 5 and ack["quarantined"] == 1
+    assert after["matches"] and after["consolidated"] == 588 and after["missing"] == 0
+    code, doc = _reconcile(capsys)
+    assert code == 0 and doc["matches"]
+
+    with _Open(workdir) as box:
+        assert box.extract_position("citizens") == position  # the extract position stayed
+        totals = box.totals("citizens")
+    assert totals["read"] == totals["applied"] + totals["quarantined"] == 605
+    current = dict(_hub(hub_db, "SELECT source_key, data FROM c_citizen WHERE source_key IN "
+                                "('100', '200', '300', '10001')"))  # fmt: skip
+    assert sorted(current) == ["100", "10001", "200"]
+    assert _data(current["100"])["full_name"] == "Lê Văn Tám"
+    history = _hub(hub_db, "SELECT source_key, ended_by, data FROM h_citizen "
+                           "WHERE source_key IN ('100', '300') ORDER BY source_key")  # fmt: skip
+    assert [(k, e) for k, e, _ in history] == [("100", "update"), ("300", "delete")]
+    assert _data(history[0][2])["full_name"] != "Lê Văn Tám"  # the previous version is kept
+    # the invalid row's current version is quarantined; it supersedes the older entry
+    entries_57 = _hub(hub_db, "SELECT raw, resolved_seq FROM sync_quarantine "
+                              "WHERE source_key = '57' ORDER BY id")  # fmt: skip
+    assert [(_data(r)["ngay_sinh"], s is None) for r, s in entries_57] == [
+        ("31/02/1990", False), ("30/02/1991", True)]  # fmt: skip
+    code, out, _ = cli(capsys, "sync", "run", "pipeline.toml", "--json")
+    assert code == 0 and json.loads(out)["read"] == 0
+
+
+def test_bad_input_is_one_line_exit_2(sqlite_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "sync", "reconcile", "pipeline.toml")
+    assert code == 2 and err.strip() == f"error: no consolidated database at {sqlite_dir}/{HUB}"
+    assert not (sqlite_dir / "state.db").exists() and not (sqlite_dir / HUB).exists()
+    code, out, _ = cli(capsys, "sync", "run", "pipeline.toml", "--json")
+    assert code == 0
+    for args, message in [
+        (("--table", "citizen"), "pipeline has no table 'citizen'"),
+        (("--hub", "source.db"), "source.db is not a consolidated database (it has no "
+                                 "sync_quarantine table)"),
+        (("--hub", "nowhere.db"), "no consolidated database at nowhere.db"),
+        (("--examples", "-1"), "--examples -1: a number of keys >= 0"),
+    ]:  # fmt: skip
+        code, out, err = cli(capsys, "sync", "reconcile", "pipeline.toml", *args)
+        assert (code, out, err.strip()) == (2, "", f"error: {message}")
+    path = sqlite_dir / "pipeline.toml"  # the same pipeline sending to a hub process over HTTP
+    path.write_text(path.read_text().replace(f'database = {{ "$env" = "{HUB_ENV}" }}',
+                                             'url = "http://127.0.0.1:1"'))  # fmt: skip
+    code, _, err = cli(capsys, "sync", "reconcile", "pipeline.toml")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "reconcile needs read access to the consolidated database" in err
+    # read access given: the comparison runs without reaching the hub process
+    code, out, _ = cli(capsys, "sync", "reconcile", "pipeline.toml", "--hub", "consolidated.db",
+                       "--table", "citizens", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["tables"][0]["consolidated"] == 588
+
+
+def test_refused_while_a_run_holds_the_pipeline(
+    sqlite_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "sync", "run", "pipeline.toml", "--json")[0] == 0
+    with _Open(sqlite_dir) as box:
+        box.lock()  # as a running `sync run` holds it
+        for args in ((), ("--repair",)):
+            code, out, err = cli(capsys, "sync", "reconcile", "pipeline.toml", *args)
+            assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+            assert "is in use by another sync run" in err
+    assert cli(capsys, "sync", "reconcile", "pipeline.toml")[0] == 0
+
+
+class _Open:
+    """The pipeline state, opened for a look and closed again."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.box = Outbox(tmp / "state.db")
+
+    def __enter__(self) -> Outbox:
+        return self.box
+
+    def __exit__(self, *_: object) -> None:
+        self.box.close()
+
+
+def _data(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
