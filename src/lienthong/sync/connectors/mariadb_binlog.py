@@ -5,13 +5,18 @@ Needs ``log_bin = ON``, ``binlog_format = ROW``, ``binlog_row_image = FULL`` and
 and REPLICATION CLIENT. Reads with the ``mysql-replication`` package as a replica with its
 own ``server_id``. Like the PostgreSQL slot connector: the binlog coordinates are taken first,
 then the table is snapshotted in keyset chunks, then whole committed transactions after the
-stored coordinates are streamed (write/update → rows, delete → tombstones). The server keeps
+stored coordinates are streamed (write/update → rows, delete → tombstones; one change per key
+and chunk, its last). With an integer key each page is read in a ``START TRANSACTION WITH
+CONSISTENT SNAPSHOT`` together with the binlog coordinates it is consistent with (MariaDB's
+``binlog_snapshot_file`` / ``binlog_snapshot_position``), kept per key range in the position
+(``seen``): a transaction the page already saw is not replayed over it. The server keeps
 binlogs by its own retention (``binlog_expire_logs_seconds``): a source that stays offline
 longer than that must be snapshotted again.
 """
 
 from __future__ import annotations
 
+import bisect
 import importlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,8 +24,9 @@ from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
 from lienthong.sync.connectors.sql import MARIADB, SqlTableConnector, check_identifier
-from lienthong.sync.model import Chunk, Position, last_change_per_key
+from lienthong.sync.model import Chunk, Position, decode_key, encode_key, last_change_per_key
 
+_INTS = ("tinyint", "smallint", "mediumint", "int", "bigint")
 REQUIRED = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL",
             "binlog_row_metadata": "FULL"}  # fmt: skip
 
@@ -77,14 +83,58 @@ class MariaDbBinlogConnector:
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
         if position is None or position.get("phase") == "snapshot":
             start = position["binlog"] if position else self.coordinates()
-            after = {"after": position["after"]} if position and position.get("after") else None
-            for chunk in self.snapshot.read(after, size):
-                chunk.position = {"phase": "snapshot", "after": chunk.position["after"],
-                                  "binlog": start}  # fmt: skip
-                yield chunk
-            position = {"phase": "stream", "binlog": start}
-            yield Chunk(list(self.schema()), [], position)  # the snapshot is complete
-        yield from self._stream(dict(position["binlog"]), size)
+            columns = list(self.schema())
+            after = decode_key(position.get("after")) if position else None
+            seen: list[list[Any]] | None = None
+            types = self.schema()  # e.g. "bigint(20) unsigned"
+            if all(types.get(k, "").split("(")[0].split(" ")[0] in _INTS for k in self.key):
+                seen = [list(s) for s in position.get("seen", [])] if position else []
+            while True:
+                rows, snap = self._page(columns, after, size)
+                if snap is None:
+                    seen = None  # MySQL: no snapshot coordinates, the changes are replayed
+                if rows:
+                    after = tuple(rows[-1][columns.index(k)] for k in self.key)
+                    if seen is not None and snap is not None:
+                        if seen and seen[-1][1] == snap:
+                            seen[-1][0] = encode_key(after)
+                        else:
+                            seen.append([encode_key(after), snap])
+                    yield Chunk(columns, rows, {"phase": "snapshot", "after": encode_key(after),
+                                                "binlog": start} | _seen(seen))  # fmt: skip
+                if len(rows) < size:
+                    break
+            position = {"phase": "stream", "binlog": start} | _seen(seen)
+            if seen:  # a transaction committed after this was seen by no page
+                position["until"] = self.coordinates()
+            yield Chunk(columns, [], position)  # the snapshot is complete
+        yield from self._stream(position, size)
+
+    def _page(
+        self, columns: list[str], after: tuple[Any, ...] | None, size: int
+    ) -> tuple[list[tuple[Any, ...]], dict[str, Any] | None]:
+        """One keyset page read in a consistent snapshot, and the binlog coordinates that
+        snapshot is consistent with (None where the server does not say: MySQL)."""
+        q = MARIADB.quote
+        keys = ", ".join(q(k) for k in self.key)
+        where = f" WHERE ({keys}) > ({', '.join(['%s'] * len(self.key))})" if after else ""
+        sql = (f"SELECT {', '.join(q(c) for c in columns)} FROM {MARIADB.quote_table(self.table)}"
+               f"{where} ORDER BY {keys} LIMIT {int(size)}")  # fmt: skip
+        conn = self.snapshot.conn
+        try:
+            with conn.cursor() as cur:
+                cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                status = {str(k).lower(): v for k, v in cur.fetchall()}
+                cur.execute(sql, tuple(after or ()))
+                rows = list(cur.fetchall())
+            conn.commit()
+        except Exception as exc:
+            self.snapshot.close()
+            raise BackendError(f"mariadb source {self.table}: {exc}") from exc
+        file, pos = status.get("binlog_snapshot_file"), status.get("binlog_snapshot_position")
+        snap = {"file": str(file), "pos": int(pos)} if file and pos is not None else None
+        return rows, snap
 
     def _reader(self, start: dict[str, Any]) -> Any:
         mod = importlib.import_module("pymysqlreplication")
@@ -102,8 +152,26 @@ class MariaDbBinlogConnector:
             pymysql_wrapper=_connect_current_keywords,
         )  # fmt: skip
 
-    def _stream(self, start: dict[str, Any], size: int) -> Iterator[Chunk]:
+    def _stream(self, position: Position, size: int) -> Iterator[Chunk]:
+        start = dict(position["binlog"])
         columns = list(self.schema())
+        ranges = [(decode_key(u) or (), _coord(c)) for u, c in position.get("seen", [])]
+        uppers = [u for u, _c in ranges]
+        until = _coord(position["until"]) if ranges and position.get("until") else None
+
+        def replayed(end: dict[str, Any], key: tuple[Any, ...]) -> bool:
+            """A transaction (ending at ``end``) the snapshot page holding ``key`` saw."""
+            if until is None or _coord(end) > until:
+                return False
+            i = bisect.bisect_left(uppers, key)
+            return i < len(ranges) and _coord(end) <= ranges[i][1]
+
+        def at(here: dict[str, Any]) -> Position:
+            keep = until is not None and _coord(here) <= until
+            return {"phase": "stream", "binlog": here} | (
+                {"seen": position["seen"], "until": position["until"]} if keep else {}
+            )
+
         try:
             stream = self._reader(start)
         except Exception as exc:
@@ -115,15 +183,17 @@ class MariaDbBinlogConnector:
         def chunk() -> Chunk:  # one change per key, its last (the chunk's lists lose the order)
             rows, deletes, superseded = last_change_per_key(committed)
             committed.clear()
-            return Chunk(columns, rows, {"phase": "stream", "binlog": here}, deletes,
-                         superseded=superseded)  # fmt: skip
+            return Chunk(columns, rows, at(here), deletes, superseded=superseded)
 
         try:
             for event in stream:
                 kind = type(event).__name__
                 if kind == "XidEvent":  # commit: the transaction is complete
+                    end = {"file": stream.log_file, "pos": stream.log_pos}
                     for op, values in txn:
                         key = tuple(values.get(k) for k in self.key)
+                        if replayed(end, key):
+                            continue
                         if op == "delete":
                             committed.append((True, key, key))
                         else:
@@ -151,7 +221,7 @@ class MariaDbBinlogConnector:
         if position is None or position.get("phase") == "snapshot":
             after = {"after": position["after"]} if position and position.get("after") else None
             return self.snapshot.pending(after)
-        return sum(c.read for c in self._stream(dict(position["binlog"]), 10**6))
+        return sum(c.read for c in self._stream(position, 10**6))
 
     def close(self) -> None:
         self.snapshot.close()
@@ -164,3 +234,12 @@ def _connect_current_keywords(**kwargs: Any) -> Any:
         if old in kwargs:
             kwargs[new] = kwargs.pop(old)
     return importlib.import_module("pymysql").connect(**kwargs)
+
+
+def _coord(c: dict[str, Any]) -> tuple[str, int]:
+    """Binlog coordinates in their order (file names are numbered with fixed width)."""
+    return str(c["file"]), int(c["pos"])
+
+
+def _seen(seen: list[list[Any]] | None) -> Position:
+    return {"seen": [list(s) for s in seen]} if seen else {}
