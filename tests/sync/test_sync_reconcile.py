@@ -21,7 +21,8 @@ from crashtools import PASS_ENV, write_pipeline
 from synctools import citizen_row, make_sqlite_source
 from test_sync_cli import cli
 
-from lienthong.sync.hub.dialect import connect_hub
+from lienthong.sync.hub.dialect import SQLITE, connect_hub
+from lienthong.sync.hub.store import HubStore
 from lienthong.sync.keys import init_keys
 from lienthong.sync.outbox import Outbox
 
@@ -230,3 +231,79 @@ class _Open:
 
 def _data(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+TOMBSTONES = """
+[[tables]]
+name = "citizens_tombstones"
+key = ["id"]
+entity = "Citizen"
+cursor = "updated_at"
+deleted_column = "deleted"
+classification = "SENSITIVE"
+"""
+
+
+def test_tombstone_table_sharing_the_entity(
+    sqlite_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hard-deleting source with a tombstone table (docs: Cursor mode): each table answers
+    for the hub rows its own batches wrote; a missed hard delete is repaired."""
+    with sqlite3.connect(sqlite_dir / "source.db") as db:
+        db.execute("CREATE TABLE citizens_tombstones (id INTEGER PRIMARY KEY,"
+                   " updated_at TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 1)")  # fmt: skip
+        db.execute("DELETE FROM citizens WHERE id = 5")
+        db.execute("INSERT INTO citizens_tombstones VALUES (5, ?, 1)", (_stamp(700),))
+    path = sqlite_dir / "pipeline.toml"
+    path.write_text(path.read_text() + TOMBSTONES)
+    code, out, err = cli(capsys, "sync", "run", "pipeline.toml", "--json")
+    assert code == 0 and json.loads(out)["read"] == 600, err
+    code, doc = _reconcile(capsys)
+    counts = [
+        (t["table"], t["source_rows"], t["deleted"], t["consolidated"]) for t in doc["tables"]
+    ]
+    assert code == 0 and counts == [("citizens", 599, 0, 587), ("citizens_tombstones", 1, 1, 0)]
+    with sqlite3.connect(sqlite_dir / "source.db") as db:  # a hard delete, its tombstone lost
+        db.execute("DELETE FROM citizens WHERE id = 6")
+    code, doc = _reconcile(capsys, "--table", "citizens")
+    (t,) = doc["tables"]
+    assert code == 1 and t["examples"]["extra"] == ["6"] and t["extra"] == 1
+    code, doc = _reconcile(capsys, "--repair")
+    assert code == 0 and doc["repair"]["deletes"] == 1 and doc["after"][0]["consolidated"] == 586
+    assert _hub(str(sqlite_dir / HUB), "SELECT ended_by FROM h_citizen WHERE source_key = '6'"
+                ) == [("delete",)]  # fmt: skip
+
+
+def test_repair_with_the_hub_unreachable_keeps_the_batches(
+    sqlite_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "sync", "run", "pipeline.toml", "--json")[0] == 0
+    _hub(str(sqlite_dir / HUB), "DELETE FROM c_citizen WHERE source_key = '200'")
+    path = sqlite_dir / "pipeline.toml"  # the hub as a process that is down
+    embedded = path.read_text()
+    path.write_text(embedded.replace(f'database = {{ "$env" = "{HUB_ENV}" }}',
+                                     'url = "http://127.0.0.1:1"'))  # fmt: skip
+    code, doc = _reconcile(capsys, "--repair", "--hub", HUB)
+    assert code == 1 and not doc["matches"] and doc["after"] is None
+    assert doc["repair"]["batches"] == 1 and "unreachable" in doc["repair"]["error"]
+    with _Open(sqlite_dir) as box:
+        assert box.pending_count() == 1
+    code, doc = _reconcile(capsys, "--hub", HUB)
+    assert code == 1 and doc["pending_batches"] == 1 and doc["tables"][0]["missing"] == 1
+    path.write_text(embedded)  # the hub is back: the next run sends the kept batch
+    code, out, _ = cli(capsys, "sync", "run", "pipeline.toml", "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["read"], report["applied"], report["pending_batches"]) == (1, 1, 0)
+    assert _reconcile(capsys)[0] == 0
+
+
+def test_reconciling_a_pipeline_never_run_creates_nothing(
+    sqlite_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn, _ = connect_hub(str(sqlite_dir / HUB))  # an empty consolidated database
+    HubStore(conn, SQLITE).close()
+    code, doc = _reconcile(capsys, "--examples", "2")
+    (t,) = doc["tables"]
+    assert code == 1 and (t["missing"], t["consolidated"], t["examples"]["missing"]) == (
+        588, 0, ["1", "2"])  # fmt: skip
+    assert not (sqlite_dir / "state.db").exists()
