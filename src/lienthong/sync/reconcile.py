@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -77,13 +77,61 @@ class TableCheck:
         }  # fmt: skip
 
 
+def _stream_sqlite(conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    cur = conn.execute(sql, tuple(params))  # SQLite steps through the result as it is fetched
+    while rows := cur.fetchmany(size):
+        yield rows
+
+
+def _stream_postgres(conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    with conn.transaction(), conn.cursor(name="lt_reconcile") as cur:  # server-side cursor
+        cur.execute(sql, tuple(params))
+        while rows := cur.fetchmany(size):
+            yield rows
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """How one backend is asked for many keys at once (the keys travel as one parameter,
+    first in each statement) and streams a long result. The PostgreSQL forms drive the
+    primary-key index from the key list even when the planner has no statistics yet (an
+    ``IN`` list or ``= ANY`` then filtered every row of the source: 2,600 rows/s)."""
+
+    current: str  # {e}: the entity's table stem; parameters: keys, source
+    open_raw: str  # parameters: keys, source, entity, table
+    pack: Callable[[list[str]], Any]  # the keys parameter
+    stream: Callable[[Any, str, Sequence[Any], int], Iterator[list[Any]]]
+
+
+SQLITE_LOOKUPS = Lookups(
+    "SELECT source_key, data FROM c_{e} WHERE source_key IN (SELECT value FROM json_each(?))"
+    " AND source = ?",
+    "SELECT source_key, raw FROM sync_quarantine WHERE source_key IN"
+    " (SELECT value FROM json_each(?)) AND source = ? AND entity = ? AND tbl = ?"
+    " AND resolved_seq IS NULL",
+    lambda keys: orjson.dumps(keys).decode(),
+    _stream_sqlite,
+)
+POSTGRES_LOOKUPS = Lookups(
+    "SELECT c.source_key, c.data::text FROM unnest(?::text[]) AS k(key) JOIN c_{e} c"
+    " ON c.source_key = k.key AND c.source = ?",
+    "SELECT q.source_key, q.raw::text FROM unnest(?::text[]) AS k(key) JOIN sync_quarantine q"
+    " ON q.source_key = k.key AND q.source = ? AND q.entity = ? AND q.tbl = ?"
+    " AND q.resolved_seq IS NULL",
+    list,
+    _stream_postgres,
+)
+
+
 class HubReader:
     """Read-only queries on the consolidated database, for one source."""
 
     def __init__(self, url: str, source: str) -> None:
         self.conn, self.d = _read_only(url)  # refuses a missing or foreign database (exit 2)
         self.source = source
+        self.q = SQLITE_LOOKUPS
         if self.d.name == "postgres":  # one short read-only transaction per statement
+            self.q = POSTGRES_LOOKUPS
             self.conn.rollback()
             self.conn.autocommit = True
             self.conn.execute("SET default_transaction_read_only = on")
@@ -105,22 +153,15 @@ class HubReader:
         return True
 
     def current(self, e: str, keys: list[str]) -> dict[str, Any]:
-        """The ``data`` of the current rows among ``keys`` (JSON text, or parsed jsonb)."""
-        out: dict[str, Any] = {}
-        for part in _parts(keys, 500):
-            sql = f"SELECT source_key, data FROM c_{e} WHERE source = ? AND source_key IN "
-            for k, data in self._rows(sql + _marks(part), (self.source, *part)):
-                out[str(k)] = data
-        return out
+        """The ``data`` (JSON text) of the current rows among ``keys``."""
+        rows = self._rows(self.q.current.format(e=e), (self.q.pack(keys), self.source))
+        return {str(k): data for k, data in rows}
 
-    def open_raw(self, tbl: str, keys: list[str]) -> dict[str, list[Any]]:
+    def open_raw(self, e: str, tbl: str, keys: list[str]) -> dict[str, list[Any]]:
         """The parsed raw values of the open quarantine entries of ``keys``, per key."""
         out: dict[str, list[Any]] = {}
-        for part in _parts(keys, 500):
-            sql = ("SELECT source_key, raw FROM sync_quarantine WHERE source = ? AND tbl = ? "
-                   "AND resolved_seq IS NULL AND source_key IN ")  # fmt: skip
-            for k, raw in self._rows(sql + _marks(part), (self.source, tbl, *part)):
-                out.setdefault(str(k), []).append(_parsed(raw))
+        for k, raw in self._rows(self.q.open_raw, (self.q.pack(keys), self.source, e, tbl)):
+            out.setdefault(str(k), []).append(_parsed(raw))
         return out
 
     @staticmethod
@@ -135,20 +176,14 @@ class HubReader:
         return int(self._rows(sql, [*([tbl] if tbl else []), self.source])[0][0])
 
     def key_pages(self, e: str, tbl: str | None, size: int = 5000) -> Iterator[list[str]]:
-        """The source's current keys in ``c_<e>`` in pages (keyset order)."""
-        last: str | None = None
-        while True:
-            after = "" if last is None else " AND c.source_key > ?"
-            params = [*([tbl] if tbl else []), self.source, *([last] if last else [])]
-            rows = self._rows(
-                f"SELECT c.source_key FROM c_{e} c{self._scope(tbl)} WHERE c.source = ?{after} "
-                f"ORDER BY c.source_key LIMIT {int(size)}", params,
-            )  # fmt: skip
-            if rows:
+        """The source's current keys in ``c_<e>``, streamed in pages (one snapshot)."""
+        sql = self.d.sql(f"SELECT c.source_key FROM c_{e} c{self._scope(tbl)} WHERE c.source = ?")
+        try:
+            for rows in self.q.stream(self.conn, sql, [*([tbl] if tbl else []), self.source],
+                                      size):  # fmt: skip
                 yield [str(r[0]) for r in rows]
-            if len(rows) < size:
-                return
-            last = str(rows[-1][0])
+        except Exception as exc:  # sqlite3 / psycopg errors
+            raise BackendError(f"consolidated database: {exc}") from exc
 
 
 class SeenKeys:
@@ -210,15 +245,6 @@ class Repair:
         return {**self.sent, "acknowledged": self.acked, "error": self.error}
 
 
-def _parts(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _marks(part: list[str]) -> str:
-    return "(" + ", ".join("?" * len(part)) + ")"
-
-
 def _parsed(value: Any) -> Any:
     """A JSON column as Python values (SQLite gives text, PostgreSQL jsonb parsed values)."""
     return orjson.loads(value) if isinstance(value, str | bytes) else value
@@ -233,17 +259,17 @@ def _same(stored: Any, data: bytes) -> bool:
 
 
 def compare_chunk(
-    mapped: Mapped, e: str | None, tbl: str, hub: HubReader, check: TableCheck
+    mapped: Mapped, e: str, exists: bool, tbl: str, hub: HubReader, check: TableCheck
 ) -> Mapped:
-    """Compare one mapped source chunk with the hub (``e`` None: the entity has no table
-    yet); return what a repair sends for it."""
+    """Compare one mapped source chunk with the hub (``exists``: ``c_<e>`` exists); return
+    what a repair sends for it."""
     fix = Mapped()
     check.source_rows += mapped.read
     check.valid += len(mapped.upserts)
     check.invalid += len(mapped.quarantine)
     check.deleted += len(mapped.deletes)
     keys = [u[0] for u in mapped.upserts] + [d[0] for d in mapped.deletes]
-    current = hub.current(e, keys) if e is not None and keys else {}
+    current = hub.current(e, keys) if exists and keys else {}
     for row in mapped.upserts:
         have = current.get(row[0], _ABSENT)
         if have is _ABSENT or not _same(have, row[2]):
@@ -254,7 +280,7 @@ def compare_chunk(
             check.found("extra", gone[0])
             fix.deletes.append(gone)
     if mapped.quarantine:
-        entries = hub.open_raw(tbl, [q[0] for q in mapped.quarantine])
+        entries = hub.open_raw(e, tbl, [q[0] for q in mapped.quarantine])
         for q in mapped.quarantine:
             if orjson.loads(q[2]) not in entries.get(q[0], []):
                 check.found("unquarantined", q[0])
@@ -286,7 +312,7 @@ class Pass:
             for chunk in conn.read(None, spec.batch_size):
                 with paused_gc():
                     mapped = mapper.map_chunk(chunk)
-                    fix = compare_chunk(mapped, e if exists else None, spec.name, self.hub, check)
+                    fix = compare_chunk(mapped, e, exists, spec.name, self.hub, check)
                     seen.add([r[0] for rs in (mapped.upserts, mapped.deletes,
                                              mapped.quarantine) for r in rs])  # fmt: skip
                     del chunk, mapped
