@@ -19,6 +19,7 @@ from lienthong.exchange.httpclient import (
     Disconnected,
 )
 from lienthong.exchange.protocol import ErrorCode, Refused
+from lienthong.exchange.transport import Endpoint, endpoint_of
 
 Test = Callable[[Client, int], Awaitable[None]]
 
@@ -258,3 +259,12 @@ def test_a_connection_idle_past_keep_alive_is_not_reused() -> None:
         assert ports[0] != ports[1]
 
     _with_aiohttp(test)
+
+
+def test_service_endpoint_urls_split_once_and_bad_ones_are_unavailable() -> None:
+    assert endpoint_of("http://127.0.0.1:8080/svc") == Endpoint("http", "127.0.0.1", 8080, "/svc")
+    assert endpoint_of("https://dancu.example") == Endpoint("https", "dancu.example", 443, "")
+    for bad in ("http://", "http://h:99999/x", "http://h:port/", "ftp://h/"):
+        with pytest.raises(Refused) as info:
+            endpoint_of(bad)
+        assert info.value.lt_code is ErrorCode.UNAVAILABLE

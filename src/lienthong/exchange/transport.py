@@ -55,11 +55,15 @@ class Endpoint:
 
 @functools.lru_cache(maxsize=1024)
 def endpoint_of(url: str) -> Endpoint:
-    """A configured service endpoint URL, split once."""
+    """A configured service endpoint URL, split once; one that cannot be called is
+    ``LT.UNAVAILABLE``, as any failure to reach the service."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Refused(ErrorCode.INTERNAL, "service endpoint is not an http(s) URL", url=url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port:
+        raise Refused(ErrorCode.UNAVAILABLE, "service endpoint is not a callable URL", url=url)
     return Endpoint(parts.scheme, parts.hostname, port, parts.path)
 
 
