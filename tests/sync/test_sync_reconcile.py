@@ -105,6 +105,7 @@ def _miss_what_cursor_capture_misses(tmp: Path, hub_db: str) -> None:
                    (*late[:7], _stamp(30), 0))  # fmt: skip
         db.execute("UPDATE citizens SET ho_ten = 'LÊ VĂN TÁM' WHERE id = 100")  # same stamp
         db.execute("UPDATE citizens SET deleted = 1 WHERE id = 300")  # soft delete, same stamp
+        db.execute("DELETE FROM citizens WHERE id = 400")  # a hard delete: no tombstone at all
         db.execute("UPDATE citizens SET ngay_sinh = '30/02/1991' WHERE id = 57")  # still invalid
     _hub(hub_db, "DELETE FROM c_citizen WHERE source_key = ?", ("200",))  # by hand, at the hub
 
@@ -131,14 +132,14 @@ def test_reconcile_finds_and_repairs_what_cursor_capture_missed(
     (t,) = doc["tables"]
     assert code == 1 and not doc["matches"]
     assert (t["source_rows"], t["valid"], t["invalid"], t["deleted"], t["consolidated"]) == (
-        601, 588, 12, 1, 587)  # fmt: skip
-    assert t["examples"] == {"missing": ["200", "10001"], "extra": ["300"],
+        600, 587, 12, 1, 587)  # fmt: skip
+    assert t["examples"] == {"missing": ["200", "10001"], "extra": ["300", "400"],
                              "different": ["100"], "unquarantined": ["57"]}  # fmt: skip
-    assert [t[k] for k in ("missing", "extra", "different", "unquarantined")] == [2, 1, 1, 1]
+    assert [t[k] for k in ("missing", "extra", "different", "unquarantined")] == [2, 2, 1, 1]
     code, out, _ = cli(capsys, "sync", "reconcile", "pipeline.toml")
     assert code == 1 and out.splitlines() == [  # as shown in docs/sync.md
-        "citizens → Citizen: source 601 rows (588 valid, 12 invalid, 1 deleted); consolidated 587",
-        "  missing 2: 200, 10001", "  extra 1: 300", "  different 1: 100",
+        "citizens → Citizen: source 600 rows (587 valid, 12 invalid, 1 deleted); consolidated 587",
+        "  missing 2: 200, 10001", "  extra 2: 300, 400", "  different 1: 100",
         "  invalid without an open quarantine entry 1: 57", "differences found",
     ]  # fmt: skip
     code, out, _ = cli(capsys, "sync", "reconcile", "pipeline.toml", "--examples", "1")
@@ -148,24 +149,25 @@ def test_reconcile_finds_and_repairs_what_cursor_capture_missed(
     code, doc = _reconcile(capsys, "--repair")
     rep, (after,) = doc["repair"], doc["after"]
     assert code == 0 and doc["matches"] and rep["error"] is None
-    assert (rep["upserts"], rep["deletes"], rep["quarantined"]) == (3, 1, 1)
+    assert (rep["batches"], rep["upserts"], rep["deletes"], rep["quarantined"]) == (4, 3, 2, 1)
     ack = rep["acknowledged"]
-    assert ack["read"] == ack["applied"] + ack["quarantined"] == 5 and ack["quarantined"] == 1
-    assert after["matches"] and after["consolidated"] == 588 and after["missing"] == 0
+    assert ack["read"] == ack["applied"] + ack["quarantined"] == 6 and ack["quarantined"] == 1
+    assert after["matches"] and after["consolidated"] == 587 and after["missing"] == 0
     code, doc = _reconcile(capsys)
     assert code == 0 and doc["matches"]
 
     with _Open(workdir) as box:
         assert box.extract_position("citizens") == position  # the extract position stayed
         totals = box.totals("citizens")
-    assert totals["read"] == totals["applied"] + totals["quarantined"] == 605
+    assert totals["read"] == totals["applied"] + totals["quarantined"] == 606
     current = dict(_hub(hub_db, "SELECT source_key, data FROM c_citizen WHERE source_key IN "
-                                "('100', '200', '300', '10001')"))  # fmt: skip
+                                "('100', '200', '300', '400', '10001')"))  # fmt: skip
     assert sorted(current) == ["100", "10001", "200"]
     assert _data(current["100"])["full_name"] == "Lê Văn Tám"
-    history = _hub(hub_db, "SELECT source_key, ended_by, data FROM h_citizen "
-                           "WHERE source_key IN ('100', '300') ORDER BY source_key")  # fmt: skip
-    assert [(k, e) for k, e, _ in history] == [("100", "update"), ("300", "delete")]
+    history = _hub(hub_db, "SELECT source_key, ended_by, data FROM h_citizen WHERE "
+                           "source_key IN ('100', '300', '400') ORDER BY source_key")  # fmt: skip
+    assert [(k, e) for k, e, _ in history] == [("100", "update"), ("300", "delete"),
+                                               ("400", "delete")]  # fmt: skip
     assert _data(history[0][2])["full_name"] != "Lê Văn Tám"  # the previous version is kept
     # the invalid row's current version is quarantined; it supersedes the older entry
     entries_57 = _hub(hub_db, "SELECT raw, resolved_seq FROM sync_quarantine "
