@@ -8,6 +8,7 @@ a row removed from the hub by hand.
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -18,13 +19,14 @@ import orjson
 import psycopg
 import pytest
 from crashtools import PASS_ENV, write_pipeline
-from synctools import citizen_row, make_sqlite_source
+from synctools import COLUMNS, Keys, citizen_pipeline, citizen_row, make_rig, make_sqlite_source
 from test_sync_cli import cli
 
 from lienthong.sync.hub.dialect import SQLITE, connect_hub
 from lienthong.sync.hub.store import HubStore
 from lienthong.sync.keys import init_keys
 from lienthong.sync.outbox import Outbox
+from lienthong.sync.reconcile import reconcile
 
 HUB_ENV = "LT_RECONCILE_HUB"
 HUB = "consolidated.db"
@@ -145,6 +147,8 @@ def test_reconcile_finds_and_repairs_what_cursor_capture_missed(
     code, out, _ = cli(capsys, "sync", "reconcile", "pipeline.toml", "--examples", "1")
     assert code == 1 and "missing 2: 200, …" in out and "different 1: 100" in out
     assert "invalid without an open quarantine entry 1: 57" in out
+    code, out, _ = cli(capsys, "sync", "reconcile", "pipeline.toml", "--examples", "0")
+    assert code == 1 and "  missing 2\n" in out and "  extra 2\n" in out
 
     code, doc = _reconcile(capsys, "--repair")
     rep, (after,) = doc["repair"], doc["after"]
@@ -309,3 +313,26 @@ def test_reconciling_a_pipeline_never_run_creates_nothing(
     assert code == 1 and (t["missing"], t["consolidated"], t["examples"]["missing"]) == (
         588, 0, ["1", "2"])  # fmt: skip
     assert not (sqlite_dir / "state.db").exists()
+
+
+def test_file_drop_with_duplicate_keys(tmp_path: Path, keys: Keys) -> None:
+    """A CSV drop is read in file order; its duplicate-key rows are quarantined and match
+    their open entries; a hub row changed by hand is reported as different."""
+    (tmp_path / "drop").mkdir()
+    rows = [citizen_row(i) for i in range(1, 31)] + [citizen_row(12)]  # row 31: key 12 again
+    with (tmp_path / "drop" / "citizens.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([COLUMNS.split(", "), *rows])
+    doc = citizen_pipeline(kind="files", path="drop", file="citizens.csv", batch_size=10)
+    rig = make_rig(tmp_path, keys, doc)
+    try:
+        assert rig.agency.run().read == 31
+    finally:
+        rig.close()  # the run lock goes with the agency
+    hub = str(tmp_path / "hub.db")
+    report = reconcile(rig.pipeline, hub=hub)
+    (t,) = report["tables"]
+    assert report["matches"] and (t["source_rows"], t["valid"], t["invalid"]) == (31, 29, 2)
+    _hub(hub, "UPDATE c_citizen SET data = json_set(data, '$.full_name', 'Khác') "
+              "WHERE source_key = '3'")  # fmt: skip
+    (t,) = reconcile(rig.pipeline, hub=hub)["tables"]
+    assert t["different"] == 1 and t["examples"]["different"] == ["3"] and not t["matches"]

@@ -470,8 +470,9 @@ def _tables(tables: list[dict[str, Any]]) -> list[str]:
             f" {t['invalid']} invalid, {t['deleted']} deleted); consolidated {t['consolidated']}"
         )
         for kind in KINDS:
+            shown = t["examples"][kind]
             if t[kind]:
-                keys = ", ".join(t["examples"][kind])
-                more = ", …" if t[kind] > len(t["examples"][kind]) else ""
-                lines.append(f"  {names[kind]} {t[kind]}: {keys}{more}")
+                more = ["…"] if t[kind] > len(shown) else []
+                keys = f": {', '.join([*shown, *more])}" if shown else ""
+                lines.append(f"  {names[kind]} {t[kind]}{keys}")
     return lines
