@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from tests.exchange.conftest import Federation
 
+from lienthong.exchange.config import load_config
 from lienthong.exchange.httpclient import (
     BadResponse,
     Client,
@@ -18,8 +20,10 @@ from lienthong.exchange.httpclient import (
     ConnectFailed,
     Disconnected,
 )
+from lienthong.exchange.node import tls_contexts
 from lienthong.exchange.protocol import ErrorCode, Refused
 from lienthong.exchange.transport import Endpoint, endpoint_of
+from lienthong.trust.secrets import resolve_secret
 
 Test = Callable[[Client, int], Awaitable[None]]
 
@@ -268,3 +272,79 @@ def test_service_endpoint_urls_split_once_and_bad_ones_are_unavailable() -> None
         with pytest.raises(Refused) as info:
             endpoint_of(bad)
         assert info.value.lt_code is ErrorCode.UNAVAILABLE
+
+
+def _contexts(federation: Federation, node: str) -> tuple[Any, Any]:
+    cfg = load_config(federation.testbed.configs[node])
+    return tls_contexts(cfg, resolve_secret(cfg.passphrase))
+
+
+def test_a_peer_with_another_federation_identity_receives_nothing(federation: Federation) -> None:
+    """mTLS to a real federation certificate (NDXP's) when BCA-GW was expected: the identity
+    check runs after the handshake and before the request is written."""
+    _, client_ctx = _contexts(federation, "BHXH-GW")
+    server_ctx, _ = _contexts(federation, "NDXP")
+    certs = federation.node("BHXH-GW").certs
+    received: list[bytearray] = []
+    closed: list[asyncio.Future[None]] = []
+
+    class Record(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.data = bytearray()
+            received.append(self.data)
+            self.closed = asyncio.get_running_loop().create_future()
+            closed.append(self.closed)
+
+        def data_received(self, data: bytes) -> None:
+            self.data.extend(data)
+            if b"\r\n\r\n" in self.data and isinstance(self.transport, asyncio.WriteTransport):
+                self.transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.closed.set_result(None)
+
+    def expecting(node: str) -> Callable[[bytes | None], None]:
+        def verify(der: bytes | None) -> None:
+            if (certs.identity_of_der(der) if der else None) != node:
+                raise Refused(ErrorCode.UNAVAILABLE, "peer is not the expected node")
+
+        return verify
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Record, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        client = Client(client_ctx, connect_timeout=5, read_timeout=5)
+        try:
+            with pytest.raises(Refused, match="not the expected node"):
+                await client.request(
+                    "POST",
+                    "https",
+                    "127.0.0.1",
+                    port,
+                    "/r1/x",
+                    {},
+                    b"secret",
+                    verify_peer=expecting("BCA-GW"),
+                )
+            resp = await client.request(
+                "POST",
+                "https",
+                "127.0.0.1",
+                port,
+                "/r1/x",
+                {},
+                b"marker",
+                verify_peer=expecting("NDXP"),
+            )
+            assert resp.status == 204
+            resp.release()
+        finally:
+            await client.close()
+            server.close()
+        await asyncio.wait_for(asyncio.gather(*closed), 5)  # all they were sent is in
+        assert sum(b"marker" in data for data in received) == 1
+        assert not any(b"secret" in data for data in received)
+
+    asyncio.run(main())
