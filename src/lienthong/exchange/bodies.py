@@ -61,9 +61,10 @@ async def paced(source: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[by
     sender trickling its body cannot hold a connection for the whole exchange timeout).
 
     The refusal is a :class:`Refused`, not a bare ``TimeoutError``: when the body is being
-    streamed to the next hop, aiohttp would turn any other exception raised by the body into
-    a connection error (``LT.UNAVAILABLE``); :class:`~lienthong.exchange.transport.Pump`
-    keeps a :class:`Refused` and re-raises it, so every path gives the same precise code."""
+    streamed to the next hop or the service, the HTTP client raises the body's own exception
+    back to the caller, and a ``TimeoutError`` (an ``OSError``) would read there as a failed
+    service connection (``LT.UNAVAILABLE``); a :class:`Refused` keeps the precise code on
+    every path."""
     iterator = source.__aiter__()
     received = 0
     while True:

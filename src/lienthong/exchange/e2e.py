@@ -218,8 +218,8 @@ async def seal_stream(
 
     Nothing is held back waiting for more input: a slow sender's data reaches the next hop
     as it arrives, so the next hop's header deadline and idle timeout see real progress
-    (holding 64 KiB back would keep even the request headers from the next hop — aiohttp
-    sends them with the first body bytes)."""
+    (holding 64 KiB back would starve the next hop's idle timeout of the bytes that did
+    come)."""
     async for data in source:
         if on_bytes is not None:
             on_bytes(len(data))
