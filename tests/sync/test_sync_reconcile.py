@@ -197,6 +197,11 @@ def test_bad_input_is_one_line_exit_2(sqlite_dir: Path, capsys: pytest.CaptureFi
     ]:  # fmt: skip
         code, out, err = cli(capsys, "sync", "reconcile", "pipeline.toml", *args)
         assert (code, out, err.strip()) == (2, "", f"error: {message}")
+    code, out, err = cli(
+        capsys, "sync", "reconcile", "pipeline.toml", "--hub", "postgresql://postgres@127.0.0.1:1/x"
+    )  # nothing listens there
+    assert (code, out, len(err.strip().splitlines())) == (2, "", 1)
+    assert err.startswith("error: cannot open consolidated database: connection failed")
     path = sqlite_dir / "pipeline.toml"  # the same pipeline sending to a hub process over HTTP
     path.write_text(path.read_text().replace(f'database = {{ "$env" = "{HUB_ENV}" }}',
                                              'url = "http://127.0.0.1:1"'))  # fmt: skip

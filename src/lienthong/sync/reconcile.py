@@ -127,7 +127,10 @@ class HubReader:
     """Read-only queries on the consolidated database, for one source."""
 
     def __init__(self, url: str, source: str) -> None:
-        self.conn, self.d = _read_only(url)  # refuses a missing or foreign database (exit 2)
+        try:  # refuses a missing or foreign database (exit 2)
+            self.conn, self.d = _read_only(url)
+        except BackendError as exc:  # a server that cannot be reached: unreadable, one line
+            raise InputError(" ".join(exc.message.split())) from exc
         self.source = source
         self.q = SQLITE_LOOKUPS
         if self.d.name == "postgres":  # one short read-only transaction per statement
