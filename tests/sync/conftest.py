@@ -105,3 +105,19 @@ def mariadb_binlog_params() -> Iterator[dict[str, object]]:
         proc.kill()
         proc.wait()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A PostgreSQL schema of this test's own on the shared server (dropped after): the URL
+    of a consolidated database in it."""
+    import psycopg
+
+    pg_dsn = request.getfixturevalue("pg_dsn")
+    schema = f"t_{tmp_path.name[-24:].lower().replace('-', '_')}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{pg_dsn}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')

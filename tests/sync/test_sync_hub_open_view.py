@@ -8,10 +8,8 @@ writer (a second hub process on the same database) applied a batch of the source
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from synctools import SOURCE_ID, Keys, citizen_pipeline, make_rig, make_sqlite_source
 
@@ -35,13 +33,8 @@ class Switch:
 
 
 @pytest.fixture
-def hub_url(pg_dsn: str, tmp_path: Path) -> Iterator[str]:
-    schema = f"view_{tmp_path.name[-20:].lower().replace('-', '_')}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{pg_dsn}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+def hub_url(pg_schema: str) -> str:
+    return pg_schema
 
 
 def _update(tmp: Path, row: int, day: str, stamp: str) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
 import pytest
 from crashtools import PASS_ENV, write_pipeline
 from synctools import COLUMNS, Keys, citizen_pipeline, citizen_row, make_rig, make_sqlite_source
@@ -43,13 +42,7 @@ def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "consolidated.db")
         return
-    pg_dsn = request.getfixturevalue("pg_dsn")
-    schema = f"rec_{tmp_path.name[-20:].lower().replace('-', '_')}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{pg_dsn}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    yield request.getfixturevalue("pg_schema")
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def _row(r: Any) -> dict[str, Any]:
     return doc
 
 
-def _read_only(hub_url: str) -> tuple[Any, HubDialect]:
+def open_read_only(hub_url: str) -> tuple[Any, HubDialect]:
     """The consolidated database opened for reading only: a SQLite file is neither created
     nor switched to WAL; a database without the quarantine table is refused (exit 2)."""
     if hub_url.startswith(("postgresql://", "postgres://")):
@@ -62,7 +62,7 @@ def _read_only(hub_url: str) -> tuple[Any, HubDialect]:
 
 def list_quarantine(hub_url: str, limit: int = 50) -> list[dict[str, Any]]:
     """Open (unresolved) quarantine entries, oldest first."""
-    conn, d = _read_only(hub_url)
+    conn, d = open_read_only(hub_url)
     try:
         rows = conn.execute(
             d.sql(f"SELECT {_COLS} FROM sync_quarantine WHERE resolved_seq IS NULL "
@@ -76,7 +76,7 @@ def list_quarantine(hub_url: str, limit: int = 50) -> list[dict[str, Any]]:
 def get_quarantine(hub_url: str, entry: int) -> dict[str, Any]:
     """One entry; ``closed`` says how a closed one was closed (``resubmitted``,
     ``superseded`` by a newer version of its key, ``deleted`` with its key), else None."""
-    conn, d = _read_only(hub_url)
+    conn, d = open_read_only(hub_url)
     try:
         row = conn.execute(
             d.sql(f"SELECT {_COLS} FROM sync_quarantine WHERE id = ?"), (entry,)

@@ -34,7 +34,7 @@ from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import Pipeline, TableSpec
 from lienthong.sync.reconcile_reader import HubReader, SeenKeys, parsed
 from lienthong.sync.runtime import check_sources, hub_database, open_agency
-from lienthong.sync.status import _ReadOnlyState
+from lienthong.sync.status import ReadOnlyState
 
 KINDS = ("missing", "extra", "different", "unquarantined")
 _ABSENT = object()
@@ -218,7 +218,7 @@ def _lock(pipeline: Pipeline, repair: bool) -> tuple[AgencySync | None, Outbox |
     path = pipeline.base_dir / pipeline.state
     if not path.is_file():
         return None, None
-    state = _ReadOnlyState(path)
+    state = ReadOnlyState(path)
     try:
         state.lock()
     except BaseException:

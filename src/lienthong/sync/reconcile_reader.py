@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from lienthong.errors import BackendError, InputError
-from lienthong.sync.quarantine import _read_only
+from lienthong.sync.quarantine import open_read_only
 
 
 def parsed(value: Any) -> Any:
@@ -78,7 +78,7 @@ class HubReader:
 
     def __init__(self, url: str, source: str) -> None:
         try:  # refuses a missing or foreign database (exit 2)
-            self.conn, self.d = _read_only(url)
+            self.conn, self.d = open_read_only(url)
         except BackendError as exc:  # a server that cannot be reached: unreadable, one line
             raise InputError(" ".join(exc.message.split())) from exc
         self.source = source

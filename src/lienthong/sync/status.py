@@ -18,7 +18,7 @@ from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import Pipeline, TableSpec
 
 
-class _ReadOnlyState(Outbox):
+class ReadOnlyState(Outbox):
     """An existing pipeline state opened read-only (the Outbox queries, no schema set-up)."""
 
     def __init__(self, path: Path) -> None:
@@ -48,7 +48,7 @@ def pipeline_status(pipeline: Pipeline, now: dt.datetime | None = None) -> dict[
             "source": pipeline.source_id,
             "tables": {s.name: never_run(s) for s in pipeline.tables},
         }
-    state = _ReadOnlyState(path)
+    state = ReadOnlyState(path)
     connectors = open_connectors(pipeline)
     tables: dict[str, Any] = {}
     try:
