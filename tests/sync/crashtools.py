@@ -394,22 +394,17 @@ class _Keys:
 
 
 class SourceWriter:
-    """Updates, invalidates, corrects, deletes, re-inserts and inserts source rows, one
-    transaction of ``per_txn`` changes at a time (one cursor stamp per transaction, like
-    ``now()``), and journals every change in ``drill_journal`` in the same transaction.
+    """Updates, invalidates, edits invalid rows, corrects, deletes, re-inserts and inserts
+    source rows, one transaction of ``per_txn`` changes at a time (one cursor stamp per
+    transaction, like ``now()``), and journals every change in ``drill_journal`` in the same
+    transaction.
 
     Soft deletes (``deleted = 1``) in cursor mode; real ``DELETE``s with ``hard_delete``
-    (log-based capture). With ``revive`` a deleted key may come back later (undelete /
-    re-insert). A key left invalid or deleted is left alone for the next ``rest`` changes.
+    (log-based capture). A deleted key may come back later (undelete / re-insert).
     """
 
-    def __init__(
-        self, conn: Any, mark: str, rnd: random.Random, *, hard_delete: bool, revive: bool,
-        rest: int,
-    ) -> None:  # fmt: skip
-        self.conn, self.mark, self.rnd = conn, mark, rnd
-        self.hard, self.revive, self.rest = hard_delete, revive, rest
-        self.resting: dict[int, int] = {}  # key → the step until which it is left alone
+    def __init__(self, conn: Any, mark: str, rnd: random.Random, *, hard_delete: bool) -> None:
+        self.conn, self.mark, self.rnd, self.hard = conn, mark, rnd, hard_delete
         cur = conn.cursor()
         cur.execute(f"SELECT {COLUMNS} FROM citizens")
         self.rows: dict[int, list[Any]] = {int(r[0]): list(r) for r in cur.fetchall()}
@@ -439,9 +434,8 @@ class SourceWriter:
         r = rnd.random()
         if r < 0.08 or not self.live.items:
             return self._new()
-        if r < 0.11 and self.revive and self.gone.items:
-            key = self.gone.pick(rnd)
-            return (key, "revive") if self.resting.get(key, 0) <= self.step else self._new()
+        if r < 0.11 and self.gone.items:
+            return self.gone.pick(rnd), "revive"
         if self.bad.items and rnd.random() < 0.12:
             key = self.bad.pick(rnd)
         elif rnd.random() < 0.5:
@@ -450,11 +444,9 @@ class SourceWriter:
                 key = self.live.pick(rnd)
         else:
             key = self.live.pick(rnd)
-        if self.resting.get(key, 0) > self.step:
-            return self._new()
         r = rnd.random()
         if key in self.bad.where:
-            return key, "correct" if r < 0.7 else "delete"
+            return key, "correct" if r < 0.55 else "edit" if r < 0.75 else "delete"
         return key, "rename" if r < 0.65 else "invalidate" if r < 0.85 else "delete"
 
     def _new(self) -> tuple[int, str]:
@@ -479,6 +471,8 @@ class SourceWriter:
             row[2] = self._name()
         elif op == "invalidate":
             row[3] = BAD_DAY
+        elif op == "edit":  # a row that stays invalid
+            row[2] = self._name()
         elif op == "correct":
             row[2], row[3] = self._name(), valid_day(key)
         elif op == "delete":
@@ -495,8 +489,6 @@ class SourceWriter:
                           " deleted = ? WHERE id = ?"), (*row[1:], key))  # fmt: skip
         self.step += 1
         gone = op == "delete"
-        if self.rest and (gone or row[3] == BAD_DAY):  # left invalid or deleted
-            self.resting[key] = self.step + self.rest
         cur.execute(q("INSERT INTO drill_journal VALUES (?, ?, ?, ?)"),
                     (self.step, key, op, None if gone else json.dumps(row)))  # fmt: skip
         self.rows[key] = row
@@ -510,8 +502,7 @@ def writer_main(spec: dict[str, Any]) -> None:
     exists and at least ``min_changes`` changes are made (the JSON: see ``start_writer``)."""
     tmp, dsn = Path(spec["dir"]), spec["dsn"]
     conn, mark = open_source(tmp, dsn)
-    writer = SourceWriter(conn, mark, random.Random(spec["seed"]), hard_delete=dsn is not None,
-                          revive=spec["revive"], rest=spec["rest"])  # fmt: skip
+    writer = SourceWriter(conn, mark, random.Random(spec["seed"]), hard_delete=dsn is not None)
     base, t = dt.datetime(2024, 6, 1), 0
     while writer.step < spec["min_changes"] or not (tmp / "writer.stop").exists():
         t += 1  # one stamp per transaction, always later than the last one
@@ -530,15 +521,24 @@ class UpdateDrill(Drill):
     per_txn: int = 20
     pause: float = 0.02
     min_changes: int = 3000
-    revive: bool = True  # deleted keys may come back
-    rest: int = 0  # changes during which a key left invalid or deleted is left alone
-    # logical capture: the writer starts once the agency has finished the snapshot
+    # the writer starts once the agency has read the initial rows (else at once)
     after_snapshot: bool = False
+    # the initial rows get distinct cursor stamps (else one tie group, as a bulk load): a
+    # kill while the whole tie group is sent again sends it again from the start
+    distinct_stamps: bool = False
 
     def setup(self) -> None:
         super().setup()
-        conn, _mark = open_source(self.tmp, self.source_dsn)
-        conn.cursor().execute(JOURNAL_DDL)
+        conn, mark = open_source(self.tmp, self.source_dsn)
+        cur = conn.cursor()
+        cur.execute(JOURNAL_DDL)
+        if self.distinct_stamps:  # one stamp per initial row instead of one tie group
+            stamp = dt.datetime(2024, 1, 1)
+            cur.executemany(
+                f"UPDATE citizens SET updated_at = {mark} WHERE id = {mark}",
+                [((stamp + dt.timedelta(microseconds=i)).isoformat(), i)
+                 for i in range(1, self.rows + 1)],
+            )  # fmt: skip
         conn.commit()
         conn.close()
 
@@ -548,9 +548,14 @@ class UpdateDrill(Drill):
 
     def start_writer(self, seed: int) -> None:
         self.log("start writer")
-        spec = {"dir": str(self.tmp), "dsn": self.source_dsn, "seed": seed,
-                "per_txn": self.per_txn, "pause": self.pause, "min_changes": self.min_changes,
-                "revive": self.revive, "rest": self.rest}  # fmt: skip
+        spec = {
+            "dir": str(self.tmp),
+            "dsn": self.source_dsn,
+            "seed": seed,
+            "per_txn": self.per_txn,
+            "pause": self.pause,
+            "min_changes": self.min_changes,
+        }
         with (self.tmp / "writer.log").open("ab") as err:
             self.writer = subprocess.Popen(
                 [sys.executable, __file__, "writer", json.dumps(spec)], env=self.env,
@@ -571,7 +576,7 @@ class UpdateDrill(Drill):
         self.start_hub()
         self.start_agency()
         if self.after_snapshot:
-            self.wait_for_stream(deadline)
+            self.wait_for_snapshot(deadline)
         self.start_writer(self.seed)
         try:
             self.kill_loop(kills, rnd, deadline)
@@ -579,8 +584,9 @@ class UpdateDrill(Drill):
             self.stop_writer()
         self.finish(deadline)
 
-    def wait_for_stream(self, deadline: float) -> None:
-        """Until the agency's state says the table's snapshot is complete (phase stream)."""
+    def wait_for_snapshot(self, deadline: float) -> None:
+        """Until the agency's state says it has read the initial rows: the last key read
+        is the last initial row (cursor mode, logical snapshot), or the stream began."""
         while time.monotonic() < deadline:
             if self.agency is not None and self.agency.poll() is not None:
                 self.start_agency()  # a pass ended (or failed) before the snapshot did
@@ -590,7 +596,8 @@ class UpdateDrill(Drill):
                     row = db.execute("SELECT extract_position FROM tables").fetchone()
                 finally:
                     db.close()
-                if row and row[0] and orjson.loads(row[0]).get("phase") == "stream":
+                pos = orjson.loads(row[0]) if row and row[0] else {}
+                if pos.get("phase") == "stream" or (pos.get("after") or [0])[-1] == self.rows:
                     self.log("snapshot complete")
                     return
             time.sleep(0.1)
