@@ -348,3 +348,29 @@ def test_a_peer_with_another_federation_identity_receives_nothing(federation: Fe
         assert not any(b"secret" in data for data in received)
 
     asyncio.run(main())
+
+
+def test_a_link_that_never_answers_the_handshake_is_a_failed_link(
+    federation: Federation,
+) -> None:
+    """TCP accepted, TLS never answered (a black-holed path): within the connect timeout the
+    link counts as down (ConnectFailed, so the caller fails over to the node's second link);
+    nothing of the request was written."""
+    _, client_ctx = _contexts(federation, "BHXH-GW")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes TCP handshakes; nobody ever reads or writes
+    port = silent.getsockname()[1]
+
+    async def main() -> None:
+        client = Client(client_ctx, connect_timeout=0.5, read_timeout=5)
+        try:
+            with pytest.raises(ConnectFailed, match="no answer in time"):
+                await client.request("POST", "https", "127.0.0.1", port, "/r1/x", {}, b"x")
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        silent.close()

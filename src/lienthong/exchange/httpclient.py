@@ -212,11 +212,13 @@ class Client:
         scheme, host, port = key
         ctx = self._ssl if scheme == "https" else None
         loop = asyncio.get_running_loop()
+        dialing = False  # past the pool's slot: a timeout now is the link not answering
         try:
             async with asyncio.timeout(self._connect_timeout):
                 if self._slots.locked():
                     self._close_idle()
                 await self._slots.acquire()
+                dialing = True
                 try:
                     _, conn = await loop.create_connection(
                         lambda: Connection(self._read_timeout, self._slots.release),
@@ -229,9 +231,12 @@ class Client:
                     self._slots.release()
                     raise
         except TimeoutError as exc:
-            if exc.errno is not None:  # the kernel's ETIMEDOUT: this link is down
-                raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
-            raise ClientTimeout(f"no connection to {host}:{port} in time") from exc
+            if exc.errno is not None or dialing:
+                # the kernel's ETIMEDOUT, or no answer to the connection (TCP or TLS) within
+                # the connect timeout: this link is down (nothing was sent: the caller may
+                # use the second link); waiting for a free slot of our own pool is not
+                raise ConnectFailed(f"cannot connect to {host}:{port}: no answer in time") from exc
+            raise ClientTimeout(f"no free connection to {host}:{port} in time") from exc
         except OSError as exc:  # refused, unreachable, TLS handshake or certificate failure
             raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
         return conn
