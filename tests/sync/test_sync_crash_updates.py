@@ -179,9 +179,6 @@ def check_drill(drill: UpdateDrill) -> dict[str, Any]:
     assert reports and all(r["read"] == r["applied"] + r["quarantined"] for r in reports)
     assert reports[-1]["error"] is None and reports[-1]["pending_batches"] == 0
     read = sum(b[1] for b in hub["batches"])
-    if drill.source_dsn is not None and drill.after_snapshot:
-        # log-based capture reads each committed change exactly once, even across the kills
-        assert read == drill.rows + drill.changes()
     return {
         "source_rows": len(valid) + len(invalid), "valid": len(valid), "invalid": len(invalid),
         "stale_current_of_invalid": stale,
