@@ -161,3 +161,24 @@ def test_changes_during_the_snapshot_are_neither_lost_nor_replayed(
         source = dict(cur.fetchall())
     conn.close()
     assert model == source
+
+
+def test_an_update_of_the_key_deletes_the_old_key(
+    binlog: MariaDbBinlogConnector, mariadb_binlog_params: dict[str, object]
+) -> None:
+    _chunks, pos = drain(binlog, None)
+    run_sql(mariadb_binlog_params, "UPDATE people SET id = 1000 WHERE id = 5")
+    chunks, _ = drain(binlog, pos)
+    assert [r for c in chunks for r in c.rows] == [(1000, "Người 5")]
+    assert [d for c in chunks for d in c.deletes] == [(5,)]
+
+
+def test_binlog_coordinates_order_past_file_number_999999() -> None:
+    from lienthong.sync.connectors.mariadb_binlog import _coord
+
+    files = ["binlog.000002", "binlog.999999", "binlog.1000000"]
+    coords = [_coord({"file": f, "pos": 4}) for f in files]
+    assert coords == sorted(coords)
+    assert _coord({"file": "binlog.000002", "pos": 900}) > _coord(
+        {"file": "binlog.000002", "pos": 4}
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from lienthong.sync.model import Chunk, Position
 
@@ -31,3 +31,15 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+SEEN_MAX = 256  # key ranges a log-based snapshot keeps in its position; past it, pairs merge
+
+
+def merge_ranges(seen: list[list[Any]]) -> list[list[Any]]:
+    """Halve a log-based snapshot's key ranges ``[upper key, snapshot]``: each pair becomes
+    one range with the pair's upper key and the *older* snapshot (the first). An older
+    snapshot saw less, so fewer replayed changes are skipped in the second range of a pair —
+    at worst a replay, never a change lost."""
+    merged = [[seen[i + 1][0], seen[i][1]] for i in range(0, len(seen) - 1, 2)]
+    return merged + ([seen[-1]] if len(seen) % 2 else [])

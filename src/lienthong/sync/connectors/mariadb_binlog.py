@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
+from lienthong.sync.connectors.base import SEEN_MAX, merge_ranges
 from lienthong.sync.connectors.sql import MARIADB, SqlTableConnector, check_identifier
 from lienthong.sync.model import Chunk, Position, decode_key, encode_key, last_change_per_key
 
@@ -100,6 +101,8 @@ class MariaDbBinlogConnector:
                             seen[-1][0] = encode_key(after)
                         else:
                             seen.append([encode_key(after), snap])
+                        if len(seen) > SEEN_MAX:
+                            seen = merge_ranges(seen)
                     yield Chunk(columns, rows, {"phase": "snapshot", "after": encode_key(after),
                                                 "binlog": start} | _seen(seen))  # fmt: skip
                 if len(rows) < size:
@@ -206,8 +209,12 @@ class MariaDbBinlogConnector:
                 for row in event.rows:
                     if kind == "DeleteRowsEvent":
                         txn.append(("delete", row["values"]))
-                    else:
-                        txn.append(("upsert", row.get("after_values", row.get("values"))))
+                        continue
+                    before = row.get("before_values")
+                    after = row.get("after_values", row.get("values"))
+                    if before is not None and any(before.get(k) != after.get(k) for k in self.key):
+                        txn.append(("delete", before))  # the key itself changed
+                    txn.append(("upsert", after))
             if here != start:  # also when nothing was ours: the position still moves on
                 yield chunk()
         except BackendError:
@@ -236,9 +243,15 @@ def _connect_current_keywords(**kwargs: Any) -> Any:
     return importlib.import_module("pymysql").connect(**kwargs)
 
 
-def _coord(c: dict[str, Any]) -> tuple[str, int]:
-    """Binlog coordinates in their order (file names are numbered with fixed width)."""
-    return str(c["file"]), int(c["pos"])
+def _coord(c: dict[str, Any]) -> tuple[str, int, int]:
+    """Binlog coordinates in their order: base name, file number (past 999999 the number
+    grows a digit, so it is compared as a number), position."""
+    base, _, number = str(c["file"]).rpartition(".")
+    return (
+        (base, int(number), int(c["pos"]))
+        if number.isdigit()
+        else (str(c["file"]), 0, int(c["pos"]))
+    )
 
 
 def _seen(seen: list[list[Any]] | None) -> Position:

@@ -34,14 +34,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
+from lienthong.sync.connectors.base import SEEN_MAX, merge_ranges
 from lienthong.sync.connectors.sql import POSTGRES, SqlTableConnector, check_identifier
 from lienthong.sync.model import Chunk, Position, decode_key, encode_key, last_change_per_key
 
 _LINE = re.compile(r"^table (?P<schema>[^.]+)\.(?P<table>[^:]+): (?P<op>INSERT|UPDATE|DELETE): ")
 _FIELD = re.compile(r"(?P<name>[^\[\s]+)\[(?P<type>[^\]]+)\]:(?P<value>'(?:[^']|'')*'|\S+)")
+# an UPDATE that changes the replica identity prints the old key first
+_TOKEN = re.compile(r"(?P<marker>old-key|new-tuple): |" + _FIELD.pattern)
 _INTS = ("smallint", "integer", "bigint")
-_TEXTS = ("text", "character varying", "character")
 _XID = 1 << 32
+
+
+class _Unchanged:
+    """An unchanged TOASTed value of an UPDATE (test_decoding: ``unchanged-toast-datum``):
+    the row is read again from the source."""
+
+    def __repr__(self) -> str:
+        return "unchanged-toast-datum"
+
+
+UNCHANGED = _Unchanged()
 
 
 def _precedes(a: int, b: int) -> bool:
@@ -70,6 +83,8 @@ def parse_value(typ: str, raw: str) -> Any:
     """A test_decoding literal as the value the snapshot query would return."""
     if raw == "null":
         return None
+    if raw == "unchanged-toast-datum":
+        return UNCHANGED
     text = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
     if typ in _INTS:
         return int(text)
@@ -88,13 +103,28 @@ def parse_value(typ: str, raw: str) -> Any:
 
 def parse_change(line: str) -> tuple[str, str, dict[str, Any]] | None:
     """``table s.t: OP: col[type]:value ...`` → (qualified table, op, {col: value})."""
+    event = parse_event(line)
+    return None if event is None else event[:3]
+
+
+def parse_event(
+    line: str,
+) -> tuple[str, str, dict[str, Any], dict[str, Any] | None] | None:
+    """Like :func:`parse_change`, plus the ``old-key:`` values of an UPDATE that changed the
+    key (None when the key stayed)."""
     m = _LINE.match(line)
     if m is None:
         return None
-    values = {
-        f["name"]: parse_value(f["type"], f["value"]) for f in _FIELD.finditer(line[m.end() :])
-    }
-    return f"{m['schema']}.{m['table']}", m["op"], values
+    values: dict[str, Any] = {}
+    old: dict[str, Any] | None = None
+    for t in _TOKEN.finditer(line[m.end() :]):
+        if t["marker"] == "old-key":
+            old = values = {}
+        elif t["marker"] == "new-tuple":
+            values = {}
+        else:
+            values[t["name"]] = parse_value(t["type"], t["value"])
+    return f"{m['schema']}.{m['table']}", m["op"], values, old
 
 
 @dataclass
@@ -132,6 +162,31 @@ class PgLogicalConnector:
                 "(use cursor mode, or ask the DBA to enable it)"
             )
 
+    def verify_identity(self) -> None:
+        """The pipeline's key must be in what the log carries of a deleted row (the table's
+        replica identity), or a DELETE could not name the row to tombstone."""
+        table = f"{self.schema_name}.{self.table}"
+        rows = self._sql(
+            "SELECT c.relreplident::text, coalesce(array_agg(a.attname::text ORDER BY a.attnum)"
+            " FILTER (WHERE a.attname IS NOT NULL), '{}') FROM pg_class c"
+            " LEFT JOIN pg_index i ON i.indrelid = c.oid AND ((c.relreplident = 'd' AND"
+            " i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))"
+            " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)"
+            " WHERE c.oid = to_regclass(%s) GROUP BY c.relreplident",
+            [table],
+        )
+        if not rows:
+            raise ConfigError(f"source table {table} does not exist")
+        mode, identity = str(rows[0][0]), list(rows[0][1])
+        if mode == "f" or set(self.key) <= set(identity):
+            return
+        raise ConfigError(
+            f"logical capture of {table}: the pipeline's key ({', '.join(self.key)}) is not in "
+            f"the table's replica identity ({', '.join(identity) or 'none'}), so a deleted row "
+            f"could not be named: use key = {identity} or ALTER TABLE {table} REPLICA "
+            "IDENTITY FULL"
+        )
+
     def ensure_slot(self) -> str:
         """Create the slot if missing; return the LSN the stream starts from."""
         rows = self._sql(
@@ -163,12 +218,13 @@ class PgLogicalConnector:
         return self.snapshot.schema()
 
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
+        self.verify_identity()
         if position is None or position.get("phase") == "snapshot":
             start = position["lsn"] if position else self.ensure_slot()
             columns = list(self.schema())
             after = decode_key(position.get("after")) if position else None
             seen: list[list[Any]] | None = None
-            if self._orderable(columns):
+            if self._orderable():
                 seen = [list(s) for s in position.get("seen", [])] if position else []
             while True:
                 rows, snap = self._page(columns, after, size)
@@ -179,29 +235,35 @@ class PgLogicalConnector:
                             seen[-1][0] = encode_key(after)
                         else:
                             seen.append([encode_key(after), snap])
+                        if len(seen) > SEEN_MAX:
+                            seen = merge_ranges(seen)
                     yield Chunk(columns, rows, {"phase": "snapshot", "after": encode_key(after),
                                                 "lsn": start} | _seen(seen))  # fmt: skip
                 if len(rows) < size:
                     break
             position = {"phase": "stream", "lsn": start} | _seen(seen)
             if seen:  # a change committed after this cannot be visible to any page
-                position["until"] = str(self._sql("SELECT pg_current_wal_lsn()::text")[0][0])
+                # the insert position: a commit not yet written out is before it too
+                position["until"] = str(self._sql("SELECT pg_current_wal_insert_lsn()::text")[0][0])
             yield Chunk(columns, [], position)  # the snapshot is complete
         yield from self._stream(position, size)
 
-    def _orderable(self, columns: list[str]) -> bool:
-        """Keys whose order is the same in PostgreSQL (text compared in "C") and in Python,
-        as the stream's values (integers, text): the key ranges of ``seen`` can be looked up."""
+    def _orderable(self) -> bool:
+        """Integer keys (same order in PostgreSQL and Python, parsed as int from the stream)
+        on a primary (on a standby, ``pg_current_snapshot()`` lists no running transaction):
+        the key ranges of ``seen`` can be looked up; otherwise changes made during the
+        snapshot are replayed (documented)."""
         types = self.schema()
-        return all(types.get(k) in (*_INTS, *_TEXTS) for k in self.key)
+        if not all(types.get(k) in _INTS for k in self.key):
+            return False
+        return not self._sql("SELECT pg_is_in_recovery()")[0][0]
 
     def _page(
         self, columns: list[str], after: tuple[Any, ...] | None, size: int
     ) -> tuple[list[tuple[Any, ...]], str]:
         """One keyset page and the MVCC snapshot it was read under (one transaction)."""
         q = POSTGRES.quote
-        types = self.schema()
-        keys = [q(k) + (' COLLATE "C"' if types.get(k) in _TEXTS else "") for k in self.key]
+        keys = [q(k) for k in self.key]
         where = f" WHERE ({', '.join(keys)}) > ({', '.join(['%s'] * len(keys))})" if after else ""
         sql = (f"SELECT {', '.join(q(c) for c in columns)} FROM "
                f"{POSTGRES.quote_table(self.table)}{where} ORDER BY {', '.join(keys)} "
@@ -229,7 +291,10 @@ class PgLogicalConnector:
             """A change the snapshot page holding ``key`` already saw (or superseded)."""
             if until is None or lsn_int(commit) > until:
                 return False
-            i = bisect.bisect_left(uppers, key)
+            try:
+                i = bisect.bisect_left(uppers, key)
+            except TypeError:  # a key the page order cannot place (NULL, another type)
+                return False  # applied: at worst a replay, never a loss
             return i < len(ranges) and saw(ranges[i][1], xid)
 
         def at(lsn: str) -> Position:
@@ -266,17 +331,49 @@ class PgLogicalConnector:
                                     (False, key, tuple(values.get(c) for c in columns))
                                 )
                         last_commit = where
-                elif (parsed := parse_change(data)) is not None and parsed[0] == me:
-                    txn.append((parsed[1], parsed[2]))
+                elif (parsed := parse_event(data)) is not None and parsed[0] == me:
+                    _table, op, values, old = parsed
+                    if old is not None and tuple(old.get(k) for k in self.key) != tuple(
+                        values.get(k) for k in self.key
+                    ):  # the key itself changed: the old key is gone
+                        txn.append(("DELETE", old))
+                    txn.append((op, values))
             if last_commit is None:
                 return  # nothing committed after our position (or one huge open page)
             lsn = last_commit
             if committed:  # one change per key, its last (the chunk's lists lose the order)
                 rows, deletes, superseded = last_change_per_key(committed)
+                rows = self._detoasted(columns, rows)
                 yield Chunk(columns, rows, at(lsn), deletes, superseded=superseded)
             # the consumer asks for the next chunk only once this one is durable in its
             # outbox (or it was not ours): the server may now recycle that WAL
             self._advance(lsn)
+
+    def _detoasted(self, columns: list[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows whose UPDATE left a TOASTed value out are read again from the source (its
+        state now; later changes follow in the stream); a row gone since is dropped (its
+        deletion follows)."""
+        partial = [r for r in rows if any(v is UNCHANGED for v in r)]
+        if not partial:
+            return rows
+        idx = [columns.index(k) for k in self.key]
+        keys = [tuple(r[i] for i in idx) for r in partial]
+        q = POSTGRES.quote
+        cols = ", ".join(q(c) for c in columns)
+        one = "(" + ", ".join(["%s"] * len(self.key)) + ")"
+        where = f"({', '.join(q(k) for k in self.key)}) IN ({', '.join([one] * len(keys))})"
+        sql = f"SELECT {cols} FROM {POSTGRES.quote_table(self.table)} WHERE {where}"
+        params = [v for k in keys for v in k]
+        current = {tuple(r[i] for i in idx): tuple(r) for r in self._sql(sql, params)}
+        out = []
+        for r in rows:
+            if any(v is UNCHANGED for v in r):
+                fresh = current.get(tuple(r[i] for i in idx))
+                if fresh is not None:
+                    out.append(fresh)
+            else:
+                out.append(r)
+        return out
 
     def _advance(self, lsn: str) -> None:
         self._sql(
