@@ -35,7 +35,8 @@ The headline pair (lienthong → PostgreSQL and dlt) runs first, side by side, `
 times; the median run of each is reported with every sample. Every lienthong measurement
 runs in a fresh agency process (no warm caches from an earlier
 measurement). Load averages (1, 5, 15 min) are recorded before each measurement: the figures
-are only comparable on a quiet machine. Needs PostgreSQL on 127.0.0.1:5432 (user postgres,
+are only comparable on a quiet machine. Each measurement starts after a ``CHECKPOINT``, so
+none pays for the writes of the one before. Needs PostgreSQL on 127.0.0.1:5432 (user postgres,
 trust auth), like the test suite; dlt comes with ``pip install -e ".[bench]"``.
 """
 
@@ -99,6 +100,14 @@ TABLE = {
 }  # fmt: skip
 CITIZEN_COLUMNS = ("id BIGINT PRIMARY KEY, so_dinh_danh TEXT, ho_ten TEXT, ngay_sinh TEXT, "
                    "gioi_tinh TEXT, quoc_tich TEXT, updated_at TIMESTAMPTZ NOT NULL")  # fmt: skip
+
+
+def settle() -> None:
+    """CHECKPOINT before a measurement: the dirty pages of the previous one (1M rows each)
+    are written now, not by the checkpointer in the middle of the next one — the same for
+    lienthong, dlt and COPY."""
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
 
 
 def load() -> list[float]:
@@ -259,6 +268,7 @@ def one(task: dict[str, Any]) -> dict[str, Any]:
             pipeline, {"citizens": connector},
             Outbox(work / f"outbox-{uuid.uuid4().hex[:6]}.db"), transport, keys,
         )  # fmt: skip
+        settle()
         before = load()
         cpu_before = {p: cpu_of(p) for ps in components(src, hub_db).values() for p in ps}
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -353,6 +363,7 @@ def dlt_copy(src: str, dst: str) -> dict[str, Any]:
                 destination=dlt.destinations.postgres(credentials=dst_dlt),
                 dataset_name=f"dlt_{backend}", pipelines_dir=pipelines_dir,
             )  # fmt: skip
+            settle()
             before = load()
             t0 = time.perf_counter()
             pipe.run(source, write_disposition="replace")
@@ -391,6 +402,7 @@ def copy_limit(src: str, dst: str) -> dict[str, Any]:
             if what == "copy_upsert":
                 b.execute("TRUNCATE copy_citizens")
                 b.commit()
+            settle()
             before = load()
             t0 = time.perf_counter()
             with (
