@@ -121,3 +121,13 @@ def pg_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield f"{pg_dsn}?options=-csearch_path%3D{schema}"
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The consolidated database of a test, once on SQLite and once on PostgreSQL (a schema of
+    its own: the same tests run against both)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "hub.db")
+    url: str = request.getfixturevalue("pg_schema")
+    return url

@@ -6,7 +6,6 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from synctools import (
     Keys,
@@ -22,19 +21,6 @@ from synctools import (
 from lienthong.errors import IntegrityError, SignatureError
 from lienthong.sync.envelope import parse_header
 from lienthong.sync.transport import FlakyTransport
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "hub.db")
-        return
-    base = request.getfixturevalue("pg_dsn")
-    with psycopg.connect(base, autocommit=True) as admin:
-        schema = f"hub_{tmp_path.name[-20:].lower().replace('-', '_')}"
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{base}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture

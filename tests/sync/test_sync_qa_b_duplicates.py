@@ -5,30 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
-import pytest
 from synctools import Keys, citizen_pipeline, citizen_row, consolidated, make_rig
 
 COLS = ["id", "so_dinh_danh", "ho_ten", "ngay_sinh", "gioi_tinh", "quoc_tich", "ma_tinh",
         "updated_at", "deleted"]  # fmt: skip
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "hub.db")
-        return
-    base = request.getfixturevalue("pg_dsn")
-    schema = f"hubdup_{tmp_path.name[-20:].lower().replace('-', '_')}"
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{base}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _drop(path: Path, rows: list[tuple[object, ...]]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,10 @@ def _stamp(i: int) -> str:
     return f"2024-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture
+def hub_db(hub_url: str) -> str:
     """The pipeline's [hub] database: a SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "consolidated.db")
-        return
-    yield request.getfixturevalue("pg_schema")
+    return hub_url
 
 
 @pytest.fixture

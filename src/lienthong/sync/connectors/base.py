@@ -43,3 +43,19 @@ def merge_ranges(seen: list[list[Any]]) -> list[list[Any]]:
     at worst a replay, never a change lost."""
     merged = [[seen[i + 1][0], seen[i][1]] for i in range(0, len(seen) - 1, 2)]
     return merged + ([seen[-1]] if len(seen) % 2 else [])
+
+
+def note_range(seen: list[list[Any]], upper: list[Any], snapshot: Any) -> list[list[Any]]:
+    """Record that the keys up to ``upper`` (encoded) were read under ``snapshot``: the
+    last range grows while the snapshot stays the same; past :data:`SEEN_MAX` ranges, pairs
+    merge (:func:`merge_ranges`)."""
+    if seen and seen[-1][1] == snapshot:
+        seen[-1][0] = upper
+    else:
+        seen.append([upper, snapshot])
+    return merge_ranges(seen) if len(seen) > SEEN_MAX else seen
+
+
+def seen_field(seen: list[list[Any]] | None) -> dict[str, Any]:
+    """The ``seen`` entry of a position (a copy), or nothing."""
+    return {"seen": [list(s) for s in seen]} if seen else {}

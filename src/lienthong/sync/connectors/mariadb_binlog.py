@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
-from lienthong.sync.connectors.base import SEEN_MAX, merge_ranges
+from lienthong.sync.connectors.base import note_range, seen_field
 from lienthong.sync.connectors.sql import MARIADB, SqlTableConnector, check_identifier
 from lienthong.sync.model import Chunk, Position, decode_key, encode_key, last_change_per_key
 
@@ -96,18 +96,13 @@ class MariaDbBinlogConnector:
                     seen = None  # MySQL: no snapshot coordinates, the changes are replayed
                 if rows:
                     after = tuple(rows[-1][columns.index(k)] for k in self.key)
-                    if seen is not None and snap is not None:
-                        if seen and seen[-1][1] == snap:
-                            seen[-1][0] = encode_key(after)
-                        else:
-                            seen.append([encode_key(after), snap])
-                        if len(seen) > SEEN_MAX:
-                            seen = merge_ranges(seen)
+                    if seen is not None and snap is not None:  # key ranges, each with its snapshot
+                        seen = note_range(seen, encode_key(after), snap)
                     yield Chunk(columns, rows, {"phase": "snapshot", "after": encode_key(after),
-                                                "binlog": start} | _seen(seen))  # fmt: skip
+                                                "binlog": start} | seen_field(seen))  # fmt: skip
                 if len(rows) < size:
                     break
-            position = {"phase": "stream", "binlog": start} | _seen(seen)
+            position = {"phase": "stream", "binlog": start} | seen_field(seen)
             if seen:  # a transaction committed after this was seen by no page
                 position["until"] = self.coordinates()
             yield Chunk(columns, [], position)  # the snapshot is complete
@@ -252,7 +247,3 @@ def _coord(c: dict[str, Any]) -> tuple[str, int, int]:
         if number.isdigit()
         else (str(c["file"]), 0, int(c["pos"]))
     )
-
-
-def _seen(seen: list[list[Any]] | None) -> Position:
-    return {"seen": [list(s) for s in seen]} if seen else {}

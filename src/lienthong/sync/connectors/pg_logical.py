@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
-from lienthong.sync.connectors.base import SEEN_MAX, merge_ranges
+from lienthong.sync.connectors.base import note_range, seen_field
 from lienthong.sync.connectors.sql import POSTGRES, SqlTableConnector, check_identifier
 from lienthong.sync.model import Chunk, Position, decode_key, encode_key, last_change_per_key
 
@@ -230,18 +230,13 @@ class PgLogicalConnector:
                 rows, snap = self._page(columns, after, size)
                 if rows:
                     after = tuple(rows[-1][columns.index(k)] for k in self.key)
-                    if seen is not None:  # key ranges in order, each with its snapshot
-                        if seen and seen[-1][1] == snap:
-                            seen[-1][0] = encode_key(after)
-                        else:
-                            seen.append([encode_key(after), snap])
-                        if len(seen) > SEEN_MAX:
-                            seen = merge_ranges(seen)
+                    if seen is not None:  # key ranges, each with its snapshot
+                        seen = note_range(seen, encode_key(after), snap)
                     yield Chunk(columns, rows, {"phase": "snapshot", "after": encode_key(after),
-                                                "lsn": start} | _seen(seen))  # fmt: skip
+                                                "lsn": start} | seen_field(seen))  # fmt: skip
                 if len(rows) < size:
                     break
-            position = {"phase": "stream", "lsn": start} | _seen(seen)
+            position = {"phase": "stream", "lsn": start} | seen_field(seen)
             if seen:  # a change committed after this cannot be visible to any page
                 # the insert position: a commit not yet written out is before it too
                 position["until"] = str(self._sql("SELECT pg_current_wal_insert_lsn()::text")[0][0])
@@ -401,7 +396,3 @@ class PgLogicalConnector:
                 self._conn.close()
             finally:
                 self._conn = None
-
-
-def _seen(seen: list[list[Any]] | None) -> Position:
-    return {"seen": [list(s) for s in seen]} if seen else {}
