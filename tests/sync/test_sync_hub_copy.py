@@ -71,12 +71,16 @@ NOWS = [
 
 
 def _apply(
-    url: str, dialect: HubDialect, batches: list[Batch] = BATCHES, nows: list[str] = NOWS
+    url: str,
+    dialect: HubDialect,
+    batches: list[Batch] = BATCHES,
+    nows: list[str] = NOWS,
+    prepare: bool = False,
 ) -> dict[str, list[tuple[Any, ...]]]:
     conn = psycopg.connect(url)
     store = HubStore(conn, dialect)
     for batch, now in zip(batches, nows, strict=True):
-        store.apply(batch, now)
+        store.apply(batch, now, store.prepare(batch) if prepare else None)
     out = {
         table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()
         for table in ("c_citizen", "sync_batches")
@@ -123,3 +127,12 @@ def test_direct_copy_with_percent_signs_in_keys_json_and_binary_fields(
     current = {r[1]: (r[2], r[4]) for r in copied["c_citizen"]}
     assert current["37%s"] == ({"p": "100% %s %d", "n": 37}, 37)
     assert current["k37%%"] == ({"n": 37}, 37) and len(current) == 80
+
+
+def test_rows_prepared_before_the_turn_give_the_same_tables(schemas: tuple[str, str]) -> None:
+    """Hub.receive builds a batch's COPY rows before its turn (Prepared): the same current
+    table, history and batch records as building them in apply, with the merge too."""
+    prepared = _apply(schemas[0], POSTGRES, prepare=True)
+    plain = _apply(schemas[1], POSTGRES)
+    assert prepared == plain
+    assert len(prepared["c_citizen"]) == 89 + 3 and len(prepared["h_citizen"]) == 10 + 4

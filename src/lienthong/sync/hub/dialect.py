@@ -132,12 +132,15 @@ def copy_binary_current(
     position, batch_seq, received_at = valid_from = ``now``): PostgreSQL parses no number,
     timestamp or escape. None when ``now`` is not an ISO time with an offset or a value
     holds NUL (the caller then uses the text format)."""
-    if not _ISO_AWARE.fullmatch(now):
-        return None
-    try:
-        micros = (dt.datetime.fromisoformat(now) - _PG_EPOCH) // dt.timedelta(microseconds=1)
-    except ValueError:
-        return None
+    prefixes = binary_rows(rows, source)
+    return None if prefixes is None else binary_block(prefixes, seq, now)
+
+
+def binary_rows(rows: Sequence[tuple[str, str, bytes]], source: str) -> list[bytes] | None:
+    """The part of each binary COPY row that does not depend on the batch number or the
+    clock (field count, source, key, data, position) — the costly part, which the hub builds
+    before the batch's turn to apply (:func:`binary_block` adds the rest); None when a value
+    holds NUL."""
     keys = list(map(itemgetter(0), rows))
     positions = list(map(itemgetter(1), rows))
     jsons = list(map(itemgetter(2), rows))
@@ -153,19 +156,33 @@ def copy_binary_current(
             return None
         pos_bytes = joined.encode().split(b"\x00")
     src = source.encode()
-    stamp = struct.pack(">iq", 8, micros)
     head = b"\x00\x07" + _I32.pack(len(src)) + src  # 7 fields, then the source
-    tail = struct.pack(">iq", 8, seq) + stamp + stamp
-    # length prefixes packed once per distinct length; one %-template per row (head and
-    # tail are constant; '%' doubled, they are binary)
+    # length prefixes packed once per distinct length; one %-template per row ('%' doubled:
+    # the head is binary)
     key_lens = list(map(_packer(_I32.pack), map(len, key_bytes)))
     pos_lens = (
         key_lens if pos_bytes is key_bytes else list(map(_packer(_I32.pack), map(len, pos_bytes)))
     )
     json_heads = list(map(_packer(_jsonb_head), map(len, jsons)))
-    template = head.replace(b"%", b"%%") + b"%s%s%s%s%s%s" + tail.replace(b"%", b"%%")
+    template = head.replace(b"%", b"%%") + b"%s%s%s%s%s%s"
     fields = zip(key_lens, key_bytes, json_heads, jsons, pos_lens, pos_bytes, strict=True)
-    return _BINARY_HEADER + b"".join(map(template.__mod__, fields)) + _BINARY_TRAILER
+    return list(map(template.__mod__, fields))
+
+
+def binary_block(prefixes: list[bytes], seq: int, now: str) -> bytes | None:
+    """The binary COPY data of rows from :func:`binary_rows`, each ended by the batch number
+    and ``now`` twice (received_at, valid_from); None when ``now`` is not an ISO time with
+    an offset."""
+    if not _ISO_AWARE.fullmatch(now):
+        return None
+    try:
+        micros = (dt.datetime.fromisoformat(now) - _PG_EPOCH) // dt.timedelta(microseconds=1)
+    except ValueError:
+        return None
+    stamp = struct.pack(">iq", 8, micros)
+    tail = struct.pack(">iq", 8, seq) + stamp + stamp
+    body = tail.join(prefixes) + tail if prefixes else b""
+    return _BINARY_HEADER + body + _BINARY_TRAILER
 
 
 def _jsonb_head(n: int) -> bytes:

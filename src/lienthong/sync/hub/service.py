@@ -66,9 +66,11 @@ class Hub:
             except (TrustError, IntegrityError) as exc:
                 log.warning("rejected sync batch: %s %s", exc.code, exc.message)
                 raise
+            with paused_gc():  # while the batch before it is being applied
+                prepared = self.store.prepare(batch)
             self._wait_turn(batch.source, str(batch.header.get("epoch") or ""), batch.seq)
             with self._lock, paused_gc():
-                done = self.store.apply(batch, self.now())
+                done = self.store.apply(batch, self.now(), prepared)
             with self._turn:
                 turn = (batch.source, str(batch.header.get("epoch") or ""))
                 self._applied[turn] = max(self._applied.get(turn, 0), batch.seq)

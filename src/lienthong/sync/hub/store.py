@@ -24,6 +24,8 @@ from lienthong.errors import BackendError, IntegrityError
 from lienthong.sync.envelope import Batch
 from lienthong.sync.hub.dialect import (
     HubDialect,
+    binary_block,
+    binary_rows,
     copy_binary_current,
     copy_escape,
     copy_field,
@@ -53,6 +55,15 @@ class Applied:
             "source": self.source, "seq": self.seq, "batch": self.batch, "status": self.status,
             "applied": self.applied, "quarantined": self.quarantined, "read": self.read,
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The work of a batch that needs no database: its rows (the last change per key) and
+    their binary COPY rows, done before the batch's turn to apply (off the writer's path)."""
+
+    upserts: list[tuple[str, str, bytes]]
+    copy_rows: list[bytes] | None
 
 
 @dataclass
@@ -154,7 +165,14 @@ class HubStore:
         )
         self._entities.add(e)
 
-    def apply(self, batch: Batch, now: str) -> Applied:
+    def prepare(self, batch: Batch) -> Prepared | None:
+        """Precompute what :meth:`apply` would compute first (any thread; no database)."""
+        if not batch.upserts:
+            return None
+        ups = _last_per_key(batch.upserts)
+        return Prepared(ups, binary_rows(ups, batch.source) if self.d.copy_upserts else None)
+
+    def apply(self, batch: Batch, now: str, prepared: Prepared | None = None) -> Applied:
         """Apply ``batch`` exactly once (see module docstring); return what happened."""
         h = batch.header
         entity = entity_ident(str(h["entity"]))
@@ -164,7 +182,7 @@ class HubStore:
                 self.conn.execute(self.d.begin)
             done, stored = self._check_sequence(batch, now)
             if done is None:
-                self._apply_rows(batch, entity, now, stored)
+                self._apply_rows(batch, entity, now, stored, prepared)
                 done = self._record(batch, now, stored)
             self.conn.commit()
         except IntegrityError:
@@ -262,19 +280,25 @@ class HubStore:
         done = Applied(batch.source, batch.seq, prior[0], "duplicate", *map(int, prior[1:]))
         return done, stored
 
-    def _apply_rows(self, batch: Batch, e: str, now: str, seq: int) -> None:
+    def _apply_rows(
+        self, batch: Batch, e: str, now: str, seq: int, prepared: Prepared | None = None
+    ) -> None:
         q, d = self.d.sql, self.d
         src = batch.source
         c = self.conn
         c.execute(q(f"UPDATE sync_clock SET now = CAST(? AS {d.ts_type}) WHERE id = 1"), (now,))
-        ups = _last_per_key(batch.upserts) if batch.upserts else []
+        if prepared is not None:
+            ups = prepared.upserts
+        else:
+            ups = _last_per_key(batch.upserts) if batch.upserts else []
         tbl = str(batch.header["table"])
         resolving = set(batch.resolves)
         self._view = self._open_view(src, e, seq - 1)
         has_open = bool(self._view.keys) if self._view is not None else self._has_open(src, e)
         if has_open and (ups or batch.deletes):  # before the merge: it compares versions
             self._supersede(src, e, seq, ups, batch.deletes, set(batch.resolves))
-        if ups and not self._copy_new(e, src, seq, now, ups):
+        copy_rows = prepared.copy_rows if prepared is not None else None
+        if ups and not self._copy_new(e, src, seq, now, ups, copy_rows):
             c.execute(f"DELETE FROM stage_{e}")
             d.bulk_load(c, f"stage_{e}", ("source_key", "position", "data"), ups)
             # a changed row fires the history trigger; an identical one is left alone
@@ -492,8 +516,9 @@ class HubStore:
         return out, stale
 
     def _copy_new(
-        self, e: str, src: str, seq: int, now: str, rows: list[tuple[str, str, bytes]]
-    ) -> bool:
+        self, e: str, src: str, seq: int, now: str, rows: list[tuple[str, str, bytes]],
+        copy_rows: list[bytes] | None = None,
+    ) -> bool:  # fmt: skip
         """When no key of the batch exists yet (a snapshot), COPY the rows straight into the
         current table: the same rows as the merge, without the staging round. A key that
         exists rolls the COPY back (the merge follows) and the next few batches of the
@@ -505,7 +530,10 @@ class HubStore:
         if skip:
             self._copy_skip[e] = skip - 1
             return False
-        block = copy_binary_current(rows, src, int(seq), now)
+        if copy_rows is not None:  # built before the batch's turn (Hub.receive)
+            block = binary_block(copy_rows, int(seq), now)
+        else:
+            block = copy_binary_current(rows, src, int(seq), now)
         binary = block is not None
         if block is None:
             head = b"\t".join([copy_escape(src), b"%s", b"%s", b"%s", str(int(seq)).encode(),
