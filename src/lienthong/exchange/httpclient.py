@@ -115,6 +115,12 @@ Body = bytes | AsyncIterator[bytes]
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
+def host_header(scheme: str, host: str, port: int) -> str:
+    """The ``Host`` value: an IPv6 literal bracketed (RFC 3986), the port unless default."""
+    name = f"[{host}]" if ":" in host else host
+    return name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
+
+
 def _head(method: str, target: str, host: str, headers: Mapping[str, str], body: Body) -> bytes:
     lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
     lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
@@ -164,11 +170,7 @@ class Client:
 
         ``target`` goes on the request line exactly as given (as signed). ``verify_peer``
         sees the TLS peer's certificate before anything is written to the connection."""
-        name = f"[{host}]" if ":" in host else host  # an IPv6 literal, bracketed (RFC 3986)
-        default_port = 443 if scheme == "https" else 80
-        head = _head(
-            method, target, name if port == default_port else f"{name}:{port}", headers, body
-        )
+        head = _head(method, target, host_header(scheme, host, port), headers, body)
         key = (scheme, host, port)
         conn = await self._acquire(key)
         if verify_peer is not None:
