@@ -44,9 +44,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_pipeline(tmp: Path, port: int, batch_size: int, logical: bool = False) -> Path:
+def write_pipeline(
+    tmp: Path, port: int, batch_size: int, logical: bool = False, database: str | None = None
+) -> Path:
     """The drill's pipeline: the SQLite source in cursor mode (soft deletes), or with
-    ``logical`` the PostgreSQL source (DSN in ``SOURCE_DSN_ENV``) through a logical slot."""
+    ``logical`` the PostgreSQL source (DSN in ``SOURCE_DSN_ENV``) through a logical slot; the
+    hub process on ``port``, or with ``database`` (a TOML value) an in-process hub."""
     doc = citizen_pipeline(cursor="updated_at", deleted_column="deleted", batch_size=batch_size)
     table = doc["tables"][0]
     source = (['kind = "postgres"', f'dsn = {{ "$env" = "{SOURCE_DSN_ENV}" }}'] if logical
@@ -56,7 +59,7 @@ def write_pipeline(tmp: Path, port: int, batch_size: int, logical: bool = False)
     lines = [
         f'source_id = "{SOURCE_ID}"', 'state = "state.db"', "",
         "[source]", *source, "",
-        "[hub]", f'url = "http://127.0.0.1:{port}"', "",
+        "[hub]", f"database = {database}" if database else f'url = "http://127.0.0.1:{port}"', "",
         "[keys]",
         f'store = {{ type = "file", dir = "keys", passphrase = {{ "$env" = "{PASS_ENV}" }} }}',
         'hub_public = "keys/hub.pub.pem"', 'hub_recipient = "keys/hub.recipient.json"', "",

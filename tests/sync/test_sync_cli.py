@@ -29,9 +29,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(PASS_ENV, "cli-test-passphrase")
     monkeypatch.chdir(tmp_path)
     make_sqlite_source(tmp_path / "source.db", 600)
-    path = write_pipeline(tmp_path, 1, 200)
-    text = path.read_text().replace('url = "http://127.0.0.1:1"', 'database = "consolidated.db"')
-    path.write_text(text)
+    write_pipeline(tmp_path, 1, 200, database='"consolidated.db"')
     return tmp_path
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crashtools import Drill, expected_split
+from crashtools import Drill, expected_split, fresh_database
 
 from lienthong.errors import TrustError
 from lienthong.sync.pipeline import load_pipeline
@@ -23,8 +22,8 @@ def check_exact(drill: Drill) -> None:
     assert seqs == list(range(1, len(seqs) + 1))  # every batch applied once, in order
 
 
-def test_kill9_agency_and_hub_during_sync(tmp_path: Path) -> None:
-    drill = Drill(tmp_path, rows=10_000, batch_size=500)
+def five_kills_while_growing(drill: Drill) -> None:
+    """10,000 rows growing to 30,000 while the agency and the hub are killed 5 times."""
     drill.setup()
     try:
         drill.run(kills=5, grow=4_000)
@@ -36,36 +35,22 @@ def test_kill9_agency_and_hub_during_sync(tmp_path: Path) -> None:
     assert sum(drill.kills.values()) == 5
 
 
+def test_kill9_agency_and_hub_during_sync(tmp_path: Path) -> None:
+    five_kills_while_growing(Drill(tmp_path, rows=10_000, batch_size=500))
+
+
 @pytest.fixture
 def pg_hub_url(pg_dsn: str) -> Iterator[str]:
     """A fresh PostgreSQL database for one drill's consolidated database (dropped after)."""
-    import psycopg
-
-    admin_url = pg_dsn.rsplit("/", 1)[0] + "/test"
-    name = f"lt_crash_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_dsn.rsplit("/", 1)[0] + "/test", "lt_crash") as url:
+        yield url
 
 
 @pytest.mark.postgres
 def test_kill9_agency_and_hub_during_sync_into_postgresql(tmp_path: Path, pg_hub_url: str) -> None:
     """The same drill with the consolidated database on PostgreSQL (binary COPY of all-new
     batches straight into the current table, the merge otherwise): still exact."""
-    drill = Drill(tmp_path, rows=10_000, batch_size=500, hub_db=pg_hub_url)
-    drill.setup()
-    try:
-        drill.run(kills=5, grow=4_000)
-    finally:
-        drill.stop()
-    print(drill.summary())
-    check_exact(drill)
-    assert drill.rows == 30_000
-    assert sum(drill.kills.values()) == 5
+    five_kills_while_growing(Drill(tmp_path, rows=10_000, batch_size=500, hub_db=pg_hub_url))
 
 
 def test_drill_waits_for_a_pass_started_after_the_last_source_change(tmp_path: Path) -> None:

@@ -20,8 +20,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(PASS_ENV, "qa-a-passphrase")
     monkeypatch.chdir(tmp_path)
     make_sqlite_source(tmp_path / "source.db", 600)
-    path = write_pipeline(tmp_path, 1, 200)
-    path.write_text(path.read_text().replace('url = "http://127.0.0.1:1"', 'database = "hub.db"'))
+    write_pipeline(tmp_path, 1, 200, database='"hub.db"')
     return tmp_path
 
 

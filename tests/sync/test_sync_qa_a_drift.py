@@ -18,8 +18,7 @@ def test_schema_accept_after_a_dropped_column(
     monkeypatch.setenv(PASS_ENV, "qa-a-drift-passphrase")
     monkeypatch.chdir(tmp_path)
     make_sqlite_source(tmp_path / "source.db", 300)
-    path = write_pipeline(tmp_path, 1, 200)
-    path.write_text(path.read_text().replace('url = "http://127.0.0.1:1"', 'database = "hub.db"'))
+    path = write_pipeline(tmp_path, 1, 200, database='"hub.db"')
     code, _, err = cli(capsys, "sync", "keys", "init", "keys", "--passphrase-env", PASS_ENV)
     assert code == 0, err
     code, _, err = cli(capsys, "sync", "schema", "accept", "pipeline.toml")

@@ -35,10 +35,7 @@ def test_second_run_refused_while_first_holds_the_state(tmp_path: Path) -> None:
     os.environ[PASS_ENV] = env[PASS_ENV]
     init_keys(tmp_path / "keys", {"$env": PASS_ENV})
     make_sqlite_source(tmp_path / "source.db", 50)
-    path = write_pipeline(tmp_path, 1, 100)
-    path.write_text(
-        path.read_text().replace('url = "http://127.0.0.1:1"', 'database = "consolidated.db"')
-    )
+    write_pipeline(tmp_path, 1, 100, database='"consolidated.db"')
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(tmp_path / "state.db")], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, text=True,

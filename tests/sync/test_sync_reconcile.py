@@ -62,12 +62,9 @@ def _setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_db: str) -> Path
     with sqlite3.connect(tmp_path / "source.db") as db:
         db.executemany("UPDATE citizens SET updated_at = ? WHERE id = ?",
                        [(_stamp(i), i) for i in range(1, 601)])  # fmt: skip
-    path = write_pipeline(tmp_path, 1, 200)
-    text = path.read_text().replace('cursor = "updated_at"', 'cursor = "updated_at"\n'
-                                    "cursor_overlap_s = 5")  # fmt: skip
-    path.write_text(
-        text.replace('url = "http://127.0.0.1:1"', f'database = {{ "$env" = "{HUB_ENV}" }}')
-    )
+    path = write_pipeline(tmp_path, 1, 200, database=f'{{ "$env" = "{HUB_ENV}" }}')
+    path.write_text(path.read_text().replace('cursor = "updated_at"', 'cursor = "updated_at"\n'
+                                             "cursor_overlap_s = 5"))  # fmt: skip
     return tmp_path
 
 
