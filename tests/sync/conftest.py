@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from crashtools import free_port
+from crashtools import free_port, fresh_database
 from synctools import Keys, new_keys
 
 
@@ -139,3 +139,11 @@ def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "hub.db")
     url: str = request.getfixturevalue("pg_schema")
     return url
+
+
+@pytest.fixture
+def pg_drill_db(pg_dsn: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one crash drill's consolidated database (its hub
+    process connects by URL, so a database rather than a schema; dropped after)."""
+    with fresh_database(pg_dsn.rsplit("/", 1)[0] + "/test", "lt_drill") as url:
+        yield url

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crashtools import Drill, expected_split, fresh_database
+from crashtools import Drill, expected_split
 
 from lienthong.errors import TrustError
 from lienthong.sync.pipeline import load_pipeline
@@ -39,18 +38,11 @@ def test_kill9_agency_and_hub_during_sync(tmp_path: Path) -> None:
     five_kills_while_growing(Drill(tmp_path, rows=10_000, batch_size=500))
 
 
-@pytest.fixture
-def pg_hub_url(pg_dsn: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for one drill's consolidated database (dropped after)."""
-    with fresh_database(pg_dsn.rsplit("/", 1)[0] + "/test", "lt_crash") as url:
-        yield url
-
-
 @pytest.mark.postgres
-def test_kill9_agency_and_hub_during_sync_into_postgresql(tmp_path: Path, pg_hub_url: str) -> None:
+def test_kill9_agency_and_hub_during_sync_into_postgresql(tmp_path: Path, pg_drill_db: str) -> None:
     """The same drill with the consolidated database on PostgreSQL (binary COPY of all-new
     batches straight into the current table, the merge otherwise): still exact."""
-    five_kills_while_growing(Drill(tmp_path, rows=10_000, batch_size=500, hub_db=pg_hub_url))
+    five_kills_while_growing(Drill(tmp_path, rows=10_000, batch_size=500, hub_db=pg_drill_db))
 
 
 def test_drill_waits_for_a_pass_started_after_the_last_source_change(tmp_path: Path) -> None:

@@ -211,20 +211,14 @@ def test_kill9_during_updates_and_deletes(tmp_path: Any) -> None:
     drill_once(UpdateDrill(tmp_path, rows=20_000, batch_size=500))
 
 
-@pytest.fixture
-def pg_hub_db(pg_dsn: str) -> Iterator[str]:
-    with fresh_database(pg_dsn.rsplit("/", 1)[0] + "/test", "lt_crashupd") as url:
-        yield url
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_kill9_during_updates_and_deletes_into_postgresql(tmp_path: Any, pg_hub_db: str) -> None:
+def test_kill9_during_updates_and_deletes_into_postgresql(tmp_path: Any, pg_drill_db: str) -> None:
     """Cursor mode into the PostgreSQL consolidated database (merge, history trigger). The
     initial rows have distinct stamps and the writer starts once they are read, so every
     kill hits the incremental phase (the SQLite drill keeps the bulk-load tie group and
     starts the writer at once)."""
-    drill = UpdateDrill(tmp_path, rows=20_000, batch_size=500, hub_db=pg_hub_db)
+    drill = UpdateDrill(tmp_path, rows=20_000, batch_size=500, hub_db=pg_drill_db)
     drill.after_snapshot = drill.distinct_stamps = True
     drill_once(drill)
 
