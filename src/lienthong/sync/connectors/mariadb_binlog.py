@@ -84,10 +84,10 @@ class MariaDbBinlogConnector:
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
         if position is None or position.get("phase") == "snapshot":
             start = position["binlog"] if position else self.coordinates()
-            columns = list(self.schema())
+            types = self.schema()  # e.g. "bigint(20) unsigned"
+            columns = list(types)
             after = decode_key(position.get("after")) if position else None
             seen: list[list[Any]] | None = None
-            types = self.schema()  # e.g. "bigint(20) unsigned"
             if all(types.get(k, "").split("(")[0].split(" ")[0] in _INTS for k in self.key):
                 seen = [list(s) for s in position.get("seen", [])] if position else []
             while True:

@@ -221,10 +221,11 @@ class PgLogicalConnector:
         self.verify_identity()
         if position is None or position.get("phase") == "snapshot":
             start = position["lsn"] if position else self.ensure_slot()
-            columns = list(self.schema())
+            types = self.schema()
+            columns = list(types)
             after = decode_key(position.get("after")) if position else None
             seen: list[list[Any]] | None = None
-            if self._orderable():
+            if self._orderable(types):
                 seen = [list(s) for s in position.get("seen", [])] if position else []
             while True:
                 rows, snap = self._page(columns, after, size)
@@ -243,12 +244,11 @@ class PgLogicalConnector:
             yield Chunk(columns, [], position)  # the snapshot is complete
         yield from self._stream(position, size)
 
-    def _orderable(self) -> bool:
+    def _orderable(self, types: dict[str, str]) -> bool:
         """Integer keys (same order in PostgreSQL and Python, parsed as int from the stream)
         on a primary (on a standby, ``pg_current_snapshot()`` lists no running transaction):
         the key ranges of ``seen`` can be looked up; otherwise changes made during the
         snapshot are replayed (documented)."""
-        types = self.schema()
         if not all(types.get(k) in _INTS for k in self.key):
             return False
         return not self._sql("SELECT pg_is_in_recovery()")[0][0]
