@@ -143,6 +143,7 @@ class PgLogicalConnector:
         self.name = self.table
         self.snapshot = SqlTableConnector(self.connect, POSTGRES, self.table, self.key)
         self._conn: Any = None
+        self._identity_checked = False
 
     def _sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -218,7 +219,9 @@ class PgLogicalConnector:
         return self.snapshot.schema()
 
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
-        self.verify_identity()
+        if not self._identity_checked:  # once per connector (a follow pass reads often)
+            self.verify_identity()
+            self._identity_checked = True
         if position is None or position.get("phase") == "snapshot":
             start = position["lsn"] if position else self.ensure_slot()
             types = self.schema()
