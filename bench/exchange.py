@@ -113,7 +113,7 @@ def compare_stacks(seconds: float, conns: int, workdir: Path) -> dict[str, float
     import sys
 
     from lienthong.exchange.processes import wait_port
-    from lienthong.exchange.testbed import free_port
+    from lienthong.ports import free_port
 
     svc = free_port()
     procs = [

@@ -218,7 +218,7 @@ def run(requests: int, rounds: int) -> dict[str, list[float]]:
     import uvloop
 
     from lienthong.exchange.processes import wait_port
-    from lienthong.exchange.testbed import free_port
+    from lienthong.ports import free_port
 
     out: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="lt-http-") as tmp:
@@ -257,7 +257,7 @@ def _cpu_s(pid: int) -> float:
 def run_servers(rounds: int, seconds: int = 4) -> dict[str, list[float]]:
     """Server CPU µs per request under ``wrk`` (32 connections, POST with a 0.9 kB header)."""
     from lienthong.exchange.processes import wait_port
-    from lienthong.exchange.testbed import free_port
+    from lienthong.ports import free_port
 
     out: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="lt-http-") as tmp:

@@ -48,7 +48,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,6 +62,8 @@ from typing import Any
 
 import httpx
 import psycopg
+
+from lienthong.ports import free_port
 
 NAMES = ("MƯỜI", "NGỌC", "THẢO", "UYÊN", "VY", "XUÂN", "YẾN", "ÁNH", "BẢO", "CẨM")
 PASS_ENV = "LT_BENCH_KEY_PASSPHRASE"
@@ -132,13 +133,6 @@ def make_source(dsn: str, rows: int) -> None:
         # cursor mode pages by (updated_at, id): the source needs that index, like any CDC cursor
         conn.execute("CREATE INDEX citizens_cursor ON citizens (updated_at, id)")
         conn.execute("VACUUM ANALYZE citizens")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # ---------------------------------------------------------------- one lienthong measurement

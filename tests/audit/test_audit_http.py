@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,8 @@ from lienthong.audit.http import HttpLogSource
 from lienthong.audit.verify import verify_log
 from lienthong.audit.witness import ForkDetected, Witness, WitnessState
 from lienthong.errors import BackendError
+from lienthong.ports import free_port
 from lienthong.trust.keys import SoftwareSigner, generate_private_key, public_key_to_pem
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 WITNESS = SoftwareSigner(generate_private_key())
 

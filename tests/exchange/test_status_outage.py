@@ -18,8 +18,8 @@ from lienthong.exchange.testbed import (
     Testbed,
     build_testbed,
     demo_spec,
-    free_port,
 )
+from lienthong.ports import free_port
 
 HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
 

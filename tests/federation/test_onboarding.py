@@ -4,7 +4,6 @@ configuration served over HTTP by a real ``lienthong federation serve`` process.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lienthong.ports import free_port
+
 from .clihelp import GATEWAY, OPERATOR, cli, ok
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,17 +30,12 @@ from synctools import (
     make_sqlite_source,
 )
 
+from lienthong.ports import free_port
 from lienthong.sync.keys import init_keys
 
 PASS_ENV = "LT_SYNC_TEST_PASSPHRASE"
 SOURCE_DSN_ENV = "LT_DRILL_SOURCE_DSN"  # the PostgreSQL source of a logical-capture drill
 SLOT = "lt_drill"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_pipeline(

@@ -24,9 +24,9 @@ from lienthong.exchange.testbed import (
     SYNC_AGENCIES,
     Testbed,
     build_testbed,
-    free_port,
     sync_spec,
 )
+from lienthong.ports import free_port
 from lienthong.sync.agency import AgencySync
 from lienthong.sync.connectors import open_connectors
 from lienthong.sync.gateway_transport import GatewayRefused, GatewayTransport

@@ -22,9 +22,9 @@ from lienthong.exchange.testbed import (
     SVC_SYNC,
     SYNC_AGENCIES,
     build_testbed,
-    free_port,
     sync_spec,
 )
+from lienthong.ports import free_port
 from lienthong.sync.__main__ import main
 
 CLIENT = SYNC_AGENCIES["BHXH-GW"][1]

@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from lienthong.errors import BackendError, CertificateError
+from lienthong.ports import free_port
 from lienthong.trust.ca import CertificateAuthority
 from lienthong.trust.client import TrustServiceClient
 from lienthong.trust.ocsp import CertStatus, build_request, verify_response
@@ -31,17 +31,11 @@ from .conftest import PASS_ENV
 from .helpers import issue
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served(
     ecdsa_ca: CertificateAuthority, tmp_path: Path
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen(
@@ -172,7 +166,7 @@ def test_service_refuses_to_start_without_passphrase(
             "--dir",
             str(ecdsa_ca.directory),
             "--port",
-            str(_free_port()),
+            str(free_port()),
         ],
         env=env,
         capture_output=True,

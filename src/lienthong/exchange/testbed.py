@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from lienthong.exchange.e2e import RecipientKeys
 from lienthong.identifiers import SubsystemId, parse_member
+from lienthong.ports import free_port
 from lienthong.trust.ca import CertificateAuthority
 from lienthong.trust.enrol import make_csr
 from lienthong.trust.keys import Algorithm
@@ -161,13 +161,6 @@ def sync_spec(
         services=[ServiceSpec(SVC_SYNC, level, "", url=hub_url)],
         access=[(SYNC_AGENCIES[a][1], SVC_SYNC) for a in agencies],
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

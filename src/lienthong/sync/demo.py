@@ -30,10 +30,10 @@ from lienthong.exchange.testbed import (
     SYNC_AGENCIES,
     Testbed,
     build_testbed,
-    free_port,
     sync_spec,
 )
 from lienthong.identifiers import ServiceId
+from lienthong.ports import free_port
 from lienthong.sync.agency import AgencyKeys, AgencySync
 from lienthong.sync.cipher import RecipientKeys
 from lienthong.sync.connectors import open_connectors
