@@ -3,12 +3,14 @@ TLS identity) sending to the provider gateway, so every check past TLS is exerci
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import ssl
+import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -103,3 +105,36 @@ def send(
         return client.request(
             call.method, f"https://127.0.0.1:{port}{target}", headers=headers, content=body
         )
+
+
+class ServerThread:
+    """A server on an event loop of its own in a daemon thread, as a context manager:
+    :meth:`start` runs in that loop on entry, :meth:`stop` on exit."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        return None
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self.start())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self.stop())
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

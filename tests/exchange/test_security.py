@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import time
@@ -10,8 +11,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from aiohttp import web
 from tests.exchange.conftest import Federation
-from tests.exchange.craft import build_request, make_call, relay_tls, send
+from tests.exchange.craft import ServerThread, build_request, make_call, relay_tls, send
 
 from lienthong.exchange.certs import fingerprint, load_pem_cert
 from lienthong.exchange.envelope import KeyedSigner
@@ -613,82 +615,64 @@ def test_http_parse_errors_are_uniform_refusals(federation: Federation, raw: byt
         assert _bad_requests_counted(federation) == counted + 1  # recorded, not only answered
 
 
-class _EvilRelay:
+class _EvilRelay(ServerThread):
     """NDXP's TLS identity on its first-link port (the link proxy stopped): forwards to
     BCA-GW like NDXP, then answers per ``mode``."""
 
     def __init__(self, federation: Federation, kit: dict) -> None:
-        import asyncio
-        import threading
-
+        super().__init__()
         self.mode = "forge"
         self._fed, self._kit = federation, kit
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        import asyncio
+    async def _answer(self, request: web.BaseRequest) -> web.Response:
+        if self.mode == "forge":
+            return web.Response(
+                status=403,
+                body=b'{"error":"LT.ACCESS_DENIED"}',
+                headers={"X-LT-Error": "LT.ACCESS_DENIED"},
+            )
+        # "strip": forward without NDXP's hop receipt: BCA-GW refuses (signed) LT.ROUTE
+        headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
+        body = await request.read()
+        resp = await asyncio.to_thread(
+            httpx.post,
+            f"https://127.0.0.1:{self._kit['port']}{request.raw_path}",
+            headers=headers,
+            content=body,
+            verify=self._kit["tls"],
+        )
+        back = {k: v for k, v in resp.headers.items() if k.lower().startswith("x-lt-")}
+        return web.Response(status=resp.status_code, body=resp.content, headers=back)
 
-        from aiohttp import web
+    async def _handle(self, request: web.BaseRequest) -> web.Response:
+        resp = await self._answer(request)
+        resp.force_close()  # no keep-alive connection left behind
+        return resp
 
+    async def start(self) -> None:
         from lienthong.exchange.node import tls_contexts
         from lienthong.trust.secrets import resolve_secret
 
         relay = self._kit["relay"]
         server_ctx, _ = tls_contexts(relay.cfg, resolve_secret(relay.cfg.passphrase))
+        port = self._fed.testbed.proxies["NDXP"][0]
+        self._web = web.Server(self._handle)
+        self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
 
-        async def handle(request: web.BaseRequest) -> web.Response:
-            resp = await answer(request)
-            resp.force_close()  # no keep-alive connection left behind
-            return resp
-
-        async def answer(request: web.BaseRequest) -> web.Response:
-            if self.mode == "forge":
-                return web.Response(
-                    status=403,
-                    body=b'{"error":"LT.ACCESS_DENIED"}',
-                    headers={"X-LT-Error": "LT.ACCESS_DENIED"},
-                )
-            # "strip": forward without NDXP's hop receipt: BCA-GW refuses (signed) LT.ROUTE
-            headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
-            body = await request.read()
-            resp = await asyncio.to_thread(
-                httpx.post,
-                f"https://127.0.0.1:{self._kit['port']}{request.raw_path}",
-                headers=headers,
-                content=body,
-                verify=self._kit["tls"],
-            )
-            back = {k: v for k, v in resp.headers.items() if k.lower().startswith("x-lt-")}
-            return web.Response(status=resp.status_code, body=resp.content, headers=back)
-
-        async def main() -> None:
-            port = self._fed.testbed.proxies["NDXP"][0]
-            self._web = web.Server(handle)
-            self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
-            self._ready.set()
-
-        self._loop.run_until_complete(main())
-        self._loop.run_forever()
+    async def stop(self) -> None:
         self._srv.close()
-        self._loop.run_until_complete(self._web.shutdown(1.0))
+        await self._web.shutdown(1.0)
         for proto in self._web.connections:
             if proto.transport is not None:
                 proto.transport.abort()
-        self._loop.run_until_complete(self._srv.wait_closed())
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
+        await self._srv.wait_closed()
 
     def __enter__(self) -> _EvilRelay:
         self._fed.running.stop("link:NDXP")
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
+        return super().__enter__()
 
     def __exit__(self, *_: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        super().__exit__()
         self._fed.running.start_link("NDXP")
 
 

@@ -25,7 +25,7 @@ from lienthong.classification import Level
 from lienthong.errors import LienthongError
 from lienthong.exchange.monitor import MonitorRecord
 from lienthong.exchange.node import Node
-from lienthong.exchange.protocol import H_ERROR, H_RESPONSE, H_RESPONSE_PQ
+from lienthong.exchange.protocol import H_ERROR, H_RESPONSE, H_RESPONSE_PQ, ErrorCode
 from lienthong.identifiers import ServiceId
 
 log = logging.getLogger("lienthong.exchange")
@@ -164,6 +164,12 @@ class Exchange:
                 "hops": hops,
             },
             alone=node.in_flight == 1,
+        )
+
+    def refused(self, node: Node, metrics: Metrics, code: ErrorCode, error: BaseException) -> None:
+        """:meth:`finish` for a refusal with ``code``."""
+        self.finish(
+            node, metrics, status=code.http_status, result="refused", code=code.value, error=error
         )
 
     def finish(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lienthong.exchange.exchange_log import Metrics, message_log_health
+from lienthong.exchange.httpserver import Request, Response
 from lienthong.exchange.node import Node
 
 
@@ -50,17 +51,21 @@ def health_report(node: Node, now: float) -> dict[str, Any]:
     return {"node": node.name, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
-def health_handler(node: Node) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
-    async def health(_request: web.BaseRequest) -> web.Response:
+def health_handler(node: Node) -> Callable[[Request], Awaitable[Response]]:
+    async def health(_request: Request) -> Response:
         report = health_report(node, time.time())
-        return web.json_response(report, status=200 if report["ok"] else 500)
+        return Response(
+            status=200 if report["ok"] else 500,
+            body=json.dumps(report).encode(),
+            headers={"Content-Type": "application/json"},
+        )
 
     return health
 
 
-def metrics_handler(metrics: Metrics) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
-    async def handler(_request: web.BaseRequest) -> web.Response:
-        return web.Response(
+def metrics_handler(metrics: Metrics) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(_request: Request) -> Response:
+        return Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 

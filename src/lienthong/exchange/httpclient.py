@@ -25,6 +25,7 @@ from lienthong.exchange.httpconn import (
     Connection,
     Disconnected,
     Headers,
+    encode_head,
 )
 
 __all__ = [
@@ -128,11 +129,7 @@ def _head(method: str, target: str, host: str, headers: Mapping[str, str], body:
         lines.append("Transfer-Encoding: chunked\r\n")
     elif body or method not in _NO_BODY_METHODS:
         lines.append(f"Content-Length: {len(body)}\r\n")
-    text = "".join(lines)
-    breaks = len(lines) + 1  # the first item holds two line ends
-    if text.count("\r") != breaks or text.count("\n") != breaks or "\x00" in text:
-        raise ValueError("CR, LF or NUL in the request line or a header")
-    return (text + "\r\n").encode()
+    return encode_head(lines, len(lines) + 1)  # the first item holds two line ends
 
 
 class Client:

@@ -14,8 +14,8 @@ import httptools
 
 MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers, together
 MAX_FIELD_BYTES = 8190  # one header value (aiohttp's default limit)
-_HIGH_WATER = 1 << 20  # unread response body held before reading from the socket pauses
-_LOW_WATER = 1 << 18
+HIGH_WATER = 1 << 20  # unread body held before reading from the socket pauses
+LOW_WATER = 1 << 18  # ... and resumes
 
 
 class ClientError(ConnectionError):
@@ -36,6 +36,21 @@ class BadResponse(ClientError):
 
 class ClientTimeout(ClientError, TimeoutError):
     """No data within the read timeout, or no connection within the connect timeout."""
+
+
+def encode_head(lines: list[str], breaks: int) -> bytes:
+    """``lines`` (holding ``breaks`` CRLF line ends between them) and the empty line that ends
+    a head, encoded; a CR, LF or NUL inside a line (header injection) is refused."""
+    text = "".join(lines)
+    if text.count("\r") != breaks or text.count("\n") != breaks or "\x00" in text:
+        raise ValueError("CR, LF or NUL in the start line or a header")
+    return (text + "\r\n").encode()
+
+
+def tls_peer_der(transport: asyncio.BaseTransport) -> bytes | None:
+    """The DER certificate the TLS peer on ``transport`` presented (None without TLS)."""
+    ssl_obj = transport.get_extra_info("ssl_object")
+    return ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
 
 
 class Headers(Mapping[str, str]):
@@ -63,7 +78,38 @@ class Headers(Mapping[str, str]):
         return len(self._items)
 
 
-class Connection(asyncio.Protocol):
+class FlowControl(asyncio.Protocol):
+    """The transport's write flow control, shared by the client's and the server's
+    connections: :meth:`drained` waits while the transport's write buffer is above its mark."""
+
+    _writing_paused = False
+    _drain_waiter: asyncio.Future[None] | None = None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def drain_failed(self, exc: BaseException) -> None:
+        """The connection is gone: a writer waiting to drain gets ``exc``."""
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_exception(exc)
+
+    async def drained(self) -> None:
+        if self._writing_paused:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+
+
+class Connection(FlowControl):
     """One keep-alive connection: sends a request, parses its answer, buffers its body."""
 
     def __init__(self, read_timeout: float, on_lost: Callable[[], None]) -> None:
@@ -76,8 +122,6 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._peer_der: bytes | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._writing_paused = False
         self._reading_paused = False
         self.begin()
         self._expecting = False
@@ -102,8 +146,7 @@ class Connection(asyncio.Protocol):
     def peer_der(self) -> bytes | None:
         """The DER certificate the TLS peer presented (None without TLS)."""
         if self._peer_der is None and self.transport is not None:
-            ssl_obj = self.transport.get_extra_info("ssl_object")
-            self._peer_der = ssl_obj.getpeercert(binary_form=True) if ssl_obj else None
+            self._peer_der = tls_peer_der(self.transport)
         return self._peer_der
 
     # asyncio.Protocol
@@ -139,19 +182,8 @@ class Connection(asyncio.Protocol):
             else:
                 self.error = Disconnected("server closed the connection before answering")
         self._wake()
-        drain = self._drain_waiter
-        if drain is not None and not drain.done():
-            drain.set_exception(Disconnected("server closed the connection"))
+        self.drain_failed(Disconnected("server closed the connection"))
         self._on_lost()
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        drain = self._drain_waiter
-        if drain is not None and not drain.done():
-            drain.set_result(None)
 
     # httptools callbacks
 
@@ -182,7 +214,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
-        over = self._buffered > _HIGH_WATER and not self._bounded
+        over = self._buffered > HIGH_WATER and not self._bounded
         if over and not self._reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self._reading_paused = True
@@ -209,12 +241,7 @@ class Connection(asyncio.Protocol):
             raise self.error
         if self.transport is None:
             raise Disconnected("connection closed")
-        if self._writing_paused:
-            self._drain_waiter = self._loop.create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
+        await self.drained()
 
     def fail(self, exc: BaseException) -> None:
         """Stop this exchange with ``exc`` (raised to whoever waits) and drop the connection."""
@@ -283,7 +310,7 @@ class Connection(asyncio.Protocol):
             await self._progress()
         chunk = self._chunks.popleft()
         self._buffered -= len(chunk)
-        if self._reading_paused and self._buffered < _LOW_WATER and self.transport is not None:
+        if self._reading_paused and self._buffered < LOW_WATER and self.transport is not None:
             self._reading_paused = False
             self.transport.resume_reading()
         return chunk

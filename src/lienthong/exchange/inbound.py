@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from lienthong.classification import Level
 from lienthong.errors import IntegrityError
 from lienthong.exchange import e2e
@@ -30,6 +28,7 @@ from lienthong.exchange.envelope import (
     verify_tokens,
 )
 from lienthong.exchange.exchange_log import Exchange
+from lienthong.exchange.httpserver import Answer, Request, Response, StreamResponse
 from lienthong.exchange.node import Node
 from lienthong.exchange.policy import verify_access, verify_route
 from lienthong.exchange.protocol import (
@@ -49,7 +48,7 @@ from lienthong.exchange.protocol import (
     verify_single_headers,
 )
 from lienthong.exchange.routing import next_hop, plan_route, previous_hop
-from lienthong.exchange.transport import Sessions, peer_der, send_to_node
+from lienthong.exchange.transport import Sessions, send_to_node
 from lienthong.identifiers import ServiceId, SubsystemId
 
 
@@ -65,14 +64,14 @@ class Verified:
     service: ServiceId | None = None  # parsed from the request line (equal to the claim)
 
 
-def _peer_identity(node: Node, request: web.BaseRequest) -> str:
-    der = peer_der(request.transport)
+def _peer_identity(node: Node, request: Request) -> str:
+    der = request.peer_der()
     if der is None:
         raise Refused(ErrorCode.ACCESS_DENIED, "no TLS client certificate")
     return node.certs.identity_of_der(der)
 
 
-def verify_peer_request(node: Node, request: web.BaseRequest, ex: Exchange) -> Verified:
+def verify_peer_request(node: Node, request: Request, ex: Exchange) -> Verified:
     """Every check of an incoming gateway request; return what the next step needs."""
     peer = _peer_identity(node, request)
     ex.tls_peer = peer  # named in the security event of any refusal from here on
@@ -164,8 +163,8 @@ def _verify_hops(node: Node, hops: list[str], route: list[str], req_hash: str) -
 
 
 async def handle_peer_call(
-    node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange
-) -> web.StreamResponse:
+    node: Node, sessions: Sessions, request: Request, ex: Exchange
+) -> Answer:
     v = verify_peer_request(node, request, ex)
     ex.request_bytes = request.content_length or 0
     if v.next_node is not None:
@@ -184,8 +183,8 @@ def _timing(name: str, ms: float, downstream: str | None) -> str:
 
 
 async def _relay(
-    node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange, v: Verified
-) -> web.StreamResponse:
+    node: Node, sessions: Sessions, request: Request, ex: Exchange, v: Verified
+) -> Answer:
     """Forward without being able to decrypt; add this node's signed hop receipt."""
     assert v.next_node is not None
     receipt = hop_receipt(node.name, v.req_hash, time.time(), node.receipt_signer)
@@ -197,7 +196,7 @@ async def _relay(
     if v.tokens[1]:
         headers[H_REQUEST_PQ] = v.tokens[1]
     limit = node.cfg.limits.max_body_bytes + (node.cfg.limits.max_body_bytes >> 4) + 4096
-    body: Any = limited(paced(request.content.iter_any(), node.cfg.limits.idle_timeout_s), limit)
+    body: Any = limited(paced(request.chunks(), node.cfg.limits.idle_timeout_s), limit)
     if not request.body_exists:
         body = b""
     elif request.content_length is not None and request.content_length <= 65536:
@@ -216,8 +215,8 @@ async def _relay(
             data = await resp.read()
             ex.upstream_ms = (time.perf_counter() - t_up) * 1000
             ex.response_bytes = len(data)
-            return web.Response(status=resp.status, body=data, headers=back)
-        out = web.StreamResponse(status=resp.status, headers=back)
+            return Response(status=resp.status, body=data, headers=back)
+        out = StreamResponse(status=resp.status, headers=back)
         await out.prepare(request)
         ex.streaming = True
         async for chunk in resp.chunks():

@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from lienthong.exchange import e2e
 from lienthong.exchange.bodies import EMPTY, Body, in_memory, limited, paced, read_body
 from lienthong.exchange.directory import LevelPolicy
@@ -28,6 +26,7 @@ from lienthong.exchange.envelope import (
     verify_tokens,
 )
 from lienthong.exchange.exchange_log import Exchange
+from lienthong.exchange.httpserver import Answer, Request, Response, StreamResponse
 from lienthong.exchange.node import Node
 from lienthong.exchange.policy import verify_access, verify_route
 from lienthong.exchange.protocol import (
@@ -49,7 +48,7 @@ from lienthong.exchange.routing import plan_route
 from lienthong.exchange.transport import Sessions, send_to_node
 
 
-def _content_length(request: web.BaseRequest, limit: int) -> None:
+def _content_length(request: Request, limit: int) -> None:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Refused(ErrorCode.TOO_LARGE, "declared body larger than the limit", size=declared)
@@ -70,23 +69,21 @@ class _Outgoing:
 
 
 async def _outgoing(
-    node: Node, request: web.BaseRequest, call: ServiceCall, policy: LevelPolicy, ex: Exchange
+    node: Node, request: Request, call: ServiceCall, policy: LevelPolicy, ex: Exchange
 ) -> _Outgoing:
     limits = node.cfg.limits
     if not request.body_exists:  # GET and friends: no generator chain for nothing
         if policy.encrypt:
             return _sealed(node, call, policy, b"")
         return _Outgoing(b"", body_claim=body_digest(EMPTY.digest, 0))
-    source = limited(
-        paced(request.content.iter_any(), limits.idle_timeout_s), limits.max_body_bytes
-    )
+    source = limited(paced(request.chunks(), limits.idle_timeout_s), limits.max_body_bytes)
     if policy.encrypt:
         suite = e2e.suite_named(policy.suite)
         provider_kem = node.directory.subsystems[call.service.subsystem].kem
         secret, params = suite.encapsulate(provider_kem, call.message_id.encode())
         enc = {"suite": suite.name, **params}
         sealer = suite.sealer(secret, "req")
-        size = request.content_length if request.can_read_body else 0
+        size = request.content_length if request.body_exists else 0
         if size is not None and size <= limits.memory_body_bytes:
             # Small bodies go as one sized message: every hop takes its fast in-memory path.
             data = b"".join([chunk async for chunk in source])
@@ -113,8 +110,8 @@ def _sealed(node: Node, call: ServiceCall, policy: LevelPolicy, data: bytes) -> 
 
 
 async def handle_client_call(
-    node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange
-) -> web.StreamResponse:
+    node: Node, sessions: Sessions, request: Request, ex: Exchange
+) -> Answer:
     """Carry one call from a local information system to the provider and back."""
     raw_path, _, query = request.raw_path.partition("?")
     call = parse_service_call(request.method, raw_path, query, request.headers)
@@ -250,8 +247,8 @@ def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any]
 
 
 async def _relay_response(
-    node: Node, request: web.BaseRequest, ex: Exchange, resp: Any, sent: _Sent
-) -> web.StreamResponse:
+    node: Node, request: Request, ex: Exchange, resp: Any, sent: _Sent
+) -> Answer:
     ex.hop_ms = _hop_ms(resp.headers.get(H_TIMING, ""), sent.claims["route"])
     rclaims, tokens = _verify_response(node, resp, sent)
     out_headers = {H_ID: sent.claims["id"], H_REQUEST_HASH: sent.req_hash}
@@ -279,7 +276,7 @@ async def _relay_response(
         ex.response_bytes = rbody.length
         await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash, None, sent.tokens)
         if rbody.in_memory is not None:
-            return web.Response(status=status, body=rbody.in_memory, headers=out_headers)
+            return Response(status=status, body=rbody.in_memory, headers=out_headers)
         return await _stream_out(request, ex, status, out_headers, rbody.chunks(), rbody.close)
     suite = e2e.suite_named(sent.claims["enc"]["suite"])
     opener = suite.opener(sent.secret, "resp")
@@ -288,7 +285,7 @@ async def _relay_response(
         ex.upstream_ms = (time.perf_counter() - sent.t_up) * 1000
         ex.response_bytes = len(data)
         await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash, None, sent.tokens)
-        return web.Response(status=status, body=data, headers=out_headers)
+        return Response(status=status, body=data, headers=out_headers)
     plain = e2e.open_stream(resp.chunks(), opener)
     ex.upstream_ms = (time.perf_counter() - sent.t_up) * 1000
     await ex.log_message(node, sent.claims, rclaims, tokens, sent.req_hash, None, sent.tokens)
@@ -296,14 +293,14 @@ async def _relay_response(
 
 
 async def _stream_out(
-    request: web.BaseRequest,
+    request: Request,
     ex: Exchange,
     status: int,
     headers: dict[str, str],
     chunks: Any,
     close: Any,
-) -> web.StreamResponse:
-    out = web.StreamResponse(status=status, headers=headers)
+) -> Answer:
+    out = StreamResponse(status=status, headers=headers)
     try:
         first = await anext(chunks, b"")
         ex.response_bytes = len(first)

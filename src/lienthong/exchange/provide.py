@@ -12,8 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import web
-
 from lienthong.errors import IntegrityError
 from lienthong.exchange import e2e
 from lienthong.exchange.bodies import EMPTY, Body, in_memory, limited, paced, read_body
@@ -24,7 +22,8 @@ from lienthong.exchange.envelope import (
     verify_body_digest,
 )
 from lienthong.exchange.exchange_log import Exchange
-from lienthong.exchange.httpclient import Response
+from lienthong.exchange.httpclient import Response as Upstream
+from lienthong.exchange.httpserver import Answer, Request, Response, StreamResponse
 from lienthong.exchange.inbound import Verified, decrypt_secret
 from lienthong.exchange.node import Node
 from lienthong.exchange.protocol import (
@@ -61,14 +60,14 @@ def _service_headers(v: Verified) -> dict[str, str]:
 
 
 async def _request_body(
-    node: Node, request: web.BaseRequest, v: Verified, secret: bytes | None, suite: e2e.Suite | None
+    node: Node, request: Request, v: Verified, secret: bytes | None, suite: e2e.Suite | None
 ) -> tuple[Any, Body | None]:
     limits = node.cfg.limits
     if secret is None and not request.body_exists:
         verify_body_digest(v.claims.get("body") or {}, EMPTY.digest, 0)
         return b"", None
     wire_limit = limits.max_body_bytes + (limits.max_body_bytes >> 4) + 4096
-    source = limited(paced(request.content.iter_any(), limits.idle_timeout_s), wire_limit)
+    source = limited(paced(request.chunks(), limits.idle_timeout_s), wire_limit)
     if secret is None or suite is None:
         body = await read_body(
             source,
@@ -104,8 +103,8 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 
 async def provide(
-    node: Node, sessions: Sessions, request: web.BaseRequest, ex: Exchange, v: Verified
-) -> web.StreamResponse:
+    node: Node, sessions: Sessions, request: Request, ex: Exchange, v: Verified
+) -> Answer:
     service = v.service if v.service is not None else ServiceId.parse(v.claims["service"])
     keys = node.local.get(service.subsystem)
     endpoint = node.services.get(service)
@@ -139,7 +138,7 @@ async def provide(
 
 
 async def _response_body(
-    node: Node, ex: Exchange, resp: Response, sealer: e2e.StreamSealer | None
+    node: Node, ex: Exchange, resp: Upstream, sealer: e2e.StreamSealer | None
 ) -> tuple[Any, dict[str, Any] | None, Body | None]:
     """(body to send, body claim, spool to close): sealed records, or hashed plaintext."""
     limits = node.cfg.limits
@@ -167,15 +166,15 @@ async def _response_body(
 
 async def _answer(
     node: Node,
-    request: web.BaseRequest,
+    request: Request,
     ex: Exchange,
     v: Verified,
-    resp: Response,
+    resp: Upstream,
     suite: e2e.Suite | None,
     secret: bytes | None,
     signers: list[Any],
     t_up: float,
-) -> web.StreamResponse:
+) -> Answer:
     sealer = suite.sealer(secret, "resp") if suite is not None and secret is not None else None
     out_body, body_claim, rbody = await _response_body(node, ex, resp, sealer)
     try:
@@ -198,8 +197,8 @@ async def _answer(
             headers[H_RESPONSE_PQ] = tokens[1]
         await ex.log_message(node, v.claims, rclaims, tokens, v.req_hash, v.hops, v.tokens)
         if isinstance(out_body, bytes):
-            return web.Response(status=200, body=out_body, headers=headers)
-        out = web.StreamResponse(status=200, headers=headers)
+            return Response(status=200, body=out_body, headers=headers)
+        out = StreamResponse(status=200, headers=headers)
         await out.prepare(request)
         ex.streaming = True
         async for chunk in out_body:

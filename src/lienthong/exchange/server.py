@@ -1,5 +1,6 @@
-"""The gateway process: aiohttp apps on the internal (plain HTTP, the agency's own systems),
-peer (mutual TLS 1.3, other gateways) and optional admin listeners.
+"""The gateway process: the internal (plain HTTP, the agency's own systems), peer (mutual TLS
+1.3, other gateways) and optional admin listeners, served by the gateway's own HTTP/1.1
+server (:mod:`lienthong.exchange.httpserver`).
 
 Errors become one uniform code (``X-LT-Error`` and a JSON body ``{"error": code}``); the detail
 goes to the local log. A connection must finish its TLS handshake and deliver its first
@@ -19,29 +20,33 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
-import aiohttp.web_response
-from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-
 from lienthong.errors import IntegrityError, LienthongError
 from lienthong.exchange.config import GatewayConfig, Listen
 from lienthong.exchange.envelope import refusal_token
 from lienthong.exchange.exchange_log import Exchange, Metrics
 from lienthong.exchange.health import health_handler, metrics_handler
+from lienthong.exchange.httpserver import (
+    Answer,
+    Connections,
+    MalformedRequest,
+    Request,
+    Response,
+    ServerConnection,
+    ServerSettings,
+)
 from lienthong.exchange.inbound import handle_peer_call
 from lienthong.exchange.node import Node, build_node, log, tls_contexts
 from lienthong.exchange.outbound import handle_client_call
 from lienthong.exchange.protocol import H_ERROR, H_REFUSAL, ErrorCode, Refused, error_body
-from lienthong.exchange.transport import Sessions, make_sessions, peer_der
+from lienthong.exchange.transport import Sessions, make_sessions
 from lienthong.trust.secrets import resolve_secret
 
-Handler = Callable[[Node, Sessions, web.BaseRequest, Exchange], Awaitable[web.StreamResponse]]
-Route = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Handler = Callable[[Node, Sessions, Request, Exchange], Awaitable[Answer]]
+Route = Callable[[Request], Awaitable[Answer]]
 
 
-def refusal(code: ErrorCode) -> web.Response:
-    return web.Response(
+def refusal(code: ErrorCode) -> Response:
+    return Response(
         status=code.http_status,
         body=error_body(code),
         headers={H_ERROR: code.value, "Content-Type": "application/json"},
@@ -56,8 +61,10 @@ def code_of(exc: BaseException) -> ErrorCode:
         return ErrorCode.BAD_SIGNATURE
     if isinstance(exc, TimeoutError):
         return ErrorCode.TIMEOUT
-    if isinstance(exc, aiohttp.ClientError | ConnectionError):
+    if isinstance(exc, ConnectionError):
         return ErrorCode.UNAVAILABLE
+    if isinstance(exc, MalformedRequest):  # a request body's framing broken mid-way
+        return ErrorCode.BAD_REQUEST
     if isinstance(exc, LienthongError) and exc.http_status == 400:
         return ErrorCode.BAD_REQUEST
     return ErrorCode.INTERNAL
@@ -74,7 +81,7 @@ def verify_fresh_configuration(node: Node, now: float) -> None:
 def exchange_route(
     node: Node, sessions: Sessions, metrics: Metrics, role: str, handler: Handler
 ) -> Route:
-    async def route(request: web.BaseRequest) -> web.StreamResponse:
+    async def route(request: Request) -> Answer:
         ex = Exchange(role=role)
         try:
             verify_fresh_configuration(node, time.time())
@@ -97,14 +104,7 @@ def exchange_route(
                     str(exc),
                     getattr(exc, "details", ""),
                 )
-            ex.finish(
-                node,
-                metrics,
-                status=code.http_status,
-                result="refused",
-                code=code.value,
-                error=exc,
-            )
+            ex.refused(node, metrics, code, exc)
             if ex.streaming:  # headers are out: the only honest signal left is a cut stream
                 if request.transport is not None:
                     request.transport.abort()
@@ -126,12 +126,9 @@ _ADMIN_METHODS = ("GET", "HEAD")
 
 def dispatcher(exchange: Route | None, admin: dict[str, Route]) -> Route:
     """One listener's whole routing: ``/r1/…`` to the exchange handler, the admin paths
-    (GET/HEAD), everything else ``LT.BAD_REQUEST``. Measured: aiohttp's Application and URL
-    dispatcher cost ~5 % of a gateway's CPU per exchange for this two-way choice."""
+    (GET/HEAD), everything else ``LT.BAD_REQUEST``."""
 
-    async def route(request: web.BaseRequest) -> web.StreamResponse:
-        if request.version[0] != 1:  # "HTTP/2.0" in an HTTP/1 request line: not ours to guess
-            return refusal(ErrorCode.BAD_REQUEST)
+    async def route(request: Request) -> Answer:
         raw = request.raw_path
         if exchange is not None and raw.startswith("/r1/"):
             return await exchange(request)
@@ -140,203 +137,70 @@ def dispatcher(exchange: Route | None, admin: dict[str, Route]) -> Route:
             return await route(request)
         return refusal(ErrorCode.BAD_REQUEST)
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        deadline = _DEADLINES.get(request.transport)
-        if deadline is None:
-            return await route(request)
-        deadline.busy += 1
-        try:
-            return await route(request)
-        finally:
-            deadline.busy -= 1
-            deadline.rearm()  # the next request on this keep-alive connection: same deadline
-
-    return handle
+    return route
 
 
-ErrorHook = Callable[[web.BaseRequest, ErrorCode, BaseException | None], None]
-SERVER_NAME = "lienthong"  # the Server header: no framework or Python version for a prober
-
-
-class _UniformErrors(RequestHandler):
-    """aiohttp's protocol, but its own errors (HTTP parse errors: CL+TE, obs-fold, bad bytes,
-    oversized headers …) answer like every refusal — ``LT.BAD_REQUEST`` with ``X-LT-Error``,
-    nothing of the request echoed — and are recorded (monitor, security event)."""
-
-    on_error: ErrorHook | None = None
-
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if request.writer.output_size > 0:  # an answer is half out: only a cut is left
-            raise ConnectionError("response already started")
-        code = (
-            ErrorCode.TOO_LARGE
-            if status == 413
-            else ErrorCode.BAD_REQUEST
-            if status < 500
-            else ErrorCode.INTERNAL
-        )
-        log.info("HTTP error %d from %s: %r", status, request.remote, exc)
-        if self.on_error is not None:
-            try:
-                self.on_error(request, code, exc)
-            except Exception:  # the refusal must still go out
-                log.exception("cannot record an HTTP error")
-        resp = refusal(code)
-        resp.force_close()
-        return resp
-
-
-class _Server(web.Server):
-    def __init__(self, handler: Route, on_error: ErrorHook, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self._on_error = on_error
-
-    def __call__(self) -> RequestHandler:
-        proto = _UniformErrors(self, loop=self._loop, **self._kwargs)
-        proto.on_error = self._on_error
-        return proto
+ErrorHook = Callable[[ServerConnection, int, BaseException], Response]
 
 
 def _error_hook(node: Node, metrics: Metrics, role: str) -> ErrorHook:
-    def hook(request: web.BaseRequest, code: ErrorCode, exc: BaseException | None) -> None:
-        ex = Exchange(role=role)
-        reason = Refused(code, "malformed HTTP request", error=type(exc).__name__)
-        with contextlib.suppress(Exception):
-            reason.details["peer"] = _tls_peer(node, request)
-        ex.finish(
-            node, metrics, status=code.http_status, result="refused", code=code.value, error=reason
-        )
+    """The server's own errors (HTTP parse errors: CL+TE, obs-fold, bad bytes, oversized
+    headers …; a handler's unexpected failure) answer like every refusal — ``X-LT-Error``,
+    nothing of the request echoed — and are recorded (monitor, security event)."""
+
+    def hook(conn: ServerConnection, status: int, exc: BaseException) -> Response:
+        code = ErrorCode.BAD_REQUEST if status < 500 else ErrorCode.INTERNAL
+        if code is ErrorCode.INTERNAL:
+            log.error("%s internal error", node.name, exc_info=exc)
+        else:
+            log.info("HTTP error %d from %s: %r", status, conn.remote(), exc)
+        try:
+            ex = Exchange(role=role)
+            reason = Refused(code, "malformed HTTP request", error=type(exc).__name__)
+            with contextlib.suppress(Exception):
+                der = conn.peer_der()
+                reason.details["peer"] = node.certs.identity_of_der(der) if der else None
+            ex.refused(node, metrics, code, reason)
+        except Exception:  # the refusal must still go out
+            log.exception("cannot record an HTTP error")
+        return refusal(code)
 
     return hook
 
 
-def _tls_peer(node: Node, request: web.BaseRequest) -> str | None:
-    der = peer_der(request.transport)
-    return node.certs.identity_of_der(der) if der is not None else None
-
-
-def build_servers(node: Node, sessions: Sessions, metrics: Metrics) -> dict[str, web.Server]:
-    """The aiohttp low-level servers (protocol factories) of each configured listener."""
-    handler_args: dict[str, Any] = {
-        "max_field_size": node.cfg.limits.max_header_bytes,
-        "keepalive_timeout": 30.0,
-        "read_bufsize": 1 << 18,  # fewer, larger reads for streamed bodies
-        "access_log": None,
-    }
+def build_servers(node: Node, sessions: Sessions, metrics: Metrics) -> dict[str, Connections]:
+    """The protocol factories of each configured listener."""
+    lim = node.cfg.limits
+    settings = ServerSettings(
+        header_timeout=lim.header_timeout_s,
+        max_field_bytes=lim.max_header_bytes,
+        max_head_bytes=max(64 << 10, 4 * lim.max_header_bytes),
+    )
     admin_routes: dict[str, Route] = {
         "/health": health_handler(node),
         "/metrics": metrics_handler(metrics),
     }
-    aiohttp.web_response.SERVER_SOFTWARE = SERVER_NAME  # read at each response's prepare
     peer = exchange_route(node, sessions, metrics, "peer", handle_peer_call)
-    servers: dict[str, web.Server] = {
-        "peer": _Server(dispatcher(peer, {}), _error_hook(node, metrics, "peer"), **handler_args)
+    servers = {
+        "peer": Connections(dispatcher(peer, {}), _error_hook(node, metrics, "peer"), settings)
     }
     if node.cfg.internal is not None:
         client = exchange_route(node, sessions, metrics, "client", handle_client_call)
-        servers["internal"] = _Server(
-            dispatcher(client, admin_routes), _error_hook(node, metrics, "client"), **handler_args
+        servers["internal"] = Connections(
+            dispatcher(client, admin_routes), _error_hook(node, metrics, "client"), settings
         )
     if node.cfg.admin is not None:
-        servers["admin"] = _Server(
-            dispatcher(None, admin_routes), _error_hook(node, metrics, "admin"), **handler_args
+        servers["admin"] = Connections(
+            dispatcher(None, admin_routes), _error_hook(node, metrics, "admin"), settings
         )
     return servers
 
 
-_WRITE_GRACES = 4  # a caller that does not read its answer is cut after 5 header deadlines
-_DEADLINES: dict[Any, HeaderDeadline] = {}  # transport -> its deadline (open connections)
-
-
-class HeaderDeadline(asyncio.Protocol):
-    """Wraps a protocol; closes the connection unless each request's headers end in time.
-
-    Armed when the connection opens and re-armed by the dispatcher when a request has been
-    handled (keep-alive: the next request gets the same deadline). It never cuts a connection
-    while a request is being handled or a response is still being written; those have their
-    own deadlines (idle and upstream timeouts)."""
-
-    def __init__(self, inner: Any, timeout: float) -> None:
-        self._inner = inner
-        self._timeout = timeout
-        self._handle: asyncio.TimerHandle | None = None
-        self._tail = b""
-        self._transport: asyncio.BaseTransport | None = None
-        self.busy = 0
-        self._graces = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
-        _DEADLINES[transport] = self
-        self.rearm()
-        self._inner.connection_made(transport)
-
-    def rearm(self, *, grace: bool = False) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        self._graces = self._graces + 1 if grace else 0
-        if self._handle is not None:
-            self._handle.cancel()
-        self._tail = b""
-        self._handle = asyncio.get_running_loop().call_later(self._timeout, self._expire)
-
-    def _expire(self) -> None:
-        self._handle = None
-        transport = self._transport
-        if transport is None:
-            return
-        writing = isinstance(transport, asyncio.WriteTransport) and (
-            transport.get_write_buffer_size() > 0
-        )
-        if self.busy:
-            self.rearm()
-        elif writing and self._graces < _WRITE_GRACES:  # an answer still draining: a little more
-            self.rearm(grace=True)
-        else:
-            transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        if self._handle is not None:
-            window = self._tail + data[:8192]
-            if b"\r\n\r\n" in window:
-                self._handle.cancel()
-                self._handle = None
-            self._tail = window[-3:]
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        result: bool | None = self._inner.eof_received()
-        return result
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        _DEADLINES.pop(self._transport, None)
-        self._transport = None
-        self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
-
-
 async def _listen(
-    runner: web.ServerRunner, listen: Listen, ssl_ctx: Any, timeout: float
+    factory: Connections, listen: Listen, ssl_ctx: Any, timeout: float
 ) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-    server = runner.server
-    assert server is not None
-    return await loop.create_server(
-        lambda: HeaderDeadline(server(), timeout),
+    return await asyncio.get_running_loop().create_server(
+        factory,
         listen.host,
         listen.port,
         ssl=ssl_ctx,
@@ -361,18 +225,15 @@ async def serve(
     lim = cfg.limits
     sessions = make_sessions(client_ctx, lim.connect_timeout_s, lim.upstream_timeout_s)
     metrics = Metrics()
-    runners: list[web.ServerRunner] = []
+    factories = build_servers(node, sessions, metrics)
     servers: list[asyncio.Server] = []
     ports: dict[str, int] = {}
     listens = {"peer": cfg.peer, "internal": cfg.internal, "admin": cfg.admin}
-    for name, web_server in build_servers(node, sessions, metrics).items():
-        runner = web.ServerRunner(web_server)
-        await runner.setup()
-        runners.append(runner)
+    for name, factory in factories.items():
         listen = listens[name]
         assert listen is not None
         srv = await _listen(
-            runner, listen, server_ctx if name == "peer" else None, lim.header_timeout_s
+            factory, listen, server_ctx if name == "peer" else None, lim.header_timeout_s
         )
         servers.append(srv)
         ports[name] = bound_port(srv)
@@ -391,8 +252,7 @@ async def serve(
     await stop.wait()
     for srv in servers:
         srv.close()
-    for runner in runners:
-        await runner.cleanup()
+    await asyncio.gather(*(factory.shutdown(3.0) for factory in factories.values()))
     await sessions.close()
     flusher.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -98,16 +98,6 @@ class Pump:
             yield chunk
 
 
-def peer_der(transport: object) -> bytes | None:
-    """The DER certificate of the TLS peer on ``transport`` (None when not TLS)."""
-    get = getattr(transport, "get_extra_info", None)
-    ssl_obj = get("ssl_object") if get else None
-    if ssl_obj is None:
-        return None
-    der: bytes | None = ssl_obj.getpeercert(binary_form=True)
-    return der
-
-
 async def send_to_node(
     node: Node,
     sessions: Sessions,
