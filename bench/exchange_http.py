@@ -1,8 +1,8 @@
 """CPU per request of the gateway's HTTP client: aiohttp ``ClientSession`` (the settings the
 gateway used) against ``lienthong.exchange.httpclient.Client``, plain HTTP and TLS 1.3; with
-``--servers`` also the server side: aiohttp's low-level server (the gateway's settings) against
-a bare ``httptools`` protocol server, both loaded by ``wrk`` (the ceiling of what replacing the
-gateway's server could save).
+``--servers`` also the server side: aiohttp's low-level server (the settings the gateway used),
+the gateway's own ``lienthong.exchange.httpserver`` and a bare ``httptools`` protocol server
+(the floor: parse and answer, nothing else), all loaded by ``wrk``.
 
     python bench/exchange_http.py [--json] [--requests 20000] [--rounds 2] [--servers]
 
@@ -116,8 +116,25 @@ async def httptools_server(port):
 
     return await asyncio.get_running_loop().create_server(Serve, "127.0.0.1", port)
 
+async def lienthong_server(port):
+    from lienthong.exchange.httpserver import Connections, Response, ServerSettings
+
+    async def handle(request):
+        if request.body_exists:
+            async for _ in request.chunks():
+                pass
+        return Response(status=200, body=BODY, headers=dict(HEADERS))
+
+    def on_error(conn, status, exc):
+        return Response(status=status)
+
+    settings = ServerSettings(header_timeout=10.0, max_field_bytes=16384, max_head_bytes=65536)
+    factory = Connections(handle, on_error, settings)
+    return await asyncio.get_running_loop().create_server(factory, "127.0.0.1", port)
+
 async def main():
-    make = aiohttp_server if sys.argv[1] == "aiohttp" else httptools_server
+    make = {"aiohttp": aiohttp_server, "httptools": httptools_server,
+            "lienthong": lienthong_server}[sys.argv[1]]
     server = await make(int(sys.argv[2]))
     await server.serve_forever()
 
@@ -268,7 +285,7 @@ def run_servers(rounds: int, seconds: int = 4) -> dict[str, list[float]]:
             'wrk.headers["Content-Type"] = "application/json"\n'
         )
         for _ in range(rounds):
-            for which in ("aiohttp", "httptools"):
+            for which in ("aiohttp", "lienthong", "httptools"):
                 port = free_port()
                 server = subprocess.Popen([sys.executable, "-c", SERVERS, which, str(port)])
                 try:
