@@ -107,3 +107,12 @@ def test_claims_must_be_a_json_object_of_our_version() -> None:
         sig = b64e(_raw_signature(EC, f"{header}.{body}".encode()))
         with pytest.raises(Refused):
             verify_tokens([f"{header}.{body}.{sig}"], lookup, hybrid=False)
+
+
+@pytest.mark.parametrize("part", ["QQ+B", "QQ/B", "QQ==", "QQ B", "QQ\nB", "QQé", "QQBBQ", "QQ.B"])
+def test_token_parts_are_strict_unpadded_base64url(part: str) -> None:
+    from lienthong.exchange.envelope import _strict_b64
+
+    assert _strict_b64("QQ") == b"A" and _strict_b64("-_-_") == b"\xfb\xff\xbf"
+    with pytest.raises(Refused):
+        _strict_b64(part)

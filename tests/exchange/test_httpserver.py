@@ -289,3 +289,24 @@ def test_client_gone_mid_body_is_an_error_for_the_handler() -> None:
         await asyncio.sleep(0.05)
 
     assert _run(client).body_errors == ["ConnectionResetError"]
+
+
+def test_watchdog_times_out_an_exchange_past_its_deadline() -> None:
+    from lienthong.exchange.server import Watchdog, _run_within
+
+    async def main() -> None:
+        watchdog = Watchdog()
+        slow = asyncio.ensure_future(_run_within(watchdog, 0.0, asyncio.sleep(30, Response())))
+        other = asyncio.ensure_future(_run_within(watchdog, 60.0, asyncio.sleep(30, Response())))
+        quick = await _run_within(watchdog, 60.0, asyncio.sleep(0, Response(status=201)))
+        await asyncio.sleep(0)
+        watchdog.sweep(asyncio.get_running_loop().time())  # only the first is past its deadline
+        with pytest.raises(TimeoutError):
+            await slow
+        assert quick.status == 201 and not other.done()
+        other.cancel()  # a cancellation of its own stays a cancellation
+        with pytest.raises(asyncio.CancelledError):
+            await other
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())

@@ -16,9 +16,9 @@ the provider puts it in its signed response claims (``req``) and relays in their
 
 from __future__ import annotations
 
+import binascii
 import functools
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,21 +92,28 @@ def token_hash(token: str) -> str:
     return b64e(hashlib.sha512(token.encode()).digest())
 
 
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 
 
 def _strict_b64(part: str) -> bytes:
-    if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
+    """Unpadded base64url, nothing else (no ``+``, ``/``, ``=``, white space or other bytes);
+    decoded by ``binascii`` in strict mode (a third of the regular-expression check's CPU)."""
+    data = part.encode("ascii", "replace")  # a non-ASCII character becomes "?": refused below
+    if len(data) % 4 == 1 or b"+" in data or b"/" in data or b"=" in data:
         raise Refused(ErrorCode.BAD_SIGNATURE, "token part is not base64url")
-    return b64d(part)
-
-
-def _verify_one(token: str, lookup: KeyLookup, detached: bytes | None) -> tuple[VerifyKey, bytes]:
-    parts = token.split(".")
-    if len(parts) != 3 or len(token) > 16384:
-        raise Refused(ErrorCode.BAD_SIGNATURE, "not a compact JWS")
     try:
-        header = orjson.loads(_strict_b64(parts[0]))
+        return binascii.a2b_base64(
+            data.translate(_URL_TO_STD) + b"=" * (-len(data) % 4), strict_mode=True
+        )
+    except binascii.Error as exc:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "token part is not base64url") from exc
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_kid_alg(encoded: str) -> tuple[str, object]:
+    """(kid, alg) of an encoded JWS protected header (the same for every token of a signer)."""
+    try:
+        header = orjson.loads(_strict_b64(encoded))
     except orjson.JSONDecodeError as exc:
         raise Refused(ErrorCode.BAD_SIGNATURE, "JWS header is not JSON") from exc
     if not isinstance(header, dict) or set(header) - {"alg", "kid"}:
@@ -114,8 +121,18 @@ def _verify_one(token: str, lookup: KeyLookup, detached: bytes | None) -> tuple[
     kid = header.get("kid")
     if not isinstance(kid, str):
         raise Refused(ErrorCode.BAD_SIGNATURE, "token without kid")
+    return kid, header.get("alg")
+
+
+def _verify_one(token: str, lookup: KeyLookup, detached: bytes | None) -> tuple[VerifyKey, bytes]:
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > 16384:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "not a compact JWS")
+    if len(parts[0]) > 1024:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "JWS header too long")
+    kid, alg = _header_kid_alg(parts[0])
     vk = lookup(kid)
-    if header.get("alg") != _JWS_ALG[vk.algorithm]:
+    if alg != _JWS_ALG[vk.algorithm]:
         raise Refused(ErrorCode.BAD_SIGNATURE, "algorithm does not match the certificate")
     if detached is None:
         payload = _strict_b64(parts[1])

@@ -122,6 +122,8 @@ class Connection(FlowControl):
         self.idle_since = 0.0
         self._peer_der: bytes | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0  # of the read in progress
+        self._timer: asyncio.TimerHandle | None = None
         self._reading_paused = False
         self.begin()
         self._expecting = False
@@ -175,6 +177,9 @@ class Connection(FlowControl):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._expecting and self.error is None:
             if self._until_eof and not self._in_head:
                 self.complete = True  # a body delimited by the end of the connection
@@ -264,19 +269,27 @@ class Connection(FlowControl):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _time_out(self, waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
+    def _time_out(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nothing waits: the timer lapses until the next wait
+        if self._loop.time() < self._deadline:  # moved by a later wait
+            self._timer = self._loop.call_at(self._deadline, self._time_out)
+        else:
             waiter.set_exception(ClientTimeout("no data from the server within the read timeout"))
 
     async def _progress(self) -> None:
-        """Until the parser moves on (or fails), at most the read timeout."""
+        """Until the parser moves on (or fails), at most the read timeout. One timer per
+        connection, moved lazily: not a timer per wait."""
         waiter = self._loop.create_future()
         self._waiter = waiter
-        timer = self._loop.call_later(self._read_timeout, self._time_out, waiter)
+        self._deadline = self._loop.time() + self._read_timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._time_out)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
 
     async def read_head(self) -> None:

@@ -62,15 +62,15 @@ class RequestHeaders(Headers):
     """Request headers, looked up case-insensitively (the first copy counts); ``items()``
     lists every copy of a repeated header, so that a caller can refuse repetitions."""
 
-    __slots__ = ("_repeats",)
+    __slots__ = ("repeats",)
 
     def __init__(self) -> None:
         super().__init__()
-        self._repeats: list[tuple[str, str]] = []
+        self.repeats: list[tuple[str, str]] = []  # the second and later copies
 
     def add(self, key: str, value: str) -> None:
         if key in self._items:
-            self._repeats.append((key, value))
+            self.repeats.append((key, value))
         else:
             self._items[key] = value
 
@@ -85,10 +85,10 @@ class _AllItems(ItemsView[str, str]):
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         yield from self._headers._items.items()
-        yield from self._headers._repeats
+        yield from self._headers.repeats
 
     def __len__(self) -> int:
-        return len(self._headers._items) + len(self._headers._repeats)
+        return len(self._headers._items) + len(self._headers.repeats)
 
 
 class Request:

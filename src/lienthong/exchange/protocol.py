@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from lienthong.errors import InputError, LienthongError
+from lienthong.exchange.httpserver import RequestHeaders
 from lienthong.identifiers import ServiceId, SubsystemId
 
 PREFIX = "/r1/"
@@ -175,6 +176,10 @@ def verify_single_headers(headers: Mapping[str, str]) -> None:
     """Refuse a request repeating an ``X-LT-*`` or ``Content-Type`` header: which copy counts
     would depend on the reader (a multi-dict's ``items()`` lists every copy; its ``keys()``
     does not)."""
+    if isinstance(headers, RequestHeaders):  # the first copies are unique by construction
+        if any(k.startswith("x-lt-") or k == "content-type" for k, _ in headers.repeats):
+            raise Refused(ErrorCode.BAD_REQUEST, "repeated protocol header")
+        return
     seen: set[str] = set()
     for name, _ in headers.items():
         low = name.lower()
