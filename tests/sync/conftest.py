@@ -119,10 +119,19 @@ def mariadb_binlog_params() -> Iterator[dict[str, object]]:
 def pg_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A PostgreSQL schema of this test's own on the shared server (dropped after): the URL
     of a consolidated database in it."""
+    yield from _own_schema(request.getfixturevalue("pg_dsn"), "t", tmp_path)
+
+
+@pytest.fixture
+def pg_schema_2(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A second schema like :func:`pg_schema` (to compare two consolidated databases)."""
+    yield from _own_schema(request.getfixturevalue("pg_dsn"), "u", tmp_path)
+
+
+def _own_schema(pg_dsn: str, prefix: str, tmp_path: Path) -> Iterator[str]:
     import psycopg
 
-    pg_dsn = request.getfixturevalue("pg_dsn")
-    schema = f"t_{tmp_path.name[-24:].lower().replace('-', '_')}"
+    schema = f"{prefix}_{tmp_path.name[-24:].lower().replace('-', '_')}"
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.execute(f'CREATE SCHEMA "{schema}"')

@@ -13,9 +13,8 @@ import orjson
 from lienthong.sync.agency import AgencyKeys, AgencySync
 from lienthong.sync.cipher import RecipientKeys
 from lienthong.sync.connectors import open_connectors
-from lienthong.sync.hub.dialect import connect_hub
 from lienthong.sync.hub.service import Hub
-from lienthong.sync.hub.store import HubStore
+from lienthong.sync.hub.store import HubStore, open_store
 from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import Pipeline, pipeline_from_dict
 from lienthong.sync.transport import DirectTransport, Transport
@@ -111,8 +110,7 @@ class Rig:
 def make_rig(tmp: Path, keys: Keys, doc: dict[str, Any], hub_url: str | None = None,
              transport: Transport | None = None) -> Rig:  # fmt: skip
     pipeline = pipeline_from_dict(doc, base_dir=tmp)
-    conn, dialect = connect_hub(hub_url or str(tmp / "hub.db"))
-    store = HubStore(conn, dialect)
+    store = open_store(hub_url or str(tmp / "hub.db"))
     hub = keys.hub_for(store)
     outbox = Outbox(tmp / pipeline.state)
     agency = AgencySync(

@@ -371,10 +371,9 @@ def hub_serve(
     from lienthong.classification import Level
     from lienthong.cli.listen import check_listen
     from lienthong.identifiers import SubsystemId
-    from lienthong.sync.hub.dialect import connect_hub
     from lienthong.sync.hub.server import serve
     from lienthong.sync.hub.service import Hub
-    from lienthong.sync.hub.store import HubStore
+    from lienthong.sync.hub.store import open_store
     from lienthong.sync.keys import load_public, load_recipient_keys
     from lienthong.trust.keystore import FileKeyStore
 
@@ -411,8 +410,7 @@ def hub_serve(
     except KeyStoreError as exc:  # a wrong passphrase is bad input: exit 2, nothing created
         raise InputError(exc.message) from exc
     check_listen("127.0.0.1", port)
-    conn, dialect = connect_hub(database)
-    hub = Hub(HubStore(conn, dialect), signer, sources, recipient)
+    hub = Hub(open_store(database), signer, sources, recipient)
     serve(hub, port=port, clients=clients, max_level=ceiling)
 
 

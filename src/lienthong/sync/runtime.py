@@ -16,9 +16,8 @@ from lienthong.errors import ConfigError
 from lienthong.sync.agency import AgencyKeys, AgencySync, Progress
 from lienthong.sync.connectors import open_connectors
 from lienthong.sync.gateway_transport import GatewayTransport
-from lienthong.sync.hub.dialect import connect_hub
 from lienthong.sync.hub.service import Hub
-from lienthong.sync.hub.store import HubStore
+from lienthong.sync.hub.store import open_store
 from lienthong.sync.keys import load_public, load_recipient_keys, load_recipient_public
 from lienthong.sync.outbox import Outbox
 from lienthong.sync.pipeline import Pipeline, TableSpec
@@ -68,10 +67,10 @@ def local_hub(pipeline: Pipeline, keys: AgencyKeys) -> Hub:
     store = _store(pipeline)
     spec = pipeline.keys["store"]
     directory = pipeline.base_dir / str(spec.get("dir", "keys"))
-    conn, dialect = connect_hub(hub_database(pipeline))
+    hub_store = open_store(hub_database(pipeline))
     recipient = load_recipient_keys(directory, spec.get("passphrase"))
     signer = store.signer(str(pipeline.keys.get("hub_signer", "hub")))
-    return Hub(HubStore(conn, dialect), signer, {pipeline.source_id: keys.signer.public_key()},
+    return Hub(hub_store, signer, {pipeline.source_id: keys.signer.public_key()},
                recipient)  # fmt: skip
 
 

@@ -7,12 +7,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from lienthong.errors import IntegrityError, TrustError
 from lienthong.sync.cipher import RecipientKeys
-from lienthong.sync.envelope import build_ack, open_batch, parse_header
-from lienthong.sync.hub.store import HubStore
+from lienthong.sync.envelope import Batch, build_ack, open_batch, parse_header
+from lienthong.sync.hub.store import HubStore, Prepared, Speculation
 from lienthong.sync.mapping import paused_gc
 from lienthong.trust.keys import PublicKey, Signer
 
@@ -53,10 +54,15 @@ class Hub:
         # verified and decoded at once, then waits for its predecessor to be applied
         self._turn = threading.Condition()
         self._applied: dict[tuple[str, str], int] = {}  # (source, epoch) → last batch applied
+        # (source, epoch) → {number: keys} of the batches received and decoded, not yet
+        # applied: a batch whose predecessors are all here, on other keys, may be COPYed
+        # ahead of its turn (PostgreSQL, HubStore.speculate)
+        self._pending: dict[tuple[str, str], dict[int, frozenset[str]]] = {}
         self._busy: dict[str, int] = {}  # source → requests being received now
 
     def receive(self, envelope: bytes) -> bytes:
         claimed = _claimed_source(envelope)
+        pending: dict[int, frozenset[str]] | None = None
         with self._turn:
             self._busy[claimed] = self._busy.get(claimed, 0) + 1
         try:
@@ -68,14 +74,28 @@ class Hub:
                 raise
             with paused_gc():  # while the batch before it is being applied
                 prepared = self.store.prepare(batch)
-            self._wait_turn(batch.source, str(batch.header.get("epoch") or ""), batch.seq)
+            turn = (batch.source, str(batch.header.get("epoch") or ""))
+            if self.store.can_speculate:
+                with self._turn:
+                    pending = self._pending.setdefault(turn, {})
+                    pending[batch.seq] = _keys(batch, prepared)
+                    self._turn.notify_all()
+            spec = self._speculate(batch, prepared, turn)
+            try:
+                self._wait_turn(batch.source, turn[1], batch.seq)
+            except BaseException:
+                if spec is not None:
+                    self.store.discard(spec)
+                raise
             with self._lock, paused_gc():
-                done = self.store.apply(batch, self.now(), prepared)
+                now = spec.now if spec is not None else self.now()
+                done = self.store.apply(batch, now, prepared, spec)
             with self._turn:
-                turn = (batch.source, str(batch.header.get("epoch") or ""))
                 self._applied[turn] = max(self._applied.get(turn, 0), batch.seq)
         finally:
             with self._turn:
+                if pending is not None:
+                    pending.pop(batch.seq, None)
                 self._busy[claimed] -= 1
                 self._turn.notify_all()
         if self.audit is not None and done.status == "applied":
@@ -85,6 +105,48 @@ class Hub:
                 | done.ack_fields()
             )
         return build_ack(self.signer, done.ack_fields())
+
+    def _speculate(
+        self, batch: Batch, prepared: Prepared | None, turn: tuple[str, str]
+    ) -> Speculation | None:
+        """COPY the batch's rows ahead of its turn (the PostgreSQL backends of two batches
+        then work at once) when every batch before it that is not applied yet is here, decoded,
+        and none of them writes one of its keys — so no batch that applies before it can wait
+        for its row locks — then wait until those predecessors are applied. A predecessor that
+        fails discards the speculation: its locks must not outlive the batch's place."""
+        if prepared is None or batch.seq <= 1:
+            return None
+        seq = batch.seq
+        until = time.monotonic() + GRACE
+        with self._turn:
+            pending = self._pending.get(turn, {})
+            while True:
+                applied = self._applied.get(turn)
+                if applied is None or applied >= seq - 1:
+                    return None  # unknown order (first batch seen), or its turn is now anyway
+                ahead = [pending.get(s) for s in range(applied + 1, seq)]
+                left = until - time.monotonic()
+                # a predecessor still being decoded here (sent at the same time) comes soon
+                if None not in ahead or self._busy.get(batch.source, 0) < 2 or left <= 0:
+                    break
+                self._turn.wait(left)
+        mine = pending[seq]
+        if any(keys is None or not keys.isdisjoint(mine) for keys in ahead):
+            return None
+        with paused_gc():
+            spec = self.store.speculate(batch, prepared, self.now())
+        if spec is None:
+            return None
+        with self._turn:
+            while (applied := self._applied.get(turn, 0)) < seq - 1:
+                if any(s not in pending for s in range(applied + 1, seq)):
+                    break  # a predecessor failed: this batch's turn is not coming now
+                self._turn.wait(1.0)
+            ok = applied >= seq - 1
+        if not ok:
+            self.store.discard(spec)
+            return None
+        return spec
 
     def _wait_turn(self, source: str, epoch: str, seq: int) -> None:
         """Wait until batch ``seq - 1`` of ``source`` is applied, while another delivery of the
@@ -109,6 +171,12 @@ class Hub:
 
 PREDECESSOR_WAIT = 60.0
 GRACE = 0.5
+
+
+def _keys(batch: Batch, prepared: Prepared | None) -> frozenset[str]:
+    """The source keys whose current rows ``batch`` writes."""
+    ups = prepared.upserts if prepared is not None else batch.upserts
+    return frozenset(map(itemgetter(0), ups)).union(map(itemgetter(0), batch.deletes))
 
 
 def _claimed_source(envelope: bytes) -> str:

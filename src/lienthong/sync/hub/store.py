@@ -13,7 +13,9 @@ recorded is acknowledged again without touching any row.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -26,6 +28,7 @@ from lienthong.sync.hub.dialect import (
     HubDialect,
     binary_block,
     binary_rows,
+    connect_hub,
     copy_binary_current,
     copy_escape,
     copy_field,
@@ -34,6 +37,8 @@ from lienthong.sync.hub.dialect import (
 )
 
 SCHEMA_VERSION = 1
+# spare connections for batches COPYed ahead of their turn (PostgreSQL)
+MAX_SPARES = 2
 # open quarantine keys kept in memory per (source, entity) up to this many (PostgreSQL)
 OPEN_VIEW_LIMIT = 250_000
 
@@ -66,6 +71,18 @@ class Prepared:
     copy_rows: list[bytes] | None
 
 
+@dataclass(frozen=True)
+class Speculation:
+    """A batch whose rows were COPYed into the current table ahead of its turn, on a spare
+    connection whose transaction stays open until :meth:`HubStore.apply` commits or discards
+    it (see :meth:`HubStore.speculate`)."""
+
+    conn: Any
+    entity: str
+    stored: int  # the sequence number the batch was COPYed with
+    now: str  # the receive time written into its rows
+
+
 @dataclass
 class _OpenKeys:
     """The keys of a (source, entity)'s open quarantine entries, as of the source's stored
@@ -82,11 +99,26 @@ class _OpenKeys:
 
 
 class HubStore:
-    """The consolidated database behind one connection (one writer at a time)."""
+    """The consolidated database behind one connection (one writer at a time).
 
-    def __init__(self, conn: Any, dialect: HubDialect) -> None:
+    ``connect`` (PostgreSQL) opens further connections to the same database: with it, the
+    rows of a snapshot batch can be COPYed while the batch before it is still being applied
+    (:meth:`speculate`); batches still commit one at a time, in order.
+    """
+
+    def __init__(
+        self, conn: Any, dialect: HubDialect, connect: Callable[[], Any] | None = None
+    ) -> None:
         self.conn = conn
         self.d = dialect
+        self._connect = connect if dialect.copy_upserts is not None else None
+        self._spares: list[Any] = []  # idle spare connections
+        self._spares_open = 0
+        self._staged: dict[int, set[str]] = {}  # id of a spare → entities with a stage table
+        self._spare_lock = threading.Lock()
+        self.speculated = 0  # batches whose speculative COPY was committed (for tests, bench)
+        if self._connect is not None:
+            _bounded_lock_waits(conn)
         self._entities: set[str] = set()
         self._copy_skip: dict[str, int] = {}  # entity → batches to merge before trying COPY
         self._open: dict[tuple[str, str], _OpenKeys] = {}  # PostgreSQL only
@@ -128,8 +160,11 @@ class HubStore:
         )
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()
+        with self._spare_lock:
+            spares, self._spares = self._spares, []
+        for conn in [self.conn, *spares]:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _ddl(self, *statements: str, params: tuple[Any, ...] = ()) -> None:
         try:
@@ -158,12 +193,15 @@ class HubStore:
             f"""CREATE TABLE IF NOT EXISTS h_{e} ({cols}, valid_to {self.d.ts_type} NOT NULL,
                 ended_by TEXT NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS h_{e}_key ON h_{e} (source, source_key)",
-            f"""CREATE TEMP TABLE IF NOT EXISTS
-                stage_{e} (source_key TEXT, position TEXT, data {self.d.json_type})
-                {self.d.temp_suffix}""",
+            self._stage_ddl(e),
             *(ddl.replace("{e}", e) for ddl in self.d.history_ddl),
         )
         self._entities.add(e)
+
+    def _stage_ddl(self, e: str) -> str:
+        """The staging table of an entity (temporary: one per connection)."""
+        columns = f"source_key TEXT, position TEXT, data {self.d.json_type}"
+        return f"CREATE TEMP TABLE IF NOT EXISTS stage_{e} ({columns}){self.d.temp_suffix}"
 
     def prepare(self, batch: Batch) -> Prepared | None:
         """Precompute what :meth:`apply` would compute first (any thread; no database)."""
@@ -172,8 +210,131 @@ class HubStore:
         ups = _last_per_key(batch.upserts)
         return Prepared(ups, binary_rows(ups, batch.source) if self.d.copy_upserts else None)
 
-    def apply(self, batch: Batch, now: str, prepared: Prepared | None = None) -> Applied:
-        """Apply ``batch`` exactly once (see module docstring); return what happened."""
+    @property
+    def can_speculate(self) -> bool:
+        return self._connect is not None
+
+    def speculate(self, batch: Batch, prepared: Prepared | None, now: str) -> Speculation | None:
+        """COPY the rows of a snapshot batch into the current table on a spare connection,
+        without committing, while the batch before it is still being applied; :meth:`apply`
+        then finishes that transaction (or discards it and applies the batch as usual).
+
+        The caller must make sure that no batch applied before this one touches its keys (the
+        hub speculates only while the batch's predecessor is being applied, on disjoint keys):
+        the COPY holds its keys' locks until the batch's turn. Only batches that would take
+        the COPY path anyway qualify — upserts only, no deletes, no re-submissions, an entity
+        already created, not the first batch of a new agency state. Returns None when the
+        batch does not qualify or a key already exists (the COPY is rolled back).
+        """
+        copy = self.d.copy_upserts
+        if copy is None or self._connect is None or prepared is None or not prepared.copy_rows:
+            return None
+        if batch.deletes or batch.resolves or batch.header.get("rebase") is True:
+            return None
+        e = entity_ident(str(batch.header["entity"]))
+        if e not in self._entities or self._copy_skip.get(e, 0):
+            return None
+        conn = self._take_spare()
+        if conn is None:
+            return None
+        try:
+            staged = self._staged.setdefault(id(conn), set())
+            if e not in staged:  # the merge of a later step may need it (quarantine, deletes)
+                conn.execute(self._stage_ddl(e))
+                conn.commit()
+                staged.add(e)
+            epoch = str(batch.header.get("epoch") or "")
+            epochs = self._epochs(batch.source, conn)
+            block = None
+            if not epoch or epoch in epochs:
+                stored = epochs.get(epoch, 0) + batch.seq
+                block = binary_block(prepared.copy_rows, stored, now)
+            if block is None or copy(conn, f"c_{e}", block, True) is None:
+                if block is not None:  # a key exists: merge this entity for a few batches
+                    self._copy_skip[e] = 8
+                conn.rollback()
+                self._give_back(conn)
+                return None
+        except Exception:  # the connection is in doubt: close it, apply as usual
+            self._give_back(conn, broken=True)
+            return None
+        return Speculation(conn, e, stored, now)
+
+    def _take_spare(self) -> Any:
+        with self._spare_lock:
+            if self._spares:
+                return self._spares.pop()
+            if self._connect is None or self._spares_open >= MAX_SPARES:
+                return None
+            self._spares_open += 1
+        try:
+            conn = self._connect()
+            _bounded_lock_waits(conn)
+            return conn
+        except Exception:
+            with self._spare_lock:
+                self._spares_open -= 1
+            return None
+
+    def _give_back(self, conn: Any, broken: bool = False) -> None:
+        if broken:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            with contextlib.suppress(Exception):
+                conn.close()
+        with self._spare_lock:
+            if broken:
+                self._spares_open -= 1
+                self._staged.pop(id(conn), None)
+            else:
+                self._spares.append(conn)
+
+    def discard(self, spec: Speculation) -> None:
+        """Roll a speculation back (a batch that will not be applied)."""
+        self._give_back(spec.conn, broken=not _rolled_back(spec.conn))
+
+    def apply(
+        self, batch: Batch, now: str, prepared: Prepared | None = None,
+        spec: Speculation | None = None,
+    ) -> Applied:  # fmt: skip
+        """Apply ``batch`` exactly once (see module docstring); return what happened.
+
+        With ``spec`` (from :meth:`speculate`), its transaction is finished instead when it
+        still holds: the batch's sequence number is the one it was COPYed with and no open
+        quarantine entry of the source has one of its keys (closing such an entry compares
+        with the current rows, which must not hold the batch yet). Otherwise it is rolled back
+        and the batch is applied as usual.
+        """
+        if spec is not None:
+            main, self.conn = self.conn, spec.conn
+            try:
+                done = self._apply_speculated(batch, spec, prepared)
+            finally:
+                self.conn = main
+                self._give_back(spec.conn, broken=not _rolled_back(spec.conn))
+            if done is not None:
+                self.speculated += 1
+                return done
+        return self._apply(batch, now, prepared)
+
+    def _apply_speculated(
+        self, batch: Batch, spec: Speculation, prepared: Prepared | None
+    ) -> Applied | None:
+        """Finish a speculation's transaction (on ``self.conn``), or roll it back → None."""
+        try:
+            view = self._open_view(batch.source, spec.entity, spec.stored - 1)
+            keys = map(itemgetter(0), prepared.upserts if prepared else batch.upserts)
+            if view is not None and (not view.keys or view.keys.keys().isdisjoint(keys)):
+                return self._apply(batch, spec.now, prepared, copied=spec.stored)
+        except _Stale:
+            pass
+        self._view = None
+        self._rollback()
+        return None
+
+    def _apply(
+        self, batch: Batch, now: str, prepared: Prepared | None = None, copied: int = 0
+    ) -> Applied:
         h = batch.header
         entity = entity_ident(str(h["entity"]))
         self.ensure_entity(entity)
@@ -181,10 +342,14 @@ class HubStore:
             if self.d.begin:
                 self.conn.execute(self.d.begin)
             done, stored = self._check_sequence(batch, now)
+            if copied and (done is not None or stored != copied):
+                raise _Stale  # not the batch's sequence number (or already applied)
             if done is None:
-                self._apply_rows(batch, entity, now, stored, prepared)
+                self._apply_rows(batch, entity, now, stored, prepared, copied=bool(copied))
                 done = self._record(batch, now, stored)
             self.conn.commit()
+        except _Stale:
+            raise
         except IntegrityError:
             self._rollback()
             self._forget_view(batch.source, entity)
@@ -219,10 +384,12 @@ class HubStore:
             return 0  # a new agency state: its batch 1 comes first
         return max(0, int(row[0]) - epochs.get(epoch, 0)) if row else 0
 
-    def _epochs(self, source: str) -> dict[str, int]:
-        rows = self.conn.execute(
-            self.d.sql("SELECT epoch, base FROM sync_epochs WHERE source = ?"), (source,)
-        ).fetchall()
+    def _epochs(self, source: str, conn: Any = None) -> dict[str, int]:
+        rows = (
+            (conn or self.conn)
+            .execute(self.d.sql("SELECT epoch, base FROM sync_epochs WHERE source = ?"), (source,))
+            .fetchall()
+        )
         return {str(e): int(b) for e, b in rows}
 
     def _check_sequence(self, batch: Batch, now: str) -> tuple[Applied | None, int]:
@@ -281,8 +448,9 @@ class HubStore:
         return done, stored
 
     def _apply_rows(
-        self, batch: Batch, e: str, now: str, seq: int, prepared: Prepared | None = None
-    ) -> None:
+        self, batch: Batch, e: str, now: str, seq: int, prepared: Prepared | None = None,
+        copied: bool = False,
+    ) -> None:  # fmt: skip
         q, d = self.d.sql, self.d
         src = batch.source
         c = self.conn
@@ -298,7 +466,7 @@ class HubStore:
         if has_open and (ups or batch.deletes):  # before the merge: it compares versions
             self._supersede(src, e, seq, ups, batch.deletes, set(batch.resolves))
         copy_rows = prepared.copy_rows if prepared is not None else None
-        if ups and not self._copy_new(e, src, seq, now, ups, copy_rows):
+        if ups and not copied and not self._copy_new(e, src, seq, now, ups, copy_rows):
             c.execute(f"DELETE FROM stage_{e}")
             d.bulk_load(c, f"stage_{e}", ("source_key", "position", "data"), ups)
             # a changed row fires the history trigger; an identical one is left alone
@@ -566,6 +734,38 @@ class HubStore:
             (batch.source, stored, now),
         )
         return done
+
+
+# a batch waiting for a row lock held by a speculation (HubStore.speculate) waits at most
+# this long: a speculation waits for its turn, so an apply that would wait for it forever
+# (a re-initialised agency's batch jumping the queue) fails instead and is re-sent
+LOCK_TIMEOUT = "30s"
+
+
+def _bounded_lock_waits(conn: Any) -> None:
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+    conn.commit()
+
+
+def open_store(url: str) -> HubStore:
+    """The consolidated database at ``url`` (a PostgreSQL URL or a SQLite path); on
+    PostgreSQL with spare connections for batches COPYed ahead of their turn."""
+    conn, dialect = connect_hub(url)
+    return HubStore(conn, dialect, connect=lambda: connect_hub(url)[0])
+
+
+class _Stale(Exception):
+    """A speculation that no longer holds (its transaction is rolled back, the batch applied
+    as usual)."""
+
+
+def _rolled_back(conn: Any) -> bool:
+    """True when ``conn`` is idle outside a transaction (reusable), rolling back if needed."""
+    try:
+        conn.rollback()
+        return True
+    except Exception:
+        return False
 
 
 def _canon(doc: Any) -> bytes:
