@@ -51,6 +51,10 @@ async def _handler(seen: Seen, request: Request) -> Answer:
     if path == "/slow-handler":
         await asyncio.sleep(SETTINGS.header_timeout * 3)
         return Response(body=b"late but answered")
+    if path == "/whole":  # the body at once when all of it is in and small enough
+        first = request.complete_body(8)
+        rest = b"" if first is not None else await request.read()
+        return Response(body=b"%r %r" % (first, rest))
     if path == "/bad-header":
         return Response(body=b"x", headers={"X-Evil": "a\r\nSet-Cookie: b"})
     body = b""
@@ -181,6 +185,22 @@ def test_large_body_is_streamed_with_back_pressure() -> None:
     # reading paused at the high-water mark (at most one more socket read came in after it):
     # the slow handler never had more than that unread, not the whole body
     assert _run(client).max_buffered < 2 * HIGH_WATER
+
+
+def test_complete_body_only_when_all_of_it_is_in_and_small() -> None:
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        assert (await _answer(reader))[2] == b"b'abc' b''"
+        writer.write(b"POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n123456789")
+        assert (await _answer(reader))[2] == b"None b'123456789'"  # above the limit
+        writer.write(
+            b"POST /whole HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+        )
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"abcd")
+        assert (await _answer(reader))[2] == b"None b'abcd'"  # not in yet when asked
+
+    _run(client)
 
 
 def test_expect_100_continue() -> None:

@@ -163,6 +163,16 @@ class Request:
         while chunk := await self._next_chunk():
             yield chunk
 
+    def complete_body(self, limit: int) -> bytes | None:
+        """The whole body at once, without waiting, when all of it has arrived and it is at
+        most ``limit`` bytes (the small body of most calls); else None: read :meth:`chunks`."""
+        if not self.complete or self.error is not None or self._buffered > limit:
+            return None
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return data
+
     async def read(self) -> bytes:
         """The whole body (callers bound it first: ``limited``)."""
         return b"".join([chunk async for chunk in self.chunks()])

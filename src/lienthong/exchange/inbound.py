@@ -196,12 +196,13 @@ async def _relay(
     if v.tokens[1]:
         headers[H_REQUEST_PQ] = v.tokens[1]
     limit = node.cfg.limits.max_body_bytes + (node.cfg.limits.max_body_bytes >> 4) + 4096
-    body: Any = limited(paced(request.chunks(), node.cfg.limits.idle_timeout_s), limit)
+    body: Any = request.complete_body(min(65536, limit))  # a small body all in: no waiting
     if not request.body_exists:
         body = b""
-    elif request.content_length is not None and request.content_length <= 65536:
-        body = await read_body(body, limit=limit, memory_limit=65536)
-        body = body.in_memory
+    elif body is None:
+        body = limited(paced(request.chunks(), node.cfg.limits.idle_timeout_s), limit)
+        if request.content_length is not None and request.content_length <= 65536:
+            body = (await read_body(body, limit=limit, memory_limit=65536)).in_memory
     t_up = time.perf_counter()
     resp = await send_to_node(
         node, sessions, v.next_node, request.method, request.raw_path, headers, body

@@ -76,6 +76,13 @@ async def _outgoing(
         if policy.encrypt:
             return _sealed(node, call, policy, b"")
         return _Outgoing(b"", body_claim=body_digest(EMPTY.digest, 0))
+    data = request.complete_body(min(limits.memory_body_bytes, limits.max_body_bytes))
+    if data is not None:  # all of a small body is in: no generator chain, no waiting
+        if policy.encrypt:
+            return _sealed(node, call, policy, data)
+        body = in_memory(data)
+        ex.request_bytes = body.length
+        return _Outgoing(data, body_claim=body_digest(body.digest, body.length), spooled=body)
     source = limited(paced(request.chunks(), limits.idle_timeout_s), limits.max_body_bytes)
     if policy.encrypt:
         suite = e2e.suite_named(policy.suite)
