@@ -435,6 +435,8 @@ def test_replay_after_a_provider_restart(federation: Federation, kit: dict) -> N
         {"user": 12345},
         {"id": "'; DROP TABLE x;-- ../../" + "A" * 3000},
         {"id": "001203004567"},  # a personal ID would land in clear in the Merkle leaf
+        {"id": "6F9619FF-8B86-4011-B42D-00C04FC964FF"},  # a UUID, but not in canonical form
+        {"id": "urn:uuid:6f9619ff-8b86-4011-b42d-00c04fc964ff"},
         {"user": "Nguyễn \u202eVan A"},
         {"purpose": "mục đích"},
         {"legal": ""},

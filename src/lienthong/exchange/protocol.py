@@ -208,6 +208,8 @@ def _header(headers: Mapping[str, str], name: str, *, required: bool) -> str | N
 
 
 _NONCE = re.compile(r"[A-Za-z0-9_-]{22}")  # 128 bits, base64url without padding
+# what str(uuid.UUID(x)) gives back: lower-case hex, 8-4-4-4-12 (a tenth of its CPU)
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _text_claim(claims: Mapping[str, Any], key: str, *, required: bool) -> None:
@@ -226,11 +228,7 @@ def verify_claim_text(claims: Mapping[str, Any]) -> None:
     ``legal``/``ctype`` printable ASCII ≤ 512, ``nonce`` 128-bit base64url. A member key signs
     what it likes: this runs before anything is logged under the claims or sent anywhere."""
     mid = claims.get("id")
-    try:
-        canonical = isinstance(mid, str) and str(uuid.UUID(mid)) == mid
-    except ValueError:
-        canonical = False
-    if not canonical:
+    if not isinstance(mid, str) or not _CANONICAL_UUID.fullmatch(mid):
         raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'id' not a canonical UUID", claim="id")
     for key, required in (("purpose", True), ("legal", True), ("user", False), ("ctype", False)):
         _text_claim(claims, key, required=required)
