@@ -164,9 +164,11 @@ class HoldSecond:
     is released once batch 3's COPY waits in its open transaction — or, with ``fail``, held
     until batch 2 gave up (lock timeout) and batch 3's speculation was discarded."""
 
-    def __init__(self, inner: Transport, url: str, fail: bool = False) -> None:
-        self.inner, self.url, self.fail = inner, url, fail
+    def __init__(self, inner: Transport, url: str, fail: bool = False, twice: bool = False) -> None:
+        self.inner, self.url, self.fail, self.twice = inner, url, fail, twice
         self.errors: list[str] = []
+        self.acks: list[bytes] = []
+        self.speculated = 0
         self.blocker: threading.Thread | None = None
 
     def send(self, envelope: bytes) -> bytes:
@@ -181,7 +183,19 @@ class HoldSecond:
                 until = time.monotonic() + 10
                 while not self._waiting(admin) and time.monotonic() < until:
                     time.sleep(0.01)
+            if self.twice:  # a second delivery of batch 3 at the same time (a retry)
+                other = threading.Thread(target=self._send_again, args=(envelope,), daemon=True)
+                other.start()
+                ack = self.inner.send(envelope)
+                other.join(30)
+                return ack
         return self.inner.send(envelope)
+
+    def _send_again(self, envelope: bytes) -> None:
+        try:
+            self.acks.append(self.inner.send(envelope))
+        except Exception as exc:
+            self.errors.append(f"second delivery of batch 3: {exc!r}")
 
     def _waiting(self, admin: psycopg.Connection[Any]) -> bool:
         row = admin.execute(
@@ -216,10 +230,10 @@ class HoldSecond:
             blocker.rollback()
 
 
-def _run_held(tmp: Path, keys: Keys, url: str, fail: bool) -> HubStore:
+def _run_held(tmp: Path, keys: Keys, url: str, fail: bool, twice: bool = False) -> HoldSecond:
     make_sqlite_source(tmp / "source.db", 1000)
     rig = make_rig(tmp, keys, citizen_pipeline(batch_size=100), hub_url=url)
-    hold = HoldSecond(DirectTransport(rig.hub), url, fail=fail)
+    hold = HoldSecond(DirectTransport(rig.hub), url, fail=fail, twice=twice)
     rig.agency.transport = hold
     try:
         report = rig.agency.run()
@@ -236,7 +250,8 @@ def _run_held(tmp: Path, keys: Keys, url: str, fail: bool) -> HubStore:
         rows = consolidated(rig.store)
         quarantined = rig.store.conn.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0]
         assert len(rows) + quarantined == 1000 and quarantined == 20
-        return rig.store
+        hold.speculated = rig.store.speculated
+        return hold
     finally:
         rig.close()
 
@@ -244,8 +259,15 @@ def _run_held(tmp: Path, keys: Keys, url: str, fail: bool) -> HubStore:
 def test_a_batch_speculates_while_its_predecessor_is_held(
     tmp_path: Path, keys: Keys, pg_schema: str
 ) -> None:
-    store = _run_held(tmp_path, keys, pg_schema, fail=False)
-    assert store.speculated >= 1
+    hold = _run_held(tmp_path, keys, pg_schema, fail=False)
+    assert hold.speculated >= 1
+
+
+def test_two_deliveries_of_a_speculating_batch(tmp_path: Path, keys: Keys, pg_schema: str) -> None:
+    # a retry of batch 3 arrives while the first delivery speculates: both are acknowledged
+    # (applied once, then as a duplicate), nothing is applied twice
+    hold = _run_held(tmp_path, keys, pg_schema, fail=False, twice=True)
+    assert len(hold.acks) == 1 and hold.speculated >= 1
 
 
 def test_a_failed_predecessor_discards_the_speculation(

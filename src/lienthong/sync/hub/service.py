@@ -63,6 +63,7 @@ class Hub:
     def receive(self, envelope: bytes) -> bytes:
         claimed = _claimed_source(envelope)
         pending: dict[int, frozenset[str]] | None = None
+        mine = frozenset[str]()
         with self._turn:
             self._busy[claimed] = self._busy.get(claimed, 0) + 1
         try:
@@ -78,9 +79,10 @@ class Hub:
             if self.store.can_speculate:
                 with self._turn:
                     pending = self._pending.setdefault(turn, {})
-                    pending[batch.seq] = _keys(batch, prepared)
+                    # a second delivery of the same batch replaces the first one's entry
+                    pending[batch.seq] = mine = _keys(batch, prepared)
                     self._turn.notify_all()
-            spec = self._speculate(batch, prepared, turn)
+            spec = self._speculate(batch, prepared, turn, mine)
             try:
                 self._wait_turn(batch.source, turn[1], batch.seq)
             except BaseException:
@@ -94,8 +96,8 @@ class Hub:
                 self._applied[turn] = max(self._applied.get(turn, 0), batch.seq)
         finally:
             with self._turn:
-                if pending is not None:
-                    pending.pop(batch.seq, None)
+                if pending is not None and pending.get(batch.seq) is mine:
+                    del pending[batch.seq]
                 self._busy[claimed] -= 1
                 self._turn.notify_all()
         if self.audit is not None and done.status == "applied":
@@ -107,8 +109,9 @@ class Hub:
         return build_ack(self.signer, done.ack_fields())
 
     def _speculate(
-        self, batch: Batch, prepared: Prepared | None, turn: tuple[str, str]
-    ) -> Speculation | None:
+        self, batch: Batch, prepared: Prepared | None, turn: tuple[str, str],
+        mine: frozenset[str],
+    ) -> Speculation | None:  # fmt: skip
         """COPY the batch's rows ahead of its turn (the PostgreSQL backends of two batches
         then work at once) when every batch before it that is not applied yet is here, decoded,
         and none of them writes one of its keys — so no batch that applies before it can wait
@@ -130,7 +133,6 @@ class Hub:
                 if None not in ahead or self._busy.get(batch.source, 0) < 2 or left <= 0:
                     break
                 self._turn.wait(left)
-        mine = pending[seq]
         if any(keys is None or not keys.isdisjoint(mine) for keys in ahead):
             return None
         with paused_gc():
