@@ -148,7 +148,7 @@ class Drill:
                         f"http://127.0.0.1:{self.port}/sync/v1/health", timeout=0.5,
                         trust_env=False,
                     )  # fmt: skip
-                    if resp.status_code == 200 and resp.json() == {"status": "ok"}:
+                    if resp.status_code == 200 and resp.json().get("status") == "ok":
                         return
                 except (httpx.HTTPError, ValueError):
                     pass

@@ -68,8 +68,12 @@ def test_drill_waits_for_a_pass_started_after_the_last_source_change(tmp_path: P
 
 @pytest.mark.slow  # 13–42 s on 2 cores, idle to busy: in the default suite (issue 6's bar)
 @pytest.mark.timeout(660)
-def test_kill9_200k_rows_10_kills(tmp_path: Path) -> None:
-    drill = Drill(tmp_path, rows=100_000, batch_size=2000)
+@pytest.mark.parametrize("hub", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_kill9_200k_rows_10_kills(tmp_path: Path, hub: str, request: pytest.FixtureRequest) -> None:
+    """Issue 6's bar, into either consolidated database (on PostgreSQL the batches after the
+    first are COPYed ahead of their turn while their predecessor is applied)."""
+    hub_db = request.getfixturevalue("pg_drill_db") if hub == "postgres" else "hub.db"
+    drill = Drill(tmp_path, rows=100_000, batch_size=2000, hub_db=hub_db)
     drill.setup()
     try:
         drill.run(kills=10, timeout=600, grow=10_000)  # 100k + 10 × 10k = 200k rows

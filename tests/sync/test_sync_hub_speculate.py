@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import psycopg
 import pytest
@@ -29,8 +30,10 @@ from synctools import (
 )
 
 from lienthong.errors import IntegrityError
+from lienthong.ports import free_port
 from lienthong.sync.envelope import Batch, parse_header
 from lienthong.sync.hub import store as store_module
+from lienthong.sync.hub.server import HubThread
 from lienthong.sync.hub.store import HubStore, open_store
 from lienthong.sync.transport import DirectTransport, Transport
 
@@ -169,6 +172,7 @@ class HoldSecond:
         self.errors: list[str] = []
         self.acks: list[bytes] = []
         self.speculated = 0
+        self.health: dict[str, Any] = {}
         self.blocker: threading.Thread | None = None
 
     def send(self, envelope: bytes) -> bytes:
@@ -251,6 +255,8 @@ def _run_held(tmp: Path, keys: Keys, url: str, fail: bool, twice: bool = False) 
         quarantined = rig.store.conn.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0]
         assert len(rows) + quarantined == 1000 and quarantined == 20
         hold.speculated = rig.store.speculated
+        with HubThread(rig.hub, free_port()) as server:  # what an operator sees
+            hold.health = httpx.get(f"{server.url}/health", trust_env=False).json()
         return hold
     finally:
         rig.close()
@@ -261,6 +267,9 @@ def test_a_batch_speculates_while_its_predecessor_is_held(
 ) -> None:
     hold = _run_held(tmp_path, keys, pg_schema, fail=False)
     assert hold.speculated >= 1
+    counts = hold.health["batches"]
+    assert hold.health["status"] == "ok" and counts["applied"] == 10
+    assert counts["copied_ahead"] == hold.speculated and counts["refused"] == 0
 
 
 def test_two_deliveries_of_a_speculating_batch(tmp_path: Path, keys: Keys, pg_schema: str) -> None:
@@ -268,6 +277,8 @@ def test_two_deliveries_of_a_speculating_batch(tmp_path: Path, keys: Keys, pg_sc
     # (applied once, then as a duplicate), nothing is applied twice
     hold = _run_held(tmp_path, keys, pg_schema, fail=False, twice=True)
     assert len(hold.acks) == 1 and hold.speculated >= 1
+    assert hold.health["batches"]["applied"] == 10
+    assert hold.health["batches"]["duplicate"] == 1
 
 
 def test_a_failed_predecessor_discards_the_speculation(

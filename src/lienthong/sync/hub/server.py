@@ -98,7 +98,7 @@ def make_app(
         return Response(ack, media_type="application/octet-stream")
 
     async def health(_request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse(hub.health())
 
     return Starlette(
         routes=[

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
@@ -59,6 +60,7 @@ class Hub:
         # ahead of its turn (PostgreSQL, HubStore.speculate)
         self._pending: dict[tuple[str, str], dict[int, frozenset[str]]] = {}
         self._busy: dict[str, int] = {}  # source → requests being received now
+        self.counts: Counter[str] = Counter()  # since start: applied, duplicate, refused
 
     def receive(self, envelope: bytes) -> bytes:
         claimed = _claimed_source(envelope)
@@ -72,6 +74,7 @@ class Hub:
                     batch = open_batch(envelope, self.sources, self.recipient)
             except (TrustError, IntegrityError) as exc:
                 log.warning("rejected sync batch: %s %s", exc.code, exc.message)
+                self.counts["refused"] += 1
                 raise
             with paused_gc():  # while the batch before it is being applied
                 prepared = self.store.prepare(batch)
@@ -100,6 +103,7 @@ class Hub:
                     del pending[batch.seq]
                 self._busy[claimed] -= 1
                 self._turn.notify_all()
+        self.counts[done.status] += 1
         if self.audit is not None and done.status == "applied":
             h = batch.header
             self.audit(
@@ -107,6 +111,15 @@ class Hub:
                 | done.ack_fields()
             )
         return build_ack(self.signer, done.ack_fields())
+
+    def health(self) -> dict[str, Any]:
+        """Counts since start (for ``GET /sync/v1/health``): batches applied, acknowledged
+        again as duplicates, refused on verification, and applied after a COPY ahead of
+        their turn (PostgreSQL)."""
+        return {"status": "ok", "batches": {
+            "applied": self.counts["applied"], "duplicate": self.counts["duplicate"],
+            "refused": self.counts["refused"], "copied_ahead": self.store.speculated,
+        }}  # fmt: skip
 
     def _speculate(
         self, batch: Batch, prepared: Prepared | None, turn: tuple[str, str],
