@@ -60,12 +60,20 @@ class Hub:
         # ahead of its turn (PostgreSQL, HubStore.speculate)
         self._pending: dict[tuple[str, str], dict[int, frozenset[str]]] = {}
         self._busy: dict[str, int] = {}  # source → requests being received now
+        # (source, epoch, number) → the delivery of that batch under way here (PostgreSQL): a
+        # second delivery (a retry) waits for it, since applying the batch the usual way
+        # while the first one's COPY ahead is parked would wait for that COPY's key locks
+        # while holding the writer the first one needs (until the lock timeout)
+        self._delivering: dict[tuple[str, str, int], object] = {}
+        self._repeats_waiting = 0  # second deliveries waiting for the first (for tests)
         self.counts: Counter[str] = Counter()  # since start: applied, duplicate, refused
 
     def receive(self, envelope: bytes) -> bytes:
         claimed = _claimed_source(envelope)
         pending: dict[int, frozenset[str]] | None = None
         mine = frozenset[str]()
+        own: object | None = None
+        delivery: tuple[str, str, int] | None = None
         with self._turn:
             self._busy[claimed] = self._busy.get(claimed, 0) + 1
         try:
@@ -80,12 +88,15 @@ class Hub:
                 prepared = self.store.prepare(batch)
             turn = (batch.source, str(batch.header.get("epoch") or ""))
             if self.store.can_speculate:
+                delivery = (*turn, batch.seq)
                 with self._turn:
+                    own = self._first_delivery(delivery)
                     pending = self._pending.setdefault(turn, {})
                     # a second delivery of the same batch replaces the first one's entry
                     pending[batch.seq] = mine = _keys(batch, prepared)
                     self._turn.notify_all()
-            spec = self._speculate(batch, prepared, turn, mine)
+            # a delivery that gave up waiting for another of the same batch does not COPY
+            spec = self._speculate(batch, prepared, turn, mine) if own is not None else None
             try:
                 self._wait_turn(batch.source, turn[1], batch.seq)
             except BaseException:
@@ -101,6 +112,9 @@ class Hub:
             with self._turn:
                 if pending is not None and pending.get(batch.seq) is mine:
                     del pending[batch.seq]
+                if delivery is not None and own is not None and self._delivering.get(
+                    delivery) is own:  # fmt: skip
+                    del self._delivering[delivery]
                 self._busy[claimed] -= 1
                 self._turn.notify_all()
         self.counts[done.status] += 1
@@ -162,6 +176,23 @@ class Hub:
             self.store.discard(spec)
             return None
         return spec
+
+    def _first_delivery(self, delivery: tuple[str, str, int]) -> object | None:
+        """Register this delivery of a batch (under ``self._turn``), after waiting for an
+        earlier delivery of the same batch still under way here (at most
+        ``PREDECESSOR_WAIT`` s); its token, or None when the other one is still going."""
+        if delivery in self._delivering:
+            self._repeats_waiting += 1
+            try:
+                until = time.monotonic() + PREDECESSOR_WAIT
+                while delivery in self._delivering and (left := until - time.monotonic()) > 0:
+                    self._turn.wait(left)
+            finally:
+                self._repeats_waiting -= 1
+            if delivery in self._delivering:
+                return None
+        own = self._delivering[delivery] = object()
+        return own
 
     def _wait_turn(self, source: str, epoch: str, seq: int) -> None:
         """Wait until batch ``seq - 1`` of ``source`` is applied, while another delivery of the

@@ -115,6 +115,10 @@ class HubStore:
         self._spares: list[Any] = []  # idle spare connections
         self._spares_open = 0
         self._staged: dict[int, set[str]] = {}  # id of a spare → entities with a stage table
+        # id of a spare → the spare, while its speculation waits for the batch's turn (idle
+        # in transaction, holding its keys' locks; no thread uses it): close() ends them
+        self._parked: dict[int, Any] = {}
+        self._closed = False
         self._spare_lock = threading.Lock()
         self.speculated = 0  # batches whose speculative COPY was committed (for tests, bench)
         if self._connect is not None:
@@ -160,9 +164,16 @@ class HubStore:
         )
 
     def close(self) -> None:
+        """Close the database connections: the main one, the idle spares and the spares of
+        parked speculations (their transactions end, and with them their row locks). A spare
+        in use by a speculation being COPYed or applied is closed when it is given back."""
         with self._spare_lock:
+            self._closed = True
             spares, self._spares = self._spares, []
-        for conn in [self.conn, *spares]:
+            parked = list(self._parked.values())
+            self._parked.clear()
+            self._spares_open -= len(spares) + len(parked)
+        for conn in [self.conn, *spares, *parked]:
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -238,13 +249,19 @@ class HubStore:
         if conn is None:
             return None
         try:
+            epochs = self._epochs(batch.source, conn)
+            epoch = str(batch.header.get("epoch") or "")
+            if epochs and (not epoch or epochs.get(epoch) != max(epochs.values())):
+                # a superseded agency state (or a legacy batch once states exist): refused at
+                # its turn; a COPY would only hold keys the newer state's batches write
+                conn.rollback()
+                self._give_back(conn)
+                return None
             staged = self._staged.setdefault(id(conn), set())
             if e not in staged:  # the merge of a later step may need it (quarantine, deletes)
                 conn.execute(self._stage_ddl(e))
                 conn.commit()
                 staged.add(e)
-            epoch = str(batch.header.get("epoch") or "")
-            epochs = self._epochs(batch.source, conn)
             block = None
             if not epoch or epoch in epochs:
                 stored = epochs.get(epoch, 0) + batch.seq
@@ -258,40 +275,59 @@ class HubStore:
         except Exception:  # the connection is in doubt: close it, apply as usual
             self._give_back(conn, broken=True)
             return None
-        return Speculation(conn, e, stored, now)
+        with self._spare_lock:
+            if not self._closed:
+                self._parked[id(conn)] = conn
+                return Speculation(conn, e, stored, now)
+        self._give_back(conn, broken=True)  # the store closed meanwhile
+        return None
+
+    def _unpark(self, spec: Speculation) -> bool:
+        """Take a parked speculation back for its batch's turn (or to discard it); False when
+        :meth:`close` already ended it."""
+        with self._spare_lock:
+            return self._parked.pop(id(spec.conn), None) is not None
 
     def _take_spare(self) -> Any:
         with self._spare_lock:
+            if self._closed:
+                return None
             if self._spares:
                 return self._spares.pop()
             if self._connect is None or self._spares_open >= MAX_SPARES:
                 return None
             self._spares_open += 1
+        conn = None
         try:
             conn = self._connect()
             _bounded_lock_waits(conn)
             return conn
         except Exception:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
             with self._spare_lock:
                 self._spares_open -= 1
             return None
 
     def _give_back(self, conn: Any, broken: bool = False) -> None:
-        if broken:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            with contextlib.suppress(Exception):
-                conn.close()
         with self._spare_lock:
+            broken = broken or self._closed  # a closed store keeps no spare
             if broken:
                 self._spares_open -= 1
                 self._staged.pop(id(conn), None)
             else:
                 self._spares.append(conn)
+        if broken:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def discard(self, spec: Speculation) -> None:
         """Roll a speculation back (a batch that will not be applied)."""
-        self._give_back(spec.conn, broken=not _rolled_back(spec.conn))
+        if self._unpark(spec):
+            self._give_back(spec.conn, broken=not _rolled_back(spec.conn))
 
     def apply(
         self, batch: Batch, now: str, prepared: Prepared | None = None,
@@ -305,6 +341,12 @@ class HubStore:
         with the current rows, which must not hold the batch yet). Otherwise it is rolled back
         and the batch is applied as usual.
         """
+        if self._closed:
+            if spec is not None:
+                self.discard(spec)
+            raise BackendError("consolidated database: the hub's store is closed")
+        if spec is not None and not self._unpark(spec):
+            spec = None  # ended by close() meanwhile
         if spec is not None:
             main, self.conn = self.conn, spec.conn
             try:
@@ -323,10 +365,14 @@ class HubStore:
         """Finish a speculation's transaction (on ``self.conn``), or roll it back → None."""
         try:
             view = self._open_view(batch.source, spec.entity, spec.stored - 1)
+        except Exception:  # the spare died while parked (an idle-in-transaction timeout, an
+            view = None  # administrator): nothing of the batch is stored, apply it as usual
+            self._open.pop((batch.source, spec.entity), None)
+        try:
             keys = map(itemgetter(0), prepared.upserts if prepared else batch.upserts)
             if view is not None and (not view.keys or view.keys.keys().isdisjoint(keys)):
                 return self._apply(batch, spec.now, prepared, copied=spec.stored)
-        except _Stale:
+        except _Stale:  # also a failure of its connection before the commit (see _apply)
             pass
         self._view = None
         self._rollback()
@@ -338,6 +384,7 @@ class HubStore:
         h = batch.header
         entity = entity_ident(str(h["entity"]))
         self.ensure_entity(entity)
+        committing = False
         try:
             if self.d.begin:
                 self.conn.execute(self.d.begin)
@@ -347,6 +394,7 @@ class HubStore:
             if done is None:
                 self._apply_rows(batch, entity, now, stored, prepared, copied=bool(copied))
                 done = self._record(batch, now, stored)
+            committing = True
             self.conn.commit()
         except _Stale:
             raise
@@ -357,6 +405,8 @@ class HubStore:
         except Exception as exc:
             self._rollback()
             self._forget_view(batch.source, entity)
+            if copied and not committing:  # a speculation's connection failed before its
+                raise _Stale from exc  # commit: nothing of the batch is stored, apply as usual
             raise BackendError(f"consolidated database: {exc}") from exc
         view, self._view = self._view, None
         if view is not None and done.status == "applied":
