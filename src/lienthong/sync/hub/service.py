@@ -82,7 +82,8 @@ class Hub:
                     batch = open_batch(envelope, self.sources, self.recipient)
             except (TrustError, IntegrityError) as exc:
                 log.warning("rejected sync batch: %s %s", exc.code, exc.message)
-                self.counts["refused"] += 1
+                with self._turn:  # Counter += is not atomic across the server's threads
+                    self.counts["refused"] += 1
                 raise
             with paused_gc():  # while the batch before it is being applied
                 prepared = self.store.prepare(batch)
@@ -117,7 +118,8 @@ class Hub:
                     del self._delivering[delivery]
                 self._busy[claimed] -= 1
                 self._turn.notify_all()
-        self.counts[done.status] += 1
+        with self._turn:
+            self.counts[done.status] += 1
         if self.audit is not None and done.status == "applied":
             h = batch.header
             self.audit(
