@@ -22,7 +22,18 @@ docs/exchange.md, "HTTP stack". It does what the gateway needs and nothing more:
   outside the grammar, protocol upgrades, HTTP versions other than 1.0/1.1 …) are answered by
   the ``on_error`` hook (the gateway's uniform refusal, nothing echoed) and the connection is
   closed; a request whose answer goes out before its body was read has the rest of the body
-  discarded (until the header deadline) and the connection closed after it.
+  discarded (until the header deadline) and the connection closed after it;
+- a chunked body's trailer fields are counted against the head limits and dropped (never
+  merged into the headers the handler already checked), and its framing without payload
+  (chunk extensions, trailers) is bounded like a head; tiny body pieces are gathered;
+- HTTP/1.1 requests need exactly one valid ``Host``; ``Transfer-Encoding`` in HTTP/1.0 is
+  refused (RFC 9112 3.2, 6.1);
+- the next pipelined request waits while earlier answers have not drained (a client that
+  does not read is cut after a few header deadlines, not buffered for);
+- a client that half-closes still gets the answers to the requests it sent (plain TCP);
+- only final statuses (200-599) are sent; 204, 304 and answers to HEAD carry no body;
+- at most ``max_connections`` open connections per listener: beyond it the longest-open one
+  not being answered is closed.
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ import asyncio
 import collections
 import email.utils
 import http
+import re
+import resource
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, ItemsView, Iterator, Mapping
 from dataclasses import dataclass
@@ -51,6 +64,10 @@ MAX_TARGET_BYTES = 8190  # the request target (aiohttp's default line limit)
 MAX_FIELDS = 128  # header fields per request
 WRITE_GRACES = 4  # a caller that does not read its answer is cut after 5 header deadlines
 SERVER_NAME = "lienthong"  # the Server header: no framework or Python version for a prober
+SMALL_PIECE = 4096  # body pieces below this are gathered into one buffer (tiny-chunk floods)
+GATHER_BYTES = 65536  # ... of at most this size
+# Host = uri-host [ ":" port ] (RFC 9112 section 3.2, RFC 3986): a reg-name or an IP literal
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 _REASONS = {int(s): s.phrase for s in http.HTTPStatus}
 
 
@@ -137,7 +154,7 @@ class Request:
         self.error: BaseException | None = None
         self.head_sent = False
         self.discarding = False  # answered before the body was read: the rest is dropped
-        self._chunks: collections.deque[bytes] = collections.deque()
+        self._chunks: collections.deque[bytes | bytearray] = collections.deque()
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
 
@@ -195,7 +212,7 @@ class Request:
         self._buffered -= len(chunk)
         if self._buffered < LOW_WATER:
             self._conn.body_drained()
-        return chunk
+        return chunk if isinstance(chunk, bytes) else bytes(chunk)
 
     # fed by the connection
 
@@ -208,7 +225,15 @@ class Request:
         """Buffer ``data``; True when the unread body is above the high-water mark."""
         if self.discarding:
             return False
-        self._chunks.append(data)
+        chunks = self._chunks
+        if len(data) < SMALL_PIECE:  # tiny pieces: one buffer, not an object each (memory)
+            last = chunks[-1] if chunks else None
+            if isinstance(last, bytearray) and len(last) < GATHER_BYTES:
+                last += data
+            else:
+                chunks.append(bytearray(data))
+        else:
+            chunks.append(data)
         self._buffered += len(data)
         self._wake()
         return self._buffered > HIGH_WATER
@@ -246,13 +271,14 @@ class StreamResponse:
     """A streamed answer: :meth:`prepare` sends the head, :meth:`write` each chunk (waiting
     for the socket to drain), :meth:`write_eof` ends it."""
 
-    __slots__ = ("_chunked", "_conn", "finished", "headers", "status")
+    __slots__ = ("_bodiless", "_chunked", "_conn", "finished", "headers", "status")
 
     def __init__(self, *, status: int = 200, headers: dict[str, str] | None = None) -> None:
         self.status = status
         self.headers = headers if headers is not None else {}
         self._conn: ServerConnection | None = None
         self._chunked = True
+        self._bodiless = False  # HEAD, 204, 304: what is written is dropped
         self.finished = False
 
     @property
@@ -262,21 +288,24 @@ class StreamResponse:
     async def prepare(self, request: Request) -> None:
         conn = request._conn
         self._chunked = request.version != "1.0"  # HTTP/1.0: the end of the connection ends it
-        conn.send_head(request, self.status, self.headers, None if self._chunked else -1)
+        self._bodiless = _bodiless(request, self.status)
+        # HEAD: the framing a GET would have had, and no body; 204, 304: no framing at all
+        length = 0 if self.status in (204, 304) else None if self._chunked else -1
+        conn.send_head(request, self.status, self.headers, length)
         self._conn = conn
 
     async def write(self, data: bytes) -> None:
         conn = self._conn
         if conn is None:
             raise RuntimeError("write before prepare")
-        if data:
+        if data and not self._bodiless:
             conn.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
             await conn.drain()
 
     async def write_eof(self) -> None:
         if self._conn is not None and not self.finished:
             self.finished = True
-            if self._chunked:
+            if self._chunked and not self._bodiless:
                 self._conn.write(b"0\r\n\r\n")
             await self._conn.drain()
 
@@ -293,6 +322,15 @@ class ServerSettings:
     header_timeout: float
     max_field_bytes: int  # one header value
     max_head_bytes: int  # the request line and all header fields together
+    # open connections per listener; 0: half the process's open-file limit (the rest is left
+    # for the gateway's own connections and files). Beyond it the longest-open connection that
+    # is not being answered is closed to make room (many idle or slow-loris connections).
+    max_connections: int = 0
+
+
+def _default_max_connections() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(64, soft // 2) if soft != resource.RLIM_INFINITY else 1 << 15
 
 
 _date_cache: list[object] = [0, ""]
@@ -305,15 +343,28 @@ def _http_date() -> str:
     return cast(str, _date_cache[1])
 
 
+def _bodiless(request: Request, status: int) -> bool:
+    """No body goes with this answer: to a HEAD request, or a 204 or 304 (RFC 9110 6.4.1)."""
+    return request.method == "HEAD" or status == 204 or status == 304
+
+
 def response_head(status: int, headers: Mapping[str, str], length: int | None, keep: bool) -> bytes:
-    """Status line and headers; ``length`` None for chunked, -1 for close-delimited."""
+    """Status line and headers; ``length`` None for chunked, -1 for close-delimited.
+
+    Only a final status (200-599) is sent: an interim 1xx as the answer would leave its body to
+    be read as the next answer (response splitting). A 204 or 304 has no body and no framing
+    header (RFC 9110 8.6, RFC 9112 6.3)."""
+    if not 200 <= status <= 599:
+        raise ValueError(f"not a final HTTP status: {status!r}")
     lines = [
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n",
         f"Server: {SERVER_NAME}\r\n",
         f"Date: {_http_date()}\r\n",
     ]
     lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
-    if length is None:
+    if status == 204 or status == 304:
+        pass
+    elif length is None:
         lines.append("Transfer-Encoding: chunked\r\n")
     elif length >= 0:
         lines.append(f"Content-Length: {length}\r\n")
@@ -331,7 +382,7 @@ class ServerConnection(FlowControl):
         handler: Handler,
         on_error: ErrorHook,
         settings: ServerSettings,
-        registry: set[ServerConnection],
+        registry: dict[ServerConnection, None],
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self._registry = registry
@@ -351,6 +402,9 @@ class ServerConnection(FlowControl):
         self._raw_head = 0  # the bytes received while that head was unfinished
         self._in_head = True
         self._heads = 0  # heads completed so far
+        self._payload = 0  # body bytes received on this connection
+        self._framing = 0  # bytes of a chunked body since its last payload byte (trailers …)
+        self._eof = False  # the client ended its side (half-close): answer, then close
         # answering
         self._queue: collections.deque[Request] = collections.deque()  # pipelined, waiting
         self._active: Request | None = None
@@ -381,13 +435,15 @@ class ServerConnection(FlowControl):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TLS transport is not an asyncio.Transport subclass, but has its methods
         self.transport = cast(asyncio.Transport, transport)
-        self._registry.add(self)
+        self._registry[self] = None
         self._arm()
 
     def data_received(self, data: bytes) -> None:
         if self._broken:
             return
         heads = self._heads
+        parsing = self._parsing
+        payload = self._payload
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -401,21 +457,40 @@ class ServerConnection(FlowControl):
             if self._raw_head > self._settings.max_head_bytes:
                 self._malformed(MalformedRequest("request head too large"))
                 return
+        elif parsing is not None and parsing is self._parsing and parsing.chunked:
+            # a chunked body's framing (chunk extensions, trailer fields) carries no payload:
+            # bounded like a head (llhttp and httptools would gather a trailer field whole)
+            if self._payload != payload:
+                self._framing = 0
+            else:
+                self._framing += len(data)
+                if self._framing > self._settings.max_head_bytes:
+                    self._malformed(MalformedRequest("chunk extensions or trailers too large"))
+                    return
         if self._queue:
             if self._active is None:
-                self._next()
+                self._start_next()
             else:
                 self._pause_reading()  # pipelined requests wait for their turn
 
     def eof_received(self) -> bool | None:
+        """The client ended its side (a TCP half-close): requests already in are answered,
+        then the connection closed; a body cut short is refused (it can still be told)."""
+        self._eof = True
         req = self._parsing
         if req is not None:
             req._fail(ConnectionResetError("the client ended its side before its body"))
-        return None  # close: connection_lost follows
+        self._parsing = None
+        transport = self.transport
+        if transport is None or transport.get_extra_info("sslcontext") is not None:
+            return None  # TLS has no half-close: connection_lost follows
+        if self._active is None and not self._queue:
+            return None  # nothing to answer: close
+        return True  # keep the sending side open for the answers (closed in _done)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self._registry.discard(self)
+        self._registry.pop(self, None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -441,6 +516,8 @@ class ServerConnection(FlowControl):
             raise MalformedRequest("request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """A header field, or a trailer field of a chunked body (counted, then dropped: the
+        headers were checked and acted on before it came; RFC 9110 6.5.1)."""
         self._fields += 1
         self._head_bytes += len(name) + len(value) + 4
         if (
@@ -450,7 +527,10 @@ class ServerConnection(FlowControl):
             or self._head_bytes > self._settings.max_head_bytes
         ):
             raise MalformedRequest("header too large, or too many")
-        self._headers.add(name.decode("latin-1").lower(), value.decode("utf-8", "surrogateescape"))
+        if self._in_head:
+            self._headers.add(
+                name.decode("latin-1").lower(), value.decode("utf-8", "surrogateescape")
+            )
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -464,6 +544,14 @@ class ServerConnection(FlowControl):
         coding = items.get("transfer-encoding")
         if coding is not None and coding.lower() != "chunked":
             raise MalformedRequest("transfer coding other than chunked")
+        if coding is not None and version == "1.0":  # RFC 9112 6.1: faulty framing
+            raise MalformedRequest("Transfer-Encoding in an HTTP/1.0 request")
+        host = items.get("host")
+        if host is None:
+            if version == "1.1":  # RFC 9112 3.2: 400 without a Host, with two, or a bad one
+                raise MalformedRequest("HTTP/1.1 request without Host")
+        elif not _HOST.fullmatch(host) or any(k == "host" for k, _ in headers.repeats):
+            raise MalformedRequest("Host repeated or not a host")
         declared = items.get("content-length")
         req = Request(
             self,
@@ -478,13 +566,14 @@ class ServerConnection(FlowControl):
         if "expect" in items and version == "1.1":
             req.expect_continue = items["expect"].lower() == "100-continue"
         self._in_head = False
-        self._head_bytes = self._raw_head = 0
+        self._head_bytes = self._raw_head = self._framing = 0
         self._heads += 1
         self._deadline = None  # the head came in time
         self._parsing = req
         self._queue.append(req)
 
     def on_body(self, body: bytes) -> None:
+        self._payload += len(body)
         req = self._parsing
         if req is not None and req._push(body):
             self._pause_reading()
@@ -500,7 +589,14 @@ class ServerConnection(FlowControl):
 
     # answering
 
-    def _next(self) -> None:
+    def _start_next(self) -> None:
+        """Answer the next pipelined request, unless the previous answers are still waiting to
+        be sent (a client that does not read them): then when they have drained."""
+        if self._active is not None or not self._queue or self.transport is None:
+            return
+        if self._writing_paused:
+            self._pause_reading()  # no more requests read meanwhile either
+            return
         req = self._queue.popleft()
         self._active = req
         self._task = self.loop.create_task(self._respond(req))
@@ -532,6 +628,9 @@ class ServerConnection(FlowControl):
         transport = self.transport
         if transport is None:
             return
+        if self._eof and not self._queue:  # half-closed: nothing more can come
+            transport.close()
+            return
         if self._closing or self._broken:
             if req.complete or self._broken:
                 transport.close()
@@ -542,11 +641,21 @@ class ServerConnection(FlowControl):
             return
         req._discard()  # an unread remainder of a complete body: nothing more to read
         self._arm()
-        if self._queue:
-            self._next()
+        self._start_next()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._queue and self._active is None:
+            self._start_next()
 
     def _keep(self, req: Request, force_close: bool) -> bool:
-        return req.keep_alive and req.complete and not self._broken and not force_close
+        return (
+            req.keep_alive
+            and req.complete
+            and not self._broken
+            and not self._eof
+            and not force_close
+        )
 
     def _write_head(self, req: Request, head: bytes, keep: bool) -> None:
         req.head_sent = True
@@ -556,6 +665,8 @@ class ServerConnection(FlowControl):
     def send_whole(self, req: Request, resp: Response) -> None:
         headers = resp.headers
         body = resp.body
+        if resp.status == 204 or resp.status == 304:
+            body = b""  # never a body (nor a length) with these
         if body and "Content-Type" not in headers:
             headers["Content-Type"] = "application/octet-stream"
         keep = self._keep(req, resp.force_close)
@@ -615,6 +726,9 @@ class ServerConnection(FlowControl):
             req._fail(error)
         if self._active is not None:
             return  # the request in progress is answered first, then the connection closed
+        if req is not None and req.head_sent:  # answered already (its body was being dropped)
+            self.transport.close()
+            return
         self._queue.clear()
         resp = self._on_error(self, 400, exc)
         self.write(response_head(resp.status, resp.headers, len(resp.body), False) + resp.body)
@@ -651,8 +765,11 @@ class ServerConnection(FlowControl):
             self._timer = self.loop.call_at(deadline, self._expire)
         elif self._active is not None:  # never while a request is being handled
             self._arm()
-        elif transport.get_write_buffer_size() > 0 and self._graces < WRITE_GRACES:
-            self._arm(grace=True)  # an answer still draining: a little more
+        elif transport.get_write_buffer_size() > 0:
+            if self._graces < WRITE_GRACES:
+                self._arm(grace=True)  # an answer still draining: a little more
+            else:  # a caller that does not read: close() would wait for it forever
+                transport.abort()
         else:
             transport.close()
 
@@ -664,10 +781,24 @@ class Connections:
         self._handler = handler
         self._on_error = on_error
         self._settings = settings
-        self.open: set[ServerConnection] = set()
+        self.max_connections = settings.max_connections or _default_max_connections()
+        self.open: dict[ServerConnection, None] = {}  # in the order they were opened
 
     def __call__(self) -> ServerConnection:
+        if len(self.open) >= self.max_connections:
+            self._make_room()
         return ServerConnection(self._handler, self._on_error, self._settings, self.open)
+
+    def _make_room(self) -> None:
+        """Close the longest-open connection not being answered (idle, or still sending its
+        head); if every connection is busy, the oldest of all."""
+        for conn in self.open:
+            if conn.close_when_idle():
+                self.open.pop(conn, None)
+                return
+        oldest = next(iter(self.open))
+        oldest.abort()
+        self.open.pop(oldest, None)
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections now, the others once answered, at most ``timeout`` later."""
