@@ -44,6 +44,8 @@ def test_percent_encoded_identifier_parts_are_decoded() -> None:
         SVC + "/./x",
         "/r1/VN/GOV/G01.BCA/..",
         "/r1/VN/GOV/G01.BCA/DANCU/%2e%2e",
+        "/r1/VN/GOV/G01.BCA/DANCU/%c0%afecho",  # overlong UTF-8 of "/" (was a 500)
+        "/r1/VN/GOV/G01.BCA/%ff/cu-tru",
         "/r1/VN/GOV/g01.bca/DANCU/cu-tru",
         "/r2/VN/GOV/G01.BCA/DANCU/cu-tru",
         "/r1/VN/XXX/G01.BCA/DANCU/cu-tru",

@@ -17,6 +17,7 @@ from tests.exchange.craft import ServerThread, build_request, make_call, relay_t
 
 from lienthong.exchange.certs import fingerprint, load_pem_cert
 from lienthong.exchange.envelope import KeyedSigner
+from lienthong.exchange.protocol import ErrorCode, Refused
 from lienthong.exchange.testbed import (
     CONGTT,
     GIAMDINH,
@@ -690,6 +691,45 @@ def test_a_relay_cannot_forge_refusals(federation: Federation, kit: dict) -> Non
         refused(federation, call, "LT.UNAVAILABLE")
         evil.mode = "strip"
         refused(federation, call, "LT.ROUTE")
+
+
+@pytest.mark.parametrize(
+    ("status", "ctype"),
+    [
+        (101, None),  # an interim status as the final answer: the body would be read as the next
+        (100, "application/json"),
+        (600, None),
+        (199, None),
+        (True, None),
+        ("200", None),
+        (200.0, None),
+        (None, None),
+        (200, "text/plain\r\nSet-Cookie: x=1"),
+        (200, "text/plain\x01"),
+        (200, "x" * 1025),
+        (200, 7),
+        (200, "văn-bản/plain"),
+    ],
+)
+def test_a_provider_cannot_sign_a_status_or_content_type_the_caller_cannot_take(
+    status: object, ctype: object
+) -> None:
+    from lienthong.exchange.outbound import response_status
+
+    with pytest.raises(Refused) as err:
+        response_status({"status": status, "ctype": ctype})
+    assert err.value.lt_code is ErrorCode.BAD_SIGNATURE
+
+
+def test_signed_statuses_and_content_types_that_pass() -> None:
+    from lienthong.exchange.outbound import response_status
+
+    json = "application/json"
+    assert response_status({"status": 200, "ctype": json}) == (200, json)
+    assert response_status({"status": 204, "ctype": None}) == (204, None)
+    assert response_status({"status": 599, "ctype": ""}) == (599, None)
+    odd = 'text/plain; charset="utf-8"; x=\t1'  # a legacy service's odd but valid value
+    assert response_status({"status": 404, "ctype": odd}) == (404, odd)
 
 
 def test_unsigned_hop_timings_are_kept_only_when_tame() -> None:

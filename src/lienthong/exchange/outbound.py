@@ -253,15 +253,36 @@ def _verify_response(node: Node, resp: Any, sent: _Sent) -> tuple[dict[str, Any]
     return rclaims, tokens
 
 
+_HEADER_TEXT = re.compile(r"[\t -~]{1,1024}")  # visible ASCII, space, tab
+
+
+def response_status(rclaims: dict[str, Any]) -> tuple[int, str | None]:
+    """The status and content type a provider signed, checked before anything is answered or
+    logged as a success: a final status (200–599, an integer) and a content type that is a
+    valid header value (visible ASCII, at most 1,024 characters; the service's own value,
+    however odd, passes). A member node could otherwise sign a 1xx status (whose body the
+    caller would read as the next answer) or a header value the server must refuse."""
+    status, ctype = rclaims.get("status"), rclaims.get("ctype")
+    if type(status) is not int or not 200 <= status <= 599:
+        raise Refused(ErrorCode.BAD_SIGNATURE, "signed response status is not a final status")
+    if (
+        ctype is not None
+        and ctype != ""
+        and (not isinstance(ctype, str) or not _HEADER_TEXT.fullmatch(ctype))
+    ):
+        raise Refused(ErrorCode.BAD_SIGNATURE, "signed response content type is malformed")
+    return status, ctype or None
+
+
 async def _relay_response(
     node: Node, request: Request, ex: Exchange, resp: Any, sent: _Sent
 ) -> Answer:
     ex.hop_ms = _hop_ms(resp.headers.get(H_TIMING, ""), sent.claims["route"])
     rclaims, tokens = _verify_response(node, resp, sent)
     out_headers = {H_ID: sent.claims["id"], H_REQUEST_HASH: sent.req_hash}
-    if rclaims.get("ctype"):
-        out_headers["Content-Type"] = str(rclaims["ctype"])
-    status = int(rclaims["status"])
+    status, ctype = response_status(rclaims)
+    if ctype:
+        out_headers["Content-Type"] = ctype
     limits = node.cfg.limits
     if sent.secret is None:
         declared = resp.content_length

@@ -145,7 +145,10 @@ def _parse_client(text: str) -> SubsystemId:
 
 
 def _decode_part(part: str) -> str:
-    decoded = unquote(part, errors="strict")
+    try:
+        decoded = unquote(part, errors="strict")
+    except UnicodeDecodeError as exc:  # e.g. overlong UTF-8 (%c0%af): not an identifier
+        raise InputError(f"identifier part {part!r} is not UTF-8") from exc
     if "/" in decoded or "\\" in decoded:
         raise InputError(f"identifier part {part!r} contains a slash")
     return decoded
