@@ -407,7 +407,8 @@ def test_two_speculated_batches_commit_in_order_once(
         assert {q for (s, k), (_d, q) in rows.items() if k.startswith("n4-")} == {4}
         assert store.speculated == 2
         assert hub.health()["batches"] == {
-            "applied": 4, "duplicate": 0, "refused": 0, "copied_ahead": 2}  # fmt: skip
+            "applied": 4, "duplicate": 0, "refused": 0, "out_of_sequence": 0,
+            "unavailable": 0, "copied_ahead": 2}  # fmt: skip
     finally:
         store.close()
 
@@ -453,8 +454,9 @@ def test_a_refused_predecessor_loses_nothing(keys: Keys, pg_schema: str, reaper:
         for env in (two, three):
             hub.receive(env)
         assert _seqs(store) == [1, 2, 3] and len(_rows(store)) == 3
-        assert hub.health()["batches"] == {
-            "applied": 3, "duplicate": 0, "refused": 1, "copied_ahead": 0}  # fmt: skip
+        assert hub.health()["batches"] == {  # the tampered one refused, 3 out of sequence
+            "applied": 3, "duplicate": 0, "refused": 1, "out_of_sequence": 1,
+            "unavailable": 0, "copied_ahead": 0}  # fmt: skip
     finally:
         store.close()
 
@@ -580,7 +582,15 @@ def test_the_sqlite_hub_never_speculates(keys: Keys, tmp_path: Path) -> None:
         run.join()
         assert run.errors == {}
         assert hub.health()["batches"] == {
-            "applied": 3, "duplicate": 0, "refused": 0, "copied_ahead": 0}  # fmt: skip
+            "applied": 3, "duplicate": 0, "refused": 0, "out_of_sequence": 0,
+            "unavailable": 0, "copied_ahead": 0}  # fmt: skip
         assert hub._pending == {}
+        with pytest.raises(IntegrityError):  # batch 5 before 4: a gap
+            hub.receive(_envelope(keys, 5, ["g"]))
+        store.close()
+        with pytest.raises(BackendError):  # the database is gone: the agency re-sends
+            hub.receive(_envelope(keys, 4, ["h"]))
+        counts = hub.health()["batches"]
+        assert (counts["applied"], counts["out_of_sequence"], counts["unavailable"]) == (3, 1, 1)
     finally:
         store.close()

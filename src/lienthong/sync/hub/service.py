@@ -11,7 +11,7 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
-from lienthong.errors import IntegrityError, TrustError
+from lienthong.errors import BackendError, IntegrityError, TrustError
 from lienthong.sync.cipher import RecipientKeys
 from lienthong.sync.envelope import Batch, build_ack, open_batch, parse_header
 from lienthong.sync.hub.store import HubStore, Prepared, Speculation
@@ -66,7 +66,7 @@ class Hub:
         # while holding the writer the first one needs (until the lock timeout)
         self._delivering: dict[tuple[str, str, int], object] = {}
         self._repeats_waiting = 0  # second deliveries waiting for the first (for tests)
-        self.counts: Counter[str] = Counter()  # since start: applied, duplicate, refused
+        self.counts: Counter[str] = Counter()  # since start, by outcome (see health())
 
     def receive(self, envelope: bytes) -> bytes:
         claimed = _claimed_source(envelope)
@@ -82,8 +82,7 @@ class Hub:
                     batch = open_batch(envelope, self.sources, self.recipient)
             except (TrustError, IntegrityError) as exc:
                 log.warning("rejected sync batch: %s %s", exc.code, exc.message)
-                with self._turn:  # Counter += is not atomic across the server's threads
-                    self.counts["refused"] += 1
+                self._count("refused")
                 raise
             with paused_gc():  # while the batch before it is being applied
                 prepared = self.store.prepare(batch)
@@ -104,9 +103,16 @@ class Hub:
                 if spec is not None:
                     self.store.discard(spec)
                 raise
-            with self._lock, paused_gc():
-                now = spec.now if spec is not None else self.now()
-                done = self.store.apply(batch, now, prepared, spec)
+            try:
+                with self._lock, paused_gc():
+                    now = spec.now if spec is not None else self.now()
+                    done = self.store.apply(batch, now, prepared, spec)
+            except IntegrityError as exc:  # a gap, a superseded agency state …: 409 / 400
+                self._count("out_of_sequence" if exc.code.startswith("sequence") else "refused")
+                raise
+            except BackendError:  # the database failed: 503, the agency re-sends
+                self._count("unavailable")
+                raise
             with self._turn:
                 self._applied[turn] = max(self._applied.get(turn, 0), batch.seq)
         finally:
@@ -118,8 +124,7 @@ class Hub:
                     del self._delivering[delivery]
                 self._busy[claimed] -= 1
                 self._turn.notify_all()
-        with self._turn:
-            self.counts[done.status] += 1
+        self._count(done.status)
         if self.audit is not None and done.status == "applied":
             h = batch.header
             self.audit(
@@ -128,13 +133,21 @@ class Hub:
             )
         return build_ack(self.signer, done.ack_fields())
 
+    def _count(self, what: str) -> None:
+        with self._turn:  # Counter += is not atomic across the server's threads
+            self.counts[what] += 1
+
     def health(self) -> dict[str, Any]:
         """Counts since start (for ``GET /sync/v1/health``): batches applied, acknowledged
-        again as duplicates, refused on verification, and applied after a COPY ahead of
-        their turn (PostgreSQL)."""
+        again as duplicates, refused on verification (400/403), answered out of sequence
+        (409: a gap, a reused sequence number, a superseded agency state), not applied
+        because the database failed (``unavailable``, 503: the agency re-sends), and applied
+        after a COPY ahead of their turn (PostgreSQL)."""
         return {"status": "ok", "batches": {
             "applied": self.counts["applied"], "duplicate": self.counts["duplicate"],
-            "refused": self.counts["refused"], "copied_ahead": self.store.speculated,
+            "refused": self.counts["refused"],
+            "out_of_sequence": self.counts["out_of_sequence"],
+            "unavailable": self.counts["unavailable"], "copied_ahead": self.store.speculated,
         }}  # fmt: skip
 
     def _speculate(
