@@ -124,7 +124,11 @@ def _header_kid_alg(encoded: str) -> tuple[str, object]:
     return kid, header.get("alg")
 
 
-def _verify_one(token: str, lookup: KeyLookup, detached: bytes | None) -> tuple[VerifyKey, bytes]:
+def _verify_one(
+    token: str, lookup: KeyLookup, detached: tuple[bytes, str] | None
+) -> tuple[VerifyKey, bytes, str]:
+    """Check one compact JWS; return its key, payload and encoded payload. ``detached``:
+    the (payload, encoded payload) of the primary token, for a detached token."""
     parts = token.split(".")
     if len(parts) != 3 or len(token) > 16384:
         raise Refused(ErrorCode.BAD_SIGNATURE, "not a compact JWS")
@@ -140,7 +144,7 @@ def _verify_one(token: str, lookup: KeyLookup, detached: bytes | None) -> tuple[
     else:
         if parts[1]:
             raise Refused(ErrorCode.BAD_SIGNATURE, "detached token carries a payload")
-        payload, encoded = detached, b64e(detached)
+        payload, encoded = detached  # the primary token's: not encoded a second time
     sig = _strict_b64(parts[2])
     if vk.algorithm is Algorithm.ECDSA_P256:
         if len(sig) != 64:
@@ -150,7 +154,7 @@ def _verify_one(token: str, lookup: KeyLookup, detached: bytes | None) -> tuple[
         verify_signature(vk.key, sig, f"{parts[0]}.{encoded}".encode())
     except (SignatureError, ValueError) as exc:
         raise Refused(ErrorCode.BAD_SIGNATURE, "signature does not verify") from exc
-    return vk, payload
+    return vk, payload, encoded
 
 
 def verify_tokens(
@@ -163,13 +167,13 @@ def verify_tokens(
     """
     if not tokens or not tokens[0]:
         raise Refused(ErrorCode.BAD_SIGNATURE, "missing signature")
-    vk, payload = _verify_one(tokens[0], lookup, None)
+    vk, payload, encoded = _verify_one(tokens[0], lookup, None)
     if vk.algorithm is not Algorithm.ECDSA_P256:
         raise Refused(ErrorCode.BAD_SIGNATURE, "primary signature must be ES256")
     if hybrid:
         if len(tokens) < 2 or not tokens[1]:
             raise Refused(ErrorCode.BAD_SIGNATURE, "hybrid signature required")
-        pq, _ = _verify_one(tokens[1], lookup, payload)
+        pq, _, _ = _verify_one(tokens[1], lookup, (payload, encoded))
         if pq.algorithm is not Algorithm.ML_DSA_65 or pq.identity != vk.identity:
             raise Refused(ErrorCode.BAD_SIGNATURE, "post-quantum signature from another identity")
     try:
