@@ -363,10 +363,12 @@ class HubStore:
         self, batch: Batch, spec: Speculation, prepared: Prepared | None
     ) -> Applied | None:
         """Finish a speculation's transaction (on ``self.conn``), or roll it back → None."""
+        import psycopg  # speculation is PostgreSQL only (the dialect imports it lazily too)
+
         try:
             view = self._open_view(batch.source, spec.entity, spec.stored - 1)
-        except Exception:  # the spare died while parked (an idle-in-transaction timeout, an
-            view = None  # administrator): nothing of the batch is stored, apply it as usual
+        except psycopg.Error:  # the spare died while parked (an idle-in-transaction timeout,
+            view = None  # an administrator): nothing of the batch is stored, apply as usual
             self._open.pop((batch.source, spec.entity), None)
         try:
             keys = map(itemgetter(0), prepared.upserts if prepared else batch.upserts)
