@@ -69,6 +69,7 @@ GATHER_BYTES = 65536  # ... of at most this size
 # Host = uri-host [ ":" port ] (RFC 9112 section 3.2, RFC 3986): a reg-name or an IP literal
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 _REASONS = {int(s): s.phrase for s in http.HTTPStatus}
+NO_BODY = frozenset((204, 304))  # statuses sent with neither a body nor framing (RFC 9110 6.4.1)
 
 
 class MalformedRequest(ValueError):
@@ -288,10 +289,9 @@ class StreamResponse:
     async def prepare(self, request: Request) -> None:
         conn = request._conn
         self._chunked = request.version != "1.0"  # HTTP/1.0: the end of the connection ends it
-        self._bodiless = _bodiless(request, self.status)
         # HEAD: the framing a GET would have had, and no body; 204, 304: no framing at all
-        length = 0 if self.status in (204, 304) else None if self._chunked else -1
-        conn.send_head(request, self.status, self.headers, length)
+        self._bodiless = request.method == "HEAD" or self.status in NO_BODY
+        conn.send_head(request, self.status, self.headers, None if self._chunked else -1)
         self._conn = conn
 
     async def write(self, data: bytes) -> None:
@@ -343,11 +343,6 @@ def _http_date() -> str:
     return cast(str, _date_cache[1])
 
 
-def _bodiless(request: Request, status: int) -> bool:
-    """No body goes with this answer: to a HEAD request, or a 204 or 304 (RFC 9110 6.4.1)."""
-    return request.method == "HEAD" or status == 204 or status == 304
-
-
 def response_head(status: int, headers: Mapping[str, str], length: int | None, keep: bool) -> bytes:
     """Status line and headers; ``length`` None for chunked, -1 for close-delimited.
 
@@ -362,8 +357,8 @@ def response_head(status: int, headers: Mapping[str, str], length: int | None, k
         f"Date: {_http_date()}\r\n",
     ]
     lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
-    if status == 204 or status == 304:
-        pass
+    if status in NO_BODY:
+        pass  # no framing header at all
     elif length is None:
         lines.append("Transfer-Encoding: chunked\r\n")
     elif length >= 0:
@@ -665,7 +660,7 @@ class ServerConnection(FlowControl):
     def send_whole(self, req: Request, resp: Response) -> None:
         headers = resp.headers
         body = resp.body
-        if resp.status == 204 or resp.status == 304:
+        if resp.status in NO_BODY:
             body = b""  # never a body (nor a length) with these
         if body and "Content-Type" not in headers:
             headers["Content-Type"] = "application/octet-stream"
