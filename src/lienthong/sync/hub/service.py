@@ -64,7 +64,7 @@ class Hub:
         # second delivery (a retry) waits for it, since applying the batch the usual way
         # while the first one's COPY ahead is parked would wait for that COPY's key locks
         # while holding the writer the first one needs (until the lock timeout)
-        self._delivering: dict[tuple[str, str, int], object] = {}
+        self._delivering: set[tuple[str, str, int]] = set()
         self._repeats_waiting = 0  # second deliveries waiting for the first (for tests)
         self.counts: Counter[str] = Counter()  # since start, by outcome (see health())
 
@@ -72,8 +72,7 @@ class Hub:
         claimed = _claimed_source(envelope)
         pending: dict[int, frozenset[str]] | None = None
         mine = frozenset[str]()
-        own: object | None = None
-        delivery: tuple[str, str, int] | None = None
+        delivery: tuple[str, str, int] | None = None  # set when this one delivers the batch
         with self._turn:
             self._busy[claimed] = self._busy.get(claimed, 0) + 1
         try:
@@ -88,15 +87,15 @@ class Hub:
                 prepared = self.store.prepare(batch)
             turn = (batch.source, str(batch.header.get("epoch") or ""))
             if self.store.can_speculate:
-                delivery = (*turn, batch.seq)
                 with self._turn:
-                    own = self._first_delivery(delivery)
+                    if self._first_delivery((*turn, batch.seq)):
+                        delivery = (*turn, batch.seq)
                     pending = self._pending.setdefault(turn, {})
                     # a second delivery of the same batch replaces the first one's entry
                     pending[batch.seq] = mine = _keys(batch, prepared)
                     self._turn.notify_all()
             # a delivery that gave up waiting for another of the same batch does not COPY
-            spec = self._speculate(batch, prepared, turn, mine) if own is not None else None
+            spec = self._speculate(batch, prepared, turn, mine) if delivery is not None else None
             try:
                 self._wait_turn(batch.source, turn[1], batch.seq)
             except BaseException:
@@ -119,9 +118,8 @@ class Hub:
             with self._turn:
                 if pending is not None and pending.get(batch.seq) is mine:
                     del pending[batch.seq]
-                if delivery is not None and own is not None and self._delivering.get(
-                    delivery) is own:  # fmt: skip
-                    del self._delivering[delivery]
+                if delivery is not None:
+                    self._delivering.discard(delivery)
                 self._busy[claimed] -= 1
                 self._turn.notify_all()
         self._count(done.status)
@@ -192,10 +190,10 @@ class Hub:
             return None
         return spec
 
-    def _first_delivery(self, delivery: tuple[str, str, int]) -> object | None:
+    def _first_delivery(self, delivery: tuple[str, str, int]) -> bool:
         """Register this delivery of a batch (under ``self._turn``), after waiting for an
         earlier delivery of the same batch still under way here (at most
-        ``PREDECESSOR_WAIT`` s); its token, or None when the other one is still going."""
+        ``PREDECESSOR_WAIT`` s); False when the other one is still going."""
         if delivery in self._delivering:
             self._repeats_waiting += 1
             try:
@@ -205,9 +203,9 @@ class Hub:
             finally:
                 self._repeats_waiting -= 1
             if delivery in self._delivering:
-                return None
-        own = self._delivering[delivery] = object()
-        return own
+                return False
+        self._delivering.add(delivery)
+        return True
 
     def _wait_turn(self, source: str, epoch: str, seq: int) -> None:
         """Wait until batch ``seq - 1`` of ``source`` is applied, while another delivery of the
