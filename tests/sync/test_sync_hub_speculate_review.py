@@ -210,6 +210,17 @@ def reaper(pg_dsn: str) -> Iterator[None]:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
+@pytest.fixture
+def pg_store(pg_schema: str, reaper: None) -> Iterator[HubStore]:
+    """The consolidated database on this test's schema, closed after the test (before the
+    reaper ends what it leaked and the schema is dropped)."""
+    store = open_store(pg_schema)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 # ---------------------------------------------------------------------------------------
 # defects (each failed before its fix)
 
@@ -390,75 +401,68 @@ def _hold_and_speculate(
 
 
 def test_two_speculated_batches_commit_in_order_once(
-    keys: Keys, pg_schema: str, reaper: None
+    keys: Keys, pg_schema: str, pg_store: HubStore
 ) -> None:
-    store = open_store(pg_schema)
+    store = pg_store
     hub = keys.hub_for(store)
-    try:
-        hub.receive(_envelope(keys, 1, _keys("a", 5)))
-        envs = [(str(n), _envelope(keys, n, _keys(f"n{n}-", 20))) for n in (2, 3, 4)]
-        run = _hold_and_speculate(hub, pg_schema, envs, parked=2)
-        assert run.errors == {}
-        assert _seqs(store) == [1, 2, 3, 4]
-        rows = _rows(store)
-        assert len(rows) == 65
-        # each key carries its own batch's number: nothing was committed under another
-        assert {q for (s, k), (_d, q) in rows.items() if k.startswith("n3-")} == {3}
-        assert {q for (s, k), (_d, q) in rows.items() if k.startswith("n4-")} == {4}
-        assert store.speculated == 2
-        assert hub.health()["batches"] == {
-            "applied": 4, "duplicate": 0, "refused": 0, "out_of_sequence": 0,
-            "unavailable": 0, "copied_ahead": 2}  # fmt: skip
-    finally:
-        store.close()
+    hub.receive(_envelope(keys, 1, _keys("a", 5)))
+    envs = [(str(n), _envelope(keys, n, _keys(f"n{n}-", 20))) for n in (2, 3, 4)]
+    run = _hold_and_speculate(hub, pg_schema, envs, parked=2)
+    assert run.errors == {}
+    assert _seqs(store) == [1, 2, 3, 4]
+    rows = _rows(store)
+    assert len(rows) == 65
+    # each key carries its own batch's number: nothing was committed under another
+    assert {q for (s, k), (_d, q) in rows.items() if k.startswith("n3-")} == {3}
+    assert {q for (s, k), (_d, q) in rows.items() if k.startswith("n4-")} == {4}
+    assert store.speculated == 2
+    assert hub.health()["batches"] == {
+        "applied": 4, "duplicate": 0, "refused": 0, "out_of_sequence": 0,
+        "unavailable": 0, "copied_ahead": 2}  # fmt: skip
 
 
-def test_overlapping_keys_are_never_copied_ahead(keys: Keys, pg_schema: str, reaper: None) -> None:
+def test_overlapping_keys_are_never_copied_ahead(
+    keys: Keys, pg_schema: str, pg_store: HubStore
+) -> None:
     # batch 3 repeats a key of batch 2 (a merge of the same source): no COPY ahead, the
     # merge keeps the history; batch 4 (new keys) is copied ahead
-    store = open_store(pg_schema)
+    store = pg_store
     hub = keys.hub_for(store)
-    try:
-        hub.receive(_envelope(keys, 1, ["x"]))
-        envs = [("2", _envelope(keys, 2, ["x", "y"], v=2)),
-                ("3", _envelope(keys, 3, ["y", "z"], v=3)),
-                ("4", _envelope(keys, 4, ["w"], v=4))]  # fmt: skip
-        run = _hold_and_speculate(hub, pg_schema, envs, parked=1)
-        assert run.errors == {}
-        rows = _rows(store)
-        assert {k: (d["v"], q) for (_s, k), (d, q) in rows.items()} == {
-            "x": (2, 2), "y": (3, 3), "z": (3, 3), "w": (4, 4)}  # fmt: skip
-        history = store.conn.execute(
-            "SELECT source_key, batch_seq, ended_by FROM h_citizen ORDER BY 1, 2"
-        ).fetchall()
-        assert history == [("x", 1, "update"), ("y", 2, "update")]
-        assert store.speculated == 1 and _seqs(store) == [1, 2, 3, 4]
-    finally:
-        store.close()
+    hub.receive(_envelope(keys, 1, ["x"]))
+    envs = [("2", _envelope(keys, 2, ["x", "y"], v=2)),
+            ("3", _envelope(keys, 3, ["y", "z"], v=3)),
+            ("4", _envelope(keys, 4, ["w"], v=4))]  # fmt: skip
+    run = _hold_and_speculate(hub, pg_schema, envs, parked=1)
+    assert run.errors == {}
+    rows = _rows(store)
+    assert {k: (d["v"], q) for (_s, k), (d, q) in rows.items()} == {
+        "x": (2, 2), "y": (3, 3), "z": (3, 3), "w": (4, 4)}  # fmt: skip
+    history = store.conn.execute(
+        "SELECT source_key, batch_seq, ended_by FROM h_citizen ORDER BY 1, 2"
+    ).fetchall()
+    assert history == [("x", 1, "update"), ("y", 2, "update")]
+    assert store.speculated == 1 and _seqs(store) == [1, 2, 3, 4]
 
 
-def test_a_refused_predecessor_loses_nothing(keys: Keys, pg_schema: str, reaper: None) -> None:
+def test_a_refused_predecessor_loses_nothing(keys: Keys, pg_store: HubStore) -> None:
     # batch 2 arrives tampered (refused on verification): batch 3 is not copied ahead of a
     # predecessor that never came; the intact re-sent batch 2, then 3, apply once each
-    store = open_store(pg_schema)
+    store = pg_store
     hub = keys.hub_for(store)
-    try:
-        hub.receive(_envelope(keys, 1, ["a"]))
-        two, three = _envelope(keys, 2, ["b"]), _envelope(keys, 3, ["c"])
-        tampered = two[:-1] + bytes([two[-1] ^ 1])
-        with pytest.raises((TrustError, IntegrityError)):
-            hub.receive(tampered)
-        with pytest.raises(IntegrityError) as err:  # after the grace, the store decides
-            hub.receive(three)
-        assert err.value.code == "sequence_gap"
-        for env in (two, three):
-            hub.receive(env)
-        assert _seqs(store) == [1, 2, 3] and len(_rows(store)) == 3
-        assert hub.health()["batches"] == {  # the tampered one refused, 3 out of sequence
-            "applied": 3, "duplicate": 0, "refused": 1, "out_of_sequence": 1,
-            "unavailable": 0, "copied_ahead": 0}  # fmt: skip
-    finally:
-        store.close()
+    hub.receive(_envelope(keys, 1, ["a"]))
+    two, three = _envelope(keys, 2, ["b"]), _envelope(keys, 3, ["c"])
+    tampered = two[:-1] + bytes([two[-1] ^ 1])
+    with pytest.raises((TrustError, IntegrityError)):
+        hub.receive(tampered)
+    with pytest.raises(IntegrityError) as err:  # after the grace, the store decides
+        hub.receive(three)
+    assert err.value.code == "sequence_gap"
+    for env in (two, three):
+        hub.receive(env)
+    assert _seqs(store) == [1, 2, 3] and len(_rows(store)) == 3
+    assert hub.health()["batches"] == {  # the tampered one refused, 3 out of sequence
+        "applied": 3, "duplicate": 0, "refused": 1, "out_of_sequence": 1,
+        "unavailable": 0, "copied_ahead": 0}  # fmt: skip
 
 
 def test_two_sources_speculate_side_by_side(keys: Keys, pg_schema: str, reaper: None) -> None:
@@ -524,29 +528,26 @@ def test_a_new_agency_state_while_the_old_one_speculates(
 
 
 def test_quarantine_of_the_predecessor_and_a_speculated_valid_version(
-    keys: Keys, pg_schema: str, reaper: None
+    keys: Keys, pg_schema: str, pg_store: HubStore
 ) -> None:
     # batch 2 quarantines key q (invalid), batch 3 — copied ahead meanwhile — brings a valid
     # q: at its turn the open entry of q rolls the copy back, the merge closes it as
     # superseded, exactly as without speculation
-    store = open_store(pg_schema)
+    store = pg_store
     hub = keys.hub_for(store)
-    try:
-        hub.receive(_envelope(keys, 1, ["a"]))
-        envs = [("2", _envelope(keys, 2, ["b"], bad=["q"])),
-                ("3", _envelope(keys, 3, ["q", "c"]))]  # fmt: skip
-        run = _hold_and_speculate(hub, pg_schema, envs, parked=1)
-        assert run.errors == {}
-        assert store.speculated == 0  # rolled back at its turn
-        entries = store.conn.execute(
-            "SELECT q.source_key, q.seq, q.resolved_seq, x.reason FROM sync_quarantine q"
-            " LEFT JOIN sync_quarantine_closed x ON x.id = q.id"
-        ).fetchall()
-        assert entries == [("q", 2, 3, "superseded")]
-        assert sorted(k for _s, k in _rows(store)) == ["a", "b", "c", "q"]
-        assert hub.health()["batches"]["copied_ahead"] == 0
-    finally:
-        store.close()
+    hub.receive(_envelope(keys, 1, ["a"]))
+    envs = [("2", _envelope(keys, 2, ["b"], bad=["q"])),
+            ("3", _envelope(keys, 3, ["q", "c"]))]  # fmt: skip
+    run = _hold_and_speculate(hub, pg_schema, envs, parked=1)
+    assert run.errors == {}
+    assert store.speculated == 0  # rolled back at its turn
+    entries = store.conn.execute(
+        "SELECT q.source_key, q.seq, q.resolved_seq, x.reason FROM sync_quarantine q"
+        " LEFT JOIN sync_quarantine_closed x ON x.id = q.id"
+    ).fetchall()
+    assert entries == [("q", 2, 3, "superseded")]
+    assert sorted(k for _s, k in _rows(store)) == ["a", "b", "c", "q"]
+    assert hub.health()["batches"]["copied_ahead"] == 0
 
 
 def test_hub_close_while_a_delivery_speculates(keys: Keys, pg_schema: str, reaper: None) -> None:
