@@ -218,8 +218,19 @@ class HoldSecond:
     def _block(self, locked: threading.Event) -> None:
         with psycopg.connect(self.url) as blocker, psycopg.connect(self.url) as admin:
             admin.autocommit = True
-            blocker.execute("SELECT last_seq FROM sync_sources WHERE source = %s FOR UPDATE",
-                            (SOURCE_ID,))  # fmt: skip
+            # batch 1 (sent at the same time by the sender's other thread) creates the row:
+            # locking before it is committed would lock nothing and hold nothing (a race seen
+            # once in a full CI run on a loaded machine: "batch 3 never speculated")
+            until = time.monotonic() + 10
+            while time.monotonic() < until and admin.execute(
+                "SELECT 1 FROM sync_sources WHERE source = %s", (SOURCE_ID,)
+            ).fetchone() is None:  # fmt: skip
+                time.sleep(0.01)
+            row = blocker.execute(
+                "SELECT last_seq FROM sync_sources WHERE source = %s FOR UPDATE", (SOURCE_ID,)
+            ).fetchone()
+            if row is None:
+                self.errors.append("batch 1 never recorded: nothing to hold batch 2 with")
             locked.set()
             until = time.monotonic() + 20
             while not self._speculating(admin) and time.monotonic() < until:
