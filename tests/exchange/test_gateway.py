@@ -100,12 +100,21 @@ def test_large_bodies_stream_both_ways(client: httpx.Client) -> None:
 
 
 def test_health_metrics_and_monitor(federation: Federation, client: httpx.Client) -> None:
+    # an exchange of its own to monitor (the test no longer relies on the ones before it)
+    assert client.get(f"/r1/{SVC_RESIDENCE}/001203004567").status_code == 200
     health = client.get("/health")
     assert health.status_code == 200 and health.json()["ok"] is True
     checks = {"keys", "certificates", "configuration", "storage", "message_log"}
     assert set(health.json()["checks"]) == checks
     metrics = client.get("/metrics").text
     assert "lienthong_exchanges_total" in metrics
+    # the connection in use (this client's) counted on the internal listener
+    open_lines = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('lienthong_connections_open{listener="internal"}')
+    ]
+    assert len(open_lines) == 1 and float(open_lines[0].split()[-1]) >= 1
     import time
 
     time.sleep(0.7)  # records are flushed every half second

@@ -410,6 +410,8 @@ class Probe:
         self.max_pieces = 0
         self.errors: list[tuple[int, str]] = []
         self.requests: list[str] = []
+        self.shed: list[str] = []  # connections closed or refused to keep within the limits
+        self.release = asyncio.Event()  # lets the /block requests finish
 
 
 async def _handler(probe: Probe, request: Request) -> Answer:
@@ -425,6 +427,9 @@ async def _handler(probe: Probe, request: Request) -> Answer:
             await asyncio.sleep(0.01)
         probe.max_pieces = len(request._chunks)
         return Response(body=b"%d" % len(await request.read()))
+    if path == "/block":  # being answered until the test releases it
+        await probe.release.wait()
+        return Response(body=b"released")
     if path == "/refuse":
         return Response(status=403, body=b"no")
     if path.startswith("/status/"):
@@ -440,16 +445,18 @@ async def _handler(probe: Probe, request: Request) -> Answer:
 
 
 def _serve(
-    client: Callable[[int, Connections], Awaitable[None]], settings: ServerSettings = SETTINGS
+    client: Callable[[int, Connections], Awaitable[None]],
+    settings: ServerSettings = SETTINGS,
+    probe: Probe | None = None,
 ) -> Probe:
-    probe = Probe()
+    probe = probe if probe is not None else Probe()
 
     def on_error(conn: ServerConnection, status: int, exc: BaseException) -> Response:
         probe.errors.append((status, type(exc).__name__))
         return Response(status=status, body=b"uniform")
 
     async def main() -> None:
-        factory = Connections(lambda r: _handler(probe, r), on_error, settings)
+        factory = Connections(lambda r: _handler(probe, r), on_error, settings, probe.shed.append)
         server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
         try:
             await asyncio.wait_for(client(server.sockets[0].getsockname()[1], factory), 30)
@@ -591,7 +598,11 @@ def test_idle_connections_beyond_the_cap_make_room() -> None:
     """More connections than the cap: the oldest not being answered is closed so that a new
     client is still served (before: no cap, every idle connection held a descriptor)."""
     settings = ServerSettings(
-        header_timeout=30.0, max_field_bytes=1024, max_head_bytes=4096, max_connections=8
+        header_timeout=30.0,
+        max_field_bytes=1024,
+        max_head_bytes=4096,
+        max_connections=8,
+        max_connections_per_address=8,
     )
 
     async def client(port: int, factory: Connections) -> None:
@@ -608,3 +619,103 @@ def test_idle_connections_beyond_the_cap_make_room() -> None:
             w.close()
 
     _serve(client, settings)
+
+
+LIMITED = ServerSettings(
+    header_timeout=30.0,
+    max_field_bytes=1024,
+    max_head_bytes=4096,
+    max_connections=8,
+    max_connections_per_address=3,
+)
+
+
+async def _connect(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    while not check():
+        await asyncio.sleep(0.01)
+
+
+async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> bytes:
+    writer.write(b"GET %b HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    (answer,) = await _read_answers(reader, 1)
+    return answer
+
+
+def test_one_address_cannot_take_more_than_its_share() -> None:
+    """Idle connections from one address beyond its share: its own longest-open one is closed,
+    not another address's (before: only the listener-wide cap, so one address could hold
+    every slot and each new client of another address pushed out the oldest, whoever's)."""
+
+    async def client(port: int, factory: Connections) -> None:
+        other = await _connect(port, "127.0.0.2")
+        idle = [await _connect(port, "127.0.0.1") for _ in range(3)]
+        await _until(lambda: len(factory.open) == 4)
+        reader, writer = await _connect(port, "127.0.0.1")  # a 4th from the same address
+        assert (await _ask(reader, writer, "/ok")).endswith(b"ok")
+        assert await idle[0][0].read() == b""  # its own oldest idle connection was closed
+        assert (await _ask(*other, "/ok")).endswith(b"ok")  # the other address kept its own
+        assert len(factory.open) == 4
+        for _, w in [other, *idle, (reader, writer)]:
+            w.close()
+
+    probe = _serve(client, LIMITED)
+    assert probe.shed == ["per_address"]
+
+
+def test_a_new_connection_is_refused_when_its_address_share_is_busy() -> None:
+    """Every connection of the address is being answered: the new one from that address is
+    refused (closed at once, nothing read from it), the busy ones finish, and another address
+    is still served."""
+
+    async def client(port: int, factory: Connections) -> None:
+        busy = [await _connect(port, "127.0.0.1") for _ in range(3)]
+        for _, w in busy:
+            w.write(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+        await _until(lambda: probe.requests.count("/block") == 3)
+        reader, writer = await _connect(port, "127.0.0.1")
+        writer.write(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        with contextlib.suppress(ConnectionResetError):
+            assert await reader.read() == b""  # refused: closed without an answer
+        assert "/ok" not in probe.requests
+        other = await _connect(port, "127.0.0.2")
+        assert (await _ask(*other, "/ok")).endswith(b"ok")
+        probe.release.set()
+        for r, _ in busy:
+            (answer,) = await _read_answers(r, 1)
+            assert answer.endswith(b"released")
+        for _, w in [*busy, other, (reader, writer)]:
+            w.close()
+
+    probe = Probe()
+    _serve(client, LIMITED, probe)
+    assert probe.shed == ["per_address"]
+
+
+def test_a_full_listener_takes_room_from_the_address_holding_the_most() -> None:
+    """The listener at its cap: the address with the most connections gives one up, so a
+    client of a lightly used address gets in without closing its neighbours' connections."""
+    settings = ServerSettings(
+        header_timeout=30.0,
+        max_field_bytes=1024,
+        max_head_bytes=4096,
+        max_connections=4,
+        max_connections_per_address=3,
+    )
+
+    async def client(port: int, factory: Connections) -> None:
+        light = await _connect(port, "127.0.0.2")
+        heavy = [await _connect(port, "127.0.0.1") for _ in range(3)]
+        await _until(lambda: len(factory.open) == 4)
+        newcomer = await _connect(port, "127.0.0.3")
+        assert (await _ask(*newcomer, "/ok")).endswith(b"ok")
+        assert await heavy[0][0].read() == b""  # the heaviest address's oldest gave way
+        assert (await _ask(*light, "/ok")).endswith(b"ok")  # the light one was kept
+        for _, w in [light, *heavy, newcomer]:
+            w.close()
+
+    probe = _serve(client, settings)
+    assert probe.shed == ["listener_full"]

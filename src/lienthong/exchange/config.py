@@ -55,6 +55,10 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     config_grace_s: float = 86400.0  # keep working this long past the directory's expiry
     reload_s: float = 60.0  # how often the directory / global configuration is re-read
     max_header_bytes: int = 32768
+    # open connections per listener (0: half the process's open-file limit) and from one
+    # address (0: half of that); beyond them idle connections make room, see docs/exchange.md
+    max_connections: int = 0
+    max_connections_per_address: int = 0
 
 
 class MessageLogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -223,3 +227,5 @@ def verify_config(cfg: GatewayConfig) -> None:
         raise ConfigError("gateway config: limits must be positive")
     if lim.idle_timeout_s <= 0 or lim.header_timeout_s <= 0:
         raise ConfigError("gateway config: limits must be positive")
+    if lim.max_connections < 0 or lim.max_connections_per_address < 0:
+        raise ConfigError("gateway config: connection limits must be 0 (automatic) or positive")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lienthong.audit.entries import Entry, personal_data_access_entry, security_event_entry
 from lienthong.classification import Level
@@ -49,8 +49,28 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
         )
+        self.shed = Counter(
+            "lienthong_connections_shed",
+            "Connections closed or refused to keep a listener within its connection limits",
+            ["listener", "reason"],
+            registry=self.registry,
+        )
+        self.connections = Gauge(
+            "lienthong_connections_open",
+            "Open connections per listener",
+            ["listener"],
+            registry=self.registry,
+        )
         self._counted: dict[tuple[str, str, str], Any] = {}
         self._timed: dict[str, Any] = {}
+
+    def shedder(self, listener: str) -> Callable[[str], None]:
+        """The ``on_shed`` hook of a listener: counts each connection shed, by reason."""
+        return lambda reason: self.shed.labels(listener, reason).inc()
+
+    def watch_connections(self, listener: str, factory: Sized) -> None:
+        """Report ``len(factory)`` (its open connections) at each scrape."""
+        self.connections.labels(listener).set_function(lambda: len(factory))
 
     def count(self, role: str, result: str, code: str, elapsed: float) -> None:
         """Count and time one exchange (labelled children looked up once per label set)."""

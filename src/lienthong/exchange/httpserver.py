@@ -32,8 +32,11 @@ docs/exchange.md, "HTTP stack". It does what the gateway needs and nothing more:
   does not read is cut after a few header deadlines, not buffered for);
 - a client that half-closes still gets the answers to the requests it sent (plain TCP);
 - only final statuses (200-599) are sent; 204, 304 and answers to HEAD carry no body;
-- at most ``max_connections`` open connections per listener: beyond it the longest-open one
-  not being answered is closed.
+- at most ``max_connections`` open connections per listener, and at most
+  ``max_connections_per_address`` from one address: beyond the listener's cap the address
+  holding the most connections gives up its longest-open one not being answered; beyond an
+  address's share its own longest-open idle connection is closed, or the new one refused when
+  all of them are being answered (one address cannot crowd out the others).
 """
 
 from __future__ import annotations
@@ -326,6 +329,9 @@ class ServerSettings:
     # for the gateway's own connections and files). Beyond it the longest-open connection that
     # is not being answered is closed to make room (many idle or slow-loris connections).
     max_connections: int = 0
+    # open connections from one address; 0: half of max_connections (a parent platform that
+    # relays a whole ministry's calls comes from one address: keep it generous)
+    max_connections_per_address: int = 0
 
 
 def _default_max_connections() -> int:
@@ -377,10 +383,10 @@ class ServerConnection(FlowControl):
         handler: Handler,
         on_error: ErrorHook,
         settings: ServerSettings,
-        registry: dict[ServerConnection, None],
+        owner: Connections,
     ) -> None:
         self.loop = asyncio.get_running_loop()
-        self._registry = registry
+        self._owner = owner
         self._handler = handler
         self._on_error = on_error
         self._settings = settings
@@ -430,7 +436,10 @@ class ServerConnection(FlowControl):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TLS transport is not an asyncio.Transport subclass, but has its methods
         self.transport = cast(asyncio.Transport, transport)
-        self._registry[self] = None
+        if not self._owner.admit(self):
+            self._broken = True  # refused: its address holds its share, all of them busy
+            self.transport.abort()
+            return
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -485,7 +494,7 @@ class ServerConnection(FlowControl):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self._registry.pop(self, None)
+        self._owner.forget(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -770,30 +779,86 @@ class ServerConnection(FlowControl):
 
 
 class Connections:
-    """A listener's protocol factory; knows its open connections (for shutdown)."""
+    """A listener's protocol factory; knows its open connections (for shutdown) and keeps
+    them within the listener's cap and each address's share of it."""
 
-    def __init__(self, handler: Handler, on_error: ErrorHook, settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        on_error: ErrorHook,
+        settings: ServerSettings,
+        on_shed: Callable[[str], None] | None = None,
+    ) -> None:
         self._handler = handler
         self._on_error = on_error
         self._settings = settings
         self.max_connections = settings.max_connections or _default_max_connections()
+        self.max_per_address = settings.max_connections_per_address or max(
+            1, self.max_connections // 2
+        )
         self.open: dict[ServerConnection, None] = {}  # in the order they were opened
+        self._by_address: dict[str, dict[ServerConnection, None]] = {}
+        # called with "listener_full" or "per_address" for each connection closed or refused
+        # to keep within the limits (the gateway counts them in its metrics)
+        self._on_shed = on_shed
+
+    def __len__(self) -> int:
+        return len(self.open)
 
     def __call__(self) -> ServerConnection:
         if len(self.open) >= self.max_connections:
             self._make_room()
-        return ServerConnection(self._handler, self._on_error, self._settings, self.open)
+        return ServerConnection(self._handler, self._on_error, self._settings, self)
+
+    def admit(self, conn: ServerConnection) -> bool:
+        """Register a new connection; False (the caller drops it) when its address already
+        holds its share and none of those connections can be closed to make room."""
+        address = conn.remote() or ""
+        same = self._by_address.get(address)
+        if same is not None and len(same) >= self.max_per_address:
+            self._shed("per_address")
+            if not self._close_idle(same):
+                return False
+        self.open[conn] = None
+        self._by_address.setdefault(address, {})[conn] = None
+        return True
+
+    def forget(self, conn: ServerConnection) -> None:
+        if conn not in self.open:
+            return  # refused, or closed to make room and forgotten then
+        del self.open[conn]
+        address = conn.remote() or ""
+        same = self._by_address[address]
+        del same[conn]
+        if not same:
+            del self._by_address[address]
+
+    def _close_idle(self, conns: dict[ServerConnection, None]) -> bool:
+        """Close the longest-open of ``conns`` not being answered (idle, or still sending its
+        head); True if one was closed."""
+        for conn in conns:
+            if conn.close_when_idle():
+                self.forget(conn)
+                return True
+        return False
 
     def _make_room(self) -> None:
-        """Close the longest-open connection not being answered (idle, or still sending its
-        head); if every connection is busy, the oldest of all."""
-        for conn in self.open:
-            if conn.close_when_idle():
-                self.open.pop(conn, None)
+        """The address holding the most connections gives up its longest-open one not being
+        answered; failing that any address's; if every connection is busy, the oldest."""
+        self._shed("listener_full")
+        if self._by_address:
+            heaviest = max(self._by_address.values(), key=len)
+            if self._close_idle(heaviest):
                 return
+        if self._close_idle(self.open):
+            return
         oldest = next(iter(self.open))
         oldest.abort()
-        self.open.pop(oldest, None)
+        self.forget(oldest)
+
+    def _shed(self, reason: str) -> None:
+        if self._on_shed is not None:
+            self._on_shed(reason)
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections now, the others once answered, at most ``timeout`` later."""

@@ -231,6 +231,8 @@ def build_servers(
         header_timeout=lim.header_timeout_s,
         max_field_bytes=lim.max_header_bytes,
         max_head_bytes=max(64 << 10, 4 * lim.max_header_bytes),
+        max_connections=lim.max_connections,
+        max_connections_per_address=lim.max_connections_per_address,
     )
     admin_routes: dict[str, Route] = {
         "/health": health_handler(node),
@@ -238,17 +240,30 @@ def build_servers(
     }
     peer = exchange_route(node, sessions, metrics, "peer", handle_peer_call, watchdog)
     servers = {
-        "peer": Connections(dispatcher(peer, {}), _error_hook(node, metrics, "peer"), settings)
+        "peer": Connections(
+            dispatcher(peer, {}),
+            _error_hook(node, metrics, "peer"),
+            settings,
+            metrics.shedder("peer"),
+        )
     }
     if node.cfg.internal is not None:
         client = exchange_route(node, sessions, metrics, "client", handle_client_call, watchdog)
         servers["internal"] = Connections(
-            dispatcher(client, admin_routes), _error_hook(node, metrics, "client"), settings
+            dispatcher(client, admin_routes),
+            _error_hook(node, metrics, "client"),
+            settings,
+            metrics.shedder("internal"),
         )
     if node.cfg.admin is not None:
         servers["admin"] = Connections(
-            dispatcher(None, admin_routes), _error_hook(node, metrics, "admin"), settings
+            dispatcher(None, admin_routes),
+            _error_hook(node, metrics, "admin"),
+            settings,
+            metrics.shedder("admin"),
         )
+    for listener, factory in servers.items():
+        metrics.watch_connections(listener, factory)
     return servers
 
 
