@@ -50,6 +50,12 @@ class Outbox:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
+            # `state = "state/bhxh.db"`: the directory is made on the first run (after the
+            # run's checks, like the file)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendError(f"sync state {path}: cannot create its directory: {exc}") from exc
+        try:
             # one writer; follow mode may run it from a worker thread
             self.db = sqlite3.connect(
                 str(path), isolation_level=None, timeout=30, check_same_thread=False

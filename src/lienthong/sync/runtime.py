@@ -78,7 +78,8 @@ def check_sources(
     pipeline: Pipeline, connectors: dict[str, Any], tables: list[TableSpec] | None = None
 ) -> None:
     """Every table's source exists and has the columns the pipeline names (key, cursor,
-    deleted column, mapped columns): checked before any state or hub file is created."""
+    deleted column, mapped columns), and a SQL table's key is unique: checked before any
+    state or hub file is created."""
     for spec in tables if tables is not None else pipeline.tables:
         columns = connectors[spec.name].schema()
         needed = [*spec.key, *filter(None, [spec.cursor, spec.deleted_column])]
@@ -91,6 +92,9 @@ def check_sources(
                 f"(it has: {shown}); if the source dropped it, update the mapping and run "
                 f"`lienthong sync schema accept PIPELINE --table {spec.name}`"
             )
+        check_key = getattr(connectors[spec.name], "check_key", None)
+        if check_key is not None:  # SQL tables: keyset reading needs a unique key
+            check_key()
 
 
 def open_agency(pipeline: Pipeline, progress: Progress | None = None) -> AgencySync:

@@ -46,8 +46,28 @@ def file_digest(path: Path) -> str:
 
 def _csv_rows(path: Path) -> Iterator[list[Any]]:
     # utf-8-sig strips a BOM when present and reads plain UTF-8 otherwise
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        yield from csv.reader(f)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            yield from csv.reader(f)
+    except UnicodeDecodeError as exc:  # a legacy export (Windows-1258, TCVN3, Latin-1 …)
+        raise _not_utf8(path, exc) from None
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> InputError:
+    """Where the first byte that is not UTF-8 is (line, byte): the decoder reads in blocks,
+    so the reader's own line count would be off."""
+    with path.open("rb") as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                byte = line[bad.start]
+                return InputError(
+                    f"{path.name}: not UTF-8 (line {lineno}, byte 0x{byte:02x}): save the file "
+                    "as UTF-8 (with or without BOM) and drop it again",
+                    code="not_utf8",
+                )
+    return InputError(f"{path.name}: not UTF-8 ({exc.reason})", code="not_utf8")
 
 
 def _xlsx_rows(path: Path) -> Iterator[list[Any]]:

@@ -106,6 +106,7 @@ class SqlTableConnector:
     def __post_init__(self) -> None:
         self.name = self.table
         self._conn: Any = None
+        self._key_checked = False
         parts = self.table.split(".", 1)
         if len(parts) == 2 and self.dialect.qualified_columns_sql is None:
             raise ConfigError(
@@ -163,6 +164,10 @@ class SqlTableConnector:
         # NULL cursors never compare greater than anything: leave them out from the first
         # page too, so every page sees the same set (they are reported by null_cursor_rows)
         conds = [f"{self.dialect.quote(self.cursor)} IS NOT NULL"] if self.cursor else []
+        # a NULL key part compares with nothing: a page ending on such a row stopped the
+        # keyset there (every later row lost), and PostgreSQL, sorting NULL last, never
+        # reached them. Keyset pages leave them out; _null_key_rows reads them
+        conds += [f"{self.dialect.quote(k)} IS NOT NULL" for k in self.key]
         cols = ", ".join(self.dialect.quote(c) for c in self._order())
         params: list[Any] = []
         if lo is not None and self.cursor:
@@ -222,12 +227,113 @@ class SqlTableConnector:
                 f"source table {self.table!r} has no column {missing[0]!r} "
                 f"(columns: {', '.join(columns)})"
             )
-        idx = [columns.index(c) for c in order]
         del_idx = columns.index(self.deleted_column) if self.deleted_column else None
-        key_idx = [columns.index(c) for c in self.key]
         select = ", ".join(self.dialect.quote(c) for c in columns)
         order_sql = ", ".join(self.dialect.quote(c) for c in order)
         after = decode_key(position.get("after")) if position else None
+        # rows with a NULL key part (quarantined by the mapper: `key: empty source key`),
+        # sent again only when they changed: the position keeps their digest ("nulls")
+        nulls = self._null_key_rows(select, del_idx)
+        digest = _rows_digest(nulls) if nulls else None
+        if nulls and (position or {}).get("nulls") != digest:
+            base = dict(position or {})
+            for i in range(0, len(nulls), size):
+                last = i + size >= len(nulls)  # the digest moves with the last of them only
+                yield Chunk(columns, nulls[i : i + size], {**base, "nulls": digest} if last
+                            else base)  # fmt: skip
+        for c in self._read_keyed(columns, position, after, size, select, order_sql, del_idx):
+            if digest is not None:
+                c.position = {**c.position, "nulls": digest}
+            yield c
+
+    def _null_key_rows(self, select: str, del_idx: int | None) -> list[tuple[Any, ...]]:
+        """The rows whose key has a NULL part (none with a NULL cursor, which cursor mode
+        reports apart; none soft-deleted: there is nothing to delete at the hub)."""
+        q = self.dialect.quote
+        cond = " OR ".join(f"{q(k)} IS NULL" for k in self.key)
+        if self.cursor:
+            cond = f"({cond}) AND {q(self.cursor)} IS NOT NULL"
+        rows = self._query(
+            f"SELECT {select} FROM {self.dialect.quote_table(self.table)} WHERE {cond}", []
+        )
+        return [r for r in rows if not r[del_idx]] if del_idx is not None else rows
+
+    def check_key(self) -> None:
+        """Refuse a key that is not unique (once per connector): keyset reading continues
+        after the last key of a page, so the other rows holding that key were skipped in
+        silence. A primary key or unique index on the key columns (or some of them) settles
+        it from the catalog; otherwise the data is checked (one aggregate query)."""
+        if self._key_checked or self._unique_in_catalog():
+            self._key_checked = True
+            return
+        q = self.dialect.quote
+        cols = ", ".join(q(k) for k in self.key)
+        present = " AND ".join(f"{q(k)} IS NOT NULL" for k in self.key)
+        rows = self._query(
+            f"SELECT {cols}, count(*) FROM {self.dialect.quote_table(self.table)} "
+            f"WHERE {present} GROUP BY {cols} HAVING count(*) > 1 LIMIT 1",
+            [],
+        )
+        if rows:
+            value = ", ".join(repr(v) for v in rows[0][:-1])
+            raise InputError(
+                f"the key ({', '.join(self.key)}) of source table {self.table} is not unique: "
+                f"{value} is held by {rows[0][-1]} rows; keyset reading needs a unique key "
+                "(the table's primary key or unique columns): name one in the pipeline's "
+                "key, or remove the duplicates at the source",
+                code="key_not_unique",
+            )
+        self._key_checked = True
+
+    def _unique_in_catalog(self) -> bool:
+        """A primary key or a plain unique index (no expression, no predicate) whose columns
+        are all key columns."""
+        key, parts = set(self.key), self.table.split(".", 1)
+        indexes: list[set[str]] = []
+        if self.dialect.name == "sqlite":
+            pk = [str(n) for n, p in self._query(
+                "SELECT name, pk FROM pragma_table_info(?)", [self.table]) if p]  # fmt: skip
+            indexes.append(set(pk) if pk else set())
+            for (name,) in self._query(
+                'SELECT name FROM pragma_index_list(?) WHERE "unique" = 1 AND partial = 0',
+                [self.table],
+            ):
+                cols = [c for (c,) in self._query("SELECT name FROM pragma_index_info(?)", [name])]
+                indexes.append(set() if None in cols else set(map(str, cols)))
+        elif self.dialect.name == "postgres":
+            for (cols,) in self._query(
+                "SELECT array_agg(a.attname::text) FROM pg_index i JOIN pg_attribute a"
+                " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                " WHERE i.indrelid = to_regclass(%s) AND i.indisunique"
+                " AND i.indpred IS NULL AND i.indexprs IS NULL GROUP BY i.indexrelid",
+                [self.dialect.quote_table(self.table)],
+            ):
+                indexes.append(set(cols))
+        else:
+            schema = "%s" if len(parts) == 2 else "database()"
+            found: dict[str, set[str]] = {}
+            for name, col in self._query(
+                "SELECT index_name, column_name FROM information_schema.statistics"
+                f" WHERE table_schema = {schema} AND table_name = %s AND non_unique = 0",
+                parts,
+            ):
+                found.setdefault(str(name), set()).add(str(col))
+            indexes.extend(found.values())
+        return any(cols and cols <= key for cols in indexes)
+
+    def _read_keyed(
+        self,
+        columns: list[str],
+        position: Position | None,
+        after: tuple[Any, ...] | None,
+        size: int,
+        select: str,
+        order_sql: str,
+        del_idx: int | None,
+    ) -> Iterator[Chunk]:
+        order = self._order()
+        idx = [columns.index(c) for c in order]
+        key_idx = [columns.index(c) for c in self.key]
 
         def chunk(rows: list[tuple[Any, ...]], pos: Position) -> Chunk:
             live, deletes = rows, []
@@ -304,10 +410,14 @@ class SqlTableConnector:
             f"SELECT count(*) FROM {self.dialect.quote_table(self.table)}{where}", params
         )
         unread = int(rows[0][0])
+        columns = list(self.schema())
+        select = ", ".join(self.dialect.quote(c) for c in columns)
+        del_idx = columns.index(self.deleted_column) if self.deleted_column in columns else None
+        nulls = self._null_key_rows(select, del_idx)
+        if nulls and (position or {}).get("nulls") != _rows_digest(nulls):
+            unread += len(nulls)
         if self.cursor and after is not None and position is not None:
-            columns = list(self.schema())
             idx = [columns.index(c) for c in self._order()]
-            select = ", ".join(self.dialect.quote(c) for c in columns)
             order_sql = ", ".join(self.dialect.quote(c) for c in self._order())
             hashes = [
                 _row_hash(r)
@@ -362,6 +472,14 @@ class _Window:
         if len(self.rows) <= WINDOW_ROWS:
             out["rows"] = [h.hex() for _, h in self.rows]
         return out
+
+
+def _rows_digest(rows: list[tuple[Any, ...]]) -> str:
+    """Count and digest of a set of rows (in any order)."""
+    h = hashlib.sha256()
+    for d in sorted(map(_row_hash, rows)):
+        h.update(d)
+    return f"{len(rows)}:{h.hexdigest()[:32]}"
 
 
 def _row_hash(row: tuple[Any, ...]) -> bytes:

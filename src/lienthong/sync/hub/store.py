@@ -712,7 +712,8 @@ class HubStore:
         twice. A new entry of a key makes the key's other open entries of the table stale
         (the row changed while invalid, or through a valid version never read): they hold
         values the source no longer has, and re-submitting one would apply them. An open
-        entry the batch holds again (a duplicate-key row of a drop, still there) stays.
+        entry the batch holds again (a duplicate-key row of a drop, still there) stays, and
+        so do the entries of rows without a key.
         """
         if not rows:
             return rows, []
@@ -731,7 +732,9 @@ class HubStore:
             if mark not in seen:
                 seen.add(mark)
                 out.append(row)
-        renewed = {r[0] for r in out}
+        # rows without a key (a NULL or blank key part) are not versions of one another:
+        # each keeps its own entry
+        renewed = {r[0] for r in out} - {""}
         stale = [(i, k) for i, k, doc in mine if k in renewed and (k, doc) not in held]
         return out, stale
 
