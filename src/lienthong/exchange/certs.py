@@ -4,7 +4,8 @@ Certificates come from the federation directory (subsystem signing certificates,
 certificates). A certificate is trusted when it chains to a federation root
 (:func:`lienthong.trust.x509.verify_chain`), is valid at ``now`` and is not on the CA's CRL;
 the result is cached for ``status_ttl_s`` so the status service is not asked per message (and
-a short outage of it does not stop traffic).
+a short outage of it does not stop traffic) — but never past the earliest expiry on the
+certificate's chain, a date known in advance.
 """
 
 from __future__ import annotations
@@ -48,13 +49,23 @@ def load_bundle(pem: str) -> list[x509.Certificate]:
 
 
 class CrlStatus:
-    """Revocation status from a CRL file published by the CA (re-read when it changes)."""
+    """Revocation status from a CRL file published by the CA (re-read when it changes).
 
-    def __init__(self, path: Path, issuers: list[x509.Certificate]) -> None:
+    A CRL past its next update is trusted ``grace_s`` longer (as the OCSP path trusts its last
+    answer), then certificate checks fail closed: a revocation published after it would be
+    missed. A CRL with a lower number than one already read (an old file put back) is ignored:
+    the newer list stays in force."""
+
+    def __init__(
+        self, path: Path, issuers: list[x509.Certificate], *, grace_s: float = 86400.0
+    ) -> None:
         self._path = path
         self._issuers = issuers
+        self._grace_s = grace_s
         self._mtime = -1.0
         self._revoked: set[int] = set()
+        self._number = -1
+        self._next_update: float | None = None
 
     def __call__(self, cert: x509.Certificate, now: float) -> None:
         try:
@@ -62,13 +73,27 @@ class CrlStatus:
         except OSError as exc:
             raise CertificateError(f"CRL unavailable: {exc.strerror}") from exc
         if mtime != self._mtime:
-            crl = x509.load_pem_x509_crl(self._path.read_bytes())
-            if not any(_crl_signed_by(crl, i) for i in self._issuers):
-                raise CertificateError("CRL signature does not verify")
-            self._revoked = {r.serial_number for r in crl}
+            self._load()
             self._mtime = mtime
+        if self._next_update is not None and now > self._next_update + self._grace_s:
+            raise CertificateError("CRL is past its next update and grace period: failing closed")
         if cert.serial_number in self._revoked:
             raise CertificateError("certificate revoked", serial=cert.serial_number)
+
+    def _load(self) -> None:
+        crl = x509.load_pem_x509_crl(self._path.read_bytes())
+        if not any(_crl_signed_by(crl, i) for i in self._issuers):
+            raise CertificateError("CRL signature does not verify")
+        try:
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except x509.ExtensionNotFound:
+            number = 0
+        if number < self._number:
+            return  # an older CRL than the one in force: keep the newer list
+        self._number = number
+        self._revoked = {r.serial_number for r in crl}
+        nxt = crl.next_update_utc
+        self._next_update = nxt.timestamp() if nxt is not None else None
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
@@ -108,6 +133,7 @@ class _Entry:
     key: VerifyKey
     usage: Usage
     checked_at: float = float("-inf")
+    valid_until: float = float("-inf")  # earliest expiry on its chain: ends a cached verdict
 
 
 class CertificateStore:
@@ -161,7 +187,7 @@ class CertificateStore:
         if entry is None or entry.usage is not usage:
             raise Refused(ErrorCode.BAD_SIGNATURE, "unknown certificate", kid=kid)
         now = self._clock()
-        if now - entry.checked_at > self._ttl:
+        if now - entry.checked_at > self._ttl or now > entry.valid_until:
             try:
                 verify_chain(
                     entry.cert,
@@ -177,7 +203,24 @@ class CertificateStore:
                     ErrorCode.BAD_SIGNATURE, f"certificate rejected: {exc}", kid=kid
                 ) from exc
             entry.checked_at = now
+            entry.valid_until = self._valid_until(entry.cert)
         return entry.key
+
+    def _valid_until(self, cert: x509.Certificate) -> float:
+        """When the verdict on ``cert`` ends whatever the cache period: the earliest expiry
+        on its chain (its own or a CA's above it) — a known date, unlike a revocation."""
+        until = cert.not_valid_after_utc.timestamp()
+        cas = [*self.intermediates, *self.roots]
+        current = cert
+        for _ in range(len(cas)):  # bounded: no issuer loop can keep this going
+            if current.issuer == current.subject:
+                break
+            issuer = next((c for c in cas if c.subject == current.issuer), None)
+            if issuer is None:
+                break
+            until = min(until, issuer.not_valid_after_utc.timestamp())
+            current = issuer
+        return until
 
     def identity_of_der(self, der: bytes) -> str:
         """Node name of a TLS peer certificate (must be a directory certificate, checked)."""

@@ -211,7 +211,7 @@ def status_check(cfg: GatewayConfig) -> StatusCheck | None:
             timeout_s=cfg.limits.connect_timeout_s,
         )
     if cfg.tls.crl:
-        return CrlStatus(Path(cfg.tls.crl), issuers)
+        return CrlStatus(Path(cfg.tls.crl), issuers, grace_s=cfg.limits.status_grace_s)
     return None
 
 

@@ -1,0 +1,206 @@
+"""Attacks on the layers above HTTP framing of running gateways: identity and signatures,
+certificates, freshness, access and classification policy, end-to-end encryption, hop
+receipts, header confusion, error uniformity and the message log.
+
+One testbed (real gateway processes over real sockets on 127.0.0.1) for the whole module. We
+act as a compromised relay (NDXP's TLS identity) or a compromised client gateway, or as an
+information system on the agency LAN; every refused case checks the uniform answer and that
+nothing reached the provider's service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from tests.exchange.conftest import LIMITS, Federation
+from tests.exchange.craft import build_request, make_call, relay_tls, send
+
+from lienthong.exchange.certs import fingerprint, load_pem_cert
+from lienthong.exchange.envelope import KeyedSigner
+from lienthong.exchange.processes import Running
+from lienthong.exchange.testbed import (
+    CONGTT,
+    GIAMDINH,
+    SVC_ECHO,
+    SVC_RESIDENCE,
+    Testbed,
+    build_testbed,
+    demo_spec,
+)
+from lienthong.identifiers import SubsystemId
+from lienthong.trust.enrol import make_csr
+from lienthong.trust.keys import Algorithm, Signer
+from lienthong.trust.keystore import FileKeyStore
+from lienthong.trust.profiles import Profile
+
+ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
+HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
+EXPIRING_IN_S = 8.0  # the short-lived signing certificate's remaining validity at start
+
+
+def _signing_certificates(tb: Testbed, workdir: Path) -> dict[str, tuple[Signer, str]]:
+    """Extra GIAMDINH signing certificates, listed in the directory before the start: one that
+    expires a few seconds after it, and three for the CRL cases, each used for the first time
+    by its test (so its check is not cached yet)."""
+    now = dt.datetime.now(dt.UTC)
+    store = FileKeyStore(workdir / "odd-keys", {"$env": tb.passphrase_env})
+    out: dict[str, tuple[Signer, str]] = {}
+    expiring_at = now - dt.timedelta(days=1) + dt.timedelta(seconds=EXPIRING_IN_S)
+    for name, at in [
+        ("expiring", expiring_at),
+        ("crl-trigger", now),
+        ("revoked-later", now),
+        ("crl-probe", now),
+    ]:
+        signer = store.generate(name, Algorithm.ECDSA_P256)
+        csr = make_csr(signer, SubsystemId.parse(GIAMDINH))
+        cert = tb.ca.issue(csr, profile=Profile.SIGNING, now=at, days=1)
+        out[name] = (signer, cert.public_bytes(serialization.Encoding.PEM).decode())
+    directory = json.loads(tb.directory_path.read_text())
+    for sub in directory["subsystems"]:
+        if sub["id"] == GIAMDINH:
+            sub["certs"] += [pem for _, pem in out.values()]
+    tb.directory_path.write_text(json.dumps(directory))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    """The demo federation with certificate checks cached for 10 minutes (status_ttl_s) and
+    the extra signing certificates above."""
+    workdir = tmp_path_factory.mktemp("policy-attacks")
+    tb = build_testbed(workdir, demo_spec(relay_links=2), limits={**LIMITS, "status_ttl_s": 600.0})
+    extra = _signing_certificates(tb, workdir)
+    record = workdir / "service-received.jsonl"
+    with Running(tb, log_level="INFO") as running:
+        running.start_all(record=record)
+        federation = Federation(tb, running, record, extra)
+        yield federation
+        federation.close()
+
+
+@pytest.fixture(scope="module")
+def kit(fed: Federation) -> dict[str, Any]:
+    relay = fed.node("NDXP")
+    client_gw = fed.node("BHXH-GW")
+    provider_gw = fed.node("BCA-GW")
+    giamdinh = make_call(GIAMDINH, SVC_ECHO).client
+    return {
+        "relay": relay,
+        "client_gw": client_gw,
+        "tls": relay_tls(relay),
+        "client_tls": relay_tls(client_gw),
+        "signers": client_gw.local[giamdinh].signers,
+        "portal": client_gw.local[make_call(CONGTT, SVC_ECHO).client].signers,
+        "kem": provider_gw.directory.subsystems[
+            make_call(GIAMDINH, SVC_RESIDENCE).service.subsystem
+        ].kem,
+        "client_kem": client_gw.directory.subsystems[giamdinh].kem,
+        "port": fed.testbed.peer_ports["BCA-GW"],
+    }
+
+
+def refused(fed: Federation, action: Callable[[], httpx.Response], code: str) -> httpx.Response:
+    """``action`` is answered with exactly the uniform refusal ``code``; nothing reached the
+    provider's service."""
+    before = len(fed.received())
+    resp = action()
+    assert resp.headers.get("X-LT-Error") == code, (resp.status_code, resp.text)
+    assert resp.json() == {"error": code}, resp.text  # nothing more for the peer
+    lt = {k.lower() for k in resp.headers if k.lower().startswith("x-lt-")}
+    assert lt <= {"x-lt-error", "x-lt-refusal"}, lt  # a signed refusal at most, between gateways
+    assert resp.headers.get("server") == "lienthong"
+    time.sleep(0.05)
+    assert len(fed.received()) == before, "the provider's service must receive nothing"
+    return resp
+
+
+def _internal(fed: Federation) -> str:
+    return fed.testbed.internal_url("BHXH-GW")
+
+
+def _send(kit: dict[str, Any], call: Any, headers: dict[str, str], body: bytes) -> httpx.Response:
+    return send(kit["tls"], kit["port"], call, headers, body)
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+
+def test_a_certificate_is_refused_from_its_expiry_not_a_cache_period_later(
+    fed: Federation, kit: dict[str, Any]
+) -> None:
+    """First in the module: the certificate is still valid for a few seconds. Its check is
+    cached for status_ttl_s (10 min here); its expiry is known in advance and must end the
+    cached verdict."""
+    signer, pem = fed.extra_keys["expiring"]
+    ks = KeyedSigner(signer, fingerprint(load_pem_cert(pem)))
+    expires = load_pem_cert(pem).not_valid_after_utc.timestamp()
+    if time.time() > expires - 1:
+        pytest.fail("the testbed took too long to start: the certificate expired already")
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, [ks], kit["relay"], level=0, route=ROUTE)
+    assert _send(kit, call, headers, body).status_code == 200  # valid: checked and cached
+    time.sleep(max(0.0, expires - time.time()) + 1.0)
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, [ks], kit["relay"], level=0, route=ROUTE)
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+
+
+# --- freshness and replay -------------------------------------------------------------------
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+
+# --- encryption -----------------------------------------------------------------------------
+
+
+# --- access, clearance, route ---------------------------------------------------------------
+
+
+# --- header confusion -----------------------------------------------------------------------
+
+
+# --- a relay tampering with answers ---------------------------------------------------------
+
+
+# --- certificate status (last: it ends with a fresh CRL, as it found it) --------------------
+
+
+def _signed_by(fed: Federation, kit: dict[str, Any], name: str) -> tuple[Any, dict, bytes]:
+    signer, pem = fed.extra_keys[name]
+    ks = KeyedSigner(signer, fingerprint(load_pem_cert(pem)))
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, [ks], kit["relay"], level=0, route=ROUTE)
+    return call, headers, body
+
+
+def test_an_old_or_stale_crl_does_not_unrevoke(fed: Federation, kit: dict[str, Any]) -> None:
+    """A CRL file put back from before a revocation (lower CRL number) is ignored; a CRL long
+    past its next update (beyond status_grace_s, 24 h) fails certificate checks closed."""
+    ca = fed.testbed.ca
+    crl_path = ca.directory / "crl.pem"
+    old = crl_path.read_bytes()
+    now = dt.datetime.now(dt.UTC)
+    try:
+        ca.revoke(
+            load_pem_cert(fed.extra_keys["revoked-later"][1]).serial_number, "keyCompromise", now
+        )
+        call, headers, body = _signed_by(fed, kit, "crl-trigger")
+        assert _send(kit, call, headers, body).status_code == 200  # the new CRL is read
+        crl_path.write_bytes(old)  # the list from before the revocation, put back
+        call, headers, body = _signed_by(fed, kit, "revoked-later")
+        refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+        ca.publish_crl(now - dt.timedelta(days=30))  # next update 23 days ago
+        call, headers, body = _signed_by(fed, kit, "crl-probe")
+        refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+    finally:
+        ca.publish_crl(dt.datetime.now(dt.UTC))
