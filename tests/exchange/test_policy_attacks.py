@@ -26,6 +26,8 @@ from tests.exchange.craft import build_request, make_call, relay_tls, send
 from lienthong.exchange.certs import fingerprint, load_pem_cert
 from lienthong.exchange.envelope import KeyedSigner
 from lienthong.exchange.processes import Running
+from lienthong.exchange.protocol import Refused
+from lienthong.exchange.replay import ReplayWindow
 from lienthong.exchange.testbed import (
     CONGTT,
     GIAMDINH,
@@ -155,6 +157,41 @@ def test_a_certificate_is_refused_from_its_expiry_not_a_cache_period_later(
 
 
 # --- freshness and replay -------------------------------------------------------------------
+
+
+def test_a_request_signed_ahead_of_the_provider_clock_cannot_be_replayed_after_its_restart(
+    fed: Federation, kit: dict[str, Any]
+) -> None:
+    """A signer whose clock runs 60 s fast (inside the 300 s window): the request's timestamp
+    lies after the provider's next start, so the process-start floor does not stop it; a
+    relay that kept it replays it once BCA-GW restarted."""
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, ts=time.time() + 60
+    )
+    assert _send(kit, call, headers, body).status_code == 200
+    fed.running.stop("BCA-GW", kill=True)  # a crash: nothing written at shutdown
+    fed.running.start_gateway("BCA-GW")
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.REPLAY")
+    fresh = make_call(GIAMDINH, SVC_ECHO, method="POST")  # freshly signed: served
+    headers, body, _ = build_request(fresh, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    assert _send(kit, fresh, headers, body).status_code == 200
+
+
+def test_replay_journal_keeps_only_what_a_restart_needs(tmp_path: Path) -> None:
+    journal = tmp_path / "state" / "replay-ahead.journal"
+    w = ReplayWindow(300, 1000, start=1000.0, journal=journal)
+    w.check_and_record("synchronised", 1001.05, 1001.0)  # jitter: not written
+    w.check_and_record("ahead", 1060.0, 1001.0)
+    assert journal.read_text() == "1060.0\tahead\n"
+    again = ReplayWindow(300, 1000, start=1010.0, journal=journal)  # restarted
+    with pytest.raises(Refused, match="already seen"):
+        again.check_and_record("ahead", 1060.0, 1061.0)
+    with pytest.raises(Refused, match="process start"):
+        again.check_and_record("synchronised", 1001.05, 1011.0)
+    journal.write_text(journal.read_text() + "10")  # a line torn by a crash
+    third = ReplayWindow(300, 1000, start=1100.0, journal=journal)  # "ahead" is below its floor
+    assert len(third) == 0 and journal.read_text() == ""
 
 
 # --- signatures -----------------------------------------------------------------------------

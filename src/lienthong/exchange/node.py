@@ -255,7 +255,10 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
         receipt_signer=KeyedSigner(SoftwareSigner(tls_key), fingerprint(tls_cert)),
         services={ServiceId.parse(k): v.rstrip("/") for k, v in cfg.services.items()},
         replay=ReplayWindow(
-            cfg.limits.replay_window_s, cfg.limits.replay_max_entries, start=time.time()
+            cfg.limits.replay_window_s,
+            cfg.limits.replay_max_entries,
+            start=time.time(),
+            journal=state / "replay-ahead.journal",
         ),
         monitor=MonitorStore(state / "monitor.sqlite"),
         message_log=message_log or _message_log(cfg, state, SoftwareSigner(tls_key)),
