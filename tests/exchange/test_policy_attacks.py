@@ -10,6 +10,7 @@ nothing reached the provider's service.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import time
@@ -19,12 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from tests.exchange.conftest import LIMITS, Federation
-from tests.exchange.craft import build_request, make_call, relay_tls, send
+from tests.exchange.craft import ServerThread, build_request, make_call, relay_tls, send
 
 from lienthong.exchange.certs import fingerprint, load_pem_cert
-from lienthong.exchange.envelope import KeyedSigner
+from lienthong.exchange.envelope import KeyedSigner, hop_receipt, token_hash
 from lienthong.exchange.processes import Running
 from lienthong.exchange.protocol import Refused
 from lienthong.exchange.replay import ReplayWindow
@@ -197,6 +199,17 @@ def test_replay_journal_keeps_only_what_a_restart_needs(tmp_path: Path) -> None:
 # --- signatures -----------------------------------------------------------------------------
 
 
+def test_an_unverified_pq_token_is_not_taken_at_a_classical_level(
+    fed: Federation, kit: dict[str, Any]
+) -> None:
+    """At PUBLIC no ML-DSA token is due; one that a relay adds was neither verified nor may it
+    be kept as the message log's evidence of a signed token."""
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    headers["X-LT-Request-PQ"] = "eyJhbGciOiJNTC1EU0EtNjUiLCJraWQiOiJ4In0..AAAA"
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+
+
 # --- encryption -----------------------------------------------------------------------------
 
 
@@ -207,6 +220,101 @@ def test_replay_journal_keeps_only_what_a_restart_needs(tmp_path: Path) -> None:
 
 
 # --- a relay tampering with answers ---------------------------------------------------------
+
+
+class _TamperingRelay(ServerThread):
+    """NDXP's TLS identity on its first-link port (the link proxy stopped): verifies nothing,
+    forwards to BCA-GW with a genuine NDXP hop receipt, then alters the answer per ``mode``:
+    ``pq`` adds an ``X-LT-Response-PQ`` of its own, ``swap`` answers with the previous call's
+    answer, ``flip`` flips the last byte of the (encrypted) body."""
+
+    def __init__(self, fed: Federation, kit: dict[str, Any]) -> None:
+        super().__init__()
+        self.mode = "pass"
+        self._fed, self._kit = fed, kit
+        self._previous: tuple[int, dict[str, str], bytes] | None = None
+
+    async def _handle(self, request: web.BaseRequest) -> web.Response:
+        relay = self._kit["relay"]
+        token = request.headers["X-LT-Request"]
+        headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
+        headers["X-LT-Hops"] = hop_receipt(
+            relay.name, token_hash(token), time.time(), relay.receipt_signer
+        )
+        body = await request.read()
+        resp = await asyncio.to_thread(
+            httpx.request,
+            request.method,
+            f"https://127.0.0.1:{self._kit['port']}{request.raw_path}",
+            headers=headers,
+            content=body,
+            verify=self._kit["tls"],
+        )
+        keep = {"content-type", "x-lt-response", "x-lt-response-pq", "x-lt-error", "x-lt-refusal"}
+        back = {k: v for k, v in resp.headers.items() if k.lower() in keep}
+        answer = (resp.status_code, dict(back), resp.content)
+        if self.mode == "pq":
+            answer[1]["X-LT-Response-PQ"] = "eyJhbGciOiJNTC1EU0EtNjUiLCJraWQiOiJ4In0..AAAA"
+        elif self.mode == "swap" and self._previous is not None:
+            answer = self._previous
+        elif self.mode == "flip":
+            answer = (resp.status_code, back, resp.content[:-1] + bytes([resp.content[-1] ^ 1]))
+        self._previous = (resp.status_code, back, resp.content)
+        status, out_headers, out_body = answer
+        out = web.Response(status=status, body=out_body, headers=out_headers)
+        out.force_close()  # no keep-alive connection left behind
+        return out
+
+    async def start(self) -> None:
+        from lienthong.exchange.node import tls_contexts
+        from lienthong.trust.secrets import resolve_secret
+
+        relay = self._kit["relay"]
+        server_ctx, _ = tls_contexts(relay.cfg, resolve_secret(relay.cfg.passphrase))
+        port = self._fed.testbed.proxies["NDXP"][0]
+        self._web = web.Server(self._handle)
+        self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
+
+    async def stop(self) -> None:
+        self._srv.close()
+        await self._web.shutdown(1.0)
+        await self._srv.wait_closed()
+
+    def __enter__(self) -> _TamperingRelay:
+        self._fed.running.stop("link:NDXP")
+        return super().__enter__()
+
+    def __exit__(self, *_: object) -> None:
+        super().__exit__()
+        self._fed.running.start_link("NDXP")
+
+
+def _uniform(resp: httpx.Response, code: str) -> None:
+    assert resp.headers.get("X-LT-Error") == code, (resp.status_code, resp.text)
+    assert resp.json() == {"error": code}
+    assert not any(
+        k.lower().startswith("x-lt-") and k.lower() != "x-lt-error" for k in resp.headers
+    )
+
+
+def test_a_relay_cannot_alter_or_swap_answers(fed: Federation, kit: dict[str, Any]) -> None:
+    """The client gateway takes only the provider's answer to this very request: an ML-DSA
+    token a relay adds is verified (not logged as evidence unverified), an answer lifted from
+    another call or a flipped ciphertext byte is LT.BAD_SIGNATURE."""
+    echo = f"{_internal(fed)}/r1/{SVC_ECHO}"
+    residence = f"{_internal(fed)}/r1/{SVC_RESIDENCE}/001203004567"
+
+    def post(url: str, body: bytes) -> httpx.Response:
+        return httpx.post(url, headers=HEADERS, content=body, timeout=20)
+
+    with _TamperingRelay(fed, kit) as evil:
+        assert post(echo, b"first").content == b"first"  # passes through unaltered
+        evil.mode = "pq"
+        _uniform(post(echo, b"pq"), "LT.BAD_SIGNATURE")
+        evil.mode = "swap"
+        _uniform(post(echo, b"second"), "LT.BAD_SIGNATURE")
+        evil.mode = "flip"
+        _uniform(post(residence, b""), "LT.BAD_SIGNATURE")
 
 
 # --- certificate status (last: it ends with a fresh CRL, as it found it) --------------------

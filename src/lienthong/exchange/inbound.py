@@ -86,7 +86,10 @@ def verify_peer_request(node: Node, request: Request, ex: Exchange) -> Verified:
     tokens = [request.headers.get(H_REQUEST, ""), request.headers.get(H_REQUEST_PQ, "")]
     if tokens[0]:
         ex.req_hash = token_hash(tokens[0])  # from here a refusal is signed and bound to it
-    claims, ident = verify_tokens(tokens, node.certs.lookup, hybrid=policy.hybrid_signature)
+    # An ML-DSA token is verified whenever one came, also where the level needs none: it is
+    # forwarded and kept as message-log evidence, never as an unverified "signed" token.
+    hybrid = policy.hybrid_signature or bool(tokens[1])
+    claims, ident = verify_tokens(tokens, node.certs.lookup, hybrid=hybrid)
     verify_claim_text(claims)  # before the claims name anything in a log or a header
     ex.begin(claims["id"], ident, service, request.method)
     ex.level = level.name
