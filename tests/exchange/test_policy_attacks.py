@@ -210,6 +210,47 @@ def test_an_unverified_pq_token_is_not_taken_at_a_classical_level(
     refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"enc": "X25519-MLKEM768-AES256GCM"},
+        {"enc": ["X25519-MLKEM768-AES256GCM"]},
+        {"enc": {"suite": 7}},
+        {"body": "sha256"},
+        {"body": ["x"]},
+        {"body": {"sha256": 5, "len": 0}},
+        {"body": {"sha256": "", "len": "0"}},
+        {"route": "BHXH-GW,NDXP,BCA-GW"},
+        {"purpose": "   "},
+        {"legal": " "},
+    ],
+)
+def test_malformed_signed_claims_are_uniform_refusals(
+    fed: Federation, kit: dict[str, Any], overrides: dict[str, Any]
+) -> None:
+    """A member key signs what it likes: a claim of the wrong type is a refusal with its own
+    code (never LT.INTERNAL, a bug, with a traceback in the provider's log)."""
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, overrides=overrides
+    )
+    code = "LT.ROUTE" if "route" in overrides else "LT.BAD_REQUEST"
+    refused(fed, lambda: _send(kit, call, headers, body), code)
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"enc": "X25519-MLKEM768-AES256GCM"}, {"enc": {"suite": None}}, {"enc": {}}]
+)
+def test_malformed_enc_where_encryption_is_required(
+    fed: Federation, kit: dict[str, Any], overrides: dict[str, Any]
+) -> None:
+    call = make_call(GIAMDINH, SVC_RESIDENCE, "/001203004567")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=2, route=ROUTE, overrides=overrides
+    )
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_REQUEST")
+
+
 # --- encryption -----------------------------------------------------------------------------
 
 

@@ -217,7 +217,7 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 
 def _text_claim(claims: Mapping[str, Any], key: str, *, required: bool) -> None:
     value = claims.get(key)
-    if value is None or value == "":
+    if value is None or value == "" or (required and isinstance(value, str) and value.isspace()):
         if required:
             raise Refused(ErrorCode.BAD_REQUEST, f"signed claim {key!r} missing", claim=key)
         return
@@ -228,8 +228,11 @@ def _text_claim(claims: Mapping[str, Any], key: str, *, required: bool) -> None:
 def verify_claim_text(claims: Mapping[str, Any]) -> None:
     """The signed text a provider forwards to its service or logs, held to the rules of the
     internal API: ``id`` a canonical UUID (so never a bare personal ID), ``user``/``purpose``/
-    ``legal``/``ctype`` printable ASCII ≤ 512, ``nonce`` 128-bit base64url. A member key signs
-    what it likes: this runs before anything is logged under the claims or sent anywhere."""
+    ``legal``/``ctype`` printable ASCII ≤ 512 (``purpose`` and ``legal`` not blank), ``nonce``
+    128-bit base64url; and the shapes later steps rely on: ``body`` null or exactly
+    ``{"sha256": str, "len": int ≥ 0}``, ``enc`` null or an object of strings naming its
+    ``suite``. A member key signs what it likes: this runs before anything is logged under the
+    claims or sent anywhere (a claim of the wrong type is ``LT.BAD_REQUEST``, never a crash)."""
     mid = claims.get("id")
     if not isinstance(mid, str) or not _CANONICAL_UUID.fullmatch(mid):
         raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'id' not a canonical UUID", claim="id")
@@ -238,6 +241,22 @@ def verify_claim_text(claims: Mapping[str, Any]) -> None:
     nonce = claims.get("nonce")
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'nonce' malformed", claim="nonce")
+    body = claims.get("body")
+    if body is not None and not (
+        isinstance(body, dict)
+        and body.keys() == {"sha256", "len"}
+        and isinstance(body["sha256"], str)
+        and type(body["len"]) is int
+        and body["len"] >= 0
+    ):
+        raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'body' malformed", claim="body")
+    enc = claims.get("enc")
+    if enc is not None and not (
+        isinstance(enc, dict)
+        and isinstance(enc.get("suite"), str)
+        and all(isinstance(v, str) for v in enc.values())
+    ):
+        raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'enc' malformed", claim="enc")
 
 
 def new_message_id() -> str:
