@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from crashtools import PASS_ENV
@@ -157,3 +158,112 @@ def test_the_state_directory_is_created(workdir: Path, capsys: Any) -> None:
     code, out, err = cli(capsys, "sync", "run", "p.toml")
     assert code == 0 and "read 1 = applied 1 + quarantined 0" in out, (out, err)
     assert (workdir / "state" / "people.db").exists()
+
+
+def test_json_values_arrays_and_non_finite_numbers_keep_their_meaning(
+    workdir: Path, capsys: Any
+) -> None:
+    """A PostgreSQL jsonb object and a text[] were stored as their Python text
+    ("{'street': 'Phố Huế'}", "['x', 'y']": not even JSON), NaN / Infinity as null; a JSON
+    Lines object value the same way."""
+    schema = "lt_chk_review_json"
+    with psycopg.connect(PG, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"CREATE TABLE {schema}.people (ma text PRIMARY KEY, ten jsonb, "
+                   "tags text[], so double precision)")  # fmt: skip
+        db.execute(
+            f"INSERT INTO {schema}.people VALUES ('A', %s, ARRAY['x', 'y'], 'NaN'),"
+            " ('B', '[1, {\"a\": null}]', '{}', '-Infinity'), ('C', NULL, NULL, 1.5)",
+            ('{"street": "Phố Huế", "n": [1, 2]}',),
+        )
+    try:
+        workdir.joinpath("dsn").write_text(PG)
+        source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
+        _pipeline(workdir, source=source, table=[f'name = "{schema}.people"', 'key = ["ma"]'])
+        text = workdir.joinpath("p.toml").read_text()
+        workdir.joinpath("p.toml").write_text(text + 'tags = "tags"\nso = "so"\n')
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 3 = applied 3 + quarantined 0" in out, (out, err)
+    finally:
+        with psycopg.connect(PG, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    db2 = sqlite3.connect(workdir / "hub.db")
+    rows = {k: orjson.loads(d) for k, d in db2.execute("SELECT source_key, data FROM c_person")}
+    db2.close()
+    assert rows["A"] == {"ma": "A", "ten": {"street": "Phố Huế", "n": [1, 2]},
+                         "tags": ["x", "y"], "so": "NaN"}  # fmt: skip
+    assert rows["B"] == {"ma": "B", "ten": [1, {"a": None}], "tags": [], "so": "-Infinity"}
+    assert rows["C"] == {"ma": "C", "ten": None, "tags": None, "so": 1.5}
+
+
+def test_a_json_lines_object_value_stays_an_object(workdir: Path, capsys: Any) -> None:
+    drop = workdir / "drop"
+    drop.mkdir()
+    lines = [{"ma": "J1", "ten": {"ho": "Trần", "ten": ["Thị", "Lan"]}}, {"ma": "J2", "ten": "x"}]
+    drop.joinpath("j.jsonl").write_bytes(b"\n".join(map(orjson.dumps, lines)) + b"\n")
+    source = ['kind = "files"', 'path = "drop"']
+    _pipeline(workdir, source=source, table=['name = "j"', 'file = "j.jsonl"', 'key = ["ma"]'])
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 0 and "read 2 = applied 2 + quarantined 0" in out, (out, err)
+    db = sqlite3.connect(workdir / "hub.db")
+    rows = {k: orjson.loads(d) for k, d in db.execute("SELECT source_key, data FROM c_person")}
+    db.close()
+    assert rows["J1"] == lines[0]
+
+
+@pytest.mark.parametrize("hub", ["sqlite", "postgres"])
+def test_a_nul_character_is_quarantined_not_a_poison_batch(
+    workdir: Path, capsys: Any, hub: str
+) -> None:
+    """A NUL in a text value (legal in SQLite, CSV, JSON Lines, Parquet): a PostgreSQL
+    consolidated database refused the whole batch ('\\u0000 cannot be converted to text')
+    on every retry, so the pipeline stopped for good behind it; a SQLite one stored it.
+    Now the row is quarantined (same rule for both hubs) and the others are applied."""
+    rows = [("K1", "ok"), ("K2", "a\x00b"), ("K\x003", "key with a NUL"), ("K4", "ok")]
+    _sqlite_people(workdir / "src.db", rows, ddl="ma TEXT PRIMARY KEY, ten TEXT")
+    _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]'])
+    schema = "lt_chk_review_nul"
+    if hub == "postgres":
+        url = f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+        with psycopg.connect(PG, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            db.execute(f"CREATE SCHEMA {schema}")
+        workdir.joinpath("hub_url").write_text(url)
+        text = workdir.joinpath("p.toml").read_text()
+        workdir.joinpath("p.toml").write_text(
+            text.replace('database = "hub.db"', 'database = { "$file" = "hub_url" }')
+        )
+    try:
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 4 = applied 2 + quarantined 2" in out, (out, err)
+        hub_args = ["--hub", "file:hub_url"] if hub == "postgres" else []
+        code, out, _ = cli(capsys, "sync", "quarantine", "list", "--pipeline", "p.toml",
+                           *hub_args, "--json")  # fmt: skip
+        entries = orjson.loads(out)["quarantine"]
+        reasons = sorted(r for e in entries for r in e["reasons"])
+        assert len(entries) == 2 and all("NUL character (U+0000)" in r for r in reasons)
+        assert [r.split(":")[0] for r in reasons] == ["key", "ma", "ten"], reasons
+        code, out, _ = cli(capsys, "sync", "reconcile", "p.toml", *hub_args)
+        assert code == 0, out
+    finally:
+        if hub == "postgres":
+            with psycopg.connect(PG, autocommit=True) as db:
+                db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_keys_mistakes_are_reported_with_the_others(workdir: Path, capsys: Any) -> None:
+    """`signer = 5` gave "no key '5' in keys", exit 1; a passphrase in clear was only
+    reported once every other mistake was fixed (one at a time)."""
+    _sqlite_people(workdir / "src.db", [("K1", "x")], ddl="ma TEXT PRIMARY KEY, ten TEXT")
+    _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]', "colour = 1"])
+    text = workdir.joinpath("p.toml").read_text()
+    text = text.replace(f'{{ "$env" = "{PASS_ENV}" }}', '"s3cr3t-in-clear"')
+    text = text.replace("[keys]\n", "[keys]\nsigner = 5\n")
+    workdir.joinpath("p.toml").write_text(text)
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "tables[0].colour: unknown setting" in err
+    assert "keys.signer: expected str, got int" in err
+    assert "keys.store.passphrase: must be a reference" in err and "s3cr3t" not in err
+    assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from math import isfinite
 from operator import itemgetter
 from typing import Any, cast
 
@@ -193,6 +194,7 @@ class Mapper:
         for i, row in enumerate(chunk.rows):
             key = keyof(row)
             record, reasons = self._record(row, plan, validator, entity)
+            reasons += _nul_reasons(key, record)
             if reasons or not key:
                 where = locate(i) if locate else self._row_position(row, key)
                 self._quarantine(out, row, key, where, reasons)
@@ -224,7 +226,7 @@ class Mapper:
 
     def _deletes(self, chunk: Chunk, out: Mapped) -> None:
         for deleted in chunk.deletes:
-            key = source_key(deleted)
+            key = source_key(deleted).replace("\x00", "\ufffd")  # never stored with a NUL
             out.deletes.append((key, key))
 
     def _map_columns(self, chunk: Chunk, layout: tuple[list[str], list[str]]) -> Mapped:
@@ -261,6 +263,9 @@ class Mapper:
             jsons = list(map(template.__mod__, zip(*frags, strict=True)))
         else:
             jsons = [buf] * n
+        # a NUL character (orjson writes it \u0000): the reference path quarantines the row
+        bad.update(i for i, j in enumerate(jsons) if j is not None and b"\\u0000" in j)
+        bad.update(i for i, k in enumerate(keys) if "\x00" in k)
         out = Mapped()
         locate = chunk.locate
         positions = [locate(i) for i in range(n)] if locate else keys
@@ -289,6 +294,7 @@ class Mapper:
         for i in rows:
             row = chunk.rows[i]
             record, reasons = self._record(row, plan, validator, entity)
+            reasons += _nul_reasons(keys[i], record)
             if reasons or not keys[i]:
                 jsons[i] = None
                 where = positions[i] if chunk.locate else self._row_position(row, keys[i])
@@ -333,7 +339,10 @@ class Mapper:
         if not key:
             reasons.append("key: empty source key")
         raw = {c: plain(v) for c, v in zip(self.columns, row, strict=False)}
-        out.quarantine.append((key, pos, orjson.dumps(raw), reasons))
+        # the entry itself must be storable: a NUL shows as U+FFFD (the reason says where)
+        body = orjson.dumps(raw).replace(b"\\u0000", b"\\ufffd")
+        key, pos = key.replace("\x00", "\ufffd"), pos.replace("\x00", "\ufffd")
+        out.quarantine.append((key, pos, body, reasons))
 
 
 _NATIVE = frozenset({str, int, float, bool, type(None)})
@@ -445,7 +454,7 @@ class _SimpleField(_Field):
     def __init__(self, target: str, j: int) -> None:
         def simple(row: tuple[Any, ...]) -> Any:
             v = row[j]
-            if type(v) in _NATIVE:
+            if type(v) in _NATIVE and (type(v) is not float or isfinite(v)):
                 return None if v == "" else v
             return plain(v)
 
@@ -457,11 +466,18 @@ class _SimpleField(_Field):
     ) -> list[Any] | Constant:
         col = cols[self.j]
         types = set(map(type, col))
-        if types <= _NATIVE:
+        # NaN / ±Infinity: JSON has no such number (plain() gives their text)
+        finite = float not in types or all(isfinite(v) for v in col if type(v) is float)
+        if types <= _NATIVE and finite:
             if str in types and "" in col:
                 return [None if v == "" else v for v in col]
             return list(col)
-        return [(None if v == "" else v) if type(v) in _NATIVE else plain(v) for v in col]
+        return [
+            (None if v == "" else v)
+            if type(v) in _NATIVE and (type(v) is not float or isfinite(v))
+            else plain(v)
+            for v in col
+        ]
 
 
 class _MemoField(_Field):
@@ -554,6 +570,29 @@ def _finish(
         return plain(fn(value, spec)) if fn is not None else plain(value)
 
     return finish
+
+
+NUL_REASON = (
+    "contains the NUL character (U+0000), which the consolidated database cannot store "
+    "(PostgreSQL text and jsonb refuse it)"
+)
+
+
+def _has_nul(value: Any) -> bool:
+    if type(value) is str:
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(map(_has_nul, value.values())) or any(map(_has_nul, value))
+    if isinstance(value, list):
+        return any(map(_has_nul, value))
+    return False
+
+
+def _nul_reasons(key: str, record: dict[str, Any]) -> list[str]:
+    """A NUL in the key or in a mapped value: the row cannot be stored in a PostgreSQL
+    consolidated database (a SQLite one would take it: the rule is the same for both)."""
+    found = [f"{target}: {NUL_REASON}" for target, v in record.items() if _has_nul(v)]
+    return [f"key: {NUL_REASON}", *found] if "\x00" in key else found
 
 
 def _is_error(reason: Any) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,10 +97,24 @@ def decode_key(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
     return None if values is None else tuple(decode_value(v) for v in values)
 
 
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def plain(value: Any) -> Any:
-    """A JSON-native rendering of a source value (for row bodies and the quarantine)."""
-    if value is None or isinstance(value, str | int | float | bool):
+    """A JSON-native rendering of a source value (for row bodies and the quarantine).
+
+    JSON values (a jsonb, a JSON Lines object) and arrays stay objects and arrays (their
+    Python text was stored before); NaN and ±Infinity, which JSON cannot hold (they were
+    written as null), become the texts ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+    """
+    if value is None or isinstance(value, str | int | bool):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NON_FINITE[str(value)]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):

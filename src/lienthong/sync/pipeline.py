@@ -20,6 +20,7 @@ from lienthong.sync.gateway_transport import GatewaySettings, parse_transport
 from lienthong.sync.secrets import check_no_plaintext
 from lienthong.sync.transforms import LENGTH_TRANSFORMS, TRANSFORMS
 from lienthong.sync.transforms import transform as find_transform
+from lienthong.trust.secrets import parse_secret_ref
 
 SOURCE_KINDS = ("sqlite", "postgres", "mariadb", "files")
 DRIFT_POLICIES = ("stop", "continue")
@@ -151,6 +152,7 @@ def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipel
             )
     keys = err.check(doc.get("keys", {}), dict, "keys") or {}
     err.extend(f"keys.{k}: unknown setting" for k in keys if k not in _KEY_SETTINGS)
+    _check_keys(keys, err)
     if err or source is None or source_id is None:
         raise ConfigError("invalid pipeline: " + "; ".join(err), errors=list(err))
     return Pipeline(source_id, source, tables, state or "sync-state.db", hub, base_dir, keys,
@@ -158,6 +160,23 @@ def pipeline_from_dict(doc: dict[str, Any], base_dir: Path = Path(".")) -> Pipel
 
 
 _KEY_SETTINGS = ("store", "signer", "hub_public", "hub_recipient", "hub_signer")
+
+
+def _check_keys(keys: dict[str, Any], err: _Errors) -> None:
+    """Types of the [keys] settings, and the store's passphrase a reference — reported with
+    the other problems instead of one by one when the run opens the key store."""
+    for name in ("signer", "hub_signer", "hub_public", "hub_recipient"):
+        if name in keys:
+            err.check(keys[name], str, f"keys.{name}")
+    store = err.check(keys.get("store"), dict, "keys.store")
+    if isinstance(store, dict) and "passphrase" in store:
+        try:
+            parse_secret_ref(store["passphrase"], what="keys.store.passphrase")
+        except InputError:  # its message may show the value: never echo a passphrase
+            err.append(
+                'keys.store.passphrase: must be a reference {"$env": NAME} or '
+                '{"$file": path} (or "env:NAME" / "file:PATH"), never the passphrase itself'
+            )
 
 
 def _source(doc: Any, err: _Errors) -> SourceSpec | None:
