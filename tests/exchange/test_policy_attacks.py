@@ -26,7 +26,7 @@ from tests.exchange.conftest import LIMITS, Federation
 from tests.exchange.craft import ServerThread, build_request, make_call, relay_tls, send
 
 from lienthong.exchange.certs import fingerprint, load_pem_cert
-from lienthong.exchange.envelope import KeyedSigner, hop_receipt, token_hash
+from lienthong.exchange.envelope import KeyedSigner, hop_receipt, sign_claims, token_hash
 from lienthong.exchange.processes import Running
 from lienthong.exchange.protocol import Refused
 from lienthong.exchange.replay import ReplayWindow
@@ -109,6 +109,9 @@ def kit(fed: Federation) -> dict[str, Any]:
         ].kem,
         "client_kem": client_gw.directory.subsystems[giamdinh].kem,
         "port": fed.testbed.peer_ports["BCA-GW"],
+        "provider_signers": provider_gw.local[
+            make_call(GIAMDINH, SVC_ECHO).service.subsystem
+        ].signers,
     }
 
 
@@ -254,6 +257,13 @@ def test_malformed_enc_where_encryption_is_required(
 # --- encryption -----------------------------------------------------------------------------
 
 
+def _claims(token: str) -> bytes:
+    import base64
+
+    part = token.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
 # --- access, clearance, route ---------------------------------------------------------------
 
 
@@ -272,6 +282,7 @@ class _TamperingRelay(ServerThread):
     def __init__(self, fed: Federation, kit: dict[str, Any]) -> None:
         super().__init__()
         self.mode = "pass"
+        self.patch: dict[str, Any] = {}  # response claims changed in mode "resign"
         self._fed, self._kit = fed, kit
         self._previous: tuple[int, dict[str, str], bytes] | None = None
 
@@ -300,6 +311,9 @@ class _TamperingRelay(ServerThread):
             answer = self._previous
         elif self.mode == "flip":
             answer = (resp.status_code, back, resp.content[:-1] + bytes([resp.content[-1] ^ 1]))
+        elif self.mode == "resign":  # as a compromised provider would sign it
+            rclaims = {**json.loads(_claims(back["x-lt-response"])), **self.patch}
+            answer[1]["x-lt-response"] = sign_claims(rclaims, self._kit["provider_signers"][:1])[0]
         self._previous = (resp.status_code, back, resp.content)
         status, out_headers, out_body = answer
         out = web.Response(status=status, body=out_body, headers=out_headers)
@@ -358,6 +372,22 @@ def test_a_relay_cannot_alter_or_swap_answers(fed: Federation, kit: dict[str, An
         _uniform(post(residence, b""), "LT.BAD_SIGNATURE")
 
 
+@pytest.mark.parametrize("body", [["x"], "sha256", {"sha256": 5, "len": "1"}, 7])
+def test_a_provider_cannot_sign_a_response_body_claim_the_caller_cannot_take(
+    fed: Federation, kit: dict[str, Any], body: object
+) -> None:
+    """A member key signs what it likes, the provider's too: a malformed body claim in its
+    response is a uniform LT.BAD_SIGNATURE at the client gateway, not a 500."""
+    echo = f"{_internal(fed)}/r1/{SVC_ECHO}"
+    with _TamperingRelay(fed, kit) as evil:
+        evil.mode, evil.patch = "resign", {"body": body}
+        resp = httpx.post(echo, headers=HEADERS, content=b"x", timeout=20)
+        _uniform(resp, "LT.BAD_SIGNATURE")
+        evil.mode, evil.patch = "resign", {}  # the same path, re-signed unchanged: accepted
+        resp = httpx.post(echo, headers=HEADERS, content=b"y", timeout=20)
+        assert resp.status_code == 200 and resp.content == b"y"
+
+
 # --- certificate status (last: it ends with a fresh CRL, as it found it) --------------------
 
 
@@ -390,3 +420,6 @@ def test_an_old_or_stale_crl_does_not_unrevoke(fed: Federation, kit: dict[str, A
         refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
     finally:
         ca.publish_crl(dt.datetime.now(dt.UTC))
+
+
+# --- an isolated zone: TUYET_MAT, direct links, an expired directory ------------------------

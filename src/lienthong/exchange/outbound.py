@@ -42,6 +42,7 @@ from lienthong.exchange.protocol import (
     ErrorCode,
     Refused,
     ServiceCall,
+    body_claim_ok,
     parse_service_call,
 )
 from lienthong.exchange.routing import plan_route
@@ -259,10 +260,11 @@ _HEADER_TEXT = re.compile(r"[\t -~]{1,1024}")  # visible ASCII, space, tab
 
 def response_status(rclaims: dict[str, Any]) -> tuple[int, str | None]:
     """The status and content type a provider signed, checked before anything is answered or
-    logged as a success: a final status (200–599, an integer) and a content type that is a
+    logged as a success: a final status (200–599, an integer), a content type that is a
     valid header value (visible ASCII, at most 1,024 characters; the service's own value,
-    however odd, passes). A member node could otherwise sign a 1xx status (whose body the
-    caller would read as the next answer) or a header value the server must refuse."""
+    however odd, passes) and a body claim that is null or a hash and a length. A member node
+    could otherwise sign a 1xx status (whose body the caller would read as the next answer), a
+    header value the server must refuse or a body claim that fails the gateway itself."""
     status, ctype = rclaims.get("status"), rclaims.get("ctype")
     if type(status) is not int or not 200 <= status <= 599:
         raise Refused(ErrorCode.BAD_SIGNATURE, "signed response status is not a final status")
@@ -272,6 +274,8 @@ def response_status(rclaims: dict[str, Any]) -> tuple[int, str | None]:
         and (not isinstance(ctype, str) or not _HEADER_TEXT.fullmatch(ctype))
     ):
         raise Refused(ErrorCode.BAD_SIGNATURE, "signed response content type is malformed")
+    if not body_claim_ok(rclaims.get("body")):
+        raise Refused(ErrorCode.BAD_SIGNATURE, "signed response body claim is malformed")
     return status, ctype or None
 
 

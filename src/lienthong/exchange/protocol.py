@@ -225,6 +225,18 @@ def _text_claim(claims: Mapping[str, Any], key: str, *, required: bool) -> None:
         raise Refused(ErrorCode.BAD_REQUEST, f"signed claim {key!r} malformed", claim=key)
 
 
+def body_claim_ok(body: object) -> bool:
+    """Whether a signed ``body`` claim (request or response) is null or exactly
+    ``{"sha256": str, "len": int ≥ 0}``."""
+    return body is None or (
+        isinstance(body, dict)
+        and body.keys() == {"sha256", "len"}
+        and isinstance(body["sha256"], str)
+        and type(body["len"]) is int
+        and body["len"] >= 0
+    )
+
+
 def verify_claim_text(claims: Mapping[str, Any]) -> None:
     """The signed text a provider forwards to its service or logs, held to the rules of the
     internal API: ``id`` a canonical UUID (so never a bare personal ID), ``user``/``purpose``/
@@ -241,14 +253,7 @@ def verify_claim_text(claims: Mapping[str, Any]) -> None:
     nonce = claims.get("nonce")
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'nonce' malformed", claim="nonce")
-    body = claims.get("body")
-    if body is not None and not (
-        isinstance(body, dict)
-        and body.keys() == {"sha256", "len"}
-        and isinstance(body["sha256"], str)
-        and type(body["len"]) is int
-        and body["len"] >= 0
-    ):
+    if not body_claim_ok(claims.get("body")):
         raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'body' malformed", claim="body")
     enc = claims.get("enc")
     if enc is not None and not (
