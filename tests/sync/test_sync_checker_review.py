@@ -267,3 +267,40 @@ def test_keys_mistakes_are_reported_with_the_others(workdir: Path, capsys: Any) 
     assert "keys.signer: expected str, got int" in err
     assert "keys.store.passphrase: must be a reference" in err and "s3cr3t" not in err
     assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
+
+
+def test_a_csv_row_longer_than_its_header_is_quarantined(workdir: Path, capsys: Any) -> None:
+    """`K3,Nguyễn, Văn A` under `ma,ten` (an unquoted comma): the extra cell was dropped in
+    silence and the row applied with its cells shifted."""
+    drop = workdir / "drop"
+    drop.mkdir()
+    drop.joinpath("a.csv").write_text("ma,ten\nK1,An,\nK2\nK3,Nguyễn, Văn A\n", encoding="utf-8")
+    source = ['kind = "files"', 'path = "drop"']
+    _pipeline(workdir, source=source, table=['name = "a"', 'file = "a.csv"', 'key = ["ma"]'])
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 0 and "read 3 = applied 2 + quarantined 1" in out, (out, err)
+    code, out, _ = cli(capsys, "sync", "quarantine", "list", "--pipeline", "p.toml", "--json")
+    (entry,) = orjson.loads(out)["quarantine"]
+    assert entry["position"] == "a.csv:3" and entry["source_key"] == "K3"
+    assert entry["reasons"] == [
+        "row: 3 cells, the header has 2 (a separator inside an unquoted value?)"
+    ]
+    code, out, _ = cli(capsys, "sync", "quarantine", "show", str(entry["id"]), "--pipeline",
+                       "p.toml", "--json")  # fmt: skip
+    assert '" Văn A"' in out, out
+    assert _hub_keys(workdir) == ["K1", "K2"]
+    code, out, _ = cli(capsys, "sync", "reconcile", "p.toml")
+    assert code == 0, out
+
+
+def test_a_column_named_twice_in_a_drop_is_refused(workdir: Path, capsys: Any) -> None:
+    """`ma,ten,ten`: the first `ten` was taken and the second dropped in silence."""
+    drop = workdir / "drop"
+    drop.mkdir()
+    drop.joinpath("a.csv").write_text("ma,ten,ten\nK1,a,b\n", encoding="utf-8")
+    source = ['kind = "files"', 'path = "drop"']
+    _pipeline(workdir, source=source, table=['name = "a"', 'file = "a.csv"', 'key = ["ma"]'])
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "a.csv: column 'ten' appears 2 times in the header (columns 2, 3)" in err, err
+    assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()

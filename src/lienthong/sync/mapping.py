@@ -191,10 +191,18 @@ class Mapper:
         plan, validator, entity = self.plan, self.validator, self.spec.entity
         locate, keyof = chunk.locate, self._keyof()
         upserts, dumps = out.upserts, orjson.dumps
+        width = len(self.columns)
         for i, row in enumerate(chunk.rows):
             key = keyof(row)
             record, reasons = self._record(row, plan, validator, entity)
             reasons += _nul_reasons(key, record)
+            # a file row with values beyond its header: its cells are shifted (empty trailing
+            # cells, `K1,a,` under `ma,ten`, are harmless)
+            if len(row) > width and any(v not in (None, "") for v in row[width:]):
+                reasons.append(
+                    f"row: {len(row)} cells, the header has {width} (a separator inside an "
+                    "unquoted value?)"
+                )
             if reasons or not key:
                 where = locate(i) if locate else self._row_position(row, key)
                 self._quarantine(out, row, key, where, reasons)
@@ -339,6 +347,8 @@ class Mapper:
         if not key:
             reasons.append("key: empty source key")
         raw = {c: plain(v) for c, v in zip(self.columns, row, strict=False)}
+        if any(v not in (None, "") for v in row[len(self.columns) :]):  # shown too
+            raw["(extra cells)"] = [plain(v) for v in row[len(self.columns) :]]
         # the entry itself must be storable: a NUL shows as U+FFFD (the reason says where)
         body = orjson.dumps(raw).replace(b"\\u0000", b"\\ufffd")
         key, pos = key.replace("\x00", "\ufffd"), pos.replace("\x00", "\ufffd")

@@ -217,7 +217,22 @@ def profile(path: Path, fmt: str) -> dict[str, str]:
     header = next(rows, None)
     if not header:
         return {}
+    _check_header(path, header)
     return _kinds_schema(header, rows, csv_text=fmt == "csv")
+
+
+def _check_header(path: Path, header: list[Any]) -> None:
+    """A column named twice: which of the two values a row means is a guess (the first was
+    taken, the second dropped in silence)."""
+    names = [None if c is None else str(c).strip() for c in header]
+    for name in dict.fromkeys(n for n in names if n):
+        where = [i + 1 for i, n in enumerate(names) if n == name]
+        if len(where) > 1:
+            raise InputError(
+                f"{path.name}: column {name!r} appears {len(where)} times in the header "
+                f"(columns {', '.join(map(str, where))}); rename one and drop the file again",
+                code="duplicate_column",
+            )
 
 
 @dataclass
