@@ -291,6 +291,14 @@ def test_a_csv_row_longer_than_its_header_is_quarantined(workdir: Path, capsys: 
     assert _hub_keys(workdir) == ["K1", "K2"]
     code, out, _ = cli(capsys, "sync", "reconcile", "p.toml")
     assert code == 0, out
+    # the operator puts the values right: the extra cells are not a column of the row
+    code, out, err = cli(capsys, "sync", "quarantine", "resubmit", "p.toml", str(entry["id"]),
+                         "--set", "ten=Nguyễn, Văn A")  # fmt: skip
+    assert code == 0, (out, err)
+    db = sqlite3.connect(workdir / "hub.db")
+    (data,) = db.execute("SELECT data FROM c_person WHERE source_key = 'K3'").fetchone()
+    db.close()
+    assert orjson.loads(data) == {"ma": "K3", "ten": "Nguyễn, Văn A"}
 
 
 def test_a_column_named_twice_in_a_drop_is_refused(workdir: Path, capsys: Any) -> None:

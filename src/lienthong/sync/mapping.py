@@ -348,13 +348,15 @@ class Mapper:
             reasons.append("key: empty source key")
         raw = {c: plain(v) for c, v in zip(self.columns, row, strict=False)}
         if any(v not in (None, "") for v in row[len(self.columns) :]):  # shown too
-            raw["(extra cells)"] = [plain(v) for v in row[len(self.columns) :]]
+            raw[EXTRA_CELLS] = [plain(v) for v in row[len(self.columns) :]]
         # the entry itself must be storable: a NUL shows as U+FFFD (the reason says where)
         body = orjson.dumps(raw).replace(b"\\u0000", b"\\ufffd")
         key, pos = key.replace("\x00", "\ufffd"), pos.replace("\x00", "\ufffd")
         out.quarantine.append((key, pos, body, reasons))
 
 
+# the raw values' entry for the cells of a file row beyond its header (not a column)
+EXTRA_CELLS = "(extra cells)"
 _NATIVE = frozenset({str, int, float, bool, type(None)})
 _MISS = object()
 _MEMO_LIMIT = 200_000

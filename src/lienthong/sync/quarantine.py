@@ -16,7 +16,7 @@ import orjson
 
 from lienthong.errors import BackendError, InputError, NotFound, ValidationError
 from lienthong.sync.hub.dialect import SQLITE, HubDialect, connect_hub
-from lienthong.sync.mapping import Mapper, dictionary_validator
+from lienthong.sync.mapping import EXTRA_CELLS, Mapper, dictionary_validator
 from lienthong.sync.model import Chunk
 from lienthong.sync.pipeline import Pipeline
 from lienthong.sync.runtime import hub_database, open_agency
@@ -130,6 +130,7 @@ def resubmit(
         )
     spec = pipeline.table(doc["table"])
     raw = dict(doc["raw"])
+    raw.pop(EXTRA_CELLS, None)  # a shifted file row: the corrections put the values right
     unknown = [c for c in corrections if c not in raw]
     if unknown:
         raise InputError(f"--set: the source row has no column(s) {unknown}")
