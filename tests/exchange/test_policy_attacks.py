@@ -254,6 +254,21 @@ def test_malformed_enc_where_encryption_is_required(
     refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_REQUEST")
 
 
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "PROPFIND", "HEAD"])
+def test_only_the_protocol_methods_reach_a_service(
+    fed: Federation, kit: dict[str, Any], method: str
+) -> None:
+    """The internal API takes GET POST PUT PATCH DELETE; a member key signing another method
+    (and a relay sending it) must not get it to the provider's service."""
+    call = make_call(GIAMDINH, SVC_ECHO, method=method)
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    if method != "HEAD":
+        refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_REQUEST")
+        return
+    resp = _send(kit, call, headers, body)  # an answer to HEAD has no body
+    assert resp.headers.get("X-LT-Error") == "LT.BAD_REQUEST", resp.status_code
+
+
 # --- encryption -----------------------------------------------------------------------------
 
 

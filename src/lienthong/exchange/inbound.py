@@ -40,6 +40,7 @@ from lienthong.exchange.protocol import (
     H_RESPONSE,
     H_RESPONSE_PQ,
     H_TIMING,
+    METHODS,
     ErrorCode,
     Refused,
     parse_target,
@@ -76,6 +77,8 @@ def verify_peer_request(node: Node, request: Request, ex: Exchange) -> Verified:
     peer = _peer_identity(node, request)
     ex.tls_peer = peer  # named in the security event of any refusal from here on
     raw_path, _, query = request.raw_path.partition("?")
+    if request.method not in METHODS:  # a member key could sign TRACE, OPTIONS, HEAD …
+        raise Refused(ErrorCode.BAD_REQUEST, "method not allowed", method=request.method[:16])
     service, subpath = parse_target(raw_path)
     verify_query(query)
     level = node.directory.services.get(service)
