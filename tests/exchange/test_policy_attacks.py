@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.exchange.conftest import LIMITS, Federation
 from tests.exchange.craft import ServerThread, build_request, make_call, relay_tls, send
 
 from lienthong.exchange.certs import fingerprint, load_pem_cert
+from lienthong.exchange.e2e import b64e
 from lienthong.exchange.envelope import KeyedSigner, hop_receipt, sign_claims, token_hash
 from lienthong.exchange.processes import Running
 from lienthong.exchange.protocol import Refused
@@ -35,6 +37,11 @@ from lienthong.exchange.testbed import (
     GIAMDINH,
     SVC_ECHO,
     SVC_RESIDENCE,
+    SVC_SECRET,
+    FederationSpec,
+    NodeSpec,
+    ServiceSpec,
+    SubsystemSpec,
     Testbed,
     build_testbed,
     demo_spec,
@@ -199,6 +206,19 @@ def test_replay_journal_keeps_only_what_a_restart_needs(tmp_path: Path) -> None:
     assert len(third) == 0 and journal.read_text() == ""
 
 
+def test_a_caller_chosen_id_stays_single_use_across_a_client_gateway_restart(
+    fed: Federation,
+) -> None:
+    """BHXH-GW forgets the ids its callers chose when it restarts; the provider, which did
+    not restart, still refuses the second call under the id (a signed LT.REPLAY)."""
+    headers = {**HEADERS, "X-LT-Id": str(uuid.uuid4())}
+    url = f"{_internal(fed)}/r1/{SVC_ECHO}"
+    assert httpx.post(url, headers=headers, content=b"once").status_code == 200
+    fed.running.stop("BHXH-GW")
+    fed.running.start_gateway("BHXH-GW")
+    refused(fed, lambda: httpx.post(url, headers=headers, content=b"twice"), "LT.REPLAY")
+
+
 # --- signatures -----------------------------------------------------------------------------
 
 
@@ -254,6 +274,82 @@ def test_malformed_enc_where_encryption_is_required(
     refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_REQUEST")
 
 
+def test_internal_api_refuses_an_oversized_purpose(fed: Federation) -> None:
+    url = f"{_internal(fed)}/r1/{SVC_ECHO}"
+    headers = {**HEADERS, "X-LT-Purpose": "p" * 513}
+    refused(fed, lambda: httpx.post(url, headers=headers, content=b"x"), "LT.BAD_REQUEST")
+
+
+def _mat_request(kit: dict[str, Any], pq: KeyedSigner | None = None, **kw: Any) -> tuple:
+    call = make_call(GIAMDINH, SVC_SECRET, method="POST")
+    signers = [kit["signers"][0], pq or kit["signers"][1]]
+    headers, body, _ = build_request(
+        call, signers, kit["relay"], level=4, route=ROUTE, body=b"x", encrypt_to=kit["kem"], **kw
+    )
+    return call, headers, body
+
+
+def test_hybrid_signature_from_another_subsystem_or_over_another_payload(
+    fed: Federation, kit: dict[str, Any]
+) -> None:
+    call, headers, body = _mat_request(kit)
+    assert _send(kit, call, headers, body).status_code == 200  # the genuine one passes
+    call, headers, body = _mat_request(kit, pq=kit["portal"][1])  # CONGTT's ML-DSA key
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+    call, headers, body = _mat_request(kit)
+    _, other, _ = _mat_request(kit)  # GIAMDINH's ML-DSA token of another call
+    headers["X-LT-Request-PQ"] = other["X-LT-Request-PQ"]
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+    call, headers, body = _mat_request(kit)
+    primary = headers["X-LT-Request"].split(".")
+    detached = headers["X-LT-Request-PQ"].split(".")
+    headers["X-LT-Request-PQ"] = f"{detached[0]}.{primary[1]}.{detached[2]}"  # not detached
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+
+
+def _resigned(token: str, header: dict[str, Any], signer: KeyedSigner) -> str:
+    """The token's payload under another protected header, validly signed by ``signer``."""
+    from lienthong.exchange.envelope import _raw_signature
+
+    head = b64e(json.dumps(header).encode())
+    payload = token.split(".")[1]
+    sig = _raw_signature(signer.signer, f"{head}.{payload}".encode(), signer.algorithm)
+    return f"{head}.{payload}.{b64e(sig)}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "none"},
+        {"alg": "HS256"},
+        {"alg": "ES256", "b64": False, "crit": ["b64"]},
+        {"alg": "ES256", "jku": "https://127.0.0.1/keys"},
+        {"alg": "ES256", "kid": "PQ"},  # the ML-DSA certificate's kid under ES256
+        {"alg": "ES256", "kid": "UPPER"},  # the right fingerprint, upper-case
+    ],
+)
+def test_jws_header_tricks(fed: Federation, kit: dict[str, Any], header: dict[str, Any]) -> None:
+    """Signatures are valid over the altered header (the plain ES256 header passes): only the
+    header itself is refused."""
+    es, pq = kit["signers"][0], kit["signers"][1]
+    kid = {"PQ": pq.kid, "UPPER": es.kid.upper()}.get(header.get("kid", ""), es.kid)
+    baseline = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    plain, body, _ = build_request(baseline, [es], kit["relay"], level=0, route=ROUTE)
+    plain["X-LT-Request"] = _resigned(plain["X-LT-Request"], {"alg": "ES256", "kid": es.kid}, es)
+    plain["X-LT-Hops"] = hop_receipt(
+        "NDXP", token_hash(plain["X-LT-Request"]), time.time(), kit["relay"].receipt_signer
+    )
+    assert _send(kit, baseline, plain, body).status_code == 200
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, [es], kit["relay"], level=0, route=ROUTE)
+    token = _resigned(headers["X-LT-Request"], {**header, "kid": kid}, es)
+    headers["X-LT-Request"] = token
+    headers["X-LT-Hops"] = hop_receipt(
+        "NDXP", token_hash(token), time.time(), kit["relay"].receipt_signer
+    )
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+
+
 @pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "PROPFIND", "HEAD"])
 def test_only_the_protocol_methods_reach_a_service(
     fed: Federation, kit: dict[str, Any], method: str
@@ -272,6 +368,26 @@ def test_only_the_protocol_methods_reach_a_service(
 # --- encryption -----------------------------------------------------------------------------
 
 
+def test_key_agreement_confusion(fed: Federation, kit: dict[str, Any]) -> None:
+    """Encrypted to the wrong recipient, or with the key-agreement parameters of another
+    message: the provider cannot open the body, the service sees nothing."""
+    call = make_call(GIAMDINH, SVC_RESIDENCE, "/001203004567")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=2, route=ROUTE, encrypt_to=kit["client_kem"]
+    )
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+    first = make_call(GIAMDINH, SVC_RESIDENCE, "/001203004567")
+    h1, b1, _ = build_request(
+        first, kit["signers"][:1], kit["relay"], level=2, route=ROUTE, encrypt_to=kit["kem"]
+    )
+    enc = json.loads(_claims(h1["X-LT-Request"]))["enc"]
+    call = make_call(GIAMDINH, SVC_RESIDENCE, "/001203004567")
+    headers, _, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=2, route=ROUTE, overrides={"enc": enc}
+    )
+    refused(fed, lambda: _send(kit, call, headers, b1), "LT.BAD_SIGNATURE")
+
+
 def _claims(token: str) -> bytes:
     import base64
 
@@ -282,7 +398,98 @@ def _claims(token: str) -> bytes:
 # --- access, clearance, route ---------------------------------------------------------------
 
 
+def test_provider_enforces_the_client_clearance(fed: Federation, kit: dict[str, Any]) -> None:
+    """CONGTT (cleared INTERNAL) holds an access right to a PERSONAL service: its gateway
+    refuses it, and so does the provider when a compromised gateway sends it anyway."""
+    call = make_call(CONGTT, SVC_RESIDENCE, "/001203004567")
+    headers, body, _ = build_request(
+        call, kit["portal"][:1], kit["relay"], level=2, route=ROUTE, encrypt_to=kit["kem"]
+    )
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.CLEARANCE")
+
+
+def test_a_client_gateway_cannot_skip_the_platform(fed: Federation, kit: dict[str, Any]) -> None:
+    """BHXH-GW's own TLS identity sends straight to BCA-GW: no direct link is configured."""
+    for route in (ROUTE, ["BHXH-GW", "BCA-GW"]):
+        call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+        headers, body, _ = build_request(
+            call, kit["signers"][:1], kit["relay"], level=0, route=route
+        )
+        del headers["X-LT-Hops"]
+
+        def action(c: Any = call, h: dict[str, str] = headers, b: bytes = body) -> httpx.Response:
+            return send(kit["client_tls"], kit["port"], c, h, b)
+
+        refused(fed, action, "LT.ROUTE")
+
+
+def test_hop_receipts_from_the_wrong_node_or_call(fed: Federation, kit: dict[str, Any]) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, req_hash = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE
+    )
+    # BHXH-GW's node key signs a receipt naming NDXP
+    headers["X-LT-Hops"] = hop_receipt(
+        "NDXP", req_hash, time.time(), kit["client_gw"].receipt_signer
+    )
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.ROUTE")
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    other = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    other_headers, _, _ = build_request(
+        other, kit["signers"][:1], kit["relay"], level=0, route=ROUTE
+    )
+    headers["X-LT-Hops"] = other_headers["X-LT-Hops"]  # NDXP's genuine receipt of another call
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.ROUTE")
+
+
 # --- header confusion -----------------------------------------------------------------------
+
+
+def test_peer_refuses_case_variants_of_a_protocol_header(
+    fed: Federation, kit: dict[str, Any]
+) -> None:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    other = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    other_headers, _, _ = build_request(
+        other, kit["signers"][:1], kit["relay"], level=0, route=ROUTE
+    )
+    twice = [*headers.items(), ("x-lt-request", other_headers["X-LT-Request"])]
+    url = f"https://127.0.0.1:{kit['port']}/r1/{call.service}"
+
+    def action() -> httpx.Response:
+        with httpx.Client(verify=kit["tls"], timeout=10) as c:
+            return c.post(url, headers=twice, content=body)
+
+    refused(fed, action, "LT.BAD_REQUEST")
+
+
+@pytest.mark.parametrize(
+    ("service", "code"),
+    [
+        ("VN/GOV/G01.BCA/DANCU/%2e%2e", "LT.BAD_REQUEST"),
+        ("VN/GOV/G01.BCA/DANCU/..%2fecho", "LT.BAD_REQUEST"),
+        ("VN/GOV/G01.BCA/DANCU/echo%00", "LT.BAD_REQUEST"),
+        ("VN/GOV/G01.BCA/DANCU/ech%CE%BF", "LT.BAD_REQUEST"),  # Greek omicron
+        ("VN/GOV/G01.BCA/DANCU/%EF%BD%85cho", "LT.BAD_REQUEST"),  # fullwidth e
+        ("VN/GOV/G01.BCA/DANCU/ECHO", "LT.ACCESS_DENIED"),
+        ("VN/GOV/g01.bca/DANCU/echo", "LT.BAD_REQUEST"),
+        ("VN/GOV/G01.BCA/DANCU%2fecho/x", "LT.BAD_REQUEST"),
+        ("VN/GOV/G01.BCA/DANCU/ho-so-mat%20", "LT.BAD_REQUEST"),
+    ],
+)
+def test_service_identifier_tricks(fed: Federation, service: str, code: str) -> None:
+    url = f"{_internal(fed)}/r1/{service}"
+    refused(fed, lambda: httpx.post(url, headers=HEADERS, content=b"x"), code)
+
+
+def test_percent_encoded_service_id_names_the_same_service(fed: Federation) -> None:
+    before = len(fed.received())
+    url = f"{_internal(fed)}/r1/VN/GOV/G01.BCA/DANCU/%65cho"
+    resp = httpx.post(url, headers=HEADERS, content=b"same")
+    assert resp.status_code == 200 and resp.content == b"same"
+    assert len(fed.received()) == before + 1
 
 
 # --- a relay tampering with answers ---------------------------------------------------------
@@ -438,3 +645,188 @@ def test_an_old_or_stale_crl_does_not_unrevoke(fed: Federation, kit: dict[str, A
 
 
 # --- an isolated zone: TUYET_MAT, direct links, an expired directory ------------------------
+
+BQP = "VN/GOV/G02.BQP"
+BCY = "VN/GOV/G03.BCY"
+TACCHIEN = f"{BQP}/TACCHIEN"  # inside the isolated zone Z
+KHOA = f"{BCY}/KHOA"  # the provider, inside zone Z
+SVC_TUYET_MAT = f"{KHOA}/tuyet-mat"
+SVC_TOI_MAT = f"{KHOA}/toi-mat"
+THUONG = f"{BCY}/THUONG"  # a provider subsystem cleared only MAT
+SVC_ABOVE = f"{THUONG}/qua-muc"  # its TOI_MAT service: above its own clearance
+ZONE_ROUTE = ["BQP-GW", "BCY-GW"]  # the configured direct link
+
+
+def _zone_spec() -> FederationSpec:
+    """BQP-GW and BCY-GW in isolated zone Z with a direct link; BHXH-GW outside any zone; the
+    national platform NDXP allows up to TOI_MAT."""
+    return FederationSpec(
+        instance="VN",
+        nodes=[
+            NodeSpec("NDXP", "platform", "VN/GOV/G00.NDXP"),
+            NodeSpec("BQP-GW", "agency", BQP, parent="NDXP", zone="Z", max_level="TUYET_MAT"),
+            NodeSpec("BCY-GW", "agency", BCY, parent="NDXP", zone="Z", max_level="TUYET_MAT"),
+            NodeSpec("BHXH-GW", "agency", "VN/GOV/G07.BHXH", parent="NDXP"),
+        ],
+        subsystems=[
+            SubsystemSpec(TACCHIEN, "BQP-GW", "TUYET_MAT"),
+            SubsystemSpec(KHOA, "BCY-GW", "TUYET_MAT"),
+            SubsystemSpec(GIAMDINH, "BHXH-GW", "TUYET_MAT"),  # cleared, but outside the zone
+            SubsystemSpec(THUONG, "BCY-GW", "MAT"),
+        ],
+        services=[
+            ServiceSpec(SVC_TUYET_MAT, "TUYET_MAT", "/echo"),
+            ServiceSpec(SVC_TOI_MAT, "TOI_MAT", "/echo"),
+            ServiceSpec(SVC_ABOVE, "TOI_MAT", "/echo"),
+        ],
+        access=[
+            (TACCHIEN, SVC_TUYET_MAT),
+            (GIAMDINH, SVC_TUYET_MAT),
+            (GIAMDINH, SVC_TOI_MAT),
+            (TACCHIEN, SVC_ABOVE),
+        ],
+        direct_links=[("BQP-GW", "BCY-GW")],
+    )
+
+
+@pytest.fixture(scope="module")
+def zone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    workdir = tmp_path_factory.mktemp("isolated-zone")
+    tb = build_testbed(workdir, _zone_spec(), limits=LIMITS)
+    record = workdir / "service-received.jsonl"
+    with Running(tb, log_level="INFO") as running:
+        running.start_all(record=record)
+        federation = Federation(tb, running, record, {})
+        yield federation
+        federation.close()
+
+
+ZONE_HEADERS = {"X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
+
+
+def _zone_call(zone: Federation, node: str, client: str, service: str) -> httpx.Response:
+    url = f"{zone.testbed.internal_url(node)}/r1/{service}"
+    headers = {**ZONE_HEADERS, "X-LT-Client": client}
+    return httpx.post(url, headers=headers, content=b"tuyet mat", timeout=20)
+
+
+def test_tuyet_mat_travels_inside_its_isolated_zone_only(zone: Federation) -> None:
+    before = len(zone.received())
+    resp = _zone_call(zone, "BQP-GW", TACCHIEN, SVC_TUYET_MAT)  # direct link inside zone Z
+    assert resp.status_code == 200 and resp.content == b"tuyet mat", resp.text
+    assert len(zone.received()) == before + 1
+    # cleared TUYET_MAT, holds the right, but its gateway is outside the zone (via NDXP)
+    refused(zone, lambda: _zone_call(zone, "BHXH-GW", GIAMDINH, SVC_TUYET_MAT), "LT.ROUTE")
+    resp = _zone_call(zone, "BHXH-GW", GIAMDINH, SVC_TOI_MAT)  # TOI_MAT may cross NDXP
+    assert resp.status_code == 200 and resp.content == b"tuyet mat", resp.text
+
+
+def test_provider_enforces_the_zone_and_the_direct_link(zone: Federation) -> None:
+    """A compromised NDXP sends BCY-GW what its own policy refuses: a TUYET_MAT call from
+    outside the zone on the prescribed route, and a zone-internal call routed through NDXP
+    although the directory lists a direct link."""
+    relay = zone.node("NDXP")
+    provider = zone.node("BCY-GW")
+    kem = provider.directory.subsystems[make_call(TACCHIEN, SVC_TUYET_MAT).service.subsystem].kem
+    port = zone.testbed.peer_ports["BCY-GW"]
+    tls = relay_tls(relay)
+    for client, node, route in [
+        (GIAMDINH, "BHXH-GW", ["BHXH-GW", "NDXP", "BCY-GW"]),
+        (TACCHIEN, "BQP-GW", ["BQP-GW", "NDXP", "BCY-GW"]),
+    ]:
+        call = make_call(client, SVC_TUYET_MAT, method="POST")
+        signers = zone.node(node).local[call.client].signers[:2]
+        headers, body, _ = build_request(
+            call, signers, relay, level=6, route=route, body=b"x", encrypt_to=kem
+        )
+
+        def action(c: Any = call, h: dict[str, str] = headers, b: bytes = body) -> httpx.Response:
+            return send(tls, port, c, h, b)
+
+        refused(zone, action, "LT.ROUTE")
+
+
+def test_no_write_down_from_a_provider_cleared_below_its_service(zone: Federation) -> None:
+    """THUONG (cleared MAT) offers a TOI_MAT service; the caller is cleared TUYET_MAT and holds
+    the right: refused at the client gateway, and at the provider when sent anyway."""
+    refused(zone, lambda: _zone_call(zone, "BQP-GW", TACCHIEN, SVC_ABOVE), "LT.CLEARANCE")
+    provider = zone.node("BCY-GW")
+    call = make_call(TACCHIEN, SVC_ABOVE, method="POST")
+    kem = provider.directory.subsystems[call.service.subsystem].kem
+    signers = zone.node("BQP-GW").local[call.client].signers[:2]
+    headers, body, _ = build_request(
+        call, signers, zone.node("NDXP"), level=5, route=ZONE_ROUTE, body=b"x", encrypt_to=kem
+    )
+    del headers["X-LT-Hops"]  # the direct link: BQP-GW is the previous hop, no relay
+    tls = relay_tls(zone.node("BQP-GW"))
+    port = zone.testbed.peer_ports["BCY-GW"]
+    refused(zone, lambda: send(tls, port, call, headers, body), "LT.CLEARANCE")
+
+
+def test_an_expired_directory_fails_closed(zone: Federation) -> None:
+    """BCY-GW restarted on a directory that expired two days ago (beyond the 24 h grace):
+    every call is LT.UNAVAILABLE, signed by BCY-GW, and its service sees nothing."""
+    tb = zone.testbed
+    config_path = tb.configs["BCY-GW"]
+    original = config_path.read_text()
+    stale = json.loads(tb.directory_path.read_text())
+    stale["expires_at"] = time.time() - 2 * 86400
+    stale_path = tb.workdir / "directory-expired.json"
+    stale_path.write_text(json.dumps(stale))
+    config_path.write_text(json.dumps({**json.loads(original), "directory": str(stale_path)}))
+    try:
+        zone.running.stop("BCY-GW")
+        zone.running.start_gateway("BCY-GW")
+        refused(zone, lambda: _zone_call(zone, "BQP-GW", TACCHIEN, SVC_TUYET_MAT), "LT.UNAVAILABLE")
+    finally:
+        config_path.write_text(original)
+        zone.running.stop("BCY-GW")
+        zone.running.start_gateway("BCY-GW")
+    assert _zone_call(zone, "BQP-GW", TACCHIEN, SVC_TUYET_MAT).status_code == 200
+
+
+def test_an_unsigned_tampered_or_expired_global_configuration_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The federation view from the signed global configuration: a document with its
+    signature removed, one with a changed byte, and one read after its expiry are refused
+    (ConfigError: the gateway does not start, a running one keeps its previous view)."""
+    import base64
+
+    from lienthong.demo import DemoContext
+    from lienthong.errors import ConfigError
+    from lienthong.exchange.config import GatewayConfig, Listen, TlsSettings
+    from lienthong.exchange.node import load_directory
+    from lienthong.federation.demo import run as federation_demo
+
+    ctx = DemoContext(workdir=tmp_path)
+    federation_demo(ctx)
+    store = Path(next(iter(ctx.state["federation"]["nodes"].values()))["globalconf"])
+    cfg = GatewayConfig(
+        node="NDXP",
+        role="platform",
+        peer=Listen(),
+        tls=TlsSettings("c", "k", "r"),
+        state_dir=str(tmp_path / "s"),
+        passphrase={"$env": "X"},
+        globalconf=str(store),
+    )
+    good = load_directory(cfg, time.time())
+    assert good.expires_at is not None
+    with pytest.raises(ConfigError):
+        load_directory(cfg, good.expires_at + 1)  # expired: fails closed
+    path = store / "globalconf.json"
+    document = json.loads(path.read_bytes())
+    payload = json.loads(base64.urlsafe_b64decode(document["payload"] + "=="))
+    payload["expires_at"] = "2099-01-01T00:00:00Z"  # a longer life, under the old signatures
+    widened = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    for bad in [
+        {"payload": document["payload"]},
+        {"payload": document["payload"], "signatures": []},
+        {**document, "payload": widened},
+    ]:
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ConfigError):
+            load_directory(cfg, time.time())
+    path.write_text(json.dumps(document))
+    assert load_directory(cfg, time.time()).expires_at == good.expires_at
