@@ -194,16 +194,24 @@ def test_replay_journal_keeps_only_what_a_restart_needs(tmp_path: Path) -> None:
     journal = tmp_path / "state" / "replay-ahead.journal"
     w = ReplayWindow(300, 1000, start=1000.0, journal=journal)
     w.check_and_record("synchronised", 1001.05, 1001.0)  # jitter: not written
+    assert not journal.exists()
     w.check_and_record("ahead", 1060.0, 1001.0)
-    assert journal.read_text() == "1060.0\tahead\n"
+    assert journal.read_text().split() == ["1060.0", "ahead"]
+    with journal.open("a") as fh:
+        fh.write("10")  # a line torn by a crash while appending
     again = ReplayWindow(300, 1000, start=1010.0, journal=journal)  # restarted
     with pytest.raises(Refused, match="already seen"):
         again.check_and_record("ahead", 1060.0, 1061.0)
     with pytest.raises(Refused, match="process start"):
         again.check_and_record("synchronised", 1001.05, 1011.0)
-    journal.write_text(journal.read_text() + "10")  # a line torn by a crash
-    third = ReplayWindow(300, 1000, start=1100.0, journal=journal)  # "ahead" is below its floor
-    assert len(third) == 0 and journal.read_text() == ""
+    again.check_and_record("later", 1200.0, 1100.0)  # appended after the torn line
+    third = ReplayWindow(300, 10_000, start=1100.0, journal=journal)
+    assert len(third) == 1  # "ahead" is below its floor; "later" is remembered
+    with pytest.raises(Refused, match="already seen"):
+        third.check_and_record("later", 1200.0, 1101.0)
+    for i in range(3000):  # 1 s ahead, 10 ms apart: about 100 alive at a time
+        third.check_and_record(f"k{i}", 1102.0 + i * 0.01, 1101.0 + i * 0.01)
+    assert len(journal.read_text().split()) <= 2 * (1024 + 2 * 200)  # compacted as it grew
 
 
 def test_a_caller_chosen_id_stays_single_use_across_a_client_gateway_restart(

@@ -86,21 +86,23 @@ class ReplayWindow:
 
     def _load_journal(self, path: Path, floor: float) -> None:
         """Remember the journaled keys a restart would otherwise forget (timestamps at or
-        after the floor: the others the floor refuses anyway); rewrite the journal with them."""
+        after the floor: the others the floor refuses anyway). Read only: ``gateway check``
+        loads the journal of a running gateway too; the gateway compacts it as it grows."""
         try:
-            text = path.read_text(encoding="utf-8")
+            lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
-            text = ""
-        for line in text.splitlines():
+            lines = []
+        for line in lines:
             ts_text, sep, key = line.partition("\t")
             try:
                 ts = float(ts_text)
             except ValueError:
-                continue  # a torn last line (crash while appending): never accepted
+                continue  # a torn line (crash while appending): that request was not accepted
             if sep and ts >= floor and key not in self._seen:
                 self._remember(key, ts)
                 self._ahead.append((ts, key))
-        self._rewrite()
+        self._journal_lines = len(lines)
+        self._compact_at = max(1024, 2 * len(lines))
 
     def _write_ahead(self, key: str, ts: float, now: float) -> None:
         assert self._journal is not None
@@ -110,8 +112,9 @@ class ReplayWindow:
             self._rewrite()
             self._compact_at = 2 * len(self._ahead) + 1024
             return
+        self._journal.parent.mkdir(parents=True, exist_ok=True)
         with self._journal.open("a", encoding="utf-8") as fh:
-            fh.write(f"{ts!r}\t{key}\n")
+            fh.write(f"\n{ts!r}\t{key}\n")  # the leading newline ends a torn line before it
             fh.flush()
             os.fsync(fh.fileno())
         self._journal_lines += 1
