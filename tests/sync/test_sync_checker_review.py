@@ -312,3 +312,43 @@ def test_a_column_named_twice_in_a_drop_is_refused(workdir: Path, capsys: Any) -
     assert code == 2 and out == "" and err.count("\n") == 1, err
     assert "a.csv: column 'ten' appears 2 times in the header (columns 2, 3)" in err, err
     assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
+
+
+def test_keys_equal_once_trimmed_are_refused(workdir: Path, capsys: Any) -> None:
+    """'K001', ' K001' and 'K001 ' (unique at the source) were one consolidated key: three
+    rows read and applied, one row at the hub (the last one read), reconcile 'different'."""
+    rows = [("K001", "plain"), (" K001", "leading"), ("K001 ", "trailing"), ("K002", "x")]
+    _sqlite_people(workdir / "src.db", rows, ddl="ma TEXT PRIMARY KEY, ten TEXT")
+    _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]'])
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 2 and out == "" and err.count("\n") == 1, (out, err)
+    assert "of source table people are one key once surrounding blanks are removed" in err
+    assert "'K001'" in err or "' K001'" in err, err
+    assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
+
+
+def test_postgresql_padded_keys_without_a_twin_still_run(workdir: Path, capsys: Any) -> None:
+    """CHAR(n) padding and a key with blanks but no plain twin are not collisions; a
+    VARCHAR 'K1 ' beside 'K1' is."""
+    schema = "lt_chk_review_trim"
+    with psycopg.connect(PG, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"CREATE TABLE {schema}.people (ma char(8) PRIMARY KEY, ten text)")
+        db.execute(f"INSERT INTO {schema}.people VALUES ('K1', 'a'), (' K2', 'b'), ('K3', 'c')")
+        db.execute(f"CREATE TABLE {schema}.other (ma varchar(8) PRIMARY KEY, ten text)")
+        db.execute(f"INSERT INTO {schema}.other VALUES ('K1', 'a'), ('K1 ', 'b')")
+    try:
+        workdir.joinpath("dsn").write_text(PG)
+        source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
+        _pipeline(workdir, source=source, table=[f'name = "{schema}.people"', 'key = ["ma"]'])
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 3 = applied 3 + quarantined 0" in out, (out, err)
+        assert _hub_keys(workdir) == ["K1", "K2", "K3"]
+        text = workdir.joinpath("p.toml").read_text()
+        workdir.joinpath("p.toml").write_text(text.replace(".people", ".other"))
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 2 and "'K1'" in err and "'K1 '" in err and "one key once" in err, err
+    finally:
+        with psycopg.connect(PG, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.errors import BackendError, ConfigError, InputError
-from lienthong.sync.model import Chunk, Position, decode_key, encode_key, encode_value
+from lienthong.sync.model import (
+    Chunk,
+    Position,
+    decode_key,
+    encode_key,
+    encode_value,
+    source_key,
+)
 
 # a window of up to this many rows keeps each row's short hash in the position, so a late row
 # is sent alone; a larger window keeps only its digest and is sent again whole when it changes
@@ -107,6 +114,7 @@ class SqlTableConnector:
         self.name = self.table
         self._conn: Any = None
         self._key_checked = False
+        self._types: dict[str, str] = {}  # column → type, as schema() read them last
         parts = self.table.split(".", 1)
         if len(parts) == 2 and self.dialect.qualified_columns_sql is None:
             raise ConfigError(
@@ -150,7 +158,8 @@ class SqlTableConnector:
             cols = self._query(self.dialect.columns_sql, [self.table])
         if not cols:
             raise ConfigError(f"source table {self.table!r} does not exist or has no columns")
-        return {str(name): str(typ) for name, typ in cols}
+        self._types = {str(name): str(typ) for name, typ in cols}
+        return dict(self._types)
 
     def _order(self) -> list[str]:
         return [self.cursor, *self.key] if self.cursor else list(self.key)
@@ -263,9 +272,14 @@ class SqlTableConnector:
         after the last key of a page, so the other rows holding that key were skipped in
         silence. A primary key or unique index on the key columns (or some of them) settles
         it from the catalog; otherwise the data is checked (one aggregate query)."""
-        if self._key_checked or self._unique_in_catalog():
-            self._key_checked = True
+        if self._key_checked:
             return
+        if not self._unique_in_catalog():
+            self._check_unique_data()
+        self._check_trimmed_keys()
+        self._key_checked = True
+
+    def _check_unique_data(self) -> None:
         q = self.dialect.quote
         cols = ", ".join(q(k) for k in self.key)
         present = " AND ".join(f"{q(k)} IS NOT NULL" for k in self.key)
@@ -283,7 +297,55 @@ class SqlTableConnector:
                 "key, or remove the duplicates at the source",
                 code="key_not_unique",
             )
-        self._key_checked = True
+
+    def _check_trimmed_keys(self, limit: int = 1000) -> None:
+        """Keys unique at the source that become one once trimmed: the consolidated key is
+        the text without surrounding blanks (CHAR padding), so `'K001'` and `'K001 '` would
+        overwrite each other at the hub. One scan for text keys with surrounding blanks
+        (spaces, tabs, line breaks; MariaDB: spaces), then a lookup of their trimmed forms."""
+        q, table = self.dialect.quote, self.dialect.quote_table(self.table)
+        if self.dialect.name == "postgres":
+            padded = "length({c}::text) <> length(btrim({c}::text, E' \\t\\n\\r'))"
+            texts = [k for k in self.key if self._types.get(k) in _PG_TEXT]
+        elif self.dialect.name == "mariadb":
+            padded = "CHAR_LENGTH({c}) <> CHAR_LENGTH(TRIM({c}))"
+            texts = [k for k in self.key if self._types.get(k, "").startswith(_MARIADB_TEXT)]
+        else:  # SQLite: any column may hold text
+            padded = (
+                "typeof({c}) = 'text' AND length({c}) <> length(trim({c}, ' ' || char(9, 10, 13)))"
+            )
+            texts = [k for k in self.key if "int" not in self._types.get(k, "")]  # affinity
+        if not texts:
+            return
+        cond = " OR ".join(f"({padded.format(c=q(k))})" for k in texts)
+        cols = ", ".join(q(k) for k in self.key)
+        found = self._query(f"SELECT {cols} FROM {table} WHERE {cond} LIMIT {int(limit)}", [])
+        if not found:
+            return
+        by_key: dict[str, tuple[Any, ...]] = {}
+        for raw in found:  # two padded forms of one key
+            other = by_key.setdefault(source_key(raw), raw)
+            if other != raw:
+                self._refuse_trimmed(other, raw)
+        trimmed = [tuple(v.strip() if isinstance(v, str) else v for v in raw) for raw in found]
+        marks = ", ".join(f"({self.dialect.params(len(self.key))})" for _ in trimmed)
+        for row in self._query(  # the plain form of a padded key (in Python: collations)
+            f"SELECT {cols} FROM {table} WHERE ({cols}) IN ({marks})",
+            [v for t in trimmed for v in t],
+        ):
+            twin = by_key.get(source_key(row))
+            if twin is not None and tuple(row) != twin:
+                self._refuse_trimmed(tuple(row), twin)
+
+    def _refuse_trimmed(self, one: tuple[Any, ...], other: tuple[Any, ...]) -> None:
+        shown = [", ".join(map(repr, k)) for k in (one, other)]
+        raise InputError(
+            f"keys {shown[0]} and {shown[1]} of source table {self.table} are one key once "
+            "surrounding blanks are removed (the consolidated database keys rows by the "
+            "trimmed text): one row would overwrite the other; trim the keys at the source "
+            "(merging the two rows)",
+            code="key_not_unique",
+        )
 
     def _unique_in_catalog(self) -> bool:
         """A primary key or a plain unique index (no expression, no predicate) whose columns
@@ -472,6 +534,10 @@ class _Window:
         if len(self.rows) <= WINDOW_ROWS:
             out["rows"] = [h.hex() for _, h in self.rows]
         return out
+
+
+_PG_TEXT = frozenset({"text", "character varying", "character", "citext"})
+_MARIADB_TEXT = ("varchar", "char", "text", "tinytext", "mediumtext", "longtext")
 
 
 def _rows_digest(rows: list[tuple[Any, ...]]) -> str:
