@@ -352,3 +352,40 @@ def test_postgresql_padded_keys_without_a_twin_still_run(workdir: Path, capsys: 
     finally:
         with psycopg.connect(PG, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "parquet", "jsonl"])
+def test_a_half_copied_or_legacy_encoded_drop_is_one_line_exit_2(
+    workdir: Path, capsys: Any, fmt: str
+) -> None:
+    """A workbook or Parquet file cut in half (still being copied): 'unexpected BadZipFile
+    …' / 'unexpected ArrowInvalid …', exit 1. A Latin-1 JSON Lines line: 'str is not valid
+    UTF-8: surrogates not allowed'."""
+    drop = workdir / "drop"
+    drop.mkdir()
+    path = drop / f"a.{fmt}"
+    if fmt == "xlsx":
+        import openpyxl
+
+        wb = openpyxl.Workbook()
+        for i in range(2000):
+            wb.active.append([f"K{i}", f"tên {i}"])
+        wb.save(path)
+    elif fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"ma": [f"K{i}" for i in range(2000)], "ten": ["x"] * 2000}), path)
+    else:
+        path.write_bytes(b'{"ma": "K1", "ten": "Nguy\xe3n"}\n')
+    if fmt != "jsonl":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    source = ['kind = "files"', 'path = "drop"']
+    _pipeline(workdir, source=source, table=['name = "a"', f'file = "a.{fmt}"', 'key = ["ma"]'])
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "unexpected" not in err and err.startswith(f"error: a.{fmt}"), err
+    expected = "not UTF-8 (byte 0xe3)" if fmt == "jsonl" else "is it still being copied"
+    assert expected in err, err
+    assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()

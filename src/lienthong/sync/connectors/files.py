@@ -70,13 +70,31 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> InputError:
     return InputError(f"{path.name}: not UTF-8 ({exc.reason})", code="not_utf8")
 
 
-def _xlsx_rows(path: Path) -> Iterator[list[Any]]:
-    import openpyxl
+def _unreadable(path: Path, what: str, exc: BaseException) -> InputError:
+    """A damaged or half-copied drop (a truncated workbook, a Parquet file without its
+    footer): one line, exit 2 — the next run reads it again once it is whole."""
+    return InputError(
+        f"{path.name}: not a readable {what} ({type(exc).__name__}: {exc}); is it still being "
+        "copied, or damaged? Drop it again",
+        code="unreadable_file",
+    )
 
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+
+def _xlsx_rows(path: Path) -> Iterator[list[Any]]:
+    import zipfile
+
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, EOFError) as exc:
+        raise _unreadable(path, "Excel .xlsx workbook", exc) from None
     try:
         for row in wb.worksheets[0].iter_rows(values_only=True):
             yield list(row)
+    except (zipfile.BadZipFile, KeyError, EOFError, OSError) as exc:  # a damaged sheet part
+        raise _unreadable(path, "Excel .xlsx workbook", exc) from None
     finally:
         wb.close()
 
@@ -89,6 +107,14 @@ def _jsonl_objects(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    raise InputError(
+                        f"{path.name}:{lineno}: not UTF-8 (byte 0x{line[bad.start]:02x}): save "
+                        "the file as UTF-8 and drop it again",
+                        code="not_utf8",
+                    ) from None
                 raise InputError(f"{path.name}:{lineno}: not JSON: {exc}") from exc
             if not isinstance(obj, dict):
                 raise InputError(f"{path.name}:{lineno}: a JSON object per line is required")
@@ -103,14 +129,27 @@ def _jsonl_rows(path: Path, header: list[str]) -> Iterator[list[Any]]:
         yield [obj.get(c) for c in header]
 
 
-def _parquet_rows(path: Path) -> Iterator[list[Any]]:
+def _parquet_file(path: Path) -> Any:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, "Parquet file", exc) from None
+
+
+def _parquet_rows(path: Path) -> Iterator[list[Any]]:
+    import pyarrow as pa
+
+    pf = _parquet_file(path)
     yield list(pf.schema_arrow.names)
-    for batch in pf.iter_batches(batch_size=65536):
-        cols = [c.to_pylist() for c in batch.columns]
-        yield from (list(r) for r in zip(*cols, strict=True))
+    try:
+        for batch in pf.iter_batches(batch_size=65536):
+            cols = [c.to_pylist() for c in batch.columns]
+            yield from (list(r) for r in zip(*cols, strict=True))
+    except (pa.ArrowException, OSError) as exc:  # a damaged row group
+        raise _unreadable(path, "Parquet file", exc) from None
 
 
 @dataclass
@@ -202,9 +241,7 @@ def _arrow_type(t: Any) -> str:
 def profile(path: Path, fmt: str) -> dict[str, str]:
     """The drop's columns and their types (see the module docstring)."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return {f.name: _arrow_type(f.type) for f in pq.ParquetFile(path).schema_arrow}
+        return {f.name: _arrow_type(f.type) for f in _parquet_file(path).schema_arrow}
     if fmt == "jsonl":
         seen: dict[str, set[str]] = {}
         objects = _jsonl_objects(path)
