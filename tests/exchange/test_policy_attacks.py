@@ -282,9 +282,26 @@ def test_malformed_enc_where_encryption_is_required(
     refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_REQUEST")
 
 
-def test_internal_api_refuses_an_oversized_purpose(fed: Federation) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"X-LT-Purpose": None},
+        {"X-LT-Legal-Basis": None},
+        {"X-LT-Purpose": ""},
+        {"X-LT-Purpose": "p" * 513},
+        {"X-LT-Legal-Basis": "l" * 513},
+        {"X-LT-UserId": "u" * 513},
+        {"X-LT-Purpose": "muc\x7fdich"},
+        {"X-LT-Id": "001203004567"},  # a personal ID is not a message id
+        {"x-lt-purpose": "khac", "X-LT-PURPOSE": "khac nua"},  # case variants, repeated
+    ],
+)
+def test_internal_api_purpose_legal_basis_and_header_confusion(
+    fed: Federation, change: dict[str, str | None]
+) -> None:
+    headers = [(k, v) for k, v in HEADERS.items() if k not in change]
+    headers += [(k, v) for k, v in change.items() if v is not None]
     url = f"{_internal(fed)}/r1/{SVC_ECHO}"
-    headers = {**HEADERS, "X-LT-Purpose": "p" * 513}
     refused(fed, lambda: httpx.post(url, headers=headers, content=b"x"), "LT.BAD_REQUEST")
 
 
@@ -451,6 +468,37 @@ def test_hop_receipts_from_the_wrong_node_or_call(fed: Federation, kit: dict[str
     refused(fed, lambda: _send(kit, call, headers, body), "LT.ROUTE")
 
 
+def test_the_relay_checks_its_previous_hop_and_receipts(
+    fed: Federation, kit: dict[str, Any]
+) -> None:
+    """At NDXP: a receipt where no relay came before, the provider's gateway posing as the
+    client's, and a MAT call without its ML-DSA token — each refused by the relay itself."""
+    port = fed.testbed.peer_ports["NDXP"]
+    cases = []
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    cases.append((kit["client_tls"], call, headers, body, "LT.ROUTE"))  # a receipt too many
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
+    del headers["X-LT-Hops"]
+    cases.append((relay_tls(fed.node("BCA-GW")), call, headers, body, "LT.ROUTE"))
+    call = make_call(GIAMDINH, SVC_SECRET, method="POST")
+    headers, body, _ = build_request(
+        call,
+        kit["signers"][:1],
+        kit["relay"],
+        level=4,
+        route=ROUTE,
+        body=b"x",
+        encrypt_to=kit["kem"],
+    )
+    del headers["X-LT-Hops"]
+    cases.append((kit["client_tls"], call, headers, body, "LT.BAD_SIGNATURE"))
+    for tls, c, h, b, code in cases:
+        resp = refused(fed, lambda t=tls, c=c, h=h, b=b: send(t, port, c, h, b), code)
+        assert "X-LT-Refusal" in resp.headers  # signed by NDXP, bound to this request
+
+
 # --- header confusion -----------------------------------------------------------------------
 
 
@@ -506,8 +554,10 @@ def test_percent_encoded_service_id_names_the_same_service(fed: Federation) -> N
 class _TamperingRelay(ServerThread):
     """NDXP's TLS identity on its first-link port (the link proxy stopped): verifies nothing,
     forwards to BCA-GW with a genuine NDXP hop receipt, then alters the answer per ``mode``:
-    ``pq`` adds an ``X-LT-Response-PQ`` of its own, ``swap`` answers with the previous call's
-    answer, ``flip`` flips the last byte of the (encrypted) body."""
+    ``pq`` adds an ``X-LT-Response-PQ`` of its own, ``strip-pq`` removes the provider's,
+    ``reflect`` answers with the request's own (encrypted) body, ``swap`` with the previous
+    call's answer, ``flip`` flips the last byte of the (encrypted) body, ``resign`` re-signs
+    the answer's claims changed by ``patch`` with the provider's key."""
 
     def __init__(self, fed: Federation, kit: dict[str, Any]) -> None:
         super().__init__()
@@ -537,6 +587,10 @@ class _TamperingRelay(ServerThread):
         answer = (resp.status_code, dict(back), resp.content)
         if self.mode == "pq":
             answer[1]["X-LT-Response-PQ"] = "eyJhbGciOiJNTC1EU0EtNjUiLCJraWQiOiJ4In0..AAAA"
+        elif self.mode == "reflect":  # the caller's own ciphertext as the answer body
+            answer = (resp.status_code, back, body)
+        elif self.mode == "strip-pq":
+            answer[1].pop("x-lt-response-pq", None)
         elif self.mode == "swap" and self._previous is not None:
             answer = self._previous
         elif self.mode == "flip":
@@ -600,6 +654,10 @@ def test_a_relay_cannot_alter_or_swap_answers(fed: Federation, kit: dict[str, An
         _uniform(post(echo, b"second"), "LT.BAD_SIGNATURE")
         evil.mode = "flip"
         _uniform(post(residence, b""), "LT.BAD_SIGNATURE")
+        evil.mode = "reflect"  # sealed with the request key: not an answer
+        _uniform(post(residence, b"q" * 64), "LT.BAD_SIGNATURE")
+        evil.mode = "strip-pq"  # a MAT answer without its ML-DSA signature
+        _uniform(post(f"{_internal(fed)}/r1/{SVC_SECRET}", b"mat"), "LT.BAD_SIGNATURE")
 
 
 @pytest.mark.parametrize("body", [["x"], "sha256", {"sha256": 5, "len": "1"}, 7])
