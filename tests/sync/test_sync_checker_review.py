@@ -389,3 +389,79 @@ def test_a_half_copied_or_legacy_encoded_drop_is_one_line_exit_2(
     expected = "not UTF-8 (byte 0xe3)" if fmt == "jsonl" else "is it still being copied"
     assert expected in err, err
     assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
+
+
+def test_mariadb_zero_date_cursor_is_reported_not_a_crash(workdir: Path, capsys: Any) -> None:
+    """A legacy NOT NULL DATETIME cursor holding '0000-00-00 00:00:00' (and a DATE value
+    '1990-02-00'): the driver returns such values as text, and every run stopped with
+    'unexpected TypeError: '<' not supported between instances of 'str' and
+    'datetime.datetime'', exit 1, the rows behind it never synchronised."""
+    import pymysql
+
+    db_name = "lt_chk_review_zero"
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {db_name}")
+            cur.execute(f"CREATE DATABASE {db_name}")
+            cur.execute("SET SESSION sql_mode = ''")
+            cur.execute(f"CREATE TABLE {db_name}.people (ma INT PRIMARY KEY, ten TEXT, "
+                        "ngay DATE, updated_at DATETIME NOT NULL)")  # fmt: skip
+            cur.execute(
+                f"INSERT INTO {db_name}.people VALUES (1, 'a', '0000-00-00', '2024-01-01'),"
+                " (2, 'b', '1990-12-31', '0000-00-00 00:00:00'),"
+                " (3, 'c', '1990-02-00', '2024-01-02'), (4, 'd', NULL, '2024-01-03')"
+            )
+        workdir.joinpath("dsn").write_text(f"mysql://root@127.0.0.1:3306/{db_name}")
+        source = ['kind = "mariadb"', 'dsn = { "$file" = "dsn" }']
+        table = ['name = "people"', 'key = ["ma"]', 'cursor = "updated_at"', "batch_size = 1"]
+        _pipeline(workdir, source=source, table=table)
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 3 = applied 3 + quarantined 0" in out, (out, err)
+        assert "1 rows have a NULL updated_at or no date (zero, infinity)" in out, out
+        assert _hub_keys(workdir) == ["1", "3", "4"]
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 0 = applied 0 + quarantined 0" in out, (out, err)
+        code, out, _ = cli(capsys, "sync", "reconcile", "p.toml")  # the row it cannot read
+        assert code == 1 and "missing 1: 2" in out, out
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {db_name}")
+        conn.close()
+
+
+def test_postgresql_infinity_dates_are_read(workdir: Path, capsys: Any) -> None:
+    """A 'valid until' DATE holding 'infinity' (and a timestamptz '-infinity'): every run
+    failed with 'date too large (after year 10K)', exit 1, no row of the table read. In a
+    cursor column such values are left out and reported, like NULL cursors."""
+    schema = "lt_chk_review_inf"
+    with psycopg.connect(PG, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"CREATE TABLE {schema}.people (ma text PRIMARY KEY, ten text, han date, "
+                   "ts timestamptz, updated_at timestamp NOT NULL)")  # fmt: skip
+        db.execute(
+            f"INSERT INTO {schema}.people VALUES ('A', 'a', 'infinity', '-infinity', "
+            "'2024-01-01'), ('B', 'b', '2030-01-01', NULL, 'infinity'), "
+            "('C', 'c', NULL, NULL, '2024-01-02')"
+        )
+    try:
+        workdir.joinpath("dsn").write_text(PG)
+        source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
+        table = [f'name = "{schema}.people"', 'key = ["ma"]', 'cursor = "updated_at"']
+        _pipeline(workdir, source=source, table=table)
+        text = workdir.joinpath("p.toml").read_text()
+        workdir.joinpath("p.toml").write_text(text + 'han = "han"\nts = "ts"\n')
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 2 = applied 2 + quarantined 0" in out, (out, err)
+        assert "1 rows have a NULL updated_at or no date (zero, infinity)" in out, out
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 0 = applied 0 + quarantined 0" in out, (out, err)
+    finally:
+        with psycopg.connect(PG, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    db2 = sqlite3.connect(workdir / "hub.db")
+    rows = {k: orjson.loads(d) for k, d in db2.execute("SELECT source_key, data FROM c_person")}
+    db2.close()
+    assert rows["A"] == {"ma": "A", "ten": "a", "han": "infinity", "ts": "-infinity"}
+    assert set(rows) == {"A", "C"}

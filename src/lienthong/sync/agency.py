@@ -163,8 +163,11 @@ class AgencySync:
                 self.outbox.set_field(spec.name, "schema", known, self.now())
         unreadable = getattr(conn, "null_cursor_rows", lambda: 0)()
         if unreadable:
+            zero = (
+                " or no date (zero, infinity)" if getattr(conn, "zero_date_cursor", bool)() else ""
+            )
             self.report.warnings.append(
-                f"{spec.name}: {unreadable} rows have a NULL {spec.cursor} and cannot be "
+                f"{spec.name}: {unreadable} rows have a NULL {spec.cursor}{zero} and cannot be "
                 "synchronised in cursor mode"
             )
         return Mapper(spec, list(current), self.validator(spec.entity))

@@ -32,9 +32,32 @@ def _postgres(dsn: str) -> Callable[[], Any]:
     def connect() -> Any:
         import psycopg
 
-        return psycopg.connect(dsn, connect_timeout=10)
+        conn = psycopg.connect(dsn, connect_timeout=10)
+        _load_infinity(conn)
+        return conn
 
     return connect
+
+
+def _load_infinity(conn: Any) -> None:
+    """Read PostgreSQL's ``infinity`` / ``-infinity`` dates and timestamps as those texts:
+    Python's dates cannot hold them, and psycopg's ``date too large (after year 10K)`` made
+    every run of the table fail, no row read (a "valid until" column often holds them)."""
+    from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
+
+    def infinite(base: type) -> type:
+        class Loader(base):  # a subclass of the given psycopg loader
+            def load(self, data: Any) -> Any:
+                text = bytes(data)
+                if text in (b"infinity", b"-infinity"):
+                    return text.decode()
+                return super().load(data)
+
+        return Loader
+
+    for name, base in (("date", DateLoader), ("timestamp", TimestampLoader),
+                       ("timestamptz", TimestamptzLoader)):  # fmt: skip
+        conn.adapters.register_loader(name, infinite(base))
 
 
 def _mariadb(params: dict[str, Any]) -> Callable[[], Any]:

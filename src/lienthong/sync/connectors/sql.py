@@ -173,6 +173,8 @@ class SqlTableConnector:
         # NULL cursors never compare greater than anything: leave them out from the first
         # page too, so every page sees the same set (they are reported by null_cursor_rows)
         conds = [f"{self.dialect.quote(self.cursor)} IS NOT NULL"] if self.cursor else []
+        if self.cursor and self.zero_date_cursor():  # '0000-00-00', infinity: no date;
+            conds.append(self._valid_date(self.cursor))  # reported as null_cursor_rows
         # a NULL key part compares with nothing: a page ending on such a row stopped the
         # keyset there (every later row lost), and PostgreSQL, sorting NULL last, never
         # reached them. Keyset pages leave them out; _null_key_rows reads them
@@ -456,23 +458,43 @@ class SqlTableConnector:
             # only the window was sent again: record its digest (a position-only chunk)
             yield Chunk(columns, [], {"after": encode_key(after), "window": window.digest()})
 
+    def zero_date_cursor(self) -> bool:
+        """A date cursor that may hold values that are no date: MariaDB/MySQL zero dates
+        ('0000-00-00 00:00:00', a legacy NOT NULL default, or '1990-02-00'), PostgreSQL
+        ±infinity. The drivers return them as text; compared with datetimes they broke every
+        run (TypeError). Such rows are left out like NULL cursors and reported."""
+        typ = self._types.get(self.cursor or "", "")
+        if self.dialect.name == "mariadb":
+            return typ.startswith(("date", "timestamp"))
+        return self.dialect.name == "postgres" and typ.startswith(("date", "timestamp"))
+
+    def _valid_date(self, column: str) -> str:
+        c = self.dialect.quote(column)
+        if self.dialect.name == "postgres":
+            return f"isfinite({c})"
+        return f"MONTH({c}) > 0 AND DAYOFMONTH({c}) > 0"
+
     def null_cursor_rows(self) -> int:
-        """Rows whose cursor is NULL: cursor mode can never read them (reported, not hidden)."""
+        """Rows whose cursor is NULL (or no date: a MariaDB zero date, PostgreSQL infinity):
+        cursor mode can never read them (reported, not hidden)."""
         if not self.cursor:
             return 0
         table, cursor = self.dialect.quote_table(self.table), self.dialect.quote(self.cursor)
-        return int(self._query(f"SELECT count(*) FROM {table} WHERE {cursor} IS NULL", [])[0][0])
+        cond = f"{cursor} IS NULL"
+        if self.zero_date_cursor():
+            cond += f" OR NOT ({self._valid_date(self.cursor)})"
+        return int(self._query(f"SELECT count(*) FROM {table} WHERE {cond}", [])[0][0])
 
     def pending(self, position: Position | None) -> int:
         """Rows a run would read: after the position, plus the re-checked window when it
         changed (or its digest is unknown) — never 0 while a late row waits behind it."""
         after = decode_key(position.get("after")) if position else None
+        columns = list(self.schema())  # first: the column types shape the query
         where, params = self._where(after)
         rows = self._query(
             f"SELECT count(*) FROM {self.dialect.quote_table(self.table)}{where}", params
         )
         unread = int(rows[0][0])
-        columns = list(self.schema())
         select = ", ".join(self.dialect.quote(c) for c in columns)
         del_idx = columns.index(self.deleted_column) if self.deleted_column in columns else None
         nulls = self._null_key_rows(select, del_idx)
