@@ -465,3 +465,25 @@ def test_postgresql_infinity_dates_are_read(workdir: Path, capsys: Any) -> None:
     db2.close()
     assert rows["A"] == {"ma": "A", "ten": "a", "han": "infinity", "ts": "-infinity"}
     assert set(rows) == {"A", "C"}
+
+
+def test_a_table_without_change_capture_says_what_it_cannot_see(workdir: Path, capsys: Any) -> None:
+    """No cursor: after the snapshot an update, a delete and a new key sorting before the
+    last one were all missed while the run said 'read 0' without a word (status: lag 0)."""
+    _sqlite_people(
+        workdir / "src.db", [("K1", "v1"), ("K2", "v1")], "ma TEXT PRIMARY KEY, ten TEXT"
+    )
+    _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]'])
+    code, out, _ = cli(capsys, "sync", "run", "p.toml")
+    assert code == 0 and "warning" not in out, out  # the snapshot itself sees everything
+    db = sqlite3.connect(workdir / "src.db")
+    db.execute("UPDATE people SET ten = 'v2' WHERE ma = 'K1'")
+    db.execute("INSERT INTO people VALUES ('A0', 'new')")
+    db.commit()
+    db.close()
+    code, out, _ = cli(capsys, "sync", "run", "p.toml")
+    assert code == 0 and "read 0 = applied 0 + quarantined 0" in out, out
+    assert "people: no cursor, logical_slot or binlog_server_id" in out, out
+    assert "sync reconcile PIPELINE --repair" in out, out
+    code, out, _ = cli(capsys, "sync", "reconcile", "p.toml", "--repair")
+    assert code == 0 and "missing 1: A0" in out and "different 1: K1" in out, out

@@ -18,6 +18,7 @@ from typing import Any
 from lienthong.sync.cipher import RecipientPublic
 from lienthong.sync.connectors.base import Connector
 from lienthong.sync.connectors.files import FileConnector
+from lienthong.sync.connectors.sql import SqlTableConnector
 from lienthong.sync.drift import compare_schema, learned, recorded_schema, verify_no_drift
 from lienthong.sync.envelope import build_batch
 from lienthong.sync.mapping import (
@@ -176,6 +177,15 @@ class AgencySync:
         conn = self.connectors[spec.name]
         mapper = self._mapper(spec, conn)
         position = self.outbox.extract_position(spec.name)
+        if isinstance(conn, SqlTableConnector) and conn.cursor is None and position:
+            # snapshot mode after its snapshot: only keys beyond the last one are read — say
+            # so on every run instead of reporting "read 0" over a stale consolidated copy
+            self.report.warnings.append(
+                f"{spec.name}: no cursor, logical_slot or binlog_server_id — after its "
+                "snapshot a run reads only rows keyed after the last one read; updated, "
+                "deleted and lower-keyed rows reach the consolidated database only through "
+                "`lienthong sync reconcile PIPELINE --repair`"
+            )
         chunks = iter(conn.read(position, spec.batch_size))
         while True:
             with paused_gc():  # read, map, build and store one chunk without the collector
