@@ -246,6 +246,13 @@ def test_a_nul_character_is_quarantined_not_a_poison_batch(
         assert [r.split(":")[0] for r in reasons] == ["key", "ma", "ten"], reasons
         code, out, _ = cli(capsys, "sync", "reconcile", "p.toml", *hub_args)
         assert code == 0, out
+        # re-sent uncorrected, the U+FFFD shown in place of the NUL would become the value
+        (value_entry,) = [e for e in entries if e["source_key"] == "K2"]
+        args = ["sync", "quarantine", "resubmit", "p.toml", str(value_entry["id"]), *hub_args]
+        code, out, err = cli(capsys, *args)
+        assert code == 2 and "ten held a NUL character (shown as U+FFFD)" in err, (out, err)
+        code, out, err = cli(capsys, *args, "--set", "ten=ab")
+        assert code == 0, (out, err)
     finally:
         if hub == "postgres":
             with psycopg.connect(PG, autocommit=True) as db:

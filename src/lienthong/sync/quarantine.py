@@ -16,7 +16,7 @@ import orjson
 
 from lienthong.errors import BackendError, InputError, NotFound, ValidationError
 from lienthong.sync.hub.dialect import SQLITE, HubDialect, connect_hub
-from lienthong.sync.mapping import EXTRA_CELLS, Mapper, dictionary_validator
+from lienthong.sync.mapping import EXTRA_CELLS, NUL_REASON, Mapper, dictionary_validator
 from lienthong.sync.model import Chunk
 from lienthong.sync.pipeline import Pipeline
 from lienthong.sync.runtime import hub_database, open_agency
@@ -99,6 +99,23 @@ def get_quarantine(hub_url: str, entry: int) -> dict[str, Any]:
     return _row(row) | {"closed": closed}
 
 
+def _check_nul_corrected(
+    spec: Any, doc: dict[str, Any], raw: dict[str, Any], corrections: dict[str, Any]
+) -> None:
+    """A column that held a NUL character is shown as U+FFFD in the entry's raw values:
+    re-sending it uncorrected would store that replacement as the source's value."""
+    sources = {f.target: f.sources for f in spec.fields}
+    sources["key"] = tuple(spec.key)
+    held = [str(r).split(":", 1)[0] for r in doc["reasons"] if NUL_REASON in str(r)]
+    columns = [c for t in held for c in (sources.get(t) or (t,)) if c in raw]
+    missing = [c for c in dict.fromkeys(columns) if c not in corrections]
+    if missing:
+        raise InputError(
+            f"quarantine entry {doc['id']}: {', '.join(missing)} held a NUL character (shown "
+            "as U+FFFD); give the corrected value with --set COLUMN=VALUE"
+        )
+
+
 def resubmit(
     pipeline: Pipeline, entry: int, corrections: dict[str, Any], hub: str | None = None
 ) -> dict[str, Any]:
@@ -134,6 +151,7 @@ def resubmit(
     unknown = [c for c in corrections if c not in raw]
     if unknown:
         raise InputError(f"--set: the source row has no column(s) {unknown}")
+    _check_nul_corrected(spec, doc, raw, corrections)
     raw.update(corrections)
     columns = list(raw)
     mapper = Mapper(spec, columns, dictionary_validator(spec.entity))
@@ -150,5 +168,5 @@ def resubmit(
         seq = agency.enqueue_extra(spec, mapped)
         report = agency.run_drain()
     finally:
-        agency.close()
+        agency.close(hub=True)  # the in-process hub's database too (it was left open)
     return {"entry": entry, "batch": seq, "applied": report.applied, "error": report.error}
