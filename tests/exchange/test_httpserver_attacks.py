@@ -594,16 +594,21 @@ def test_no_second_answer_after_an_early_refusal() -> None:
     assert _serve(client).errors == []
 
 
-def test_idle_connections_beyond_the_cap_make_room() -> None:
-    """More connections than the cap: the oldest not being answered is closed so that a new
-    client is still served (before: no cap, every idle connection held a descriptor)."""
-    settings = ServerSettings(
+def _capped(listener: int, per_address: int) -> ServerSettings:
+    """Connection limits for a test (a header deadline long enough to keep idle ones open)."""
+    return ServerSettings(
         header_timeout=30.0,
         max_field_bytes=1024,
         max_head_bytes=4096,
-        max_connections=8,
-        max_connections_per_address=8,
+        max_connections=listener,
+        max_connections_per_address=per_address,
     )
+
+
+def test_idle_connections_beyond_the_cap_make_room() -> None:
+    """More connections than the cap: the oldest not being answered is closed so that a new
+    client is still served (before: no cap, every idle connection held a descriptor)."""
+    settings = _capped(8, 8)
 
     async def client(port: int, factory: Connections) -> None:
         idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
@@ -621,13 +626,7 @@ def test_idle_connections_beyond_the_cap_make_room() -> None:
     _serve(client, settings)
 
 
-LIMITED = ServerSettings(
-    header_timeout=30.0,
-    max_field_bytes=1024,
-    max_head_bytes=4096,
-    max_connections=8,
-    max_connections_per_address=3,
-)
+LIMITED = _capped(8, 3)
 
 
 async def _connect(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -698,13 +697,7 @@ def test_a_new_connection_is_refused_when_its_address_share_is_busy() -> None:
 def test_a_full_listener_takes_room_from_the_address_holding_the_most() -> None:
     """The listener at its cap: the address with the most connections gives one up, so a
     client of a lightly used address gets in without closing its neighbours' connections."""
-    settings = ServerSettings(
-        header_timeout=30.0,
-        max_field_bytes=1024,
-        max_head_bytes=4096,
-        max_connections=4,
-        max_connections_per_address=3,
-    )
+    settings = _capped(4, 3)
 
     async def client(port: int, factory: Connections) -> None:
         light = await _connect(port, "127.0.0.2")
