@@ -494,3 +494,93 @@ def test_a_table_without_change_capture_says_what_it_cannot_see(workdir: Path, c
     assert "sync reconcile PIPELINE --repair" in out, out
     code, out, _ = cli(capsys, "sync", "reconcile", "p.toml", "--repair")
     assert code == 0 and "missing 1: A0" in out and "different 1: K1" in out, out
+
+
+# --- second review (2026-12-07, later): the known limits of the first ---------------------
+
+
+@pytest.mark.parametrize(
+    ("ddl", "rows", "shown"),
+    [
+        # the trimmed-key check saw spaces, tabs and line breaks only; the consolidated key
+        # drops every blank str.strip() drops (NBSP, U+2003, U+3000 …)
+        ("ma TEXT PRIMARY KEY, ten TEXT", [("K1", "a"), ("K1\u00a0", "b")], "'K1\\xa0'"),
+        ("ma TEXT PRIMARY KEY, ten TEXT", [("\u3000K1", "a"), ("K1", "b")], "'\\u3000K1'"),
+        # an untyped column keeps the integer 1 and the text '1' apart: one key '1' at the hub
+        ("ma PRIMARY KEY, ten TEXT", [(1, "int"), ("1", "text"), (2, "x")], "'1'"),
+        ("ma PRIMARY KEY, ten TEXT", [(1.5, "real"), (" 1.5", "text")], "1.5"),
+    ],
+)
+def test_sqlite_keys_that_are_one_consolidated_key_are_refused(
+    workdir: Path, capsys: Any, ddl: str, rows: list[tuple[Any, ...]], shown: str
+) -> None:
+    _sqlite_people(workdir / "src.db", rows, ddl=ddl)
+    _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]'])
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 2 and out == "" and err.count("\n") == 1, (out, err)
+    assert "of source table people are one" in err and shown in err, err
+    if isinstance(rows[0][0], int | float):
+        assert "values of different types with the same text" in err, err
+    assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
+
+
+def test_sqlite_untyped_key_of_distinct_texts_still_runs(workdir: Path, capsys: Any) -> None:
+    """Mixed storage classes alone are no collision: 1, '01' and 'K1' stay three keys."""
+    rows = [(1, "a"), ("01", "b"), ("K1", "c"), (b"\x01", "d")]
+    _sqlite_people(workdir / "src.db", rows, ddl="ma PRIMARY KEY, ten TEXT")
+    _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]'])
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 0 and "read 4 = applied 4 + quarantined 0" in out, (out, err)
+    assert _hub_keys(workdir) == ["01", "1", "AQ==", "K1"]
+
+
+def test_composite_keys_joined_into_one_are_refused(workdir: Path, capsys: Any) -> None:
+    """('a|b', 'c') and ('a', 'b|c'): parts are joined by '|', so both were 'a|b|c'."""
+    db = sqlite3.connect(workdir / "src.db")
+    db.execute("CREATE TABLE people (ma TEXT, so TEXT, ten TEXT, PRIMARY KEY (ma, so))")
+    db.executemany("INSERT INTO people VALUES (?, ?, ?)", [("a|b", "c", "x"), ("a", "b|c", "y")])
+    db.commit()
+    db.close()
+    _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma", "so"]'])
+    code, out, err = cli(capsys, "sync", "run", "p.toml")
+    assert code == 2 and out == "" and err.count("\n") == 1, (out, err)
+    assert "are one consolidated key ('a|b|c')" in err and "remove the '|'" in err, err
+
+
+def test_postgresql_and_mariadb_unicode_blanks_in_keys_are_refused(
+    workdir: Path, capsys: Any
+) -> None:
+    """PostgreSQL btrim saw spaces, tabs and line breaks; MariaDB TRIM spaces only: 'K1'
+    beside 'K1<NBSP>' (or U+2003) ran and one row overwrote the other at the hub."""
+    import pymysql
+
+    schema = "lt_chk_review_blank"
+    with psycopg.connect(PG, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"CREATE TABLE {schema}.people (ma varchar(8) PRIMARY KEY, ten text)")
+        db.execute(f"INSERT INTO {schema}.people VALUES ('K1', 'a'), ('K1\u2003', 'b')")
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {schema}")
+            cur.execute(f"CREATE DATABASE {schema} CHARACTER SET utf8mb4")
+            cur.execute(f"CREATE TABLE {schema}.people (ma VARCHAR(8) PRIMARY KEY, ten TEXT)")
+            cur.execute(f"INSERT INTO {schema}.people VALUES ('K1', 'a'), ('\u00a0K1', 'b')")
+        workdir.joinpath("dsn").write_text(PG)
+        source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
+        _pipeline(workdir, source=source, table=[f'name = "{schema}.people"', 'key = ["ma"]'])
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 2 and out == "" and "'K1\\u2003'" in err and "one key once" in err
+        workdir.joinpath("dsn").write_text(f"mysql://root@127.0.0.1:3306/{schema}")
+        text = workdir.joinpath("p.toml").read_text().replace('"postgres"', '"mariadb"')
+        workdir.joinpath("p.toml").write_text(text.replace(f"{schema}.people", "people"))
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 2 and out == "" and "'\\xa0K1'" in err and "one key once" in err
+        assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
+    finally:
+        with psycopg.connect(PG, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {schema}")
+        conn.close()

@@ -300,52 +300,115 @@ class SqlTableConnector:
                 code="key_not_unique",
             )
 
-    def _check_trimmed_keys(self, limit: int = 1000) -> None:
-        """Keys unique at the source that become one once trimmed: the consolidated key is
-        the text without surrounding blanks (CHAR padding), so `'K001'` and `'K001 '` would
-        overwrite each other at the hub. One scan for text keys with surrounding blanks
-        (spaces, tabs, line breaks; MariaDB: spaces), then a lookup of their trimmed forms."""
+    def _check_trimmed_keys(self, page: int = 500) -> None:
+        """Keys unique at the source that are one consolidated key: that key is
+        :func:`source_key` — each part's text without the blanks Python's ``str.strip()``
+        removes (CHAR padding, but also NBSP, U+2000–U+200A, U+3000 …: :data:`BLANKS`), the
+        parts of a composite key joined by ``|`` — so `'K001'` and `'K001\u00a0'`, or
+        `('a|b', 'c')` and `('a', 'b|c')`, would overwrite each other at the hub. One scan
+        for text keys with surrounding blanks (or a ``|`` in a part of a composite key), then
+        a lookup of their trimmed forms; the consolidated keys are compared in Python, with
+        the very function that makes them. A SQLite key column holding values of several
+        storage classes (an untyped column: the integer 1 and the text '1' are both '1') has
+        every key compared that way."""
         q, table = self.dialect.quote, self.dialect.quote_table(self.table)
+        if self.dialect.name == "sqlite" and self._mixed_sqlite_key():
+            self._check_all_keys()
+            return
+        params: list[Any] = []
         if self.dialect.name == "postgres":
-            padded = "length({c}::text) <> length(btrim({c}::text, E' \\t\\n\\r'))"
+            padded = "length({c}::text) <> length(btrim({c}::text, %s))"
+            piped = "strpos({c}::text, '|') > 0"
             texts = [k for k in self.key if self._types.get(k) in _PG_TEXT]
-        elif self.dialect.name == "mariadb":
-            padded = "CHAR_LENGTH({c}) <> CHAR_LENGTH(TRIM({c}))"
+            blanks: Any = BLANKS
+        elif self.dialect.name == "mariadb":  # TRIM removes spaces only: a PCRE class
+            padded = "CONVERT({c} USING utf8mb4) REGEXP %s"
+            piped = "LOCATE('|', {c}) > 0"
             texts = [k for k in self.key if self._types.get(k, "").startswith(_MARIADB_TEXT)]
-        else:  # SQLite: any column may hold text
-            padded = (
-                "typeof({c}) = 'text' AND length({c}) <> length(trim({c}, ' ' || char(9, 10, 13)))"
-            )
-            texts = [k for k in self.key if "int" not in self._types.get(k, "")]  # affinity
+            blanks = f"^[{BLANKS}]|[{BLANKS}]$"
+        else:  # SQLite: any column may hold text (one storage class here: checked above)
+            padded = "typeof({c}) = 'text' AND length({c}) <> length(trim({c}, ?))"
+            piped = "typeof({c}) = 'text' AND instr({c}, '|') > 0"
+            texts = list(self.key)
+            blanks = BLANKS
         if not texts:
             return
-        cond = " OR ".join(f"({padded.format(c=q(k))})" for k in texts)
+        conds = []
+        for k in texts:
+            conds.append(f"({padded.format(c=q(k))})")
+            params.append(blanks)
+            if len(self.key) > 1:
+                conds.append(f"({piped.format(c=q(k))})")
         cols = ", ".join(q(k) for k in self.key)
-        found = self._query(f"SELECT {cols} FROM {table} WHERE {cond} LIMIT {int(limit)}", [])
+        found = self._query(f"SELECT {cols} FROM {table} WHERE {' OR '.join(conds)}", params)
         if not found:
             return
         by_key: dict[str, tuple[Any, ...]] = {}
-        for raw in found:  # two padded forms of one key
+        for raw in map(tuple, found):  # two forms of one consolidated key among them
             other = by_key.setdefault(source_key(raw), raw)
             if other != raw:
                 self._refuse_trimmed(other, raw)
-        trimmed = [tuple(v.strip() if isinstance(v, str) else v for v in raw) for raw in found]
-        marks = ", ".join(f"({self.dialect.params(len(self.key))})" for _ in trimmed)
-        for row in self._query(  # the plain form of a padded key (in Python: collations)
-            f"SELECT {cols} FROM {table} WHERE ({cols}) IN ({marks})",
-            [v for t in trimmed for v in t],
+        trimmed = sorted({tuple(v.strip() if isinstance(v, str) else v for v in raw)
+                          for raw in by_key.values()}, key=repr)  # fmt: skip
+        for i in range(0, len(trimmed), page):  # the plain form of a padded key (in Python:
+            part = trimmed[i : i + page]  # collations may call other forms equal)
+            marks = ", ".join(f"({self.dialect.params(len(self.key))})" for _ in part)
+            for row in self._query(
+                f"SELECT {cols} FROM {table} WHERE ({cols}) IN ({marks})",
+                [v for t in part for v in t],
+            ):
+                twin = by_key.get(source_key(row))
+                if twin is not None and tuple(row) != twin:
+                    self._refuse_trimmed(tuple(row), twin)
+
+    def _mixed_sqlite_key(self) -> bool:
+        """A SQLite key column holding values of more than one storage class (integer,
+        real, text, blob): a column without type affinity keeps 1 and '1' apart."""
+        q = self.dialect.quote
+        counts = ", ".join(f"count(DISTINCT typeof({q(k)}))" for k in self.key)
+        present = " AND ".join(f"{q(k)} IS NOT NULL" for k in self.key)
+        (row,) = self._query(
+            f"SELECT {counts} FROM {self.dialect.quote_table(self.table)} WHERE {present}", []
+        )
+        return any(n > 1 for n in row)
+
+    def _check_all_keys(self) -> None:
+        q = self.dialect.quote
+        cols = ", ".join(q(k) for k in self.key)
+        present = " AND ".join(f"{q(k)} IS NOT NULL" for k in self.key)
+        seen: dict[str, tuple[Any, ...]] = {}
+        for raw in self._query(
+            f"SELECT {cols} FROM {self.dialect.quote_table(self.table)} WHERE {present}", []
         ):
-            twin = by_key.get(source_key(row))
-            if twin is not None and tuple(row) != twin:
-                self._refuse_trimmed(tuple(row), twin)
+            other = seen.setdefault(source_key(raw), tuple(raw))
+            if other != tuple(raw):
+                self._refuse_trimmed(other, tuple(raw))
 
     def _refuse_trimmed(self, one: tuple[Any, ...], other: tuple[Any, ...]) -> None:
         shown = [", ".join(map(repr, k)) for k in (one, other)]
+        kinds = {tuple(type(v) for v in k) for k in (one, other)}
+        if len(kinds) > 1:  # an untyped SQLite column: 1 and '1'
+            why = (
+                "are one consolidated key: values of different types with the same text "
+                f"({source_key(one)!r}; the consolidated database keys rows by the text): "
+                "one row would overwrite the other; store the key column with one type at "
+                "the source (e.g. a TEXT or INTEGER column), merging the two rows"
+            )
+        elif _stripped(one) != _stripped(other):  # a '|' inside a part of a composite key
+            why = (
+                f"are one consolidated key ({source_key(one)!r}): the parts of a composite "
+                "key are joined by '|' and a part holds one; one row would overwrite the "
+                "other; remove the '|' from the key values at the source"
+            )
+        else:
+            why = (
+                "are one key once surrounding blanks are removed (the consolidated database "
+                "keys rows by the trimmed text; blanks are those of Python's str.strip(): "
+                "spaces, tabs, line breaks, NBSP, U+2000–U+200A, U+3000 …): one row would "
+                "overwrite the other; trim the keys at the source (merging the two rows)"
+            )
         raise InputError(
-            f"keys {shown[0]} and {shown[1]} of source table {self.table} are one key once "
-            "surrounding blanks are removed (the consolidated database keys rows by the "
-            "trimmed text): one row would overwrite the other; trim the keys at the source "
-            "(merging the two rows)",
+            f"keys {shown[0]} and {shown[1]} of source table {self.table} {why}",
             code="key_not_unique",
         )
 
@@ -558,8 +621,18 @@ class _Window:
         return out
 
 
-_PG_TEXT = frozenset({"text", "character varying", "character", "citext"})
+_PG_TEXT = frozenset({"text", "character varying", "character", "USER-DEFINED"})  # citext, enums
+
+# what str.strip() removes (str.isspace()): the blanks the consolidated key loses
+BLANKS = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 _MARIADB_TEXT = ("varchar", "char", "text", "tinytext", "mediumtext", "longtext")
+
+
+def _stripped(key: tuple[Any, ...]) -> list[Any]:
+    return [v.strip() if isinstance(v, str) else v for v in key]
 
 
 def _rows_digest(rows: list[tuple[Any, ...]]) -> str:
