@@ -584,3 +584,104 @@ def test_postgresql_and_mariadb_unicode_blanks_in_keys_are_refused(
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {schema}")
         conn.close()
+
+
+def _hub_rows(tmp: Path) -> dict[str, Any]:
+    db = sqlite3.connect(tmp / "hub.db")
+    try:
+        return {k: orjson.loads(d) for k, d in db.execute("SELECT source_key, data FROM c_person")}
+    finally:
+        db.close()
+
+
+def test_driver_objects_become_stable_documented_json(workdir: Path, capsys: Any) -> None:
+    """An interval was stored as Python's text ('1 day, 2:00:00', a month as '30 days'), a
+    MariaDB TIME the same way ('2:00:00', '-1 day, 23:00:00'), a zero numeric(20,10) as
+    '0E-10', a range as '[1, 10)' and a timestamptz with the session's offset. Each is now
+    one JSON value, the same from PostgreSQL, MariaDB and SQLite where the type exists."""
+    import pymysql
+
+    schema = "lt_chk_review_types"
+    pg_cols = {
+        "iv": ("interval", "'1 day 2 hours'"),
+        "mon": ("interval", "'1 mon 3 days'"),
+        "ivs": ("interval[]", "ARRAY[interval '-1 hour', interval '1.5 s']"),
+        "t": ("time", "'02:00:00'"),
+        "tz": ("time with time zone", "'02:00:00+07'"),
+        "ts": ("timestamptz", "'2024-01-01 08:00:00+07'"),
+        "dec": ("numeric(20,10)", "0"),
+        "dec2": ("numeric(20,10)", "0.0000001"),
+        "bin": ("bytea", "'\\x0102'"),
+        "uid": ("uuid", "'6f1c1a9e-0000-4000-8000-000000000001'"),
+        "ip": ("inet", "'10.0.0.1/24'"),
+        "net": ("cidr", "'10.0.0.0/8'"),
+        "rng": ("int4range", "int4range(1, 10)"),
+        "nil": ("int4range", "'empty'"),
+        "dr": ("daterange", "daterange('2024-01-01', NULL)"),
+    }
+    with psycopg.connect(PG, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        db.execute(f"CREATE SCHEMA {schema}")
+        cols = ", ".join(f"{c} {t}" for c, (t, _) in pg_cols.items())
+        db.execute(f"CREATE TABLE {schema}.people (ma text PRIMARY KEY, ten text, {cols})")
+        values = ", ".join(v for _, v in pg_cols.values())
+        db.execute(f"INSERT INTO {schema}.people VALUES ('P', 'x', {values})")
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {schema}")
+            cur.execute(f"CREATE DATABASE {schema} CHARACTER SET utf8mb4")
+            cur.execute(f"CREATE TABLE {schema}.people (ma VARCHAR(8) PRIMARY KEY, ten TEXT, "
+                        "t TIME, t6 TIME(6), neg TIME, dec_ DECIMAL(20,10), dec2 DECIMAL(20,10), "
+                        "bin BLOB, uid UUID)")  # fmt: skip
+            cur.execute(f"INSERT INTO {schema}.people VALUES ('M', 'x', '02:00:00', "
+                        "'26:00:00.5', '-01:00:00', 0, 0.0000001, x'0102', "
+                        "'6f1c1a9e-0000-4000-8000-000000000001')")  # fmt: skip
+        # the offset of a timestamptz no longer follows the session's TimeZone
+        workdir.joinpath("dsn").write_text(PG + " options='-c TimeZone=Asia/Ho_Chi_Minh'")
+        source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
+        _pipeline(workdir, source=source, table=[f'name = "{schema}.people"', 'key = ["ma"]'])
+        text = workdir.joinpath("p.toml").read_text()
+        workdir.joinpath("p.toml").write_text(text + "".join(f'{c} = "{c}"\n' for c in pg_cols))
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 1 = applied 1 + quarantined 0" in out, (out, err)
+        workdir.joinpath("dsn").write_text(f"mysql://root@127.0.0.1:3306/{schema}")
+        text = text.replace('"postgres"', '"mariadb"').replace(f"{schema}.people", "people")
+        text = text.replace('"CHK.REVIEW"', '"CHK.MARIADB"').replace("state.db", "m.db")
+        mcols = ["t", "t6", "neg", "dec_", "dec2", "bin", "uid"]
+        workdir.joinpath("p.toml").write_text(text + "".join(f'{c} = "{c}"\n' for c in mcols))
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 1 = applied 1 + quarantined 0" in out, (out, err)
+    finally:
+        with psycopg.connect(PG, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {schema}")
+        conn.close()
+    rows = _hub_rows(workdir)
+    assert rows["P"] == {
+        "ma": "P", "ten": "x", "iv": "P1DT2H", "mon": "P1M3D", "ivs": ["PT-1H", "PT1.5S"],
+        "t": "02:00:00", "tz": "02:00:00+07:00", "ts": "2024-01-01T01:00:00+00:00",
+        "dec": "0.0000000000", "dec2": "0.0000001000", "bin": "AQI=",
+        "uid": "6f1c1a9e-0000-4000-8000-000000000001", "ip": "10.0.0.1/24",
+        "net": "10.0.0.0/8", "rng": {"lower": 1, "upper": 10, "bounds": "[)"},
+        "nil": {"empty": True}, "dr": {"lower": "2024-01-01", "upper": None, "bounds": "[)"},
+    }  # fmt: skip
+    assert rows["M"] == {
+        "ma": "M", "ten": "x", "t": "02:00:00", "t6": "26:00:00.500000", "neg": "-01:00:00",
+        "dec_": "0.0000000000", "dec2": "0.0000001000", "bin": "AQI=",
+        "uid": "6f1c1a9e-0000-4000-8000-000000000001",
+    }  # fmt: skip
+
+
+def test_a_python_timedelta_is_an_iso_8601_duration() -> None:
+    """Any other timedelta (a Parquet duration, a driver's) is an ISO 8601 duration."""
+    import datetime as dt
+
+    from lienthong.sync.model import plain
+
+    assert plain(dt.timedelta(days=1, hours=2)) == "P1DT2H"
+    assert plain(dt.timedelta(0)) == "PT0S"
+    assert plain(dt.timedelta(hours=-1, seconds=-0.5)) == "-PT1H0.5S"
+    assert plain(dt.timedelta(days=3)) == "P3D"
+    assert plain([dt.timedelta(minutes=90)]) == ["PT1H30M"]

@@ -100,12 +100,57 @@ def decode_key(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
+def iso_duration(value: dt.timedelta) -> str:
+    """ISO 8601 duration of a Python ``timedelta``: ``P1DT2H``, ``PT1.5S``, ``PT0S``; a
+    negative one with a leading sign (ISO 8601-2), ``-PT1H``. Days stay days (a timedelta
+    holds no months or years)."""
+    sign = "-" if value < dt.timedelta(0) else ""
+    value = abs(value)
+    hours, rest = divmod(value.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = "P" + (f"{value.days}D" if value.days else "")
+    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if value.microseconds:
+        clock += f"{seconds}.{value.microseconds:06d}".rstrip("0") + "S"
+    elif seconds:
+        clock += f"{seconds}S"
+    if clock or not value.days:
+        text += "T" + (clock or "0S")
+    return sign + text
+
+
+def clock_text(value: dt.timedelta) -> str:
+    """A MariaDB/MySQL ``TIME`` (which PyMySQL and mysql-replication return as a timedelta)
+    as PostgreSQL's ``time`` reads: ``HH:MM:SS`` and ``.ffffff`` when there are microseconds
+    — ``02:00:00``, ``02:00:00.500000``; beyond a day or negative as MariaDB writes it:
+    ``26:00:00``, ``-01:00:00.500000``."""
+    sign = "-" if value < dt.timedelta(0) else ""
+    value = abs(value)
+    hours, rest = divmod(value.days * 86400 + value.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    micro = f".{value.microseconds:06d}" if value.microseconds else ""
+    return f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}{micro}"
+
+
 def plain(value: Any) -> Any:
     """A JSON-native rendering of a source value (for row bodies and the quarantine).
 
     JSON values (a jsonb, a JSON Lines object) and arrays stay objects and arrays (their
     Python text was stored before); NaN and ±Infinity, which JSON cannot hold (they were
-    written as null), become the texts ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+    written as null), become the texts ``"NaN"``, ``"Infinity"``, ``"-Infinity"``. The
+    other Python objects drivers return (the table in docs/sync.md, *Values*):
+
+    * dates, times and timestamps: ISO 8601 (``2024-01-31``, ``02:00:00+07:00``,
+      ``2024-01-31T08:30:00+00:00``);
+    * a ``timedelta``: an ISO 8601 duration (:func:`iso_duration`; PostgreSQL intervals
+      arrive as the server's ISO 8601 text, months kept, and MariaDB ``TIME`` as
+      :func:`clock_text` — the connectors see to both);
+    * a ``Decimal``: its digits in positional notation with the source's scale (``1.50``,
+      ``0.0000000000`` — ``str()`` wrote ``0E-10``), ``NaN`` / ``Infinity`` as texts;
+    * bytes: base64; UUIDs and IP addresses, interfaces and networks: their usual text
+      (``10.0.0.1/24``), which is PostgreSQL's;
+    * a range (psycopg ``Range``): ``{"lower": …, "upper": …, "bounds": "[)"}`` (a missing
+      bound ``null``), an empty one ``{"empty": true}``; a multirange a list of them.
     """
     if value is None or isinstance(value, str | int | bool):
         return value
@@ -117,10 +162,18 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return iso_duration(value)
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return format(value, "f")
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()
+    if hasattr(value, "isempty") and hasattr(value, "bounds"):  # psycopg Range (duck-typed:
+        if value.isempty:  # this module imports no driver)
+            return {"empty": True}
+        return {"lower": plain(value.lower), "upper": plain(value.upper), "bounds": value.bounds}
+    if isinstance(value, Sequence) and not isinstance(value, str):  # psycopg Multirange
+        return [plain(v) for v in value]
     return str(value)
 
 

@@ -13,7 +13,14 @@ from lienthong.sync.connectors.base import Connector
 from lienthong.sync.connectors.files import FileConnector
 from lienthong.sync.connectors.mariadb_binlog import MariaDbBinlogConnector
 from lienthong.sync.connectors.pg_logical import PgLogicalConnector
-from lienthong.sync.connectors.sql import MARIADB, POSTGRES, SQLITE, SqlDialect, SqlTableConnector
+from lienthong.sync.connectors.sql import (
+    MARIADB,
+    POSTGRES,
+    SQLITE,
+    SqlDialect,
+    SqlTableConnector,
+    mariadb_conversions,
+)
 from lienthong.sync.pipeline import Pipeline
 from lienthong.sync.secrets import check_no_plaintext, resolve_secret
 
@@ -34,6 +41,7 @@ def _postgres(dsn: str) -> Callable[[], Any]:
 
         conn = psycopg.connect(dsn, connect_timeout=10)
         _load_infinity(conn)
+        _stable_texts(conn)
         return conn
 
     return connect
@@ -60,10 +68,24 @@ def _load_infinity(conn: Any) -> None:
         conn.adapters.register_loader(name, infinite(base))
 
 
+def _stable_texts(conn: Any) -> None:
+    """Values whose Python form depends on the session or loses meaning: an ``interval`` is
+    read as the server's ISO 8601 text (``P1Y2M3DT4H``; psycopg's timedelta turned a month
+    into 30 days and was stored as Python's ``1 day, 2:00:00``), and a ``timestamptz`` is
+    given in UTC (its offset followed the server's or role's ``TimeZone``; the stream of a
+    logical slot writes it in the same session settings)."""
+    from psycopg.types.string import TextLoader
+
+    conn.execute("SET IntervalStyle TO iso_8601")
+    conn.execute("SET TimeZone TO 'UTC'")
+    conn.commit()
+    conn.adapters.register_loader("interval", TextLoader)
+
+
 def _mariadb(params: dict[str, Any]) -> Callable[[], Any]:
     def connect() -> Any:
         pymysql = importlib.import_module("pymysql")  # untyped driver: kept behind Any
-        return pymysql.connect(**params, connect_timeout=10)
+        return pymysql.connect(**params, connect_timeout=10, conv=mariadb_conversions())
 
     return connect
 

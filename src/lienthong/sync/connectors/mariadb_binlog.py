@@ -17,6 +17,7 @@ longer than that must be snapshotted again.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import importlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,8 +25,20 @@ from typing import Any
 
 from lienthong.errors import BackendError, ConfigError
 from lienthong.sync.connectors.base import note_range, seen_field
-from lienthong.sync.connectors.sql import MARIADB, SqlTableConnector, check_identifier
-from lienthong.sync.model import Chunk, Position, decode_key, encode_key, last_change_per_key
+from lienthong.sync.connectors.sql import (
+    MARIADB,
+    SqlTableConnector,
+    check_identifier,
+    mariadb_conversions,
+)
+from lienthong.sync.model import (
+    Chunk,
+    Position,
+    clock_text,
+    decode_key,
+    encode_key,
+    last_change_per_key,
+)
 
 _INTS = ("tinyint", "smallint", "mediumint", "int", "bigint")
 REQUIRED = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL",
@@ -48,7 +61,9 @@ class MariaDbBinlogConnector:
         self.snapshot = SqlTableConnector(self._connect, MARIADB, self.table, self.key)
 
     def _connect(self) -> Any:
-        return importlib.import_module("pymysql").connect(**self.params, connect_timeout=10)
+        return importlib.import_module("pymysql").connect(
+            **self.params, connect_timeout=10, conv=mariadb_conversions()
+        )
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:
         try:
@@ -195,7 +210,8 @@ class MariaDbBinlogConnector:
                         if op == "delete":
                             committed.append((True, key, key))
                         else:
-                            committed.append((False, key, tuple(values.get(c) for c in columns)))
+                            row = tuple(_time_text(values.get(c)) for c in columns)
+                            committed.append((False, key, row))
                     txn = []
                     here = {"file": stream.log_file, "pos": stream.log_pos}
                     if len(committed) >= size:
@@ -227,6 +243,11 @@ class MariaDbBinlogConnector:
 
     def close(self) -> None:
         self.snapshot.close()
+
+
+def _time_text(value: Any) -> Any:
+    """A TIME value of the stream (a timedelta) as the snapshot's PyMySQL reads it."""
+    return clock_text(value) if isinstance(value, dt.timedelta) else value
 
 
 def _connect_current_keywords(**kwargs: Any) -> Any:

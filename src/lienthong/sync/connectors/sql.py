@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import importlib
 import itertools
 import re
 from collections import deque
@@ -34,6 +35,7 @@ from lienthong.errors import BackendError, ConfigError, InputError
 from lienthong.sync.model import (
     Chunk,
     Position,
+    clock_text,
     decode_key,
     encode_key,
     encode_value,
@@ -52,6 +54,22 @@ def check_identifier(name: str) -> str:
     if not _IDENT.match(name):
         raise ConfigError(f"invalid SQL identifier {name!r}: use letters, digits and _")
     return name
+
+
+def mariadb_conversions() -> dict[Any, Any]:
+    """PyMySQL's decoders, with a ``TIME`` read as PostgreSQL's ``time`` reads
+    (:func:`~lienthong.sync.model.clock_text`: ``02:00:00``; it was a timedelta, stored as
+    Python's ``2:00:00`` / ``-1 day, 23:00:00``)."""
+    converters = importlib.import_module("pymysql.converters")
+    field_type = importlib.import_module("pymysql.constants.FIELD_TYPE")
+
+    def time_text(raw: Any) -> Any:
+        value = converters.convert_timedelta(raw)
+        return clock_text(value) if isinstance(value, dt.timedelta) else value
+
+    conv = dict(converters.conversions)
+    conv[field_type.TIME] = time_text
+    return conv
 
 
 @dataclass(frozen=True)
