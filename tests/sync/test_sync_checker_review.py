@@ -685,3 +685,74 @@ def test_a_python_timedelta_is_an_iso_8601_duration() -> None:
     assert plain(dt.timedelta(hours=-1, seconds=-0.5)) == "-PT1H0.5S"
     assert plain(dt.timedelta(days=3)) == "P3D"
     assert plain([dt.timedelta(minutes=90)]) == ["PT1H30M"]
+
+
+@pytest.mark.parametrize("hub", ["sqlite", "postgres"])
+def test_open_keyless_entries_describe_the_source_as_it_is_now(
+    workdir: Path, capsys: Any, hub: str
+) -> None:
+    """A row with a NULL key changed at the source got a new entry and its old one stayed
+    open (3 keyless rows, one changed: 4 open entries); a corrected or deleted keyless row
+    kept its entry open for ever. Each changed keyless set now replaces the open keyless
+    entries of the table: open entries = invalid rows at the source."""
+    rows = [(None, "a"), (None, "b"), (None, "c"), ("K1", "ok"), ("", "blank key")]
+    _sqlite_people(workdir / "src.db", rows)
+    _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]', "batch_size = 2"])
+    schema = "lt_chk_review_keyless"
+    hub_args: list[str] = []
+    if hub == "postgres":
+        url = f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+        with psycopg.connect(PG, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            db.execute(f"CREATE SCHEMA {schema}")
+        workdir.joinpath("hub_url").write_text(url)
+        text = workdir.joinpath("p.toml").read_text()
+        workdir.joinpath("p.toml").write_text(
+            text.replace('database = "hub.db"', 'database = { "$file" = "hub_url" }')
+        )
+        hub_args = ["--hub", "file:hub_url"]
+
+    def change(sql: str) -> None:
+        db = sqlite3.connect(workdir / "src.db")
+        db.execute(sql)
+        db.commit()
+        db.close()
+
+    def open_entries() -> list[str]:
+        code, out, _ = cli(capsys, "sync", "quarantine", "list", "--pipeline", "p.toml",
+                           *hub_args, "--json")  # fmt: skip
+        assert code == 0, out
+        return sorted(orjson.loads(e["raw"])["ten"] if isinstance(e["raw"], str)
+                      else e["raw"]["ten"] for e in orjson.loads(out)["quarantine"])  # fmt: skip
+
+    try:
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 5 = applied 1 + quarantined 4" in out, (out, err)
+        assert open_entries() == ["a", "b", "blank key", "c"]
+        code, out, _ = cli(capsys, "sync", "quarantine", "list", "--pipeline", "p.toml",
+                           *hub_args, "--json")  # fmt: skip
+        positions = sorted(e["position"] for e in orjson.loads(out)["quarantine"])
+        assert positions == ["", "ma=NULL", "ma=NULL", "ma=NULL"], positions  # was blank
+        change("UPDATE people SET ten = 'b2' WHERE ten = 'b'")  # changed in place
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0, (out, err)
+        assert open_entries() == ["a", "b2", "blank key", "c"]
+        change("UPDATE people SET ma = 'K2' WHERE ten = 'a'")  # corrected: keyed and valid
+        change("DELETE FROM people WHERE ten = 'c'")
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0, (out, err)
+        assert open_entries() == ["b2", "blank key"]
+        change("DELETE FROM people WHERE ma IS NULL")  # no keyless row left
+        code, out, err = cli(capsys, "sync", "run", "p.toml")
+        assert code == 0 and "read 0 = applied 0 + quarantined 0" in out, (out, err)
+        assert open_entries() == ["blank key"]
+        code, out, err = cli(capsys, "sync", "run", "p.toml")  # nothing more to send
+        assert code == 0 and "read 0 = applied 0 + quarantined 0" in out, (out, err)
+        code, out, _ = cli(capsys, "sync", "status", "p.toml")
+        assert code == 0 and "people" in out, out
+        code, out, _ = cli(capsys, "sync", "reconcile", "p.toml", *hub_args)
+        assert code == 0, out
+    finally:
+        if hub == "postgres":
+            with psycopg.connect(PG, autocommit=True) as db:
+                db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -192,7 +192,7 @@ class AgencySync:
                 chunk = next(chunks, None)
                 if chunk is None:
                     return
-                if not chunk.read:  # a position change only (e.g. snapshot → stream)
+                if not chunk.read and not chunk.keyless:  # a position change only
                     self.outbox.set_field(spec.name, "extract_position", chunk.position, self.now())
                     continue
                 self._enqueue_chunk(spec, mapper, chunk)
@@ -213,7 +213,7 @@ class AgencySync:
         counts = (mapped.read, mapped.applied, len(mapped.quarantine))
         self.outbox.enqueue(
             spec.name, chunk.position, counts,
-            lambda seq: self._build(spec, seq, chunk.position, mapped), self.now(),
+            lambda seq: self._build(spec, seq, chunk.position, mapped, chunk.keyless), self.now(),
         )  # fmt: skip
         self.report.extracted += mapped.read
 
@@ -236,12 +236,20 @@ class AgencySync:
         self.report.pending_batches = self.outbox.pending_count()
         return self.report
 
-    def _build(self, spec: TableSpec, seq: int, position: Position, mapped: Mapped) -> bytes:
+    def _build(
+        self, spec: TableSpec, seq: int, position: Position, mapped: Mapped, keyless: bool = False
+    ) -> bytes:
+        extra = self._epoch_fields(seq)
+        if keyless:  # the batch starts the set of rows with a NULL key part (in these
+            extra = {
+                **(extra or {}),
+                "keyless": list(spec.key),
+            }  # columns): it replaces their entries
         return build_batch(
             source=self.pipeline.source_id, seq=seq, table=spec.name, entity=spec.entity,
             level=spec.classification, position=position, mapped=mapped,
             created_at=self.now(), signer=self.keys.signer, recipient=self.keys.recipient,
-            extra=self._epoch_fields(seq),
+            extra=extra,
         )  # fmt: skip
 
     def _epoch_fields(self, seq: int) -> dict[str, Any] | None:

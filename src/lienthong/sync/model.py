@@ -32,6 +32,9 @@ class Chunk:
     locate: Callable[[int], str] | None = None
     # changes of a stream chunk replaced by a later change of the same key in the chunk
     superseded: int = 0
+    # the chunk starts the complete current set of the table's rows with a NULL key part
+    # (possibly none): the hub closes the table's open keyless entries this set does not hold
+    keyless: bool = False
 
     @property
     def read(self) -> int:

@@ -264,16 +264,40 @@ class SqlTableConnector:
         # sent again only when they changed: the position keeps their digest ("nulls")
         nulls = self._null_key_rows(select, del_idx)
         digest = _rows_digest(nulls) if nulls else None
-        if nulls and (position or {}).get("nulls") != digest:
-            base = dict(position or {})
+        stored = (position or {}).get("nulls")
+        if digest != stored:  # changed, or gone: the whole set goes again and replaces the
+            base = dict(position or {})  # open keyless entries at the hub (keyless=True)
+            if not nulls:
+                base.pop("nulls", None)
+                yield Chunk(columns, [], base, keyless=True)
             for i in range(0, len(nulls), size):
                 last = i + size >= len(nulls)  # the digest moves with the last of them only
-                yield Chunk(columns, nulls[i : i + size], {**base, "nulls": digest} if last
-                            else base)  # fmt: skip
+                part = nulls[i : i + size]
+                yield Chunk(columns, part, {**base, "nulls": digest} if last else base,
+                            locate=self._null_locator(columns, part), keyless=i == 0)  # fmt: skip
         for c in self._read_keyed(columns, position, after, size, select, order_sql, del_idx):
             if digest is not None:
                 c.position = {**c.position, "nulls": digest}
+            elif "nulls" in c.position:  # the keyless rows are gone (a new dict: it may be shared)
+                c.position = {k: v for k, v in c.position.items() if k != "nulls"}
             yield c
+
+    def _null_locator(
+        self, columns: list[str], rows: list[tuple[Any, ...]]
+    ) -> Callable[[int], str] | None:
+        """Snapshot mode: a keyless row's source position names its key (`ma=NULL`, `ma=NULL,
+        so=3`) — the key itself is empty, so `quarantine list` showed a blank position. In
+        cursor mode the mapper's position (cursor value and key) says more."""
+        if self.cursor:
+            return None
+        idx = [(k, columns.index(k)) for k in self.key]
+
+        def locate(i: int) -> str:
+            row = rows[i]
+            return ", ".join(f"{k}={'NULL' if row[j] is None else source_key((row[j],))}"
+                             for k, j in idx)  # fmt: skip
+
+        return locate
 
     def _null_key_rows(self, select: str, del_idx: int | None) -> list[tuple[Any, ...]]:
         """The rows whose key has a NULL part (none with a NULL cursor, which cursor mode
@@ -579,7 +603,7 @@ class SqlTableConnector:
         select = ", ".join(self.dialect.quote(c) for c in columns)
         del_idx = columns.index(self.deleted_column) if self.deleted_column in columns else None
         nulls = self._null_key_rows(select, del_idx)
-        if nulls and (position or {}).get("nulls") != _rows_digest(nulls):
+        if (_rows_digest(nulls) if nulls else None) != (position or {}).get("nulls"):
             unread += len(nulls)
         if self.cursor and after is not None and position is not None:
             idx = [columns.index(c) for c in self._order()]

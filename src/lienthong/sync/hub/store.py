@@ -242,6 +242,8 @@ class HubStore:
             return None
         if batch.deletes or batch.resolves or batch.header.get("rebase") is True:
             return None
+        if "keyless" in batch.header:  # closes entries: applied the usual way
+            return None
         e = entity_ident(str(batch.header["entity"]))
         if e not in self._entities or self._copy_skip.get(e, 0):
             return None
@@ -542,6 +544,11 @@ class HubStore:
                 (src,),
             )  # fmt: skip
         quarantine, stale = self._new_entries(src, e, tbl, batch.quarantine, has_open)
+        keyless = batch.header.get("keyless")
+        if has_open and isinstance(keyless, list):
+            stale += self._replaced_keyless(
+                src, e, tbl, [str(c) for c in keyless], batch.quarantine
+            )
         if stale:  # the key's row changed again while invalid: only its newest entry stays
             self._close(seq, [(i, k, "superseded") for i, k in stale if i not in resolving])
         if quarantine and self._view is not None:
@@ -737,6 +744,25 @@ class HubStore:
         renewed = {r[0] for r in out} - {""}
         stale = [(i, k) for i, k, doc in mine if k in renewed and (k, doc) not in held]
         return out, stale
+
+    def _replaced_keyless(
+        self, src: str, e: str, tbl: str, key: list[str],
+        rows: list[tuple[str, str, bytes, list[str]]],
+    ) -> list[tuple[int, str]]:  # fmt: skip
+        """The open entries of the table's rows with a NULL part in the ``key`` columns (the
+        batch header's ``keyless``) that the batch's set — the complete current set of such
+        rows, of which this is the first batch — does not hold: rows changed, corrected or
+        deleted at the source. Nothing tells which old entry a changed keyless row replaces,
+        so the set replaces them all; identical ones stay, and so do the entries of a blank
+        (not NULL) key, read with the keyed rows."""
+        held = {_canon(orjson.loads(raw)) for k, _p, raw, _r in rows if k == ""}
+        stale = []
+        for i, k, t, raw in self._open_entries(src, e, [""]):
+            doc = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+            nulls = isinstance(doc, dict) and any(doc.get(c) is None for c in key)
+            if t == tbl and k == "" and nulls and _canon(doc) not in held:
+                stale.append((i, k))
+        return stale
 
     def _copy_new(
         self, e: str, src: str, seq: int, now: str, rows: list[tuple[str, str, bytes]],
