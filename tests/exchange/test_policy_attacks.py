@@ -59,8 +59,8 @@ EXPIRING_IN_S = 8.0  # the short-lived signing certificate's remaining validity 
 
 def _signing_certificates(tb: Testbed, workdir: Path) -> dict[str, tuple[Signer, str]]:
     """Extra GIAMDINH signing certificates, listed in the directory before the start: one that
-    expires a few seconds after it, and three for the CRL cases, each used for the first time
-    by its test (so its check is not cached yet)."""
+    expires a few seconds after it, and the others for the CRL cases, each used for the first
+    time by its test (so its check is not cached yet)."""
     now = dt.datetime.now(dt.UTC)
     store = FileKeyStore(workdir / "odd-keys", {"$env": tb.passphrase_env})
     out: dict[str, tuple[Signer, str]] = {}
@@ -254,6 +254,8 @@ def test_an_unverified_pq_token_is_not_taken_at_a_classical_level(
         {"route": "BHXH-GW,NDXP,BCA-GW"},
         {"purpose": "   "},
         {"legal": " "},
+        {"level": 0.0},  # equal to 0 in Python, not an integer claim
+        {"level": False},  # likewise
     ],
 )
 def test_malformed_signed_claims_are_uniform_refusals(
@@ -280,6 +282,39 @@ def test_malformed_enc_where_encryption_is_required(
         call, kit["signers"][:1], kit["relay"], level=2, route=ROUTE, overrides=overrides
     )
     refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_REQUEST")
+
+
+@pytest.mark.parametrize("level", [0.0, False, 4.0])
+def test_the_level_claim_is_an_integer_at_every_node(
+    fed: Federation, kit: dict[str, Any], level: Any
+) -> None:
+    """4.0 == 4 and False == 0 in Python: a signed level of another JSON type matched the
+    service's level. Refused by the relay (NDXP, we are BHXH-GW) and by the provider (BCA-GW,
+    we are NDXP), each with a signed LT.BAD_REQUEST."""
+    mat = level == 4
+    for node in ("NDXP", "BCA-GW"):
+        call = make_call(GIAMDINH, SVC_SECRET if mat else SVC_ECHO, method="POST")
+        headers, body, _ = build_request(
+            call,
+            kit["signers"][: 2 if mat else 1],
+            kit["relay"],
+            level=4 if mat else 0,
+            route=ROUTE,
+            body=b"x",
+            encrypt_to=kit["kem"] if mat else None,
+            overrides={"level": level},
+        )
+        if node == "NDXP":
+            del headers["X-LT-Hops"]
+            port, tls = fed.testbed.peer_ports["NDXP"], kit["client_tls"]
+        else:
+            port, tls = kit["port"], kit["tls"]
+        resp = refused(
+            fed,
+            lambda t=tls, p=port, c=call, h=headers, b=body: send(t, p, c, h, b),
+            "LT.BAD_REQUEST",
+        )
+        assert "X-LT-Refusal" in resp.headers
 
 
 @pytest.mark.parametrize(

@@ -240,7 +240,8 @@ def body_claim_ok(body: object) -> bool:
 def verify_claim_text(claims: Mapping[str, Any]) -> None:
     """The signed text a provider forwards to its service or logs, held to the rules of the
     internal API: ``id`` a canonical UUID (so never a bare personal ID), ``user``/``purpose``/
-    ``legal``/``ctype`` printable ASCII ≤ 512 (``purpose`` and ``legal`` not blank), ``nonce``
+    ``legal``/``ctype`` printable ASCII ≤ 512 (``purpose`` and ``legal`` not blank), ``level``
+    a JSON integer (not ``4.0``, not ``true``), ``nonce``
     128-bit base64url; and the shapes later steps rely on: ``body`` null or exactly
     ``{"sha256": str, "len": int ≥ 0}``, ``enc`` null or an object of strings naming its
     ``suite``. A member key signs what it likes: this runs before anything is logged under the
@@ -250,6 +251,8 @@ def verify_claim_text(claims: Mapping[str, Any]) -> None:
         raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'id' not a canonical UUID", claim="id")
     for key, required in (("purpose", True), ("legal", True), ("user", False), ("ctype", False)):
         _text_claim(claims, key, required=required)
+    if type(claims.get("level")) is not int:  # 4.0 == 4 and True == 1 in Python, not here
+        raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'level' not an integer", claim="level")
     nonce = claims.get("nonce")
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise Refused(ErrorCode.BAD_REQUEST, "signed claim 'nonce' malformed", claim="nonce")
