@@ -317,6 +317,69 @@ def test_the_level_claim_is_an_integer_at_every_node(
         assert "X-LT-Refusal" in resp.headers
 
 
+def _with_payload(headers: dict[str, str], raw: bytes, signer: KeyedSigner, relay: Any) -> None:
+    """Replace the request token by one over the claims ``raw`` (JSON text as given), validly
+    signed by ``signer``, and NDXP's receipt by one bound to it."""
+    from lienthong.exchange.envelope import _raw_signature
+
+    head = headers["X-LT-Request"].split(".")[0]
+    payload = b64e(raw)
+    sig = _raw_signature(signer.signer, f"{head}.{payload}".encode(), signer.algorithm)
+    token = f"{head}.{payload}.{b64e(sig)}"
+    headers["X-LT-Request"] = token
+    headers["X-LT-Hops"] = hop_receipt("NDXP", token_hash(token), time.time(), relay.receipt_signer)
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [
+        b',"purpose":"khac"',  # the same member twice: orjson keeps the last
+        b',"purpos\\u0065":"khac"',  # the same name once decoded
+        b',"method":"POST"',  # even with the same value
+    ],
+)
+def test_claims_with_a_member_named_twice_are_refused(
+    fed: Federation, kit: dict[str, Any], duplicate: bytes
+) -> None:
+    """RFC 7519 §4: a JWT parser must reject duplicate claim names or keep the last; a
+    re-implementation (or an auditor's tool reading the message-log evidence) that keeps the
+    first would read another value from the same signed token. Refused, like claims that are
+    not JSON (the same token without the duplicate passes)."""
+    es = kit["signers"][0]
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, [es], kit["relay"], level=0, route=ROUTE)
+    raw = _claims(headers["X-LT-Request"])
+    _with_payload(headers, raw, es, kit["relay"])
+    assert _send(kit, call, headers, body).status_code == 200  # re-signed as it was: passes
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, [es], kit["relay"], level=0, route=ROUTE)
+    raw = _claims(headers["X-LT-Request"])
+    assert raw.endswith(b"}")
+    _with_payload(headers, raw[:-1] + duplicate + b"}", es, kit["relay"])
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+
+
+def test_a_jws_header_with_a_parameter_named_twice_is_refused(
+    fed: Federation, kit: dict[str, Any]
+) -> None:
+    """RFC 7515 §4: the same for the protected header (here "alg" twice, "none" first)."""
+    es = kit["signers"][0]
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, _ = build_request(call, [es], kit["relay"], level=0, route=ROUTE)
+    token = headers["X-LT-Request"]
+    head = b64e(f'{{"alg":"none","kid":"{es.kid}","alg":"ES256"}}'.encode())
+    from lienthong.exchange.envelope import _raw_signature
+
+    payload = token.split(".")[1]
+    sig = _raw_signature(es.signer, f"{head}.{payload}".encode(), es.algorithm)
+    token = f"{head}.{payload}.{b64e(sig)}"
+    headers["X-LT-Request"] = token
+    headers["X-LT-Hops"] = hop_receipt(
+        "NDXP", token_hash(token), time.time(), kit["relay"].receipt_signer
+    )
+    refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -19,6 +19,7 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,44 @@ def token_hash(token: str) -> str:
 
 
 _URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included
+
+
+def _member_count(value: Any) -> int:
+    """Members of every object in a parsed JSON value (each name counted once per object)."""
+    count, todo = 0, [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return count
+
+
+def _loads_unique(raw: bytes, what: str) -> Any:
+    """``raw`` parsed as JSON, refused (``LT.BAD_SIGNATURE``) if it is not JSON or an object
+    in it names a member twice. RFC 7515 §4 / RFC 7519 §4 let a parser reject duplicate names
+    or keep the last (orjson keeps the last); a verifier that kept the first — another
+    implementation, an auditor's tool reading the message-log evidence — would read another
+    value from the same signed token, so the protocol refuses them.
+
+    The check: text that orjson writes back byte for byte has no name twice (what our own
+    signers send: ≈ 0.5 µs). Else every string of the (valid) JSON text is replaced by one
+    quote and white space dropped: each member name is then a ``":``, and their number equals
+    the members orjson kept only if no name came twice (``"a"`` and ``"\\u0061"`` included,
+    orjson merged them; ≈ 8 µs for a claims payload)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(ErrorCode.BAD_SIGNATURE, f"{what} are not JSON") from exc
+    if orjson.dumps(value) == raw:
+        return value
+    names = _JSON_STRING.sub(b'"', raw).translate(None, b" \t\n\r").count(b'":')
+    if names != _member_count(value):
+        raise Refused(ErrorCode.BAD_SIGNATURE, f"{what} name a member twice")
+    return value
 
 
 def _strict_b64(part: str) -> bytes:
@@ -112,10 +151,7 @@ def _strict_b64(part: str) -> bytes:
 @functools.lru_cache(maxsize=1024)
 def _header_kid_alg(encoded: str) -> tuple[str, object]:
     """(kid, alg) of an encoded JWS protected header (the same for every token of a signer)."""
-    try:
-        header = orjson.loads(_strict_b64(encoded))
-    except orjson.JSONDecodeError as exc:
-        raise Refused(ErrorCode.BAD_SIGNATURE, "JWS header is not JSON") from exc
+    header = _loads_unique(_strict_b64(encoded), "JWS header parameters")
     if not isinstance(header, dict) or set(header) - {"alg", "kid"}:
         raise Refused(ErrorCode.BAD_SIGNATURE, "unexpected JWS header parameters")
     kid = header.get("kid")
@@ -176,10 +212,7 @@ def verify_tokens(
         pq, _, _ = _verify_one(tokens[1], lookup, (payload, encoded))
         if pq.algorithm is not Algorithm.ML_DSA_65 or pq.identity != vk.identity:
             raise Refused(ErrorCode.BAD_SIGNATURE, "post-quantum signature from another identity")
-    try:
-        claims = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise Refused(ErrorCode.BAD_SIGNATURE, "claims are not JSON") from exc
+    claims = _loads_unique(payload, "claims")
     if not isinstance(claims, dict) or claims.get("v") != PROTOCOL_VERSION:
         raise Refused(ErrorCode.BAD_SIGNATURE, "unsupported claims version")
     return claims, vk.identity
