@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
@@ -27,11 +30,15 @@ from tests.exchange.conftest import LIMITS, Federation
 from tests.exchange.craft import ServerThread, build_request, make_call, relay_tls, send
 
 from lienthong.exchange.certs import fingerprint, load_pem_cert
+from lienthong.exchange.config import load_config
 from lienthong.exchange.e2e import b64e
 from lienthong.exchange.envelope import KeyedSigner, hop_receipt, sign_claims, token_hash
+from lienthong.exchange.exchange_log import Metrics
+from lienthong.exchange.node import build_node, tls_contexts
 from lienthong.exchange.processes import Running
 from lienthong.exchange.protocol import Refused
 from lienthong.exchange.replay import ReplayWindow
+from lienthong.exchange.server import Watchdog, _listen, bound_port, build_servers
 from lienthong.exchange.testbed import (
     CONGTT,
     GIAMDINH,
@@ -46,11 +53,13 @@ from lienthong.exchange.testbed import (
     build_testbed,
     demo_spec,
 )
+from lienthong.exchange.transport import make_sessions
 from lienthong.identifiers import SubsystemId
 from lienthong.trust.enrol import make_csr
 from lienthong.trust.keys import Algorithm, Signer
 from lienthong.trust.keystore import FileKeyStore
 from lienthong.trust.profiles import Profile
+from lienthong.trust.secrets import resolve_secret
 
 ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
 HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
@@ -212,6 +221,139 @@ def test_replay_journal_keeps_only_what_a_restart_needs(tmp_path: Path) -> None:
     for i in range(3000):  # 1 s ahead, 10 ms apart: about 100 alive at a time
         third.check_and_record(f"k{i}", 1102.0 + i * 0.01, 1101.0 + i * 0.01)
     assert len(journal.read_text().split()) <= 2 * (1024 + 2 * 200)  # compacted as it grew
+
+
+def test_replay_journal_group_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """admit: the records queued before the committer runs share one fsync; each future ends
+    once its own record is durable; a second copy of a key is refused at once; a journal
+    that cannot be written refuses the requests of that commit (LT.UNAVAILABLE)."""
+    real_fsync = os.fsync
+    syncs: list[int] = []  # of the journal file (its directory is fsynced once, when created)
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("replay-ahead.journal"):
+            syncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    journal = tmp_path / "state" / "replay-ahead.journal"
+
+    async def run() -> None:
+        w = ReplayWindow(300, 100_000, start=1000.0, journal=journal)
+        assert w.admit("in-step", 1001.05, 1001.0) is None  # jitter: nothing to wait for
+        queued = [w.admit(f"a{i}", 1060.0, 1001.0) for i in range(6)]  # one loop turn
+        with pytest.raises(Refused, match="already seen"):
+            w.admit("a3", 1060.0, 1001.0)
+        assert not journal.exists()  # nothing written on the loop
+        await asyncio.gather(*[f for f in queued if f is not None])
+        assert len(syncs) == 1  # the six records: one commit, one fsync
+        assert journal.read_text().split()[1::2] == [f"a{i}" for i in range(6)]
+        later = w.admit("a6", 1060.0, 1001.0)
+        assert later is not None and not later.done()  # durable only once its commit ran
+        await later
+        assert len(syncs) == 2
+        for i in range(3000):  # compacted by the committer as it grows
+            durable = w.admit(f"k{i}", 1102.0 + i * 0.01, 1101.0 + i * 0.01)
+            assert durable is not None
+            await durable
+        assert len(journal.read_text().split()) <= 2 * (1024 + 2 * 200)
+        again = ReplayWindow(300, 100_000, start=1131.0, journal=journal)
+        assert len(again) == 100  # the keys still ahead of the last call, nothing else
+        broken = ReplayWindow(300, 1000, start=1000.0, journal=tmp_path / "dir")
+        (tmp_path / "dir").mkdir()
+        durable = broken.admit("b", 1060.0, 1001.0)
+        assert durable is not None
+        with pytest.raises(Refused) as info:
+            await durable
+        assert info.value.lt_code.value == "LT.UNAVAILABLE"
+
+    asyncio.run(run())
+
+
+class _InProcessGateway(ServerThread):
+    """BCA-GW's gateway in this process (a peer listener on a port of its own, state in a
+    scratch directory), so a test can hold its replay-journal fsync."""
+
+    def __init__(self, fed: Federation, name: str) -> None:
+        super().__init__()
+        cfg = load_config(fed.testbed.configs[name])
+        self.cfg = msgspec.structs.replace(
+            cfg,
+            state_dir=str(fed.testbed.workdir / "scratch" / f"{name}-in-process"),
+            peer=msgspec.structs.replace(cfg.peer, port=0),
+            internal=None,
+            admin=None,
+        )
+        self.port = 0
+
+    async def start(self) -> None:
+        cfg, lim = self.cfg, self.cfg.limits
+        self.node = build_node(cfg)
+        server_ctx, client_ctx = tls_contexts(cfg, resolve_secret(cfg.passphrase))
+        self.sessions = make_sessions(client_ctx, lim.connect_timeout_s, lim.upstream_timeout_s)
+        factories = build_servers(self.node, self.sessions, Metrics(), Watchdog())
+        self.server = await _listen(factories["peer"], cfg.peer, server_ctx, lim.header_timeout_s)
+        self.port = bound_port(self.server)
+
+    async def stop(self) -> None:
+        self.server.close()
+        await self.sessions.close()
+        self.node.close()
+
+
+def test_a_request_signed_ahead_does_not_hold_other_calls(
+    fed: Federation, kit: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal record of a request signed ahead of the provider's clock is made durable
+    off the event loop: while its fsync is held, a normal call is served; the ahead request
+    itself reaches the service only once its record is durable."""
+    real_fsync = os.fsync
+    held, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def fsync(fd: int) -> None:
+        if "replay-ahead.journal" in os.readlink(f"/proc/self/fd/{fd}"):
+            order.append("journal fsync")
+            held.set()
+            release.wait(8)  # a deadlock breaker only: a loop-blocking fsync holds the call
+            order.append("journal durable")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    answers: dict[str, httpx.Response] = {}
+    with _InProcessGateway(fed, "BCA-GW") as gw:
+        ahead = make_call(GIAMDINH, SVC_ECHO, method="POST")
+        a_headers, a_body, _ = build_request(
+            ahead,
+            kit["signers"][:1],
+            kit["relay"],
+            level=0,
+            route=ROUTE,
+            body=b"ahead",
+            ts=time.time() + 60,
+        )
+        sender = threading.Thread(
+            target=lambda: answers.update(ahead=send(kit["tls"], gw.port, ahead, a_headers, a_body))
+        )
+        before = len(fed.received())
+        sender.start()
+        assert held.wait(10), "the ahead-signed request was not journaled"
+        call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+        headers, body, _ = build_request(
+            call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, body=b"normal"
+        )
+        resp = send(kit["tls"], gw.port, call, headers, body)
+        order.append("normal call answered")
+        assert resp.status_code == 200
+        assert len(fed.received()) == before + 1  # the normal call only: the other waits
+        assert "ahead" not in answers
+        release.set()
+        sender.join(15)
+        assert answers["ahead"].status_code == 200
+        assert len(fed.received()) == before + 2
+    assert order == ["journal fsync", "normal call answered", "journal durable"]
+    journal = Path(gw.cfg.state_dir) / "replay-ahead.journal"
+    assert journal.read_text().split()[-1] == f"{GIAMDINH}|{ahead.message_id}"
 
 
 def test_a_caller_chosen_id_stays_single_use_across_a_client_gateway_restart(

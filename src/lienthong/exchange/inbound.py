@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,7 @@ class Verified:
     next_node: str | None
     hops: list[str]
     service: ServiceId | None = None  # parsed from the request line (equal to the claim)
+    durable: Awaitable[None] | None = None  # the replay-journal record to await, if one is due
 
 
 def _peer_identity(node: Node, request: Request) -> str:
@@ -115,7 +117,9 @@ def verify_peer_request(node: Node, request: Request, ex: Exchange) -> Verified:
         raise Refused(ErrorCode.BAD_SIGNATURE, "claims without timestamp")
     # One message id per client inside the window, whatever the nonce: the id is what the
     # service and the message log see, so a second call under it is a replay.
-    node.replay.check_and_record(f"{ident}|{claims['id']}", ts, time.time())
+    # Signed ahead of this node's clock: the key's journal record is made durable off the
+    # event loop; the request is accepted (handle_peer_call) once it is.
+    durable = node.replay.admit(f"{ident}|{claims['id']}", ts, time.time())
     decision = verify_access(node.directory, _subsystem(ident), service)
     route = claims.get("route")
     if route != plan_route(node.directory, decision.client_node, decision.provider_node):
@@ -134,7 +138,9 @@ def verify_peer_request(node: Node, request: Request, ex: Exchange) -> Verified:
         raise Refused(ErrorCode.ROUTE, "empty hop receipt")
     _verify_hops(node, hops, route, req_hash)
     ex.hops = len(route) - 1
-    return Verified(claims, tokens, req_hash, level, policy.hybrid_signature, nxt, hops, service)
+    return Verified(
+        claims, tokens, req_hash, level, policy.hybrid_signature, nxt, hops, service, durable
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -172,6 +178,8 @@ async def handle_peer_call(
     node: Node, sessions: Sessions, request: Request, ex: Exchange
 ) -> Answer:
     v = verify_peer_request(node, request, ex)
+    if v.durable is not None:  # no request is accepted before its journal record is durable
+        await v.durable
     ex.request_bytes = request.content_length or 0
     if v.next_node is not None:
         return await _relay(node, sessions, request, ex, v)

@@ -17,17 +17,30 @@ the key and timestamp of a request more than ``AHEAD_S`` ahead are appended and 
 before it is accepted, and loaded again at the next start. Requests at most ``AHEAD_S`` ahead
 (clock jitter between synchronised nodes) cost no write: a gateway process takes several times
 that to start (≈ 0.45 s for the imports alone), so their timestamps lie before its floor.
+
+The gateway calls :meth:`ReplayWindow.admit`: the key is remembered at once (a second copy is
+refused from then on) and the journal record queued; the records queued meanwhile are written
+and ``fsync``ed together by one commit in a worker thread, off the event loop (group commit),
+and each such request awaits the future :meth:`admit` returned — it is accepted only once its
+own record is durable, while the other calls of the gateway go on. A failed write refuses the
+requests of that commit (``LT.UNAVAILABLE``). :meth:`check_and_record` writes inline (tools,
+tests, the client gateway's caller-chosen ids, which are never ahead).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
+import logging
 import os
+from collections.abc import Awaitable
 from pathlib import Path
 
 from lienthong.exchange.protocol import ErrorCode, Refused
 
 AHEAD_S = 0.1  # timestamps further ahead of this node's clock are journaled before acceptance
+
+log = logging.getLogger(__name__)
 
 
 class ReplayWindow:
@@ -49,6 +62,9 @@ class ReplayWindow:
         self._ahead: list[tuple[float, str]] = []  # journaled entries (timestamp, key)
         self._journal_lines = 0
         self._compact_at = 1024
+        self._queued: list[tuple[str, asyncio.Future[None]]] = []  # (record, its durability)
+        self._committer: asyncio.Task[None] | None = None
+        self._last_now = float("-inf")
         if journal is not None:
             self._load_journal(journal, self._floor)
 
@@ -56,7 +72,32 @@ class ReplayWindow:
         return len(self._seen)
 
     def check_and_record(self, key: str, ts: float, now: float) -> None:
-        """Raise ``Refused(LT.REPLAY)`` if stale, future or already seen; else remember it."""
+        """Raise ``Refused(LT.REPLAY)`` if stale, future or already seen; else remember it
+        (a journal record due is written and fsynced here, before returning)."""
+        if self._check(key, ts, now):
+            self._write_ahead(key, ts, now)  # before it is accepted: a crash cannot lose it
+        self._remember(key, ts)
+
+    def admit(self, key: str, ts: float, now: float) -> Awaitable[None] | None:
+        """As :meth:`check_and_record`, on the running event loop: the key is remembered at
+        once; when a journal record is due, return what to await before accepting the request
+        (its record durable, group-committed off the loop), else None."""
+        if not self._check(key, ts, now):
+            self._remember(key, ts)
+            return None
+        loop = asyncio.get_running_loop()
+        durable: asyncio.Future[None] = loop.create_future()
+        durable.add_done_callback(_consume)  # a request refused meanwhile never awaits it
+        self._ahead.append((ts, key))
+        self._last_now = max(self._last_now, now)
+        self._queued.append((f"\n{ts!r}\t{key}\n", durable))
+        self._remember(key, ts)
+        if self._committer is None:
+            self._committer = loop.create_task(self._commit_queued())
+        return durable
+
+    def _check(self, key: str, ts: float, now: float) -> bool:
+        """Raise ``Refused(LT.REPLAY)`` as above; return whether a journal record is due."""
         self._expire(now)
         if abs(now - ts) > self.window_s:
             raise Refused(ErrorCode.REPLAY, "timestamp outside the freshness window", skew=now - ts)
@@ -66,9 +107,61 @@ class ReplayWindow:
             )
         if key in self._seen:
             raise Refused(ErrorCode.REPLAY, "message already seen", key=key)
-        if ts > now + AHEAD_S and self._journal is not None:
-            self._write_ahead(key, ts, now)  # before it is accepted: a crash cannot lose it
-        self._remember(key, ts)
+        return ts > now + AHEAD_S and self._journal is not None
+
+    async def _commit_queued(self) -> None:
+        """Write the queued records, one append and one fsync per round in a worker thread,
+        until none is left; resolve each record's future once it is durable."""
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                compact = self._journal_lines >= self._compact_at
+                if compact:  # amortised: entries behind now are dead (queued ones are ahead)
+                    self._ahead = [(t, k) for t, k in self._ahead if t >= self._last_now]
+                    lines = [f"{t!r}\t{k}\n" for t, k in self._ahead]
+                else:
+                    lines = [line for line, _ in batch]
+                try:
+                    await asyncio.to_thread(self._write_lines, lines, compact)
+                except OSError as exc:
+                    log.error("replay journal %s: %s", self._journal, exc)
+                    for _, durable in batch:
+                        if not durable.done():
+                            durable.set_exception(
+                                Refused(ErrorCode.UNAVAILABLE, "replay journal not writable")
+                            )
+                    continue
+                if compact:
+                    self._journal_lines = len(lines)
+                    self._compact_at = 2 * len(lines) + 1024
+                else:
+                    self._journal_lines += len(lines)
+                for _, durable in batch:
+                    if not durable.done():
+                        durable.set_result(None)
+        finally:
+            self._committer = None
+
+    def _write_lines(self, lines: list[str], replace: bool) -> None:
+        """Append ``lines`` to the journal, or replace it by them (atomic: temporary file,
+        rename); durable before returning — the file fsynced, and its directory too when the
+        name is new (a rename, or the journal's first record). Runs in a worker thread."""
+        assert self._journal is not None
+        self._journal.parent.mkdir(parents=True, exist_ok=True)
+        new_name = replace or not self._journal.exists()
+        target = self._journal.with_name(self._journal.name + ".tmp") if replace else self._journal
+        with target.open("w" if replace else "a", encoding="utf-8") as fh:
+            fh.writelines(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(target, self._journal)
+        if new_name:
+            fd = os.open(self._journal.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _remember(self, key: str, ts: float) -> None:
         self._seen.add(key)
@@ -105,28 +198,21 @@ class ReplayWindow:
         self._compact_at = max(1024, 2 * len(lines))
 
     def _write_ahead(self, key: str, ts: float, now: float) -> None:
-        assert self._journal is not None
+        """Journal one record inline (fsynced before returning)."""
         self._ahead.append((ts, key))
         if self._journal_lines >= self._compact_at:  # amortised: entries behind now are dead
             self._ahead = [(t, k) for t, k in self._ahead if t >= now]
-            self._rewrite()
+            self._write_lines([f"{t!r}\t{k}\n" for t, k in self._ahead], replace=True)
+            self._journal_lines = len(self._ahead)
             self._compact_at = 2 * len(self._ahead) + 1024
             return
-        self._journal.parent.mkdir(parents=True, exist_ok=True)
-        with self._journal.open("a", encoding="utf-8") as fh:
-            fh.write(f"\n{ts!r}\t{key}\n")  # the leading newline ends a torn line before it
-            fh.flush()
-            os.fsync(fh.fileno())
+        # the leading newline ends a line torn by a crash before it
+        self._write_lines([f"\n{ts!r}\t{key}\n"], replace=False)
         self._journal_lines += 1
 
-    def _rewrite(self) -> None:
-        """Replace the journal by the entries still ahead (atomic: temporary file, rename)."""
-        assert self._journal is not None
-        self._journal.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._journal.with_name(self._journal.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.writelines(f"{ts!r}\t{key}\n" for ts, key in self._ahead)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._journal)
-        self._journal_lines = len(self._ahead)
+
+def _consume(future: asyncio.Future[None]) -> None:
+    """Mark a failed durability future's exception as retrieved (its request may have been
+    refused by a later check and never await it)."""
+    if not future.cancelled():
+        future.exception()
