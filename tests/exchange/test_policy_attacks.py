@@ -25,11 +25,15 @@ import httpx
 import msgspec
 import pytest
 from aiohttp import web
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tests.exchange.conftest import LIMITS, Federation
 from tests.exchange.craft import ServerThread, build_request, make_call, relay_tls, send
 
-from lienthong.exchange.certs import fingerprint, load_pem_cert
+from lienthong.audit.entries import decode_entry
+from lienthong.audit.log import AuditLog
+from lienthong.errors import CertificateError
+from lienthong.exchange.certs import CrlStatus, fingerprint, load_pem_cert
 from lienthong.exchange.config import load_config
 from lienthong.exchange.e2e import b64e
 from lienthong.exchange.envelope import KeyedSigner, hop_receipt, sign_claims, token_hash
@@ -79,6 +83,10 @@ def _signing_certificates(tb: Testbed, workdir: Path) -> dict[str, tuple[Signer,
         ("crl-trigger", now),
         ("revoked-later", now),
         ("crl-probe", now),
+        ("crl-held-1", now),
+        ("crl-held-2", now),
+        ("crl-held-3", now),
+        ("crl-held-4", now),
     ]:
         signer = store.generate(name, Algorithm.ECDSA_P256)
         csr = make_csr(signer, SubsystemId.parse(GIAMDINH))
@@ -948,6 +956,107 @@ def test_an_old_or_stale_crl_does_not_unrevoke(fed: Federation, kit: dict[str, A
         refused(fed, lambda: _send(kit, call, headers, body), "LT.BAD_SIGNATURE")
     finally:
         ca.publish_crl(dt.datetime.now(dt.UTC))
+
+
+def _provider_health(fed: Federation) -> dict[str, Any]:
+    return dict(httpx.get(f"{fed.testbed.internal_url('BCA-GW')}/health").json())
+
+
+def _security_events(fed: Federation, node: str, event: str) -> list[dict[str, Any]]:
+    path = fed.testbed.workdir / "state" / node / "message-log.auditlog"
+    with AuditLog.open(path, readonly=True) as log:
+        entries = [decode_entry(log.entry(i)) for i in range(log.size())]
+    return [e for e in entries if e["kind"] == "security" and e["event"] == event]
+
+
+def _forged_crl(ca: Any, number: int) -> bytes:
+    """A CRL under the CA's name with a high CRL number, signed by another key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    now = dt.datetime.now(dt.UTC)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.issuer.subject)
+        .last_update(now)
+        .next_update(now + dt.timedelta(days=7))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    )
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def test_an_unusable_crl_file_keeps_the_last_good_list(
+    fed: Federation, kit: dict[str, Any]
+) -> None:
+    """A crl.pem that does not parse (garbage, cut short while being written) or does not
+    verify (another key, a high CRL number) made every certificate check fail. The last good
+    list is kept (inside its next update plus status_grace_s, like the OCSP path), its
+    revocations still count, the bad file is reported in /health and as a security event,
+    and a good file ends the warning."""
+    ca = fed.testbed.ca
+    crl_path = ca.directory / "crl.pem"
+    ca.publish_crl(dt.datetime.now(dt.UTC))
+    call, headers, body = _signed_by(fed, kit, "crl-held-1")
+    assert _send(kit, call, headers, body).status_code == 200  # the good list is read
+    good = crl_path.read_bytes()
+    before = len(_security_events(fed, "BCA-GW", "certificate.status_unusable"))
+    try:
+        for name, data in [
+            ("crl-held-2", b"not a CRL at all\n"),
+            ("crl-held-3", good[: len(good) // 2]),
+            ("crl-held-4", _forged_crl(ca, 1_000_000)),
+        ]:
+            crl_path.write_bytes(data)
+            call, headers, body = _signed_by(fed, kit, name)
+            assert _send(kit, call, headers, body).status_code == 200, name
+            report = _provider_health(fed)["checks"]["certificates"]
+            assert report["crl"]["state"] == "warning", report
+            assert report["crl"]["unusable"], report
+            # revoked earlier in this module: the kept list still says so
+            call, headers, body = _signed_by(fed, kit, "revoked-later")
+            refused(fed, lambda c=call, h=headers, b=body: _send(kit, c, h, b), "LT.BAD_SIGNATURE")
+        for _ in range(50):  # the event is committed with the next batch of the message log
+            if len(_security_events(fed, "BCA-GW", "certificate.status_unusable")) >= before + 3:
+                break
+            time.sleep(0.1)
+        events = _security_events(fed, "BCA-GW", "certificate.status_unusable")[before:]
+        assert len(events) == 3, events  # one per unusable file, not one per check
+        assert all(e["source"] == "BCA-GW" and e["detail"]["reason"] for e in events)
+    finally:
+        ca.publish_crl(dt.datetime.now(dt.UTC))
+    call, headers, body = _signed_by(fed, kit, "crl-held-1")
+    _send(kit, call, headers, body)
+    report = _provider_health(fed)["checks"]["certificates"]
+    assert report["crl"]["state"] == "ok" and report["crl"]["unusable"] is None, report
+
+
+def test_an_unusable_crl_fails_closed_only_after_the_kept_list_is_over(
+    fed: Federation, tmp_path: Path
+) -> None:
+    """CrlStatus itself: no good list yet → closed; a good list kept through an unusable file
+    until its next update plus grace_s, then closed; a lower CRL number is still ignored."""
+    ca = fed.testbed.ca
+    cert = load_pem_cert(fed.extra_keys["crl-probe"][1])
+    issuers = [ca.issuer]
+    path = tmp_path / "crl.pem"
+    path.write_bytes(b"garbage")
+    status = CrlStatus(path, issuers, grace_s=3600.0)
+    with pytest.raises(CertificateError):
+        status(cert, time.time())  # nothing good to keep
+    now = dt.datetime.now(dt.UTC)
+    crl = ca.publish_crl(now)
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    status(cert, time.time())
+    next_update = crl.next_update_utc.timestamp()
+    path.write_bytes(b"garbage, written later")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    status(cert, next_update + 3000.0)  # past next update, inside the grace: kept
+    health = status.health(next_update + 3000.0)
+    assert health["state"] == "warning" and "garbage" not in health["unusable"]
+    with pytest.raises(CertificateError, match="grace"):
+        status(cert, next_update + 3700.0)
+    assert status.health(next_update + 3700.0)["state"] == "failing"
 
 
 # --- an isolated zone: TUYET_MAT, direct links, an expired directory ------------------------

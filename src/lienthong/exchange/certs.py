@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -53,8 +54,11 @@ class CrlStatus:
 
     A CRL past its next update is trusted ``grace_s`` longer (as the OCSP path trusts its last
     answer), then certificate checks fail closed: a revocation published after it would be
-    missed. A CRL with a lower number than one already read (an old file put back) is ignored:
-    the newer list stays in force."""
+    missed. A file that cannot be used — unreadable, not a PEM CRL, a signature that does not
+    verify, or a lower CRL number than the list held (an old file put back) — leaves the last
+    good list in force under the same rule (its next update plus ``grace_s``), is reported
+    once (``report``: a security event in the message log) and shown by :meth:`health` until
+    a good file replaces it; with no good list read yet, checks fail closed."""
 
     def __init__(
         self, path: Path, issuers: list[x509.Certificate], *, grace_s: float = 86400.0
@@ -62,38 +66,90 @@ class CrlStatus:
         self._path = path
         self._issuers = issuers
         self._grace_s = grace_s
-        self._mtime = -1.0
+        self._stamp: tuple[int, int, int] | None = None  # (mtime ns, size, inode) last read
+        self._read = False  # the file was looked at once (its stamp or its absence)
+        self._held = False  # a good list was read
         self._revoked: set[int] = set()
         self._number = -1
         self._next_update: float | None = None
+        self.unusable: str | None = None  # why the file now in place is not used
+        self.report: Callable[[str], None] | None = None  # told once per unusable file
 
     def __call__(self, cert: x509.Certificate, now: float) -> None:
-        try:
-            mtime = self._path.stat().st_mtime
-        except OSError as exc:
-            raise CertificateError(f"CRL unavailable: {exc.strerror}") from exc
-        if mtime != self._mtime:
-            self._load()
-            self._mtime = mtime
+        self._refresh()
+        if not self._held:
+            raise CertificateError(f"no usable CRL: {self.unusable}")
         if self._next_update is not None and now > self._next_update + self._grace_s:
             raise CertificateError("CRL is past its next update and grace period: failing closed")
         if cert.serial_number in self._revoked:
             raise CertificateError("certificate revoked", serial=cert.serial_number)
 
+    def health(self, now: float) -> dict[str, Any]:
+        """``ok``; ``warning`` while the file in place is unusable or the list held is past
+        its next update (inside the grace period); ``failing`` once checks fail closed."""
+        self._refresh()
+        left: float | None = None
+        if not self._held:
+            state, left = "failing", 0.0
+        else:
+            if self._next_update is not None:
+                left = max(0.0, self._next_update + self._grace_s - now)
+            stale = self._next_update is not None and now > self._next_update
+            state = "failing" if left == 0.0 else "warning" if self.unusable or stale else "ok"
+        return {
+            "state": state,
+            "unusable": self.unusable,
+            "crl_number": self._number if self._held else None,
+            "next_update": self._next_update,
+            "seconds_until_fail_closed": None if left is None else round(left, 1),
+        }
+
+    def _refresh(self) -> None:
+        try:
+            st = self._path.stat()
+        except OSError as exc:
+            if self._read and self._stamp is None:
+                return  # still missing: told already
+            self._read, self._stamp = True, None
+            self._refuse(f"CRL file unavailable: {exc.strerror}")
+            return
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._read and stamp == self._stamp:
+            return
+        self._read, self._stamp = True, stamp
+        try:
+            self._load()
+        except CertificateError as exc:
+            self._refuse(exc.message)
+        else:
+            self.unusable = None
+
+    def _refuse(self, reason: str) -> None:
+        self.unusable = reason
+        if self.report is not None:
+            self.report(reason)
+
     def _load(self) -> None:
-        crl = x509.load_pem_x509_crl(self._path.read_bytes())
+        """Take the file's list, or raise CertificateError (the list held stays)."""
+        try:
+            crl = x509.load_pem_x509_crl(self._path.read_bytes())
+        except OSError as exc:
+            raise CertificateError(f"CRL file unreadable: {exc.strerror}") from exc
+        except ValueError as exc:  # cut short while being written, or not a CRL
+            raise CertificateError("CRL file is not a PEM CRL") from exc
         if not any(_crl_signed_by(crl, i) for i in self._issuers):
             raise CertificateError("CRL signature does not verify")
         try:
             number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
         except x509.ExtensionNotFound:
             number = 0
-        if number < self._number:
-            return  # an older CRL than the one in force: keep the newer list
+        if number < self._number:  # an older CRL than the one in force: keep the newer list
+            raise CertificateError(f"CRL number {number} is below the one held ({self._number})")
         self._number = number
         self._revoked = {r.serial_number for r in crl}
         nxt = crl.next_update_utc
         self._next_update = nxt.timestamp() if nxt is not None else None
+        self._held = True
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lienthong.exchange.certs import CrlStatus
 from lienthong.exchange.exchange_log import Metrics, message_log_health
 from lienthong.exchange.httpserver import Request, Response
 from lienthong.exchange.node import Node
@@ -31,6 +32,10 @@ def health_report(node: Node, now: float) -> dict[str, Any]:
         report = checker.health(dt.datetime.fromtimestamp(now, dt.UTC)).to_dict()
         checks["certificates"]["status_service"] = report
         checks["certificates"]["ok"] &= report.get("state") != "failing"
+    if isinstance(node.status, CrlStatus):  # an unusable CRL file: warning while the last
+        report = node.status.health(now)  # good list is kept, failing once it is over
+        checks["certificates"]["crl"] = report
+        checks["certificates"]["ok"] &= report["state"] != "failing"
     exp = node.directory.expires_at
     checks["configuration"] = {
         "ok": exp is None or exp > now,

@@ -5,6 +5,7 @@ Keys are loaded once from passphrase-encrypted PEM files; unencrypted key files 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import ipaddress
 import logging
@@ -18,6 +19,7 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, x25519
 
+from lienthong.audit.entries import security_event_entry
 from lienthong.errors import ConfigError, InputError
 from lienthong.exchange.certs import (
     CertificateStore,
@@ -247,6 +249,9 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
     tls_key = load_private(cfg.tls.key, passphrase)
     tls_cert = load_pem_cert(Path(cfg.tls.cert).read_bytes())
     state = Path(cfg.state_dir)
+    message_log = message_log or _message_log(cfg, state, SoftwareSigner(tls_key))
+    if isinstance(status, CrlStatus):
+        status.report = functools.partial(_status_unusable, message_log, cfg.node)
     return Node(
         cfg=cfg,
         directory=directory,
@@ -261,9 +266,27 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
             journal=state / "replay-ahead.journal",
         ),
         monitor=MonitorStore(state / "monitor.sqlite"),
-        message_log=message_log or _message_log(cfg, state, SoftwareSigner(tls_key)),
+        message_log=message_log,
         status=status,
     )
+
+
+def _status_unusable(message_log: MessageLog, node: str, reason: str) -> None:
+    """A security event when the certificate status source in place cannot be used (a CRL
+    file that does not parse or verify, or an older one put back)."""
+    log.warning("%s: certificate status: %s (the last good list is kept)", node, reason)
+    try:
+        message_log.note(
+            security_event_entry(
+                at=dt.datetime.now(dt.UTC),
+                event="certificate.status_unusable",
+                severity=6,
+                source=node,
+                detail={"reason": reason},
+            )
+        )
+    except Exception:  # any message-log failure: the certificate check itself must go on
+        log.exception("%s: cannot log the unusable certificate status", node)
 
 
 def _message_log(cfg: GatewayConfig, state: Path, signer: SoftwareSigner) -> MessageLog:
