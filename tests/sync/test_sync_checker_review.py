@@ -756,3 +756,41 @@ def test_open_keyless_entries_describe_the_source_as_it_is_now(
         if hub == "postgres":
             with psycopg.connect(PG, autocommit=True) as db:
                 db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_a_new_agency_state_ends_the_old_states_parked_copy(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL hub: the old agency state's batch 3 is COPYed ahead of its turn (parked,
+    holding its keys' locks) when the re-initialised state's batch 1 re-snapshots the same
+    keys. That batch waited for the parked COPY's locks while holding the writer until the
+    lock timeout (30 s; 503, re-sent) — the old batch is refused at its turn anyway once the
+    new state is applied. Now the re-basing batch ends the old state's parked copies first:
+    it applies at once, and the late batch is refused as superseded when its turn comes."""
+    from test_sync_hub_speculate_review import _batch, _seqs
+
+    from lienthong.errors import IntegrityError
+    from lienthong.sync.hub import store as store_module
+
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT", "2s")  # before the fix: 503 after 2 s
+    store = store_module.open_store(pg_schema)
+    try:
+        store.apply(_batch(1, ["a"], epoch="E1", rebase=True), "2026-12-07T00:00:00+00:00")
+        store.apply(_batch(2, ["b"], epoch="E1"), "2026-12-07T00:00:01+00:00")
+        late = _batch(3, ["c"], epoch="E1")
+        spec = store.speculate(late, store.prepare(late), "2026-12-07T00:00:02+00:00")
+        assert spec is not None  # parked: batch 3's COPY holds the lock on key c
+        rebase = _batch(1, ["a", "b", "c"], epoch="E2", rebase=True)
+        done = store.apply(rebase, "2026-12-07T00:00:03+00:00", store.prepare(rebase))
+        assert done.status == "applied"
+        with pytest.raises(IntegrityError) as err:  # its turn: superseded, nothing stored
+            store.apply(late, "2026-12-07T00:00:04+00:00", store.prepare(late), spec)
+        assert err.value.code == "sequence_conflict" and "superseded" in err.value.message
+        # a and b unchanged (identical rows are left alone), c from the new state; three
+        # batches stored (E1's 1 and 2, E2's 1 as 3), the parked copy never committed
+        rows = store.conn.execute("SELECT source_key, batch_seq FROM c_citizen ORDER BY 1")
+        assert rows.fetchall() == [("a", 1), ("b", 2), ("c", 3)]
+        store.conn.rollback()
+        assert _seqs(store, "S") == [1, 2, 3] and store.speculated == 0
+    finally:
+        store.close()

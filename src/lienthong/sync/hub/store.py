@@ -118,6 +118,10 @@ class HubStore:
         # id of a spare → the spare, while its speculation waits for the batch's turn (idle
         # in transaction, holding its keys' locks; no thread uses it): close() ends them
         self._parked: dict[int, Any] = {}
+        self._parked_of: dict[int, tuple[str, str]] = {}  # id of a parked spare → (source, epoch)
+        # source → (count, epoch) of the re-basing batches (batch 1 of an agency state) begun:
+        # a speculation of another state of the source that began before one is not parked
+        self._rebases: dict[str, tuple[int, str]] = {}
         self._closed = False
         self._spare_lock = threading.Lock()
         self.speculated = 0  # batches whose speculative COPY was committed (for tests, bench)
@@ -172,6 +176,7 @@ class HubStore:
             spares, self._spares = self._spares, []
             parked = list(self._parked.values())
             self._parked.clear()
+            self._parked_of.clear()
             self._spares_open -= len(spares) + len(parked)
         for conn in [self.conn, *spares, *parked]:
             with contextlib.suppress(Exception):
@@ -250,9 +255,11 @@ class HubStore:
         conn = self._take_spare()
         if conn is None:
             return None
+        epoch = str(batch.header.get("epoch") or "")
+        with self._spare_lock:
+            rebases = self._rebases.get(batch.source, (0, ""))[0]
         try:
             epochs = self._epochs(batch.source, conn)
-            epoch = str(batch.header.get("epoch") or "")
             if epochs and (not epoch or epochs.get(epoch) != max(epochs.values())):
                 # a superseded agency state (or a legacy batch once states exist): refused at
                 # its turn; a COPY would only hold keys the newer state's batches write
@@ -278,16 +285,42 @@ class HubStore:
             self._give_back(conn, broken=True)
             return None
         with self._spare_lock:
-            if not self._closed:
+            count, rebasing = self._rebases.get(batch.source, (0, ""))
+            # not parked while the store closed, or a newer agency state of the source began
+            # re-basing meanwhile (its batch must not wait for these locks: ended below)
+            if not self._closed and (count == rebases or rebasing == epoch):
                 self._parked[id(conn)] = conn
+                self._parked_of[id(conn)] = (batch.source, epoch)
                 return Speculation(conn, e, stored, now)
-        self._give_back(conn, broken=True)  # the store closed meanwhile
+        self._give_back(conn, broken=True)
         return None
+
+    def _end_other_states(self, source: str, epoch: str) -> None:
+        """Batch 1 of an agency state (``rebase``) is about to be applied: end the parked
+        speculations of the source's other states at once (their transactions end, and
+        with them their row locks). Such a batch belongs to a state that this one
+        supersedes: at its turn it is applied the usual way — refused as superseded once
+        this batch is applied (409), or applied if this one failed. Before, the re-basing
+        batch waited for their locks while holding the writer they needed to reach their
+        turn, until the lock timeout (30 s; 503, re-sent)."""
+        with self._spare_lock:
+            count, _ = self._rebases.get(source, (0, ""))
+            self._rebases[source] = (count + 1, epoch)
+            ended = [i for i, (src, ep) in self._parked_of.items() if src == source and ep != epoch]
+            conns = [self._parked.pop(i) for i in ended]
+            for i in ended:
+                del self._parked_of[i]
+                self._staged.pop(i, None)
+            self._spares_open -= len(conns)
+        for conn in conns:
+            with contextlib.suppress(Exception):  # closing rolls its transaction back
+                conn.close()
 
     def _unpark(self, spec: Speculation) -> bool:
         """Take a parked speculation back for its batch's turn (or to discard it); False when
         :meth:`close` already ended it."""
         with self._spare_lock:
+            self._parked_of.pop(id(spec.conn), None)
             return self._parked.pop(id(spec.conn), None) is not None
 
     def _take_spare(self) -> Any:
@@ -348,7 +381,9 @@ class HubStore:
                 self.discard(spec)
             raise BackendError("consolidated database: the hub's store is closed")
         if spec is not None and not self._unpark(spec):
-            spec = None  # ended by close() meanwhile
+            spec = None  # ended by close() or a newer agency state meanwhile
+        if spec is None and batch.header.get("rebase") is True and self._connect is not None:
+            self._end_other_states(batch.source, str(batch.header.get("epoch") or ""))
         if spec is not None:
             main, self.conn = self.conn, spec.conn
             try:
