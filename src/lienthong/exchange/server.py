@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import resource
 import signal
 import socket
 import time
@@ -287,10 +288,25 @@ def bound_port(server: asyncio.Server) -> int:
     return port
 
 
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one (as Go's runtime and most servers do):
+    every connection is a descriptor, and the listeners' default caps are half of it — a
+    distribution's soft 1,024 would leave 256 connections to a parent platform that relays a
+    whole ministry's calls. Returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):  # not allowed here: keep what we have
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
+
+
 async def serve(
     cfg: GatewayConfig, *, ready: Callable[[dict[str, int]], None] | None = None
 ) -> None:
     """Run the gateway until SIGTERM/SIGINT; call ``ready`` with the bound ports."""
+    raise_open_files_limit()
     node = build_node(cfg)
     server_ctx, client_ctx = tls_contexts(cfg, resolve_secret(cfg.passphrase))
     lim = cfg.limits
