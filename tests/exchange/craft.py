@@ -10,9 +10,10 @@ import ssl
 import threading
 import time
 import uuid
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
+from aiohttp import web
 
 from lienthong.exchange import e2e
 from lienthong.exchange.envelope import (
@@ -27,6 +28,9 @@ from lienthong.exchange.node import Node, tls_contexts
 from lienthong.exchange.protocol import H_HOPS, H_REQUEST, H_REQUEST_PQ, ServiceCall
 from lienthong.identifiers import ServiceId, SubsystemId
 from lienthong.trust.secrets import resolve_secret
+
+if TYPE_CHECKING:
+    from tests.exchange.conftest import Federation
 
 
 def relay_tls(relay: Node) -> ssl.SSLContext:
@@ -138,3 +142,44 @@ class ServerThread:
     def __exit__(self, *_: object) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+class RelayImpostor(ServerThread):
+    """NDXP's TLS identity on its first-link port, the link proxy stopped while it runs: a
+    compromised relay whose answers a subclass decides in :meth:`_answer` (each answer closes
+    its connection, so no keep-alive connection is left behind)."""
+
+    def __init__(self, fed: Federation, kit: dict[str, Any]) -> None:
+        super().__init__()
+        self._fed, self._kit = fed, kit
+
+    async def _answer(self, request: web.BaseRequest) -> web.Response:
+        raise NotImplementedError
+
+    async def _handle(self, request: web.BaseRequest) -> web.Response:
+        resp = await self._answer(request)
+        resp.force_close()
+        return resp
+
+    async def start(self) -> None:
+        relay = self._kit["relay"]
+        server_ctx, _ = tls_contexts(relay.cfg, resolve_secret(relay.cfg.passphrase))
+        port = self._fed.testbed.proxies["NDXP"][0]
+        self._web = web.Server(self._handle)
+        self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
+
+    async def stop(self) -> None:
+        self._srv.close()
+        await self._web.shutdown(1.0)
+        for proto in self._web.connections:
+            if proto.transport is not None:
+                proto.transport.abort()
+        await self._srv.wait_closed()
+
+    def __enter__(self) -> Self:
+        self._fed.running.stop("link:NDXP")
+        return super().__enter__()
+
+    def __exit__(self, *_: object) -> None:
+        super().__exit__()
+        self._fed.running.start_link("NDXP")

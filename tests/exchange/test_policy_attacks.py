@@ -28,7 +28,14 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tests.exchange.conftest import LIMITS, Federation
-from tests.exchange.craft import ServerThread, build_request, make_call, relay_tls, send
+from tests.exchange.craft import (
+    RelayImpostor,
+    ServerThread,
+    build_request,
+    make_call,
+    relay_tls,
+    send,
+)
 
 from lienthong.audit.entries import decode_entry
 from lienthong.audit.log import AuditLog
@@ -799,7 +806,7 @@ def test_percent_encoded_service_id_names_the_same_service(fed: Federation) -> N
 # --- a relay tampering with answers ---------------------------------------------------------
 
 
-class _TamperingRelay(ServerThread):
+class _TamperingRelay(RelayImpostor):
     """NDXP's TLS identity on its first-link port (the link proxy stopped): verifies nothing,
     forwards to BCA-GW with a genuine NDXP hop receipt, then alters the answer per ``mode``:
     ``pq`` adds an ``X-LT-Response-PQ`` of its own, ``strip-pq`` removes the provider's,
@@ -808,13 +815,12 @@ class _TamperingRelay(ServerThread):
     the answer's claims changed by ``patch`` with the provider's key."""
 
     def __init__(self, fed: Federation, kit: dict[str, Any]) -> None:
-        super().__init__()
+        super().__init__(fed, kit)
         self.mode = "pass"
         self.patch: dict[str, Any] = {}  # response claims changed in mode "resign"
-        self._fed, self._kit = fed, kit
         self._previous: tuple[int, dict[str, str], bytes] | None = None
 
-    async def _handle(self, request: web.BaseRequest) -> web.Response:
+    async def _answer(self, request: web.BaseRequest) -> web.Response:
         relay = self._kit["relay"]
         token = request.headers["X-LT-Request"]
         headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
@@ -848,32 +854,7 @@ class _TamperingRelay(ServerThread):
             answer[1]["x-lt-response"] = sign_claims(rclaims, self._kit["provider_signers"][:1])[0]
         self._previous = (resp.status_code, back, resp.content)
         status, out_headers, out_body = answer
-        out = web.Response(status=status, body=out_body, headers=out_headers)
-        out.force_close()  # no keep-alive connection left behind
-        return out
-
-    async def start(self) -> None:
-        from lienthong.exchange.node import tls_contexts
-        from lienthong.trust.secrets import resolve_secret
-
-        relay = self._kit["relay"]
-        server_ctx, _ = tls_contexts(relay.cfg, resolve_secret(relay.cfg.passphrase))
-        port = self._fed.testbed.proxies["NDXP"][0]
-        self._web = web.Server(self._handle)
-        self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
-
-    async def stop(self) -> None:
-        self._srv.close()
-        await self._web.shutdown(1.0)
-        await self._srv.wait_closed()
-
-    def __enter__(self) -> _TamperingRelay:
-        self._fed.running.stop("link:NDXP")
-        return super().__enter__()
-
-    def __exit__(self, *_: object) -> None:
-        super().__exit__()
-        self._fed.running.start_link("NDXP")
+        return web.Response(status=status, body=out_body, headers=out_headers)
 
 
 def _uniform(resp: httpx.Response, code: str) -> None:

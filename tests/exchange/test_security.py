@@ -13,7 +13,13 @@ import httpx
 import pytest
 from aiohttp import web
 from tests.exchange.conftest import Federation
-from tests.exchange.craft import ServerThread, build_request, make_call, relay_tls, send
+from tests.exchange.craft import (
+    RelayImpostor,
+    build_request,
+    make_call,
+    relay_tls,
+    send,
+)
 
 from lienthong.exchange.certs import fingerprint, load_pem_cert
 from lienthong.exchange.envelope import KeyedSigner
@@ -618,14 +624,12 @@ def test_http_parse_errors_are_uniform_refusals(federation: Federation, raw: byt
         assert _bad_requests_counted(federation) == counted + 1  # recorded, not only answered
 
 
-class _EvilRelay(ServerThread):
-    """NDXP's TLS identity on its first-link port (the link proxy stopped): forwards to
-    BCA-GW like NDXP, then answers per ``mode``."""
+class _EvilRelay(RelayImpostor):
+    """Forwards to BCA-GW like NDXP, then answers per ``mode``."""
 
     def __init__(self, federation: Federation, kit: dict) -> None:
-        super().__init__()
+        super().__init__(federation, kit)
         self.mode = "forge"
-        self._fed, self._kit = federation, kit
 
     async def _answer(self, request: web.BaseRequest) -> web.Response:
         if self.mode == "forge":
@@ -646,37 +650,6 @@ class _EvilRelay(ServerThread):
         )
         back = {k: v for k, v in resp.headers.items() if k.lower().startswith("x-lt-")}
         return web.Response(status=resp.status_code, body=resp.content, headers=back)
-
-    async def _handle(self, request: web.BaseRequest) -> web.Response:
-        resp = await self._answer(request)
-        resp.force_close()  # no keep-alive connection left behind
-        return resp
-
-    async def start(self) -> None:
-        from lienthong.exchange.node import tls_contexts
-        from lienthong.trust.secrets import resolve_secret
-
-        relay = self._kit["relay"]
-        server_ctx, _ = tls_contexts(relay.cfg, resolve_secret(relay.cfg.passphrase))
-        port = self._fed.testbed.proxies["NDXP"][0]
-        self._web = web.Server(self._handle)
-        self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
-
-    async def stop(self) -> None:
-        self._srv.close()
-        await self._web.shutdown(1.0)
-        for proto in self._web.connections:
-            if proto.transport is not None:
-                proto.transport.abort()
-        await self._srv.wait_closed()
-
-    def __enter__(self) -> _EvilRelay:
-        self._fed.running.stop("link:NDXP")
-        return super().__enter__()
-
-    def __exit__(self, *_: object) -> None:
-        super().__exit__()
-        self._fed.running.start_link("NDXP")
 
 
 def test_a_relay_cannot_forge_refusals(federation: Federation, kit: dict) -> None:
