@@ -8,8 +8,10 @@ state directory that does not exist yet).
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import psycopg
@@ -17,7 +19,36 @@ import pytest
 from crashtools import PASS_ENV
 from test_sync_cli import cli
 
-PG = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+_RUN = uuid.uuid4().hex[:8]  # this test session's own MariaDB database names
+
+
+@pytest.fixture
+def pg(pg_dsn: str) -> str:
+    """The key-value DSN of this session's own PostgreSQL database (tests/conftest.py: skips
+    without the server, fails when CI=true); each test works in a schema of its own in it."""
+    return _kv(pg_dsn)
+
+
+@pytest.fixture
+def maria(mariadb_params: dict[str, object]) -> str:
+    """The MariaDB server is there (skips without it, fails when CI=true): a database name
+    of this session's own to suffix the tests' databases with."""
+    return _RUN
+
+
+def _kv(pg_dsn: str) -> str:
+    """``pg_dsn`` (a URL) in key-value form, which the tests extend with ``options=…``."""
+    url = urlsplit(pg_dsn)
+    return f"host={url.hostname} port={url.port} dbname={url.path[1:]} user={url.username}"
+
+
+def _pg_hub_url(pg: str, schema: str) -> str:
+    """A consolidated database in ``schema`` of the database of the key-value DSN ``pg``."""
+    p = dict(part.split("=", 1) for part in pg.split())
+    return (
+        f"postgresql://{p['user']}@{p['host']}:{p['port']}/{p['dbname']}"
+        f"?options=-csearch_path%3D{schema}"
+    )
 
 
 def _pipeline(tmp: Path, *, source: list[str], table: list[str], state: str = "state.db") -> Path:
@@ -84,18 +115,20 @@ def test_sqlite_rows_after_a_page_of_null_keys_are_read(workdir: Path, capsys: A
     assert code == 0 and "read 0 = applied 0 + quarantined 0" in out, out
 
 
-def test_postgresql_null_keys_are_quarantined_not_skipped(workdir: Path, capsys: Any) -> None:
+def test_postgresql_null_keys_are_quarantined_not_skipped(
+    workdir: Path, capsys: Any, pg: str
+) -> None:
     """PostgreSQL sorts NULL last: rows with a NULL key were never read (nothing quarantined,
     read = applied + quarantined over the other rows only, reconcile 'matches')."""
     schema = "lt_chk_review_nullkey"
-    with psycopg.connect(PG, autocommit=True) as db:
+    with psycopg.connect(pg, autocommit=True) as db:
         db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         db.execute(f"CREATE SCHEMA {schema}")
         db.execute(f"CREATE TABLE {schema}.people (ma text, ten text)")
         db.execute(f"INSERT INTO {schema}.people SELECT 'K' || g, 'x' FROM generate_series(1, 5) g")
         db.execute(f"INSERT INTO {schema}.people VALUES (NULL, 'a'), (NULL, 'b')")
     try:
-        workdir.joinpath("dsn").write_text(PG)
+        workdir.joinpath("dsn").write_text(pg)
         source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
         table = [f'name = "{schema}.people"', 'key = ["ma"]', "batch_size = 2"]
         _pipeline(workdir, source=source, table=table)
@@ -105,7 +138,7 @@ def test_postgresql_null_keys_are_quarantined_not_skipped(workdir: Path, capsys:
         code, out, _ = cli(capsys, "sync", "reconcile", "p.toml")
         assert code == 0 and "source 7 rows (5 valid, 2 invalid, 0 deleted)" in out, out
     finally:
-        with psycopg.connect(PG, autocommit=True) as db:
+        with psycopg.connect(pg, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
@@ -161,13 +194,13 @@ def test_the_state_directory_is_created(workdir: Path, capsys: Any) -> None:
 
 
 def test_json_values_arrays_and_non_finite_numbers_keep_their_meaning(
-    workdir: Path, capsys: Any
+    workdir: Path, capsys: Any, pg: str
 ) -> None:
     """A PostgreSQL jsonb object and a text[] were stored as their Python text
     ("{'street': 'Phố Huế'}", "['x', 'y']": not even JSON), NaN / Infinity as null; a JSON
     Lines object value the same way."""
     schema = "lt_chk_review_json"
-    with psycopg.connect(PG, autocommit=True) as db:
+    with psycopg.connect(pg, autocommit=True) as db:
         db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         db.execute(f"CREATE SCHEMA {schema}")
         db.execute(f"CREATE TABLE {schema}.people (ma text PRIMARY KEY, ten jsonb, "
@@ -178,7 +211,7 @@ def test_json_values_arrays_and_non_finite_numbers_keep_their_meaning(
             ('{"street": "Phố Huế", "n": [1, 2]}',),
         )
     try:
-        workdir.joinpath("dsn").write_text(PG)
+        workdir.joinpath("dsn").write_text(pg)
         source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
         _pipeline(workdir, source=source, table=[f'name = "{schema}.people"', 'key = ["ma"]'])
         text = workdir.joinpath("p.toml").read_text()
@@ -186,7 +219,7 @@ def test_json_values_arrays_and_non_finite_numbers_keep_their_meaning(
         code, out, err = cli(capsys, "sync", "run", "p.toml")
         assert code == 0 and "read 3 = applied 3 + quarantined 0" in out, (out, err)
     finally:
-        with psycopg.connect(PG, autocommit=True) as db:
+        with psycopg.connect(pg, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     db2 = sqlite3.connect(workdir / "hub.db")
     rows = {k: orjson.loads(d) for k, d in db2.execute("SELECT source_key, data FROM c_person")}
@@ -214,7 +247,7 @@ def test_a_json_lines_object_value_stays_an_object(workdir: Path, capsys: Any) -
 
 @pytest.mark.parametrize("hub", ["sqlite", "postgres"])
 def test_a_nul_character_is_quarantined_not_a_poison_batch(
-    workdir: Path, capsys: Any, hub: str
+    workdir: Path, capsys: Any, hub: str, request: pytest.FixtureRequest
 ) -> None:
     """A NUL in a text value (legal in SQLite, CSV, JSON Lines, Parquet): a PostgreSQL
     consolidated database refused the whole batch ('\\u0000 cannot be converted to text')
@@ -224,9 +257,10 @@ def test_a_nul_character_is_quarantined_not_a_poison_batch(
     _sqlite_people(workdir / "src.db", rows, ddl="ma TEXT PRIMARY KEY, ten TEXT")
     _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]'])
     schema = "lt_chk_review_nul"
+    pg = _kv(request.getfixturevalue("pg_dsn")) if hub == "postgres" else ""
     if hub == "postgres":
-        url = f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-        with psycopg.connect(PG, autocommit=True) as db:
+        url = _pg_hub_url(pg, schema)
+        with psycopg.connect(pg, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             db.execute(f"CREATE SCHEMA {schema}")
         workdir.joinpath("hub_url").write_text(url)
@@ -255,7 +289,7 @@ def test_a_nul_character_is_quarantined_not_a_poison_batch(
         assert code == 0, (out, err)
     finally:
         if hub == "postgres":
-            with psycopg.connect(PG, autocommit=True) as db:
+            with psycopg.connect(pg, autocommit=True) as db:
                 db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
@@ -334,11 +368,13 @@ def test_keys_equal_once_trimmed_are_refused(workdir: Path, capsys: Any) -> None
     assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
 
 
-def test_postgresql_padded_keys_without_a_twin_still_run(workdir: Path, capsys: Any) -> None:
+def test_postgresql_padded_keys_without_a_twin_still_run(
+    workdir: Path, capsys: Any, pg: str
+) -> None:
     """CHAR(n) padding and a key with blanks but no plain twin are not collisions; a
     VARCHAR 'K1 ' beside 'K1' is."""
     schema = "lt_chk_review_trim"
-    with psycopg.connect(PG, autocommit=True) as db:
+    with psycopg.connect(pg, autocommit=True) as db:
         db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         db.execute(f"CREATE SCHEMA {schema}")
         db.execute(f"CREATE TABLE {schema}.people (ma char(8) PRIMARY KEY, ten text)")
@@ -346,7 +382,7 @@ def test_postgresql_padded_keys_without_a_twin_still_run(workdir: Path, capsys: 
         db.execute(f"CREATE TABLE {schema}.other (ma varchar(8) PRIMARY KEY, ten text)")
         db.execute(f"INSERT INTO {schema}.other VALUES ('K1', 'a'), ('K1 ', 'b')")
     try:
-        workdir.joinpath("dsn").write_text(PG)
+        workdir.joinpath("dsn").write_text(pg)
         source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
         _pipeline(workdir, source=source, table=[f'name = "{schema}.people"', 'key = ["ma"]'])
         code, out, err = cli(capsys, "sync", "run", "p.toml")
@@ -357,7 +393,7 @@ def test_postgresql_padded_keys_without_a_twin_still_run(workdir: Path, capsys: 
         code, out, err = cli(capsys, "sync", "run", "p.toml")
         assert code == 2 and "'K1'" in err and "'K1 '" in err and "one key once" in err, err
     finally:
-        with psycopg.connect(PG, autocommit=True) as db:
+        with psycopg.connect(pg, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
@@ -398,14 +434,16 @@ def test_a_half_copied_or_legacy_encoded_drop_is_one_line_exit_2(
     assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
 
 
-def test_mariadb_zero_date_cursor_is_reported_not_a_crash(workdir: Path, capsys: Any) -> None:
+def test_mariadb_zero_date_cursor_is_reported_not_a_crash(
+    workdir: Path, capsys: Any, maria: str
+) -> None:
     """A legacy NOT NULL DATETIME cursor holding '0000-00-00 00:00:00' (and a DATE value
     '1990-02-00'): the driver returns such values as text, and every run stopped with
     'unexpected TypeError: '<' not supported between instances of 'str' and
     'datetime.datetime'', exit 1, the rows behind it never synchronised."""
     import pymysql
 
-    db_name = "lt_chk_review_zero"
+    db_name = f"lt_chk_review_zero_{maria}"
     conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
     try:
         with conn.cursor() as cur:
@@ -437,12 +475,12 @@ def test_mariadb_zero_date_cursor_is_reported_not_a_crash(workdir: Path, capsys:
         conn.close()
 
 
-def test_postgresql_infinity_dates_are_read(workdir: Path, capsys: Any) -> None:
+def test_postgresql_infinity_dates_are_read(workdir: Path, capsys: Any, pg: str) -> None:
     """A 'valid until' DATE holding 'infinity' (and a timestamptz '-infinity'): every run
     failed with 'date too large (after year 10K)', exit 1, no row of the table read. In a
     cursor column such values are left out and reported, like NULL cursors."""
     schema = "lt_chk_review_inf"
-    with psycopg.connect(PG, autocommit=True) as db:
+    with psycopg.connect(pg, autocommit=True) as db:
         db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         db.execute(f"CREATE SCHEMA {schema}")
         db.execute(f"CREATE TABLE {schema}.people (ma text PRIMARY KEY, ten text, han date, "
@@ -453,7 +491,7 @@ def test_postgresql_infinity_dates_are_read(workdir: Path, capsys: Any) -> None:
             "('C', 'c', NULL, NULL, '2024-01-02')"
         )
     try:
-        workdir.joinpath("dsn").write_text(PG)
+        workdir.joinpath("dsn").write_text(pg)
         source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
         table = [f'name = "{schema}.people"', 'key = ["ma"]', 'cursor = "updated_at"']
         _pipeline(workdir, source=source, table=table)
@@ -465,7 +503,7 @@ def test_postgresql_infinity_dates_are_read(workdir: Path, capsys: Any) -> None:
         code, out, err = cli(capsys, "sync", "run", "p.toml")
         assert code == 0 and "read 0 = applied 0 + quarantined 0" in out, (out, err)
     finally:
-        with psycopg.connect(PG, autocommit=True) as db:
+        with psycopg.connect(pg, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     db2 = sqlite3.connect(workdir / "hub.db")
     rows = {k: orjson.loads(d) for k, d in db2.execute("SELECT source_key, data FROM c_person")}
@@ -548,14 +586,14 @@ def test_composite_keys_joined_into_one_are_refused(workdir: Path, capsys: Any) 
 
 
 def test_postgresql_and_mariadb_unicode_blanks_in_keys_are_refused(
-    workdir: Path, capsys: Any
+    workdir: Path, capsys: Any, pg: str, maria: str
 ) -> None:
     """PostgreSQL btrim saw spaces, tabs and line breaks; MariaDB TRIM spaces only: 'K1'
     beside 'K1<NBSP>' (or U+2003) ran and one row overwrote the other at the hub."""
     import pymysql
 
-    schema = "lt_chk_review_blank"
-    with psycopg.connect(PG, autocommit=True) as db:
+    schema = f"lt_chk_review_blank_{maria}"
+    with psycopg.connect(pg, autocommit=True) as db:
         db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         db.execute(f"CREATE SCHEMA {schema}")
         db.execute(f"CREATE TABLE {schema}.people (ma varchar(8) PRIMARY KEY, ten text)")
@@ -567,7 +605,7 @@ def test_postgresql_and_mariadb_unicode_blanks_in_keys_are_refused(
             cur.execute(f"CREATE DATABASE {schema} CHARACTER SET utf8mb4")
             cur.execute(f"CREATE TABLE {schema}.people (ma VARCHAR(8) PRIMARY KEY, ten TEXT)")
             cur.execute(f"INSERT INTO {schema}.people VALUES ('K1', 'a'), ('\u00a0K1', 'b')")
-        workdir.joinpath("dsn").write_text(PG)
+        workdir.joinpath("dsn").write_text(pg)
         source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
         _pipeline(workdir, source=source, table=[f'name = "{schema}.people"', 'key = ["ma"]'])
         code, out, err = cli(capsys, "sync", "run", "p.toml")
@@ -579,7 +617,7 @@ def test_postgresql_and_mariadb_unicode_blanks_in_keys_are_refused(
         assert code == 2 and out == "" and "'\\xa0K1'" in err and "one key once" in err
         assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
     finally:
-        with psycopg.connect(PG, autocommit=True) as db:
+        with psycopg.connect(pg, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {schema}")
@@ -594,14 +632,16 @@ def _hub_rows(tmp: Path) -> dict[str, Any]:
         db.close()
 
 
-def test_driver_objects_become_stable_documented_json(workdir: Path, capsys: Any) -> None:
+def test_driver_objects_become_stable_documented_json(
+    workdir: Path, capsys: Any, pg: str, maria: str
+) -> None:
     """An interval was stored as Python's text ('1 day, 2:00:00', a month as '30 days'), a
     MariaDB TIME the same way ('2:00:00', '-1 day, 23:00:00'), a zero numeric(20,10) as
     '0E-10', a range as '[1, 10)' and a timestamptz with the session's offset. Each is now
     one JSON value, the same from PostgreSQL, MariaDB and SQLite where the type exists."""
     import pymysql
 
-    schema = "lt_chk_review_types"
+    schema = f"lt_chk_review_types_{maria}"
     pg_cols = {
         "iv": ("interval", "'1 day 2 hours'"),
         "mon": ("interval", "'1 mon 3 days'"),
@@ -619,7 +659,7 @@ def test_driver_objects_become_stable_documented_json(workdir: Path, capsys: Any
         "nil": ("int4range", "'empty'"),
         "dr": ("daterange", "daterange('2024-01-01', NULL)"),
     }
-    with psycopg.connect(PG, autocommit=True) as db:
+    with psycopg.connect(pg, autocommit=True) as db:
         db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         db.execute(f"CREATE SCHEMA {schema}")
         cols = ", ".join(f"{c} {t}" for c, (t, _) in pg_cols.items())
@@ -638,7 +678,7 @@ def test_driver_objects_become_stable_documented_json(workdir: Path, capsys: Any
                         "'26:00:00.5', '-01:00:00', 0, 0.0000001, x'0102', "
                         "'6f1c1a9e-0000-4000-8000-000000000001')")  # fmt: skip
         # the offset of a timestamptz no longer follows the session's TimeZone
-        workdir.joinpath("dsn").write_text(PG + " options='-c TimeZone=Asia/Ho_Chi_Minh'")
+        workdir.joinpath("dsn").write_text(pg + " options='-c TimeZone=Asia/Ho_Chi_Minh'")
         source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
         _pipeline(workdir, source=source, table=[f'name = "{schema}.people"', 'key = ["ma"]'])
         text = workdir.joinpath("p.toml").read_text()
@@ -653,7 +693,7 @@ def test_driver_objects_become_stable_documented_json(workdir: Path, capsys: Any
         code, out, err = cli(capsys, "sync", "run", "p.toml")
         assert code == 0 and "read 1 = applied 1 + quarantined 0" in out, (out, err)
     finally:
-        with psycopg.connect(PG, autocommit=True) as db:
+        with psycopg.connect(pg, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {schema}")
@@ -689,7 +729,7 @@ def test_a_python_timedelta_is_an_iso_8601_duration() -> None:
 
 @pytest.mark.parametrize("hub", ["sqlite", "postgres"])
 def test_open_keyless_entries_describe_the_source_as_it_is_now(
-    workdir: Path, capsys: Any, hub: str
+    workdir: Path, capsys: Any, hub: str, request: pytest.FixtureRequest
 ) -> None:
     """A row with a NULL key changed at the source got a new entry and its old one stayed
     open (3 keyless rows, one changed: 4 open entries); a corrected or deleted keyless row
@@ -699,10 +739,11 @@ def test_open_keyless_entries_describe_the_source_as_it_is_now(
     _sqlite_people(workdir / "src.db", rows)
     _pipeline(workdir, source=SQLITE, table=['name = "people"', 'key = ["ma"]', "batch_size = 2"])
     schema = "lt_chk_review_keyless"
+    pg = _kv(request.getfixturevalue("pg_dsn")) if hub == "postgres" else ""
     hub_args: list[str] = []
     if hub == "postgres":
-        url = f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-        with psycopg.connect(PG, autocommit=True) as db:
+        url = _pg_hub_url(pg, schema)
+        with psycopg.connect(pg, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             db.execute(f"CREATE SCHEMA {schema}")
         workdir.joinpath("hub_url").write_text(url)
@@ -754,7 +795,7 @@ def test_open_keyless_entries_describe_the_source_as_it_is_now(
         assert code == 0, out
     finally:
         if hub == "postgres":
-            with psycopg.connect(PG, autocommit=True) as db:
+            with psycopg.connect(pg, autocommit=True) as db:
                 db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
