@@ -835,3 +835,138 @@ def test_a_new_agency_state_ends_the_old_states_parked_copy(
         assert _seqs(store, "S") == [1, 2, 3] and store.speculated == 0
     finally:
         store.close()
+
+
+# keys out of jsonb's order (shorter first): PostgreSQL reorders them, MariaDB keeps the text
+_DOC = '{"bb": 0, "a": [1, "Phố Huế", 2.5], "b": null, "c": {"dd": 1, "d": true}}'
+
+
+def test_mariadb_json_and_bit_columns_give_postgresql_values(
+    workdir: Path, capsys: Any, pg: str, maria: str
+) -> None:
+    """A MariaDB JSON column (a LONGTEXT checked by json_valid, which PyMySQL returns as
+    text) was stored as a JSON string where PostgreSQL's jsonb is an object, and a BIT(n) as
+    base64 where PostgreSQL's bit(n) is its digits. The same values now give the same
+    consolidated row; a JSON column's value that is no JSON (written with the check turned
+    off) is quarantined with the reason, the run goes on."""
+    import pymysql
+
+    schema = f"lt_chk_review_json_{maria}"
+    with psycopg.connect(pg, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"CREATE TABLE {schema}.people (ma text PRIMARY KEY, ten text, doc jsonb, "
+                   "arr jsonb, sc jsonb, nul jsonb, bits bit(5), vb varbit(8))")  # fmt: skip
+        db.execute(f"INSERT INTO {schema}.people VALUES ('K', 'x', %s, '[1, \"a\"]', '\"s\"', "
+                   "NULL, B'00101', B'101')", [_DOC])  # fmt: skip
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {schema}")
+            cur.execute(f"CREATE DATABASE {schema} CHARACTER SET utf8mb4")
+            cur.execute(f"CREATE TABLE {schema}.people (ma VARCHAR(8) PRIMARY KEY, ten TEXT, "
+                        "doc JSON, arr JSON, sc JSON, nul JSON, bits BIT(5), vb BIT(3), "
+                        "note LONGTEXT)")  # fmt: skip
+            cur.execute(f"INSERT INTO {schema}.people VALUES ('K', 'x', %s, '[1, \"a\"]', "
+                        "'\"s\"', NULL, b'00101', b'101', '[1]')", [_DOC])  # fmt: skip
+            cur.execute("SET SESSION check_constraint_checks = OFF")
+            cur.execute(f"INSERT INTO {schema}.people VALUES ('BAD', 'x', '{{\"a\": 1,', '[]', "
+                        "'1', NULL, b'0', b'0', '')")  # fmt: skip
+        rows: dict[str, dict[str, Any]] = {}
+        for kind, dsn in (("postgres", pg), ("mariadb", f"mysql://root@127.0.0.1:3306/{schema}")):
+            workdir.joinpath("dsn").write_text(dsn)
+            name = f"{schema}.people" if kind == "postgres" else "people"
+            _pipeline(workdir, source=[f'kind = "{kind}"', 'dsn = { "$file" = "dsn" }'],
+                      table=[f'name = "{name}"', 'key = ["ma"]'], state=f"{kind}.db")  # fmt: skip
+            text = workdir.joinpath("p.toml").read_text()
+            cols = ["doc", "arr", "sc", "nul", "bits", "vb"]
+            workdir.joinpath("p.toml").write_text(text + "".join(f'{c} = "{c}"\n' for c in cols))
+            code, out, err = cli(capsys, "sync", "run", "p.toml")
+            assert code == 0, (out, err)
+            rows[kind] = _hub_rows(workdir)
+            if kind == "postgres":  # each source its own consolidated database
+                workdir.joinpath("hub.db").rename(workdir / "pg-hub.db")
+        assert "read 2 = applied 1 + quarantined 1" in out, out
+        code, qout, _ = cli(capsys, "sync", "quarantine", "list", "--pipeline", "p.toml", "--json")
+    finally:
+        with psycopg.connect(pg, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {schema}")
+        conn.close()
+    expected = {
+        "ma": "K", "ten": "x", "doc": orjson.loads(_DOC), "arr": [1, "a"], "sc": "s",
+        "nul": None, "bits": "00101", "vb": "101",
+    }  # fmt: skip
+    assert rows["postgres"] == {"K": expected}
+    assert rows["mariadb"] == {"K": expected}
+    assert orjson.dumps(rows["mariadb"]) == orjson.dumps(rows["postgres"])  # the same text
+    assert code == 0 and "BAD" in qout
+    assert "doc: not valid JSON in the JSON column doc (Expecting" in qout, qout
+    assert '{\\"a\\": 1,' in qout or '{"a": 1,' in qout, qout  # the raw text is kept
+
+
+def test_mariadb_binlog_json_and_bit_values_are_those_of_the_snapshot(
+    mariadb_binlog_params: dict[str, object],
+) -> None:
+    """Log-based capture: a JSON column's document and a BIT(n)'s digits come out of the
+    binlog as they come out of the snapshot; a value that is no JSON is quarantined."""
+    import pymysql
+
+    from lienthong.sync.connectors.mariadb_binlog import MariaDbBinlogConnector
+    from lienthong.sync.mapping import Mapper
+    from lienthong.sync.pipeline import TableSpec
+
+    params = dict(mariadb_binlog_params)
+    conn = pymysql.connect(**params, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS jdoc")
+            cur.execute("CREATE TABLE jdoc (id BIGINT PRIMARY KEY, doc JSON, bits BIT(5))")
+            cur.execute("INSERT INTO jdoc VALUES (1, %s, b'00101')", [_DOC])
+        source = MariaDbBinlogConnector(params, "jdoc", ["id"], server_id=91)
+        try:
+            chunks = list(source.read(None, 100))
+            position = chunks[-1].position
+            assert [r for c in chunks for r in c.rows] == [(1, orjson.loads(_DOC), "00101")]
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO jdoc VALUES (2, %s, b'10000')", [_DOC])
+                cur.execute("UPDATE jdoc SET doc = '[1, \"a\"]', bits = b'1' WHERE id = 1")
+                cur.execute("SET SESSION check_constraint_checks = OFF")
+                cur.execute("INSERT INTO jdoc VALUES (3, 'nope', NULL)")
+            chunks = list(source.read(position, 100))
+        finally:
+            source.close()
+        columns = list(chunks[0].columns)
+        rows = sorted((r for c in chunks for r in c.rows), key=lambda r: r[0])
+        assert rows[:2] == [(1, [1, "a"], "00001"), (2, orjson.loads(_DOC), "10000")]
+        mapped = Mapper(TableSpec("jdoc", ("id",), "Thing"), columns).map_chunk(
+            chunks[0].__class__(columns, rows, {})
+        )
+        assert [orjson.loads(u[2]) for u in mapped.upserts] == [
+            {"id": 1, "doc": [1, "a"], "bits": "00001"},
+            {"id": 2, "doc": orjson.loads(_DOC), "bits": "10000"},
+        ]
+        ((key, _pos, body, reasons),) = mapped.quarantine
+        assert key == "3" and orjson.loads(body) == {"id": 3, "doc": "nope", "bits": None}
+        expected = "doc: not valid JSON in the JSON column doc (Expecting value: line 1 column 1"
+        assert reasons == [expected + " (char 0))"]
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS jdoc")
+        conn.close()
+
+
+def test_a_json_column_text_without_a_json_form_is_unreadable() -> None:
+    """Text in a JSON column written with the check off: no JSON, or a lone surrogate escape
+    (json_valid refuses it; decoded, it could not be written as UTF-8 and broke the batch)."""
+    from lienthong.sync.connectors.sql import json_decoder
+    from lienthong.sync.model import Unreadable
+
+    decode = json_decoder("doc")
+    assert decode('{"bb": 1, "a": "\\ud83d\\ude00"}') == {"a": "😀", "bb": 1}
+    assert decode("null") is None and decode(None) is None and decode(b"[1]") == [1]
+    for text in ("nope", '"\\ud800"', '{"a": 1'):
+        value = decode(text)
+        assert isinstance(value, Unreadable) and str(value) == text
+        assert value.reason.startswith("not valid JSON in the JSON column doc ("), value.reason

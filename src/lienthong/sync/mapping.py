@@ -25,7 +25,7 @@ import orjson
 
 from lienthong.dictionary.record import Constant
 from lienthong.errors import ConfigError, LienthongError
-from lienthong.sync.model import Chunk, plain, source_key
+from lienthong.sync.model import Chunk, Unreadable, plain, source_key
 from lienthong.sync.pipeline import FieldSpec, TableSpec
 from lienthong.sync.transforms import transform
 
@@ -468,6 +468,8 @@ class _SimpleField(_Field):
             v = row[j]
             if type(v) in _NATIVE and (type(v) is not float or isfinite(v)):
                 return None if v == "" else v
+            if type(v) is Unreadable:
+                raise ValueError(v.reason)
             return plain(v)
 
         super().__init__(target, simple)
@@ -484,6 +486,8 @@ class _SimpleField(_Field):
             if str in types and "" in col:
                 return [None if v == "" else v for v in col]
             return list(col)
+        if Unreadable in types:  # the row by row conversion flags them
+            return super().column(rows, cols, bad)
         return [
             (None if v == "" else v)
             if type(v) in _NATIVE and (type(v) is not float or isfinite(v))
@@ -556,6 +560,9 @@ def _compile(spec: FieldSpec, index: dict[str, int]) -> _Field:
         join_then = _finish(spec, fn, codes, required)
 
         def joined(row: tuple[Any, ...]) -> Any:
+            for i in idx:
+                if type(row[i]) is Unreadable:
+                    raise ValueError(row[i].reason)
             parts = [str(row[i]).strip() for i in idx if row[i] is not None]
             return join_then(sep.join(p for p in parts if p) or None)
 
@@ -570,6 +577,8 @@ def _finish(
     spec: FieldSpec, fn: Any, codes: dict[str, str] | None, required: bool
 ) -> Callable[[Any], Any]:
     def finish(value: Any) -> Any:
+        if type(value) is Unreadable:  # a source value that is not what its column says
+            raise ValueError(value.reason)
         if value is None or value == "":
             if required:
                 raise ValueError("missing: a value is required")

@@ -122,6 +122,30 @@ def iso_duration(value: dt.timedelta) -> str:
     return sign + text
 
 
+class Unreadable:
+    """A source value that is not what its column says (text that is no JSON in a MariaDB
+    ``JSON`` column, written with ``check_constraint_checks`` off). Mapped, it sends its row to
+    the quarantine with :attr:`reason` (mapping raises ``ValueError(reason)``); the
+    quarantine's raw values show :attr:`text` (``str()``, which :func:`plain` uses)."""
+
+    __slots__ = ("reason", "text")
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text, self.reason = text, reason
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:  # stable: row hashes (cursor windows) are made of reprs
+        return f"Unreadable({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Unreadable and (other.text, other.reason) == (self.text, self.reason)
+
+    def __hash__(self) -> int:
+        return hash((Unreadable, self.text))
+
+
 def clock_text(value: dt.timedelta) -> str:
     """A MariaDB/MySQL ``TIME`` (which PyMySQL and mysql-replication return as a timedelta)
     as PostgreSQL's ``time`` reads: ``HH:MM:SS`` and ``.ffffff`` when there are microseconds

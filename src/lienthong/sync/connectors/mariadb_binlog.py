@@ -107,6 +107,7 @@ class MariaDbBinlogConnector:
                 seen = [list(s) for s in position.get("seen", [])] if position else []
             while True:
                 rows, snap = self._page(columns, after, size)
+                rows = self.snapshot.decode_rows(columns, rows)
                 if snap is None:
                     seen = None  # MySQL: no snapshot coordinates, the changes are replayed
                 if rows:
@@ -211,6 +212,7 @@ class MariaDbBinlogConnector:
                             committed.append((True, key, key))
                         else:
                             row = tuple(_time_text(values.get(c)) for c in columns)
+                            row = self.snapshot.decode_rows(columns, [row])[0]
                             committed.append((False, key, row))
                     txn = []
                     here = {"file": stream.log_file, "pos": stream.log_pos}

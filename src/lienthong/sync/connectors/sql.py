@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import importlib
 import itertools
+import json
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ from lienthong.errors import BackendError, ConfigError, InputError
 from lienthong.sync.model import (
     Chunk,
     Position,
+    Unreadable,
     clock_text,
     decode_key,
     encode_key,
@@ -70,6 +72,66 @@ def mariadb_conversions() -> dict[Any, Any]:
     conv = dict(converters.conversions)
     conv[field_type.TIME] = time_text
     return conv
+
+
+# a MariaDB JSON column is a LONGTEXT with this CHECK (its constraint is named after the column)
+_JSON_CHECK = re.compile(r"^\s*json_valid\(`((?:[^`]|``)+)`\)\s*$", re.IGNORECASE)
+_BIT = re.compile(r"^bit\((\d+)\)")
+# MariaDB: every CHECK of the table (a JSON column's is `json_valid(`column`)`)
+_MARIADB_CHECKS = (
+    "SELECT check_clause FROM information_schema.check_constraints "
+    "WHERE constraint_schema = {schema} AND table_name = %s"
+)
+_ER_BAD_FIELD = 1054  # MySQL's check_constraints has no table_name (its JSON is a type)
+
+
+def json_decoder(column: str) -> Callable[[Any], Any]:
+    """A MariaDB ``JSON`` column's text (PyMySQL's ``str``, the binlog's ``str`` or bytes) as
+    the JSON it holds — objects with PostgreSQL ``jsonb``'s key order (shorter keys first,
+    then by their UTF-8 bytes), so one document is one consolidated value from both; text
+    that is no JSON (a row written with ``check_constraint_checks`` off) is
+    :class:`~lienthong.sync.model.Unreadable` (the row goes to the quarantine)."""
+
+    def decode(value: Any) -> Any:
+        if value is None:
+            return None
+        text = bytes(value).decode("utf-8", "replace") if isinstance(value, bytes) else value
+        if not isinstance(text, str):
+            return value
+        try:
+            doc = _jsonb_order(json.loads(text))
+            if "\\u" in text:  # a lone surrogate escape (json_valid refuses it) has no UTF-8
+                json.dumps(doc, ensure_ascii=False).encode()
+            return doc
+        except ValueError as exc:  # json.JSONDecodeError, UnicodeEncodeError
+            return Unreadable(text, f"not valid JSON in the JSON column {column} ({exc})")
+
+    return decode
+
+
+def _jsonb_order(value: Any) -> Any:
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return {k: _jsonb_order(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_jsonb_order(v) for v in value]
+    return value
+
+
+def bit_decoder(width: int) -> Callable[[Any], Any]:
+    """A MariaDB ``BIT(n)`` (PyMySQL's bytes, the binlog's text of digits or int) as the text
+    of its ``n`` binary digits, which is how PostgreSQL's ``bit(n)`` arrives (``00101``)."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, bytes | bytearray):
+            value = int.from_bytes(value, "big")
+        elif isinstance(value, str) and value and set(value) <= {"0", "1"}:
+            value = int(value, 2)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return format(value, f"0{width}b")
+        return value
+
+    return decode
 
 
 @dataclass(frozen=True)
@@ -133,6 +195,7 @@ class SqlTableConnector:
         self._conn: Any = None
         self._key_checked = False
         self._types: dict[str, str] = {}  # column → type, as schema() read them last
+        self._decoders: dict[str, Callable[[Any], Any]] = {}  # MariaDB JSON / BIT columns
         parts = self.table.split(".", 1)
         if len(parts) == 2 and self.dialect.qualified_columns_sql is None:
             raise ConfigError(
@@ -176,8 +239,64 @@ class SqlTableConnector:
             cols = self._query(self.dialect.columns_sql, [self.table])
         if not cols:
             raise ConfigError(f"source table {self.table!r} does not exist or has no columns")
-        self._types = {str(name): str(typ) for name, typ in cols}
+        types = {str(name): str(typ) for name, typ in cols}
+        if self.dialect is MARIADB and types != self._types:  # once per run (columns changed)
+            self._decoders = self._mariadb_decoders(types)
+        self._types = types
         return dict(self._types)
+
+    def _mariadb_decoders(self, types: dict[str, str]) -> dict[str, Callable[[Any], Any]]:
+        """The MariaDB columns whose driver value is not PostgreSQL's for the same type:
+        ``JSON`` (text, decoded) and ``BIT(n)`` (bytes, made digits); key and cursor columns
+        keep the driver's value (they are keyset query parameters)."""
+        found: dict[str, Callable[[Any], Any]] = {}
+        for name, typ in types.items():
+            bit = _BIT.match(typ)
+            if bit:
+                found[name] = bit_decoder(int(bit.group(1)))
+            elif typ == "json":  # MySQL's JSON type (PyMySQL returns its text)
+                found[name] = json_decoder(name)
+        if "longtext" in types.values():  # MariaDB's JSON: a LONGTEXT checked by json_valid
+            for (clause,) in self._checks():
+                m = _JSON_CHECK.match(str(clause))
+                name = m.group(1).replace("``", "`") if m else ""
+                if types.get(name) == "longtext":
+                    found[name] = json_decoder(name)
+        for c in self._order():
+            found.pop(c, None)
+        return found
+
+    def _checks(self) -> list[tuple[Any, ...]]:
+        if "." in self.table:
+            schema, table = self.table.split(".", 1)
+            sql, params = _MARIADB_CHECKS.format(schema="%s"), [schema, table]
+        else:
+            sql, params = _MARIADB_CHECKS.format(schema="database()"), [self.table]
+        try:
+            return self._query(sql, params)
+        except BackendError as exc:
+            code = (getattr(exc.__cause__, "args", None) or (None,))[0]
+            if code == _ER_BAD_FIELD:  # MySQL: no such column
+                return []
+            raise
+
+    def decode_rows(
+        self, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """``rows`` (of ``columns``) with the values of MariaDB's JSON and BIT columns in the
+        form PostgreSQL gives for those types; as they are without such columns."""
+        if not self._decoders:
+            return rows
+        conv = [(i, self._decoders[c]) for i, c in enumerate(columns) if c in self._decoders]
+        if not conv:
+            return rows
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, decode in conv:
+                values[i] = decode(values[i])
+            out.append(tuple(values))
+        return out
 
     def _order(self) -> list[str]:
         return [self.cursor, *self.key] if self.cursor else list(self.key)
@@ -240,7 +359,7 @@ class SqlTableConnector:
                 f"SELECT {select} FROM {self.dialect.quote_table(self.table)}{where} "
                 f"ORDER BY {order_sql} LIMIT {int(size)}"
             )
-            rows = self._query(sql, params)
+            rows = self.decode_rows(list(self._types), self._query(sql, params))
             if rows:
                 yield rows
             if len(rows) < size:
@@ -306,9 +425,9 @@ class SqlTableConnector:
         cond = " OR ".join(f"{q(k)} IS NULL" for k in self.key)
         if self.cursor:
             cond = f"({cond}) AND {q(self.cursor)} IS NOT NULL"
-        rows = self._query(
+        rows = self.decode_rows(list(self._types), self._query(
             f"SELECT {select} FROM {self.dialect.quote_table(self.table)} WHERE {cond}", []
-        )
+        ))  # fmt: skip
         return [r for r in rows if not r[del_idx]] if del_idx is not None else rows
 
     def check_key(self) -> None:
