@@ -83,12 +83,17 @@ def _odd_certificates(tb: Testbed, workdir: Path) -> dict[str, tuple[Signer, str
         out[name] = (signer, cert.public_bytes(serialization.Encoding.PEM).decode())
         if name == "revoked":
             tb.ca.revoke(cert.serial_number, "keyCompromise", now)
+    add_directory_certs(tb, GIAMDINH, [pem for _, pem in out.values()])
+    return out
+
+
+def add_directory_certs(tb: Testbed, subsystem: str, pems: list[str]) -> None:
+    """Publish more signing certificates of ``subsystem`` in the testbed's directory."""
     directory = json.loads(tb.directory_path.read_text())
     for sub in directory["subsystems"]:
-        if sub["id"] == GIAMDINH:
-            sub["certs"] += [pem for _, pem in out.values()]
+        if sub["id"] == subsystem:
+            sub["certs"] += pems
     tb.directory_path.write_text(json.dumps(directory))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ import pytest
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from tests.exchange.conftest import LIMITS, Federation
+from tests.exchange.conftest import LIMITS, Federation, add_directory_certs
 from tests.exchange.craft import (
     RelayImpostor,
     ServerThread,
@@ -99,11 +99,7 @@ def _signing_certificates(tb: Testbed, workdir: Path) -> dict[str, tuple[Signer,
         csr = make_csr(signer, SubsystemId.parse(GIAMDINH))
         cert = tb.ca.issue(csr, profile=Profile.SIGNING, now=at, days=1)
         out[name] = (signer, cert.public_bytes(serialization.Encoding.PEM).decode())
-    directory = json.loads(tb.directory_path.read_text())
-    for sub in directory["subsystems"]:
-        if sub["id"] == GIAMDINH:
-            sub["certs"] += [pem for _, pem in out.values()]
-    tb.directory_path.write_text(json.dumps(directory))
+    add_directory_certs(tb, GIAMDINH, [pem for _, pem in out.values()])
     return out
 
 
