@@ -42,6 +42,20 @@ def _kv(pg_dsn: str) -> str:
     return f"host={url.hostname} port={url.port} dbname={url.path[1:]} user={url.username}"
 
 
+def _fresh_schema(pg: str, schema: str, *statements: str) -> None:
+    """Create ``schema`` anew in the session's PostgreSQL database and run ``statements``."""
+    with psycopg.connect(pg, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        db.execute(f"CREATE SCHEMA {schema}")
+        for statement in statements:
+            db.execute(statement)
+
+
+def _drop_schema(pg: str, schema: str) -> None:
+    with psycopg.connect(pg, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 def _pg_hub_url(pg: str, schema: str) -> str:
     """A consolidated database in ``schema`` of the database of the key-value DSN ``pg``."""
     p = dict(part.split("=", 1) for part in pg.split())
@@ -121,12 +135,13 @@ def test_postgresql_null_keys_are_quarantined_not_skipped(
     """PostgreSQL sorts NULL last: rows with a NULL key were never read (nothing quarantined,
     read = applied + quarantined over the other rows only, reconcile 'matches')."""
     schema = "lt_chk_review_nullkey"
-    with psycopg.connect(pg, autocommit=True) as db:
-        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        db.execute(f"CREATE SCHEMA {schema}")
-        db.execute(f"CREATE TABLE {schema}.people (ma text, ten text)")
-        db.execute(f"INSERT INTO {schema}.people SELECT 'K' || g, 'x' FROM generate_series(1, 5) g")
-        db.execute(f"INSERT INTO {schema}.people VALUES (NULL, 'a'), (NULL, 'b')")
+    _fresh_schema(
+        pg,
+        schema,
+        f"CREATE TABLE {schema}.people (ma text, ten text)",
+        f"INSERT INTO {schema}.people SELECT 'K' || g, 'x' FROM generate_series(1, 5) g",
+        f"INSERT INTO {schema}.people VALUES (NULL, 'a'), (NULL, 'b')",
+    )
     try:
         workdir.joinpath("dsn").write_text(pg)
         source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
@@ -138,8 +153,7 @@ def test_postgresql_null_keys_are_quarantined_not_skipped(
         code, out, _ = cli(capsys, "sync", "reconcile", "p.toml")
         assert code == 0 and "source 7 rows (5 valid, 2 invalid, 0 deleted)" in out, out
     finally:
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _drop_schema(pg, schema)
 
 
 def test_a_key_that_is_not_unique_is_refused_before_anything_is_written(
@@ -219,8 +233,7 @@ def test_json_values_arrays_and_non_finite_numbers_keep_their_meaning(
         code, out, err = cli(capsys, "sync", "run", "p.toml")
         assert code == 0 and "read 3 = applied 3 + quarantined 0" in out, (out, err)
     finally:
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _drop_schema(pg, schema)
     db2 = sqlite3.connect(workdir / "hub.db")
     rows = {k: orjson.loads(d) for k, d in db2.execute("SELECT source_key, data FROM c_person")}
     db2.close()
@@ -260,9 +273,10 @@ def test_a_nul_character_is_quarantined_not_a_poison_batch(
     pg = _kv(request.getfixturevalue("pg_dsn")) if hub == "postgres" else ""
     if hub == "postgres":
         url = _pg_hub_url(pg, schema)
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            db.execute(f"CREATE SCHEMA {schema}")
+        _fresh_schema(
+            pg,
+            schema,
+        )
         workdir.joinpath("hub_url").write_text(url)
         text = workdir.joinpath("p.toml").read_text()
         workdir.joinpath("p.toml").write_text(
@@ -289,8 +303,7 @@ def test_a_nul_character_is_quarantined_not_a_poison_batch(
         assert code == 0, (out, err)
     finally:
         if hub == "postgres":
-            with psycopg.connect(pg, autocommit=True) as db:
-                db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            _drop_schema(pg, schema)
 
 
 def test_keys_mistakes_are_reported_with_the_others(workdir: Path, capsys: Any) -> None:
@@ -374,13 +387,14 @@ def test_postgresql_padded_keys_without_a_twin_still_run(
     """CHAR(n) padding and a key with blanks but no plain twin are not collisions; a
     VARCHAR 'K1 ' beside 'K1' is."""
     schema = "lt_chk_review_trim"
-    with psycopg.connect(pg, autocommit=True) as db:
-        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        db.execute(f"CREATE SCHEMA {schema}")
-        db.execute(f"CREATE TABLE {schema}.people (ma char(8) PRIMARY KEY, ten text)")
-        db.execute(f"INSERT INTO {schema}.people VALUES ('K1', 'a'), (' K2', 'b'), ('K3', 'c')")
-        db.execute(f"CREATE TABLE {schema}.other (ma varchar(8) PRIMARY KEY, ten text)")
-        db.execute(f"INSERT INTO {schema}.other VALUES ('K1', 'a'), ('K1 ', 'b')")
+    _fresh_schema(
+        pg,
+        schema,
+        f"CREATE TABLE {schema}.people (ma char(8) PRIMARY KEY, ten text)",
+        f"INSERT INTO {schema}.people VALUES ('K1', 'a'), (' K2', 'b'), ('K3', 'c')",
+        f"CREATE TABLE {schema}.other (ma varchar(8) PRIMARY KEY, ten text)",
+        f"INSERT INTO {schema}.other VALUES ('K1', 'a'), ('K1 ', 'b')",
+    )
     try:
         workdir.joinpath("dsn").write_text(pg)
         source = ['kind = "postgres"', 'dsn = { "$file" = "dsn" }']
@@ -393,8 +407,7 @@ def test_postgresql_padded_keys_without_a_twin_still_run(
         code, out, err = cli(capsys, "sync", "run", "p.toml")
         assert code == 2 and "'K1'" in err and "'K1 '" in err and "one key once" in err, err
     finally:
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _drop_schema(pg, schema)
 
 
 @pytest.mark.parametrize("fmt", ["xlsx", "parquet", "jsonl"])
@@ -503,8 +516,7 @@ def test_postgresql_infinity_dates_are_read(workdir: Path, capsys: Any, pg: str)
         code, out, err = cli(capsys, "sync", "run", "p.toml")
         assert code == 0 and "read 0 = applied 0 + quarantined 0" in out, (out, err)
     finally:
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _drop_schema(pg, schema)
     db2 = sqlite3.connect(workdir / "hub.db")
     rows = {k: orjson.loads(d) for k, d in db2.execute("SELECT source_key, data FROM c_person")}
     db2.close()
@@ -593,11 +605,12 @@ def test_postgresql_and_mariadb_unicode_blanks_in_keys_are_refused(
     import pymysql
 
     schema = f"lt_chk_review_blank_{maria}"
-    with psycopg.connect(pg, autocommit=True) as db:
-        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        db.execute(f"CREATE SCHEMA {schema}")
-        db.execute(f"CREATE TABLE {schema}.people (ma varchar(8) PRIMARY KEY, ten text)")
-        db.execute(f"INSERT INTO {schema}.people VALUES ('K1', 'a'), ('K1\u2003', 'b')")
+    _fresh_schema(
+        pg,
+        schema,
+        f"CREATE TABLE {schema}.people (ma varchar(8) PRIMARY KEY, ten text)",
+        f"INSERT INTO {schema}.people VALUES ('K1', 'a'), ('K1\u2003', 'b')",
+    )
     conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
     try:
         with conn.cursor() as cur:
@@ -617,8 +630,7 @@ def test_postgresql_and_mariadb_unicode_blanks_in_keys_are_refused(
         assert code == 2 and out == "" and "'\\xa0K1'" in err and "one key once" in err
         assert not (workdir / "state.db").exists() and not (workdir / "hub.db").exists()
     finally:
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _drop_schema(pg, schema)
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {schema}")
         conn.close()
@@ -693,8 +705,7 @@ def test_driver_objects_become_stable_documented_json(
         code, out, err = cli(capsys, "sync", "run", "p.toml")
         assert code == 0 and "read 1 = applied 1 + quarantined 0" in out, (out, err)
     finally:
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _drop_schema(pg, schema)
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {schema}")
         conn.close()
@@ -743,9 +754,10 @@ def test_open_keyless_entries_describe_the_source_as_it_is_now(
     hub_args: list[str] = []
     if hub == "postgres":
         url = _pg_hub_url(pg, schema)
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            db.execute(f"CREATE SCHEMA {schema}")
+        _fresh_schema(
+            pg,
+            schema,
+        )
         workdir.joinpath("hub_url").write_text(url)
         text = workdir.joinpath("p.toml").read_text()
         workdir.joinpath("p.toml").write_text(
@@ -795,8 +807,7 @@ def test_open_keyless_entries_describe_the_source_as_it_is_now(
         assert code == 0, out
     finally:
         if hub == "postgres":
-            with psycopg.connect(pg, autocommit=True) as db:
-                db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            _drop_schema(pg, schema)
 
 
 def test_a_new_agency_state_ends_the_old_states_parked_copy(
@@ -889,8 +900,7 @@ def test_mariadb_json_and_bit_columns_give_postgresql_values(
         assert "read 2 = applied 1 + quarantined 1" in out, out
         code, qout, _ = cli(capsys, "sync", "quarantine", "list", "--pipeline", "p.toml", "--json")
     finally:
-        with psycopg.connect(pg, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _drop_schema(pg, schema)
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {schema}")
         conn.close()
