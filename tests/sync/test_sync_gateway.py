@@ -73,6 +73,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Iterator[SyncFe
     )
     conn, dialect = connect_hub(str(work / "hub.db"))
     store = HubStore(conn, dialect)
+    store.ensure_entity("Citizen")  # each test may run alone: the table exists before any batch
     hub = Hub(store, keys.hub, {}, keys.recipient)
     clients: dict[str, str] = {}
     fed: SyncFederation | None = None

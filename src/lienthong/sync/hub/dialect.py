@@ -43,6 +43,9 @@ class HubDialect:
     history_ddl: tuple[str, ...]
     # COPY straight into the current table when every key of a batch is new (PostgreSQL)
     copy_upserts: Callable[..., Any] | None = None
+    # type of the key columns (source, source_key) of the entity tables: compared byte by
+    # byte, so index inserts and look-ups do not go through the locale's collation
+    key_type: str = "TEXT"
 
     def sql(self, text: str) -> str:
         """Write SQL with ``?`` placeholders; convert to this backend's style."""
@@ -258,6 +261,7 @@ POSTGRES = HubDialect(
      """CREATE OR REPLACE TRIGGER h_{e}_keep BEFORE UPDATE OR DELETE ON c_{e}
          FOR EACH ROW EXECUTE FUNCTION h_{e}_keep()"""),
     _copy_current,
+    'TEXT COLLATE "C"',
 )  # fmt: skip
 
 

@@ -201,7 +201,8 @@ class HubStore:
         e = entity_ident(entity)
         if e in self._entities:
             return
-        cols = f"""source TEXT NOT NULL, source_key TEXT NOT NULL, data {self.d.json_type} NOT NULL,
+        key, json = self.d.key_type, self.d.json_type
+        cols = f"""source {key} NOT NULL, source_key {key} NOT NULL, data {json} NOT NULL,
             position TEXT NOT NULL, batch_seq BIGINT NOT NULL,
             received_at {self.d.ts_type} NOT NULL, valid_from {self.d.ts_type} NOT NULL"""
         self._ddl(
