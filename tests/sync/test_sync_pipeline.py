@@ -137,7 +137,7 @@ def test_schema_drift_stops_or_continues(tmp_path: Path, keys: Keys) -> None:
     db.commit()
     with pytest.raises(ConfigError, match="schema drift in source table citizens: column "
                        "so_dien_thoai added"):  # fmt: skip
-        rig.agency.run()
+        rig.agency.run().raise_failure()
     rig.close()
     relaxed = citizen_pipeline(cursor="updated_at", on_added_columns="continue")
     rig = make_rig(tmp_path, keys, relaxed)
@@ -147,7 +147,7 @@ def test_schema_drift_stops_or_continues(tmp_path: Path, keys: Keys) -> None:
     db.commit()
     db.close()
     with pytest.raises(ConfigError, match="column quoc_tich removed"):
-        rig.agency.run()
+        rig.agency.run().raise_failure()
     rig.close()
 
 

@@ -100,7 +100,7 @@ def test_drift_in_a_new_drop_is_detected(drop: Rig, change: str) -> None:
     applied = drop.store.conn.execute("SELECT count(*) FROM sync_batches").fetchone()[0]
     write_drop(_path(drop), edit(citizens()))
     with pytest.raises(ConfigError) as raised:
-        drop.agency.run()
+        drop.agency.run().raise_failure()
     assert raised.value.message.startswith(
         f"schema drift in source table citizens: {expected}; update the pipeline's mapping"
     )
@@ -174,7 +174,7 @@ def test_empty_and_mixed_columns_are_no_false_drift(tmp_path: Path, keys: Keys, 
         assert (rig.outbox.schema("citizens") or {})["ghi_chu"] == "string"
         write_drop(path, [r | {"ghi_chu": 5, "so_nha": "7B"} for r in base])
         with pytest.raises(ConfigError, match="column ghi_chu retyped string → number"):
-            rig.agency.run()
+            rig.agency.run().raise_failure()
     finally:
         rig.close()
 

@@ -29,6 +29,11 @@ def fail(message: str, exit_code: int = 1) -> None:
 
     The message is text, never markup: "[hub]" or a user's "[/red]" print as they are.
     """
+    error_line(message)
+    raise SystemExit(exit_code)
+
+
+def error_line(message: str) -> None:
+    """Print ``error: message`` on stderr (text, never markup) without exiting."""
     line = Text("error:", style="bold red").append(" ").append(message, style="")
     err_console.print(line, highlight=False, soft_wrap=True)
-    raise SystemExit(exit_code)

@@ -2,8 +2,12 @@
 
 One :class:`AgencySync` per pipeline. ``run()`` makes one pass over every table (resuming each
 from its last enqueued position) and drains the outbox; ``follow()`` repeats that until
-stopped. The checkpoint that counts for the national side (``acked_position``) only moves
-after the hub's signed acknowledgement of the batch has been verified.
+stopped. A table that fails (its source unreachable, schema drift, a damaged file drop) does
+not stop the others: its error is kept in the run's report (``failures``) and in the state
+(``sync status``), and ``follow()`` retries it with a growing pause (1 s doubling up to
+60 s) while the other tables keep flowing. The checkpoint that counts for the national side
+(``acked_position``) only moves after the hub's signed acknowledgement of the batch has been
+verified.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lienthong.errors import LienthongError
 from lienthong.sync.cipher import RecipientPublic
 from lienthong.sync.connectors.base import Connector
 from lienthong.sync.connectors.files import FileConnector
@@ -59,9 +64,25 @@ class RunReport:
     pending_batches: int = 0
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    # tables that failed in this run (the others went on), each with its error
+    failures: dict[str, LienthongError] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "failures"}
+        out["tables_failed"] = {
+            name: {"error": exc.code, "message": exc.message} for name, exc in self.failures.items()
+        }
+        return out
+
+    @property
+    def exit_code(self) -> int:
+        """0, or the highest exit code of the failed tables (2: bad input, 1: a failure)."""
+        return max((exc.exit_code for exc in self.failures.values()), default=0)
+
+    def raise_failure(self) -> None:
+        """Raise the first failed table's error (for callers that stop on any failure)."""
+        for exc in self.failures.values():
+            raise exc
 
 
 Progress = Callable[[str, RunReport], None]
@@ -92,6 +113,9 @@ class AgencySync:
         self.progress = progress
         self.max_pending = max_pending  # batches in flight before the reader waits
         self.max_outbox = max_outbox  # batches kept while the hub is unreachable
+        # failed tables: consecutive failures, the last error, when to try again (monotonic)
+        self._failed: dict[str, tuple[int, LienthongError, float]] = {}
+        self._pause_failed = False
         self.report = RunReport()
         try:
             outbox.lock()  # one run per pipeline state at a time (else exit 2)
@@ -115,18 +139,22 @@ class AgencySync:
         return Sender(self.outbox, self.transport, self.pipeline.source_id,
                       self.keys.hub_public, self.report, self.now)  # fmt: skip
 
-    def run(self) -> RunReport:
-        """One pass over every table, then drain; transient hub errors end up in ``error``.
+    def run(self, *, pause_failed: bool = False) -> RunReport:
+        """One pass over every table, then drain; transient hub errors end up in ``error``,
+        a table's own failure in ``failures`` (the other tables go on).
 
         Batches are sent by a background sender while the next chunks are read and mapped.
+        ``pause_failed`` (the passes of ``--follow``): a table that failed is tried again
+        only after its pause.
         """
         self.report = RunReport()
+        self._pause_failed = pause_failed
         sender = self._sender()
         sender.drain()  # leftovers of an earlier run go first
         sender.start()
         try:
             for spec in self.pipeline.tables:
-                self._extract(spec, sender)
+                self._extract_isolated(spec, sender)
         finally:
             sender.finish()
         if not sender.hub_down:
@@ -134,14 +162,37 @@ class AgencySync:
         self.report.pending_batches = self.outbox.pending_count()
         return self.report
 
+    def _extract_isolated(self, spec: TableSpec, sender: Sender) -> None:
+        """One table's pass; its failure is recorded and the other tables go on. A table that
+        failed before waits for its pause (1, 2, 4 … 60 s after consecutive failures)."""
+        failed = self._failed.get(spec.name)
+        if failed is not None and self._pause_failed and time.monotonic() < failed[2]:
+            self.report.failures[spec.name] = failed[1]  # still failing: not tried yet
+            return
+        try:
+            self._extract(spec, sender)
+        except LienthongError as exc:
+            count = failed[0] + 1 if failed is not None else 1
+            pause = min(60.0, 2.0 ** (count - 1))
+            self._failed[spec.name] = (count, exc, time.monotonic() + pause)
+            self.report.failures[spec.name] = exc
+            self.outbox.set_field(spec.name, "last_error", exc.message, self.now())
+        else:
+            # the table's error is over; so is one left by an earlier run when no batch
+            # waits for the hub (a delivery error is cleared by its batch's acknowledgement)
+            stale = not self.outbox.pending_count() and self.outbox.last_error(spec.name)
+            if self._failed.pop(spec.name, None) is not None or stale:
+                self.outbox.set_field(spec.name, "last_error", None, self.now())
+
     def follow(self, stop: threading.Event, interval: float = 0.2) -> RunReport:
         """Repeat :meth:`run` until ``stop`` is set; accumulate the counts."""
         total = RunReport()
         while not stop.is_set():
-            r = self.run()
+            r = self.run(pause_failed=True)
             for k in ("read", "applied", "quarantined", "batches", "extracted"):
                 setattr(total, k, getattr(total, k) + getattr(r, k))
             total.pending_batches, total.error = r.pending_batches, r.error
+            total.failures = r.failures
             stop.wait(interval if not r.error else min(5.0, interval * 10))
         return total
 

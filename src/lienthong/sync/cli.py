@@ -14,7 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from lienthong.cli.output import console, emit_json
+from lienthong.cli.output import console, emit_json, error_line
 from lienthong.errors import InputError, KeyStoreError, LienthongError, NotFound, TerminalError
 from lienthong.sync.agency import RunReport
 from lienthong.sync.pipeline import load_pipeline
@@ -84,8 +84,13 @@ def run(
         console.print(Text(_summary(report, out["elapsed_s"])), soft_wrap=True)
         for w in report.warnings:
             console.print(Text("warning: ", style="yellow").append(w, style=""), soft_wrap=True)
-    if report.error:
-        raise typer.Exit(1)
+    # a failed table did not stop the others: each is named, the exit code is the worst
+    for name, failure in report.failures.items():
+        text = failure.message
+        error_line(text if name in text else f"table {name}: {text}")
+    code = max(report.exit_code, 1 if report.error else 0)
+    if code:
+        raise typer.Exit(code)
 
 
 def _summary(r: RunReport, elapsed: float | None = None) -> str:
@@ -100,7 +105,8 @@ def _summary(r: RunReport, elapsed: float | None = None) -> str:
             f"{r.read:,} = applied {r.applied:,} + quarantined {r.quarantined:,}; "
             f"{r.pending_batches:,} batches waiting for the hub"
         )
-    return line + (f": {r.error}" if r.error else "")
+    failed = "".join(f"; table {name} failed: {exc.message}" for name, exc in r.failures.items())
+    return line + (f": {r.error}" if r.error else "") + failed
 
 
 def _follow(agency: Any, interval: float, log: bool) -> RunReport:
@@ -109,10 +115,11 @@ def _follow(agency: Any, interval: float, log: bool) -> RunReport:
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     total = RunReport()
     last_line = time.monotonic()
+    last_failing: dict[str, str] = {}
     try:
         while not stop.is_set():
             try:
-                r = agency.run()
+                r = agency.run(pause_failed=True)
             except KeyboardInterrupt:
                 r, stop_now = agency.report, True
             else:
@@ -120,9 +127,13 @@ def _follow(agency: Any, interval: float, log: bool) -> RunReport:
             for k in ("read", "applied", "quarantined", "batches", "extracted"):
                 setattr(total, k, getattr(total, k) + getattr(r, k))
             total.pending_batches, total.error = r.pending_batches, r.error
-            total.warnings = r.warnings
+            total.warnings, total.failures = r.warnings, r.failures
             now = time.monotonic()
-            if log and (r.extracted or r.read or r.error or now - last_line >= 60):
+            # a table failing the same way pass after pass is a line a minute, not a pass
+            failing = {name: exc.message for name, exc in r.failures.items()}
+            changed = failing != last_failing
+            last_failing = failing
+            if log and (r.extracted or r.read or r.error or changed or now - last_line >= 60):
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 console.print(Text(f"{stamp} pass: {_summary(r)}"), soft_wrap=True)
                 last_line = now

@@ -242,6 +242,7 @@ def run(ctx: Any) -> dict[str, Any]:
                 report = agency.run()
             finally:
                 agency.close()
+            report.raise_failure()  # the demo's synthetic sources must all synchronise
             if report.error:
                 raise BackendError(f"sync {name}: {report.error}")
             per_source[name] = {
