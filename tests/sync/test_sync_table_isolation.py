@@ -9,7 +9,11 @@ table again only after a pause that doubles (1, 2, 4 … 60 s).
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -181,3 +185,88 @@ def test_cli_run_names_the_failed_table_and_reports_the_others(
     code, out, err = cli(capsys, "sync", "run", "pipeline.toml")
     assert code == 0 and err == ""
     assert out.startswith("read 150 = applied 147 + quarantined 3 in ")  # citizens caught up
+
+
+@pytest.mark.postgres
+def test_follow_survives_its_source_database_dropping_the_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_dsn: str
+) -> None:
+    """The source server ends every connection of the agency (a restart, a failover, an
+    administrator's pg_terminate_backend): `sync run --follow` reports the tables' errors,
+    reconnects after the pause and delivers the rows written meanwhile — it used to exit 1."""
+    import psycopg
+
+    monkeypatch.setenv(PASS_ENV, "isolation-passphrase")
+    monkeypatch.chdir(tmp_path)
+    schema = f"iso_{tmp_path.name[-20:].lower().replace('-', '_')}"
+    app = f"lt_{schema}"
+    ddl = "(ma text PRIMARY KEY, ten text, sua_luc timestamptz NOT NULL DEFAULT clock_timestamp())"
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+        for name, prefix in (("people", "A"), ("people_b", "B")):  # keys of their own
+            db.execute(f"CREATE TABLE {schema}.{name} {ddl}")
+            db.execute(f"INSERT INTO {schema}.{name} (ma, ten) SELECT '{prefix}' || lpad("
+                       "g::text, 3, '0'), 'Lê Văn Tám' FROM generate_series(1, 5) g")  # fmt: skip
+    (tmp_path / "dsn").write_text(f"{pg_dsn}?application_name={app}")
+    table = ["key = [\"ma\"]", 'cursor = "sua_luc"', 'entity = "Person"',
+             'entity_schema = "free"', 'classification = "PERSONAL"', "[tables.fields]",
+             'ma = "ma"', 'ten = "ten"', ""]  # fmt: skip
+    tables = [
+        line
+        for name in ("people", "people_b")
+        for line in ("[[tables]]", f'name = "{schema}.{name}"', *table)
+    ]
+    (tmp_path / "p.toml").write_text("\n".join([
+        'source_id = "ISO.PG"', 'state = "state.db"', "",
+        "[source]", 'kind = "postgres"', 'dsn = { "$file" = "dsn" }', "",
+        "[hub]", 'database = "hub.db"', "",
+        "[keys]",
+        f'store = {{ type = "file", dir = "keys", passphrase = {{ "$env" = "{PASS_ENV}" }} }}',
+        'hub_public = "keys/hub.pub.pem"', 'hub_recipient = "keys/hub.recipient.json"', "",
+        *tables,
+    ]))  # fmt: skip
+    assert cli(capsys, "sync", "keys", "init", "keys", "--passphrase-env", PASS_ENV)[0] == 0
+
+    def hub_rows() -> int:
+        db = sqlite3.connect(tmp_path / "hub.db")
+        try:
+            return int(db.execute("SELECT count(*) FROM c_person").fetchone()[0])
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+        finally:
+            db.close()
+
+    def wait_for(rows: int) -> None:
+        deadline = time.monotonic() + 30
+        while hub_rows() < rows and time.monotonic() < deadline and follower.poll() is None:
+            time.sleep(0.05)
+
+    env = os.environ | {"COLUMNS": "300"}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "lienthong.sync", "run", "p.toml", "--follow", "--interval", "0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        wait_for(10)
+        assert hub_rows() == 10
+        with psycopg.connect(pg_dsn, autocommit=True) as db:
+            ended = db.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (app,),
+            ).fetchone()
+            assert ended is not None and ended[0] >= 1  # the agency's source connections
+            for name, prefix in (("people", "A"), ("people_b", "B")):
+                db.execute(f"INSERT INTO {schema}.{name} (ma, ten) SELECT '{prefix}' || g, "
+                           "'Lê Thị Ba' FROM generate_series(100, 104) g")  # fmt: skip
+        wait_for(20)
+        assert follower.poll() is None, follower.communicate()
+        assert hub_rows() == 20
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        out, err = follower.communicate(timeout=60)
+        with psycopg.connect(pg_dsn, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA {schema} CASCADE")
+    assert follower.returncode == 0, err
+    assert " failed: postgres source " in out, out  # the pass that met the dropped connection
+    assert out.strip().splitlines()[-1].startswith("read 20 = applied 20 + quarantined 0 in")
