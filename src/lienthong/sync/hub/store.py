@@ -13,6 +13,7 @@ recorded is acknowledged again without touching any row.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from lienthong.sync.hub.dialect import (
     copy_upsert_block,
     entity_ident,
 )
+
+log = logging.getLogger("lienthong.sync.hub")
 
 SCHEMA_VERSION = 1
 # spare connections for batches COPYed ahead of their turn (PostgreSQL)
@@ -328,8 +331,12 @@ class HubStore:
         with self._spare_lock:
             if self._closed:
                 return None
-            if self._spares:
-                return self._spares.pop()
+            while self._spares:
+                spare = self._spares.pop()
+                if not _dead(spare):
+                    return spare
+                self._spares_open -= 1  # ended by the database while idle: open another
+                self._staged.pop(id(spare), None)
             if self._connect is None or self._spares_open >= MAX_SPARES:
                 return None
             self._spares_open += 1
@@ -381,6 +388,7 @@ class HubStore:
             if spec is not None:
                 self.discard(spec)
             raise BackendError("consolidated database: the hub's store is closed")
+        self._revive()
         if spec is not None and not self._unpark(spec):
             spec = None  # ended by close() or a newer agency state meanwhile
         if spec is None and batch.header.get("rebase") is True and self._connect is not None:
@@ -395,6 +403,14 @@ class HubStore:
             if done is not None:
                 self.speculated += 1
                 return done
+        try:
+            return self._apply(batch, now, prepared)
+        except BackendError:
+            if self._closed or self._connect is None or not _dead(self.conn):
+                raise
+        # the connection died under this batch: once more on a new one (if the commit had
+        # reached the database, the batch's sequence number says so and it is a duplicate)
+        self._revive()
         return self._apply(batch, now, prepared)
 
     def _apply_speculated(
@@ -457,12 +473,40 @@ class HubStore:
             view.seq, view.added, view.removed = stored, [], []
         return done
 
+    def _revive(self) -> None:
+        """Open a new main connection when the database ended the old one (a restart, a
+        failover, an administrator's ``pg_terminate_backend``). The batch that met the dead
+        connection was answered 503 and is re-sent; the next one gets a live connection —
+        the hub used to answer 503 until it was restarted. The per-connection state goes
+        with the old one: the entities' TEMP stage tables, and the open-quarantine views
+        (read again)."""
+        if self._closed or self._connect is None or not _dead(self.conn):
+            return  # (a closed store stays closed: close() ended its connection on purpose)
+        with contextlib.suppress(Exception):  # it is gone already
+            self.conn.close()
+        try:
+            conn = self._connect()  # BackendError while the database is still away
+            _bounded_lock_waits(conn)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"consolidated database: {exc}") from exc
+        if self._closed:  # closed meanwhile (shutdown): keep nothing open
+            conn.close()
+            raise BackendError("consolidated database: the hub's store is closed")
+        log.warning("consolidated database: the connection was ended; reconnected")
+        self.conn = conn
+        self._entities.clear()
+        self._open.clear()
+        self._view = None
+
     def _forget_view(self, source: str, entity: str) -> None:
         self._view = None
         self._open.pop((source, entity), None)
 
     def last_seq(self, source: str, epoch: str = "") -> int:
         """The last batch number applied for ``source`` in ``epoch`` (0 if none)."""
+        self._revive()
         try:
             row = self.conn.execute(
                 self.d.sql("SELECT last_seq FROM sync_sources WHERE source = ?"), (source,)
@@ -857,6 +901,11 @@ class HubStore:
 # this long: a speculation waits for its turn, so an apply that would wait for it forever
 # (a re-initialised agency's batch jumping the queue) fails instead and is re-sent
 LOCK_TIMEOUT = "30s"
+
+
+def _dead(conn: Any) -> bool:
+    """A psycopg connection that was closed, or found broken by its last use."""
+    return bool(getattr(conn, "closed", False) or getattr(conn, "broken", False))
 
 
 def _bounded_lock_waits(conn: Any) -> None:
