@@ -216,7 +216,14 @@ class PgLogicalConnector:
         self._sql("SELECT pg_logical_emit_message(false, 'lienthong.heartbeat', now()::text)")
 
     def schema(self) -> dict[str, str]:
-        return self.snapshot.schema()
+        try:
+            return self.snapshot.schema()
+        except BackendError:
+            # the source ended the table connection (a restart, a failover,
+            # pg_terminate_backend): it ended the slot connection too — both are opened anew
+            # on the next pass, not the slot's only after one more failing pass and pause
+            self.close()
+            raise
 
     def read(self, position: Position | None, size: int) -> Iterator[Chunk]:
         if not self._identity_checked:  # once per connector (a follow pass reads often)
@@ -272,8 +279,8 @@ class PgLogicalConnector:
             (snap,) = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
             rows = list(conn.execute(sql, tuple(after or ())).fetchall())
             conn.commit()  # end the read transaction: no snapshot pinned between pages
-        except Exception as exc:
-            self.snapshot.close()
+        except Exception as exc:  # psycopg's errors: the page is read again on the next pass
+            self.close()  # the slot connection too (see schema)
             raise BackendError(f"postgres source {self.table}: {exc}") from exc
         return rows, str(snap)
 
