@@ -127,3 +127,17 @@ def consolidated(store: HubStore, entity: str = "citizen") -> dict[str, dict[str
 
 def quarantine_count(store: HubStore) -> int:
     return int(store.conn.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0])
+
+
+def end_connections(dsn: str, application_name: str) -> int:
+    """End every PostgreSQL connection opened with ``application_name`` (what a server
+    restart, a failover or an administrator does to them); return how many there were."""
+    import psycopg  # PostgreSQL tests only
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        row = db.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    return int(row[0]) if row else 0

@@ -13,21 +13,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from crashtools import Drill
+from synctools import end_connections
 from test_sync_hub_copy import _batch
 
 from lienthong.sync.hub.store import open_store
 
 pytestmark = pytest.mark.postgres
-
-
-def _end_connections(dsn: str, app: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as db:
-        row = db.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = %s",
-            (app,),
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def test_a_batch_that_meets_a_dead_connection_is_applied_on_a_new_one(
@@ -40,11 +31,11 @@ def test_a_batch_that_meets_a_dead_connection_is_applied_on_a_new_one(
             _batch(1, [(str(i), {"n": i}) for i in range(10)]), "2026-01-01T00:00:00+00:00"
         )
         assert first.status == "applied"
-        assert _end_connections(pg_dsn, app) == 1
+        assert end_connections(pg_dsn, app) == 1
         # changed keys: the staging merge, whose TEMP table belonged to the old connection
         changed = _batch(2, [(str(i), {"n": -i}) for i in range(5)])
         assert store.apply(changed, "2026-01-02T00:00:00+00:00").status == "applied"
-        assert _end_connections(pg_dsn, app) == 1
+        assert end_connections(pg_dsn, app) == 1
         new = _batch(3, [(str(i), {"n": i}) for i in range(10, 15)])
         assert store.apply(new, "2026-01-03T00:00:00+00:00").status == "applied"
         # the same batch again (an agency that never saw the acknowledgement): a duplicate
@@ -74,7 +65,7 @@ def test_hub_serve_carries_on_after_its_database_ends_the_connections(
     try:
         for run in range(3):
             if run:
-                assert _end_connections(pg_drill_db, app) >= 1
+                assert end_connections(pg_drill_db, app) >= 1
                 drill.grow(1000)
             drill.start_agency()
             assert drill.agency is not None
