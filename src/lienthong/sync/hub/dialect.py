@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import orjson
+
 from lienthong.errors import ConfigError
 
 _ENTITY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,40}$")
@@ -47,9 +49,31 @@ class HubDialect:
     # byte, so index inserts and look-ups do not go through the locale's collation
     key_type: str = "TEXT"
 
+    def changed(self, old: str, new: str) -> str:
+        """SQL true when the JSON document ``new`` differs from ``old``: PostgreSQL compares
+        jsonb values; SQLite stores text, so two texts that differ are parsed and compared
+        (keys written in another order — rows stored before the keys came in jsonb's order —
+        are no change and get no history version)."""
+        if self.name == "sqlite":
+            return f"{old} IS NOT {new} AND NOT lt_same_json({old}, {new})"
+        return f"{old} {self.distinct} {new}"
+
     def sql(self, text: str) -> str:
         """Write SQL with ``?`` placeholders; convert to this backend's style."""
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+
+def same_json(old: str | bytes | None, new: str | bytes | None) -> bool:
+    """Whether two stored JSON texts hold the same document (objects compared without
+    regard to key order); text that is no JSON compares as text."""
+    if old == new:
+        return True
+    if old is None or new is None:
+        return False
+    try:
+        return bool(orjson.loads(old) == orjson.loads(new))
+    except orjson.JSONDecodeError:
+        return False
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

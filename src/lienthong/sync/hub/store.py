@@ -35,6 +35,7 @@ from lienthong.sync.hub.dialect import (
     copy_field,
     copy_upsert_block,
     entity_ident,
+    same_json,
 )
 
 log = logging.getLogger("lienthong.sync.hub")
@@ -114,6 +115,8 @@ class HubStore:
     ) -> None:
         self.conn = conn
         self.d = dialect
+        if dialect.name == "sqlite":  # the JSON comparison of the merge (HubDialect.changed)
+            conn.create_function("lt_same_json", 2, same_json, deterministic=True)
         self._connect = connect if dialect.copy_upserts is not None else None
         self._spares: list[Any] = []  # idle spare connections
         self._spares_open = 0
@@ -611,7 +614,7 @@ class HubStore:
                     data = excluded.data, position = excluded.position,
                     batch_seq = excluded.batch_seq, received_at = excluded.received_at,
                     valid_from = excluded.valid_from
-                    WHERE c_{e}.data {d.distinct} excluded.data"""),
+                    WHERE {d.changed(f"c_{e}.data", "excluded.data")}"""),
                 (src, seq, now, now),
             )
         if batch.deletes:
