@@ -47,6 +47,10 @@ def run(
 
     With --follow and stdout not a terminal, one line per pass that moved rows (and one every
     minute while idle); SIGTERM or Ctrl-C ends after the current pass with the summary.
+
+    A table that fails (drift, its source unreachable, a damaged drop) does not stop the
+    others: one error line each, exit 2 (bad input) or 1; --follow retries it after a
+    pause that doubles up to 60 s.
     """
     spec = load_pipeline(pipeline)
     started = time.perf_counter()
