@@ -189,6 +189,7 @@ class MariaDbBinlogConnector:
         try:
             stream = self._reader(start)
         except Exception as exc:
+            self.snapshot.close()  # the source may have ended it too (see below)
             raise BackendError(f"mariadb binlog source: {exc}") from exc
         committed: list[tuple[bool, tuple[Any, ...], tuple[Any, ...]]] = []
         txn: list[tuple[str, dict[str, Any]]] = []
@@ -230,9 +231,13 @@ class MariaDbBinlogConnector:
                     txn.append(("upsert", after))
             if here != start:  # also when nothing was ours: the position still moves on
                 yield chunk()
-        except BackendError:
-            raise
         except Exception as exc:
+            # the server that ended the stream (a restart, a failover, KILL) ended the table
+            # connection too: both are opened anew on the next pass, not the table's only
+            # after one more failing pass and pause (as for the PostgreSQL logical slot)
+            self.snapshot.close()
+            if isinstance(exc, BackendError):
+                raise
             raise BackendError(f"mariadb binlog source: {exc}") from exc
         finally:
             stream.close()
