@@ -75,6 +75,23 @@ class Follower:
         assert self.thread.is_alive()
         assert _hub(tmp) == (want(), reads)
 
+    def killed_between_passes(
+        self,
+        tmp: Path,
+        want: Callable[[], dict[str, str]],
+        kill: Callable[[], int],
+        write: Callable[[], None],
+    ) -> None:
+        """Once the 50 source rows are in: the follower's idle connections are ended, 10
+        inserts, 10 updates and 10 deletes written; one failing pass, then the next opens new
+        connections (all of them) and every change arrives."""
+        self.wait_until(tmp, want, 50)
+        assert kill() >= 1
+        write()
+        self.wait_until(tmp, want, 80)
+        assert [type(e) for e in self.failures] == [BackendError], self.failures
+        self.failures.clear()
+
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=WAIT_S)
@@ -158,16 +175,10 @@ def test_logical_slot_follow_reopens_after_the_source_ends_its_connections(
     admin = psycopg.connect(dsn, autocommit=True)
     follower = Follower(make_rig(tmp_path, keys, doc))
     try:
-        follower.wait_until(tmp_path, source, 50)
-        # 1. between passes: the follower's idle connections are ended
-        assert kill() >= 1
-        sql("INSERT INTO people_rc SELECT i, 'Mới ' || i FROM generate_series(51, 60) i",
+        follower.killed_between_passes(tmp_path, source, kill, lambda: sql(
+            "INSERT INTO people_rc SELECT i, 'Mới ' || i FROM generate_series(51, 60) i",
             "UPDATE people_rc SET name = 'Đổi' WHERE id <= 10",
-            "DELETE FROM people_rc WHERE id BETWEEN 11 AND 20")  # fmt: skip
-        follower.wait_until(tmp_path, source, 80)
-        # one failing pass: the next one opens new connections (all of them)
-        assert [type(e) for e in follower.failures] == [BackendError], follower.failures
-        follower.failures.clear()
+            "DELETE FROM people_rc WHERE id BETWEEN 11 AND 20"))  # fmt: skip
         # 2. while it peeks at the slot, after a large transaction
         ended = _kill_while_reading(lambda: sql(
             "UPDATE people_rc SET name = 'Lần hai' WHERE id > 20",
@@ -266,16 +277,10 @@ def test_binlog_follow_reopens_after_the_source_kills_its_connections(
     admin = pymysql.connect(**p, autocommit=True)
     follower = Follower(make_rig(tmp_path, keys, doc))
     try:
-        follower.wait_until(tmp_path, source, 50)
-        # 1. between passes: the follower's idle connections are killed
-        assert kill() >= 1
-        run("INSERT INTO people_rc SELECT seq, CONCAT('Mới ', seq) FROM seq_51_to_60",
+        follower.killed_between_passes(tmp_path, source, kill, lambda: run(
+            "INSERT INTO people_rc SELECT seq, CONCAT('Mới ', seq) FROM seq_51_to_60",
             "UPDATE people_rc SET name = 'Đổi' WHERE id <= 10",
-            "DELETE FROM people_rc WHERE id BETWEEN 11 AND 20")  # fmt: skip
-        follower.wait_until(tmp_path, source, 80)
-        # one failing pass: the next one opens new connections (all of them)
-        assert [type(e) for e in follower.failures] == [BackendError], follower.failures
-        follower.failures.clear()
+            "DELETE FROM people_rc WHERE id BETWEEN 11 AND 20"))  # fmt: skip
         # 2. while its binlog dump thread sends a large transaction (wide rows: more than the
         # sockets buffer, so the dump thread is still sending while the follower reads)
         ended = _kill_while_reading(lambda: run(
