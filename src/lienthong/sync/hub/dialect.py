@@ -35,7 +35,11 @@ class HubDialect:
     json_type: str
     ts_type: str
     id_type: str
-    distinct: str  # "IS DISTINCT FROM" is spelled "IS NOT" in SQLite
+    # SQL true when the JSON document {new} differs from {old}: PostgreSQL compares jsonb
+    # values; SQLite stores text, so two texts that differ are compared as JSON by
+    # lt_same_json (keys in another order — rows stored before the keys came in jsonb's
+    # order — are no change and get no history version)
+    changed_sql: str
     temp_suffix: str
     begin: str  # statement opening a write transaction ("" = driver begins implicitly)
     lock: str  # row-lock suffix for the per-source sequence row
@@ -48,15 +52,6 @@ class HubDialect:
     # type of the key columns (source, source_key) of the entity tables: compared byte by
     # byte, so index inserts and look-ups do not go through the locale's collation
     key_type: str = "TEXT"
-
-    def changed(self, old: str, new: str) -> str:
-        """SQL true when the JSON document ``new`` differs from ``old``: PostgreSQL compares
-        jsonb values; SQLite stores text, so two texts that differ are parsed and compared
-        (keys written in another order — rows stored before the keys came in jsonb's order —
-        are no change and get no history version)."""
-        if self.name == "sqlite":
-            return f"{old} IS NOT {new} AND NOT lt_same_json({old}, {new})"
-        return f"{old} {self.distinct} {new}"
 
     def sql(self, text: str) -> str:
         """Write SQL with ``?`` placeholders; convert to this backend's style."""
@@ -266,7 +261,8 @@ _OLD = ("OLD.source, OLD.source_key, OLD.data, OLD.position, OLD.batch_seq, OLD.
         "OLD.valid_from")  # fmt: skip
 _CLOCK = "(SELECT now FROM sync_clock WHERE id = 1)"
 SQLITE = HubDialect(
-    "sqlite", "?", "TEXT", "TEXT", "INTEGER PRIMARY KEY", "IS NOT", "", "BEGIN IMMEDIATE", "",
+    "sqlite", "?", "TEXT", "TEXT", "INTEGER PRIMARY KEY",
+    "{old} IS NOT {new} AND NOT lt_same_json({old}, {new})", "", "BEGIN IMMEDIATE", "",
     _insert_load,
     (f"""CREATE TRIGGER IF NOT EXISTS h_{{e}}_update BEFORE UPDATE ON c_{{e}} BEGIN
          INSERT INTO h_{{e}} VALUES ({_OLD}, NEW.valid_from, 'update'); END""",
@@ -275,7 +271,7 @@ SQLITE = HubDialect(
 )  # fmt: skip
 POSTGRES = HubDialect(
     "postgres", "%s", "JSONB", "TIMESTAMPTZ", "BIGSERIAL PRIMARY KEY",
-    "IS DISTINCT FROM", " ON COMMIT DELETE ROWS", "", " FOR UPDATE", _copy_load,
+    "{old} IS DISTINCT FROM {new}", " ON COMMIT DELETE ROWS", "", " FOR UPDATE", _copy_load,
     (f"""CREATE OR REPLACE FUNCTION h_{{e}}_keep() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
            INSERT INTO h_{{e}} VALUES ({_OLD}, CASE WHEN TG_OP = 'UPDATE' THEN NEW.valid_from

@@ -115,7 +115,7 @@ class HubStore:
     ) -> None:
         self.conn = conn
         self.d = dialect
-        if dialect.name == "sqlite":  # the JSON comparison of the merge (HubDialect.changed)
+        if dialect.name == "sqlite":  # the merge's JSON comparison (HubDialect.changed_sql)
             conn.create_function("lt_same_json", 2, same_json, deterministic=True)
         self._connect = connect if dialect.copy_upserts is not None else None
         self._spares: list[Any] = []  # idle spare connections
@@ -614,7 +614,7 @@ class HubStore:
                     data = excluded.data, position = excluded.position,
                     batch_seq = excluded.batch_seq, received_at = excluded.received_at,
                     valid_from = excluded.valid_from
-                    WHERE {d.changed(f"c_{e}.data", "excluded.data")}"""),
+                    WHERE {d.changed_sql.format(old=f"c_{e}.data", new="excluded.data")}"""),
                 (src, seq, now, now),
             )
         if batch.deletes:
