@@ -281,9 +281,10 @@ def check_proof(
     pubkey: Path | None = PUBKEY,
 ) -> None:
     """Verify an inclusion proof JSON (as printed by 'prove --json') offline.
+
     Anchor it with --checkpoint NOTE --pubkey PEM (the root is then the one the log signed);
     without an anchor only the proof's own consistency is shown.
-    """  # one paragraph: typer 0.29 keeps the line breaks of later paragraphs in --help
+    """
     raw = sys.stdin.buffer.read() if str(proof_file) == "-" else _read_bytes(proof_file)
     index, size, leaf, root_hash, hashes = parse_proof(raw)
     expected = _hash32(root.lower(), "--root") if root is not None else None
@@ -384,7 +385,7 @@ def witness_cmd(
 ) -> None:
     """Check each log's latest checkpoint against what this witness saw, then co-sign it.
 
-    ``--log`` is a log file/DSN or the URL of ``lienthong audit serve``.
+    --log is a log file/DSN or the URL of 'lienthong audit serve'.
     """
     keys = _named_keys(log_key)
     wit = Witness(name, _signer(key_dir, key_label, passphrase), WitnessState(state))

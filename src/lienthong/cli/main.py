@@ -14,6 +14,7 @@ import typer
 from lienthong import __version__
 from lienthong.audit.cli import app as audit_app
 from lienthong.cli.demo import app as demo_app
+from lienthong.cli.helptext import reflow_tree
 from lienthong.cli.output import fail
 from lienthong.dictionary.cli import app as dictionary_app
 from lienthong.errors import LienthongError
@@ -66,6 +67,7 @@ app.add_typer(federation_app, name="federation")
 app.add_typer(doctor_app)
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(sync_app, name="sync")
+reflow_tree(app)  # docstrings wrapped in the source print as paragraphs, not ragged lines
 
 
 def _usage_message(exc: Exception) -> str:

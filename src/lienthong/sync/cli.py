@@ -44,12 +44,14 @@ def run(
     as_json: bool = JSON,
 ) -> None:
     """Synchronise every table of PIPELINE once (or continuously with --follow).
+
     With --follow and stdout not a terminal, one line per pass that moved rows (and one every
     minute while idle); SIGTERM or Ctrl-C ends after the current pass with the summary.
+
     A table that fails (drift, its source unreachable, a damaged drop) does not stop the
     others: one error line each, exit 2 (bad input) or 1; --follow retries it after a
     pause that doubles up to 60 s.
-    """  # one paragraph: typer 0.29 keeps the line breaks of later paragraphs in --help
+    """
     spec = load_pipeline(pipeline)
     started = time.perf_counter()
     live = not as_json and console.is_terminal
