@@ -23,7 +23,14 @@ a built-in keep-alive generator on uvloop, ~10 µs CPU per request). Figures:
 - ``cpu_us_per_exchange``: CPU (user + system, from /proc) each process spent per exchange
   during each run, the load generator included — independent of what else loads the machine;
   ``ceiling_rps_idle_cores`` is what that CPU allows on this machine's cores if nothing else
-  ran; ``load_average_1min`` is noted beside the runs.
+  ran; ``load_average_1min`` is noted beside the runs;
+- ``crypto_us_per_exchange``: the cryptography each process must do per exchange (the
+  operations on the code path, ``CRYPTO_OPS``, times each primitive's cost timed in this run
+  with the same ``cryptography`` library before and after the runs, the lower of the two:
+  ``crypto_primitive_us``), and ``ceiling_rps_crypto_only``: the requests/s
+  this machine's cores would allow if the gateways did nothing but that cryptography (the
+  service and load generator at their measured CPU) — the physical limit a target is set
+  against.
 
 The figures of a shared 2-core machine are provisional: read them with the load averages.
 """
@@ -269,6 +276,9 @@ async def _raw_load(url: str, seconds: float, conns: int, post: bytes | None) ->
     from urllib.parse import urlsplit
 
     target = urlsplit(url)
+    if target.hostname is None or target.port is None:
+        raise ValueError(f"load target needs a host and a port: {url}")
+    host, port = target.hostname, target.port
     head = [f"{'POST' if post else 'GET'} {target.path} HTTP/1.1", f"Host: {target.netloc}"]
     head += [f"{k}: {v}" for k, v in HEADERS.items()]
     if post is not None:
@@ -279,9 +289,7 @@ async def _raw_load(url: str, seconds: float, conns: int, post: bytes | None) ->
     t_start = time.perf_counter()
     deadline = t_start + seconds
     made = [
-        await loop.create_connection(
-            lambda: _LoadConnection(request, deadline, stats), target.hostname, target.port
-        )
+        await loop.create_connection(lambda: _LoadConnection(request, deadline, stats), host, port)
         for _ in range(conns)
     ]
     async with asyncio.timeout(seconds + 60):  # a stuck connection fails the run, not hangs it
@@ -360,6 +368,106 @@ def load_with_cpu(
     return result
 
 
+# Cryptographic operations per exchange on each process's code path, counted with cProfile
+# in the gateways of this testbed (2026-12-07, seventh session): PUBLIC signs and verifies
+# once per gateway; at MAT the client gateway signs the request (ECDSA + ML-DSA), agrees a
+# key (X25519 + ML-KEM-768, three HKDFs), seals the body, verifies the hybrid answer and
+# opens it; the relay verifies the hybrid request and signs its ECDSA hop receipt; the
+# provider gateway verifies the request and the receipt, decapsulates, opens, seals the
+# answer and signs it (hybrid).
+CRYPTO_OPS: dict[str, dict[str, dict[str, int]]] = {
+    "gateway": {
+        "client": {"ecdsa_sign": 1, "ecdsa_verify": 1},
+        "provider": {"ecdsa_sign": 1, "ecdsa_verify": 1},
+    },
+    "relay_mat": {
+        "client": {
+            "ecdsa_sign": 1,
+            "mldsa_sign": 1,
+            "ecdsa_verify": 1,
+            "mldsa_verify": 1,
+            "x25519_generate": 1,
+            "x25519_exchange": 1,
+            "mlkem_encapsulate": 1,
+            "hkdf": 3,
+            "aes_gcm": 2,
+        },
+        "relay": {"ecdsa_verify": 1, "mldsa_verify": 1, "ecdsa_sign": 1},
+        "provider": {
+            "ecdsa_verify": 2,
+            "mldsa_verify": 1,
+            "mldsa_sign": 1,
+            "ecdsa_sign": 1,
+            "x25519_exchange": 1,
+            "mlkem_decapsulate": 1,
+            "hkdf": 3,
+            "aes_gcm": 2,
+        },
+    },
+}
+
+
+def primitive_costs(rounds: int = 500) -> dict[str, float]:
+    """Mean CPU µs of one call of each primitive in ``CRYPTO_OPS`` on this machine (one core)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, x25519
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    message = os.urandom(1024)  # about a JWS signing input
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_sig = ec_key.sign(message, ec.ECDSA(hashes.SHA256()))
+    ml_key = mldsa.MLDSA65PrivateKey.generate()
+    ml_sig = ml_key.sign(message)
+    x_key = x25519.X25519PrivateKey.generate()
+    x_peer = x25519.X25519PrivateKey.generate().public_key()
+    kem_key = mlkem.MLKEM768PrivateKey.generate()
+    _, kem_ct = kem_key.public_key().encapsulate()
+    aead, nonce = AESGCM(os.urandom(32)), os.urandom(12)
+    calls = {
+        "ecdsa_sign": lambda: ec_key.sign(message, ec.ECDSA(hashes.SHA256())),
+        "ecdsa_verify": lambda: ec_key.public_key().verify(
+            ec_sig, message, ec.ECDSA(hashes.SHA256())
+        ),
+        "mldsa_sign": lambda: ml_key.sign(message),
+        "mldsa_verify": lambda: ml_key.public_key().verify(ml_sig, message),
+        "x25519_generate": x25519.X25519PrivateKey.generate,
+        "x25519_exchange": lambda: x_key.exchange(x_peer),
+        "mlkem_encapsulate": lambda: kem_key.public_key().encapsulate(),
+        "mlkem_decapsulate": lambda: kem_key.decapsulate(kem_ct),
+        "hkdf": lambda: HKDF(hashes.SHA256(), 32, None, b"lt").derive(message[:64]),
+        "aes_gcm": lambda: aead.encrypt(nonce, message[:64], None),
+    }
+    costs = {}
+    for name, call in calls.items():
+        t0 = time.process_time()
+        for _ in range(rounds):
+            call()
+        # the mean, not the median: ML-DSA signing repeats a variable number of rounds
+        # (rejection sampling), and throughput pays the average
+        costs[name] = round((time.process_time() - t0) / rounds * 1e6, 1)
+    return costs
+
+
+def crypto_floor(
+    costs: dict[str, float], measured: dict[str, dict[str, int]], cores: int
+) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """Per path, the µs of cryptography each role must spend per exchange, and the ceiling in
+    requests/s if the gateways spent nothing else (service and load generator as measured)."""
+    per_path: dict[str, dict[str, float]] = {}
+    ceilings: dict[str, int] = {}
+    for path, roles in CRYPTO_OPS.items():
+        us = {
+            role: round(sum(costs[op] * n for op, n in ops.items()), 1)
+            for role, ops in roles.items()
+        }
+        us["total"] = round(sum(us.values()), 1)
+        per_path[path] = us
+        rest = measured[path].get("service", 0) + measured[path].get("load_generator", 0)
+        ceilings[path] = round(cores * 1e6 / (us["total"] + rest))
+    return per_path, ceilings
+
+
 def _ceiling(cpu: dict[str, int], cores: int) -> int:
     """Requests/s if ``cores`` idle cores ran only this (CPU per exchange, all processes)."""
     total = sum(cpu.values())
@@ -406,6 +514,7 @@ def _start_direct(procs: Running) -> None:
 
 def run(seconds: float, conns: int) -> dict[str, Any]:
     loads = {"start": os.getloadavg()[0]}
+    costs_before = primitive_costs()
     with tempfile.TemporaryDirectory(prefix="lt-bench-") as tmp:
         work = Path(tmp)
         direct_tb = build_testbed(work / "direct", demo_spec(direct=True), limits=LIMITS)
@@ -438,6 +547,10 @@ def run(seconds: float, conns: int) -> dict[str, Any]:
             relay = load_with_cpu(procs, url, seconds, conns, work, post=b'{"ho_so":"mat"}')
             loads["relay_run"] = os.getloadavg()[0]
     cores = os.cpu_count() or 1
+    measured = {"gateway": gateway["cpu_us"], "relay_mat": relay["cpu_us"]}
+    # timed before and after the runs; each primitive's lower figure (the machine drifts)
+    costs = {op: min(us, costs_before[op]) for op, us in primitive_costs().items()}
+    crypto_us, crypto_ceiling = crypto_floor(costs, measured, cores)
     return {
         "direct_rps": round(direct["rps"]),
         "gateway_rps": round(gateway["rps"]),
@@ -459,6 +572,9 @@ def run(seconds: float, conns: int) -> dict[str, Any]:
             "gateway": _ceiling(gateway["cpu_us"], cores),
             "relay_mat": _ceiling(relay["cpu_us"], cores),
         },
+        "crypto_primitive_us": costs,
+        "crypto_us_per_exchange": crypto_us,
+        "ceiling_rps_crypto_only": crypto_ceiling,
         "load_average_1min": {k: round(v, 2) for k, v in loads.items()},
         "errors": {"gateway_non_2xx": gateway["non_2xx"], "relay_non_2xx": relay["non_2xx"]},
         "load_generator": generator(),
