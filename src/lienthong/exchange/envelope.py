@@ -111,11 +111,13 @@ def _member_count(value: Any) -> int:
 
 
 def _loads_unique(raw: bytes, what: str) -> Any:
-    """``raw`` parsed as JSON, refused (``LT.BAD_SIGNATURE``) if it is not JSON or an object
-    in it names a member twice. RFC 7515 §4 / RFC 7519 §4 let a parser reject duplicate names
-    or keep the last (orjson keeps the last); a verifier that kept the first — another
-    implementation, an auditor's tool reading the message-log evidence — would read another
-    value from the same signed token, so the protocol refuses them.
+    """``raw`` parsed as JSON, refused (``LT.BAD_SIGNATURE``) if it is not JSON, nests more
+    than 254 levels (orjson parses up to 1,024 but writes back no more than 254: that write
+    raised ``TypeError``, answered ``LT.INTERNAL``) or an object in it names a member twice.
+    RFC 7515 §4 / RFC 7519 §4 let a parser reject duplicate names or keep the last (orjson
+    keeps the last); a verifier that kept the first — another implementation, an auditor's
+    tool reading the message-log evidence — would read another value from the same signed
+    token, so the protocol refuses them.
 
     The check: text that orjson writes back byte for byte has no name twice (what our own
     signers send: ≈ 0.5 µs). Else every string of the (valid) JSON text is replaced by one
@@ -126,7 +128,11 @@ def _loads_unique(raw: bytes, what: str) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Refused(ErrorCode.BAD_SIGNATURE, f"{what} are not JSON") from exc
-    if orjson.dumps(value) == raw:
+    try:
+        canonical = orjson.dumps(value) == raw
+    except orjson.JSONEncodeError as exc:  # nested past the 254 levels orjson writes back
+        raise Refused(ErrorCode.BAD_SIGNATURE, f"{what} nest too deeply") from exc
+    if canonical:
         return value
     names = _JSON_STRING.sub(b'"', raw).translate(None, b" \t\n\r").count(b'":')
     if names != _member_count(value):

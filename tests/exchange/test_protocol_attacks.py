@@ -1,0 +1,462 @@
+"""Attacks on the signed envelope and on answers, through running gateways, beyond the cases
+of test_security.py and test_policy_attacks.py: JSON nested past what a verifier can take,
+the request line bent by a relay, duplicate delivery, signed refusals lifted or re-coded by a
+relay, end-to-end answers cut or reordered at a record boundary, and what the message log,
+the admin endpoints and ``gateway monitor`` show of a call naming a citizen.
+
+One testbed (real processes on 127.0.0.1) for the module. We act as a compromised relay
+(NDXP's TLS identity) towards the provider gateway BCA-GW, as NDXP's impostor towards the
+client gateway BHXH-GW, or as an information system on BHXH's LAN. Every refusal checks the
+uniform answer, that nothing reached the provider's service (or, for an answer, that the
+caller got no forged one) and that the gateways go on serving the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from tests.exchange.conftest import Federation
+from tests.exchange.craft import RelayImpostor, build_request, make_call, relay_tls, send
+
+from lienthong.audit.entries import decode_entry
+from lienthong.audit.log import AuditLog
+from lienthong.exchange.e2e import b64e
+from lienthong.exchange.envelope import KeyedSigner, _raw_signature, hop_receipt, token_hash
+from lienthong.exchange.testbed import GIAMDINH, SVC_ECHO, SVC_RESIDENCE, SVC_SECRET
+
+ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
+HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
+PID = "011187747224"  # a (synthetic) citizen's personal ID
+DEEP = 300  # nesting levels: valid JSON that orjson parses but will not write back (> 254)
+
+
+@pytest.fixture(scope="module")
+def kit(federation: Federation) -> dict[str, Any]:
+    relay = federation.node("NDXP")
+    client_gw = federation.node("BHXH-GW")
+    giamdinh = make_call(GIAMDINH, SVC_ECHO).client
+    echo = make_call(GIAMDINH, SVC_ECHO).service.subsystem
+    return {
+        "relay": relay,
+        "tls": relay_tls(relay),
+        "signers": client_gw.local[giamdinh].signers,
+        "provider_signers": federation.node("BCA-GW").local[echo].signers,
+        "port": federation.testbed.peer_ports["BCA-GW"],
+    }
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _internal(fed: Federation, service: str = SVC_ECHO) -> str:
+    return f"{fed.testbed.internal_url('BHXH-GW')}/r1/{service}"
+
+
+def _serves_others(fed: Federation) -> None:
+    """A genuine call through the whole route still gets its answer."""
+    resp = httpx.post(_internal(fed), headers=HEADERS, content=b"next", timeout=20)
+    assert resp.status_code == 200 and resp.content == b"next", (resp.status_code, resp.text)
+
+
+def _uniform(resp: httpx.Response, code: str) -> None:
+    assert resp.headers.get("X-LT-Error") == code, (resp.status_code, resp.text)
+    assert resp.status_code == {"LT.BAD_REQUEST": 400, "LT.REPLAY": 409}.get(
+        code, 502 if code == "LT.UNAVAILABLE" else 403
+    )
+    assert resp.json() == {"error": code}, resp.text
+    lt = {k.lower() for k in resp.headers if k.lower().startswith("x-lt-")}
+    assert lt <= {"x-lt-error", "x-lt-refusal"}, lt  # a signed refusal at most
+
+
+def refused(
+    fed: Federation, action: Callable[[], httpx.Response], code: str, *, served: int = 0
+) -> httpx.Response:
+    """``action`` is answered with exactly the uniform refusal ``code``, the provider's service
+    received ``served`` calls meanwhile (none, unless the attack is on the answer), and the
+    gateways serve the next call."""
+    before = len(fed.received())
+    resp = action()
+    _uniform(resp, code)
+    time.sleep(0.05)  # a call that got through would be recorded by now
+    assert len(fed.received()) == before + served, "the provider's service got a call"
+    _serves_others(fed)
+    return resp
+
+
+def _deep_list() -> list[Any]:
+    nest: list[Any] = []
+    for _ in range(DEEP - 1):
+        nest = [nest]
+    return nest
+
+
+def _claims(token: str) -> dict[str, Any]:
+    part = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return claims
+
+
+def _signed(claims: dict[str, Any], signer: KeyedSigner) -> str:
+    """An ES256 token over ``claims`` written by the standard library's encoder (which writes
+    nesting orjson refuses to write back)."""
+    head = b64e(json.dumps({"alg": "ES256", "kid": signer.kid}).encode())
+    payload = b64e(json.dumps(claims).encode())
+    sig = _raw_signature(signer.signer, f"{head}.{payload}".encode(), signer.algorithm)
+    return f"{head}.{payload}.{b64e(sig)}"
+
+
+def _deep_header(token: str) -> str:
+    """``token`` under a protected header nesting one member ``DEEP`` levels (still under the
+    1,024 characters a header may have, so it is parsed before any signature is checked)."""
+    head, payload, sig = token.split(".")
+    kid = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"]
+    raw = b'{"alg":"ES256","kid":"' + kid.encode() + b'","x":' + b"[" * DEEP + b"]" * DEEP + b"}"
+    deep = b64e(raw)
+    assert len(deep) <= 1024
+    return f"{deep}.{payload}.{sig}"
+
+
+def _to_provider(kit: dict[str, Any], call: Any, headers: dict[str, str], body: bytes) -> Any:
+    return lambda: send(kit["tls"], kit["port"], call, headers, body)
+
+
+def _echo_request(kit: dict[str, Any], **kw: Any) -> tuple[Any, dict[str, str], bytes, str]:
+    call = make_call(GIAMDINH, SVC_ECHO, method="POST")
+    headers, body, req_hash = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, body=b"x", **kw
+    )
+    return call, headers, body, req_hash
+
+
+# --- JSON nested past what the verifier writes back -----------------------------------------
+
+
+@pytest.mark.parametrize("where", ["X-LT-Request", "X-LT-Request-PQ", "X-LT-Hops"])
+def test_a_deeply_nested_jws_header_is_a_signature_refusal(
+    federation: Federation, kit: dict[str, Any], where: str
+) -> None:
+    """The protected header is parsed before any signature is checked: whoever holds a
+    directory node's TLS key could make the provider fail with LT.INTERNAL (a traceback
+    per call) by nesting a member 300 levels deep — valid JSON that orjson reads but will
+    not write back. It is a malformed token: LT.BAD_SIGNATURE."""
+    call, headers, body, _ = _echo_request(kit)
+    if where == "X-LT-Request-PQ":  # a detached token, verified when present at any level
+        deep, _, sig = _deep_header(headers["X-LT-Request"]).split(".")
+        headers[where] = f"{deep}..{sig}"
+    else:
+        headers[where] = _deep_header(headers[where])
+    refused(federation, _to_provider(kit, call, headers, body), "LT.BAD_SIGNATURE")
+
+
+def test_deeply_nested_signed_claims_are_a_signature_refusal(
+    federation: Federation, kit: dict[str, Any]
+) -> None:
+    """A member key signs claims with a member nested 300 levels (or such a route): refused
+    as a malformed token, not LT.INTERNAL — and no claim of it reaches a log."""
+    for extra in ({"x": _deep_list()}, {"route": [ROUTE[0], _deep_list()]}):
+        call, headers, body, _ = _echo_request(kit)
+        token = _signed({**_claims(headers["X-LT-Request"]), **extra}, kit["signers"][0])
+        headers["X-LT-Request"] = token
+        relay = kit["relay"]
+        headers["X-LT-Hops"] = hop_receipt(
+            relay.name, token_hash(token), time.time(), relay.receipt_signer
+        )
+        refused(federation, _to_provider(kit, call, headers, body), "LT.BAD_SIGNATURE")
+
+
+# --- the request line, bent by a relay ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("PUT", f"/r1/{SVC_ECHO}"),  # another method
+        ("POST", f"/r1/{SVC_ECHO}?limit=1"),  # a query added
+        ("POST", f"/r1/{SVC_ECHO}/"),  # a trailing slash (another sub-path)
+        ("POST", f"/r1/{SVC_SECRET}"),  # the same body and signature, another service
+    ],
+)
+def test_a_relay_cannot_bend_the_request_line(
+    federation: Federation, kit: dict[str, Any], method: str, target: str
+) -> None:
+    call, headers, body, _ = _echo_request(kit)
+    bent = dataclasses.replace(call, method=method)
+    code = "LT.BAD_SIGNATURE"
+    refused(federation, lambda: send(kit["tls"], kit["port"], bent, headers, body, target), code)
+
+
+def test_two_copies_at_once_reach_the_service_once(
+    federation: Federation, kit: dict[str, Any]
+) -> None:
+    """A relay sending one request twice at the same moment: one copy is served, the other is
+    LT.REPLAY — the replay check holds no window between check and record."""
+    call, headers, body, _ = _echo_request(kit)
+    before = len(federation.received())
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: _to_provider(kit, call, headers, body)(), range(4)))
+    codes = sorted(a.headers.get("X-LT-Error", str(a.status_code)) for a in answers)
+    assert codes == ["200", "LT.REPLAY", "LT.REPLAY", "LT.REPLAY"], codes
+    time.sleep(0.05)
+    assert len(federation.received()) == before + 1
+    _serves_others(federation)
+
+
+# --- a relay bending answers and refusals ---------------------------------------------------
+
+
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+def _unbent(status: int, headers: dict[str, str], body: bytes) -> Answer:
+    return status, headers, body
+
+
+class _Bending(RelayImpostor):
+    """NDXP's TLS identity in front of BHXH-GW: forwards each call to BCA-GW like NDXP (with a
+    genuine hop receipt, or none when ``strip``), then hands the answer to ``bend``, whose
+    result goes back to the client gateway. ``times`` copies of the call are sent; the last
+    answer is the one bent. ``bend``, ``strip`` and ``times`` hold for the next call only:
+    the one after passes through unaltered."""
+
+    def __init__(self, fed: Federation, kit: dict[str, Any]) -> None:
+        super().__init__(fed, kit)
+        self.bend: Callable[[int, dict[str, str], bytes], Answer] = _unbent
+        self.strip = False
+        self.times = 1
+        self.answers: list[Answer] = []
+
+    async def _answer(self, request: web.BaseRequest) -> web.Response:
+        bend, strip, times = self.bend, self.strip, self.times
+        self.bend, self.strip, self.times = _unbent, False, 1
+        relay = self._kit["relay"]
+        token = request.headers["X-LT-Request"]
+        headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
+        if not strip:
+            headers["X-LT-Hops"] = hop_receipt(
+                relay.name, token_hash(token), time.time(), relay.receipt_signer
+            )
+        body = await request.content.read()  # (read() stops at 1 MiB)
+        for _ in range(times):
+            resp = await asyncio.to_thread(
+                httpx.request,
+                request.method,
+                f"https://127.0.0.1:{self._kit['port']}{request.raw_path}",
+                headers=headers,
+                content=body,
+                verify=self._kit["tls"],
+                timeout=20,
+            )
+        keep = {"content-type", "x-lt-response", "x-lt-response-pq", "x-lt-error", "x-lt-refusal"}
+        back = {k: v for k, v in resp.headers.items() if k.lower() in keep}
+        self.answers.append((resp.status_code, back, resp.content))
+        status, out, data = bend(resp.status_code, dict(back), resp.content)
+        return web.Response(status=status, body=data, headers=out)
+
+
+@pytest.fixture
+def bending(federation: Federation, kit: dict[str, Any]) -> Iterator[_Bending]:
+    with _Bending(federation, kit) as relay:
+        yield relay
+
+
+def _post(fed: Federation, body: bytes = b"x", service: str = SVC_ECHO) -> Any:
+    return lambda: httpx.post(_internal(fed, service), headers=HEADERS, content=body, timeout=20)
+
+
+def test_a_deeply_nested_answer_or_refusal_is_no_internal_error(
+    federation: Federation, bending: _Bending
+) -> None:
+    """The client gateway reads X-LT-Response and X-LT-Refusal from whatever the first hop
+    sends: a token whose header nests 300 levels is a forged answer (LT.BAD_SIGNATURE) or an
+    unauthenticated refusal (LT.UNAVAILABLE), never LT.INTERNAL."""
+
+    def deep_response(s: int, h: dict[str, str], b: bytes) -> Answer:
+        h["x-lt-response"] = _deep_header(h["x-lt-response"])
+        return s, h, b
+
+    bending.bend = deep_response
+    refused(federation, _post(federation), "LT.BAD_SIGNATURE", served=1)
+
+    def deep_refusal(s: int, h: dict[str, str], b: bytes) -> Answer:
+        return 403, {"X-LT-Error": "LT.ROUTE", "X-LT-Refusal": _deep_header(h["x-lt-response"])}, b
+
+    bending.bend = deep_refusal
+    refused(federation, _post(federation), "LT.UNAVAILABLE", served=1)
+
+
+def test_a_provider_signing_deeply_nested_answer_claims_is_refused(
+    federation: Federation, kit: dict[str, Any], bending: _Bending
+) -> None:
+    """As a compromised provider would sign it: answer claims with a member nested 300 levels,
+    validly signed — LT.BAD_SIGNATURE at the client gateway, not LT.INTERNAL."""
+
+    def resign(s: int, h: dict[str, str], b: bytes) -> Answer:
+        rclaims = {**_claims(h["x-lt-response"]), "x": _deep_list()}
+        h["x-lt-response"] = _signed(rclaims, kit["provider_signers"][0])
+        return s, h, b
+
+    bending.bend = resign
+    refused(federation, _post(federation), "LT.BAD_SIGNATURE", served=1)
+
+
+def test_a_signed_refusal_cannot_be_lifted_to_another_call(
+    federation: Federation, bending: _Bending
+) -> None:
+    """BCA-GW's genuine signed refusal of one call (its hop receipt stripped), handed back by the
+    relay as the answer to the next call: bound to the other request hash, the caller learns
+    only LT.UNAVAILABLE."""
+    bending.strip = True
+    refused(federation, _post(federation), "LT.ROUTE")  # genuine: the code passes
+    _, lifted, body = bending.answers[-2]  # (the last: the check that others are served)
+    bending.bend = lambda s, h, b: (403, lifted, body)
+    refused(federation, _post(federation), "LT.UNAVAILABLE", served=1)
+
+
+@pytest.mark.parametrize("code", ["LT.ACCESS_DENIED", "LT.REPLAY", "lt.route", "LT.ROUTE "])
+def test_a_relay_cannot_recode_a_signed_refusal(
+    federation: Federation, bending: _Bending, code: str
+) -> None:
+    """The genuine signed LT.ROUTE of this very call, its X-LT-Error rewritten by the relay:
+    the signed code no longer matches — LT.UNAVAILABLE, not the relay's code."""
+    bending.strip = True
+
+    def recode(s: int, h: dict[str, str], b: bytes) -> Answer:
+        return s, {**h, "x-lt-error": code}, b
+
+    bending.bend = recode
+    refused(federation, _post(federation), "LT.UNAVAILABLE")
+
+
+def _records(data: bytes) -> list[bytes]:
+    """The end-to-end records of a sealed body (4-byte header: final bit, length)."""
+    out, i = [], 0
+    while i < len(data):
+        size = int.from_bytes(data[i : i + 4], "big") & 0x7FFF_FFFF
+        out.append(data[i : i + 4 + size])
+        i += 4 + size
+    return out
+
+
+_CUTS: dict[str, Callable[[list[bytes]], list[bytes]]] = {
+    "drop-final": lambda recs: recs[:-1],  # the empty final record: every byte of data came
+    "append": lambda recs: [*recs, recs[-1]],
+    "reorder": lambda recs: [recs[0], recs[2], recs[1], *recs[3:]],
+    "drop-first": lambda recs: recs[1:],
+}
+
+
+def _cut_records(cut: str) -> Callable[[int, dict[str, str], bytes], Answer]:
+    def bend(status: int, headers: dict[str, str], body: bytes) -> Answer:
+        recs = _records(body)
+        assert len(recs) > 3 and b"".join(recs) == body
+        return status, headers, b"".join(_CUTS[cut](recs))
+
+    return bend
+
+
+@pytest.mark.parametrize("cut", ["drop-final", "append", "reorder"])
+def test_an_end_to_end_answer_cut_or_reordered_mid_stream_is_cut_for_the_caller(
+    federation: Federation, bending: _Bending, cut: str
+) -> None:
+    """A MAT answer large enough to be streamed (2 MiB: 33 records), cut, extended or reordered
+    by the relay exactly at record boundaries, each record intact and the HTTP framing clean:
+    the caller's stream is cut (never ended as if complete), and nothing from a record out of
+    place is passed on."""
+    payload = bytes(range(256)) * (8 << 10)
+    bending.bend = _cut_records(cut)
+    before = len(federation.received())
+    got = b""
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream(
+            "POST", _internal(federation, SVC_SECRET), headers=HEADERS, content=payload, timeout=30
+        ) as resp,
+    ):
+        assert resp.status_code == 200  # headers go out with the first authenticated record
+        for chunk in resp.iter_bytes():
+            got += chunk
+    assert payload.startswith(got)
+    if cut == "reorder":
+        assert len(got) <= 64 << 10  # the first record only
+    assert len(federation.received()) == before + 1
+    _serves_others(federation)
+
+
+def test_an_end_to_end_answer_without_its_first_record_is_refused(
+    federation: Federation, bending: _Bending
+) -> None:
+    """Nothing is answered before the first record is authenticated: a uniform refusal."""
+    bending.bend = _cut_records("drop-first")
+    body = bytes(range(256)) * (8 << 10)
+    refused(federation, _post(federation, body, SVC_SECRET), "LT.BAD_SIGNATURE", served=1)
+
+
+# --- what logs and admin endpoints show -----------------------------------------------------
+
+
+def _leaves(fed: Federation, node: str) -> list[dict[str, Any]]:
+    path = fed.testbed.workdir / "state" / node / "message-log.auditlog"
+    with AuditLog.open(path, create=False) as log:
+        return [decode_entry(log.entry(i)) for i in range(log.size())]
+
+
+def test_admin_endpoints_and_monitor_name_nobody(federation: Federation) -> None:
+    """After a call naming a citizen (path) and an official (end user): neither /health nor
+    /metrics nor ``gateway monitor`` shows either, nor the purpose; the peer listener (open to
+    other gateways) has no admin endpoint at all."""
+    user = "VN-CCCD-001203004567"
+    headers = {**HEADERS, "X-LT-UserId": user, "X-LT-Purpose": "muc-dich-rieng"}
+    resp = httpx.get(f"{_internal(federation, SVC_RESIDENCE)}/{PID}", headers=headers, timeout=20)
+    assert resp.status_code == 200
+    mid = resp.headers["X-LT-Id"]
+    tb = federation.testbed
+    shown = [
+        httpx.get(f"{tb.internal_url(n)}{p}")
+        for n in ("BHXH-GW", "BCA-GW")
+        for p in ("/health", "/metrics")
+    ]
+    for node in ROUTE:
+        deadline = time.monotonic() + 10  # records are flushed twice a second
+        while True:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "lienthong",
+                    "gateway",
+                    "monitor",
+                    "--config",
+                    str(tb.configs[node]),
+                    "--limit",
+                    "50",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+            if mid in out or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert mid in out, node
+        shown.append(httpx.Response(200, text=out))
+    for answer in shown:
+        assert answer.status_code == 200
+        for secret in (PID, user, "001203004567", "muc-dich-rieng"):
+            assert secret not in answer.text
+    with httpx.Client(verify=relay_tls(federation.node("NDXP")), timeout=10) as peer:
+        for path in ("/health", "/metrics"):
+            answer = peer.get(f"https://127.0.0.1:{tb.peer_ports['BCA-GW']}{path}")
+            _uniform(answer, "LT.BAD_REQUEST")
