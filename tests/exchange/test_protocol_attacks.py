@@ -412,6 +412,24 @@ def _leaves(fed: Federation, node: str) -> list[dict[str, Any]]:
         return [decode_entry(log.entry(i)) for i in range(log.size())]
 
 
+def test_a_personal_id_in_the_purpose_never_lands_in_a_leaf(federation: Federation) -> None:
+    """Leaves name nobody (docs/exchange.md, "Message log"): the message id may not be a
+    personal ID, and neither may the free text of the purpose or the legal basis that every
+    node copies into its leaf — an information system writing "tra cuu 011187747224" there
+    would put a citizen's ID in clear into logs handed to auditors, for good. The run of
+    digits is redacted in the leaf (the signed token, in the evidence store, keeps it)."""
+    headers = {**HEADERS, "X-LT-Purpose": f"tra-cuu-{PID}", "X-LT-Legal-Basis": f"ho so {PID}"}
+    resp = httpx.get(f"{_internal(federation, SVC_RESIDENCE)}/{PID}", headers=headers, timeout=20)
+    assert resp.status_code == 200
+    mid = resp.headers["X-LT-Id"]
+    for node in ROUTE:
+        leaves = [e for e in _leaves(federation, node) if e.get("message_id") == mid]
+        assert leaves, node
+        for leaf in leaves:
+            assert PID not in json.dumps(leaf), (node, leaf)
+            assert leaf["purpose"].startswith("tra-cuu-"), leaf
+
+
 def test_admin_endpoints_and_monitor_name_nobody(federation: Federation) -> None:
     """After a call naming a citizen (path) and an official (end user): neither /health nor
     /metrics nor ``gateway monitor`` shows either, nor the purpose; the peer listener (open to

@@ -93,7 +93,11 @@ def _request_fields(
         "ts": time.time(),
         "node": node.name,
         "role": role,
-        **{k: claims.get(k) for k in ("id", "client", "service", "purpose", "legal", "user")},
+        **{k: claims.get(k) for k in ("id", "client", "service", "user")},
+        # free text copied into the Merkle leaf: a personal ID in it is redacted there (the
+        # signed token, in the evidence store, keeps the text as signed)
+        "purpose": _redact(str(claims.get("purpose"))),
+        "legal": _redact(str(claims.get("legal"))),
         "level": claims.get("level"),
         "request_hash": req_hash,
         "request_body": claims.get("body"),
@@ -283,8 +287,12 @@ def _redact_word(match: re.Match[str]) -> str:
     return word if _HASH.fullmatch(word) else _DIGITS.sub("[redacted]", word)
 
 
+def _redact(text: str) -> str:
+    return _WORD.sub(_redact_word, text)
+
+
 def _scrub(text: str) -> str:
-    return _WORD.sub(_redact_word, text)[:300]
+    return _redact(text)[:300]
 
 
 def _safe_value(value: Any) -> Any:
@@ -325,8 +333,8 @@ def personal_access(node: Node, claims: dict[str, Any], rclaims: dict[str, Any])
         subject,
         str(claims.get("client")),
         str(claims.get("service")),
-        str(claims.get("purpose")),
-        str(claims.get("legal")),
+        _redact(str(claims.get("purpose"))),
+        _redact(str(claims.get("legal"))),
         at=datetime.now(UTC),
         key=key,
         outcome="ok" if isinstance(status, int) and status < 400 else "error",
