@@ -28,13 +28,22 @@ import httpx
 import pytest
 from aiohttp import web
 from tests.exchange.conftest import Federation
-from tests.exchange.craft import RelayImpostor, build_request, make_call, relay_tls, send
+from tests.exchange.craft import (
+    RelayImpostor,
+    ServerThread,
+    build_request,
+    make_call,
+    relay_tls,
+    send,
+)
 
 from lienthong.audit.entries import decode_entry
 from lienthong.audit.log import AuditLog
 from lienthong.exchange.e2e import b64e
 from lienthong.exchange.envelope import KeyedSigner, _raw_signature, hop_receipt, token_hash
+from lienthong.exchange.node import tls_contexts
 from lienthong.exchange.testbed import GIAMDINH, SVC_ECHO, SVC_RESIDENCE, SVC_SECRET
+from lienthong.trust.secrets import resolve_secret
 
 ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
 HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
@@ -478,3 +487,53 @@ def test_admin_endpoints_and_monitor_name_nobody(federation: Federation) -> None
         for path in ("/health", "/metrics"):
             answer = peer.get(f"https://127.0.0.1:{tb.peer_ports['BCA-GW']}{path}")
             _uniform(answer, "LT.BAD_REQUEST")
+
+
+class _ProviderImpostor(ServerThread):
+    """BCA-GW's TLS identity on its peer port (the gateway stopped meanwhile, started again on
+    exit): a compromised provider that answers every call with ``headers`` and no body."""
+
+    def __init__(self, fed: Federation, headers: dict[str, str]) -> None:
+        super().__init__()
+        self._fed, self._headers = fed, headers
+
+    async def _handle(self, request: web.BaseRequest) -> web.Response:
+        await request.content.read()
+        resp = web.Response(status=403, body=b"{}", headers=self._headers)
+        resp.force_close()
+        return resp
+
+    async def start(self) -> None:
+        cfg = self._fed.node("BCA-GW").cfg
+        server_ctx, _ = tls_contexts(cfg, resolve_secret(cfg.passphrase))
+        self._web = web.Server(self._handle)
+        port = self._fed.testbed.peer_ports["BCA-GW"]
+        self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
+
+    async def stop(self) -> None:
+        self._srv.close()
+        await self._web.shutdown(1.0)
+        await self._srv.wait_closed()
+
+    def __enter__(self) -> _ProviderImpostor:
+        self._fed.running.stop("BCA-GW")
+        return super().__enter__()
+
+    def __exit__(self, *_: object) -> None:
+        super().__exit__()
+        self._fed.running.start_gateway("BCA-GW")
+
+
+def test_a_downstream_error_text_never_lands_in_the_relay_leaf(federation: Federation) -> None:
+    """The relay logs each call it carries with the refusal code that came back — unsigned
+    text the next hop chose: only an LT.* code (or "other") may enter its leaf, never free
+    text such as a citizen's ID."""
+    with _ProviderImpostor(federation, {"X-LT-Error": f"LT.{PID}"}):
+        resp = httpx.post(_internal(federation), headers=HEADERS, content=b"x", timeout=20)
+    _uniform(resp, "LT.UNAVAILABLE")  # unsigned: the caller learns nothing more
+    mid = resp.headers.get("X-LT-Id")
+    leaves = [e for e in _leaves(federation, "NDXP") if e.get("role") == "relay"]
+    assert leaves and leaves[-1]["outcome"] == "refused", leaves[-1:]
+    assert PID not in json.dumps(leaves[-1]) and leaves[-1]["reason"] == "other", leaves[-1]
+    assert mid is None or leaves[-1]["message_id"] == mid
+    _serves_others(federation)

@@ -182,7 +182,8 @@ class Exchange:
             {
                 **_request_fields(node, "relay", claims, req_hash, request_tokens),
                 "outcome": "refused" if code else "ok",
-                "reason": code[:64] if code else None,
+                # unsigned text of the next hop: an LT.* code or "other" (as the client logs it)
+                "reason": (code if code in _CODES else "other") if code else None,
                 "response_status": status,
                 "response_tokens": [headers.get(H_RESPONSE, ""), headers.get(H_RESPONSE_PQ, "")],
                 "hops": hops,
@@ -257,6 +258,7 @@ class Exchange:
         )
 
 
+_CODES = frozenset(code.value for code in ErrorCode)
 # refusal code -> (security event, CEF severity 0-10)
 _EVENTS = {
     "LT.BAD_SIGNATURE": ("verification.failed", 7),
