@@ -348,6 +348,34 @@ def test_a_relay_cannot_recode_a_signed_refusal(
     refused(federation, _post(federation), "LT.UNAVAILABLE")
 
 
+def test_a_request_delivered_twice_is_never_a_signed_refusal_to_the_caller(
+    federation: Federation, bending: _Bending
+) -> None:
+    """A relay (or a failover after the first copy arrived) delivers one request twice and
+    hands back the answer to the second copy: BCA-GW's LT.REPLAY. The first copy was served;
+    a signed refusal would tell the caller (and its message log) "refused by BCA-GW", and
+    the information system, told to retry LT.REPLAY with a new id, would pay twice. The
+    refusal of this very request again is unsigned: the caller learns LT.UNAVAILABLE."""
+    bending.times = 2
+    refused(federation, _post(federation, b"pay 10", SVC_ECHO), "LT.UNAVAILABLE", served=1)
+
+
+def test_only_another_request_under_a_seen_id_gets_a_signed_replay_refusal(
+    federation: Federation, kit: dict[str, Any]
+) -> None:
+    """At the provider: the same token again is refused unsigned (it may have been served);
+    another token reusing the id is refused with a signed LT.REPLAY (it was not served)."""
+    call, headers, body, _ = _echo_request(kit)
+    assert _to_provider(kit, call, headers, body)().status_code == 200
+    again = refused(federation, _to_provider(kit, call, headers, body), "LT.REPLAY")
+    assert "X-LT-Refusal" not in again.headers
+    other, other_body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, body=b"y"
+    )
+    reused = refused(federation, _to_provider(kit, call, other, other_body), "LT.REPLAY")
+    assert "X-LT-Refusal" in reused.headers
+
+
 def _records(data: bytes) -> list[bytes]:
     """The end-to-end records of a sealed body (4-byte header: final bit, length)."""
     out, i = [], 0

@@ -119,7 +119,15 @@ def verify_peer_request(node: Node, request: Request, ex: Exchange) -> Verified:
     # service and the message log see, so a second call under it is a replay.
     # Signed ahead of this node's clock: the key's journal record is made durable off the
     # event loop; the request is accepted (handle_peer_call) once it is.
-    durable = node.replay.admit(f"{ident}|{claims['id']}", ts, time.time())
+    try:
+        durable = node.replay.admit(f"{ident}|{claims['id']}", ts, time.time())
+    except Refused as exc:
+        # This very request again (a relay's or a failover's second copy): the first may have
+        # been served, so no signed refusal may tell the caller it was not — unsigned, the
+        # client gateway answers LT.UNAVAILABLE (outcome unknown), never LT.REPLAY.
+        if exc.details.get("again"):
+            ex.req_hash = ""
+        raise
     decision = verify_access(node.directory, _subsystem(ident), service)
     route = claims.get("route")
     if route != plan_route(node.directory, decision.client_node, decision.provider_node):

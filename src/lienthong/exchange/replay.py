@@ -55,7 +55,8 @@ class ReplayWindow:
             raise ValueError("window and capacity must be positive")
         self.window_s = window_s
         self.max_entries = max_entries
-        self._seen: set[str] = set()
+        # key -> its signed timestamp (the heap's own float: no extra object per key)
+        self._seen: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
         self._floor = float("-inf") if start is None else start
         self._journal = journal
@@ -105,8 +106,11 @@ class ReplayWindow:
             raise Refused(
                 ErrorCode.REPLAY, "timestamp older than the forgotten horizon or the process start"
             )
-        if key in self._seen:
-            raise Refused(ErrorCode.REPLAY, "message already seen", key=key)
+        seen_ts = self._seen.get(key)
+        if seen_ts is not None:
+            # ``again``: the same timestamp, so (for an honest signer) the very request seen
+            # before, delivered twice — that copy may have been served (see inbound)
+            raise Refused(ErrorCode.REPLAY, "message already seen", key=key, again=seen_ts == ts)
         return ts > now + AHEAD_S and self._journal is not None
 
     async def _commit_queued(self) -> None:
@@ -164,18 +168,18 @@ class ReplayWindow:
                 os.close(fd)
 
     def _remember(self, key: str, ts: float) -> None:
-        self._seen.add(key)
+        self._seen[key] = ts
         heapq.heappush(self._heap, (ts, key))
         while len(self._heap) > self.max_entries:
             old_ts, old_key = heapq.heappop(self._heap)
-            self._seen.discard(old_key)
+            self._seen.pop(old_key, None)
             self._floor = max(self._floor, old_ts)
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window_s
         while self._heap and self._heap[0][0] < horizon:
             _, key = heapq.heappop(self._heap)
-            self._seen.discard(key)
+            self._seen.pop(key, None)
 
     def _load_journal(self, path: Path, floor: float) -> None:
         """Remember the journaled keys a restart would otherwise forget (timestamps at or
