@@ -208,3 +208,60 @@ def test_relay_dies_mid_stream(federation: Federation, client: httpx.Client) -> 
     assert resp.headers["X-LT-Error"] == "LT.UNAVAILABLE"
     federation.running.start_gateway("NDXP")
     assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200
+
+
+def _kill_after(federation: Federation, name: str, chunks: int, size: int) -> Iterator[bytes]:
+    """A request body of ``chunks`` pieces; process ``name`` is killed after the fourth."""
+    import threading
+
+    for i in range(chunks):
+        if i == 4:
+            threading.Thread(
+                target=federation.running.stop, args=(name,), kwargs={"kill": True}
+            ).start()
+        yield b"\x03" * size
+
+
+@pytest.mark.parametrize("service", [SVC_SINK, SVC_SECRET], ids=["public-spooled", "mat-e2e"])
+def test_provider_gateway_dies_mid_upload(
+    federation: Federation, client: httpx.Client, service: str
+) -> None:
+    """The provider's gateway is killed while a large body is on its way: the caller gets an
+    error or a cut connection, never a 200; the service records no upload; the restarted
+    gateway answers again."""
+    before = len(federation.received())
+    try:
+        resp = client.post(f"/r1/{service}", content=_kill_after(federation, "BCA-GW", 48, 1 << 17))
+        assert resp.status_code != 200, resp.text
+        assert resp.headers["X-LT-Error"] in {"LT.UNAVAILABLE", "LT.TIMEOUT"}
+    except httpx.HTTPError:
+        pass  # the stream was cut: also a correct outcome
+    assert len(federation.received()) == before
+    federation.running.start_gateway("BCA-GW")
+    assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200
+
+
+def test_provider_service_dies_mid_response(
+    federation: Federation, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's service dies after 2 MiB of its 8 MiB answer: the caller never gets a
+    clean end — a refusal (the provider gateway hashes a PUBLIC answer before it signs it,
+    so it sees the cut first) or a cut stream; the restarted service answers again."""
+    size, cut = 8 << 20, 2 << 20
+    federation.running.stop("service")
+    monkeypatch.setenv("LIENTHONG_SAMPLE_FAULTS", "1")  # the service obeys die_after
+    federation.running.start_service(federation.record)
+    monkeypatch.delenv("LIENTHONG_SAMPLE_FAULTS")
+    got, status, code = 0, 0, None
+    try:
+        with client.stream("GET", f"/r1/{SVC_BLOB}?bytes={size}&die_after={cut}") as down:
+            status, code = down.status_code, down.headers.get("X-LT-Error")
+            for chunk in down.iter_bytes():
+                got += len(chunk)
+    except httpx.HTTPError:
+        assert status == 200 and got < size  # cut while streaming
+    else:
+        assert (status, code) == (502, "LT.UNAVAILABLE"), (status, code, got)
+    federation.running.stop("service")  # gone already: reaped
+    federation.running.start_service(federation.record)
+    assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200

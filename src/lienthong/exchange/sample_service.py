@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ _RESIDENCES = [
 
 def build_app(record: Path | None) -> web.Application:
     log = record.open("a", encoding="utf-8") if record else None
+    faults = os.environ.get("LIENTHONG_SAMPLE_FAULTS") == "1"  # never set outside fault tests
 
     def remember(request: web.Request, size: int, digest: str = "") -> None:
         if log is not None:
@@ -66,14 +68,20 @@ def build_app(record: Path | None) -> web.Application:
 
     async def blob(request: web.Request) -> web.StreamResponse:
         size = int(request.query.get("bytes", "0"))
+        # fault tests only: the process dies after sending this many bytes of the answer
+        die_after = int(request.query.get("die_after", "-1")) if faults else -1
         remember(request, 0)
         out = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         out.content_length = size
         await out.prepare(request)
-        chunk = b"\x5a" * (1 << 20)
-        while size > 0:
-            await out.write(chunk[: min(size, len(chunk))])
-            size -= len(chunk)
+        chunk, sent = b"\x5a" * (1 << 20), 0
+        while sent < size:
+            if 0 <= die_after <= sent:
+                await out.drain()
+                os._exit(1)
+            piece = chunk[: min(size - sent, len(chunk))]
+            await out.write(piece)
+            sent += len(piece)
         await out.write_eof()
         return out
 
