@@ -206,6 +206,25 @@ def test_a_relay_cannot_bend_the_request_line(
     refused(federation, lambda: send(kit["tls"], kit["port"], bent, headers, body, target), code)
 
 
+@pytest.mark.parametrize(
+    "tail", ["/..;/ho-so-mat", "/.;/x", "/%2e%2e;/x", "/..;jsessionid=1/x", "/..%3B/x", "/a/..%3b"]
+)
+def test_a_dot_segment_with_path_parameters_never_reaches_a_service(
+    federation: Federation, kit: dict[str, Any], tail: str
+) -> None:
+    """``/..;/`` is a dot segment to the servlet containers agencies run their services on
+    (Tomcat, Jetty, Spring strip ``;parameters`` from a segment, then resolve ``..``): it
+    climbs out of the service's base path, as ``..`` would. Refused at the entry gateway, and
+    at the provider when a member key signs it anyway."""
+    url = f"{_internal(federation)}{tail}"
+    refused(federation, lambda: httpx.post(url, headers=HEADERS, content=b"x"), "LT.BAD_REQUEST")
+    call = make_call(GIAMDINH, SVC_ECHO, tail, method="POST")
+    headers, body, _ = build_request(
+        call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE, body=b"x"
+    )
+    refused(federation, _to_provider(kit, call, headers, body), "LT.BAD_REQUEST")
+
+
 def test_two_copies_at_once_reach_the_service_once(
     federation: Federation, kit: dict[str, Any]
 ) -> None:
