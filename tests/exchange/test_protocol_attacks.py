@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -462,6 +463,13 @@ def test_an_end_to_end_answer_without_its_first_record_is_refused(
 # --- what logs and admin endpoints show -----------------------------------------------------
 
 
+def _lienthong(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``lienthong`` command line (as an operator would, beside the running gateway)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lienthong", *args], capture_output=True, text=True, timeout=120
+    )
+
+
 def _leaves(fed: Federation, node: str) -> list[dict[str, Any]]:
     path = fed.testbed.workdir / "state" / node / "message-log.auditlog"
     with AuditLog.open(path, create=False) as log:
@@ -504,23 +512,9 @@ def test_admin_endpoints_and_monitor_name_nobody(federation: Federation) -> None
     for node in ROUTE:
         deadline = time.monotonic() + 10  # records are flushed twice a second
         while True:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "lienthong",
-                    "gateway",
-                    "monitor",
-                    "--config",
-                    str(tb.configs[node]),
-                    "--limit",
-                    "50",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout
+            monitor = _lienthong("gateway", "monitor", "--config", str(tb.configs[node]))
+            assert monitor.returncode == 0, monitor.stderr[-2000:]
+            out = monitor.stdout
             if mid in out or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
@@ -538,15 +532,15 @@ def test_admin_endpoints_and_monitor_name_nobody(federation: Federation) -> None
 
 class _ProviderImpostor(ServerThread):
     """BCA-GW's TLS identity on its peer port (the gateway stopped meanwhile, started again on
-    exit): a compromised provider that answers every call with ``headers`` and no body."""
+    exit): a compromised provider that answers every call ``status`` with ``headers``."""
 
-    def __init__(self, fed: Federation, headers: dict[str, str]) -> None:
+    def __init__(self, fed: Federation, headers: dict[str, str], status: int = 403) -> None:
         super().__init__()
-        self._fed, self._headers = fed, headers
+        self._fed, self._headers, self._status = fed, headers, status
 
     async def _handle(self, request: web.BaseRequest) -> web.Response:
         await request.content.read()
-        resp = web.Response(status=403, body=b"{}", headers=self._headers)
+        resp = web.Response(status=self._status, body=b"{}", headers=self._headers)
         resp.force_close()
         return resp
 
@@ -583,4 +577,27 @@ def test_a_downstream_error_text_never_lands_in_the_relay_leaf(federation: Feder
     assert leaves and leaves[-1]["outcome"] == "refused", leaves[-1:]
     assert PID not in json.dumps(leaves[-1]) and leaves[-1]["reason"] == "other", leaves[-1]
     assert mid is None or leaves[-1]["message_id"] == mid
+    _serves_others(federation)
+
+
+def test_gateway_evidence_shows_a_relayed_token_it_cannot_decode(federation: Federation) -> None:
+    """A relay keeps the answer token it passes back unverified (the client gateway checks
+    it). A compromised provider's token nesting 3,000 levels (8 KB, one header) then made
+    ``gateway evidence --message-id`` on the relay's log fail with a RecursionError: the
+    data-protection officer could not read that exchange's evidence. Its claims are shown
+    as null, the other tokens as usual."""
+    head = b64e(b'{"alg":"ES256","kid":"x"}')
+    deep = f"{head}.{b64e(b'[' * 3000 + b']' * 3000)}.{b64e(bytes(64))}"
+    mid = str(uuid.uuid4())
+    with _ProviderImpostor(federation, {"X-LT-Response": deep}, status=200):
+        resp = httpx.post(
+            _internal(federation), headers={**HEADERS, "X-LT-Id": mid}, content=b"x", timeout=20
+        )
+    _uniform(resp, "LT.BAD_SIGNATURE")
+    log = federation.testbed.workdir / "state" / "NDXP" / "message-log.auditlog"
+    out = _lienthong("gateway", "evidence", "--log", str(log), "--message-id", mid)
+    assert out.returncode == 0, out.stderr[-2000:]
+    tokens = json.loads(out.stdout)["message"]["tokens"]
+    assert [t["claims"] for t in tokens if t["token"] == deep] == [None]
+    assert any(t["claims"] and t["claims"].get("id") == mid for t in tokens)
     _serves_others(federation)

@@ -292,13 +292,16 @@ def verify_evidence(log: AuditLog, evidence: EvidenceStore) -> dict[str, int]:
 
 
 def _claims(token: str) -> Any:
-    """The JSON payload of a compact JWS (for display; the signature was checked on receipt)."""
+    """The JSON payload of a compact JWS (for display; the signature was checked on receipt
+    — except for the answer token a relay passes back, kept unverified): None when it cannot
+    be decoded, nested past the decoder's recursion limit included (a compromised provider's
+    token must not stop the evidence of the exchange from being read)."""
     import base64
 
     try:
         part = token.split(".")[1]
         return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, RecursionError):
         return None
 
 
