@@ -601,3 +601,22 @@ def test_gateway_evidence_shows_a_relayed_token_it_cannot_decode(federation: Fed
     assert [t["claims"] for t in tokens if t["token"] == deep] == [None]
     assert any(t["claims"] and t["claims"].get("id") == mid for t in tokens)
     _serves_others(federation)
+
+
+def test_a_relayed_token_repeated_by_the_next_hop_does_not_fail_the_relay_log(
+    federation: Federation,
+) -> None:
+    """The next hop answers two calls with the same X-LT-Response (any text: the relay keeps
+    it unverified as evidence of each call). Each leaf names it under its own message id;
+    the evidence check must find the row of that message id, or the relay's intact log is
+    reported altered (exit 1) from then on — a member node could make the national
+    platform's message log fail every audit."""
+    with _ProviderImpostor(federation, {"X-LT-Response": "e30.e30.AAAA"}, status=200):
+        for _ in range(2):
+            resp = httpx.post(_internal(federation), headers=HEADERS, content=b"x", timeout=20)
+            _uniform(resp, "LT.BAD_SIGNATURE")
+    log = federation.testbed.workdir / "state" / "NDXP" / "message-log.auditlog"
+    out = _lienthong("gateway", "evidence", "--log", str(log))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["tokens_checked"] > 0
+    _serves_others(federation)

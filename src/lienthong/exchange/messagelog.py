@@ -207,12 +207,15 @@ class EvidenceStore:
         with self._lock, contextlib.suppress(sqlite3.OperationalError):  # read-only copy: scan
             self._conn.execute("CREATE INDEX IF NOT EXISTS tokens_sha256 ON tokens(sha256)")
 
-    def get(self, sha: str) -> tuple[str, str] | None:
-        """``(message_id, token)`` of the token with this SHA-256, or None."""
+    def get(self, sha: str, message_id: str | None = None) -> tuple[str, str] | None:
+        """``(message_id, token)`` of a token with this SHA-256 — filed under ``message_id``
+        when one is given — or None. One token may be filed under several messages: a relay
+        keeps the answer token it passes back unverified, whatever the next hop repeats."""
+        sql, args = "SELECT message_id, token FROM tokens WHERE sha256 = ?", [sha]
+        if message_id is not None:
+            sql, args = sql + " AND message_id = ?", [sha, message_id]
         with self._lock:
-            row = self._conn.execute(
-                "SELECT message_id, token FROM tokens WHERE sha256 = ?", (sha,)
-            ).fetchone()
+            row = self._conn.execute(sql, args).fetchone()
         return (str(row[0]), str(row[1])) if row else None
 
     def for_message(self, message_id: str) -> list[str]:
@@ -281,7 +284,7 @@ def verify_evidence(log: AuditLog, evidence: EvidenceStore) -> dict[str, int]:
                 continue  # archived: the archive holds the leaf, the side store its tokens
             entry = decode_entry(bytes(data))
             for sha in entry.get("evidence") or ():
-                found = evidence.get(sha)
+                found = evidence.get(sha, str(entry.get("message_id"))) or evidence.get(sha)
                 if found is None:
                     raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… is missing")
                 mid, token = found
