@@ -50,6 +50,7 @@ from lienthong.trust.secrets import resolve_secret
 ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
 HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
 PID = "011187747224"  # a (synthetic) citizen's personal ID
+OTHER = "079195001234"  # another one
 DEEP = 300  # nesting levels: valid JSON that orjson parses but will not write back (> 254)
 
 
@@ -634,3 +635,49 @@ def test_a_relayed_token_repeated_by_the_next_hop_does_not_fail_the_relay_log(
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["tokens_checked"] > 0
     _serves_others(federation)
+
+
+@pytest.mark.parametrize(
+    ("rule", "path", "query", "subjects"),
+    [
+        ("path", f"/{PID};v=1", "", [PID]),  # a servlet container reads the segment as PID
+        ("path", f"/{PID}%3Bjsessionid=x", "", [PID]),
+        ("path", f"/{PID}", "", [PID]),
+        ("path", "", "", []),
+        ("query:so", "", f"so={OTHER}&so={PID}", [OTHER, PID]),  # Django reads the last
+        ("query:so", "", f"so={PID}&so={PID}", [PID]),
+        ("query:so", "", "so=+&x=1", []),
+    ],
+)
+def test_the_data_subject_of_a_call_is_the_person_a_service_can_read(
+    rule: str, path: str, query: str, subjects: list[str]
+) -> None:
+    """docs/exchange.md: the subject comes from the signed claims "so the client cannot log
+    one person and read another". ``;parameters`` after the ID (stripped by servlet
+    containers) or the ID given twice in the query (frameworks differ on which value they
+    read: Flask and Spring the first, Django and PHP the last) made the provider log a
+    ``personal_data.access`` for another string or another person than the one served, and
+    the citizen's access history missed the read. Every person a service can read is logged."""
+    from types import SimpleNamespace
+
+    from lienthong.audit.entries import person_hash, person_ref
+    from lienthong.exchange.exchange_log import personal_access
+
+    key = b"k" * 32
+    node: Any = SimpleNamespace(
+        cfg=SimpleNamespace(audit=SimpleNamespace(subject_from={SVC_RESIDENCE: rule})),
+        message_log=SimpleNamespace(person_key=key),
+    )
+    claims = {
+        "id": str(uuid.uuid4()),
+        "client": GIAMDINH,
+        "service": SVC_RESIDENCE,
+        "path": path,
+        "query": query,
+        "purpose": "kiem-thu",
+        "legal": "test",
+        "level": 2,
+    }
+    entries = personal_access(node, claims, {"status": 200})
+    logged = [entry.to_dict()["person"] for entry in entries]
+    assert logged == [person_ref(person_hash(s, key)) for s in subjects]

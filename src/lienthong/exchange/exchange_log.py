@@ -145,13 +145,9 @@ class Exchange:
 
         At the provider (role ``peer``), an answer to a PERSONAL-or-above service whose call
         names a data subject (``audit.subject_from``) also writes a ``personal_data.access``
-        entry, in the same commit."""
+        entry per person it names, in the same commit."""
         role = "provider" if self.role == "peer" else self.role
-        also = []
-        if role == "provider":
-            access = personal_access(node, claims, rclaims)
-            if access is not None:
-                also.append(access)
+        also = personal_access(node, claims, rclaims) if role == "provider" else []
         await node.message_log.append(
             {
                 **_request_fields(node, role, claims, req_hash, request_tokens),
@@ -305,45 +301,50 @@ def _safe_value(value: Any) -> Any:
     return _scrub(str(value))
 
 
-def data_subject(rule: str, claims: dict[str, Any]) -> str | None:
-    """The personal ID a call names under ``rule``: ``path`` (first sub-path segment) or
-    ``query:NAME`` (that query parameter); None when the call names nobody."""
+def data_subjects(rule: str, claims: dict[str, Any]) -> list[str]:
+    """The personal IDs a call names under ``rule`` (none when it names nobody): ``path``, the
+    first sub-path segment without its ``;parameters`` (a servlet container reads
+    ``/001203004567;v=1`` as ``001203004567``); ``query:NAME``, every distinct value of that
+    query parameter (given twice, which one a service reads — the first, the last — is its
+    framework's choice: each is logged, so no read escapes the person's history)."""
     if rule == "path":
         segments = [s for s in str(claims.get("path") or "").split("/") if s]
-        return unquote(segments[0]) if segments else None
+        subject = unquote(segments[0]).partition(";")[0] if segments else ""
+        return [subject] if subject else []
     if rule.startswith("query:"):
-        values = parse_qs(str(claims.get("query") or "")).get(rule[6:])
-        return values[0] if values and values[0].strip() else None
-    return None
+        values = parse_qs(str(claims.get("query") or "")).get(rule[6:], [])
+        return list(dict.fromkeys(v for v in values if v.strip()))
+    return []
 
 
-def personal_access(node: Node, claims: dict[str, Any], rclaims: dict[str, Any]) -> Entry | None:
-    """The ``personal_data.access`` entry of a provider's answer, or None (level below
-    PERSONAL, no subject rule for the service, no subject in the call, or no person key)."""
+def personal_access(node: Node, claims: dict[str, Any], rclaims: dict[str, Any]) -> list[Entry]:
+    """The ``personal_data.access`` entries of a provider's answer, one per person the call
+    names (none: level below PERSONAL, no subject rule for the service, no subject in the
+    call, or no person key)."""
     level = claims.get("level")
     if not isinstance(level, int) or level < Level.PERSONAL:
-        return None
+        return []
     rule = node.cfg.audit.subject_from.get(str(claims.get("service")))
     key = getattr(node.message_log, "person_key", None)
     if rule is None or key is None:
-        return None
-    subject = data_subject(rule, claims)
-    if subject is None:
-        return None
+        return []
     status = rclaims.get("status")
-    return personal_data_access_entry(
-        subject,
-        str(claims.get("client")),
-        str(claims.get("service")),
-        _redact(str(claims.get("purpose"))),
-        _redact(str(claims.get("legal"))),
-        at=datetime.now(UTC),
-        key=key,
-        outcome="ok" if isinstance(status, int) and status < 400 else "error",
-        message_id=str(claims.get("id")),
-        status=status if isinstance(status, int) else None,
-        classification=Level(level).name,
-    )
+    return [
+        personal_data_access_entry(
+            subject,
+            str(claims.get("client")),
+            str(claims.get("service")),
+            _redact(str(claims.get("purpose"))),
+            _redact(str(claims.get("legal"))),
+            at=datetime.now(UTC),
+            key=key,
+            outcome="ok" if isinstance(status, int) and status < 400 else "error",
+            message_id=str(claims.get("id")),
+            status=status if isinstance(status, int) else None,
+            classification=Level(level).name,
+        )
+        for subject in data_subjects(rule, claims)
+    ]
 
 
 def message_log_health(node: Node) -> dict[str, Any]:
