@@ -131,7 +131,8 @@ def parse_note(note: str) -> tuple[Checkpoint, list[tuple[str, bytes]]]:
     if len(lines) < 3:
         raise InputError("checkpoint text needs origin, size and root lines")
     origin, size_s, root_s = lines[0], lines[1], lines[2]
-    if not size_s.isdigit():
+    # ASCII digits only (str.isdigit() accepts "²", "١٢"…), no leading zero: one text per size
+    if not (size_s.isascii() and size_s.isdigit()) or (size_s[0] == "0" and size_s != "0"):
         raise InputError(f"checkpoint size {size_s!r} is not a decimal number")
     try:
         root = base64.b64decode(root_s, validate=True)

@@ -1,0 +1,139 @@
+"""An insider with write access to a log's database, and a malicious log server, attack the
+audit log: every attack is detected with a precise verdict (exit 1 with the reason for
+tampering, exit 2 for bad input), and nothing crashes or reports "ok" for a damaged log."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from audit_reference import NOW, admin_entries, audit_cli
+
+from lienthong.audit import AuditLog
+from lienthong.audit.checkpoint import parse_note
+from lienthong.audit.verify import LogInconsistency, verify_log
+from lienthong.audit.witness import ForkDetected, LocalLogSource, Witness, WitnessState
+from lienthong.errors import InputError
+from lienthong.trust.keys import SoftwareSigner, generate_private_key, public_key_to_pem
+
+SIGNER = SoftwareSigner(generate_private_key())
+INSIDER = SoftwareSigner(generate_private_key())  # a key the insider made: not the node's
+WITNESS = SoftwareSigner(generate_private_key())
+ORIGIN = "attack.example/log"
+ENV = {**os.environ}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return audit_cli(ENV, *args)
+
+
+def build(path: Path, n: int, *, checkpoints: tuple[int, ...] = ()) -> None:
+    """``n`` entries, a signed checkpoint at each size in ``checkpoints`` and at ``n``."""
+    entries = admin_entries(n)
+    with AuditLog.open(path, signer=SIGNER, origin=ORIGIN) as log:
+        done = 0
+        for size in (*checkpoints, n):
+            log.append(entries[done:size])
+            log.checkpoint(now=NOW)
+            done = size
+
+
+def pem(tmp_path: Path, signer: SoftwareSigner = SIGNER) -> Path:
+    out = tmp_path / f"key-{id(signer)}.pem"
+    out.write_bytes(public_key_to_pem(signer.public_key()))
+    return out
+
+
+def test_truncation_with_consistent_tiles_is_caught_by_the_witnessed_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """Rollback: the last entries, their tiles and the checkpoints above them are removed and
+    the tiles of the shorter tree written back: the log alone is self-consistent again, but the
+    witness's checkpoint shows the deletion, and the witness refuses to go back."""
+    path, shorter = tmp_path / "log.sqlite", tmp_path / "shorter.sqlite"
+    build(path, 40, checkpoints=(30,))
+    build(shorter, 30)  # the same first 30 entries: the tiles the insider writes back
+    state_file = tmp_path / "witness.json"
+    with AuditLog.open(path) as log:
+        Witness("w.example/w", WITNESS, WitnessState(state_file)).witness(
+            LocalLogSource(log), ORIGIN, SIGNER.public_key()
+        )
+    with sqlite3.connect(path) as db:
+        db.execute("ATTACH ? AS s", (str(shorter),))
+        db.execute("DELETE FROM leaves WHERE idx >= 30")
+        db.execute("DELETE FROM checkpoints WHERE size > 30")
+        db.execute("DELETE FROM tiles")
+        db.execute("INSERT INTO tiles SELECT * FROM s.tiles")
+    with AuditLog.open(path) as log:
+        assert verify_log(log, public_key=SIGNER.public_key()).size == 30  # alone: no evidence
+        with pytest.raises(ForkDetected, match="went back from size 40 to 30"):
+            Witness("w.example/w", WITNESS, WitnessState(state_file)).witness(
+                LocalLogSource(log), ORIGIN, SIGNER.public_key()
+            )
+    res = cli(
+        "verify",
+        "--log",
+        str(path),
+        "--pubkey",
+        str(pem(tmp_path)),
+        "--witness-state",
+        str(state_file),
+        "--json",
+    )
+    assert res.returncode == 1, res.stderr
+    out = json.loads(res.stdout)
+    assert out["kind"] == "deleted" and out["index"] == 30
+    assert "entries [30, 40) were deleted" in out["message"]
+
+
+def test_checkpoint_re_signed_by_another_key_is_a_bad_signature(tmp_path: Path) -> None:
+    """The insider truncates the log and signs a matching checkpoint with a key of their own,
+    recorded as the log's key: checked against the node's published key, it fails."""
+    path = tmp_path / "log.sqlite"
+    build(path, 20)
+    with AuditLog.open(path) as log:
+        forged = AuditLog(log.store, origin=ORIGIN, signer=INSIDER)
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM checkpoints")
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'public_key'",
+                (public_key_to_pem(INSIDER.public_key()).decode(),),
+            )
+        forged.checkpoint(now=NOW, size=10)
+    with AuditLog.open(path) as log, pytest.raises(LogInconsistency) as err:
+        verify_log(log, public_key=SIGNER.public_key())
+    assert err.value.details["kind"] == "bad_signature"
+    assert "no signature by attack.example/log" in err.value.message
+
+
+@pytest.mark.parametrize("size", ["²", "١٢", "012", "+12", " 12", "12 "])
+def test_checkpoint_size_must_be_plain_ascii_decimal(size: str) -> None:
+    """C2SP: the size line is an ASCII decimal without leading zeros. "²" passed isdigit() and
+    then crashed int(); "١٢" (Arabic-Indic digits) and "012" were read as 12, so two
+    different signed texts stood for one checkpoint."""
+    note = f"{ORIGIN}\n{size}\n{'A' * 43}=\n\n— {ORIGIN} AAAA\n"
+    with pytest.raises(InputError, match="not a decimal number"):
+        parse_note(note)
+
+
+def test_a_checkpoint_note_with_an_odd_size_is_bad_input_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    build(path, 12)
+    with AuditLog.open(path) as log:
+        note = log.checkpoint_note(12)
+    odd = tmp_path / "odd.note"
+    odd.write_text(note.replace("\n12\n", "\n¹²\n"), encoding="utf-8")
+    proof = tmp_path / "proof.json"
+    res = cli("prove", "--log", str(path), "--index", "3", "--json")
+    proof.write_text(res.stdout)
+    key = str(pem(tmp_path))
+    res = cli("check-proof", str(proof), "--checkpoint", str(odd), "--pubkey", key)
+    assert res.returncode == 2 and "is not a decimal number" in res.stderr, res.stderr
+    res = cli("verify", "--log", str(path), "--pubkey", key, "--checkpoint", str(odd), "--json")
+    assert res.returncode == 1, res.stderr
+    out = json.loads(res.stdout)
+    assert out["kind"] == "bad_signature" and "is not a decimal number" in out["message"]
