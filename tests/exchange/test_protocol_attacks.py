@@ -545,38 +545,33 @@ def test_admin_endpoints_and_monitor_name_nobody(federation: Federation) -> None
             _uniform(answer, "LT.BAD_REQUEST")
 
 
-class _ProviderImpostor(ServerThread):
+class _ProviderImpostor(RelayImpostor):
     """BCA-GW's TLS identity on its peer port (the gateway stopped meanwhile, started again on
-    exit): a compromised provider that answers every call ``status`` with ``headers``."""
+    exit; NDXP's link untouched): a compromised provider that answers every call ``status``
+    with ``headers``. Serving and stopping as :class:`RelayImpostor`, another identity."""
 
     def __init__(self, fed: Federation, headers: dict[str, str], status: int = 403) -> None:
-        super().__init__()
-        self._fed, self._headers, self._status = fed, headers, status
+        super().__init__(fed, {"relay": fed.node("BCA-GW")})
+        self._headers, self._status = headers, status
 
-    async def _handle(self, request: web.BaseRequest) -> web.Response:
+    async def _answer(self, request: web.BaseRequest) -> web.Response:
         await request.content.read()
-        resp = web.Response(status=self._status, body=b"{}", headers=self._headers)
-        resp.force_close()
-        return resp
+        return web.Response(status=self._status, body=b"{}", headers=self._headers)
 
     async def start(self) -> None:
-        cfg = self._fed.node("BCA-GW").cfg
+        cfg = self._kit["relay"].cfg
         server_ctx, _ = tls_contexts(cfg, resolve_secret(cfg.passphrase))
         self._web = web.Server(self._handle)
         port = self._fed.testbed.peer_ports["BCA-GW"]
         self._srv = await self._loop.create_server(self._web, "127.0.0.1", port, ssl=server_ctx)
 
-    async def stop(self) -> None:
-        self._srv.close()
-        await self._web.shutdown(1.0)
-        await self._srv.wait_closed()
-
     def __enter__(self) -> _ProviderImpostor:
         self._fed.running.stop("BCA-GW")
-        return super().__enter__()
+        ServerThread.__enter__(self)  # not RelayImpostor's: NDXP's link stays up
+        return self
 
     def __exit__(self, *_: object) -> None:
-        super().__exit__()
+        ServerThread.__exit__(self)
         self._fed.running.start_gateway("BCA-GW")
 
 
