@@ -4,17 +4,21 @@ tampering, exit 2 for bad input), and nothing crashes or reports "ok" for a dama
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from audit_reference import NOW, admin_entries, audit_cli
 
 from lienthong.audit import AuditLog
 from lienthong.audit.checkpoint import parse_note
+from lienthong.audit.http import log_app
 from lienthong.audit.verify import LogInconsistency, verify_log
 from lienthong.audit.witness import ForkDetected, LocalLogSource, Witness, WitnessState
 from lienthong.errors import InputError
@@ -137,3 +141,61 @@ def test_a_checkpoint_note_with_an_odd_size_is_bad_input_not_a_crash(tmp_path: P
     assert res.returncode == 1, res.stderr
     out = json.loads(res.stdout)
     assert out["kind"] == "bad_signature" and "is not a decimal number" in out["message"]
+
+
+class Server:
+    """Requests to ``lienthong audit serve``'s app in process (errors become responses)."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.app = log_app(log, {"w.example/w": WITNESS.public_key()})
+
+    def request(self, method: str, url: str, content: bytes | None = None) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://log") as client:
+                return await client.request(method, url, content=content)
+
+        return asyncio.run(go())
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    path = tmp_path / "served.sqlite"
+    build(path, 12)
+    with AuditLog.open(path) as log:
+        yield Server(log)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/proof?index=²",
+        "/proof?index=١",  # Arabic-Indic one: not silently read as 1
+        "/proof?index=1&size=٣",
+        "/consistency?old=²",
+        "/consistency?old=1&new=-3",
+        "/proof?index=0x1",
+    ],
+)
+def test_server_refuses_non_ascii_numbers_with_400(server: Server, query: str) -> None:
+    res = server.request("GET", query)
+    assert res.status_code == 400, res.text
+    assert res.json()["error"] == "bad_input"
+    assert "must be a non-negative integer" in res.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"size": 1e999, "name": "w.example/w", "line": "x"}',
+        b'{"size": Infinity, "name": "w.example/w", "line": "x"}',
+        b'{"size": true, "name": "w.example/w", "line": "x"}',
+        b'{"size": 12.5, "name": "w.example/w", "line": "x"}',
+        b'{"size": "12", "name": "w.example/w", "line": "x"}',
+        b'["size", "name", "line"]',
+    ],
+)
+def test_server_refuses_a_malformed_cosignature_with_400(server: Server, body: bytes) -> None:
+    res = server.request("POST", "/cosignature", body)
+    assert res.status_code == 400, res.text
+    assert "co-signature must be JSON with size, name, line" in res.json()["message"]

@@ -33,7 +33,7 @@ def _int(request: Request, name: str, default: int | None = None) -> int:
         if default is None:
             raise InputError(f"query parameter {name} is required")
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # isdigit() alone takes "²" and "١"
         raise InputError(f"query parameter {name} must be a non-negative integer")
     return int(raw)
 
@@ -67,9 +67,11 @@ def log_app(log: AuditLog, witnesses: dict[str, PublicKey] | None = None) -> Sta
     async def cosignature(request: Request) -> Response:
         try:
             body = await request.json()
-            size, name, line = int(body["size"]), str(body["name"]), str(body["line"])
+            size, name, line = body["size"], str(body["name"]), str(body["line"])
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"co-signature must be JSON with size, name, line: {exc}") from exc
+        if type(size) is not int:  # not 1e999 (int() overflowed: HTTP 500), true, 12.5 or "12"
+            raise InputError(f"co-signature must be JSON with size, name, line: size {size!r}")
         if name not in known:
             raise AccessDenied(f"co-signatures of {name!r} are not accepted here")
         notes = dict(log.store.checkpoints())
