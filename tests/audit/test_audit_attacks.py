@@ -199,3 +199,24 @@ def test_server_refuses_a_malformed_cosignature_with_400(server: Server, body: b
     res = server.request("POST", "/cosignature", body)
     assert res.status_code == 400, res.text
     assert "co-signature must be JSON with size, name, line" in res.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[]", '{"attack.example/log": {}}', '{"attack.example/log": {"note": 5}}', '"x"'],
+)
+def test_a_malformed_witness_state_is_bad_input(tmp_path: Path, content: str) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(content)
+    with pytest.raises(InputError, match="is malformed"):
+        WitnessState(state).get(ORIGIN)
+
+
+def test_verify_with_a_malformed_witness_state_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    build(path, 5)
+    state = tmp_path / "state.json"
+    state.write_text("[]")
+    res = cli("verify", "--log", str(path), "--witness-state", str(state))
+    assert res.returncode == 2, res.stderr
+    assert "is malformed" in res.stderr and "unexpected" not in res.stderr

@@ -68,6 +68,10 @@ class WitnessState:
             self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         except (OSError, ValueError) as exc:
             raise InputError(f"witness state {path} is unreadable: {exc}") from exc
+        if not isinstance(self.data, dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("note"), str) for e in self.data.values()
+        ):
+            raise InputError(f"witness state {path} is malformed: expected {{origin: {{note}}}}")
 
     def get(self, origin: str) -> str | None:
         entry = self.data.get(origin)
