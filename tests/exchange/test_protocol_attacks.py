@@ -221,14 +221,19 @@ def test_a_relay_cannot_bend_the_request_line(
 
 
 @pytest.mark.parametrize(
-    "tail", ["/..;/ho-so-mat", "/.;/x", "/%2e%2e;/x", "/..;jsessionid=1/x", "/..%3B/x", "/a/..%3b"]
+    "tail",
+    [
+        *("/..;/ho-so-mat", "/.;/x", "/%2e%2e;/x", "/..;jsessionid=1/x", "/..%3B/x", "/a/..%3b"),
+        *("/..%20/x", "/.%20/x", "/.../x", "/..%2e/x", "/.%20.%20/x", "/..%20;x/y"),
+    ],
 )
 def test_a_dot_segment_with_path_parameters_never_reaches_a_service(
     federation: Federation, kit: dict[str, Any], tail: str
 ) -> None:
     """``/..;/`` is a dot segment to the servlet containers agencies run their services on
     (Tomcat, Jetty, Spring strip ``;parameters`` from a segment, then resolve ``..``): it
-    climbs out of the service's base path, as ``..`` would. Refused at the entry gateway, and
+    climbs out of the service's base path, as ``..`` would; so are ``..%20`` and ``...`` to
+    Windows (IIS drops a name's trailing dots and spaces). Refused at the entry gateway, and
     at the provider when a member key signs it anyway."""
     url = f"{_internal(federation)}{tail}"
     refused(federation, lambda: httpx.post(url, headers=HEADERS, content=b"x"), "LT.BAD_REQUEST")

@@ -115,7 +115,8 @@ def parse_target(raw_path: str) -> tuple[ServiceId, str]:
 
     ``raw_path`` is the path as it came on the wire (still percent-encoded). Identifier parts
     are decoded one by one (X-Road percent-encodes them); the sub-path stays encoded and may not
-    contain dot segments (``..;x`` included), encoded slashes or backslashes, NUL or controls.
+    contain dot segments (``..;x``, ``..%20`` and ``...`` included), encoded slashes or
+    backslashes, NUL or controls.
     """
     if not raw_path.startswith(PREFIX):
         raise Refused(ErrorCode.BAD_REQUEST, f"path must start with {PREFIX}")
@@ -167,9 +168,11 @@ def verify_subpath(subpath: str) -> None:
         if not _SUBPATH_SEGMENT.fullmatch(segment):
             raise Refused(ErrorCode.BAD_REQUEST, f"bad sub-path segment {segment!r}")
         decoded = unquote(segment, errors="replace")
+        head = decoded.partition(";")[0]
         if (
-            # "..;x" is ".." to servlet containers (Tomcat, Jetty: ";" starts path parameters)
-            decoded.partition(";")[0] in (".", "..")
+            # "..;x" is ".." to servlet containers (Tomcat, Jetty: ";" starts path parameters),
+            # ".. " and "..." are ".." or "." to Windows (a name loses trailing dots and spaces)
+            (head and not head.strip(". "))
             or any(c in decoded for c in "/\\\x00")
             or not _TEXT.fullmatch(decoded)
         ):
