@@ -14,14 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from audit_reference import NOW, admin_entries, audit_cli
+from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli
 
-from lienthong.audit import AuditLog
+from lienthong.audit import AuditLog, personal_data_access_entry
 from lienthong.audit.checkpoint import parse_note
+from lienthong.audit.history import access_history
 from lienthong.audit.http import log_app
 from lienthong.audit.verify import LogInconsistency, verify_log
 from lienthong.audit.witness import ForkDetected, LocalLogSource, Witness, WitnessState
-from lienthong.errors import InputError
+from lienthong.errors import InputError, IntegrityError
 from lienthong.trust.keys import SoftwareSigner, generate_private_key, public_key_to_pem
 
 SIGNER = SoftwareSigner(generate_private_key())
@@ -220,3 +221,134 @@ def test_verify_with_a_malformed_witness_state_exits_2(tmp_path: Path) -> None:
     res = cli("verify", "--log", str(path), "--witness-state", str(state))
     assert res.returncode == 2, res.stderr
     assert "is malformed" in res.stderr and "unexpected" not in res.stderr
+
+
+PID = "001085012345"
+
+
+def person_log(path: Path, *, origin: str = ORIGIN, signer: SoftwareSigner = SIGNER, **kw) -> None:
+    """12 entries; entries 2 and 7 record accesses to citizen PID's data; signed."""
+    entries = admin_entries(12, origin)
+    for k in (2, 7):
+        entries[k] = personal_data_access_entry(
+            PID,
+            "VN/GOV/X/portal",
+            "population/get",
+            "passport",
+            "Law 49/2019",
+            at=NOW,
+            key=PERSON_KEY,
+        )
+    with AuditLog.open(path, signer=signer, origin=origin, **kw) as log:
+        log.append(entries)
+        log.checkpoint(now=NOW)
+
+
+def history(path: Path, keys: dict[str, SoftwareSigner] | None = None) -> dict:
+    with AuditLog.open(path, readonly=True) as log:
+        given = {name: s.public_key() for name, s in (keys or {}).items()}
+        return access_history([log], PID, PERSON_KEY, given)
+
+
+def test_access_history_of_a_log_rebuilt_under_a_renamed_key_is_refused(tmp_path: Path) -> None:
+    """The insider rebuilds the log without the citizen's accesses, signed with their own key
+    under another key name: the citizen's --log-key then matched no log and the key the log
+    carries was used — "complete", 0 accesses, exit 0."""
+    path = tmp_path / "log.sqlite"
+    person_log(path)
+    assert len(history(path, {ORIGIN: SIGNER})["accesses"]) == 2
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with AuditLog.open(path, signer=INSIDER, origin=ORIGIN, key_name="ops") as log:
+        log.append(admin_entries(12))
+        log.checkpoint(now=NOW)
+    with pytest.raises(IntegrityError, match="no log given is signed under that name") as err:
+        history(path, {ORIGIN: SIGNER})
+    assert "ops" in err.value.message  # the name the log uses instead
+    res = audit_cli(
+        {**ENV, "LT_PK": PERSON_KEY.decode()},
+        "access-history",
+        "--person",
+        PID,
+        "--log",
+        str(path),
+        "--person-key",
+        "env:LT_PK",
+        "--log-key",
+        f"{ORIGIN}={pem(tmp_path)}",
+    )
+    assert res.returncode == 1 and "no log given is signed under that name" in res.stderr
+    assert "complete for" not in res.stdout
+
+
+def test_access_history_with_the_key_from_the_log_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    person_log(path)
+    res = audit_cli(
+        {**ENV, "LT_PK": PERSON_KEY.decode()},
+        "access-history",
+        "--person",
+        PID,
+        "--log",
+        str(path),
+        "--person-key",
+        "env:LT_PK",
+    )
+    assert res.returncode == 0, res.stderr
+    assert "complete for attack.example/log" in res.stdout
+    assert "key taken from the log itself" in res.stdout
+
+
+def test_access_history_refuses_another_logs_checkpoint(tmp_path: Path) -> None:
+    """One node key signs two logs. The insider copies the other log (no access to the
+    citizen) over this one and renames the unsigned name on its signature line: the
+    signature verifies, but the checkpoint is of another origin."""
+    path, other = tmp_path / "log.sqlite", tmp_path / "other.sqlite"
+    person_log(path)
+    with AuditLog.open(other, signer=SIGNER, origin="attack.example/other") as log:
+        log.append(admin_entries(12))
+        log.checkpoint(now=NOW)
+    with sqlite3.connect(path) as db:
+        db.execute("ATTACH ? AS o", (str(other),))
+        for table in ("leaves", "tiles", "persons", "checkpoints"):
+            db.execute(f"DELETE FROM {table}")
+            db.execute(f"INSERT INTO {table} SELECT * FROM o.{table}")
+        db.execute(
+            "UPDATE checkpoints SET note = replace(note, '— attack.example/other ', ?)",
+            (f"— {ORIGIN} ",),
+        )
+    with AuditLog.open(path) as log, pytest.raises(LogInconsistency) as err:
+        verify_log(log, public_key=SIGNER.public_key())
+    assert err.value.details["kind"] == "bad_checkpoint"
+    with pytest.raises(IntegrityError, match=r"is for log 'attack\.example/other'"):
+        history(path, {ORIGIN: SIGNER})
+
+
+def test_access_history_names_an_altered_entry_as_tampering(tmp_path: Path) -> None:
+    """An access entry cut short (no longer JSON) was reported as bad input (exit 2)."""
+    path = tmp_path / "log.sqlite"
+    person_log(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE leaves SET data = substr(data, 1, length(data) - 2) WHERE idx = 7")
+    with pytest.raises(IntegrityError, match="entry 7 is not a valid entry") as err:
+        history(path, {ORIGIN: SIGNER})
+    assert not isinstance(err.value, InputError)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE checkpoints SET note = 'garbage'",
+        "INSERT INTO cosignatures VALUES (12, 'w.example/w', 'not a signature line')",
+    ],
+)
+def test_access_history_names_a_damaged_stored_checkpoint_as_tampering(
+    tmp_path: Path, sql: str
+) -> None:
+    path = tmp_path / "log.sqlite"
+    person_log(path)
+    with sqlite3.connect(path) as db:
+        db.execute(sql)
+    with pytest.raises(IntegrityError, match="stored checkpoint 12 is malformed") as err:
+        history(path, {ORIGIN: SIGNER})
+    assert not isinstance(err.value, InputError)

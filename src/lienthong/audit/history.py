@@ -68,7 +68,7 @@ def _scan(
             if data is None:
                 raise IntegrityError(f"log {log.origin}: entry {idx} is empty but not archived")
             frontier.push(merkle.leaf_hash(data))
-            if needle in data and decode_entry(data).get("kind") == KIND_PERSONAL_DATA_ACCESS:
+            if needle in data and _kind_of(log, idx, data) == KIND_PERSONAL_DATA_ACCESS:
                 found.add(idx)
             detail = attestation(_kind, data)
             if detail is not None:
@@ -80,6 +80,13 @@ def _scan(
     return frontier.root(), found, first_live, attested
 
 
+def _kind_of(log: AuditLog, idx: int, data: bytes) -> object:
+    try:
+        return decode_entry(data).get("kind")
+    except InputError as exc:  # the log wrote it: garbage here is tampering, not bad input
+        raise IntegrityError(f"log {log.origin}: entry {idx} is not a valid entry: {exc}") from exc
+
+
 def person_key_id(key: bytes) -> str:
     """A short public fingerprint of the person key (which key the hashes were made with)."""
     return hashlib.sha256(b"lienthong/person-key-id\n" + key).hexdigest()[:16]
@@ -89,7 +96,13 @@ def history_in_log(
     log: AuditLog, person_id: str, key: bytes, public_key: PublicKey | None = None
 ) -> dict[str, Any]:
     """Accesses to ``person_id`` in one log, each with its proof, plus the completeness claim."""
-    latest = log.latest_checkpoint()
+    try:
+        latest = log.latest_checkpoint()
+    except InputError as exc:  # the stored note or a co-signature line appended to it
+        size = log.store.checkpoints()[-1][0]
+        raise IntegrityError(
+            f"log {log.origin}: stored checkpoint {size} is malformed: {exc.message}"
+        ) from exc
     if latest is None:
         raise IntegrityError(f"log {log.origin} has no signed checkpoint: nothing can be proven")
     cp, note = latest
@@ -106,6 +119,8 @@ def history_in_log(
         except InputError as exc:
             raise IntegrityError(f"log {log.origin}: its recorded public key: {exc}") from exc
     verify_note(note, log.key_name, public_key)
+    if cp.origin != log.origin:  # the same key may sign several logs
+        raise IntegrityError(f"log {log.origin}: its checkpoint is for log {cp.origin!r}")
     digest = person_hash(person_id, key)
     needle = f'"person":"{person_ref(digest)}"'.encode()
     root, found, first_live, attested = _scan(log, cp.size, needle)
@@ -150,6 +165,11 @@ def history_in_log(
         )
     done = Completeness(cp.size, first_live, True, len(found))
     statement = done.statement(log.origin)
+    if key_source == "log":
+        statement += (
+            "; checkpoint key taken from the log itself: this proves self-consistency only, "
+            "pass the node's published key with --log-key NAME=PEM"
+        )
     if first_live:
         last = archive_rows[-1]
         statement += (
@@ -192,6 +212,13 @@ def access_history(
 ) -> dict[str, Any]:
     """Merge the histories of several node logs, newest access first."""
     keys = public_keys or {}
+    unused = sorted(set(keys) - {lg.key_name for lg in logs})
+    if unused:  # else a log whose key name was changed is checked with the key it carries
+        raise IntegrityError(
+            f"--log-key {unused[0]}: no log given is signed under that name (the logs name "
+            f"{', '.join(sorted({lg.key_name for lg in logs}))}): its key name was changed, "
+            "or the name is wrong"
+        )
     per_log = [history_in_log(lg, person_id, key, keys.get(lg.key_name)) for lg in logs]
     accesses = sorted(
         (a for h in per_log for a in h["accesses"]),
