@@ -184,7 +184,9 @@ def test_tokens_are_kept_as_evidence_and_verify_against_the_leaves(
     store.close()
     good = _lt("gateway", "evidence", "--log", str(path), "--message-id", first["message_id"])
     assert good.returncode == 0, good.stderr
-    shown = json.loads(good.stdout)["message"]["tokens"]
+    (exchange,) = json.loads(good.stdout)["message"]["exchanges"]
+    assert (exchange["entry"], exchange["client"]) == (0, first["client"])
+    shown = exchange["tokens"]
     assert {t["sha256"] for t in shown} == set(first["evidence"])
     bad = _lt("gateway", "evidence", "--log", str(copy / path.name))
     assert bad.returncode == 1 and "altered" in bad.stderr
@@ -323,3 +325,44 @@ def test_redaction_keeps_fingerprints_whole() -> None:
     fp = "460ecdd1234567890123e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9"
     assert _scrub(f"kid {fp}") == f"kid {fp}"
     assert _scrub("id 001203004567 x001203004567") == "id [redacted] x[redacted]"
+
+
+def test_evidence_of_a_message_id_two_clients_used_is_shown_per_exchange(tmp_path: Path) -> None:
+    """Message ids are unique per client subsystem only: another client may send the id a
+    victim used. ``gateway evidence --message-id`` listed every token filed under the id as
+    one exchange — the other client's signed request among the victim's. Each exchange is
+    now shown apart with its leaf's client, and ``--client`` picks one."""
+    import asyncio
+
+    from lienthong.exchange.messagelog import AuditMessageLog
+
+    mid = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+    path = tmp_path / "m.auditlog"
+    mlog = AuditMessageLog(path, "o", durability="power")
+    clients = ("VN/GOV/G07.BHXH/GIAMDINH", "VN/GOV/G04.BTC/THUE")
+
+    async def both() -> None:
+        for i, client in enumerate(clients):
+            record = {"ts": 1.5, "id": mid, "client": client, "service": "VN/GOV/G01.BCA/DANCU/x"}
+            await mlog.append(
+                record | {"level": 0, "request_tokens": [f"req{i}"], "response_tokens": [f"r{i}"]}
+            )
+
+    asyncio.run(both())
+    mlog.close()
+    show = ("gateway", "evidence", "--log", str(path), "--message-id")
+    out = _lt(*show, mid)
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)["message"]["exchanges"]
+    assert [(e["client"], [t["token"] for t in e["tokens"]]) for e in shown] == [
+        (clients[0], ["req0", "r0"]),
+        (clients[1], ["req1", "r1"]),
+    ]
+    one = _lt(
+        "gateway", "evidence", "--log", str(path), "--message-id", mid, "--client", clients[1]
+    )
+    assert [e["client"] for e in json.loads(one.stdout)["message"]["exchanges"]] == [clients[1]]
+    none = _lt(*show, "x", "--client", "y")
+    assert none.returncode == 2 and "no exchange with message id x of client y" in none.stderr
+    alone = _lt("gateway", "evidence", "--log", str(path), "--client", clients[0])
+    assert alone.returncode == 2 and "--client needs --message-id" in alone.stderr

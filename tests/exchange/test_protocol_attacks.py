@@ -612,7 +612,7 @@ def test_gateway_evidence_shows_a_relayed_token_it_cannot_decode(federation: Fed
     log = federation.testbed.workdir / "state" / "NDXP" / "message-log.auditlog"
     out = _lienthong("gateway", "evidence", "--log", str(log), "--message-id", mid)
     assert out.returncode == 0, out.stderr[-2000:]
-    tokens = json.loads(out.stdout)["message"]["tokens"]
+    tokens = [t for e in json.loads(out.stdout)["message"]["exchanges"] for t in e["tokens"]]
     assert [t["claims"] for t in tokens if t["token"] == deep] == [None]
     assert any(t["claims"] and t["claims"].get("id") == mid for t in tokens)
     _serves_others(federation)

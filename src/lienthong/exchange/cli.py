@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from lienthong.cli.output import emit_json
+from lienthong.errors import InputError
 from lienthong.exchange.config import load_config
 from lienthong.exchange.monitor import open_readonly
 
@@ -97,12 +98,18 @@ def monitor(
 def evidence(
     log: Path = typer.Option(..., "--log", help="A gateway's message-log.auditlog."),
     message_id: str | None = typer.Option(
-        None, "--message-id", help="Also print this exchange's signed tokens and claims."
+        None, "--message-id", help="Also print each exchange of this id: leaf, tokens, claims."
+    ),
+    client: str | None = typer.Option(
+        None, "--client", help="With --message-id: only the exchanges of this client subsystem."
     ),
 ) -> None:
     """Check the signed tokens kept beside a message log (message-log.evidence.sqlite) against
-    the log's leaves: exit 1 on a missing or altered token. With --message-id the tokens'
-    claims are printed: they may hold personal data (paths, end users)."""
+    the log's leaves: exit 1 on a missing or altered token. With --message-id each exchange
+    of that id is printed apart (ids are unique per client subsystem only), with its tokens'
+    claims: they may hold personal data (paths, end users)."""
     from lienthong.exchange.messagelog import evidence_report
 
-    emit_json(evidence_report(log, message_id))
+    if client is not None and message_id is None:
+        raise InputError("--client needs --message-id")
+    emit_json(evidence_report(log, message_id, client))

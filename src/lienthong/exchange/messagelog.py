@@ -308,10 +308,43 @@ def _claims(token: str) -> Any:
         return None
 
 
-def evidence_report(log_path: Path, message_id: str | None = None) -> dict[str, Any]:
+def _exchanges(
+    log: AuditLog, store: EvidenceStore, message_id: str, client: str | None
+) -> list[dict[str, Any]]:
+    """The live leaves of ``message_id`` (of ``client`` only, when given), each with the signed
+    tokens it names. A message id is unique per client subsystem only: two clients may use
+    the same one, and each leaf shows its own exchange's tokens, never the other's."""
+    found: list[dict[str, Any]] = []
+    for rows in log.store.leaves(0, log.size()):
+        for idx, kind, data in rows:
+            if data is None:
+                continue  # archived: its leaf is in the archive
+            entry = decode_entry(bytes(data))
+            if entry.get("message_id") != message_id or not entry.get("evidence"):
+                continue
+            if client is not None and entry.get("client") != client:
+                continue
+            tokens = []
+            for sha in entry["evidence"]:
+                row = store.get(sha, message_id)
+                token = row[1] if row else None
+                claims = _claims(token) if token is not None else None
+                tokens.append({"sha256": sha, "token": token, "claims": claims})
+            found.append(
+                {"entry": idx, "kind": kind}
+                | {k: entry.get(k) for k in ("at", "client", "service", "outcome")}
+                | {"tokens": tokens}
+            )
+    return found
+
+
+def evidence_report(
+    log_path: Path, message_id: str | None = None, client: str | None = None
+) -> dict[str, Any]:
     """``lienthong gateway evidence``: verify the evidence store beside a message log against
-    the log's leaves; with ``message_id``, also that exchange's tokens and their claims (which
-    may hold personal data: for the agency's data-protection officer, not for auditors)."""
+    the log's leaves; with ``message_id`` (and ``client``), also each exchange of that id: its
+    leaf's identifiers and its tokens with their claims (which may hold personal data: for the
+    agency's data-protection officer, not for auditors)."""
     with (
         AuditLog.open(log_path, create=False) as log,
         EvidenceStore(evidence_path(log_path), create=False) as store,
@@ -319,15 +352,11 @@ def evidence_report(log_path: Path, message_id: str | None = None) -> dict[str, 
         report: dict[str, Any] = {"log": str(log_path), "origin": log.origin}
         report.update(entries=log.size(), **verify_evidence(log, store))
         if message_id is not None:
-            tokens = store.for_message(message_id)
-            if not tokens:
-                raise InputError(f"no signed tokens for message {message_id} in the evidence")
-            report["message"] = {
-                "message_id": message_id,
-                "tokens": [
-                    {"sha256": token_sha256(t), "token": t, "claims": _claims(t)} for t in tokens
-                ],
-            }
+            exchanges = _exchanges(log, store, message_id, client)
+            if not exchanges:
+                of = f" of client {client}" if client is not None else ""
+                raise InputError(f"no exchange with message id {message_id}{of} in the log")
+            report["message"] = {"message_id": message_id, "exchanges": exchanges}
     return report
 
 
