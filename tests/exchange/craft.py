@@ -156,6 +156,34 @@ class RelayImpostor(ServerThread):
     async def _answer(self, request: web.BaseRequest) -> web.Response:
         raise NotImplementedError
 
+    _KEEP = frozenset({"content-type", "x-lt-response", "x-lt-response-pq"})
+    _KEEP |= {"x-lt-error", "x-lt-refusal"}
+
+    async def forward(
+        self, request: web.BaseRequest, body: bytes, *, receipt: bool = True, times: int = 1
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send the call on to BCA-GW as NDXP would — ``times`` copies, with NDXP's genuine hop
+        receipt unless ``receipt`` is False — and return the last answer: its status, the
+        headers a relay passes back and its body."""
+        relay = self._kit["relay"]
+        headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
+        if receipt:
+            headers[H_HOPS] = hop_receipt(
+                relay.name, token_hash(headers[H_REQUEST]), time.time(), relay.receipt_signer
+            )
+        for _ in range(times):
+            resp = await asyncio.to_thread(
+                httpx.request,
+                request.method,
+                f"https://127.0.0.1:{self._kit['port']}{request.raw_path}",
+                headers=headers,
+                content=body,
+                verify=self._kit["tls"],
+                timeout=20,
+            )
+        back = {k: v for k, v in resp.headers.items() if k.lower() in self._KEEP}
+        return resp.status_code, back, resp.content
+
     async def _handle(self, request: web.BaseRequest) -> web.Response:
         resp = await self._answer(request)
         resp.force_close()

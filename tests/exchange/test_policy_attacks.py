@@ -817,38 +817,23 @@ class _TamperingRelay(RelayImpostor):
         self._previous: tuple[int, dict[str, str], bytes] | None = None
 
     async def _answer(self, request: web.BaseRequest) -> web.Response:
-        relay = self._kit["relay"]
-        token = request.headers["X-LT-Request"]
-        headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
-        headers["X-LT-Hops"] = hop_receipt(
-            relay.name, token_hash(token), time.time(), relay.receipt_signer
-        )
         body = await request.read()
-        resp = await asyncio.to_thread(
-            httpx.request,
-            request.method,
-            f"https://127.0.0.1:{self._kit['port']}{request.raw_path}",
-            headers=headers,
-            content=body,
-            verify=self._kit["tls"],
-        )
-        keep = {"content-type", "x-lt-response", "x-lt-response-pq", "x-lt-error", "x-lt-refusal"}
-        back = {k: v for k, v in resp.headers.items() if k.lower() in keep}
-        answer = (resp.status_code, dict(back), resp.content)
+        status, back, data = await self.forward(request, body)
+        answer = (status, dict(back), data)
         if self.mode == "pq":
             answer[1]["X-LT-Response-PQ"] = "eyJhbGciOiJNTC1EU0EtNjUiLCJraWQiOiJ4In0..AAAA"
         elif self.mode == "reflect":  # the caller's own ciphertext as the answer body
-            answer = (resp.status_code, back, body)
+            answer = (status, back, body)
         elif self.mode == "strip-pq":
             answer[1].pop("x-lt-response-pq", None)
         elif self.mode == "swap" and self._previous is not None:
             answer = self._previous
         elif self.mode == "flip":
-            answer = (resp.status_code, back, resp.content[:-1] + bytes([resp.content[-1] ^ 1]))
+            answer = (status, back, data[:-1] + bytes([data[-1] ^ 1]))
         elif self.mode == "resign":  # as a compromised provider would sign it
             rclaims = {**json.loads(_claims(back["x-lt-response"])), **self.patch}
             answer[1]["x-lt-response"] = sign_claims(rclaims, self._kit["provider_signers"][:1])[0]
-        self._previous = (resp.status_code, back, resp.content)
+        self._previous = (status, back, data)
         status, out_headers, out_body = answer
         return web.Response(status=status, body=out_body, headers=out_headers)
 

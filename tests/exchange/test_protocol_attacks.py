@@ -13,7 +13,6 @@ caller got no forged one) and that the gateways go on serving the next call.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -287,28 +286,10 @@ class _Bending(RelayImpostor):
     async def _answer(self, request: web.BaseRequest) -> web.Response:
         bend, strip, times = self.bend, self.strip, self.times
         self.bend, self.strip, self.times = _unbent, False, 1
-        relay = self._kit["relay"]
-        token = request.headers["X-LT-Request"]
-        headers = {k: v for k, v in request.headers.items() if k.startswith("X-LT-Request")}
-        if not strip:
-            headers["X-LT-Hops"] = hop_receipt(
-                relay.name, token_hash(token), time.time(), relay.receipt_signer
-            )
         body = await request.content.read()  # (read() stops at 1 MiB)
-        for _ in range(times):
-            resp = await asyncio.to_thread(
-                httpx.request,
-                request.method,
-                f"https://127.0.0.1:{self._kit['port']}{request.raw_path}",
-                headers=headers,
-                content=body,
-                verify=self._kit["tls"],
-                timeout=20,
-            )
-        keep = {"content-type", "x-lt-response", "x-lt-response-pq", "x-lt-error", "x-lt-refusal"}
-        back = {k: v for k, v in resp.headers.items() if k.lower() in keep}
-        self.answers.append((resp.status_code, back, resp.content))
-        status, out, data = bend(resp.status_code, dict(back), resp.content)
+        answer = await self.forward(request, body, receipt=not strip, times=times)
+        self.answers.append(answer)
+        status, out, data = bend(answer[0], dict(answer[1]), answer[2])
         return web.Response(status=status, body=data, headers=out)
 
 
