@@ -352,3 +352,43 @@ def test_access_history_names_a_damaged_stored_checkpoint_as_tampering(
     with pytest.raises(IntegrityError, match="stored checkpoint 12 is malformed") as err:
         history(path, {ORIGIN: SIGNER})
     assert not isinstance(err.value, InputError)
+
+
+@pytest.mark.parametrize(
+    ("sql", "where"),
+    [
+        ("UPDATE tiles SET hashes = 1 WHERE id = 0", "tiles.hashes"),
+        ("UPDATE tiles SET hashes = 100000000 WHERE id = 0", "tiles.hashes"),
+        ("UPDATE persons SET person = 'abc'", "persons.person"),
+        ("UPDATE persons SET idx = 'x' WHERE idx = 7", "persons.idx"),
+        ("UPDATE persons SET idx = 7.5 WHERE idx = 7", "persons.idx"),
+        ("UPDATE checkpoints SET size = 'x'", "checkpoints.size"),
+        ("INSERT INTO archives VALUES (1, 'a', 3, 'p', 's')", "archives.first"),
+    ],
+)
+def test_a_value_of_another_sql_type_is_tampering_not_a_crash(
+    tmp_path: Path, sql: str, where: str
+) -> None:
+    """SQLite keeps any value in any column: the insider stores text or numbers where the log
+    keeps hashes and indexes. verify and access-history crashed (TypeError, ValueError;
+    ``bytes(100000000)`` even allocated 100 MB of zeros) instead of naming the damage."""
+    path = tmp_path / "log.sqlite"
+    person_log(path)
+    with sqlite3.connect(path) as db:
+        db.execute(sql)
+    with AuditLog.open(path, readonly=True) as log, pytest.raises(IntegrityError) as err:
+        verify_log(log, public_key=SIGNER.public_key())
+    assert where in err.value.message and "tampered" in err.value.message
+    with pytest.raises(IntegrityError, match="tampered"):  # the column, or the index it hid
+        history(path, {ORIGIN: SIGNER})
+
+
+def test_verify_json_reports_a_store_value_of_another_type(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    person_log(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE persons SET idx = 'x' WHERE idx = 7")
+    res = cli("verify", "--log", str(path), "--pubkey", str(pem(tmp_path)), "--json")
+    assert res.returncode == 1, res.stderr
+    out = json.loads(res.stdout)
+    assert out["verified"] is False and "persons.idx" in out["message"]

@@ -22,7 +22,7 @@ from lienthong.audit.export import security_events, to_cef, to_jsonl, to_syslog
 from lienthong.audit.history import access_history
 from lienthong.audit.http import HttpLogSource, log_app
 from lienthong.audit.log import AuditLog
-from lienthong.audit.verify import LogInconsistency, verify_log
+from lienthong.audit.verify import verify_log
 from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
 from lienthong.cli.output import console, emit_json
 from lienthong.errors import InputError, IntegrityError, SignatureError
@@ -152,7 +152,7 @@ def verify(
                 tsa_certificates=tsa,
                 external_notes=notes,
             )
-        except LogInconsistency as exc:
+        except IntegrityError as exc:  # LogInconsistency, or a store value of another type
             if json_out:
                 emit_json({"verified": False, "message": exc.message, **exc.details})
                 raise typer.Exit(1) from exc

@@ -90,7 +90,7 @@ class SqlStore:
     def tiles_in(self, first_key: int, end_key: int) -> list[TileRow]:
         sql = self._q("SELECT id, hashes FROM tiles WHERE id >= ? AND id < ? ORDER BY id")
         rows = self._run(functools.partial(_fetchall_at, sql=sql, params=(first_key, end_key)))
-        return [(int(k), bytes(h)) for k, h in rows]
+        return [(int(k), _blob(h, "tiles.hashes")) for k, h in rows]
 
     def leaves(self, start: int, end: int, chunk: int = 65536) -> Iterator[list[LeafRow]]:
         sql = self._q("SELECT idx, kind, data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx")
@@ -101,13 +101,14 @@ class SqlStore:
 
     def person_indexes(self, person: bytes) -> list[int]:
         sql = self._q("SELECT idx FROM persons WHERE person = ? ORDER BY idx")
-        return [int(r[0]) for r in self._run(lambda cur: _fetchall(cur, sql, (person,)))]
+        rows = self._run(lambda cur: _fetchall(cur, sql, (person,)))
+        return [_int(r[0], "persons.idx") for r in rows]
 
     def checkpoints(self) -> list[tuple[int, str]]:
         rows = self._run(
             lambda cur: _fetchall(cur, "SELECT size, note FROM checkpoints ORDER BY size", ())
         )
-        return [(int(s), str(n)) for s, n in rows]
+        return [(_int(s, "checkpoints.size"), str(n)) for s, n in rows]
 
     def cosignatures(self, size: int) -> list[tuple[str, str]]:
         sql = self._q("SELECT name, line FROM cosignatures WHERE size = ? ORDER BY name")
@@ -117,7 +118,7 @@ class SqlStore:
         rows = self._run(
             lambda cur: _fetchall(cur, "SELECT size, token, stamped_at FROM stamps", ())
         )
-        return {int(s): (bytes(t), str(a)) for s, t, a in rows}
+        return {_int(s, "stamps.size"): (_blob(t, "stamps.token"), str(a)) for s, t, a in rows}
 
     def archives(self) -> list[tuple[int, int, int, str, str]]:
         rows = self._run(
@@ -125,7 +126,16 @@ class SqlStore:
                 cur, "SELECT seq, first, last, path, sha256 FROM archives ORDER BY seq", ()
             )
         )
-        return [(int(a), int(b), int(c), str(d), str(e)) for a, b, c, d, e in rows]
+        return [
+            (
+                _int(a, "archives.seq"),
+                _int(b, "archives.first"),
+                _int(c, "archives.last"),
+                str(d),
+                str(e),
+            )
+            for a, b, c, d, e in rows
+        ]
 
     def min_index(self) -> int | None:
         """Smallest entry index stored (negative = rows inserted before the log's start)."""
@@ -139,13 +149,13 @@ class SqlStore:
         )
         params = (level << 48, (level + 1) << 48)
         rows = self._run(functools.partial(_fetchall_at, sql=sql, params=params))
-        return None if not rows else (int(rows[0][0]), len(rows[0][1]) // 32)
+        return None if not rows else (int(rows[0][0]), len(_blob(rows[0][1], "tiles.hashes")) // 32)
 
     def person_rows(self, start: int) -> list[tuple[bytes, int]]:
         """Person-index rows of entries ``idx >= start`` and of impossible (negative) indexes."""
         sql = self._q("SELECT person, idx FROM persons WHERE idx >= ? OR idx < 0")
         rows = self._run(functools.partial(_fetchall_at, sql=sql, params=(start,)))
-        return [(bytes(p), int(i)) for p, i in rows]
+        return [(_blob(p, "persons.person"), _int(i, "persons.idx")) for p, i in rows]
 
     def missing_tables(self) -> list[str]:
         """Tables of the layout that are absent (a damaged or truncated log)."""
@@ -219,6 +229,22 @@ def _as_bytes(value: Any) -> bytes | None:
     return str(value).encode()
 
 
+def _int(value: Any, column: str) -> int:
+    """An integer read back; SQLite keeps any type in any column, so another is tampering."""
+    if type(value) is not int:
+        raise IntegrityError(f"audit store: {column} holds {value!r}, not an integer (tampered)")
+    return value
+
+
+def _blob(value: Any, column: str) -> bytes:
+    """Bytes read back (``bytes(n)`` of a stored number would be n zero bytes)."""
+    if not isinstance(value, bytes | memoryview | bytearray):
+        raise IntegrityError(
+            f"audit store: {column} holds a {type(value).__name__}, not bytes (tampered)"
+        )
+    return bytes(value)
+
+
 def _rowcount(cur: Any, sql: str, params: tuple[Any, ...]) -> int:
     cur.execute(sql, params)
     return int(cur.rowcount or 0)
@@ -245,7 +271,7 @@ def fetch_tiles(cur: Any, dialect: Dialect, keys: list[int]) -> dict[int, bytes]
         return {}
     marks = ",".join([dialect.param] * len(keys))
     cur.execute(f"SELECT id, hashes FROM tiles WHERE id IN ({marks})", keys)
-    return {int(k): bytes(h) for k, h in cur.fetchall()}
+    return {int(k): _blob(h, "tiles.hashes") for k, h in cur.fetchall()}
 
 
 class _SqliteWriter:
