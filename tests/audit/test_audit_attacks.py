@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import lzma
 import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli
 
 from lienthong.audit import AuditLog, personal_data_access_entry
+from lienthong.audit.archive import archive_segment, verify_archives
 from lienthong.audit.checkpoint import parse_note
 from lienthong.audit.history import access_history
 from lienthong.audit.http import log_app
@@ -392,3 +394,57 @@ def test_verify_json_reports_a_store_value_of_another_type(tmp_path: Path) -> No
     assert res.returncode == 1, res.stderr
     out = json.loads(res.stdout)
     assert out["verified"] is False and "persons.idx" in out["message"]
+
+
+@pytest.fixture
+def archives(tmp_path: Path) -> tuple[Path, Path]:
+    with AuditLog.open(tmp_path / "log.sqlite", signer=SIGNER, origin=ORIGIN) as log:
+        log.append(admin_entries(30))
+        first = archive_segment(log, tmp_path / "arch", 10, now=NOW)
+        second = archive_segment(log, tmp_path / "arch", 20, now=NOW)
+    return first, second
+
+
+def _recompressed(path: Path, edit: Callable[[dict], None]) -> None:
+    lines = lzma.decompress(path.read_bytes()).split(b"\n")
+    header = json.loads(lines[0])
+    edit(header)
+    path.write_bytes(lzma.compress(b"\n".join([json.dumps(header).encode(), *lines[1:]])))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("flip", "is damaged"),  # xz's CRC fails: was exit 2, "cannot read" (bad input)
+        ("truncate", "is damaged"),
+        ("binary_sig", "is damaged"),
+        ("no_prev", "does not match its signed description"),  # was a KeyError
+    ],
+)
+def test_an_altered_archive_file_is_an_integrity_failure(
+    archives: tuple[Path, Path], damage: str, message: str
+) -> None:
+    first, second = archives
+    blob = second.read_bytes()
+    if damage == "flip":
+        second.write_bytes(blob[:60] + bytes([blob[60] ^ 1]) + blob[61:])
+    elif damage == "truncate":
+        second.write_bytes(blob[: len(blob) // 2])
+    elif damage == "binary_sig":
+        Path(f"{second}.sig").write_bytes(b"\xff\xfe garbage")
+    else:
+        _recompressed(second, lambda h: h.pop("prev_sha256"))
+    with pytest.raises(IntegrityError, match=message) as err:
+        verify_archives([first, second], ORIGIN, SIGNER.public_key())
+    assert not isinstance(err.value, InputError)
+
+
+def test_verify_archive_exits_1_for_a_corrupted_file(
+    archives: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, second = archives
+    blob = second.read_bytes()
+    second.write_bytes(blob[:60] + bytes([blob[60] ^ 1]) + blob[61:])
+    key = str(pem(tmp_path))
+    res = cli("verify-archive", str(first), str(second), "--pubkey", key, "--key-name", ORIGIN)
+    assert res.returncode == 1 and "is damaged" in res.stderr, res.stderr

@@ -144,11 +144,15 @@ def verify_archive(
     """Verify one archive file offline (and its link to ``previous``, if given)."""
     try:
         blob = path.read_bytes()
-        sig_note = path.with_name(path.name + ".sig").read_text()
+        sig_bytes = path.with_name(path.name + ".sig").read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read archive {path}: {exc}") from exc
+    try:  # present but unreadable: altered (xz checks a CRC), an integrity failure
+        sig_note = sig_bytes.decode()
         lines = lzma.decompress(blob).split(b"\n")
         header = json.loads(lines[0])
-    except (OSError, lzma.LZMAError, ValueError) as exc:
-        raise InputError(f"cannot read archive {path}: {exc}") from exc
+    except (lzma.LZMAError, ValueError) as exc:
+        raise IntegrityError(f"archive {path} is damaged: {exc}") from exc
     fields = {"origin": str, "seq": int, "first": int, "end": int, "left": list, "checkpoint": str}
     bad = [
         k
@@ -174,7 +178,7 @@ def verify_archive(
         header["first"],
         header["end"],
         hashlib.sha256(blob).digest(),
-        header["prev_sha256"],
+        prev,
     )
     if text != expect:
         raise IntegrityError(f"archive {path.name} does not match its signed description")
@@ -206,10 +210,7 @@ def verify_archive(
             prev_header = json.loads(lzma.decompress(prev_blob).split(b"\n", 1)[0])
         except (OSError, lzma.LZMAError, ValueError) as exc:
             raise InputError(f"cannot read archive {previous}: {exc}") from exc
-        if (
-            header["prev_sha256"] != hashlib.sha256(prev_blob).hexdigest()
-            or prev_header["end"] != header["first"]
-        ):
+        if prev != hashlib.sha256(prev_blob).hexdigest() or prev_header["end"] != header["first"]:
             raise IntegrityError(f"archive {path.name} does not link to {previous.name}")
     return {
         "archive": path.name,
