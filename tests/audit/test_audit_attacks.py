@@ -20,6 +20,7 @@ from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli
 from lienthong.audit import AuditLog, personal_data_access_entry
 from lienthong.audit.archive import archive_segment, verify_archives
 from lienthong.audit.checkpoint import parse_note
+from lienthong.audit.cli import parse_proof
 from lienthong.audit.history import access_history
 from lienthong.audit.http import log_app
 from lienthong.audit.verify import LogInconsistency, verify_log
@@ -448,3 +449,30 @@ def test_verify_archive_exits_1_for_a_corrupted_file(
     key = str(pem(tmp_path))
     res = cli("verify-archive", str(first), str(second), "--pubkey", key, "--key-name", ORIGIN)
     assert res.returncode == 1 and "is damaged" in res.stderr, res.stderr
+
+
+GOOD_PROOF = {"leaf_index": 0, "tree_size": 2, "leaf_hash": "ab" * 32, "root_hash": "cd" * 32}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["00 " * 20 + "0000", "\t\t" + "00" * 31, "0x" + "00" * 31, "٠" * 64, "00" * 31 + "\n0"],
+)
+@pytest.mark.parametrize("where", ["leaf_hash", "root_hash", "hashes"])
+def test_a_proof_hash_must_be_exactly_64_hex_digits(value: str, where: str) -> None:
+    """bytes.fromhex skips ASCII whitespace: "00 00 … 0000" (64 characters) gave a 22-byte
+    hash and the proof failed as not verifying (exit 1) instead of being malformed (2)."""
+    proof = {**GOOD_PROOF, "hashes": ["ef" * 32]}
+    if where == "hashes":
+        proof["hashes"] = [value]
+    else:
+        proof[where] = value
+    with pytest.raises(InputError, match="must be 64 hex digits"):
+        parse_proof(json.dumps(proof).encode())
+
+
+def test_check_proof_refuses_a_root_with_spaces_as_bad_input(tmp_path: Path) -> None:
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps({**GOOD_PROOF, "hashes": ["ef" * 32]}))
+    res = cli("check-proof", str(proof), "--root", "cd " * 20 + "cdcd")
+    assert res.returncode == 2 and "--root must be 64 hex digits" in res.stderr, res.stderr

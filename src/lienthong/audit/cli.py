@@ -7,6 +7,7 @@ reference ``env:NAME``/``file:PATH``); the person key likewise, never inline.
 
 from __future__ import annotations
 
+import string
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,10 +232,9 @@ def _hash32(value: object, what: str) -> bytes:
     if not isinstance(value, str) or len(value) != 64:
         shown = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
         raise InputError(f"{what} must be 64 hex digits (a SHA-256 hash), got {shown}")
-    try:
-        return bytes.fromhex(value)
-    except ValueError as exc:
-        raise InputError(f"{what} must be 64 hex digits (a SHA-256 hash): not hex") from exc
+    if not all(c in string.hexdigits for c in value):  # fromhex() would skip whitespace
+        raise InputError(f"{what} must be 64 hex digits (a SHA-256 hash): not hex")
+    return bytes.fromhex(value)
 
 
 def _count(obj: dict[str, object], name: str) -> int:
