@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -45,6 +47,7 @@ def test_every_setting_is_documented() -> None:
         ({"message_log": {"sync_interval_ms": 0}}, "sync_interval_ms"),
         ({"message_log": {"fsync": True}}, "fsync"),
         ({"limits": {"idle_timeout_s": 0}}, "positive"),
+        ({"limits": {"monitor_keep_days": -1}}, "monitor_keep_days must be in"),
     ],
 )
 def test_bad_config(tmp_path: Path, patch: dict[str, object], message: str) -> None:
@@ -120,7 +123,61 @@ def test_monitor_store_migrates_from_version_1(tmp_path: Path) -> None:
     store = MonitorStore(path)
     assert store.query()[0]["node"] == "old" and store.query()[0]["hop_ms"] is None
     version = store._db.execute("SELECT value FROM meta").fetchone()[0]
-    assert version == str(SCHEMA_VERSION)
+    assert version == str(SCHEMA_VERSION) == "3"
+    indexes = [r[1] for r in store._db.execute("PRAGMA index_list(monitor_record)")]
+    assert indexes == ["monitor_record_ts"]  # version 3: records by time (queries, retention)
+    store.close()
+
+
+def _record(ts: float, **fields: Any) -> Any:
+    from lienthong.exchange.monitor import MonitorRecord
+
+    base: dict[str, Any] = {
+        "node": "BHXH-GW",
+        "role": "client",
+        "message_id": f"m{ts}",
+        "client": "VN/GOV/G07.BHXH/GIAMDINH",
+        "service": "VN/GOV/G01.BCA/DANCU/cu-tru",
+        "method": "GET",
+        "level": "PERSONAL",
+        "status": 200,
+        "result": "ok",
+        "error_code": None,
+        "request_bytes": 0,
+        "response_bytes": 10,
+        "total_ms": 2.0,
+        "upstream_ms": 1.0,
+        "hops": 2,
+    }
+    return MonitorRecord(ts=ts, **(base | fields))
+
+
+def test_monitor_records_are_pruned_in_bounded_batches_and_filtered(tmp_path: Path) -> None:
+    """The monitoring database grew without end (one record per exchange per node: tens of
+    millions a day on a busy platform). prune() deletes records older than a time, oldest
+    first, at most ``limit`` per call (the gateway calls it each half second until fewer
+    come back, then hourly); query() filters on each column an operator asks about."""
+    from lienthong.exchange.monitor import MonitorStore, open_readonly
+
+    path = tmp_path / "monitor.sqlite"
+    store = MonitorStore(path)
+    for ts in range(1, 11):
+        store.add(_record(float(ts), client="A" if ts % 2 else "B"))
+    store.add(_record(11.0, result="refused", error_code="LT.ACCESS_DENIED"))
+    store.flush()
+    assert store.prune(before=6.0, limit=3) == 3  # 1, 2, 3
+    assert store.prune(before=6.0, limit=3) == 2  # 4, 5: fewer than the limit, done
+    assert store.prune(before=6.0, limit=3) == 0
+    assert [r["ts"] for r in store.query(limit=100)] == [11.0, 10.0, 9.0, 8.0, 7.0, 6.0]
+    reader = open_readonly(path)  # the CLI's connection: read-only
+    assert [r["ts"] for r in reader.query(client="A", limit=100)] == [9.0, 7.0]
+    assert [r["ts"] for r in reader.query(since=7.0, until=10.0, limit=100)] == [9.0, 8.0, 7.0]
+    assert [r["message_id"] for r in reader.query(message_id="m8.0")] == ["m8.0"]
+    refused = reader.query(result="refused", error_code="LT.ACCESS_DENIED")
+    assert [r["ts"] for r in refused] == [11.0]
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader._db.execute("DELETE FROM monitor_record")
+    reader.close()
     store.close()
 
 

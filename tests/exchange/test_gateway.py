@@ -142,6 +142,43 @@ def test_health_metrics_and_monitor(federation: Federation, client: httpx.Client
     assert timed and "NDXP=" in timed[0]["hop_ms"] and "service=" in timed[0]["hop_ms"]
 
 
+def _monitor(federation: Federation, *args: str) -> subprocess.CompletedProcess[str]:
+    config = str(federation.testbed.configs["BHXH-GW"])
+    return subprocess.run(
+        [sys.executable, "-m", "lienthong", "gateway", "monitor", "--config", config, *args],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_monitor_finds_one_call_by_its_message_id_service_and_time(
+    federation: Federation, client: httpx.Client
+) -> None:
+    """An operator asked about one call (its information system gives the message id) finds
+    its record, and filters by service, result and time range."""
+    import time
+    import uuid
+
+    mid = str(uuid.uuid4())
+    resp = client.get(f"/r1/{SVC_RESIDENCE}/001203004567", headers={"X-LT-Id": mid})
+    assert resp.status_code == 200
+    time.sleep(0.7)  # records are flushed every half second
+    (found,) = json.loads(_monitor(federation, "--message-id", mid).stdout)
+    assert (found["service"], found["result"], found["status"]) == (SVC_RESIDENCE, "ok", 200)
+    recent = json.loads(_monitor(federation, "--service", SVC_RESIDENCE, "--since", "5m").stdout)
+    assert mid in [r["message_id"] for r in recent]
+    assert {r["service"] for r in recent} == {SVC_RESIDENCE}
+    assert json.loads(_monitor(federation, "--message-id", mid, "--until", "1h").stdout) == []
+    refused = json.loads(_monitor(federation, "--result", "refused", "--limit", "50").stdout)
+    assert all(r["result"] == "refused" and r["error_code"] for r in refused)
+    for args, message in [
+        (("--since", "yesterday"), "--since 'yesterday': give a time"),
+        (("--result", "failed"), "--result must be one of ok, refused"),
+    ]:
+        bad = _monitor(federation, *args)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+
+
 def test_gateway_check_command(federation: Federation) -> None:
     out = subprocess.run(
         [
@@ -264,4 +301,38 @@ def test_provider_service_dies_mid_response(
         assert (status, code) == (502, "LT.UNAVAILABLE"), (status, code, got)
     federation.running.stop("service")  # gone already: reaped
     federation.running.start_service(federation.record)
+    assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200
+
+
+def test_monitoring_records_past_their_keeping_time_are_deleted(
+    federation: Federation, client: httpx.Client
+) -> None:
+    """Records older than limits.monitor_keep_days (7 days here) are deleted by the running
+    gateway — before, the monitoring database grew for ever; newer ones stay."""
+    import sqlite3
+    import time
+
+    from lienthong.exchange.monitor import MonitorStore
+
+    path = federation.testbed.workdir / "state" / "BHXH-GW" / "monitor.sqlite"
+    federation.running.stop("BHXH-GW")
+    store = MonitorStore(path)
+    old = time.time() - 8 * 86400
+    store._db.executemany(
+        "INSERT INTO monitor_record (ts, node, message_id) VALUES (?, 'BHXH-GW', ?)",
+        [(old + i, f"old-{i}") for i in range(2500)] + [(time.time() - 86400, "recent")],
+    )
+    store._db.commit()
+    store.close()
+    federation.running.start_gateway("BHXH-GW")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with sqlite3.connect(path) as db:
+            left = db.execute("SELECT count(*) FROM monitor_record WHERE ts < ?", (old + 1e4,))
+            if left.fetchone()[0] == 0:
+                break
+        time.sleep(0.2)
+    with sqlite3.connect(path) as db:
+        ids = {r[0] for r in db.execute("SELECT message_id FROM monitor_record")}
+    assert "recent" in ids and not any(i.startswith("old-") for i in ids)
     assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -82,16 +83,68 @@ def check(config: Path = typer.Option(..., "--config", help="Gateway config file
     )
 
 
+def _when(text: str | None, option: str) -> float | None:
+    """``--since``/``--until``: an ISO 8601 time (UTC when it names no zone) or a duration
+    back from now (``90m``, ``36h``, ``7d``), as epoch seconds."""
+    import datetime as dt
+
+    from lienthong.federation.publish import parse_duration
+
+    if text is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return time.time() - parse_duration(text).total_seconds()
+        except InputError:
+            raise InputError(
+                f"{option} {text!r}: give a time (2026-12-07T08:00:00+07:00) or a duration "
+                "back from now (90m, 36h, 7d)"
+            ) from None
+    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp()
+
+
+_RESULTS = ("ok", "refused")
+
+
 @app.command()
 def monitor(
     config: Path = typer.Option(..., "--config", help="Gateway config file."),
     limit: int = typer.Option(20, "--limit", min=1, max=100_000, help="Most recent records."),
     error_code: str | None = typer.Option(None, "--error-code", help="Only this LT.* code."),
+    message_id: str | None = typer.Option(None, "--message-id", help="Only this message id."),
+    client: str | None = typer.Option(None, "--client", help="Only this client subsystem."),
+    service: str | None = typer.Option(None, "--service", help="Only this service."),
+    result: str | None = typer.Option(None, "--result", help="Only ok or refused."),
+    since: str | None = typer.Option(
+        None, "--since", help="From this time (ISO 8601) or this long ago (90m, 36h, 7d)."
+    ),
+    until: str | None = typer.Option(None, "--until", help="Before this time, as --since."),
 ) -> None:
-    """Print the operational-monitoring records of a gateway (most recent first), as JSON."""
+    """Print the operational-monitoring records of a gateway (most recent first), as JSON,
+    optionally only those of a message id, client, service, result, error code or time
+    range. Records older than limits.monitor_keep_days (7 by default) are deleted by the
+    gateway."""
+    if result is not None and result not in _RESULTS:
+        raise InputError(f"--result must be one of {', '.join(_RESULTS)}, not {result!r}")
+    start, end = _when(since, "--since"), _when(until, "--until")
     cfg = load_config(config)
     store = open_readonly(Path(cfg.state_dir) / "monitor.sqlite")
-    emit_json(store.query(limit=limit, error_code=error_code))
+    try:
+        records = store.query(
+            since=start or 0.0,
+            limit=limit,
+            error_code=error_code,
+            message_id=message_id,
+            client=client,
+            service=service,
+            result=result,
+            until=end,
+        )
+    finally:
+        store.close()
+    emit_json(records)
 
 
 @app.command()

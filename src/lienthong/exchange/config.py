@@ -59,6 +59,7 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # address (0: half of that); beyond them idle connections make room, see docs/exchange.md
     max_connections: int = 0
     max_connections_per_address: int = 0
+    monitor_keep_days: float = 7.0  # monitoring records older than this are deleted (0: keep)
 
 
 class MessageLogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -229,3 +230,5 @@ def verify_config(cfg: GatewayConfig) -> None:
         raise ConfigError("gateway config: limits must be positive")
     if lim.max_connections < 0 or lim.max_connections_per_address < 0:
         raise ConfigError("gateway config: connection limits must be 0 (automatic) or positive")
+    if not 0 <= lim.monitor_keep_days <= 3650:
+        raise ConfigError("gateway config: limits.monitor_keep_days must be in [0, 3650]")

@@ -1,7 +1,9 @@
 """Operational monitoring (giám sát vận hành): one record per exchange per node, in SQLite.
 
 Records are buffered and written in batches by :meth:`MonitorStore.flush` (called by the
-gateway every half second and at shutdown) so the hot path never waits on the disk.
+gateway every half second and at shutdown) so the hot path never waits on the disk; records
+older than ``limits.monitor_keep_days`` are deleted by :meth:`MonitorStore.prune`, a bounded
+number per call, so the database does not grow without end and no call waits long.
 """
 
 from __future__ import annotations
@@ -11,9 +13,22 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Step-by-step migrations: MIGRATIONS[n] takes a database at version n to n + 1.
-MIGRATIONS = {1: ["ALTER TABLE monitor_record ADD COLUMN hop_ms"]}
+MIGRATIONS = {
+    1: ["ALTER TABLE monitor_record ADD COLUMN hop_ms"],
+    2: ["CREATE INDEX IF NOT EXISTS monitor_record_ts ON monitor_record (ts)"],
+}
+PRUNE_ROWS = 2000  # at most this many records deleted per prune call (a few ms)
+# the filters of query(): column -> SQL test
+_FILTERS = {
+    "message_id": "message_id = ?",
+    "client": "client = ?",
+    "service": "service = ?",
+    "result": "result = ?",
+    "error_code": "error_code = ?",
+    "until": "ts < ?",
+}
 
 
 @dataclass
@@ -27,7 +42,7 @@ class MonitorRecord:
     method: str
     level: str
     status: int
-    result: str  # ok | refused | failed
+    result: str  # ok | refused
     error_code: str | None
     request_bytes: int
     response_bytes: int
@@ -41,7 +56,11 @@ _COLUMNS = [f.name for f in fields(MonitorRecord)]
 
 
 class MonitorStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self._pending: list[tuple[Any, ...]] = []
+        if readonly:  # a reader (the CLI) next to the running gateway: never writes
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -56,14 +75,15 @@ class MonitorStore:
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
         self._migrate()
+        self._db.execute(MIGRATIONS[2][0])  # a new database starts at the latest version
         self._db.commit()
-        self._pending: list[tuple[Any, ...]] = []
+
+    def _version(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
 
     def _migrate(self) -> None:
-        (version,) = self._db.execute(
-            "SELECT value FROM meta WHERE key = 'schema_version'"
-        ).fetchone()
-        current = int(version)
+        current = self._version()
         while current < SCHEMA_VERSION:
             for statement in MIGRATIONS[current]:
                 self._db.execute(statement)
@@ -86,15 +106,29 @@ class MonitorStore:
         self._db.commit()
         return len(rows)
 
+    def prune(self, before: float, limit: int = PRUNE_ROWS) -> int:
+        """Delete up to ``limit`` records older than ``before`` (oldest first); the number
+        deleted — ``limit`` means more may be left for the next call."""
+        cur = self._db.execute(
+            "DELETE FROM monitor_record WHERE seq IN (SELECT seq FROM monitor_record "
+            "WHERE ts < ? ORDER BY ts LIMIT ?)",
+            (before, limit),
+        )
+        self._db.commit()
+        return cur.rowcount
+
     def query(
-        self, *, since: float = 0.0, limit: int = 100, error_code: str | None = None
+        self, *, since: float = 0.0, limit: int = 100, **filters: str | float | None
     ) -> list[dict[str, Any]]:
-        """Most recent records first."""
+        """Most recent records first, from ``since`` (epoch seconds) on; ``filters`` (each
+        when not None): ``message_id``, ``client``, ``service``, ``result``, ``error_code``
+        (equal) and ``until`` (before that time)."""
         sql = f"SELECT {', '.join(_COLUMNS)} FROM monitor_record WHERE ts >= ?"
         args: list[Any] = [since]
-        if error_code is not None:
-            sql += " AND error_code = ?"
-            args.append(error_code)
+        for name, value in filters.items():
+            if value is not None:
+                sql += f" AND {_FILTERS[name]}"
+                args.append(value)
         sql += " ORDER BY seq DESC LIMIT ?"
         args.append(limit)
         return [dict(zip(_COLUMNS, row, strict=True)) for row in self._db.execute(sql, args)]
@@ -108,8 +142,18 @@ class MonitorStore:
 
 
 def open_readonly(path: Path) -> MonitorStore:
-    if not path.exists():
-        from lienthong.errors import NotFound
+    from lienthong.errors import BackendError, NotFound
 
+    if not path.exists():
         raise NotFound(f"no monitoring database at {path}")
-    return MonitorStore(path)
+    try:
+        store = MonitorStore(path, readonly=True)
+        version = store._version()
+    except sqlite3.Error as exc:
+        raise BackendError(f"cannot read the monitoring database {path}: {exc}") from exc
+    if version > SCHEMA_VERSION:
+        raise BackendError(
+            f"monitoring database {path} has schema {version}, newer than this version "
+            f"reads ({SCHEMA_VERSION}): upgrade lienthong"
+        )
+    return store

@@ -17,6 +17,7 @@ import gc
 import resource
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,7 @@ from lienthong.exchange.httpserver import (
     ServerSettings,
 )
 from lienthong.exchange.inbound import handle_peer_call
+from lienthong.exchange.monitor import PRUNE_ROWS
 from lienthong.exchange.node import Node, build_node, log, tls_contexts
 from lienthong.exchange.outbound import handle_client_call
 from lienthong.exchange.protocol import H_ERROR, H_REFUSAL, ErrorCode, Refused, error_body
@@ -352,12 +354,21 @@ async def _flush_loop(node: Node, stop: asyncio.Event, watchdog: Watchdog) -> No
     """Flush monitoring records and sweep the exchanges' deadlines twice a second; re-read the
     federation view every reload_s."""
     last_reload = time.time()
+    next_prune = 0.0  # monitoring records past limits.monitor_keep_days: at start, then hourly
+    keep_s = node.cfg.limits.monitor_keep_days * 86400
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         await asyncio.sleep(0.5)
         watchdog.sweep(loop.time())
         node.monitor.flush()
         now = time.time()
+        if keep_s > 0 and now >= next_prune:  # a bounded batch per tick while any is left
+            try:
+                if node.monitor.prune(now - keep_s) < PRUNE_ROWS:
+                    next_prune = now + 3600
+            except sqlite3.Error as exc:  # the records stay; tried again in an hour
+                log.warning("%s: cannot delete old monitoring records: %s", node.name, exc)
+                next_prune = now + 3600
         if now - last_reload >= node.cfg.limits.reload_s:
             last_reload = now
             await asyncio.get_running_loop().run_in_executor(None, node.reload, now)
