@@ -476,3 +476,44 @@ def test_check_proof_refuses_a_root_with_spaces_as_bad_input(tmp_path: Path) -> 
     proof.write_text(json.dumps({**GOOD_PROOF, "hashes": ["ef" * 32]}))
     res = cli("check-proof", str(proof), "--root", "cd " * 20 + "cdcd")
     assert res.returncode == 2 and "--root must be 64 hex digits" in res.stderr, res.stderr
+
+
+@pytest.fixture
+def archived(tmp_path: Path) -> Path:
+    """600 entries, accesses to PID at 3 (archived), 300 (archived) and 550; [0, 512) pruned."""
+    path = tmp_path / "archived.sqlite"
+    entries = admin_entries(600)
+    for k in (3, 300, 550):
+        entries[k] = personal_data_access_entry(
+            PID, "VN/GOV/X/portal", "s", "p", "l", at=NOW, key=PERSON_KEY
+        )
+    with AuditLog.open(path, signer=SIGNER, origin=ORIGIN) as log:
+        log.append(entries)
+        log.checkpoint(now=NOW)
+        archive_segment(log, tmp_path / "arch", 512, now=NOW)
+    return path
+
+
+def test_access_history_names_a_deleted_hash_of_the_archived_prefix(archived: Path) -> None:
+    """The archived prefix enters the root through its stored subtree hashes: with that tile
+    deleted, access-history crashed on a KeyError."""
+    with sqlite3.connect(archived) as db:
+        db.execute("DELETE FROM tiles WHERE id = ?", (9 << 48,))
+    with pytest.raises(IntegrityError, match=r"lacks tree node\(s\) \[\(9, 0\)\]"):
+        history(archived, {ORIGIN: SIGNER})
+
+
+def test_access_history_refuses_an_archive_record_pointing_at_another_file(
+    archived: Path, tmp_path: Path
+) -> None:
+    """The citizen is told to check the archived accesses in the recorded archive file; a
+    record redirected to another file present here is caught (as verify catches it)."""
+    decoy = tmp_path / "decoy.ltar.xz"
+    decoy.write_bytes(b"not the archive")
+    with sqlite3.connect(archived) as db:
+        db.execute("UPDATE archives SET path = ?", (str(decoy),))
+    with pytest.raises(IntegrityError, match="does not hash to the SHA-256 recorded"):
+        history(archived, {ORIGIN: SIGNER})
+    with sqlite3.connect(archived) as db:  # an absent file cannot be checked here: listed
+        db.execute("UPDATE archives SET path = ?", (str(tmp_path / "elsewhere.ltar.xz"),))
+    assert len(history(archived, {ORIGIN: SIGNER})["accesses"]) == 1

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.audit import merkle
-from lienthong.audit.archive import ArchiveUnproven, attestation, proven_prefix
+from lienthong.audit.archive import (
+    ArchiveUnproven,
+    attestation,
+    check_archive_file,
+    proven_prefix,
+)
 from lienthong.audit.checkpoint import verify_note
 from lienthong.audit.entries import (
     KIND_PERSONAL_DATA_ACCESS,
@@ -60,6 +65,9 @@ def _scan(
     frontier = merkle.Frontier()
     prefix = merkle.subtree_nodes(0, first_live)
     stored = log.hashes(prefix)
+    missing = [node for node in prefix if node not in stored]
+    if missing:
+        raise IntegrityError(f"log {log.origin}: store lacks tree node(s) {missing[:3]}")
     for level, index in prefix:
         frontier.push_complete(stored[(level, index)], level)
     found: set[int] = set()
@@ -134,6 +142,12 @@ def history_in_log(
         proven_prefix(archive_rows, attested, cp.size)
     except ArchiveUnproven as exc:
         raise IntegrityError(f"log {log.origin}: {exc.message}") from exc
+    for row in archive_rows:  # the files the citizen is sent to, where present here
+        if check_archive_file(row) is False:
+            raise IntegrityError(
+                f"log {log.origin}: archive file {row[3]} does not hash to the SHA-256 "
+                f"recorded for archive {row[0]}"
+            )
     listed = log.store.person_indexes(digest)
     archived = sum(1 for i in listed if i < first_live)
     indexed = {i for i in listed if first_live <= i < cp.size}
