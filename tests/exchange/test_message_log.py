@@ -366,3 +366,49 @@ def test_evidence_of_a_message_id_two_clients_used_is_shown_per_exchange(tmp_pat
     assert none.returncode == 2 and "no exchange with message id x of client y" in none.stderr
     alone = _lt("gateway", "evidence", "--log", str(path), "--client", clients[0])
     assert alone.returncode == 2 and "--client needs --message-id" in alone.stderr
+
+
+def test_evidence_past_its_retention_is_deleted_and_then_not_missing(tmp_path: Path) -> None:
+    """The evidence store holds personal data (the tokens' claims) and only grew: at the end
+    of the retention period ``gateway evidence --delete-before`` deletes the tokens of the
+    older entries, overwritten on disk; the leaves stay, and the check counts those tokens
+    as deleted, not missing — while a token of a newer entry that goes missing still fails."""
+    import asyncio
+    import time
+
+    from lienthong.exchange.messagelog import AuditMessageLog
+
+    path = tmp_path / "m.auditlog"
+    mlog = AuditMessageLog(path, "o", durability="power")
+    old_ts, new_ts = 946684800.0 - 86400, time.time()  # the day before 2000-01-01, and now
+
+    async def log_two() -> None:
+        for i, ts in enumerate((old_ts, new_ts)):
+            record = {"ts": ts, "id": f"m{i}", "client": "c", "service": "s", "level": 0}
+            await mlog.append(
+                record
+                | {"request_tokens": [f"secret-claims-of-{PID}-{i}"], "response_tokens": [f"r{i}"]}
+            )
+
+    asyncio.run(log_two())
+    mlog.close()
+    out = _lt("gateway", "evidence", "--log", str(path), "--delete-before", "2000-01-01")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) | {"log": ""} == {
+        "log": "",
+        "deleted_before": "2000-01-01T00:00:00.000Z",
+        "tokens_deleted": 2,
+    }
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if "evidence" in p.name)
+    assert f"secret-claims-of-{PID}-0".encode() not in raw  # overwritten, not only unlinked
+    assert f"secret-claims-of-{PID}-1".encode() in raw
+    check = _lt("gateway", "evidence", "--log", str(path))
+    assert check.returncode == 0, check.stderr
+    report = json.loads(check.stdout)
+    assert (report["tokens_checked"], report["tokens_deleted_by_retention"]) == (2, 2)
+    with sqlite3.connect(evidence_path(path)) as db:
+        db.execute("DELETE FROM tokens WHERE message_id = 'm1' AND token = 'r1'")
+    broken = _lt("gateway", "evidence", "--log", str(path))
+    assert broken.returncode == 1 and "is missing" in broken.stderr
+    bad = _lt("gateway", "evidence", "--log", str(path), "--delete-before", "365d")
+    assert bad.returncode == 2 and "give a date or time" in bad.stderr

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import typer
 
@@ -83,11 +84,13 @@ def check(config: Path = typer.Option(..., "--config", help="Gateway config file
     )
 
 
-def _when(text: str | None, option: str) -> float | None:
-    """``--since``/``--until``: an ISO 8601 time (UTC when it names no zone) or a duration
-    back from now (``90m``, ``36h``, ``7d``), as epoch seconds."""
-    import datetime as dt
-
+@overload
+def _when(text: str, option: str, *, durations: bool = True) -> float: ...
+@overload
+def _when(text: None, option: str, *, durations: bool = True) -> None: ...
+def _when(text: str | None, option: str, *, durations: bool = True) -> float | None:
+    """``--since``/``--until``: an ISO 8601 time (UTC when it names no zone) or, with
+    ``durations``, a duration back from now (``90m``, ``36h``, ``7d``), as epoch seconds."""
     from lienthong.federation.publish import parse_duration
 
     if text is None:
@@ -95,6 +98,10 @@ def _when(text: str | None, option: str) -> float | None:
     try:
         at = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
+        if not durations:
+            raise InputError(
+                f"{option} {text!r}: give a date or time (2025-12-07, 2025-12-07T08:00:00+07:00)"
+            ) from None
         try:
             return time.time() - parse_duration(text).total_seconds()
         except InputError:
@@ -156,13 +163,28 @@ def evidence(
     client: str | None = typer.Option(
         None, "--client", help="With --message-id: only the exchanges of this client subsystem."
     ),
+    delete_before: str | None = typer.Option(
+        None,
+        "--delete-before",
+        help="End of retention: delete the tokens of entries before this time (ISO 8601).",
+    ),
 ) -> None:
     """Check the signed tokens kept beside a message log (message-log.evidence.sqlite) against
     the log's leaves: exit 1 on a missing or altered token. With --message-id each exchange
     of that id is printed apart (ids are unique per client subsystem only), with its tokens'
-    claims: they may hold personal data (paths, end users)."""
-    from lienthong.exchange.messagelog import evidence_report
+    claims: they may hold personal data (paths, end users).
+
+    With --delete-before, at the end of the retention period of exchange records, the tokens
+    of the entries before that time are deleted (overwritten on disk) instead; the log's
+    leaves stay, and later checks count those tokens as deleted, not missing."""
+    from lienthong.exchange.messagelog import delete_evidence_before, evidence_report
 
     if client is not None and message_id is None:
         raise InputError("--client needs --message-id")
+    if delete_before is not None:
+        if message_id is not None:
+            raise InputError("--delete-before and --message-id are separate runs")
+        at = _when(delete_before, "--delete-before", durations=False)
+        emit_json(delete_evidence_before(log, dt.datetime.fromtimestamp(at, dt.UTC)))
+        return
     emit_json(evidence_report(log, message_id, client))

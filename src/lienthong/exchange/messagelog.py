@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from lienthong.audit.entries import Entry, decode_entry, exchange_entry
+from lienthong.audit.entries import Entry, decode_entry, exchange_entry, timestamp
 from lienthong.audit.log import WAL_CHECKPOINT_INTERVAL_S, AuditLog
 from lienthong.audit.sqlstore import WAL_SAFETY_PAGES, sync_wal
 from lienthong.errors import BackendError, InputError, IntegrityError
@@ -218,6 +218,48 @@ class EvidenceStore:
             row = self._conn.execute(sql, args).fetchone()
         return (str(row[0]), str(row[1])) if row else None
 
+    @property
+    def deleted_before(self) -> str | None:
+        """The RFC 3339 time before which tokens were deleted at the end of their retention
+        (:func:`delete_evidence_before`), or None."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT value FROM meta WHERE key = 'deleted_before'"
+                ).fetchone()
+            except sqlite3.OperationalError:  # no meta table: nothing was ever deleted
+                return None
+        return str(row[0]) if row else None
+
+    def delete(self, pairs: list[tuple[str, str]], before: str) -> int:
+        """Delete the tokens ``(sha256, message_id)``, overwriting their bytes on disk
+        (``secure_delete``, then a truncating WAL checkpoint), and record ``before`` as the
+        time before which tokens may be missing; the number of rows deleted."""
+        with self._lock:
+            self._conn.execute("PRAGMA secure_delete=ON")  # personal data: zeroed, not freed
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)"
+                )
+                deleted = 0
+                for sha, mid in pairs:
+                    cur = self._conn.execute(
+                        "DELETE FROM tokens WHERE sha256 = ? AND message_id = ?", (sha, mid)
+                    )
+                    deleted += cur.rowcount
+                self._conn.execute(
+                    "INSERT INTO meta VALUES ('deleted_before', ?) ON CONFLICT(key) DO UPDATE "
+                    "SET value = max(value, excluded.value)",
+                    (before,),
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
+
     def for_message(self, message_id: str) -> list[str]:
         with self._lock:
             rows = self._conn.execute(
@@ -277,7 +319,8 @@ def verify_evidence(log: AuditLog, evidence: EvidenceStore) -> dict[str, int]:
     hashing to the leaf's value and recorded for the leaf's message id. Raise IntegrityError
     on the first mismatch; return counts."""
     evidence.index()
-    checked = 0
+    checked = expired = 0
+    before = evidence.deleted_before
     for rows in log.store.leaves(0, log.size()):
         for idx, _kind, data in rows:
             if data is None:
@@ -286,12 +329,51 @@ def verify_evidence(log: AuditLog, evidence: EvidenceStore) -> dict[str, int]:
             for sha in entry.get("evidence") or ():
                 found = evidence.get(sha, str(entry.get("message_id"))) or evidence.get(sha)
                 if found is None:
+                    if before is not None and _at(entry) < before:
+                        expired += 1  # deleted at the end of its retention period
+                        continue
                     raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… is missing")
                 mid, token = found
                 if token_sha256(token) != sha or mid != entry.get("message_id"):
                     raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… was altered")
                 checked += 1
-    return {"tokens_checked": checked}
+    counts = {"tokens_checked": checked}
+    if before is not None:
+        counts["tokens_deleted_by_retention"] = expired
+    return counts
+
+
+def _at(entry: dict[str, Any]) -> str:
+    """An entry's time as stored (RFC 3339 UTC with milliseconds: compares as text)."""
+    return str(entry.get("at") or "")
+
+
+def delete_evidence_before(log_path: Path, before: datetime) -> dict[str, Any]:
+    """``lienthong gateway evidence --delete-before``: at the end of the retention period of
+    exchange records (Decree 13/2023), delete the signed tokens — personal data — of every
+    live entry older than ``before``. The log's leaves stay (they name no one and keep the
+    tokens' hashes); the store records the time, so :func:`verify_evidence` counts those
+    tokens as deleted, not missing. Tokens of entries already archived out of the live log are
+    not dated here and stay: delete before archiving."""
+    cutoff = timestamp(before)
+    with (
+        AuditLog.open(log_path, create=False) as log,
+        EvidenceStore(evidence_path(log_path), create=False) as store,
+    ):
+        pairs: list[tuple[str, str]] = []
+        for rows in log.store.leaves(0, log.size()):
+            for _idx, _kind, data in rows:
+                if data is None:
+                    continue
+                entry = decode_entry(bytes(data))
+                if entry.get("evidence") and _at(entry) < cutoff:
+                    mid = str(entry.get("message_id"))
+                    pairs += [(sha, mid) for sha in entry["evidence"]]
+        previous = store.deleted_before
+        if previous is not None and cutoff < previous:
+            cutoff = previous  # never moves back: earlier deletions stay accounted for
+        deleted = store.delete(pairs, cutoff)
+    return {"log": str(log_path), "deleted_before": cutoff, "tokens_deleted": deleted}
 
 
 def _claims(token: str) -> Any:
