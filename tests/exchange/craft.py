@@ -26,11 +26,17 @@ from lienthong.exchange.envelope import (
 )
 from lienthong.exchange.node import Node, tls_contexts
 from lienthong.exchange.protocol import H_HOPS, H_REQUEST, H_REQUEST_PQ, ServiceCall
+from lienthong.exchange.testbed import GIAMDINH
 from lienthong.identifiers import ServiceId, SubsystemId
 from lienthong.trust.secrets import resolve_secret
 
 if TYPE_CHECKING:
     from tests.exchange.conftest import Federation
+
+
+# the relay route of the testbed, and the headers of a test call from the client system
+ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
+HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
 
 
 def relay_tls(relay: Node) -> ssl.SSLContext:

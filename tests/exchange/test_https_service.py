@@ -18,13 +18,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from tests.exchange.craft import ServerThread
+from tests.exchange.craft import HEADERS, ServerThread
 
 from lienthong.exchange.processes import Running
 from lienthong.exchange.testbed import GIAMDINH, SVC_ECHO, SVC_SINK, build_testbed, demo_spec
 from lienthong.ports import free_port
 
-HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
 _PEM = serialization.Encoding.PEM
 
 

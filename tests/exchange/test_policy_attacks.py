@@ -29,6 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tests.exchange.conftest import LIMITS, Federation, add_directory_certs
 from tests.exchange.craft import (
+    HEADERS,
+    ROUTE,
     RelayImpostor,
     ServerThread,
     build_request,
@@ -72,8 +74,6 @@ from lienthong.trust.keystore import FileKeyStore
 from lienthong.trust.profiles import Profile
 from lienthong.trust.secrets import resolve_secret
 
-ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
-HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
 EXPIRING_IN_S = 8.0  # the short-lived signing certificate's remaining validity at start
 
 

@@ -29,6 +29,8 @@ import pytest
 from aiohttp import web
 from tests.exchange.conftest import Federation
 from tests.exchange.craft import (
+    HEADERS,
+    ROUTE,
     RelayImpostor,
     ServerThread,
     build_request,
@@ -46,8 +48,6 @@ from lienthong.exchange.protocol import ErrorCode, ServiceCall
 from lienthong.exchange.testbed import GIAMDINH, SVC_ECHO, SVC_RESIDENCE, SVC_SECRET, SVC_SINK
 from lienthong.trust.secrets import resolve_secret
 
-ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
-HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
 PID = "011187747224"  # a (synthetic) citizen's personal ID
 OTHER = "079195001234"  # another one
 DEEP = 300  # nesting levels: valid JSON that orjson parses but will not write back (> 254)

@@ -13,6 +13,8 @@ import pytest
 from aiohttp import web
 from tests.exchange.conftest import Federation
 from tests.exchange.craft import (
+    HEADERS,
+    ROUTE,
     RelayImpostor,
     build_request,
     make_call,
@@ -32,8 +34,6 @@ from lienthong.exchange.testbed import (
     SVC_SINK,
     SVC_UPLOAD,
 )
-
-ROUTE = ["BHXH-GW", "NDXP", "BCA-GW"]
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +208,6 @@ def test_peer_without_client_certificate_cannot_connect(federation: Federation) 
         httpx.Client(verify=ctx) as c,
     ):
         c.get(f"https://127.0.0.1:{federation.testbed.peer_ports['BCA-GW']}/r1/{SVC_ECHO}")
-
-
-HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
 
 
 def _internal(federation: Federation) -> str:

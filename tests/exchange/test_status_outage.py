@@ -10,18 +10,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.exchange.craft import HEADERS
 
 from lienthong.exchange.processes import Running
 from lienthong.exchange.testbed import (
-    GIAMDINH,
     SVC_PUBLIC,
     Testbed,
     build_testbed,
     demo_spec,
 )
 from lienthong.ports import free_port
-
-HEADERS = {"X-LT-Client": GIAMDINH, "X-LT-Purpose": "kiem-thu", "X-LT-Legal-Basis": "test"}
 
 
 @pytest.fixture(scope="module")
