@@ -17,10 +17,11 @@ import httpx
 import pytest
 from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli
 
-from lienthong.audit import AuditLog, personal_data_access_entry
+from lienthong.audit import AuditLog, personal_data_access_entry, security_event_entry
 from lienthong.audit.archive import archive_segment, verify_archives
 from lienthong.audit.checkpoint import parse_note
 from lienthong.audit.cli import parse_proof
+from lienthong.audit.export import security_events
 from lienthong.audit.history import access_history
 from lienthong.audit.http import log_app
 from lienthong.audit.verify import LogInconsistency, verify_log
@@ -517,3 +518,24 @@ def test_access_history_refuses_an_archive_record_pointing_at_another_file(
     with sqlite3.connect(archived) as db:  # an absent file cannot be checked here: listed
         db.execute("UPDATE archives SET path = ?", (str(tmp_path / "elsewhere.ltar.xz"),))
     assert len(history(archived, {ORIGIN: SIGNER})["accesses"]) == 1
+
+
+def test_kind_column_changed_to_a_kind_named_inside_the_entry_is_caught(tmp_path: Path) -> None:
+    """The kind column (which export filters on) was checked by finding '"kind":"<column>"'
+    anywhere in the entry: a security event whose detail has its own "kind" could be
+    relabelled with it, verify said ok, and the event left the monitoring export."""
+    path = tmp_path / "log.sqlite"
+    entries = admin_entries(5)
+    entries[2] = security_event_entry(
+        at=NOW, event="verification.failed", severity=8, source="gw", detail={"kind": "tls"}
+    )
+    with AuditLog.open(path, signer=SIGNER, origin=ORIGIN) as log:
+        log.append(entries)
+        log.checkpoint(now=NOW)
+        assert [e["index"] for e in security_events(log)].count(2) == 1
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE leaves SET kind = 'tls' WHERE idx = 2")
+    with AuditLog.open(path, readonly=True) as log, pytest.raises(LogInconsistency) as err:
+        verify_log(log, public_key=SIGNER.public_key())
+    assert err.value.details == {"kind": "modified", "index": 2}
+    assert "its kind column was changed to 'tls'" in err.value.message

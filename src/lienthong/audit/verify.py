@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cryptography import x509
 
 from lienthong.audit import merkle
@@ -90,6 +91,20 @@ class _Scan:
 
 
 _PERSON_MARK = b'"person":"hmac-sha256:'
+_KIND_MARK = b'"kind":"'
+
+
+def _kind_is(data: bytes, kind: str) -> bool:
+    """True if the entry's own ``kind`` is ``kind``. One ``"kind":"`` in the bytes is the
+    entry's own; with more (a nested object has a "kind" key) the entry is decoded."""
+    first = data.find(_KIND_MARK)
+    if first >= 0 and data.find(_KIND_MARK, first + 1) < 0:
+        return data.startswith(kind.encode() + b'"', first + len(_KIND_MARK))
+    try:
+        entry = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(entry, dict) and entry.get("kind") == kind
 
 
 def _classify(
@@ -224,7 +239,7 @@ def _check_leaves(
     for idx, kind, data in rows:  # the kind column (used to filter exports) is not hashed
         if data is None:
             continue
-        if b'"kind":"' + kind.encode() + b'"' not in data:
+        if not _kind_is(data, kind):
             raise _fail(
                 "modified", f"entry {idx}: its kind column was changed to {kind!r}", index=idx
             )
