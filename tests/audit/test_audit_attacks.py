@@ -539,3 +539,21 @@ def test_kind_column_changed_to_a_kind_named_inside_the_entry_is_caught(tmp_path
         verify_log(log, public_key=SIGNER.public_key())
     assert err.value.details == {"kind": "modified", "index": 2}
     assert "its kind column was changed to 'tls'" in err.value.message
+
+
+def test_witness_refuses_a_second_origin_under_one_log_key(tmp_path: Path) -> None:
+    """A log server shows the witness a forked history under a new origin, signed by the
+    same log key and key name: the witness keeps state per origin, so it co-signed the
+    fork as a fresh log. One key name is one log: the second origin is refused."""
+    witness = Witness("w.example/w", WITNESS, WitnessState(tmp_path / "w.json"))
+    build(tmp_path / "honest.sqlite", 10)
+    with AuditLog.open(tmp_path / "honest.sqlite") as log:
+        witness.witness(LocalLogSource(log), ORIGIN, SIGNER.public_key())
+    fork = tmp_path / "fork.sqlite"
+    with AuditLog.open(fork, signer=SIGNER, origin=f"{ORIGIN}-b", key_name=ORIGIN) as log:
+        log.append(admin_entries(10, "forked"))
+        log.checkpoint(now=NOW)
+        with pytest.raises(ForkDetected, match=r"already witnessed for log attack\.example/log;"):
+            witness.witness(LocalLogSource(log), ORIGIN, SIGNER.public_key())
+        assert log.store.cosignatures(10) == []
+    assert sorted(witness.state.data) == [ORIGIN]

@@ -123,6 +123,15 @@ class Witness:
         """Check the latest checkpoint of ``source`` and co-sign it; return the co-sig line."""
         note = source.latest_note()
         cp = verify_note(note, log_key_name, log_key)
+        for origin, entry in self.state.data.items():  # one key name, one log
+            signers = {name for name, _blob in parse_note(entry["note"])[1]}
+            if origin != cp.origin and log_key_name in signers:
+                raise ForkDetected(
+                    f"log key {log_key_name} was already witnessed for log {origin}; now it "
+                    f"signs log {cp.origin}: a second history under another name",
+                    seen=entry["note"],
+                    served=note,
+                )
         seen = self.state.get(cp.origin)
         if seen is not None:
             old, _ = parse_note(seen)
