@@ -557,3 +557,32 @@ def test_witness_refuses_a_second_origin_under_one_log_key(tmp_path: Path) -> No
             witness.witness(LocalLogSource(log), ORIGIN, SIGNER.public_key())
         assert log.store.cosignatures(10) == []
     assert sorted(witness.state.data) == [ORIGIN]
+
+
+def test_a_signature_with_a_non_ascii_character_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """base64.b64decode raises a plain ValueError (not binascii.Error) for non-ASCII text:
+    one '²' in a stored signature or co-signature line ended verify in 'unexpected
+    ValueError'."""
+    path = tmp_path / "log.sqlite"
+    build(path, 6)
+    with AuditLog.open(path) as log:
+        Witness("w.example/w", WITNESS, WitnessState(tmp_path / "w.json")).witness(
+            LocalLogSource(log), ORIGIN, SIGNER.public_key()
+        )
+        note = log.store.checkpoints()[-1][1]
+    odd = note[:-5] + "²" + note[-4:]
+    with pytest.raises(InputError, match="is not base64"):
+        parse_note(odd)
+    witnesses = {"w.example/w": WITNESS.public_key()}
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE cosignatures SET line = substr(line, 1, 30) || '²' || substr(line, 32)")
+    with AuditLog.open(path) as log, pytest.raises(LogInconsistency) as err:
+        verify_log(log, public_key=SIGNER.public_key(), witnesses=witnesses)
+    assert err.value.details["kind"] == "bad_cosignature"
+    assert "co-signature of w.example/w is not base64" in err.value.message
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM cosignatures")
+        db.execute("UPDATE checkpoints SET note = ?", (odd,))
+    with AuditLog.open(path) as log, pytest.raises(LogInconsistency) as err:
+        verify_log(log, public_key=SIGNER.public_key())
+    assert err.value.details["kind"] == "bad_signature" and "is not base64" in err.value.message

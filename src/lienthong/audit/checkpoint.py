@@ -20,7 +20,6 @@ message is ``"cosignature/v1\\ntime <unix seconds>\\n" ‖ note text``, the line
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -99,7 +98,7 @@ def verify_text(note: str, name: str, key: PublicKey) -> str:
             continue
         try:
             blob = base64.b64decode(parts[2], validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or non-ASCII text
             raise SignatureError(f"signature of {name} is not base64") from exc
         if blob[:4] == kid:
             verify_signature(key, blob[4:], text.encode())
@@ -136,7 +135,7 @@ def parse_note(note: str) -> tuple[Checkpoint, list[tuple[str, bytes]]]:
         raise InputError(f"checkpoint size {size_s!r} is not a decimal number")
     try:
         root = base64.b64decode(root_s, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or non-ASCII text
         raise InputError(f"checkpoint root is not base64: {exc}") from exc
     if len(root) != 32:
         raise InputError("checkpoint root hash must be 32 bytes")
@@ -147,7 +146,7 @@ def parse_note(note: str) -> tuple[Checkpoint, list[tuple[str, bytes]]]:
             raise InputError(f"malformed signature line {line[:40]!r}")
         try:
             out.append((parts[1], base64.b64decode(parts[2], validate=True)))
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or non-ASCII text
             raise InputError(f"signature of {parts[1]} is not base64") from exc
     return Checkpoint(origin, int(size_s), root), out
 
@@ -169,7 +168,7 @@ def verify_cosignature(cp: Checkpoint, line: str, name: str, key: PublicKey) -> 
         raise SignatureError(f"malformed co-signature line from {name}")
     try:
         blob = base64.b64decode(parts[2], validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or non-ASCII text
         raise SignatureError(f"co-signature of {name} is not base64") from exc
     if len(blob) < 12 or blob[:4] != cosigner_key_id(name, key):
         raise SignatureError(f"co-signature of {name} is from an unknown key")
