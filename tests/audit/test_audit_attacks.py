@@ -51,9 +51,10 @@ def build(path: Path, n: int, *, checkpoints: tuple[int, ...] = ()) -> None:
             done = size
 
 
-def pem(tmp_path: Path, signer: SoftwareSigner = SIGNER) -> Path:
-    out = tmp_path / f"key-{id(signer)}.pem"
-    out.write_bytes(public_key_to_pem(signer.public_key()))
+def pem(tmp_path: Path) -> Path:
+    """The node's published key, as an auditor or a citizen holds it."""
+    out = tmp_path / "node.pem"
+    out.write_bytes(public_key_to_pem(SIGNER.public_key()))
     return out
 
 
@@ -228,24 +229,24 @@ def test_verify_with_a_malformed_witness_state_exits_2(tmp_path: Path) -> None:
 
 
 PID = "001085012345"
+READ = ("VN/GOV/X/portal", "population/get", "passport", "Law 49/2019")  # who, what, why
 
 
-def person_log(path: Path, *, origin: str = ORIGIN, signer: SoftwareSigner = SIGNER, **kw) -> None:
+def person_log(path: Path) -> None:
     """12 entries; entries 2 and 7 record accesses to citizen PID's data; signed."""
-    entries = admin_entries(12, origin)
+    entries = admin_entries(12)
     for k in (2, 7):
-        entries[k] = personal_data_access_entry(
-            PID,
-            "VN/GOV/X/portal",
-            "population/get",
-            "passport",
-            "Law 49/2019",
-            at=NOW,
-            key=PERSON_KEY,
-        )
-    with AuditLog.open(path, signer=signer, origin=origin, **kw) as log:
+        entries[k] = personal_data_access_entry(PID, *READ, at=NOW, key=PERSON_KEY)
+    with AuditLog.open(path, signer=SIGNER, origin=ORIGIN) as log:
         log.append(entries)
         log.checkpoint(now=NOW)
+
+
+def history_cli(path: Path, *log_keys: str) -> subprocess.CompletedProcess[str]:
+    """``lienthong audit access-history`` of PID in the log at ``path``."""
+    env = {**ENV, "LT_PK": PERSON_KEY.decode()}
+    args = ["--person", PID, "--log", str(path), "--person-key", "env:LT_PK"]
+    return audit_cli(env, "access-history", *args, *(a for k in log_keys for a in ("--log-key", k)))
 
 
 def history(path: Path, keys: dict[str, SoftwareSigner] | None = None) -> dict:
@@ -269,18 +270,7 @@ def test_access_history_of_a_log_rebuilt_under_a_renamed_key_is_refused(tmp_path
     with pytest.raises(IntegrityError, match="no log given is signed under that name") as err:
         history(path, {ORIGIN: SIGNER})
     assert "ops" in err.value.message  # the name the log uses instead
-    res = audit_cli(
-        {**ENV, "LT_PK": PERSON_KEY.decode()},
-        "access-history",
-        "--person",
-        PID,
-        "--log",
-        str(path),
-        "--person-key",
-        "env:LT_PK",
-        "--log-key",
-        f"{ORIGIN}={pem(tmp_path)}",
-    )
+    res = history_cli(path, f"{ORIGIN}={pem(tmp_path)}")
     assert res.returncode == 1 and "no log given is signed under that name" in res.stderr
     assert "complete for" not in res.stdout
 
@@ -288,16 +278,7 @@ def test_access_history_of_a_log_rebuilt_under_a_renamed_key_is_refused(tmp_path
 def test_access_history_with_the_key_from_the_log_says_so(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite"
     person_log(path)
-    res = audit_cli(
-        {**ENV, "LT_PK": PERSON_KEY.decode()},
-        "access-history",
-        "--person",
-        PID,
-        "--log",
-        str(path),
-        "--person-key",
-        "env:LT_PK",
-    )
+    res = history_cli(path)
     assert res.returncode == 0, res.stderr
     assert "complete for attack.example/log" in res.stdout
     assert "key taken from the log itself" in res.stdout
@@ -328,32 +309,36 @@ def test_access_history_refuses_another_logs_checkpoint(tmp_path: Path) -> None:
         history(path, {ORIGIN: SIGNER})
 
 
-def test_access_history_names_an_altered_entry_as_tampering(tmp_path: Path) -> None:
-    """An access entry cut short (no longer JSON) was reported as bad input (exit 2)."""
-    path = tmp_path / "log.sqlite"
-    person_log(path)
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE leaves SET data = substr(data, 1, length(data) - 2) WHERE idx = 7")
-    with pytest.raises(IntegrityError, match="entry 7 is not a valid entry") as err:
-        history(path, {ORIGIN: SIGNER})
-    assert not isinstance(err.value, InputError)
-
-
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "UPDATE checkpoints SET note = 'garbage'",
-        "INSERT INTO cosignatures VALUES (12, 'w.example/w', 'not a signature line')",
-    ],
-)
-def test_access_history_names_a_damaged_stored_checkpoint_as_tampering(
-    tmp_path: Path, sql: str
-) -> None:
+def tampered_person_log(tmp_path: Path, sql: str) -> Path:
+    """:func:`person_log`, then one statement of the insider."""
     path = tmp_path / "log.sqlite"
     person_log(path)
     with sqlite3.connect(path) as db:
         db.execute(sql)
-    with pytest.raises(IntegrityError, match="stored checkpoint 12 is malformed") as err:
+    return path
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (
+            "UPDATE leaves SET data = substr(data, 1, length(data) - 2) WHERE idx = 7",
+            "entry 7 is not a valid entry",
+        ),
+        ("UPDATE checkpoints SET note = 'garbage'", "stored checkpoint 12 is malformed"),
+        (
+            "INSERT INTO cosignatures VALUES (12, 'w.example/w', 'not a signature line')",
+            "stored checkpoint 12 is malformed",
+        ),
+    ],
+)
+def test_access_history_names_unparsable_log_content_as_tampering(
+    tmp_path: Path, sql: str, message: str
+) -> None:
+    """An access entry cut short (no longer JSON), a stored note or co-signature line that
+    does not parse: reported as bad input (exit 2) before, they are tampering (exit 1)."""
+    path = tampered_person_log(tmp_path, sql)
+    with pytest.raises(IntegrityError, match=message) as err:
         history(path, {ORIGIN: SIGNER})
     assert not isinstance(err.value, InputError)
 
@@ -376,10 +361,7 @@ def test_a_value_of_another_sql_type_is_tampering_not_a_crash(
     """SQLite keeps any value in any column: the insider stores text or numbers where the log
     keeps hashes and indexes. verify and access-history crashed (TypeError, ValueError;
     ``bytes(100000000)`` even allocated 100 MB of zeros) instead of naming the damage."""
-    path = tmp_path / "log.sqlite"
-    person_log(path)
-    with sqlite3.connect(path) as db:
-        db.execute(sql)
+    path = tampered_person_log(tmp_path, sql)
     with AuditLog.open(path, readonly=True) as log, pytest.raises(IntegrityError) as err:
         verify_log(log, public_key=SIGNER.public_key())
     assert where in err.value.message and "tampered" in err.value.message
@@ -388,10 +370,7 @@ def test_a_value_of_another_sql_type_is_tampering_not_a_crash(
 
 
 def test_verify_json_reports_a_store_value_of_another_type(tmp_path: Path) -> None:
-    path = tmp_path / "log.sqlite"
-    person_log(path)
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE persons SET idx = 'x' WHERE idx = 7")
+    path = tampered_person_log(tmp_path, "UPDATE persons SET idx = 'x' WHERE idx = 7")
     res = cli("verify", "--log", str(path), "--pubkey", str(pem(tmp_path)), "--json")
     assert res.returncode == 1, res.stderr
     out = json.loads(res.stdout)
@@ -485,9 +464,7 @@ def archived(tmp_path: Path) -> Path:
     path = tmp_path / "archived.sqlite"
     entries = admin_entries(600)
     for k in (3, 300, 550):
-        entries[k] = personal_data_access_entry(
-            PID, "VN/GOV/X/portal", "s", "p", "l", at=NOW, key=PERSON_KEY
-        )
+        entries[k] = personal_data_access_entry(PID, *READ, at=NOW, key=PERSON_KEY)
     with AuditLog.open(path, signer=SIGNER, origin=ORIGIN) as log:
         log.append(entries)
         log.checkpoint(now=NOW)
