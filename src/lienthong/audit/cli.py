@@ -90,13 +90,19 @@ def _read_text(path: Path) -> str:
         raise InputError(f"cannot read {path}: {exc}") from exc
 
 
-def _witness_note(path: Path, origin: str) -> str:
+def _witness_notes(path: Path, origins: list[str]) -> dict[str, str]:
+    """The witness's last checkpoint of each of ``origins`` it holds (at least one)."""
     if not path.is_file():
         raise InputError(f"no witness state at {path}")
-    note = WitnessState(path).get(origin)
-    if note is None:
-        raise InputError(f"witness state {path} has no checkpoint of {origin}")
-    return note
+    state = WitnessState(path)
+    notes = {o: n for o in origins if (n := state.get(o)) is not None}
+    if not notes:
+        raise InputError(f"witness state {path} has no checkpoint of {', '.join(origins)}")
+    return notes
+
+
+def _witness_note(path: Path, origin: str) -> str:
+    return _witness_notes(path, [origin])[origin]
 
 
 def _certificates(path: Path) -> list[x509.Certificate]:
@@ -106,13 +112,20 @@ def _certificates(path: Path) -> list[x509.Certificate]:
         raise InputError(f"cannot read certificates from {path}: {exc}") from exc
 
 
+def _named(spec: str, what: str) -> tuple[str, Path]:
+    """``NAME=PATH`` (both non-empty), else bad input naming the expected form."""
+    name, sep, path = spec.partition("=")
+    if not (sep and name and path):
+        raise InputError(f"expected NAME={what}, got {spec!r}")
+    return name, Path(path)
+
+
 def _named_keys(specs: list[str]) -> dict[str, PublicKey]:
     out: dict[str, PublicKey] = {}
     for spec in specs:
-        name, sep, path = spec.partition("=")
-        key = _pubkey(Path(path)) if sep and name else None
-        if key is None:
-            raise InputError(f"expected NAME=PUBKEY.pem, got {spec!r}")
+        name, path = _named(spec, "PUBKEY.pem")
+        key = _pubkey(path)
+        assert key is not None  # _pubkey returns None only for no path
         out[name] = key
     return out
 
@@ -439,9 +452,20 @@ def access_history_cmd(
     log_key: list[str] = typer.Option(
         [], "--log-key", help="NAME=PEM: a node's published key (else the key in its log)."
     ),
+    checkpoint_notes: list[str] = typer.Option(
+        [],
+        "--checkpoint",
+        help="NAME=NOTE: a signed checkpoint of the log with key name NAME kept elsewhere.",
+    ),
+    witness_state: list[Path] = typer.Option(
+        [], "--witness-state", help="A witness's state file: its last checkpoint of each log."
+    ),
     json_out: bool = JSON,
 ) -> None:
-    """Who accessed a citizen's data, when, why — with proofs and a completeness statement."""
+    """Who accessed a citizen's data, when, why — with proofs and a completeness statement.
+
+    A checkpoint kept outside a log (--checkpoint, --witness-state) shows a rollback.
+    """
     checked = check_personal_id(person)
     if checked.value is None:
         why = "; ".join(r.message for r in checked.reasons if r.severity == "error")
@@ -449,9 +473,17 @@ def access_history_cmd(
     person = checked.value
     key = resolve_secret(person_key, what="person key")
     keys = _named_keys(log_key)
+    anchors: dict[str, list[tuple[str, str]]] = {}
+    for spec in checkpoint_notes:
+        name, path = _named(spec, "NOTE")
+        anchors.setdefault(name, []).append((f"the checkpoint in {path}", _read_text(path)))
     logs = [_read(t) for t in log]
     try:
-        result = access_history(logs, person, key, keys)
+        names = {lg.origin: lg.key_name for lg in logs}
+        for state in witness_state:
+            for origin, note in _witness_notes(state, list(names)).items():
+                anchors.setdefault(names[origin], []).append((f"the witness state {state}", note))
+        result = access_history(logs, person, key, keys, anchors)
     finally:
         for lg in logs:
             lg.close()

@@ -10,11 +10,18 @@ For each node log given, up to its latest signed checkpoint:
   person's keyed hash must equal the index (so the index hid nothing). Entries already
   archived and pruned are outside the claim: ``complete_from`` says where it starts, and that
   prefix is accepted only if the log's own signed ``log.archive`` entries attest it.
+
+The log alone cannot show a rollback (its last entries deleted together with the checkpoints
+above them). *Anchors*, checkpoints of the log kept outside it (a citizen's saved note, a
+witness's state), are checked as ``verify --checkpoint`` checks them: a log shorter than an
+anchor, or of another history, fails; an anchor beyond the stored checkpoint extends the
+proven range to its size (its root must be that of the re-read entries).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +40,15 @@ from lienthong.audit.entries import (
     person_ref,
 )
 from lienthong.audit.log import AuditLog
+from lienthong.audit.verify import check_note
 from lienthong.errors import InputError, IntegrityError
 from lienthong.trust.keys import PublicKey, public_key_from_pem
+
+NO_ANCHOR = (
+    "; no checkpoint kept outside the log was given: a rollback (its last entries deleted "
+    "with the checkpoints above them) cannot be seen from the log alone, pass a checkpoint "
+    "you or a witness kept (--checkpoint NAME=NOTE, --witness-state FILE)"
+)
 
 
 @dataclass(frozen=True)
@@ -43,19 +57,22 @@ class Completeness:
     complete_from: int
     root_recomputed: bool
     matches: int
+    signed_by: str = "the log's latest stored checkpoint"
 
     def statement(self, origin: str) -> str:
         return (
             f"complete for {origin} over entries [{self.complete_from}, "
-            f"{self.checkpoint_size}): all re-hashed, root equals the signed checkpoint, "
+            f"{self.checkpoint_size}): all re-hashed, root equals the signed checkpoint "
+            f"of size {self.checkpoint_size} ({self.signed_by}), "
             f"{self.matches} entries name this person and all are listed"
         )
 
 
 def _scan(
-    log: AuditLog, size: int, needle: bytes
-) -> tuple[bytes, set[int], int, dict[int, dict[str, Any]]]:
-    """Rebuild the root of ``[0, size)`` and find live entries containing ``needle``.
+    log: AuditLog, size: int, needle: bytes, at: set[int]
+) -> tuple[dict[int, bytes], set[int], int, dict[int, dict[str, Any]]]:
+    """Rebuild the roots of ``[0, n)`` for each ``n`` in ``at`` (up to ``size``, from the
+    first live entry on) and find live entries containing ``needle``.
 
     The archived prefix enters the root through its stored complete subtrees; the
     ``log.archive`` entries met on the way are returned (they must attest that prefix).
@@ -70,12 +87,15 @@ def _scan(
         raise IntegrityError(f"log {log.origin}: store lacks tree node(s) {missing[:3]}")
     for level, index in prefix:
         frontier.push_complete(stored[(level, index)], level)
+    roots = {first_live: frontier.root()} if first_live in at else {}
     found: set[int] = set()
     for rows in log.store.leaves(first_live, size):
         for idx, _kind, data in rows:
             if data is None:
                 raise IntegrityError(f"log {log.origin}: entry {idx} is empty but not archived")
             frontier.push(merkle.leaf_hash(data))
+            if frontier.size in at:
+                roots[frontier.size] = frontier.root()
             if needle in data and _kind_of(log, idx, data) == KIND_PERSONAL_DATA_ACCESS:
                 found.add(idx)
             detail = attestation(_kind, data)
@@ -85,7 +105,7 @@ def _scan(
         raise IntegrityError(
             f"log {log.origin} holds {frontier.size} entries, checkpoint says {size}"
         )
-    return frontier.root(), found, first_live, attested
+    return roots, found, first_live, attested
 
 
 def _kind_of(log: AuditLog, idx: int, data: bytes) -> object:
@@ -101,9 +121,15 @@ def person_key_id(key: bytes) -> str:
 
 
 def history_in_log(
-    log: AuditLog, person_id: str, key: bytes, public_key: PublicKey | None = None
+    log: AuditLog,
+    person_id: str,
+    key: bytes,
+    public_key: PublicKey | None = None,
+    anchors: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """Accesses to ``person_id`` in one log, each with its proof, plus the completeness claim."""
+    """Accesses to ``person_id`` in one log, each with its proof, plus the completeness claim.
+
+    ``anchors``: (where it comes from, note) of checkpoints of this log kept outside it."""
     try:
         latest = log.latest_checkpoint()
     except InputError as exc:  # the stored note or a co-signature line appended to it
@@ -129,14 +155,22 @@ def history_in_log(
     verify_note(note, log.key_name, public_key)
     if cp.origin != log.origin:  # the same key may sign several logs
         raise IntegrityError(f"log {log.origin}: its checkpoint is for log {cp.origin!r}")
+    held = log.size()
+    signed = [(cp, note, "the log's latest stored checkpoint")]
+    for where, kept in anchors:  # verify's own check: signature, origin, size, stored root
+        anchor = check_note(log, kept, public_key, held, 0, f"log {log.origin}: {where}")
+        signed.append((anchor, kept, where))
+    top, note, signed_by = max(signed, key=lambda s: s[0].size)  # the stored one on a tie
     digest = person_hash(person_id, key)
     needle = f'"person":"{person_ref(digest)}"'.encode()
-    root, found, first_live, attested = _scan(log, cp.size, needle)
-    if root != cp.root:
-        raise IntegrityError(
-            f"log {log.origin}: recomputed root differs from signed "
-            f"checkpoint {cp.size}: the log was altered"
-        )
+    roots, found, first_live, attested = _scan(log, top.size, needle, {s[0].size for s in signed})
+    for c, _note, where in signed:  # sizes below the archived prefix are outside the claim
+        if c.size in roots and roots[c.size] != c.root:
+            raise IntegrityError(
+                f"log {log.origin}: recomputed root of entries [0, {c.size}) differs from "
+                f"{where}: the log was altered"
+            )
+    cp = top
     archive_rows = log.store.archives()
     try:  # a pruned prefix counts only if the log's own signed entries attest its archives
         proven_prefix(archive_rows, attested, cp.size)
@@ -177,8 +211,18 @@ def history_in_log(
                 "proof": proof.to_json(),
             }
         )
-    done = Completeness(cp.size, first_live, True, len(found))
+    done = Completeness(cp.size, first_live, True, len(found), signed_by)
     statement = done.statement(log.origin)
+    others = [f"{c.size} ({where})" for c, _n, where in signed if c is not top]
+    if others:
+        statement += f"; consistent with the other signed checkpoint(s) of size {', '.join(others)}"
+    if not anchors:
+        statement += NO_ANCHOR
+    if held > cp.size:
+        statement += (
+            f"; entries [{cp.size}, {held}) are after the last signed checkpoint and NOT "
+            "covered: accesses recorded there are not shown"
+        )
     if key_source == "log":
         statement += (
             "; checkpoint key taken from the log itself: this proves self-consistency only, "
@@ -206,6 +250,9 @@ def history_in_log(
                 for r in archive_rows
             ],
             "key_source": key_source,
+            "signed_by": signed_by,
+            "stored_checkpoint_size": signed[0][0].size,
+            "anchors": [{"source": where, "size": c.size} for c, _n, where in signed[1:]],
             "statement": statement,
         },
     }
@@ -223,17 +270,25 @@ def access_history(
     person_id: str,
     key: bytes,
     public_keys: dict[str, PublicKey] | None = None,
+    anchors: dict[str, list[tuple[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """Merge the histories of several node logs, newest access first."""
-    keys = public_keys or {}
-    unused = sorted(set(keys) - {lg.key_name for lg in logs})
-    if unused:  # else a log whose key name was changed is checked with the key it carries
-        raise IntegrityError(
-            f"--log-key {unused[0]}: no log given is signed under that name (the logs name "
-            f"{', '.join(sorted({lg.key_name for lg in logs}))}): its key name was changed, "
-            "or the name is wrong"
-        )
-    per_log = [history_in_log(lg, person_id, key, keys.get(lg.key_name)) for lg in logs]
+    """Merge the histories of several node logs, newest access first.
+
+    ``public_keys`` and ``anchors`` (see :func:`history_in_log`) are keyed by log key name."""
+    keys, kept = public_keys or {}, anchors or {}
+    names = {lg.key_name for lg in logs}
+    for option, given in (("--log-key", keys), ("--checkpoint", kept)):
+        unused = sorted(set(given) - names)
+        if unused:  # else a log whose key name was changed is checked with the key it carries
+            raise IntegrityError(
+                f"{option} {unused[0]}: no log given is signed under that name (the logs "
+                f"name {', '.join(sorted(names))}): its key name was changed, or the name is "
+                "wrong"
+            )
+    per_log = [
+        history_in_log(lg, person_id, key, keys.get(lg.key_name), kept.get(lg.key_name, []))
+        for lg in logs
+    ]
     accesses = sorted(
         (a for h in per_log for a in h["accesses"]),
         key=lambda a: (a["at"] or "", a["log"], a["index"]),

@@ -389,10 +389,12 @@ def _check_archives(log: AuditLog, scan: _Scan, signed: int, report: VerifyRepor
     report.archives = len(rows)
 
 
-def _check_note(
+def check_note(
     log: AuditLog, note: str, key: PublicKey, size: int, good: int, where: str
 ) -> Checkpoint:
-    """One signed checkpoint against the log: signature, origin, size, root."""
+    """One signed checkpoint against the log: signature, origin, size, root (the stored tree
+    hashes'). ``size``: the entries the log holds; ``good``: the size already proven.
+    Shared by ``verify`` and ``access-history`` (checkpoints kept outside the log)."""
     try:
         cp = verify_note(note, log.key_name, key)
     except (SignatureError, InputError) as exc:
@@ -425,7 +427,7 @@ def _check_checkpoints(
 ) -> None:
     good = 0
     for cp_size, note in log.store.checkpoints():
-        cp = _check_note(log, note, key, size, good, f"stored checkpoint {cp_size}")
+        cp = check_note(log, note, key, size, good, f"stored checkpoint {cp_size}")
         if cp.size != cp_size:
             raise _fail(
                 "bad_checkpoint",
@@ -505,7 +507,7 @@ def verify_log(
     if public_key is not None:
         _check_checkpoints(log, public_key, witnesses or {}, report.size, report)
         for k, note in enumerate(external_notes or []):
-            _check_note(log, note, public_key, report.size, 0, f"external checkpoint #{k + 1}")
+            check_note(log, note, public_key, report.size, 0, f"external checkpoint #{k + 1}")
             report.external_checkpoints += 1
     else:
         report.unsigned_tail = report.size
