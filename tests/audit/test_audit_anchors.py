@@ -1,5 +1,5 @@
 """Anchors kept outside the log: a citizen's or a witness's checkpoint catches a rollback in
-access-history."""
+access-history, and check-proof ties a checkpoint to one log (--origin)."""
 
 from __future__ import annotations
 
@@ -171,3 +171,57 @@ def test_a_witness_state_without_any_of_the_logs_is_bad_input(tmp_path: Path) ->
     state.write_text(json.dumps({"other.example/log": {"note": "x"}}))
     res = history(path, tmp_path, "--witness-state", str(state))
     assert res.returncode == 2 and "has no checkpoint of" in res.stderr, res.stderr
+
+
+@pytest.fixture
+def other_logs_checkpoint(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A proof from log B and B's checkpoint, signed by the key that also signs log A."""
+    other = tmp_path / "other.sqlite"
+    note = tmp_path / "other.note"
+    note.write_text(build(other, 12, origin="anchor.example/other"))
+    proof = tmp_path / "proof.json"
+    with AuditLog.open(other, readonly=True) as log:
+        proof.write_text(json.dumps(log.prove(3, 12).to_json()))
+    key = tmp_path / "node.pem"
+    key.write_bytes(public_key_to_pem(SIGNER.public_key()))
+    return proof, note, key
+
+
+def check_proof(paths: tuple[Path, Path, Path], *extra: str) -> subprocess.CompletedProcess[str]:
+    proof, note, key = paths
+    return audit_cli(
+        {**os.environ}, "check-proof", str(proof), "--checkpoint", str(note), "--pubkey", str(key),
+        *extra,
+    )  # fmt: skip
+
+
+def test_check_proof_refuses_a_checkpoint_of_another_origin(
+    other_logs_checkpoint: tuple[Path, Path, Path],
+) -> None:
+    res = check_proof(other_logs_checkpoint, "--origin", ORIGIN)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "anchor.example/other" in res.stderr and ORIGIN in res.stderr
+
+
+def test_check_proof_names_the_origin_it_verified(
+    other_logs_checkpoint: tuple[Path, Path, Path],
+) -> None:
+    res = check_proof(other_logs_checkpoint, "--origin", "anchor.example/other")
+    assert res.returncode == 0, res.stderr
+    assert "anchor.example/other" in res.stdout
+    plain = check_proof(other_logs_checkpoint)  # without --origin: as before, origin named
+    assert plain.returncode == 0 and "origin not checked" in plain.stdout
+    res = check_proof(other_logs_checkpoint, "--origin", "anchor.example/other", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["verified"] is True and out["origin"] == "anchor.example/other"
+    assert out["origin_checked"] is True and out["tree_size"] == 12
+
+
+def test_check_proof_origin_without_a_checkpoint_is_bad_input(
+    other_logs_checkpoint: tuple[Path, Path, Path],
+) -> None:
+    res = audit_cli(
+        {**os.environ}, "check-proof", str(other_logs_checkpoint[0]), "--origin", ORIGIN
+    )
+    assert res.returncode == 2 and "--origin checks the origin of a --checkpoint" in res.stderr

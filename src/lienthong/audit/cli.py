@@ -292,18 +292,27 @@ def check_proof(
         None, "--checkpoint", help="The log's signed checkpoint (note file) to anchor the root."
     ),
     pubkey: Path | None = PUBKEY,
+    origin: str | None = typer.Option(
+        None, "--origin", help="The log the checkpoint must be of (its origin line)."
+    ),
+    json_out: bool = JSON,
 ) -> None:
     """Verify an inclusion proof JSON (as printed by 'prove --json') offline.
 
-    Anchor it with --checkpoint NOTE --pubkey PEM (the root is then the one the log signed);
-    without an anchor only the proof's own consistency is shown.
+    Anchor it with --checkpoint NOTE --pubkey PEM: the root is then the one the log signed.
+
+    With --origin ORIGIN the checkpoint must be of that log (one key may sign several).
+
+    Without an anchor only the proof's own consistency is shown.
     """
     raw = sys.stdin.buffer.read() if str(proof_file) == "-" else _read_bytes(proof_file)
     index, size, leaf, root_hash, hashes = parse_proof(raw)
     expected = _hash32(root.lower(), "--root") if root is not None else None
     if (checkpoint_note is None) != (pubkey is None):
         raise InputError("--checkpoint and --pubkey go together (the note and the log's key)")
-    anchor = None
+    if origin is not None and checkpoint_note is None:
+        raise InputError("--origin checks the origin of a --checkpoint: give one with --pubkey")
+    anchor = cp_origin = None
     if checkpoint_note is not None:
         key = _pubkey(pubkey)
         assert key is not None
@@ -321,6 +330,12 @@ def check_proof(
             raise SignatureError(
                 f"the checkpoint carries no valid signature by the given key ({names})"
             )
+        if origin is not None and cp.origin != origin:
+            raise merkle.ProofError(
+                f"the checkpoint is of log {cp.origin!r}, not of {origin!r} (--origin): the "
+                "same key signs it, but the proof would be anchored in another log"
+            )
+        cp_origin = cp.origin
         if cp.size != size or cp.root != root_hash:
             raise merkle.ProofError(
                 f"the proof is for tree size {size}, root {root_hash.hex()[:16]}…, but the "
@@ -332,9 +347,28 @@ def check_proof(
     if expected is not None and expected != root_hash:
         raise merkle.ProofError("the proof is for another root than the one expected (--root)")
     merkle.verify_inclusion(index, size, leaf, hashes, root_hash)
+    if json_out:
+        emit_json(
+            {
+                "verified": True,
+                "leaf_index": index,
+                "tree_size": size,
+                "root_hash": root_hash.hex(),
+                "anchor": anchor or ("--root" if expected is not None else None),
+                "origin": cp_origin,
+                "origin_checked": origin is not None,
+                "entry_checked": entry is not None,
+            }
+        )
+        return
     msg = f"ok: entry {index} is in the tree of size {size} with root {root_hash.hex()}"
     if anchor is not None:
         msg += f"; root anchored: {anchor}"
+        msg += (
+            f" (origin {cp_origin} as required by --origin)"
+            if origin is not None
+            else " (origin not checked: pass --origin ORIGIN to require this log)"
+        )
     elif expected is not None:
         msg += "; root anchored only by the --root you gave"
     else:
