@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli
+from tests.audit.tampering import cut_tail
 
 from lienthong.audit import AuditLog, personal_data_access_entry
 from lienthong.audit.witness import LocalLogSource, Witness, WitnessState
@@ -60,13 +61,7 @@ def rolled_back(tmp_path: Path) -> tuple[Path, Path, Path]:
         Witness("w.example/w", WITNESS, WitnessState(state)).witness(
             LocalLogSource(log), ORIGIN, SIGNER.public_key()
         )
-    with sqlite3.connect(path) as db:
-        db.execute("ATTACH ? AS s", (str(shorter),))
-        db.execute("DELETE FROM leaves WHERE idx >= 30")
-        db.execute("DELETE FROM persons WHERE idx >= 30")
-        db.execute("DELETE FROM checkpoints WHERE size > 30")
-        db.execute("DELETE FROM tiles")
-        db.execute("INSERT INTO tiles SELECT * FROM s.tiles")
+    cut_tail(path, shorter, 30)
     return path, saved, state
 
 

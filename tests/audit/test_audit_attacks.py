@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from audit_reference import NOW, PERSON_KEY, admin_entries, audit_cli
+from tests.audit.tampering import cut_tail
 
 from lienthong.audit import AuditLog, personal_data_access_entry, security_event_entry
 from lienthong.audit.archive import archive_segment, verify_archives
@@ -72,12 +73,7 @@ def test_truncation_with_consistent_tiles_is_caught_by_the_witnessed_checkpoint(
         Witness("w.example/w", WITNESS, WitnessState(state_file)).witness(
             LocalLogSource(log), ORIGIN, SIGNER.public_key()
         )
-    with sqlite3.connect(path) as db:
-        db.execute("ATTACH ? AS s", (str(shorter),))
-        db.execute("DELETE FROM leaves WHERE idx >= 30")
-        db.execute("DELETE FROM checkpoints WHERE size > 30")
-        db.execute("DELETE FROM tiles")
-        db.execute("INSERT INTO tiles SELECT * FROM s.tiles")
+    cut_tail(path, shorter, 30)
     with AuditLog.open(path) as log:
         assert verify_log(log, public_key=SIGNER.public_key()).size == 30  # alone: no evidence
         with pytest.raises(ForkDetected, match="went back from size 40 to 30"):
