@@ -220,3 +220,22 @@ def test_check_proof_origin_without_a_checkpoint_is_bad_input(
         {**os.environ}, "check-proof", str(other_logs_checkpoint[0]), "--origin", ORIGIN
     )
     assert res.returncode == 2 and "--origin checks the origin of a --checkpoint" in res.stderr
+
+
+def test_a_fork_across_two_origins_under_one_key_name_says_so(tmp_path: Path) -> None:
+    """detect_fork compares notes by size: two logs signed under one key name with equal
+    sizes are a fork (one key name is one log), and the message names both origins instead
+    of blaming one log for a tree it never signed."""
+    from lienthong.audit.witness import ForkDetected, detect_fork
+
+    notes = []
+    for name in ("a", "b"):
+        origin = f"{name}.example/log"
+        with AuditLog.open(
+            tmp_path / f"{name}.sqlite", signer=SIGNER, origin=origin, key_name="shared"
+        ) as log:
+            log.append(admin_entries(3, name))
+            notes.append(log.checkpoint(now=NOW))
+    with pytest.raises(ForkDetected, match=r"for logs a\.example/log and b\.example/log"):
+        detect_fork(notes, "shared", SIGNER.public_key())
+    detect_fork(notes[:1] * 2, "shared", SIGNER.public_key())  # one tree seen twice: no fork

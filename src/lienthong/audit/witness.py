@@ -150,9 +150,16 @@ def detect_fork(notes: list[str], log_key_name: str, log_key: PublicKey) -> None
     for note in notes:
         cp = verify_note(note, log_key_name, log_key)
         other = by_size.setdefault(cp.size, note)
-        if parse_note(other)[0].root != cp.root:
+        first = parse_note(other)[0]
+        if first.root != cp.root:
+            origins = (
+                f"log {cp.origin}"
+                if first.origin == cp.origin
+                else f"key {log_key_name}, for logs {first.origin} and {cp.origin} (one key "
+                "name is one log)"
+            )
             raise ForkDetected(
-                f"log {cp.origin} signed two different trees of size {cp.size}",
+                f"{origins} signed two different trees of size {cp.size}",
                 seen=other,
                 served=note,
             )
