@@ -239,3 +239,16 @@ def test_a_fork_across_two_origins_under_one_key_name_says_so(tmp_path: Path) ->
     with pytest.raises(ForkDetected, match=r"for logs a\.example/log and b\.example/log"):
         detect_fork(notes, "shared", SIGNER.public_key())
     detect_fork(notes[:1] * 2, "shared", SIGNER.public_key())  # one tree seen twice: no fork
+
+
+def test_export_of_an_entry_that_is_not_json_is_tampering(tmp_path: Path) -> None:
+    """An entry the log wrote cannot be bad input: bytes that are no entry (an insider's
+    edit in the unsigned tail) make ``export`` fail as tampering, exit 1, naming the entry —
+    it exited 2 as if the operator had given a bad file."""
+    path = tmp_path / "log.sqlite"
+    build(path, 31)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE leaves SET data = x'00ff' WHERE idx = 30")
+    out = audit_cli(dict(os.environ), "export", "--log", str(path), "--format", "jsonl")
+    assert out.returncode == 1, out.stderr
+    assert "entry 30 is not a valid entry" in out.stderr

@@ -23,6 +23,7 @@ from lienthong.audit.entries import (
     decode_entry,
 )
 from lienthong.audit.log import AuditLog
+from lienthong.errors import InputError, IntegrityError
 
 _ADMIN_SEVERITY = {
     "config.change": 5,
@@ -68,7 +69,13 @@ def security_events(log: AuditLog, start: int = 0) -> Iterator[dict[str, Any]]:
                 KIND_PERSONAL_DATA_ACCESS,
             ):
                 continue
-            event = security_event(log.origin, idx, decode_entry(data))
+            try:
+                entry = decode_entry(data)
+            except InputError as exc:  # the log wrote it: garbage here is tampering
+                raise IntegrityError(
+                    f"log {log.origin}: entry {idx} is not a valid entry: {exc}"
+                ) from exc
+            event = security_event(log.origin, idx, entry)
             if event is not None:
                 yield event
 
