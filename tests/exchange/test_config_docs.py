@@ -227,3 +227,32 @@ def test_message_log_durability_modes(tmp_path: Path, durability: str) -> None:
     assert mlog.log.sync_error is None
     with AuditLog.open(path, create=False) as reopened:
         assert reopened.size() == 20
+
+
+def test_monitor_summary_counts_and_times_each_service_and_outcome(tmp_path: Path) -> None:
+    """An operator's overview: per service, result and error code, the number of exchanges,
+    median, 95th percentile and largest time and the bytes carried, busiest first, over the
+    selected records (the filters of query)."""
+    from lienthong.exchange.monitor import MonitorStore
+
+    store = MonitorStore(tmp_path / "monitor.sqlite")
+    for i in range(20):  # 1..20 ms, 10 bytes out each
+        store.add(_record(100.0 + i, total_ms=float(i + 1), request_bytes=3))
+    store.add(_record(200.0, service="S2", total_ms=7.0))
+    for ts in (201.0, 202.0):
+        store.add(_record(ts, service="S2", result="refused", error_code="LT.CLEARANCE"))
+    store.flush()
+    rows = store.summary()
+    assert [(r["service"], r["result"], r["error_code"], r["count"]) for r in rows] == [
+        ("VN/GOV/G01.BCA/DANCU/cu-tru", "ok", None, 20),
+        ("S2", "refused", "LT.CLEARANCE", 2),
+        ("S2", "ok", None, 1),
+    ]
+    first = rows[0]
+    assert (first["p50_ms"], first["p95_ms"], first["max_ms"]) == (10.0, 19.0, 20.0)  # rank
+    assert (first["request_bytes"], first["response_bytes"]) == (60, 200)
+    assert rows[2]["p50_ms"] == rows[2]["p95_ms"] == rows[2]["max_ms"] == 7.0
+    since = store.summary(since=110.0, until=115.0)
+    assert [(r["count"], r["p50_ms"], r["max_ms"]) for r in since] == [(5, 13.0, 15.0)]
+    assert store.summary(service="S2", result="refused")[0]["count"] == 2
+    store.close()

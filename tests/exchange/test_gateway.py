@@ -171,6 +171,9 @@ def test_monitor_finds_one_call_by_its_message_id_service_and_time(
     assert json.loads(_monitor(federation, "--message-id", mid, "--until", "1h").stdout) == []
     refused = json.loads(_monitor(federation, "--result", "refused", "--limit", "50").stdout)
     assert all(r["result"] == "refused" and r["error_code"] for r in refused)
+    summary = json.loads(_monitor(federation, "--summary", "--service", SVC_RESIDENCE).stdout)
+    ok = [row for row in summary if row["result"] == "ok"]
+    assert len(ok) == 1 and ok[0]["count"] >= 1 and ok[0]["p50_ms"] <= ok[0]["max_ms"]
     for args, message in [
         (("--since", "yesterday"), "--since 'yesterday': give a time"),
         (("--result", "failed"), "--result must be one of ok, refused"),

@@ -128,27 +128,33 @@ def monitor(
         None, "--since", help="From this time (ISO 8601) or this long ago (90m, 36h, 7d)."
     ),
     until: str | None = typer.Option(None, "--until", help="Before this time, as --since."),
+    summary: bool = typer.Option(
+        False, "--summary", help="Per service, result and code: count, p50/p95/max ms, bytes."
+    ),
 ) -> None:
     """Print the operational-monitoring records of a gateway (most recent first), as JSON,
     optionally only those of a message id, client, service, result, error code or time
-    range. Records older than limits.monitor_keep_days (7 by default) are deleted by the
-    gateway."""
+    range; with --summary, one line per service, result and error code instead (all the
+    selected records, not --limit). Records older than limits.monitor_keep_days (7 by
+    default) are deleted by the gateway."""
     if result is not None and result not in _RESULTS:
         raise InputError(f"--result must be one of {', '.join(_RESULTS)}, not {result!r}")
     start, end = _when(since, "--since"), _when(until, "--until")
     cfg = load_config(config)
     store = open_readonly(Path(cfg.state_dir) / "monitor.sqlite")
+    filters: dict[str, str | float | None] = {
+        "error_code": error_code,
+        "message_id": message_id,
+        "client": client,
+        "service": service,
+        "result": result,
+        "until": end,
+    }
     try:
-        records = store.query(
-            since=start or 0.0,
-            limit=limit,
-            error_code=error_code,
-            message_id=message_id,
-            client=client,
-            service=service,
-            result=result,
-            until=end,
-        )
+        if summary:
+            records = store.summary(since=start or 0.0, **filters)
+        else:
+            records = store.query(since=start or 0.0, limit=limit, **filters)
     finally:
         store.close()
     emit_json(records)

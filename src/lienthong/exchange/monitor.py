@@ -8,6 +8,7 @@ number per call, so the database does not grow without end and no call waits lon
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -123,15 +124,50 @@ class MonitorStore:
         """Most recent records first, from ``since`` (epoch seconds) on; ``filters`` (each
         when not None): ``message_id``, ``client``, ``service``, ``result``, ``error_code``
         (equal) and ``until`` (before that time)."""
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM monitor_record WHERE ts >= ?"
-        args: list[Any] = [since]
-        for name, value in filters.items():
-            if value is not None:
-                sql += f" AND {_FILTERS[name]}"
-                args.append(value)
+        where, args = _where(since, filters)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM monitor_record WHERE {where}"
         sql += " ORDER BY seq DESC LIMIT ?"
-        args.append(limit)
-        return [dict(zip(_COLUMNS, row, strict=True)) for row in self._db.execute(sql, args)]
+        rows = self._db.execute(sql, [*args, limit])
+        return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+
+    def summary(self, *, since: float = 0.0, **filters: str | float | None) -> list[dict[str, Any]]:
+        """Per service, result and error code of the records ``query`` would select (no
+        limit): the number of exchanges, the 50th and 95th percentiles (nearest rank) and the
+        largest total time in milliseconds, and the bytes carried — busiest first."""
+        where, args = _where(since, filters)
+        groups = self._db.execute(
+            "SELECT service, result, error_code, count(*), max(total_ms), "
+            f"sum(request_bytes), sum(response_bytes) FROM monitor_record WHERE {where} "
+            "GROUP BY service, result, error_code ORDER BY count(*) DESC, service",
+            args,
+        ).fetchall()
+        out = []
+        for service, result, code, count, slowest, sent, received in groups:
+            group = [*args, service, result, code]
+            out.append(
+                {
+                    "service": service,
+                    "result": result,
+                    "error_code": code,
+                    "count": count,
+                    "p50_ms": self._ranked(where, group, _nearest_rank(0.50, count)),
+                    "p95_ms": self._ranked(where, group, _nearest_rank(0.95, count)),
+                    "max_ms": float(slowest),
+                    "request_bytes": sent,
+                    "response_bytes": received,
+                }
+            )
+        return out
+
+    def _ranked(self, where: str, args: list[Any], offset: int) -> float:
+        """The ``offset``-th smallest total time of one group of :meth:`summary`."""
+        row = self._db.execute(
+            f"SELECT total_ms FROM monitor_record WHERE {where} "
+            "AND service IS ? AND result IS ? AND error_code IS ? "
+            "ORDER BY total_ms LIMIT 1 OFFSET ?",
+            [*args, offset],
+        ).fetchone()
+        return float(row[0])
 
     def ping(self) -> None:
         self._db.execute("SELECT 1").fetchone()
@@ -139,6 +175,22 @@ class MonitorStore:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+def _nearest_rank(p: float, n: int) -> int:
+    """The 0-based position of the ``p`` percentile of ``n`` sorted values (nearest rank)."""
+    return max(0, math.ceil(p * n) - 1)
+
+
+def _where(since: float, filters: dict[str, str | float | None]) -> tuple[str, list[Any]]:
+    """The SQL condition and arguments of ``since`` and the given ``_FILTERS``."""
+    where = "ts >= ?"
+    args: list[Any] = [since]
+    for name, value in filters.items():
+        if value is not None:
+            where += f" AND {_FILTERS[name]}"
+            args.append(value)
+    return where, args
 
 
 def open_readonly(path: Path) -> MonitorStore:
