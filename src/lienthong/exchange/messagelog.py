@@ -35,7 +35,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,29 +314,41 @@ def public_key_path(log_path: Path) -> Path:
     return log_path.with_name(log_path.name.removesuffix(".auditlog") + ".pub.pem")
 
 
-def verify_evidence(log: AuditLog, evidence: EvidenceStore) -> dict[str, int]:
+def _live_entries(log: AuditLog) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """``(index, kind, decoded entry)`` of every live leaf (archived ones are skipped: the
+    archive holds the leaf, the side store its tokens)."""
+    for rows in log.store.leaves(0, log.size()):
+        for idx, kind, data in rows:
+            if data is not None:
+                yield idx, kind, decode_entry(bytes(data))
+
+
+def verify_evidence(
+    log: AuditLog,
+    evidence: EvidenceStore,
+    visit: Callable[[int, str, dict[str, Any]], None] | None = None,
+) -> dict[str, int]:
     """Check every live leaf's ``evidence`` hashes against the side store: each token present,
     hashing to the leaf's value and recorded for the leaf's message id. Raise IntegrityError
-    on the first mismatch; return counts."""
+    on the first mismatch; return counts. ``visit`` sees each live entry on the way (one pass
+    over the log for a report that also selects entries)."""
     evidence.index()
     checked = expired = 0
     before = evidence.deleted_before
-    for rows in log.store.leaves(0, log.size()):
-        for idx, _kind, data in rows:
-            if data is None:
-                continue  # archived: the archive holds the leaf, the side store its tokens
-            entry = decode_entry(bytes(data))
-            for sha in entry.get("evidence") or ():
-                found = evidence.get(sha, str(entry.get("message_id"))) or evidence.get(sha)
-                if found is None:
-                    if before is not None and _at(entry) < before:
-                        expired += 1  # deleted at the end of its retention period
-                        continue
-                    raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… is missing")
-                mid, token = found
-                if token_sha256(token) != sha or mid != entry.get("message_id"):
-                    raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… was altered")
-                checked += 1
+    for idx, kind, entry in _live_entries(log):
+        if visit is not None:
+            visit(idx, kind, entry)
+        for sha in entry.get("evidence") or ():
+            found = evidence.get(sha, str(entry.get("message_id"))) or evidence.get(sha)
+            if found is None:
+                if before is not None and _at(entry) < before:
+                    expired += 1  # deleted at the end of its retention period
+                    continue
+                raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… is missing")
+            mid, token = found
+            if token_sha256(token) != sha or mid != entry.get("message_id"):
+                raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… was altered")
+            checked += 1
     counts = {"tokens_checked": checked}
     if before is not None:
         counts["tokens_deleted_by_retention"] = expired
@@ -360,15 +372,12 @@ def delete_evidence_before(log_path: Path, before: datetime) -> dict[str, Any]:
         AuditLog.open(log_path, create=False) as log,
         EvidenceStore(evidence_path(log_path), create=False) as store,
     ):
-        pairs: list[tuple[str, str]] = []
-        for rows in log.store.leaves(0, log.size()):
-            for _idx, _kind, data in rows:
-                if data is None:
-                    continue
-                entry = decode_entry(bytes(data))
-                if entry.get("evidence") and _at(entry) < cutoff:
-                    mid = str(entry.get("message_id"))
-                    pairs += [(sha, mid) for sha in entry["evidence"]]
+        pairs = [
+            (sha, str(entry.get("message_id")))
+            for _idx, _kind, entry in _live_entries(log)
+            if _at(entry) < cutoff
+            for sha in entry.get("evidence") or ()
+        ]
         previous = store.deleted_before
         if previous is not None and cutoff < previous:
             cutoff = previous  # never moves back: earlier deletions stay accounted for
@@ -390,34 +399,21 @@ def _claims(token: str) -> Any:
         return None
 
 
-def _exchanges(
-    log: AuditLog, store: EvidenceStore, message_id: str, client: str | None
-) -> list[dict[str, Any]]:
-    """The live leaves of ``message_id`` (of ``client`` only, when given), each with the signed
-    tokens it names. A message id is unique per client subsystem only: two clients may use
-    the same one, and each leaf shows its own exchange's tokens, never the other's."""
-    found: list[dict[str, Any]] = []
-    for rows in log.store.leaves(0, log.size()):
-        for idx, kind, data in rows:
-            if data is None:
-                continue  # archived: its leaf is in the archive
-            entry = decode_entry(bytes(data))
-            if entry.get("message_id") != message_id or not entry.get("evidence"):
-                continue
-            if client is not None and entry.get("client") != client:
-                continue
-            tokens = []
-            for sha in entry["evidence"]:
-                row = store.get(sha, message_id)
-                token = row[1] if row else None
-                claims = _claims(token) if token is not None else None
-                tokens.append({"sha256": sha, "token": token, "claims": claims})
-            found.append(
-                {"entry": idx, "kind": kind}
-                | {k: entry.get(k) for k in ("at", "client", "service", "outcome")}
-                | {"tokens": tokens}
-            )
-    return found
+def _exchange(store: EvidenceStore, idx: int, kind: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """One leaf of :func:`evidence_report`'s message: its identifiers and the signed tokens it
+    names, as filed under its own message id, with their claims."""
+    mid = str(entry.get("message_id"))
+    tokens = []
+    for sha in entry["evidence"]:
+        row = store.get(sha, mid)
+        token = row[1] if row else None
+        claims = _claims(token) if token is not None else None
+        tokens.append({"sha256": sha, "token": token, "claims": claims})
+    return (
+        {"entry": idx, "kind": kind}
+        | {k: entry.get(k) for k in ("at", "client", "service", "outcome")}
+        | {"tokens": tokens}
+    )
 
 
 def evidence_report(
@@ -431,10 +427,23 @@ def evidence_report(
         AuditLog.open(log_path, create=False) as log,
         EvidenceStore(evidence_path(log_path), create=False) as store,
     ):
+        # A message id is unique per client subsystem only: two clients may use the same
+        # one, and each leaf shows its own exchange's tokens, never the other's.
+        selected: list[tuple[int, str, dict[str, Any]]] = []
+
+        def select(idx: int, kind: str, entry: dict[str, Any]) -> None:
+            if (
+                entry.get("message_id") == message_id
+                and entry.get("evidence")
+                and client in (None, entry.get("client"))
+            ):
+                selected.append((idx, kind, entry))
+
         report: dict[str, Any] = {"log": str(log_path), "origin": log.origin}
-        report.update(entries=log.size(), **verify_evidence(log, store))
+        counts = verify_evidence(log, store, select if message_id is not None else None)
+        report.update(entries=log.size(), **counts)
         if message_id is not None:
-            exchanges = _exchanges(log, store, message_id, client)
+            exchanges = [_exchange(store, *leaf) for leaf in selected]
             if not exchanges:
                 of = f" of client {client}" if client is not None else ""
                 raise InputError(f"no exchange with message id {message_id}{of} in the log")
