@@ -8,7 +8,6 @@ number per call, so the database does not grow without end and no call waits lon
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -141,33 +140,27 @@ class MonitorStore:
             "GROUP BY service, result, error_code ORDER BY count(*) DESC, service",
             args,
         ).fetchall()
-        out = []
-        for service, result, code, count, slowest, sent, received in groups:
-            group = [*args, service, result, code]
-            out.append(
-                {
-                    "service": service,
-                    "result": result,
-                    "error_code": code,
-                    "count": count,
-                    "p50_ms": self._ranked(where, group, _nearest_rank(0.50, count)),
-                    "p95_ms": self._ranked(where, group, _nearest_rank(0.95, count)),
-                    "max_ms": float(slowest),
-                    "request_bytes": sent,
-                    "response_bytes": received,
-                }
-            )
-        return out
-
-    def _ranked(self, where: str, args: list[Any], offset: int) -> float:
-        """The ``offset``-th smallest total time of one group of :meth:`summary`."""
-        row = self._db.execute(
-            f"SELECT total_ms FROM monitor_record WHERE {where} "
-            "AND service IS ? AND result IS ? AND error_code IS ? "
-            "ORDER BY total_ms LIMIT 1 OFFSET ?",
-            [*args, offset],
-        ).fetchone()
-        return float(row[0])
+        # both percentiles of every group in one sorted pass: the nearest rank of p over n
+        # values is ceil(p * n), in integers (n + 1) / 2 and (95 n + 99) / 100
+        ranked: dict[tuple[Any, ...], dict[str, float]] = {}
+        for service, result, code, rank, total, n in self._db.execute(
+            "SELECT * FROM (SELECT service, result, error_code, row_number() OVER (PARTITION "
+            "BY service, result, error_code ORDER BY total_ms) AS rank, total_ms, count(*) "
+            "OVER (PARTITION BY service, result, error_code) AS n FROM monitor_record WHERE "
+            f"{where}) WHERE rank IN ((n + 1) / 2, (95 * n + 99) / 100)",
+            args,
+        ):
+            at = ranked.setdefault((service, result, code), {})
+            if rank == (n + 1) // 2:
+                at["p50_ms"] = float(total)
+            if rank == (95 * n + 99) // 100:
+                at["p95_ms"] = float(total)
+        return [
+            {"service": service, "result": result, "error_code": code, "count": count}
+            | ranked[(service, result, code)]
+            | {"max_ms": float(slowest), "request_bytes": sent, "response_bytes": received}
+            for service, result, code, count, slowest, sent, received in groups
+        ]
 
     def ping(self) -> None:
         self._db.execute("SELECT 1").fetchone()
@@ -175,11 +168,6 @@ class MonitorStore:
     def close(self) -> None:
         self.flush()
         self._db.close()
-
-
-def _nearest_rank(p: float, n: int) -> int:
-    """The 0-based position of the ``p`` percentile of ``n`` sorted values (nearest rank)."""
-    return max(0, math.ceil(p * n) - 1)
 
 
 def _where(since: float, filters: dict[str, str | float | None]) -> tuple[str, list[Any]]:
