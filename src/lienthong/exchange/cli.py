@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import typer
 
@@ -49,7 +49,6 @@ def serve(
         _run_loop(run(cfg, ready=ready))
         return
     import cProfile
-    import time
 
     with cProfile.Profile(time.process_time) as prof:  # CPU, not wall, time
         _run_loop(run(cfg, ready=ready))
@@ -84,17 +83,11 @@ def check(config: Path = typer.Option(..., "--config", help="Gateway config file
     )
 
 
-@overload
-def _when(text: str, option: str, *, durations: bool = True) -> float: ...
-@overload
-def _when(text: None, option: str, *, durations: bool = True) -> None: ...
-def _when(text: str | None, option: str, *, durations: bool = True) -> float | None:
-    """``--since``/``--until``: an ISO 8601 time (UTC when it names no zone) or, with
-    ``durations``, a duration back from now (``90m``, ``36h``, ``7d``), as epoch seconds."""
+def _when(text: str, option: str, *, durations: bool = True) -> dt.datetime:
+    """``--since``/``--until``/``--delete-before``: an ISO 8601 time (UTC when it names no
+    zone) or, with ``durations``, a duration back from now (``90m``, ``36h``, ``7d``)."""
     from lienthong.federation.publish import parse_duration
 
-    if text is None:
-        return None
     try:
         at = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -103,13 +96,13 @@ def _when(text: str | None, option: str, *, durations: bool = True) -> float | N
                 f"{option} {text!r}: give a date or time (2025-12-07, 2025-12-07T08:00:00+07:00)"
             ) from None
         try:
-            return time.time() - parse_duration(text).total_seconds()
+            return dt.datetime.now(dt.UTC) - parse_duration(text)
         except InputError:
             raise InputError(
                 f"{option} {text!r}: give a time (2026-12-07T08:00:00+07:00) or a duration "
                 "back from now (90m, 36h, 7d)"
             ) from None
-    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp()
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 _RESULTS = ("ok", "refused")
@@ -139,7 +132,8 @@ def monitor(
     default) are deleted by the gateway."""
     if result is not None and result not in _RESULTS:
         raise InputError(f"--result must be one of {', '.join(_RESULTS)}, not {result!r}")
-    start, end = _when(since, "--since"), _when(until, "--until")
+    start = _when(since, "--since").timestamp() if since is not None else 0.0
+    end = _when(until, "--until").timestamp() if until is not None else None
     cfg = load_config(config)
     store = open_readonly(Path(cfg.state_dir) / "monitor.sqlite")
     filters: dict[str, str | float | None] = {
@@ -152,9 +146,9 @@ def monitor(
     }
     try:
         if summary:
-            records = store.summary(since=start or 0.0, **filters)
+            records = store.summary(since=start, **filters)
         else:
-            records = store.query(since=start or 0.0, limit=limit, **filters)
+            records = store.query(since=start, limit=limit, **filters)
     finally:
         store.close()
     emit_json(records)
@@ -191,6 +185,6 @@ def evidence(
         if message_id is not None:
             raise InputError("--delete-before and --message-id are separate runs")
         at = _when(delete_before, "--delete-before", durations=False)
-        emit_json(delete_evidence_before(log, dt.datetime.fromtimestamp(at, dt.UTC)))
+        emit_json(delete_evidence_before(log, at))
         return
     emit_json(evidence_report(log, message_id, client))
