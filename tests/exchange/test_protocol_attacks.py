@@ -13,6 +13,7 @@ caller got no forged one) and that the gateways go on serving the next call.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -273,20 +274,24 @@ class _Bending(RelayImpostor):
     """NDXP's TLS identity in front of BHXH-GW: forwards each call to BCA-GW like NDXP (with a
     genuine hop receipt, or none when ``strip``), then hands the answer to ``bend``, whose
     result goes back to the client gateway. ``times`` copies of the call are sent; the last
-    answer is the one bent. ``bend``, ``strip`` and ``times`` hold for the next call only:
-    the one after passes through unaltered."""
+    answer is the one bent. ``hold`` runs (in a thread) before the call is forwarded.
+    ``bend``, ``strip``, ``times`` and ``hold`` hold for the next call only: the one after
+    passes through unaltered."""
 
     def __init__(self, fed: Federation, kit: dict[str, Any]) -> None:
         super().__init__(fed, kit)
         self.bend: Callable[[int, dict[str, str], bytes], Answer] = _unbent
         self.strip = False
         self.times = 1
+        self.hold: Callable[[], None] | None = None
         self.answers: list[Answer] = []
 
     async def _answer(self, request: web.BaseRequest) -> web.Response:
-        bend, strip, times = self.bend, self.strip, self.times
-        self.bend, self.strip, self.times = _unbent, False, 1
+        bend, strip, times, hold = self.bend, self.strip, self.times, self.hold
+        self.bend, self.strip, self.times, self.hold = _unbent, False, 1, None
         body = await request.content.read()  # (read() stops at 1 MiB)
+        if hold is not None:
+            await asyncio.to_thread(hold)
         answer = await self.forward(request, body, receipt=not strip, times=times)
         self.answers.append(answer)
         status, out, data = bend(answer[0], dict(answer[1]), answer[2])
@@ -380,6 +385,27 @@ def test_a_request_delivered_twice_is_never_a_signed_refusal_to_the_caller(
     refusal of this very request again is unsigned: the caller learns LT.UNAVAILABLE."""
     bending.times = 2
     refused(federation, _post(federation, b"pay 10", SVC_ECHO), "LT.UNAVAILABLE", served=1)
+
+
+def test_a_request_held_by_a_relay_across_the_provider_restart_is_no_signed_refusal(
+    federation: Federation, bending: _Bending
+) -> None:
+    """A relay holds the call until BCA-GW restarts, then delivers it. The restarted provider
+    cannot know whether it served that request before the restart (nor could it tell a
+    failover's resent copy): its refusal is unsigned and the caller learns LT.UNAVAILABLE
+    (outcome unknown) — a signed LT.REPLAY would say "not served", and the information system,
+    retrying with a new id, could pay twice."""
+
+    def restart() -> None:
+        federation.running.stop("BCA-GW")
+        federation.running.start_gateway("BCA-GW")
+
+    bending.hold = restart
+    held = len(bending.answers)
+    refused(federation, _post(federation, b"pay 10", SVC_ECHO), "LT.UNAVAILABLE")
+    status, headers, _ = bending.answers[held]  # BCA-GW's answer to the held call
+    assert status == 409 and headers.get("x-lt-error") == "LT.REPLAY"
+    assert "x-lt-refusal" not in headers
 
 
 def test_only_another_request_under_a_seen_id_gets_a_signed_replay_refusal(

@@ -37,6 +37,7 @@ def test_nothing_signed_before_the_process_start_is_accepted() -> None:
     """Seen keys are in memory only: after a restart, a request signed before it (even inside
     the window) is refused, so a replay cannot slip through the forgotten keys."""
     w = ReplayWindow(window_s=300, max_entries=100, start=1000.0)
-    with pytest.raises(Refused, match="process start"):
+    with pytest.raises(Refused, match="process start") as refused:
         w.check_and_record("a", 999.0, 1001.0)
+    assert refused.value.details["maybe_served"] is True  # the gateway refuses it unsigned
     w.check_and_record("b", 1000.5, 1001.0)

@@ -53,13 +53,16 @@ def kit(federation: Federation) -> dict[str, object]:
     }
 
 
-def refused(federation: Federation, action: Callable[[], httpx.Response], code: str) -> None:
+def refused(
+    federation: Federation, action: Callable[[], httpx.Response], code: str
+) -> httpx.Response:
     before = len(federation.received())
     resp = action()
     assert resp.headers.get("X-LT-Error") == code, (resp.status_code, resp.text)
     assert resp.json() == {"error": code}  # nothing more for the peer
     time.sleep(0.05)
     assert len(federation.received()) == before, "the provider must receive nothing"
+    return resp
 
 
 def test_crafted_baseline_is_accepted(federation: Federation, kit: dict) -> None:
@@ -418,12 +421,17 @@ def test_node_key_cannot_sign_as_a_subsystem(federation: Federation, kit: dict) 
 
 
 def test_replay_after_a_provider_restart(federation: Federation, kit: dict) -> None:
+    """The restarted provider has forgotten the keys it saw: a request signed before its start
+    is refused — unsigned, as it cannot know whether it served it before the restart."""
     call = make_call(GIAMDINH, SVC_ECHO, method="POST")
     headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
     assert send(kit["tls"], kit["port"], call, headers, body).status_code == 200
     federation.running.stop("BCA-GW")
     federation.running.start_gateway("BCA-GW")
-    refused(federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.REPLAY")
+    again = refused(
+        federation, lambda: send(kit["tls"], kit["port"], call, headers, body), "LT.REPLAY"
+    )
+    assert "X-LT-Refusal" not in again.headers
     call = make_call(GIAMDINH, SVC_ECHO, method="POST")  # freshly signed: served
     headers, body, _ = build_request(call, kit["signers"][:1], kit["relay"], level=0, route=ROUTE)
     assert send(kit["tls"], kit["port"], call, headers, body).status_code == 200

@@ -122,10 +122,12 @@ def verify_peer_request(node: Node, request: Request, ex: Exchange) -> Verified:
     try:
         durable = node.replay.admit(f"{ident}|{claims['id']}", ts, time.time())
     except Refused as exc:
-        # This very request again (a relay's or a failover's second copy): the first may have
-        # been served, so no signed refusal may tell the caller it was not — unsigned, the
-        # client gateway answers LT.UNAVAILABLE (outcome unknown), never LT.REPLAY.
-        if exc.details.get("again"):
+        # This very request again (a relay's or a failover's second copy), or one signed
+        # before this process started (a relay held it across the restart, a failover resent
+        # it): it may have been served, so no signed refusal may tell the caller it was not —
+        # unsigned, the client gateway answers LT.UNAVAILABLE (outcome unknown), never
+        # LT.REPLAY.
+        if exc.details.get("maybe_served"):
             ex.req_hash = ""
         raise
     decision = verify_access(node.directory, _subsystem(ident), service)

@@ -7,8 +7,10 @@ their timestamp, so a forgotten key can never be replayed (it is then simply too
 
 The remembered keys live in memory only, so the floor starts at ``start`` (the process start
 time): after a restart, a request signed before it is refused (``LT.REPLAY``) even inside the
-window — the node cannot know whether it saw it — and the caller retries with a fresh
-signature. Nothing has to be persisted or fsynced per call.
+window. The node cannot know whether it saw — and served — it, so the refusal carries
+``maybe_served`` (as does the same request delivered twice) and the gateway sends it
+unsigned: the caller learns ``LT.UNAVAILABLE`` (outcome unknown), never a signed "not
+served". Nothing has to be persisted or fsynced per call.
 
 Except for one kind of request: a timestamp *ahead* of this node's clock (a signer whose clock
 runs fast, inside the window) may lie after the next start, where the floor does not stop it
@@ -103,14 +105,20 @@ class ReplayWindow:
         if abs(now - ts) > self.window_s:
             raise Refused(ErrorCode.REPLAY, "timestamp outside the freshness window", skew=now - ts)
         if ts < self._floor:
+            # ``maybe_served``: this node cannot know whether it served the request (before
+            # its restart, or among the forgotten keys) — no signed refusal may say it did not
             raise Refused(
-                ErrorCode.REPLAY, "timestamp older than the forgotten horizon or the process start"
+                ErrorCode.REPLAY,
+                "timestamp older than the forgotten horizon or the process start",
+                maybe_served=True,
             )
         seen_ts = self._seen.get(key)
         if seen_ts is not None:
-            # ``again``: the same timestamp, so (for an honest signer) the very request seen
-            # before, delivered twice — that copy may have been served (see inbound)
-            raise Refused(ErrorCode.REPLAY, "message already seen", key=key, again=seen_ts == ts)
+            # the same timestamp: (for an honest signer) the very request seen before,
+            # delivered twice — that copy may have been served (see inbound)
+            raise Refused(
+                ErrorCode.REPLAY, "message already seen", key=key, maybe_served=seen_ts == ts
+            )
         return ts > now + AHEAD_S and self._journal is not None
 
     async def _commit_queued(self) -> None:
