@@ -29,6 +29,23 @@ def main(argv: list[str] | None = None) -> None:
         fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except OSError as exc:  # as lienthong.cli.main: a path that does not fit is bad input
+        paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+        where = f"{' → '.join(paths)}: " if paths else ""
+        fail(where + (exc.strerror or str(exc)), 2 if isinstance(exc, _INPUT_OS_ERRORS) else 1)
+    except OverflowError as exc:
+        fail(f"value out of range: {exc}", 2)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+
+_INPUT_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
+import sqlite3
 import sys
 import time
 from collections.abc import Coroutine
@@ -15,7 +17,7 @@ from typing import Any
 import typer
 
 from lienthong.cli.output import emit_json
-from lienthong.errors import InputError
+from lienthong.errors import BackendError, InputError
 from lienthong.exchange.config import load_config
 from lienthong.exchange.monitor import open_readonly
 
@@ -35,9 +37,14 @@ def serve(
     """Run one gateway process until SIGTERM/SIGINT."""
     from lienthong.exchange.server import serve as run
 
+    level = log_level.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise InputError(f"--log-level {log_level!r}: give one of {', '.join(_LOG_LEVELS)}")
+    if profile is not None:
+        _check_writable(profile, "--profile")
     cfg = load_config(config)
     logging.basicConfig(
-        level=log_level.upper(),
+        level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
@@ -53,6 +60,20 @@ def serve(
     with cProfile.Profile(time.process_time) as prof:  # CPU, not wall, time
         _run_loop(run(cfg, ready=ready))
     prof.dump_stats(profile)
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse at start a file the command could write only at its end (after hours of work)."""
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory, give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{option} {path}: not writable")
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -102,7 +123,12 @@ def _when(text: str, option: str, *, durations: bool = True) -> dt.datetime:
                 f"{option} {text!r}: give a time (2026-12-07T08:00:00+07:00) or a duration "
                 "back from now (90m, 36h, 7d)"
             ) from None
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    try:  # an offset can carry the first or last day of the calendar outside of it
+        return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except OverflowError:
+        raise InputError(
+            f"{option} {text!r}: out of the range of dates (years 1 to 9999)"
+        ) from None
 
 
 _RESULTS = ("ok", "refused")
@@ -135,7 +161,8 @@ def monitor(
     start = _when(since, "--since").timestamp() if since is not None else 0.0
     end = _when(until, "--until").timestamp() if until is not None else None
     cfg = load_config(config)
-    store = open_readonly(Path(cfg.state_dir) / "monitor.sqlite")
+    path = Path(cfg.state_dir) / "monitor.sqlite"
+    store = open_readonly(path)
     filters: dict[str, str | float | None] = {
         "error_code": error_code,
         "message_id": message_id,
@@ -149,6 +176,8 @@ def monitor(
             records = store.summary(since=start, **filters)
         else:
             records = store.query(since=start, limit=limit, **filters)
+    except sqlite3.Error as exc:  # a damaged database: tables missing or unreadable
+        raise BackendError(f"cannot read the monitoring database {path}: {exc}") from exc
     finally:
         store.close()
     emit_json(records)
@@ -185,6 +214,11 @@ def evidence(
         if message_id is not None:
             raise InputError("--delete-before and --message-id are separate runs")
         at = _when(delete_before, "--delete-before", durations=False)
+        if at > dt.datetime.now(dt.UTC):  # it would delete every token, the newest ones too
+            raise InputError(
+                f"--delete-before {delete_before!r} is in the future: give the end of the "
+                "retention period, a past date"
+            )
         emit_json(delete_evidence_before(log, at))
         return
     emit_json(evidence_report(log, message_id, client))

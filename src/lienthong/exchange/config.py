@@ -7,8 +7,13 @@ passphrase-encrypted PKCS#8 PEM files; the passphrase is a reference (``{"$env":
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -114,12 +119,58 @@ def _resolve(base: Path, value: str) -> str:
     return str(p if p.is_absolute() else (base / p))
 
 
+def _resolve_ref(base: Path, ref: Any) -> dict[str, str]:
+    """A checked secret reference with a relative ``$file`` made relative to ``base``."""
+    from lienthong.trust.secrets import parse_secret_ref
+
+    norm = parse_secret_ref(ref)
+    if "$file" in norm:
+        return {"$file": _resolve(base, norm["$file"])}
+    return norm
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Hashable, line: int) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML (and JSON, its subset) refusing a key given twice in one mapping: the parsers keep
+    the last one, so a second ``limits:`` block would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *base" merges keys that may be overridden: not a repeat
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:
+                continue  # unhashable: the base constructor reports it
+            if repeated:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path) -> GatewayConfig:
     """Read, validate and path-resolve a gateway config (raise ConfigError with one line)."""
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # a SafeLoader (plain data only), refusing repeated keys
+        raw: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:
         raise ConfigError(f"cannot read gateway config {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"gateway config {path} is not UTF-8 text "
+            f"(byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from exc
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"gateway config {path}: key {exc.key!r} is given twice (line {exc.line})"
+        ) from exc
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())  # one line, whatever the parser printed
         raise ConfigError(f"gateway config {path} is not YAML/JSON: {detail}") from exc
@@ -147,10 +198,15 @@ def load_config(path: Path) -> GatewayConfig:
         roots=_resolve(base, cfg.tls.roots),
         crl=_resolve(base, cfg.tls.crl) if cfg.tls.crl else None,
     )
+    audit = cfg.audit
+    if audit.person_key is not None:
+        audit = msgspec.structs.replace(audit, person_key=_resolve_ref(base, audit.person_key))
     return msgspec.structs.replace(
         cfg,
         tls=tls,
         subsystems=subs,
+        passphrase=_resolve_ref(base, cfg.passphrase),
+        audit=audit,
         directory=_resolve(base, cfg.directory) if cfg.directory else None,
         globalconf=_resolve(base, cfg.globalconf) if cfg.globalconf else None,
         state_dir=_resolve(base, cfg.state_dir),
@@ -191,12 +247,15 @@ def verify_config(cfg: GatewayConfig) -> None:
         raise ConfigError("gateway config: an agency gateway needs an 'internal' listener")
     if cfg.role == "platform" and (cfg.services or cfg.internal):
         raise ConfigError("gateway config: a platform gateway relays only (no services/internal)")
-    for listen in [cfg.peer, *([cfg.internal] if cfg.internal else [])]:
-        if not 0 <= listen.port <= 65535:
-            raise ConfigError(f"gateway config: port {listen.port} out of range")
-    for url in cfg.services.values():
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"gateway config: service endpoint {url!r} is not an http(s) URL")
+    _verify_listeners(cfg)
+    for service, url in cfg.services.items():
+        problem = _url_problem(url)
+        if problem:
+            raise ConfigError(f"gateway config: service endpoint of {service}: {problem}")
+    if cfg.tls.status_url is not None:
+        problem = _url_problem(cfg.tls.status_url)
+        if problem:
+            raise ConfigError(f"gateway config: tls.status_url: {problem}")
     from lienthong.trust.secrets import parse_secret_ref
 
     try:
@@ -215,20 +274,105 @@ def verify_config(cfg: GatewayConfig) -> None:
     if not 0 < mlog.checkpoint_interval_s <= 86_400:
         raise ConfigError("gateway config: message_log.checkpoint_interval_s must be in (0, 86400]")
     _verify_audit(cfg)
-    import ipaddress
-
+    seen: set[str] = set()
     for sub in cfg.subsystems:
+        if sub.id in seen:
+            raise ConfigError(f"gateway config: subsystem {sub.id} is listed twice")
+        seen.add(sub.id)
         for net in sub.allowed_sources:
             try:
                 ipaddress.ip_network(net)
             except ValueError as exc:
                 raise ConfigError(f"gateway config: subsystem {sub.id}: {exc}") from exc
-    lim = cfg.limits
-    if lim.max_body_bytes <= 0 or lim.memory_body_bytes <= 0 or lim.replay_window_s <= 0:
-        raise ConfigError("gateway config: limits must be positive")
-    if lim.idle_timeout_s <= 0 or lim.header_timeout_s <= 0:
-        raise ConfigError("gateway config: limits must be positive")
-    if lim.max_connections < 0 or lim.max_connections_per_address < 0:
-        raise ConfigError("gateway config: connection limits must be 0 (automatic) or positive")
+    _verify_limits(cfg.limits)
+
+
+# limits that must be above zero; every other one may be 0 (see the Limits comments)
+_POSITIVE_LIMITS = (
+    "max_body_bytes",
+    "memory_body_bytes",
+    "header_timeout_s",
+    "idle_timeout_s",
+    "upstream_timeout_s",
+    "connect_timeout_s",
+    "replay_window_s",
+    "replay_max_entries",
+    "reload_s",
+    "max_header_bytes",
+)
+
+
+def _verify_limits(lim: Limits) -> None:
+    for f in msgspec.structs.fields(Limits):
+        value = getattr(lim, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"gateway config: limits.{f.name} must be a finite number, not {value}"
+            )
+        if f.name in _POSITIVE_LIMITS and value <= 0:
+            raise ConfigError(f"gateway config: limits.{f.name} must be positive, not {value}")
+        if value < 0 and f.name != "monitor_keep_days":  # its range is checked below
+            raise ConfigError(f"gateway config: limits.{f.name} must be 0 or positive, not {value}")
     if not 0 <= lim.monitor_keep_days <= 3650:
         raise ConfigError("gateway config: limits.monitor_keep_days must be in [0, 3650]")
+
+
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Two listener hosts one port cannot serve twice: the same host, or a wildcard covering
+    the other (``::`` is dual-stack on Linux; ``0.0.0.0`` covers IPv4 addresses)."""
+    if a == b or "::" in (a, b):
+        return True
+    for wildcard, other in ((a, b), (b, a)):
+        if wildcard == "0.0.0.0":
+            try:
+                return ipaddress.ip_address(other).version == 4
+            except ValueError:
+                return False
+    return False
+
+
+def _verify_listeners(cfg: GatewayConfig) -> None:
+    """Each listener's port in range and host an address or a name; no two on one address."""
+    named = [("peer", cfg.peer), ("internal", cfg.internal), ("admin", cfg.admin)]
+    listeners = [(name, listen) for name, listen in named if listen is not None]
+    for name, listen in listeners:
+        if not 0 <= listen.port <= 65535:
+            raise ConfigError(f"gateway config: {name}.port {listen.port} out of range (0-65535)")
+        if not listen.host:
+            raise ConfigError(
+                f"gateway config: {name}.host is empty (0.0.0.0 or :: listens on every address)"
+            )
+        try:
+            ipaddress.ip_address(listen.host)
+        except ValueError:
+            if len(listen.host) > 253 or not _HOSTNAME.fullmatch(listen.host):
+                raise ConfigError(
+                    f"gateway config: {name}.host {listen.host!r} is neither an IP address "
+                    "nor a host name"
+                ) from None
+    for i, (name, listen) in enumerate(listeners):
+        for other, prior in listeners[:i]:
+            if listen.port and listen.port == prior.port and _overlap(listen.host, prior.host):
+                raise ConfigError(
+                    f"gateway config: {name} and {other} listen on the same address "
+                    f"({listen.host} and {prior.host}, port {listen.port})"
+                )
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` is not an absolute http(s) URL with a host (None when it is one)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port out of range or not a number
+    except ValueError as exc:
+        return f"{url!r} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{url!r} is not an http(s) URL"
+    if not parts.hostname:
+        return f"{url!r} names no host"
+    if port == 0:
+        return f"{url!r}: port 0 cannot be called"
+    return None

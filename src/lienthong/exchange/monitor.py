@@ -80,6 +80,9 @@ class MonitorStore:
 
     def _version(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit():  # a damaged database, not a crash
+            found = "missing" if row is None else repr(row[0])
+            raise sqlite3.DatabaseError(f"schema version {found}, not a number")
         return int(row[0])
 
     def _migrate(self) -> None:

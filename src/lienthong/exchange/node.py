@@ -199,12 +199,20 @@ def load_directory(cfg: GatewayConfig, now: float) -> Directory:
         raise ConfigError(f"cannot read federation directory: {exc.strerror}") from exc
 
 
+def _read_bundle(cfg: GatewayConfig) -> str:
+    """The CA bundle's text; ConfigError when it cannot be read (also on a reload: the old
+    view is kept) or is not text."""
+    try:
+        return Path(cfg.tls.roots).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read CA bundle {cfg.tls.roots}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"CA bundle {cfg.tls.roots} is not PEM text ({exc.reason})") from exc
+
+
 def status_check(cfg: GatewayConfig) -> StatusCheck | None:
     """How certificate status is checked: OCSP via the trust service, a CRL file, or not."""
-    try:
-        issuers = load_bundle(Path(cfg.tls.roots).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read CA bundle: {exc.strerror}") from exc
+    issuers = load_bundle(_read_bundle(cfg))
     if cfg.tls.status_url:
         return OcspStatus(
             cfg.tls.status_url,
@@ -226,10 +234,7 @@ def load_view(
         raise ConfigError(f"node {cfg.node!r} is not in the federation directory")
     signing = [c for sub in directory.subsystems.values() for c in sub.certs]
     tls = [(n.tls_cert, n.name) for n in directory.nodes.values() if n.tls_cert]
-    try:
-        bundle = Path(cfg.tls.roots).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read CA bundle: {exc.strerror}") from exc
+    bundle = _read_bundle(cfg)
     certs = CertificateStore(
         signing,
         tls,
