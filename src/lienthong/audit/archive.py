@@ -26,12 +26,15 @@ import hashlib
 import json
 import lzma
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lienthong.audit import merkle
-from lienthong.audit.checkpoint import sign_text, verify_note, verify_text
+from lienthong.audit.checkpoint import Checkpoint, sign_text, verify_note, verify_text
 from lienthong.audit.entries import admin_entry
 from lienthong.audit.log import AuditLog
 from lienthong.errors import InputError, IntegrityError
@@ -138,21 +141,90 @@ def _left_ranges(first: int) -> list[tuple[int, int]]:
     return [(i << lvl, (i + 1) << lvl) for lvl, i in merkle.subtree_nodes(0, first)]
 
 
-def verify_archive(
-    path: Path, key_name: str, key: PublicKey, previous: Path | None = None
-) -> dict[str, Any]:
-    """Verify one archive file offline (and its link to ``previous``, if given)."""
+XZ_MAGIC = b"\xfd7zXZ\x00"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class VerifiedArchive:
+    """An archive file that :func:`read_archive` verified."""
+
+    path: Path
+    origin: str
+    seq: int
+    first: int
+    end: int
+    sha256: str  # of the file, hex
+    prev_sha256: str | None
+    checkpoint: Checkpoint  # signed by the log's key, of size ``end``
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "archive": self.path.name,
+            "seq": self.seq,
+            "first": self.first,
+            "end": self.end,
+            "verified": True,
+        }
+
+
+def _open_archive(path: Path) -> tuple[bytes, BinaryIO]:
+    """Its ``.sig`` bytes and the open file; bad input if either cannot be read or the file is
+    not an xz stream at all (not an archive; a damaged xz stream is an integrity failure)."""
     try:
-        blob = path.read_bytes()
-        sig_bytes = path.with_name(path.name + ".sig").read_bytes()
+        fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read archive {path}: {exc}") from exc
-    try:  # present but unreadable: altered (xz checks a CRC), an integrity failure
-        sig_note = sig_bytes.decode()
-        lines = lzma.decompress(blob).split(b"\n")
-        header = json.loads(lines[0])
-    except (lzma.LZMAError, ValueError) as exc:
+    try:
+        sig = path.with_name(path.name + ".sig").read_bytes()
+        magic = fh.read(len(XZ_MAGIC))
+        fh.seek(0)
+    except OSError as exc:
+        fh.close()
+        raise InputError(f"cannot read archive {path}: {exc}") from exc
+    if magic != XZ_MAGIC:
+        fh.close()
+        raise InputError(f"{path} is not a {FORMAT} archive: not an xz file")
+    return sig, fh
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A stream that cannot be decompressed or decoded is damaged; a read error is bad input."""
+    try:
+        yield
+    except (lzma.LZMAError, ValueError) as exc:  # xz checks a CRC: altered, or ends early
         raise IntegrityError(f"archive {path} is damaged: {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read archive {path}: {exc}") from exc
+
+
+def _xz_lines(fh: BinaryIO, update: Callable[[bytes], object]) -> Iterator[bytes]:
+    """The lines (without ``\\n``) of the xz stream in ``fh``, decompressed as they are read,
+    every byte of the file passed to ``update``; :class:`lzma.LZMAError` if the stream is
+    damaged or ends early. Bytes after the end of the stream are hashed only (the signed file
+    hash covers them)."""
+    dec = lzma.LZMADecompressor(lzma.FORMAT_XZ)
+    tail = b""
+    while not dec.eof:
+        chunk = b""
+        if dec.needs_input:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                raise lzma.LZMAError("the xz stream ends early")
+            update(chunk)
+        lines = (tail + dec.decompress(chunk, max_length=_CHUNK)).split(b"\n")
+        tail = lines.pop()
+        yield from lines
+    if tail:
+        yield tail
+    for chunk in iter(lambda: fh.read(_CHUNK), b""):
+        update(chunk)
+
+
+def _header(line: bytes, path: Path) -> tuple[dict[str, Any], list[bytes], str | None]:
+    """The archive header of ``line``, its ``left`` hashes and ``prev_sha256``."""
+    header = json.loads(line)
     fields = {"origin": str, "seq": int, "first": int, "end": int, "left": list, "checkpoint": str}
     bad = [
         k
@@ -171,62 +243,88 @@ def verify_archive(
             raise ValueError("prev_sha256 is not a SHA-256")
     except (TypeError, ValueError) as exc:
         raise IntegrityError(f"archive {path.name}: malformed header hashes: {exc}") from exc
+    return header, left, prev
+
+
+def archive_origin(path: Path) -> str:
+    """The log an archive file says it is of (read from its header, not yet verified)."""
+    sig, fh = _open_archive(path)
+    with fh, _reading(path):
+        sig.decode()
+        header, _left, _prev = _header(next(_xz_lines(fh, len), b""), path)
+    return str(header["origin"])
+
+
+def read_archive(
+    path: Path,
+    key_name: str,
+    key: PublicKey,
+    visit: Callable[[int, bytes], object] | None = None,
+) -> VerifiedArchive:
+    """Verify one archive file offline, reading it once, as a stream.
+
+    ``visit(index, entry bytes)`` is called for each entry as it is read — before the file's
+    signature can be checked (its hash is known at its end): what it gathers counts only if
+    this returns."""
+    sig_bytes, fh = _open_archive(path)
+    digest = hashlib.sha256()
+    frontier, count = merkle.Frontier(), 0
+    with fh, _reading(path):
+        sig_note = sig_bytes.decode()
+        lines = _xz_lines(fh, digest.update)
+        try:
+            header, left, prev = _header(next(lines, b""), path)
+        except IntegrityError:
+            for _line in lines:  # the whole stream first: a damaged one is named as such
+                pass
+            raise
+        first = header["first"]
+        nodes = merkle.subtree_nodes(0, first)
+        fits = len(left) == len(nodes) and first >= 0
+        if fits:
+            for h, (level, _i) in zip(left, nodes, strict=True):
+                frontier.push_complete(h, level)
+        for data in lines:
+            if not data:
+                continue
+            frontier.push(merkle.leaf_hash(data))
+            if visit is not None:
+                visit(first + count, data)
+            count += 1
     text = sig_note.partition("\n\n")[0] + "\n"
-    expect = _sig_text(
-        header["origin"],
-        header["seq"],
-        header["first"],
-        header["end"],
-        hashlib.sha256(blob).digest(),
-        prev,
-    )
+    expect = _sig_text(header["origin"], header["seq"], first, header["end"], digest.digest(), prev)
     if text != expect:
         raise IntegrityError(f"archive {path.name} does not match its signed description")
     verify_text(sig_note, key_name, key)
     cp = verify_note(header["checkpoint"], key_name, key)
-    entries = [ln for ln in lines[1:] if ln]
-    if cp.size != header["end"] or len(entries) != header["end"] - header["first"]:
+    if cp.size != header["end"] or count != header["end"] - first:
         raise IntegrityError(
-            f"archive {path.name} holds {len(entries)} entries, header says "
-            f"[{header['first']}, {header['end']})"
+            f"archive {path.name} holds {count} entries, header says [{first}, {header['end']})"
         )
-    nodes = merkle.subtree_nodes(0, header["first"])
-    if len(left) != len(nodes) or header["first"] < 0:
+    if not fits:
         raise IntegrityError(f"archive {path.name}: its left hashes do not fit its first entry")
-    frontier = merkle.Frontier()
-    for h, (level, _i) in zip(
-        left,
-        nodes,
-        strict=True,
-    ):
-        frontier.push_complete(h, level)
-    for data in entries:
-        frontier.push(merkle.leaf_hash(data))
     if frontier.root() != cp.root:
         raise IntegrityError(f"archive {path.name}: entries do not rebuild the signed root")
-    if previous is not None:
-        try:
-            prev_blob = previous.read_bytes()
-            prev_header = json.loads(lzma.decompress(prev_blob).split(b"\n", 1)[0])
-        except (OSError, lzma.LZMAError, ValueError) as exc:
-            raise InputError(f"cannot read archive {previous}: {exc}") from exc
-        if prev != hashlib.sha256(prev_blob).hexdigest() or prev_header["end"] != header["first"]:
-            raise IntegrityError(f"archive {path.name} does not link to {previous.name}")
-    return {
-        "archive": path.name,
-        "seq": header["seq"],
-        "first": header["first"],
-        "end": header["end"],
-        "verified": True,
-    }
+    return VerifiedArchive(
+        path, header["origin"], header["seq"], first, header["end"], digest.hexdigest(), prev, cp
+    )
+
+
+def verify_archive(path: Path, key_name: str, key: PublicKey) -> dict[str, Any]:
+    """Verify one archive file offline (see :func:`read_archive`)."""
+    return read_archive(path, key_name, key).to_dict()
 
 
 def verify_archives(paths: list[Path], key_name: str, key: PublicKey) -> list[dict[str, Any]]:
     """Verify a chain of archives in order (each linked to the one before)."""
-    out, prev = [], None
+    out: list[dict[str, Any]] = []
+    before: VerifiedArchive | None = None
     for p in sorted(paths):
-        out.append(verify_archive(p, key_name, key, prev))
-        prev = p
+        done = read_archive(p, key_name, key)
+        if before is not None and (done.prev_sha256 != before.sha256 or done.first != before.end):
+            raise IntegrityError(f"archive {p.name} does not link to {before.path.name}")
+        out.append(done.to_dict())
+        before = done
     return out
 
 

@@ -494,11 +494,19 @@ def access_history_cmd(
     witness_state: list[Path] = typer.Option(
         [], "--witness-state", help="A witness's state file: its last checkpoint of each log."
     ),
+    archive_files: list[Path] = typer.Option(
+        [],
+        "--archive",
+        help="An archive file (.ltar.xz, its .sig beside it) of a log given: verified, its "
+        "accesses listed and covered by the completeness statement.",
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Who accessed a citizen's data, when, why — with proofs and a completeness statement.
 
     A checkpoint kept outside a log (--checkpoint, --witness-state) shows a rollback.
+
+    Archived entries are checked only in the archive files given (--archive).
     """
     checked = check_personal_id(person)
     if checked.value is None:
@@ -517,7 +525,7 @@ def access_history_cmd(
         for state in witness_state:
             for origin, note in _witness_notes(state, list(names)).items():
                 anchors.setdefault(names[origin], []).append((f"the witness state {state}", note))
-        result = access_history(logs, person, key, keys, anchors)
+        result = access_history(logs, person, key, keys, anchors, archive_files)
     finally:
         for lg in logs:
             lg.close()
@@ -525,9 +533,10 @@ def access_history_cmd(
         emit_json(result)
         return
     for a in result["accesses"]:
+        source = f", archive {a['archive']}" if a["archive"] is not None else ""
         console.print(
             f"{a['at']}  {a['requester']}  {a['service']}  purpose: {a['purpose']} "
-            f"({a['legal_basis']})  [{a['log']} #{a['index']}]",
+            f"({a['legal_basis']})  [{a['log']} #{a['index']}{source}]",
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -538,11 +547,13 @@ def access_history_cmd(
         )
     for h in result["logs"]:
         c = h["completeness"]
-        if c["archived_accesses"]:
+        if c["archived_accesses_unchecked"]:
+            ranges = ", ".join(f"[{a}, {b})" for a, b in c["unchecked_ranges"])
             console.print(
-                f"{c['archived_accesses']} more access(es) in archived entries "
-                f"[0, {c['complete_from']}) of {h['origin']}: see the archive files "
-                f"{', '.join(a['file'] for a in c['archives'])}",
+                f"{c['archived_accesses_unchecked']} more access(es) in archived entries "
+                f"{ranges} of {h['origin']}, not checked here: pass the archive files "
+                f"{', '.join(a['file'] for a in c['archives'] if not a['checked'])} "
+                "with --archive",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,

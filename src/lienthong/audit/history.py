@@ -8,8 +8,14 @@ For each node log given, up to its latest signed checkpoint:
   hash recomputed and the root rebuilt; the rebuilt root must equal the signed checkpoint root
   (so no entry was hidden or altered), and the set of entries whose canonical bytes carry this
   person's keyed hash must equal the index (so the index hid nothing). Entries already
-  archived and pruned are outside the claim: ``complete_from`` says where it starts, and that
-  prefix is accepted only if the log's own signed ``log.archive`` entries attest it.
+  archived and pruned are accepted only if the log's own signed ``log.archive`` entries attest
+  that prefix; they are outside the claim (``complete_from`` says where it starts,
+  ``unchecked_ranges`` which are left out) unless their archive files are given:
+- each archive file given is verified offline (:func:`~lienthong.audit.archive.read_archive`,
+  one streaming pass), must be the file the log's proven archive record names (seq, range,
+  SHA-256), and its signed checkpoint must be a prefix of the checkpoint the claim is made
+  against (consistency proof); the accesses read from it must equal the person index's rows
+  in its range, and each is listed with an inclusion proof against that checkpoint.
 
 The log alone cannot show a rollback (its last entries deleted together with the checkpoints
 above them). *Anchors*, checkpoints of the log kept outside it (a citizen's saved note, a
@@ -23,23 +29,27 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lienthong.audit import merkle
 from lienthong.audit.archive import (
+    ArchiveRow,
     ArchiveUnproven,
+    archive_origin,
     attestation,
     check_archive_file,
     proven_prefix,
+    read_archive,
 )
-from lienthong.audit.checkpoint import verify_note
+from lienthong.audit.checkpoint import Checkpoint, verify_note
 from lienthong.audit.entries import (
     KIND_PERSONAL_DATA_ACCESS,
     decode_entry,
     person_hash,
     person_ref,
 )
-from lienthong.audit.log import AuditLog
+from lienthong.audit.log import AuditLog, InclusionProof
 from lienthong.audit.verify import check_note
 from lienthong.errors import InputError, IntegrityError
 from lienthong.trust.keys import PublicKey, public_key_from_pem
@@ -58,14 +68,47 @@ class Completeness:
     root_recomputed: bool
     matches: int
     signed_by: str = "the log's latest stored checkpoint"
+    checked: tuple[tuple[int, int], ...] = ()  # every range checked (default: the live one)
+    archives: tuple[tuple[str, int, int], ...] = ()  # (file, first, end) read and verified
+    archived_matches: int = 0
+    live_from: int = 0
 
     def statement(self, origin: str) -> str:
+        size = self.checkpoint_size
+        checkpoint = f"the signed checkpoint of size {size} ({self.signed_by})"
+        if not self.archives:
+            return (
+                f"complete for {origin} over entries [{self.complete_from}, {size}): all "
+                f"re-hashed, root equals {checkpoint}, {self.matches} entries name this "
+                "person and all are listed"
+            )
+        live = self.live_from
+        read = ", ".join(f"{f} [{a}, {b})" for f, a, b in self.archives)
         return (
-            f"complete for {origin} over entries [{self.complete_from}, "
-            f"{self.checkpoint_size}): all re-hashed, root equals the signed checkpoint "
-            f"of size {self.checkpoint_size} ({self.signed_by}), "
-            f"{self.matches} entries name this person and all are listed"
+            f"complete for {origin} over entries {_ranges(self.checked)}: live entries "
+            f"[{live}, {size}) all re-hashed, root equals {checkpoint}; archived entries "
+            f"read from {read}, each archive verified (signed by the log's key, SHA-256 as "
+            "recorded by the log's signed log.archive entries, its entries rebuild its signed "
+            f"checkpoint, which a consistency proof shows is a prefix of the one of size "
+            f"{size}); {self.matches} entries name this person ({self.archived_matches} of "
+            f"them archived) and all are listed, each with an inclusion proof against the "
+            f"checkpoint of size {size}"
         )
+
+
+def _ranges(ranges: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(f"[{a}, {b})" for a, b in ranges) or "none"
+
+
+def _merged(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Non-empty ranges, sorted, adjacent ones joined."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(r for r in ranges if r[0] < r[1]):
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _scan(
@@ -126,10 +169,12 @@ def history_in_log(
     key: bytes,
     public_key: PublicKey | None = None,
     anchors: Sequence[tuple[str, str]] = (),
+    archives: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Accesses to ``person_id`` in one log, each with its proof, plus the completeness claim.
 
-    ``anchors``: (where it comes from, note) of checkpoints of this log kept outside it."""
+    ``anchors``: (where it comes from, note) of checkpoints of this log kept outside it;
+    ``archives``: archive files of this log, whose accesses are then checked and listed too."""
     try:
         latest = log.latest_checkpoint()
     except InputError as exc:  # the stored note or a co-signature line appended to it
@@ -183,35 +228,30 @@ def history_in_log(
                 f"recorded for archive {row[0]}"
             )
     listed = log.store.person_indexes(digest)
-    archived = sum(1 for i in listed if i < first_live)
     indexed = {i for i in listed if first_live <= i < cp.size}
     if indexed != found:
-        hidden, extra = sorted(found - indexed), sorted(indexed - found)
-        raise IntegrityError(
-            f"log {log.origin}: person index tampered — entries naming this person but "
-            f"missing from the index: {_few(hidden)}; index rows whose entry does not name "
-            f"this person: {_few(extra)}"
-        )
-    accesses = []
-    for idx in sorted(found):
-        entry = decode_entry(log.entry(idx))
-        proof = log.prove(idx, cp.size)
-        proof.verify()
-        accesses.append(
-            {
-                "log": log.origin,
-                "index": idx,
-                "at": entry.get("at"),
-                "requester": entry.get("requester"),
-                "service": entry.get("service"),
-                "purpose": entry.get("purpose"),
-                "legal_basis": entry.get("legal_basis"),
-                "fields": entry.get("fields", []),
-                "outcome": entry.get("outcome"),
-                "proof": proof.to_json(),
-            }
-        )
-    done = Completeness(cp.size, first_live, True, len(found), signed_by)
+        raise _index_differs(log, found, indexed, "")
+    accesses = [_listed(log, idx, log.entry(idx), cp, None) for idx in sorted(found)]
+    read = _read_archives(log, cp, archive_rows, archives, public_key, needle, listed)
+    for path, hits in read.values():
+        accesses += [_listed(log, idx, data, cp, path) for idx, data in hits]
+    checked_archived = [(r[1], r[2]) for r in archive_rows if r[0] in read]
+    unchecked = _merged([(r[1], r[2]) for r in archive_rows if r[0] not in read])
+    checked = _merged([*checked_archived, (first_live, cp.size)])
+    complete_from = checked[-1][0] if checked and checked[-1][1] == cp.size else cp.size
+    archived = sum(1 for i in listed if i < first_live)
+    archived_matches = sum(len(hits) for _p, hits in read.values())
+    done = Completeness(
+        cp.size,
+        complete_from,
+        True,
+        len(found) + archived_matches,
+        signed_by,
+        tuple(checked),
+        tuple((str(read[r[0]][0]), r[1], r[2]) for r in archive_rows if r[0] in read),
+        archived_matches,
+        first_live,
+    )
     statement = done.statement(log.origin)
     others = [f"{c.size} ({where})" for c, _n, where in signed if c is not top]
     if others:
@@ -228,13 +268,16 @@ def history_in_log(
             "; checkpoint key taken from the log itself: this proves self-consistency only, "
             "pass the node's published key with --log-key NAME=PEM"
         )
-    if first_live:
+    unchecked_count = archived - archived_matches  # the index equals each archive read
+    if unchecked:
         last = archive_rows[-1]
+        missing = [r[3] for r in archive_rows if r[0] not in read]
         statement += (
-            f"; entries [0, {first_live}) are archived (attested by the log's signed "
+            f"; entries {_ranges(unchecked)} are archived (attested by the log's signed "
             f"log.archive entries, last archive SHA-256 {last[4][:16]}…) and NOT re-checked "
-            f"here: the person index counts {archived} accesses there — check them in the "
-            "archive files (lienthong audit verify-archive)"
+            f"here: the person index counts {unchecked_count} accesses there — pass their "
+            f"archive file(s) with --archive to check and list them (recorded as "
+            f"{', '.join(missing)})"
         )
     return {
         "origin": log.origin,
@@ -242,11 +285,19 @@ def history_in_log(
         "accesses": accesses,
         "completeness": {
             "checkpoint_size": cp.size,
-            "complete_from": first_live,
-            "proven_range": [first_live, cp.size],
+            "complete_from": complete_from,
+            "proven_range": [complete_from, cp.size],
             "archived_accesses": archived,
             "archives": [
-                {"seq": r[0], "first": r[1], "end": r[2], "file": r[3], "sha256": r[4]}
+                {
+                    "seq": r[0],
+                    "first": r[1],
+                    "end": r[2],
+                    "file": r[3],
+                    "sha256": r[4],
+                    "checked": r[0] in read,
+                    "given": str(read[r[0]][0]) if r[0] in read else None,
+                }
                 for r in archive_rows
             ],
             "key_source": key_source,
@@ -254,8 +305,122 @@ def history_in_log(
             "stored_checkpoint_size": signed[0][0].size,
             "anchors": [{"source": where, "size": c.size} for c, _n, where in signed[1:]],
             "statement": statement,
+            "live_from": first_live,
+            "checked_ranges": [list(r) for r in checked],
+            "unchecked_ranges": [list(r) for r in unchecked],
+            "archived_accesses_checked": archived_matches,
+            "archived_accesses_unchecked": unchecked_count,
         },
     }
+
+
+def _index_differs(log: AuditLog, found: set[int], indexed: set[int], where: str) -> IntegrityError:
+    hidden, extra = sorted(found - indexed), sorted(indexed - found)
+    return IntegrityError(
+        f"log {log.origin}: person index tampered{where} — entries naming this person but "
+        f"missing from the index: {_few(hidden)}; index rows whose entry does not name "
+        f"this person: {_few(extra)}"
+    )
+
+
+def _listed(
+    log: AuditLog, idx: int, data: bytes, cp: Checkpoint, archive: Path | None
+) -> dict[str, Any]:
+    """One access with its inclusion proof, checked against the signed root ``cp``."""
+    entry = decode_entry(data)
+    leaf = merkle.leaf_hash(data)
+    hashes = log.prove(idx, cp.size).hashes  # from the stored tree: checked, not trusted
+    try:
+        merkle.verify_inclusion(idx, cp.size, leaf, hashes, cp.root)
+    except merkle.ProofError as exc:
+        source = f" (read from archive {archive})" if archive is not None else ""
+        raise IntegrityError(
+            f"log {log.origin}: entry {idx}{source} is not proven in the signed tree of size "
+            f"{cp.size} by the log's stored hashes: {exc.message}"
+        ) from exc
+    proof = InclusionProof(idx, cp.size, leaf, cp.root, hashes)
+    return {
+        "log": log.origin,
+        "index": idx,
+        "at": entry.get("at"),
+        "requester": entry.get("requester"),
+        "service": entry.get("service"),
+        "purpose": entry.get("purpose"),
+        "legal_basis": entry.get("legal_basis"),
+        "fields": entry.get("fields", []),
+        "outcome": entry.get("outcome"),
+        "proof": proof.to_json(),
+        "archive": None if archive is None else str(archive),
+    }
+
+
+def _read_archives(
+    log: AuditLog,
+    cp: Checkpoint,
+    rows: list[ArchiveRow],
+    files: Sequence[Path],
+    key: PublicKey,
+    needle: bytes,
+    listed: Sequence[int],
+) -> dict[int, tuple[Path, list[tuple[int, bytes]]]]:
+    """Verify the archive files given for ``log`` and read this person's accesses from them.
+
+    Each file must be the archive the log's proven ``archives`` records name (same seq, range
+    and SHA-256), verify offline with the log's key (:func:`read_archive`), and its signed
+    checkpoint must be a prefix of ``cp`` (consistency proof from the stored tree, checked
+    against both signed roots); the accesses found in it must be exactly the person index's
+    rows in its range. Returns, by archive seq, the file and the (index, entry) of each access.
+    """
+    by_seq = {r[0]: r for r in rows}
+    out: dict[int, tuple[Path, list[tuple[int, bytes]]]] = {}
+    for path in files:
+        hits: list[tuple[int, bytes]] = []
+
+        def visit(idx: int, data: bytes, hits: list[tuple[int, bytes]] = hits) -> None:
+            if needle in data:  # decoded once verified: a candidate may not be an access
+                hits.append((idx, data))
+
+        got = read_archive(path, log.key_name, key, visit)
+        row = by_seq.get(got.seq)
+        if row is None:
+            raise IntegrityError(
+                f"archive {path}: log {log.origin} records no archive {got.seq} (its "
+                f"archives: {', '.join(str(r[0]) for r in rows) or 'none'}): not an archive "
+                "of this log"
+            )
+        if (got.first, got.end, got.sha256) != (row[1], row[2], row[4]):
+            raise IntegrityError(
+                f"archive {path} is not archive {got.seq} of log {log.origin}: entries "
+                f"[{got.first}, {got.end}), SHA-256 {got.sha256[:16]}…, but the log's signed "
+                f"record says [{row[1]}, {row[2]}), SHA-256 {row[4][:16]}…"
+            )
+        if got.checkpoint.origin != log.origin:
+            raise IntegrityError(
+                f"archive {path}: its checkpoint is of log {got.checkpoint.origin!r}, not "
+                f"{log.origin!r}"
+            )
+        if got.seq in out:
+            raise InputError(
+                f"--archive {out[got.seq][0]} and {path} are both archive {got.seq} of log "
+                f"{log.origin}"
+            )
+        try:
+            merkle.verify_consistency(
+                got.end, cp.size, got.checkpoint.root, cp.root, log.consistency(got.end, cp.size)
+            )
+        except merkle.ProofError as exc:
+            raise IntegrityError(
+                f"archive {path}: its signed checkpoint of size {got.end} is not a prefix of "
+                f"log {log.origin}'s checkpoint of size {cp.size} by the log's stored hashes "
+                f"({exc.message}): the log's tree was altered"
+            ) from exc
+        hits = [(i, d) for i, d in hits if _kind_of(log, i, d) == KIND_PERSONAL_DATA_ACCESS]
+        indexed = {i for i in listed if got.first <= i < got.end}
+        if indexed != {i for i, _d in hits}:
+            where = f" in archived entries [{got.first}, {got.end}) read from {path}"
+            raise _index_differs(log, {i for i, _d in hits}, indexed, where)
+        out[got.seq] = (path, hits)
+    return out
 
 
 def _few(items: list[int]) -> str:
@@ -271,10 +436,12 @@ def access_history(
     key: bytes,
     public_keys: dict[str, PublicKey] | None = None,
     anchors: dict[str, list[tuple[str, str]]] | None = None,
+    archives: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Merge the histories of several node logs, newest access first.
 
-    ``public_keys`` and ``anchors`` (see :func:`history_in_log`) are keyed by log key name."""
+    ``public_keys`` and ``anchors`` (see :func:`history_in_log`) are keyed by log key name;
+    ``archives`` (files of any of the logs) are matched to their log by the origin they name."""
     keys, kept = public_keys or {}, anchors or {}
     names = {lg.key_name for lg in logs}
     for option, given in (("--log-key", keys), ("--checkpoint", kept)):
@@ -285,8 +452,24 @@ def access_history(
                 f"name {', '.join(sorted(names))}): its key name was changed, or the name is "
                 "wrong"
             )
+    origins = [(path, archive_origin(path)) for path in archives]  # bad input first: exit 2
+    files: dict[str, list[Path]] = {lg.origin: [] for lg in logs}
+    for path, origin in origins:
+        if origin not in files:
+            raise IntegrityError(
+                f"archive {path} is of log {origin!r}, not of any log given "
+                f"({', '.join(sorted(files))})"
+            )
+        files[origin].append(path)
     per_log = [
-        history_in_log(lg, person_id, key, keys.get(lg.key_name), kept.get(lg.key_name, []))
+        history_in_log(
+            lg,
+            person_id,
+            key,
+            keys.get(lg.key_name),
+            kept.get(lg.key_name, []),
+            files[lg.origin],
+        )
         for lg in logs
     ]
     accesses = sorted(
