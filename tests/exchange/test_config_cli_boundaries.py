@@ -383,3 +383,30 @@ def test_base_config_is_valid(tmp_path: Path) -> None:
     from lienthong.exchange.config import load_config
 
     assert load_config(_write(tmp_path, copy.deepcopy(BASE), "gw.yaml")).node == "A"
+
+
+@pytest.mark.parametrize("crl", ["absent.pem", "garbage.pem"])
+def test_check_refuses_a_crl_that_would_fail_every_certificate_check(
+    testbed: Testbed, tmp_path: Path, capsys: pytest.CaptureFixture[str], crl: str
+) -> None:
+    """With no usable CRL read since the start every certificate check fails closed (every
+    exchange refused), yet ``check`` printed its summary and exit 0."""
+    (tmp_path / "garbage.pem").write_text("-----BEGIN X509 CRL-----\nnot one\n")
+    cfg = _config(testbed)
+    cfg["tls"] = cfg["tls"] | {"crl": crl}  # relative: beside the config
+    cfg["state_dir"] = str(tmp_path / "state")
+    code, out, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
+    _refused(code, err, "tls.crl", str(tmp_path / crl), "fail closed")
+    assert out == ""
+
+
+def test_check_refuses_a_state_dir_that_is_a_file(
+    testbed: Testbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was "error: PATH: File exists", naming neither the setting nor the problem."""
+    state = tmp_path / "state"
+    state.write_text("not a directory")
+    cfg = _config(testbed) | {"state_dir": str(state)}
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
+    _refused(code, err, "state_dir", str(state), "not a directory")
+    assert state.read_text() == "not a directory"

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from lienthong.cli.output import emit_json
-from lienthong.errors import BackendError, InputError
+from lienthong.errors import BackendError, ConfigError, InputError
 from lienthong.exchange.config import load_config
 from lienthong.exchange.monitor import open_readonly
 
@@ -90,9 +90,18 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 @app.command()
 def check(config: Path = typer.Option(..., "--config", help="Gateway config file.")) -> None:
     """Validate a config and load its keys, certificates and directory; print a summary."""
+    from lienthong.exchange.certs import CrlStatus
     from lienthong.exchange.node import build_node
 
     node = build_node(load_config(config))
+    if isinstance(node.status, CrlStatus):
+        node.status.report = None  # only a look: no security event in the node's log
+        crl = node.status.health(time.time())
+        if crl["state"] == "failing":
+            reason = crl["unusable"] or "past its next update and grace period"
+            raise ConfigError(
+                f"tls.crl {node.cfg.tls.crl}: {reason}: every certificate check would fail closed"
+            )
     emit_json(
         {
             "node": node.name,

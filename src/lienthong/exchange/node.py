@@ -254,6 +254,8 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
     tls_key = load_private(cfg.tls.key, passphrase)
     tls_cert = load_pem_cert(Path(cfg.tls.cert).read_bytes())
     state = Path(cfg.state_dir)
+    if state.exists() and not state.is_dir():
+        raise ConfigError(f"gateway config: state_dir {state} is not a directory")
     message_log = message_log or _message_log(cfg, state, SoftwareSigner(tls_key))
     if isinstance(status, CrlStatus):
         status.report = functools.partial(_status_unusable, message_log, cfg.node)
