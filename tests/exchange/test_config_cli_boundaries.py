@@ -410,3 +410,64 @@ def test_check_refuses_a_state_dir_that_is_a_file(
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
     _refused(code, err, "state_dir", str(state), "not a directory")
     assert state.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"pq_key": "pq.key.pem"}, "pq_cert"),
+        ({"pq_cert": "pq.pem"}, "pq_key"),
+        ({"kem_x25519": "x.key.pem"}, "kem_mlkem"),
+        ({"kem_mlkem": "m.key.pem"}, "kem_x25519"),
+    ],
+)
+def test_half_a_key_pair_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: dict[str, str], missing: str
+) -> None:
+    """A pq_key without its pq_cert (or one key-agreement key of two) was silently dropped:
+    the subsystem then had no ML-DSA signature or could not decrypt, found only on a call."""
+    sub = {"id": "VN/GOV/G01/S", "sign_key": "k", "sign_cert": "c", **given}
+    path = _write(tmp_path, BASE | {"subsystems": [sub]})
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
+    _refused(code, err, "VN/GOV/G01/S", missing, next(iter(given)))
+
+
+def test_check_refuses_a_signing_key_that_does_not_match_its_certificate(
+    testbed: Testbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each request would be signed with one key and named by another key's certificate:
+    every peer refuses it (LT.BAD_SIGNATURE), yet ``check`` said all was well."""
+    cfg = _config(testbed)
+    first, second = cfg["subsystems"][0], cfg["subsystems"][1]
+    first["sign_cert"] = second["sign_cert"]
+    cfg["state_dir"] = str(tmp_path / "state")
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
+    _refused(code, err, first["sign_key"], second["sign_cert"], "does not match")
+
+
+def test_check_refuses_a_tls_key_that_does_not_match_its_certificate(
+    testbed: Testbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _config(testbed)
+    other = str(testbed.workdir / "nodes" / "BCA-GW" / "tls.pem")
+    cfg["tls"] = cfg["tls"] | {"cert": other}
+    cfg["state_dir"] = str(tmp_path / "state")
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
+    _refused(code, err, "tls.key", "tls.cert", other, "does not match")
+
+
+def test_a_certificate_file_that_is_not_pem_is_named(
+    testbed: Testbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was "not a PEM certificate: Unable to load PEM file. See https://…", naming no file."""
+    bad = tmp_path / "cert.pem"
+    bad.write_text("not a certificate\n")
+    for field in ("tls", "subsystem"):
+        cfg = _config(testbed)
+        if field == "tls":
+            cfg["tls"] = cfg["tls"] | {"cert": str(bad)}
+        else:
+            cfg["subsystems"][0]["sign_cert"] = str(bad)
+        cfg["state_dir"] = str(tmp_path / "state")
+        code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
+        _refused(code, err, str(bad), "not a PEM certificate")

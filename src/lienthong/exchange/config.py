@@ -279,6 +279,13 @@ def verify_config(cfg: GatewayConfig) -> None:
         if sub.id in seen:
             raise ConfigError(f"gateway config: subsystem {sub.id} is listed twice")
         seen.add(sub.id)
+        for a, b in (("pq_key", "pq_cert"), ("kem_x25519", "kem_mlkem")):
+            if (getattr(sub, a) is None) != (getattr(sub, b) is None):
+                given, absent = (a, b) if getattr(sub, b) is None else (b, a)
+                raise ConfigError(
+                    f"gateway config: subsystem {sub.id}: {given} needs {absent} (give both or "
+                    "neither)"
+                )
         for net in sub.allowed_sources:
             try:
                 ipaddress.ip_network(net)

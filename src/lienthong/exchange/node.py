@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, x25519
 
@@ -90,8 +91,24 @@ def _signer(key_path: str, cert_path: str, passphrase: bytes, kind: type) -> Key
         key, ec.EllipticCurvePrivateKey | mldsa.MLDSA65PrivateKey
     ):
         raise ConfigError(f"key file {key_path} holds a {type(key).__name__}")
-    cert = load_pem_cert(Path(cert_path).read_bytes())
+    cert = _load_cert(cert_path)
+    if not _same_key(key, cert):
+        raise ConfigError(f"key file {key_path} does not match certificate {cert_path}")
     return KeyedSigner(SoftwareSigner(key), fingerprint(cert))
+
+
+def _load_cert(path: str) -> x509.Certificate:
+    """A certificate file named in the config; ConfigError naming it when it is not one."""
+    try:
+        return load_pem_cert(Path(path).read_bytes())
+    except InputError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from exc
+
+
+def _same_key(key: Any, cert: x509.Certificate) -> bool:
+    """Whether ``cert`` certifies the public half of the private ``key``."""
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return bool(key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki))
 
 
 def load_local_keys(cfg: GatewayConfig, passphrase: bytes) -> dict[SubsystemId, LocalKeys]:
@@ -252,7 +269,9 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
     status = status_check(cfg)
     directory, certs = load_view(cfg, time.time(), status)
     tls_key = load_private(cfg.tls.key, passphrase)
-    tls_cert = load_pem_cert(Path(cfg.tls.cert).read_bytes())
+    tls_cert = _load_cert(cfg.tls.cert)
+    if not _same_key(tls_key, tls_cert):
+        raise ConfigError(f"tls.key {cfg.tls.key} does not match tls.cert {cfg.tls.cert}")
     state = Path(cfg.state_dir)
     if state.exists() and not state.is_dir():
         raise ConfigError(f"gateway config: state_dir {state} is not a directory")
