@@ -408,7 +408,7 @@ def test_check_refuses_a_state_dir_that_is_a_file(
     state.write_text("not a directory")
     cfg = _config(testbed) | {"state_dir": str(state)}
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
-    _refused(code, err, "state_dir", str(state), "not a directory")
+    _refused(code, err, f"state_dir {state} is not a directory")
     assert state.read_text() == "not a directory"
 
 
@@ -471,3 +471,41 @@ def test_a_certificate_file_that_is_not_pem_is_named(
         cfg["state_dir"] = str(tmp_path / "state")
         code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
         _refused(code, err, str(bad), "not a PEM certificate")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "node: " + "[" * 5000 + "]" * 5000 + "\n",
+        "node: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n",
+        '{"node": ' + "[" * 50000 + "]" * 50000 + "}",
+    ],
+)
+def test_a_config_nested_too_deeply_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """Was "unexpected RecursionError", exit 1."""
+    path = tmp_path / "gw.yaml"
+    path.write_text(text)
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
+    _refused(code, err, str(path), "nested too deeply")
+
+
+def test_a_yaml_error_names_the_file_and_line_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text("node: A\nlimits: [\n")
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
+    _refused(code, err, str(path), "not YAML/JSON", "line 3")
+    assert "<unicode string>" not in err
+
+
+def test_a_state_dir_that_cannot_be_created_is_named(
+    testbed: Testbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was "PATH: Not a directory" from deep inside the message log, naming no setting."""
+    (tmp_path / "file").write_text("x")
+    cfg = _config(testbed) | {"state_dir": str(tmp_path / "file" / "state")}
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
+    _refused(code, err, "state_dir " + str(tmp_path / "file" / "state"), "Not a directory")

@@ -172,12 +172,17 @@ def load_config(path: Path) -> GatewayConfig:
             f"gateway config {path}: key {exc.key!r} is given twice (line {exc.line})"
         ) from exc
     except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())  # one line, whatever the parser printed
+        # one line, whatever the parser printed; the file is named once, not "<unicode string>"
+        detail = " ".join(str(exc).replace('in "<unicode string>", ', "").split())
         raise ConfigError(f"gateway config {path} is not YAML/JSON: {detail}") from exc
+    except RecursionError:
+        raise ConfigError(f"gateway config {path} is nested too deeply") from None
     try:
         cfg = msgspec.convert(raw, GatewayConfig)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"gateway config {path}: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"gateway config {path} is nested too deeply") from None
     verify_config(cfg)
     base = path.parent
     subs = [

@@ -9,6 +9,7 @@ import datetime as dt
 import functools
 import ipaddress
 import logging
+import os
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -275,6 +276,12 @@ def build_node(cfg: GatewayConfig, *, message_log: MessageLog | None = None) -> 
     state = Path(cfg.state_dir)
     if state.exists() and not state.is_dir():
         raise ConfigError(f"gateway config: state_dir {state} is not a directory")
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"gateway config: state_dir {state}: {exc.strerror}") from exc
+    if not os.access(state, os.W_OK | os.X_OK):
+        raise ConfigError(f"gateway config: state_dir {state} is not writable")
     message_log = message_log or _message_log(cfg, state, SoftwareSigner(tls_key))
     if isinstance(status, CrlStatus):
         status.report = functools.partial(_status_unusable, message_log, cfg.node)
