@@ -509,3 +509,21 @@ def test_a_state_dir_that_cannot_be_created_is_named(
     cfg = _config(testbed) | {"state_dir": str(tmp_path / "file" / "state")}
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
     _refused(code, err, "state_dir " + str(tmp_path / "file" / "state"), "Not a directory")
+
+
+@pytest.mark.parametrize("summary", [[], ["--summary"]])
+def test_monitor_refuses_a_time_range_that_ends_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], summary: list[str]
+) -> None:
+    """An inverted range answered "[]" (no records), as if nothing had happened."""
+    from lienthong.exchange.monitor import MonitorStore
+
+    (tmp_path / "state").mkdir()
+    MonitorStore(tmp_path / "state" / "monitor.sqlite").close()
+    path = _write(tmp_path, BASE | {"state_dir": str(tmp_path / "state")})
+    args = ["--since", "2026-01-02", "--until", "2026-01-01", *summary]
+    code, out, err = _lt(capsys, "gateway", "monitor", "--config", str(path), *args)
+    _refused(code, err, "--until '2026-01-01'", "--since '2026-01-02'")
+    assert out == ""
+    code, out, err = _lt(capsys, "gateway", "monitor", "--config", str(path), "--since", "1d")
+    assert (code, json.loads(out)) == (0, []), err

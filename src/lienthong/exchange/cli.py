@@ -169,6 +169,8 @@ def monitor(
         raise InputError(f"--result must be one of {', '.join(_RESULTS)}, not {result!r}")
     start = _when(since, "--since").timestamp() if since is not None else 0.0
     end = _when(until, "--until").timestamp() if until is not None else None
+    if since is not None and end is not None and end <= start:
+        raise InputError(f"--until {until!r} is not after --since {since!r}: no time between")
     cfg = load_config(config)
     path = Path(cfg.state_dir) / "monitor.sqlite"
     store = open_readonly(path)
