@@ -527,3 +527,13 @@ def test_monitor_refuses_a_time_range_that_ends_before_it_starts(
     assert out == ""
     code, out, err = _lt(capsys, "gateway", "monitor", "--config", str(path), "--since", "1d")
     assert (code, json.loads(out)) == (0, []), err
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "gw_1.agency.example", "0.0.0.0", "::1", "fe80::1%lo"]
+)
+def test_listener_hosts_that_are_addresses_or_names_are_accepted(tmp_path: Path, host: str) -> None:
+    from lienthong.exchange.config import load_config
+
+    cfg = load_config(_write(tmp_path, BASE | {"admin": {"host": host, "port": 3}}))
+    assert cfg.admin is not None and cfg.admin.host == host

@@ -329,7 +329,7 @@ def _verify_limits(lim: Limits) -> None:
         raise ConfigError("gateway config: limits.monitor_keep_days must be in [0, 3650]")
 
 
-_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+_HOSTNAME = re.compile(r"(?!-)[\w-]{1,63}(?<!-)(\.(?!-)[\w-]{1,63}(?<!-))*\.?", re.ASCII)
 
 
 def _overlap(a: str, b: str) -> bool:
