@@ -537,3 +537,17 @@ def test_listener_hosts_that_are_addresses_or_names_are_accepted(tmp_path: Path,
 
     cfg = load_config(_write(tmp_path, BASE | {"admin": {"host": host, "port": 3}}))
     assert cfg.admin is not None and cfg.admin.host == host
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://svc.local/api?key=abc", "http://svc.local/api#v2", "https://user:pw@svc.local/api"],
+)
+def test_a_service_base_url_with_parts_the_gateway_would_drop_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    """The gateway calls scheme, host, port and base path + the signed sub-path: a query,
+    fragment or user:password in the configured URL was silently dropped from every call."""
+    path = _write(tmp_path, BASE | {"services": {"VN/GOV/G01/S/x": url}})
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
+    _refused(code, err, "VN/GOV/G01/S/x", url, "dropped")

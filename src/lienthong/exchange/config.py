@@ -254,7 +254,7 @@ def verify_config(cfg: GatewayConfig) -> None:
         raise ConfigError("gateway config: a platform gateway relays only (no services/internal)")
     _verify_listeners(cfg)
     for service, url in cfg.services.items():
-        problem = _url_problem(url)
+        problem = _url_problem(url, service=True)
         if problem:
             raise ConfigError(f"gateway config: service endpoint of {service}: {problem}")
     if cfg.tls.status_url is not None:
@@ -374,7 +374,7 @@ def _verify_listeners(cfg: GatewayConfig) -> None:
                 )
 
 
-def _url_problem(url: str) -> str | None:
+def _url_problem(url: str, *, service: bool = False) -> str | None:
     """Why ``url`` is not an absolute http(s) URL with a host (None when it is one)."""
     try:
         parts = urlsplit(url)
@@ -387,4 +387,7 @@ def _url_problem(url: str) -> str | None:
         return f"{url!r} names no host"
     if port == 0:
         return f"{url!r}: port 0 cannot be called"
+    if service and (parts.query or parts.fragment or parts.username is not None):
+        # calls go to scheme://host:port + base path + the signed sub-path, nothing else
+        return f"{url!r}: a query, fragment or user:password in a base URL would be dropped"
     return None
