@@ -315,8 +315,11 @@ _POSITIVE_LIMITS = (
 
 
 def _verify_limits(lim: Limits) -> None:
+    """Every numeric limit finite and not negative; those of _POSITIVE_LIMITS above zero."""
     for f in msgspec.structs.fields(Limits):
         value = getattr(lim, f.name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue  # a limit that is no number has its own check
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(
                 f"gateway config: limits.{f.name} must be a finite number, not {value}"
