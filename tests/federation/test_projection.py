@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from lienthong.classification import Level
 from lienthong.demo import DemoContext
 from lienthong.exchange.directory import directory_from_json
 from lienthong.federation.demo import run
-from lienthong.federation.projection import host_port, to_exchange_directory
+from lienthong.federation.model import CertificateRef, CertUsage
+from lienthong.federation.projection import host_port, registry_of, to_exchange_directory
 from lienthong.identifiers import ServiceId, SubsystemId
 
 
@@ -38,3 +40,29 @@ def test_host_port() -> None:
     assert host_port("https://gw.example:8443/x") == "gw.example:8443"
     assert host_port("https://gw.example") == "gw.example:443"
     assert host_port("127.0.0.1:9000") == "127.0.0.1:9000"
+
+
+def test_every_tls_certificate_of_a_member_is_projected(tmp_path: Path) -> None:
+    """During a renewal the registry holds the old and the new TLS certificate of a member:
+    the gateways must accept both, so both reach the directory (the first as ``tls_cert``)."""
+    ctx = DemoContext(workdir=tmp_path)
+    run(ctx)
+    reg = registry_of(ctx.state["federation"]["config"])
+    member = next(
+        m for m in reg.members if any(c.usage is CertUsage.TLS and c.pem for c in m.certificates)
+    )
+    old = next(c for c in member.certificates if c.usage is CertUsage.TLS and c.pem)
+    renewed = CertificateRef(CertUsage.TLS, "ab" * 32, "-----BEGIN CERTIFICATE-----\nrenewed")
+    members = tuple(
+        replace(m, certificates=(*m.certificates, renewed)) if m is member else m
+        for m in reg.members
+    )
+    doc, _ = to_exchange_directory(replace(reg, members=members))
+    node = next(n for n in doc["nodes"] if n["name"] == str(member.id))
+    assert node["tls_cert"] == old.pem
+    registered = [
+        c.pem
+        for c in (*member.certificates, *(c for s in member.subsystems for c in s.certificates))
+        if c.usage is CertUsage.TLS and c.pem
+    ]
+    assert sorted([node["tls_cert"], *node["tls_certs"]]) == sorted([*registered, renewed.pem])

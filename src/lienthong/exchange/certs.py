@@ -228,6 +228,10 @@ class CertificateStore:
             vk = VerifyKey(pub, identity, algorithm_of(pub))
             self._entries[fingerprint(cert)] = _Entry(cert, vk, usage)
 
+    def __contains__(self, kid: object) -> bool:
+        """Whether the directory publishes a certificate with this fingerprint (trusted or not)."""
+        return kid in self._entries
+
     def lookup(self, kid: str) -> VerifyKey:
         """The key of a subsystem *signing* certificate (requests, responses)."""
         return self._checked(kid, Usage.SIGNING)

@@ -65,6 +65,7 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_connections: int = 0
     max_connections_per_address: int = 0
     monitor_keep_days: float = 7.0  # monitoring records older than this are deleted (0: keep)
+    cert_warn_days: float = 30.0  # /health warns this long before an own certificate expires
 
 
 class MessageLogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -57,6 +57,12 @@ class NodeEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_level: str = "TOI_MAT"
     zone: str | None = None  # isolated zone (mạng LAN độc lập) the node sits in
     tls_cert: str | None = None  # PEM of its TLS certificate (identity check of peers)
+    # more TLS certificates of the node, e.g. the renewed one beside the old during a renewal
+    # (see lifecycle.py): peers accept any of them
+    tls_certs: list[str] = []
+
+    def all_tls_certs(self) -> list[str]:
+        return ([self.tls_cert] if self.tls_cert else []) + self.tls_certs
 
 
 class DirectoryFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -36,6 +36,11 @@ def health_report(node: Node, now: float) -> dict[str, Any]:
         report = node.status.health(now)  # good list is kept, failing once it is over
         checks["certificates"]["crl"] = report
         checks["certificates"]["ok"] &= report["state"] != "failing"
+    own = node.own  # this node's own certificates: expiry, renewals under way
+    if own is not None:
+        report = own.report(now)
+        checks["certificates"]["own"] = report
+        checks["certificates"]["ok"] &= report["state"] != "failing"
     exp = node.directory.expires_at
     checks["configuration"] = {
         "ok": exp is None or exp > now,

@@ -14,7 +14,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from cryptography import x509
@@ -47,6 +47,9 @@ from lienthong.exchange.replay import ReplayWindow
 from lienthong.identifiers import ServiceId, SubsystemId
 from lienthong.trust.keys import SoftwareSigner
 from lienthong.trust.secrets import resolve_secret
+
+if TYPE_CHECKING:
+    from lienthong.exchange.lifecycle import OwnCertificates
 
 log = logging.getLogger("lienthong.exchange")
 
@@ -86,7 +89,11 @@ def load_private(path: str, passphrase: bytes) -> Any:
         raise ConfigError(f"cannot decrypt key file {path}: {exc}") from exc
 
 
-def _signer(key_path: str, cert_path: str, passphrase: bytes, kind: type) -> KeyedSigner:
+def load_key_pair(
+    key_path: str, cert_path: str, passphrase: bytes, kind: type
+) -> tuple[Any, x509.Certificate]:
+    """A signing key of type ``kind`` and the certificate of its public half (ConfigError
+    naming the files otherwise)."""
     key = load_private(key_path, passphrase)
     if not isinstance(key, kind) or not isinstance(
         key, ec.EllipticCurvePrivateKey | mldsa.MLDSA65PrivateKey
@@ -95,6 +102,11 @@ def _signer(key_path: str, cert_path: str, passphrase: bytes, kind: type) -> Key
     cert = _load_cert(cert_path)
     if not _same_key(key, cert):
         raise ConfigError(f"key file {key_path} does not match certificate {cert_path}")
+    return key, cert
+
+
+def _signer(key_path: str, cert_path: str, passphrase: bytes, kind: type) -> KeyedSigner:
+    key, cert = load_key_pair(key_path, cert_path, passphrase, kind)
     return KeyedSigner(SoftwareSigner(key), fingerprint(cert))
 
 
@@ -165,6 +177,7 @@ class Node:
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0  # exchanges being handled now (both listeners)
     directory_loaded_at: float = field(default_factory=time.time)
+    own: OwnCertificates | None = None  # own certificates: expiry, renewal (set by serve)
 
     @property
     def name(self) -> str:
@@ -251,7 +264,7 @@ def load_view(
     if cfg.node not in directory.nodes:
         raise ConfigError(f"node {cfg.node!r} is not in the federation directory")
     signing = [c for sub in directory.subsystems.values() for c in sub.certs]
-    tls = [(n.tls_cert, n.name) for n in directory.nodes.values() if n.tls_cert]
+    tls = [(pem, n.name) for n in directory.nodes.values() for pem in n.all_tls_certs()]
     bundle = _read_bundle(cfg)
     certs = CertificateStore(
         signing,

@@ -37,6 +37,7 @@ from lienthong.exchange.httpserver import (
     ServerSettings,
 )
 from lienthong.exchange.inbound import handle_peer_call
+from lienthong.exchange.lifecycle import OwnCertificates
 from lienthong.exchange.monitor import PRUNE_ROWS
 from lienthong.exchange.node import Node, build_node, log, tls_contexts
 from lienthong.exchange.outbound import handle_client_call
@@ -311,9 +312,11 @@ async def serve(
     raise_open_files_limit()
     node = build_node(cfg)
     server_ctx, client_ctx = tls_contexts(cfg, resolve_secret(cfg.passphrase))
+    node.own = OwnCertificates.of(cfg, (server_ctx, client_ctx))  # expiry, renewal
     lim = cfg.limits
     sessions = make_sessions(client_ctx, lim.connect_timeout_s, lim.upstream_timeout_s)
     metrics = Metrics()
+    node.own.register_metrics(metrics.registry)
     watchdog = Watchdog()
     factories = build_servers(node, sessions, metrics, watchdog)
     servers: list[asyncio.Server] = []
@@ -371,4 +374,7 @@ async def _flush_loop(node: Node, stop: asyncio.Event, watchdog: Watchdog) -> No
                 next_prune = now + 3600
         if now - last_reload >= node.cfg.limits.reload_s:
             last_reload = now
-            await asyncio.get_running_loop().run_in_executor(None, node.reload, now)
+            await loop.run_in_executor(None, node.reload, now)
+            own = node.own  # renewed certificates: checked off the loop, swapped in on it
+            if own is not None and await loop.run_in_executor(None, own.prepare, node, now):
+                own.apply(node)

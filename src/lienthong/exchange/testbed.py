@@ -201,6 +201,7 @@ def _issue(
     out: Path,
     now: dt.datetime,
     common_name: str | None = None,
+    days: int | None = None,
 ) -> str:
     signer = store.generate(label, algorithm)
     tls = profile is Profile.TLS
@@ -211,7 +212,7 @@ def _issue(
         dns_names=["localhost"] if tls else (),
         ip_addresses=["127.0.0.1"] if tls else (),
     )
-    pem = ca.issue(csr, profile=profile, now=now).public_bytes(_PEM)
+    pem = ca.issue(csr, profile=profile, now=now, days=days).public_bytes(_PEM)
     out.write_bytes(pem)
     return pem.decode()
 
@@ -331,6 +332,37 @@ def _gateway_config(
             if s.id.rsplit("/", 1)[0] in served
         }
     return cfg
+
+
+def issue_renewal(
+    tb: Testbed,
+    owner: str,
+    role: str = "tls",
+    *,
+    now: dt.datetime | None = None,
+    days: int | None = None,
+) -> tuple[Path, Path, str]:
+    """A new key and certificate from the testbed's CA for node ``owner`` (``role`` "tls") or
+    subsystem ``owner`` ("sign": ECDSA, "pq": ML-DSA-65), written to new files beside the
+    current ones: (certificate file, encrypted key file, certificate PEM). Neither published
+    nor installed: a renewal test does both (see lifecycle.py)."""
+    now = now or dt.datetime.now(dt.UTC)
+    ref = {"$env": tb.passphrase_env}
+    if role == "tls":
+        home = tb.workdir / "nodes" / owner
+        spec = next(n for n in tb.spec.nodes if n.name == owner)
+        identity: Any = parse_member(spec.member)
+        profile, algorithm, cn = Profile.TLS, Algorithm.ECDSA_P256, owner.lower()
+    else:
+        home = tb.workdir / "subsystems" / owner.replace("/", "_")
+        identity = SubsystemId.parse(owner)
+        algorithm = Algorithm.ML_DSA_65 if role == "pq" else Algorithm.ECDSA_P256
+        profile, cn = Profile.SIGNING, None
+    store = FileKeyStore(home / "keys", ref)
+    label = f"{role}-{now.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
+    cert_path = home / f"{label}.pem"
+    pem = _issue(tb.ca, store, label, identity, profile, algorithm, cert_path, now, cn, days)
+    return cert_path, home / "keys" / f"{label}.key.pem", pem
 
 
 def build_testbed(

@@ -38,9 +38,10 @@ def _addresses(member: Member) -> list[str]:
     return list(dict.fromkeys(host_port(a) for a in found))[:2]
 
 
-def _tls_pem(member: Member) -> str | None:
+def _tls_pems(member: Member) -> list[str]:
+    """Every TLS certificate registered for the member (several while one is renewed)."""
     refs = list(member.certificates) + [c for s in member.subsystems for c in s.certificates]
-    return next((c.pem for c in refs if c.usage is CertUsage.TLS and c.pem), None)
+    return [c.pem for c in refs if c.usage is CertUsage.TLS and c.pem]
 
 
 def _zone(reg: Registry, member: Member) -> str | None:
@@ -84,6 +85,7 @@ def _nodes(reg: Registry, warnings: list[str]) -> tuple[list[dict[str, Any]], se
             warnings.append(f"member {m.id} has no gateway address: left out")
             continue
         clearance = max((s.clearance for s in m.subsystems), default=Level.PUBLIC)
+        tls = _tls_pems(m)
         nodes.append(
             {
                 "name": str(m.id),
@@ -92,7 +94,8 @@ def _nodes(reg: Registry, warnings: list[str]) -> tuple[list[dict[str, Any]], se
                 "parent": m.platform,
                 "max_level": clearance.name,
                 "zone": _zone(reg, m),
-                "tls_cert": _tls_pem(m),
+                "tls_cert": next(iter(tls), None),
+                "tls_certs": tls[1:],
             }
         )
         agencies.add(str(m.id))
