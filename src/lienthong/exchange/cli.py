@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,6 +20,9 @@ from lienthong.cli.output import emit_json
 from lienthong.errors import BackendError, ConfigError, InputError
 from lienthong.exchange.config import load_config
 from lienthong.exchange.monitor import open_readonly
+
+if TYPE_CHECKING:
+    from lienthong.exchange.node import Node
 
 app = typer.Typer(
     help="Exchange gateways (cổng liên thông): serve, monitor, check.", no_args_is_help=True
@@ -91,26 +94,66 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 def check(config: Path = typer.Option(..., "--config", help="Gateway config file.")) -> None:
     """Validate a config and load its keys, certificates and directory; print a summary."""
     from lienthong.exchange.certs import CrlStatus
+    from lienthong.exchange.lifecycle import OwnCertificates
     from lienthong.exchange.node import build_node
 
     node = build_node(load_config(config))
-    if isinstance(node.status, CrlStatus):
-        node.status.report = None  # only a look: no security event in the node's log
-        crl = node.status.health(time.time())
-        if crl["state"] == "failing":
-            reason = crl["unusable"] or "past its next update and grace period"
-            raise ConfigError(
-                f"tls.crl {node.cfg.tls.crl}: {reason}: every certificate check would fail closed"
-            )
-    emit_json(
-        {
-            "node": node.name,
-            "role": node.cfg.role,
-            "subsystems": [str(s) for s in node.local],
-            "services": [str(s) for s in node.services],
-            "certificates": node.certs.status_summary(),
-        }
-    )
+    try:
+        now = time.time()
+        if isinstance(node.status, CrlStatus):
+            node.status.report = None  # only a look: no security event in the node's log
+            crl = node.status.health(now)
+            if crl["state"] == "failing":
+                reason = crl["unusable"] or "past its next update and grace period"
+                raise ConfigError(
+                    f"tls.crl {node.cfg.tls.crl}: {reason}: every certificate check would "
+                    "fail closed"
+                )
+        own = OwnCertificates.of(node.cfg).report(now)
+        for cert in own["certificates"]:
+            if cert["state"] == "failing":  # peers refuse every call with it
+                raise ConfigError(
+                    f"the {cert['role']} certificate of {cert['owner']} is not in force "
+                    f"(valid until {cert['not_after']}): peers would refuse every call"
+                )
+        emit_json(
+            {
+                "node": node.name,
+                "role": node.cfg.role,
+                "subsystems": [str(s) for s in node.local],
+                "services": [str(s) for s in node.services],
+                "certificates": node.certs.status_summary(),
+                "own_certificates": own["certificates"],
+                "warnings": _warnings(node, own["certificates"]),
+            }
+        )
+    finally:
+        node.close()
+
+
+def _warnings(node: Node, own: list[dict[str, Any]]) -> list[str]:
+    """What ``check`` finds that would make calls fail or soon fail, but that may be a step of
+    onboarding or renewal under way (the federation not yet publishing it): said, not fatal."""
+    out = []
+    directory = node.directory
+    for sid in node.local:
+        entry = directory.subsystems.get(sid)
+        if entry is None:
+            out.append(f"subsystem {sid} is not in the federation directory: its calls are refused")
+        elif entry.node != node.name:
+            out.append(f"subsystem {sid} is served by {entry.node} in the directory, not here")
+    for service in node.services:
+        if service not in directory.services:
+            out.append(f"service {service} is not in the federation directory: no call reaches it")
+        elif service.subsystem not in node.local:
+            out.append(f"service {service} belongs to a subsystem this gateway does not serve")
+    for cert in own:
+        who = f"the {cert['role']} certificate of {cert['owner']} ({cert['fingerprint'][:16]}…)"
+        if cert["fingerprint"] not in node.certs:
+            out.append(f"{who} is not published in the federation directory: peers refuse it")
+        if cert["state"] == "warning":
+            out.append(f"{who} expires in {cert['days_left']} days ({cert['not_after']})")
+    return out
 
 
 def _when(text: str, option: str, *, durations: bool = True) -> dt.datetime:
