@@ -412,3 +412,50 @@ def test_evidence_past_its_retention_is_deleted_and_then_not_missing(tmp_path: P
     assert broken.returncode == 1 and "is missing" in broken.stderr
     bad = _lt("gateway", "evidence", "--log", str(path), "--delete-before", "365d")
     assert bad.returncode == 2 and "give a date or time" in bad.stderr
+
+
+_NOT_HASHES = "its evidence is not a list of SHA-256 hashes"
+
+
+@pytest.mark.parametrize(
+    ("forged", "messages"),
+    [
+        ({"evidence": [1, 2]}, (_NOT_HASHES, _NOT_HASHES)),
+        ({"evidence": "ab" * 32}, (_NOT_HASHES, _NOT_HASHES)),
+        (  # the check: its token is missing; a deletion must not take it for old enough
+            {"evidence": ["ab" * 32], "at": "yesterday"},
+            ("is missing", "its time 'yesterday' is not one a gateway writes"),
+        ),
+    ],
+)
+def test_a_leaf_no_gateway_wrote_is_named_not_a_crash_nor_a_deletion(
+    tmp_path: Path, forged: dict[str, object], messages: tuple[str, str]
+) -> None:
+    """A leaf whose evidence is not a list of hashes (or whose time is not a gateway's) was an
+    "unexpected TypeError" in ``gateway evidence``, and with ``--delete-before`` a leaf with
+    no usable time had its tokens deleted whatever the date: now the leaf is named, exit 1,
+    and nothing is deleted."""
+    import asyncio
+    import datetime as dt
+    import time
+
+    from lienthong.audit.entries import KIND_EXCHANGE, encode_fields
+    from lienthong.exchange.messagelog import AuditMessageLog
+
+    path = tmp_path / "m.auditlog"
+    mlog = AuditMessageLog(path, "o", durability="power")
+    record = {"ts": time.time(), "id": "m0", "client": "c", "service": "s", "level": 0}
+    asyncio.run(mlog.append(record | {"request_tokens": ["q0"], "response_tokens": ["r0"]}))
+    mlog.close()
+    fields = {"v": 1, "kind": KIND_EXCHANGE, "message_id": "m1", "client": "c", "service": "s"}
+    fields |= {"at": "2001-01-01T00:00:00.000Z", "outcome": "ok"} | forged
+    with AuditLog.open(path, create=False) as log:
+        log.append_one(Entry(KIND_EXCHANGE, encode_fields(fields)))
+    runs = ((), ("--delete-before", dt.date.today().isoformat()))
+    for args, message in zip(runs, messages, strict=True):
+        out = _lt("gateway", "evidence", "--log", str(path), *args)
+        assert out.returncode == 1, out.stderr
+        assert "entry 1:" in out.stderr and message in out.stderr, out.stderr
+        assert "unexpected" not in out.stderr
+    with sqlite3.connect(evidence_path(path)) as db:
+        assert db.execute("SELECT count(*) FROM tokens").fetchone() == (2,)

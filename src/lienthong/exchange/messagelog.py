@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -338,10 +339,10 @@ def verify_evidence(
     for idx, kind, entry in _live_entries(log):
         if visit is not None:
             visit(idx, kind, entry)
-        for sha in entry.get("evidence") or ():
+        for sha in _evidence(idx, entry):
             found = evidence.get(sha, str(entry.get("message_id"))) or evidence.get(sha)
             if found is None:
-                if before is not None and _at(entry) < before:
+                if before is not None and _at(idx, entry) < before:
                     expired += 1  # deleted at the end of its retention period
                     continue
                 raise IntegrityError(f"entry {idx}: signed token {sha[:16]}… is missing")
@@ -355,9 +356,29 @@ def verify_evidence(
     return counts
 
 
-def _at(entry: dict[str, Any]) -> str:
-    """An entry's time as stored (RFC 3339 UTC with milliseconds: compares as text)."""
-    return str(entry.get("at") or "")
+_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _at(idx: int, entry: dict[str, Any]) -> str:
+    """An entry's time as stored (RFC 3339 UTC with milliseconds: compares as text); a leaf
+    without one was not written by a gateway (IntegrityError): its tokens are never taken for
+    old enough to delete."""
+    at = entry.get("at")
+    if not isinstance(at, str) or not _AT.fullmatch(at):
+        raise IntegrityError(f"entry {idx}: its time {at!r} is not one a gateway writes")
+    return at
+
+
+def _evidence(idx: int, entry: dict[str, Any]) -> list[str]:
+    """The token hashes a leaf names (IntegrityError when they are not SHA-256 hex strings: a
+    leaf a gateway never wrote)."""
+    shas = entry.get("evidence") or []
+    if not isinstance(shas, list) or not all(
+        isinstance(sha, str) and _SHA256.fullmatch(sha) for sha in shas
+    ):
+        raise IntegrityError(f"entry {idx}: its evidence is not a list of SHA-256 hashes")
+    return shas
 
 
 def delete_evidence_before(log_path: Path, before: datetime) -> dict[str, Any]:
@@ -374,9 +395,9 @@ def delete_evidence_before(log_path: Path, before: datetime) -> dict[str, Any]:
     ):
         pairs = [
             (sha, str(entry.get("message_id")))
-            for _idx, _kind, entry in _live_entries(log)
-            if _at(entry) < cutoff
-            for sha in entry.get("evidence") or ()
+            for idx, _kind, entry in _live_entries(log)
+            if _evidence(idx, entry) and _at(idx, entry) < cutoff
+            for sha in _evidence(idx, entry)
         ]
         previous = store.deleted_before
         if previous is not None and cutoff < previous:
@@ -404,7 +425,7 @@ def _exchange(store: EvidenceStore, idx: int, kind: str, entry: dict[str, Any]) 
     names, as filed under its own message id, with their claims."""
     mid = str(entry.get("message_id"))
     tokens = []
-    for sha in entry["evidence"]:
+    for sha in _evidence(idx, entry):
         row = store.get(sha, mid)
         token = row[1] if row else None
         claims = _claims(token) if token is not None else None
