@@ -551,3 +551,16 @@ def test_a_service_base_url_with_parts_the_gateway_would_drop_is_refused(
     path = _write(tmp_path, BASE | {"services": {"VN/GOV/G01/S/x": url}})
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
     _refused(code, err, "VN/GOV/G01/S/x", url, "dropped")
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "big"])
+def test_a_config_that_does_not_end_is_refused_not_read_forever(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str
+) -> None:
+    """``--config /dev/zero`` hung reading an endless file; a config is a few kB."""
+    path = Path(source)
+    if source == "big":
+        path = tmp_path / "gw.yaml"
+        path.write_text("# " + "x" * (5 << 20) + "\nnode: A\n")
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
+    _refused(code, err, str(path), "larger than 4 MiB")

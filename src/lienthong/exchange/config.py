@@ -156,11 +156,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+MAX_CONFIG_BYTES = 4 << 20  # a gateway config is a few kB; far above is no config
+
+
 def load_config(path: Path) -> GatewayConfig:
     """Read, validate and path-resolve a gateway config (raise ConfigError with one line)."""
     try:
+        with path.open("rb") as fh:  # bounded: /dev/zero or a runaway file is no config
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"gateway config {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config"
+            )
         # a SafeLoader (plain data only), refusing repeated keys
-        raw: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        raw: Any = yaml.load(data.decode("utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:
         raise ConfigError(f"cannot read gateway config {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
