@@ -564,3 +564,16 @@ def test_a_config_that_does_not_end_is_refused_not_read_forever(
         path.write_text("# " + "x" * (5 << 20) + "\nnode: A\n")
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
     _refused(code, err, str(path), "larger than 4 MiB")
+
+
+def test_audit_settings_with_the_jsonl_log_are_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The JSON-lines log records no personal-data access: ``audit.*`` beside it did nothing,
+    silently — an agency believed its citizens' accesses were being recorded."""
+    cfg = copy.deepcopy(BASE) | {
+        "message_log": "jsonl",
+        "audit": {"person_key": {"$env": "LT_PERSON_KEY"}},
+    }
+    code, _, err = _lt(capsys, "gateway", "check", "--config", str(_write(tmp_path, cfg)))
+    _refused(code, err, "audit.person_key", "message_log 'audit'")

@@ -288,6 +288,12 @@ def verify_config(cfg: GatewayConfig) -> None:
         raise ConfigError("gateway config: message_log.sync_interval_ms must be in (0, 60000]")
     if not 0 < mlog.checkpoint_interval_s <= 86_400:
         raise ConfigError("gateway config: message_log.checkpoint_interval_s must be in (0, 86400]")
+    if mlog.kind == "jsonl" and (cfg.audit.person_key is not None or cfg.audit.subject_from):
+        # the JSON-lines log records no personal-data access: the settings would do nothing
+        raise ConfigError(
+            "gateway config: audit.person_key / audit.subject_from need message_log 'audit' "
+            "(the 'jsonl' log records no personal-data accesses)"
+        )
     _verify_audit(cfg)
     seen: set[str] = set()
     for sub in cfg.subsystems:
