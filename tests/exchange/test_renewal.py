@@ -268,3 +268,237 @@ def test_the_worst_certificate_sets_the_state(bed: Testbed) -> None:
     assert own.report(now)["state"] == "warning"
     own.in_use[first] = _cert(now - 86400 * 3, now - 60)
     assert own.report(now)["state"] == "failing"
+
+
+# --- review: failures that must never stop the flush loop, material peers would refuse ---
+
+
+def _configuration_age(tb: Testbed, node: str) -> float:
+    """Seconds since ``node`` last re-read the federation view: stays below a second while
+    its flush loop (which also re-reads the view and takes renewals) runs."""
+    health = httpx.get(f"{tb.internal_url(node)}/health", timeout=5).json()
+    return float(health["checks"]["configuration"]["age_s"])
+
+
+def test_a_missing_certificate_file_or_a_directory_in_its_place_is_reported(
+    bed: Testbed,
+) -> None:
+    """The certificate file removed, then a directory where it was: each an error naming
+    the file, the old certificate kept, the flush loop still running; put back: cleared."""
+    cfg = load_config(bed.configs["BHXH-GW"])
+    aside = Path(cfg.tls.cert + ".aside")
+    os.replace(cfg.tls.cert, aside)
+    try:
+        errors = _until(lambda: _own(bed, "BHXH-GW")["renewals"])
+        assert errors[0]["state"] == "error", errors
+        assert f"cannot read certificate file {cfg.tls.cert}" in errors[0]["reason"]
+        os.mkdir(cfg.tls.cert)
+        _until(lambda: "directory" in str(_own(bed, "BHXH-GW")["renewals"]))
+        time.sleep(1.0)
+        assert _configuration_age(bed, "BHXH-GW") < 1.0  # the flush loop goes on
+        assert _call(bed).status_code == 200
+        body = httpx.get(f"{bed.internal_url('BHXH-GW')}/health", timeout=5).text
+        assert os.environ[bed.passphrase_env] not in body  # no secret in the report
+    finally:
+        if os.path.isdir(cfg.tls.cert):
+            os.rmdir(cfg.tls.cert)
+        os.replace(aside, cfg.tls.cert)
+    own = _until(lambda: (o := _own(bed, "BHXH-GW"))["renewals"] == [] and o)
+    assert own["state"] == "ok"
+
+
+def test_a_certificate_in_the_directory_that_does_not_parse_keeps_the_view(
+    bed: Testbed,
+) -> None:
+    """A directory publishing a TLS certificate that is not PEM: the previous view is kept
+    and the gateways go on re-reading it; once corrected, it is taken again."""
+    saved = bed.directory_path.read_text()
+    directory = json.loads(saved)
+    entry = next(n for n in directory["nodes"] if n["name"] == "BCA-GW")
+    entry["tls_certs"] = [
+        *entry.get("tls_certs", []),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    ]
+    _write_directory(bed, directory)
+    time.sleep(1.5)
+    assert _call(bed).status_code == 200  # the previous view still serves
+    _write_directory(bed, json.loads(saved))
+    for node in ("BCA-GW", "BHXH-GW"):  # re-read again: the loop survived the bad file
+        _until(lambda node=node: _configuration_age(bed, node) < 1.0, timeout=5)
+
+
+# In-process: one node's TLS slot in a private directory, its own contexts, a view that
+# publishes what a test says.
+
+
+def _tls_slot(
+    bed: Testbed, tmp_path: Path, published: list[tuple[str, str]]
+) -> tuple[Any, OwnCertificates, Any, tuple[ssl.SSLContext, ssl.SSLContext]]:
+    import types
+
+    import msgspec
+
+    from lienthong.exchange.certs import CertificateStore
+    from lienthong.exchange.node import tls_contexts
+
+    cfg = load_config(bed.configs["BCA-GW"])
+    shutil.copyfile(cfg.tls.cert, tmp_path / "tls.pem")
+    shutil.copyfile(cfg.tls.key, tmp_path / "tls.key.pem")
+    tls = msgspec.structs.replace(
+        cfg.tls, cert=str(tmp_path / "tls.pem"), key=str(tmp_path / "tls.key.pem")
+    )
+    cfg = msgspec.structs.replace(cfg, tls=tls, subsystems=[], state_dir=str(tmp_path))
+    contexts = tls_contexts(cfg, os.environ[bed.passphrase_env].encode())
+    own = OwnCertificates.of(cfg, contexts)
+    bundle = Path(cfg.tls.roots).read_text()
+    store = CertificateStore([], published, bundle, clock=time.time)
+    node = types.SimpleNamespace(name="BCA-GW", certs=store, receipt_signer=None, local={})
+    return cfg, own, node, contexts
+
+
+def _handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> tuple[str, str]:
+    """A TLS handshake in memory between the two contexts: (fingerprint the server side
+    presents, fingerprint the client side presents)."""
+    s_in, s_out, c_in, c_out = (ssl.MemoryBIO() for _ in range(4))
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    client = client_ctx.wrap_bio(c_in, c_out)
+    done = {"server": False, "client": False}
+    for _ in range(10):
+        for name, end in (("client", client), ("server", server)):
+            if not done[name]:
+                try:
+                    end.do_handshake()
+                    done[name] = True
+                except ssl.SSLWantReadError:
+                    pass
+        c_in.write(s_out.read())
+        s_in.write(c_out.read())
+        if all(done.values()):
+            break
+    server_der, client_der = client.getpeercert(True), server.getpeercert(True)
+    assert server_der is not None and client_der is not None
+    return hashlib.sha256(server_der).hexdigest(), hashlib.sha256(client_der).hexdigest()
+
+
+def test_the_tls_contexts_take_the_material_checked_not_the_files_again(
+    bed: Testbed, tmp_path: Path
+) -> None:
+    """The key file rewritten in place between the check and the switch (same size, time
+    put back: unseen by the stamps): both contexts still get the checked pair, as does the
+    receipt signer — never a certificate without its key (no handshake at all)."""
+    cert, key, pem = issue_renewal(bed, "BCA-GW", "tls")
+    _other_cert, other_key, _other_pem = issue_renewal(bed, "BCA-GW", "tls")
+    cfg, own, node, (server_ctx, client_ctx) = _tls_slot(bed, tmp_path, [(pem, "BCA-GW")])
+    _install(cert, key, cfg.tls.cert, cfg.tls.key)
+    assert own.prepare(node, time.time())
+    st = os.stat(cfg.tls.key)
+    other = other_key.read_bytes()
+    assert len(other) == st.st_size
+    with open(cfg.tls.key, "r+b") as f:  # in place: same inode
+        f.write(other)
+    os.utime(cfg.tls.key, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert own.apply(node)
+    new = _fingerprint(pem)
+    assert _handshake(server_ctx, client_ctx) == (new, new)
+    assert node.receipt_signer.kid == new
+    assert own.in_use[("tls", "BCA-GW")].fingerprint == new
+    report = own.report(time.time())
+    assert report["renewed"] == 1 and report["renewals"] == []
+    # the message log stays bound to the key it was opened with: the next start refuses it
+    assert "archive it before restarting" in report["before_restart"]
+
+
+def _custom_tls(
+    bed: Testbed, out: Path, *, eku: list[Any], curve: Any = None
+) -> tuple[Path, Path, str]:
+    """A node TLS certificate from the testbed's CA with the given extended key usages (and
+    curve), and its encrypted key: (certificate file, key file, PEM)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from lienthong.trust.profiles import authority_key_id
+    from lienthong.trust.signing import sign_certificate
+
+    key = ec.generate_private_key(curve or ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    issuer = bed.ca.issuer
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bca-gw")]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(authority_key_id(issuer), critical=False)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    )
+    pem = sign_certificate(builder, bed.ca.issuer_signer()).public_bytes(serialization.Encoding.PEM)
+    enc = serialization.BestAvailableEncryption(os.environ[bed.passphrase_env].encode())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    (out / "custom.pem").write_bytes(pem)
+    (out / "custom.key.pem").write_bytes(key_pem)
+    return out / "custom.pem", out / "custom.key.pem", pem.decode()
+
+
+def test_a_tls_certificate_peers_would_refuse_as_a_server_is_not_switched_to(
+    bed: Testbed, tmp_path: Path
+) -> None:
+    """Published, chained, in force, but without serverAuth: peers calling this node verify
+    it as a TLS server and would refuse every handshake — so it is an error, not a switch."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    made = tmp_path / "made"
+    made.mkdir()
+    cert, key, pem = _custom_tls(bed, made, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    cfg, own, node, (server_ctx, client_ctx) = _tls_slot(bed, tmp_path, [(pem, "BCA-GW")])
+    old = own.in_use[("tls", "BCA-GW")].fingerprint
+    _install(cert, key, cfg.tls.cert, cfg.tls.key)
+    own.prepare(node, time.time())
+    own.apply(node)
+    renewal = own.report(time.time())["renewals"]
+    assert [r["state"] for r in renewal] == ["error"], renewal
+    assert "serverAuth" in renewal[0]["reason"]
+    assert own.in_use[("tls", "BCA-GW")].fingerprint == old
+    assert _handshake(server_ctx, client_ctx) == (old, old)
+
+
+def test_a_tls_key_on_a_curve_peers_refuse_is_an_error_not_a_pending_renewal(
+    bed: Testbed, tmp_path: Path
+) -> None:
+    """A P-384 pair: no federation configuration can publish it (only P-256 is allowed), so
+    "not yet published" would send the operator waiting for ever; the reason is said."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    made = tmp_path / "made"
+    made.mkdir()
+    eku = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    cert, key, _pem = _custom_tls(bed, made, eku=eku, curve=ec.SECP384R1())
+    cfg, own, node, _contexts = _tls_slot(bed, tmp_path, [])
+    _install(cert, key, cfg.tls.cert, cfg.tls.key)
+    assert not own.prepare(node, time.time())
+    renewal = own.report(time.time())["renewals"]
+    assert [r["state"] for r in renewal] == ["error"], renewal
+    assert "P-256" in renewal[0]["reason"]
+
+
+def test_a_tls_certificate_published_for_another_node_is_not_switched_to(
+    bed: Testbed, tmp_path: Path
+) -> None:
+    cert, key, pem = issue_renewal(bed, "BCA-GW", "tls")
+    cfg, own, node, _contexts = _tls_slot(bed, tmp_path, [(pem, "BHXH-GW")])
+    _install(cert, key, cfg.tls.cert, cfg.tls.key)
+    assert not own.prepare(node, time.time())
+    renewal = own.report(time.time())["renewals"]
+    assert [r["state"] for r in renewal] == ["error"], renewal
+    assert "published for BHXH-GW, not BCA-GW" in renewal[0]["reason"]

@@ -9,18 +9,25 @@ it.
 
 The operator replaces the files the gateway config names (same paths). With each re-read of
 the federation view (``limits.reload_s``) the gateway looks at those files (size, time,
-inode); when one changed, it loads the new material off the event loop and checks it: an
-encrypted key of the right type that matches the certificate, a certificate that chains to
-the federation CA, is in force and not revoked — and that the configuration the node holds
+inode); when one changed, it reads both files once, off the event loop, and checks what it
+read: an encrypted key of the slot's type (ECDSA P-256, ML-DSA-65 for ``pq``) that matches
+the certificate, a certificate of the slot's usage (TLS: serverAuth and clientAuth, as
+peers verify it both ways; signing: nonRepudiation, no extended usage) that chains to the
+federation CA, is in force and not revoked — and that the configuration the node holds
 **publishes** it for this node or subsystem (by fingerprint). Only then is it swapped in, on
 the event loop: new TLS handshakes present it (the running TLS contexts are reloaded in
-place; open connections keep theirs), new signatures carry its key and ``kid``, hop receipts
-and refusals are signed with the new node key. Until the federation publishes it, the old
-material stays in use and ``/health`` says the renewal is pending and why; material that
-does not load (a key not matching its certificate, a plaintext key, an expired certificate)
-keeps the old one too and is reported with the reason. The message log keeps the key it was
-opened with (its checkpoints name it) until the gateway restarts; key-agreement keys are
-re-read at a restart only.
+place from the very bytes checked, never from the files again, so certificate and key cannot
+come from different writes; open connections keep theirs), new signatures carry its key and
+``kid``, hop receipts and refusals are signed with the new node key. A file missing or
+unreadable, a directory in its place, an unreadable passphrase: reported like the rest,
+never raised into the loop that re-reads the view and flushes the monitoring records.
+Until the federation publishes it, the old material stays in use and ``/health`` says the
+renewal is pending and why; material that does not load (a key not matching its
+certificate, a plaintext key, an expired certificate) keeps the old one too and is reported
+with the reason. The message log keeps signing its checkpoints with the key it was opened
+with: an audit log is bound to that key, so after a TLS renewal the next start refuses it
+("signed with another key") until it is archived and a new one started. Key-agreement keys
+are read at a start only.
 
 ``/health`` also reports each certificate in use with its expiry: ``warning`` within
 ``limits.cert_warn_days`` of it, ``failing`` once expired or not yet valid (peers refuse it).
@@ -32,25 +39,29 @@ import datetime as dt
 import logging
 import os
 import ssl
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lienthong.errors import ConfigError, InputError, LienthongError
-from lienthong.exchange.certs import fingerprint
+from lienthong.exchange.certs import fingerprint, load_pem_cert
 from lienthong.exchange.config import GatewayConfig
 from lienthong.exchange.envelope import KeyedSigner
-from lienthong.exchange.node import Node, _load_cert, load_key_pair
-from lienthong.exchange.protocol import Refused
+from lienthong.exchange.node import Node, _load_cert, _same_key
 from lienthong.identifiers import SubsystemId
-from lienthong.trust.keys import SoftwareSigner
+from lienthong.trust.keys import SoftwareSigner, algorithm_of
 from lienthong.trust.secrets import resolve_secret
+from lienthong.trust.x509 import Usage, check_usage
 
 log = logging.getLogger(__name__)
 
@@ -124,20 +135,64 @@ def _slots(cfg: GatewayConfig) -> list[tuple[str, str, str, str]]:
 
 @dataclass
 class _Loaded:
-    """New material read from one slot's files, checked on its own (not yet published)."""
+    """New material read from one slot's files, checked on its own (not yet published).
+
+    ``cert_pem`` and ``key_pem`` are the very bytes that were checked (the key still
+    encrypted) and ``passphrase`` the one that decrypted it: the TLS contexts are loaded from
+    these, never from the files again, so what is switched in is what was checked even if the
+    files change in between."""
 
     own: OwnCert
     key: Any
     stamps: tuple[Stamp, Stamp]
+    cert_pem: bytes = field(default=b"", repr=False)
+    key_pem: bytes = field(default=b"", repr=False)
+    passphrase: bytes = field(default=b"", repr=False)
+
+
+def _read(path: str, what: str) -> bytes:
+    """A file's bytes; ConfigError naming it when it cannot be read (missing, a directory,
+    no permission …)."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 
 
 def _load_slot(role: str, owner: str, cert_path: str, key_path: str, passphrase: bytes) -> _Loaded:
+    """Read a slot's two files once and check them on their own: an encrypted key of the
+    slot's type (ECDSA P-256, or ML-DSA-65 for ``pq``) certified by the certificate, of the
+    slot's usage. ConfigError with the reason otherwise."""
     stamps = (_stamp(cert_path), _stamp(key_path))
-    kind = mldsa.MLDSA65PrivateKey if role == "pq" else ec.EllipticCurvePrivateKey
-    key, cert = load_key_pair(key_path, cert_path, passphrase, kind)
+    key_pem = _read(key_path, "key file")
+    cert_pem = _read(cert_path, "certificate file")
     if stamps != (_stamp(cert_path), _stamp(key_path)):
         raise ConfigError(f"{cert_path} or {key_path} changed while being read")
-    return _Loaded(_own(role, owner, cert_path, key_path, cert), key, stamps)
+    if b"ENCRYPTED" not in key_pem:
+        raise ConfigError(f"key file {key_path} is not encrypted: plaintext keys are refused")
+    try:
+        key = serialization.load_pem_private_key(key_pem, passphrase)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(f"cannot decrypt key file {key_path}: {exc}") from exc
+    kind = mldsa.MLDSA65PrivateKey if role == "pq" else ec.EllipticCurvePrivateKey
+    if not isinstance(key, kind):
+        raise ConfigError(f"key file {key_path} holds a {type(key).__name__}")
+    try:
+        algorithm_of(key)  # P-256 only: peers refuse any other curve
+        cert = load_pem_cert(cert_pem)
+        same = _same_key(key, cert)
+    except (LienthongError, ValueError, UnsupportedAlgorithm) as exc:
+        why = exc.message if isinstance(exc, LienthongError) else str(exc)
+        raise ConfigError(f"{cert_path}: {why}") from exc
+    if not same:
+        raise ConfigError(f"key file {key_path} does not match certificate {cert_path}")
+    try:  # a TLS certificate is presented both ways: peers check both usages
+        for usage in (Usage.TLS_SERVER, Usage.TLS_CLIENT) if role == "tls" else (Usage.SIGNING,):
+            check_usage(cert, usage)
+    except LienthongError as exc:
+        raise ConfigError(f"{cert_path}: {exc.message}") from exc
+    own = _own(role, owner, cert_path, key_path, cert)
+    return _Loaded(own, key, stamps, cert_pem, key_pem, passphrase)
 
 
 @dataclass
@@ -160,6 +215,7 @@ class OwnCertificates:
     contexts: tuple[ssl.SSLContext, ...] = ()
     renewals: dict[tuple[str, str], Renewal] = field(default_factory=dict)
     renewed: int = 0
+    restart_note: str | None = None  # what the next start needs done first, once known
 
     @classmethod
     def of(cls, cfg: GatewayConfig, contexts: tuple[ssl.SSLContext, ...] = ()) -> OwnCertificates:
@@ -192,6 +248,7 @@ class OwnCertificates:
             "certificates": certs,
             "renewals": renewals,
             "renewed": self.renewed,
+            "before_restart": self.restart_note,
         }
 
     def prepare(self, node: Node, now: float) -> bool:
@@ -236,29 +293,39 @@ class OwnCertificates:
             return Renewal("error", exc.message)
         own = loaded.own
         if own.fingerprint == self.in_use[(role, owner)].fingerprint:
-            return Renewal("ready", "the same certificate, files rewritten", loaded)
-        if not own.not_before <= now < own.not_after:
+            renewal = Renewal("ready", "the same certificate, files rewritten", loaded)
+        elif not own.not_before <= now < own.not_after:
             return Renewal(
-                "error", f"{cert_path}: not in force (valid until {_iso(own.not_after)})"
+                "error",
+                f"{cert_path}: not in force (valid from {_iso(own.not_before)} "
+                f"until {_iso(own.not_after)})",
             )
-        if own.fingerprint not in node.certs:
+        elif own.fingerprint not in node.certs:
             return Renewal(
                 "pending",
                 f"certificate {own.fingerprint[:16]}… of {cert_path} is not (yet) published "
                 f"for {owner} in the federation configuration",
                 loaded,
             )
-        try:
-            key = (node.certs.node_lookup if role == "tls" else node.certs.lookup)(own.fingerprint)
-        except Refused as exc:  # published, but revoked, of another usage, foreign CA …
-            return Renewal("error", f"certificate of {cert_path}: {exc.message}")
-        if key.identity != owner:
-            return Renewal(
-                "error",
-                f"certificate {own.fingerprint[:16]}… of {cert_path} is published for "
-                f"{key.identity}, not {owner}",
-            )
-        return Renewal("ready", "published", loaded)
+        else:
+            lookup = node.certs.node_lookup if role == "tls" else node.certs.lookup
+            try:
+                key = lookup(own.fingerprint)
+            except LienthongError as exc:  # revoked, of another usage, foreign CA, status …
+                return Renewal("error", f"certificate of {cert_path}: {exc.message}")
+            if key.identity != owner:
+                return Renewal(
+                    "error",
+                    f"certificate {own.fingerprint[:16]}… of {cert_path} is published for "
+                    f"{key.identity}, not {owner}",
+                )
+            renewal = Renewal("ready", "published", loaded)
+        if role == "tls":  # what OpenSSL takes, known before anything in use is touched
+            try:
+                _load_tls(loaded, (ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER),), self.cfg.state_dir)
+            except (OSError, ssl.SSLError) as exc:
+                return Renewal("error", f"TLS: {cert_path}, {key_path}: {exc}")
+        return renewal
 
     def apply(self, node: Node) -> list[str]:
         """On the event loop: swap in every ready renewal; the slots renewed."""
@@ -272,11 +339,11 @@ class OwnCertificates:
                 continue  # rewritten again since it was checked: checked anew next time
             role, owner = slot
             if role == "tls":
-                try:
-                    self._reload_contexts(own)
-                except (LienthongError, OSError, ssl.SSLError) as exc:
-                    why = exc.message if isinstance(exc, LienthongError) else str(exc)
-                    self.renewals = {**self.renewals, slot: Renewal("error", f"TLS: {why}")}
+                try:  # the bytes checked, not the files again: the pair cannot differ
+                    _load_tls(loaded, self.contexts, self.cfg.state_dir)
+                except (OSError, ssl.SSLError) as exc:
+                    log.error("%s: cannot load the renewed TLS certificate: %s", node.name, exc)
+                    self.renewals = {**self.renewals, slot: Renewal("error", f"TLS: {exc}")}
                     continue
                 node.receipt_signer = KeyedSigner(SoftwareSigner(loaded.key), own.fingerprint)
             else:
@@ -295,6 +362,9 @@ class OwnCertificates:
                 continue
             self.renewed += 1
             done.append(f"{role} {owner} → {own.fingerprint[:16]}…")
+            if role == "tls" and self.cfg.message_log_settings.kind == "audit":
+                self.restart_note = _AUDIT_LOG_KEY
+                log.warning("%s: %s", node.name, _AUDIT_LOG_KEY)
             log.warning(
                 "%s: now using renewed %s certificate of %s (%s, valid until %s)",
                 node.name,
@@ -305,12 +375,27 @@ class OwnCertificates:
             )
         return done
 
-    def _reload_contexts(self, own: OwnCert) -> None:
-        """Load the checked certificate and key files into the running TLS contexts, in
-        place: new handshakes present them, open connections keep theirs."""
-        passphrase = resolve_secret(self.cfg.passphrase, what="gateway key passphrase")
-        for ctx in self.contexts:
-            ctx.load_cert_chain(own.cert_path, own.key_path, password=passphrase)
+
+_AUDIT_LOG_KEY = (
+    "the TLS key was renewed: the message log (state_dir/message-log.auditlog) goes on "
+    "signing its checkpoints with the key the gateway started with and is bound to it, so "
+    "the next start refuses it (signed with another key) — archive it before restarting, "
+    "a new log then starts with the new key"
+)
+
+
+def _load_tls(loaded: _Loaded, contexts: tuple[ssl.SSLContext, ...], state_dir: str) -> None:
+    """Load the checked certificate chain and (still encrypted) key into ``contexts``, in
+    place: new handshakes present them, open connections keep theirs. ``ssl`` reads only
+    files, so the checked bytes are written to a private directory (0700) in ``state_dir``
+    for the time of the load, then removed."""
+    with tempfile.TemporaryDirectory(prefix=".tls-renewal-", dir=state_dir) as tmp:
+        cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        key.touch(0o600)
+        key.write_bytes(loaded.key_pem)
+        cert.write_bytes(loaded.cert_pem)
+        for ctx in contexts:
+            ctx.load_cert_chain(cert, key, password=loaded.passphrase)
 
 
 class _Collector(Collector):

@@ -187,7 +187,7 @@ class Node:
         """Swap in a fresh directory and certificate view; keep the old one on any error."""
         try:
             directory, certs = load_view(self.cfg, now, self.status)
-        except ConfigError as exc:
+        except InputError as exc:  # also a certificate in it that does not parse (not a PEM …)
             log.warning(
                 "%s: configuration reload failed, keeping the previous one: %s", self.name, exc
             )

@@ -374,7 +374,19 @@ async def _flush_loop(node: Node, stop: asyncio.Event, watchdog: Watchdog) -> No
                 next_prune = now + 3600
         if now - last_reload >= node.cfg.limits.reload_s:
             last_reload = now
-            await loop.run_in_executor(None, node.reload, now)
-            own = node.own  # renewed certificates: checked off the loop, swapped in on it
-            if own is not None and await loop.run_in_executor(None, own.prepare, node, now):
-                own.apply(node)
+            try:
+                await _reload(node, loop, now)
+            except Exception:  # the last resort: see _reload
+                log.exception("%s: federation view or certificate reload failed", node.name)
+
+
+async def _reload(node: Node, loop: asyncio.AbstractEventLoop, now: float) -> None:
+    """Re-read the federation view, then take renewed certificates of the node: checked off
+    the loop, swapped in on it. Both keep what is in use on every error they expect and
+    report it; whatever else one raises is caught by the caller as a last resort (logged
+    with its traceback) — this runs in the one task that also flushes the monitoring
+    records and sweeps the exchanges' deadlines, which must never stop."""
+    await loop.run_in_executor(None, node.reload, now)
+    own = node.own
+    if own is not None and await loop.run_in_executor(None, own.prepare, node, now):
+        own.apply(node)
