@@ -150,6 +150,16 @@ class _Loaded:
     passphrase: bytes = field(default=b"", repr=False)
 
 
+# What cryptography raises on a malformed certificate or key besides ValueError
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+)
+
+
 def _read(path: str, what: str) -> bytes:
     """A file's bytes; ConfigError naming it when it cannot be read (missing, a directory,
     no permission …)."""
@@ -172,7 +182,7 @@ def _load_slot(role: str, owner: str, cert_path: str, key_path: str, passphrase:
         raise ConfigError(f"key file {key_path} is not encrypted: plaintext keys are refused")
     try:
         key = serialization.load_pem_private_key(key_pem, passphrase)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except _PARSE_ERRORS as exc:
         raise ConfigError(f"cannot decrypt key file {key_path}: {exc}") from exc
     kind = mldsa.MLDSA65PrivateKey if role == "pq" else ec.EllipticCurvePrivateKey
     if not isinstance(key, kind):
@@ -181,7 +191,8 @@ def _load_slot(role: str, owner: str, cert_path: str, key_path: str, passphrase:
         algorithm_of(key)  # P-256 only: peers refuse any other curve
         cert = load_pem_cert(cert_pem)
         same = _same_key(key, cert)
-    except (LienthongError, ValueError, UnsupportedAlgorithm) as exc:
+        _ = cert.extensions  # parsed lazily: a malformed one raises here, not later
+    except (LienthongError, *_PARSE_ERRORS) as exc:
         why = exc.message if isinstance(exc, LienthongError) else str(exc)
         raise ConfigError(f"{cert_path}: {why}") from exc
     if not same:
