@@ -387,12 +387,14 @@ def test_the_tls_contexts_take_the_material_checked_not_the_files_again(
     put back: unseen by the stamps): both contexts still get the checked pair, as does the
     receipt signer — never a certificate without its key (no handshake at all)."""
     cert, key, pem = issue_renewal(bed, "BCA-GW", "tls")
-    _other_cert, other_key, _other_pem = issue_renewal(bed, "BCA-GW", "tls")
+    for _ in range(5):  # another key of the same size (encrypted P-256 keys all are)
+        other = issue_renewal(bed, "BCA-GW", "tls")[1].read_bytes()
+        if len(other) == key.stat().st_size:
+            break
     cfg, own, node, (server_ctx, client_ctx) = _tls_slot(bed, tmp_path, [(pem, "BCA-GW")])
     _install(cert, key, cfg.tls.cert, cfg.tls.key)
     assert own.prepare(node, time.time())
     st = os.stat(cfg.tls.key)
-    other = other_key.read_bytes()
     assert len(other) == st.st_size
     with open(cfg.tls.key, "r+b") as f:  # in place: same inode
         f.write(other)
@@ -502,3 +504,25 @@ def test_a_tls_certificate_published_for_another_node_is_not_switched_to(
     renewal = own.report(time.time())["renewals"]
     assert [r["state"] for r in renewal] == ["error"], renewal
     assert "published for BHXH-GW, not BCA-GW" in renewal[0]["reason"]
+
+
+def test_a_renewal_started_then_reverted_leaves_no_trace(bed: Testbed, tmp_path: Path) -> None:
+    """New files installed (pending: not published), then the old ones put back: the
+    renewal is cleared, nothing counted as renewed, the old pair still presented."""
+    cert, key, _pem = issue_renewal(bed, "BCA-GW", "tls")
+    cfg, own, node, (server_ctx, client_ctx) = _tls_slot(bed, tmp_path, [])
+    old = own.in_use[("tls", "BCA-GW")].fingerprint
+    saved = Path(cfg.tls.cert).read_bytes(), Path(cfg.tls.key).read_bytes()
+    _install(cert, key, cfg.tls.cert, cfg.tls.key)
+    assert not own.prepare(node, time.time())
+    report = own.report(time.time())
+    assert report["state"] == "warning" and report["renewals"][0]["state"] == "pending"
+    (tmp_path / "old.key.pem").write_bytes(saved[1])
+    (tmp_path / "old.pem").write_bytes(saved[0])
+    _install(tmp_path / "old.pem", tmp_path / "old.key.pem", cfg.tls.cert, cfg.tls.key)
+    assert own.prepare(node, time.time())  # the same certificate: ready at once
+    assert own.apply(node) == []  # but not a renewal
+    report = own.report(time.time())
+    assert report["state"] == "ok" and report["renewals"] == [] and report["renewed"] == 0
+    assert report["before_restart"] is None
+    assert _handshake(server_ctx, client_ctx) == (old, old)
