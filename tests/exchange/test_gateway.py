@@ -339,3 +339,32 @@ def test_monitoring_records_past_their_keeping_time_are_deleted(
         ids = {r[0] for r in db.execute("SELECT message_id FROM monitor_record")}
     assert "recent" in ids and not any(i.startswith("old-") for i in ids)
     assert client.get(f"/r1/{SVC_PUBLIC}").status_code == 200
+
+
+def test_monitoring_records_survive_a_database_that_cannot_be_written(tmp_path: Path) -> None:
+    """A flush that fails (disk full, a locked or read-only database) dropped its records and
+    raised out of the gateway's flush loop — the task that also re-reads the federation view;
+    now they stay pending (bounded), the error is kept for /health, and the next flush that
+    works writes them all."""
+    import sqlite3
+
+    from lienthong.exchange.monitor import MonitorRecord, MonitorStore
+
+    store = MonitorStore(tmp_path / "monitor.sqlite")
+
+    def record(i: int) -> MonitorRecord:
+        return MonitorRecord(
+            1.0 + i, "N", "client", f"m{i}", "c", "s", "GET", "PUBLIC", 200, "ok", None, 0, 0,
+            1.0, 0.5, 1,
+        )  # fmt: skip
+
+    store.add(record(0))
+    store._db.execute("PRAGMA query_only = ON")  # as a full disk would: no write succeeds
+    with pytest.raises(sqlite3.OperationalError):
+        store.flush()
+    assert store.write_error is not None and "readonly" in store.write_error
+    store.add(record(1))
+    store._db.execute("PRAGMA query_only = OFF")
+    assert store.flush() == 2 and store.write_error is None
+    assert [r["message_id"] for r in store.query(limit=10)] == ["m1", "m0"]
+    store.close()

@@ -51,6 +51,8 @@ def health_report(node: Node, now: float) -> dict[str, Any]:
         node.monitor.ping()
         free = shutil.disk_usage(node.cfg.state_dir).free
         checks["storage"] = {"ok": free > 64 << 20, "free_bytes": free}
+        if node.monitor.write_error is not None:  # records kept in memory meanwhile
+            checks["storage"].update(ok=False, monitor_write=node.monitor.write_error)
         audit = getattr(node.message_log, "log", None)
         sync_error = getattr(audit, "sync_error", None)
         if sync_error is not None:  # background fsync of the message log failing

@@ -8,6 +8,7 @@ number per call, so the database does not grow without end and no call waits lon
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,6 +21,7 @@ MIGRATIONS = {
     2: ["CREATE INDEX IF NOT EXISTS monitor_record_ts ON monitor_record (ts)"],
 }
 PRUNE_ROWS = 2000  # at most this many records deleted per prune call (a few ms)
+MAX_PENDING = 100_000  # records kept in memory while the database cannot be written
 # the filters of query(): column -> SQL test
 _FILTERS = {
     "message_id": "message_id = ?",
@@ -58,6 +60,7 @@ _COLUMNS = [f.name for f in fields(MonitorRecord)]
 class MonitorStore:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self._pending: list[tuple[Any, ...]] = []
+        self.write_error: str | None = None  # the last flush's database error, until one works
         if readonly:  # a reader (the CLI) next to the running gateway: never writes
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
             return
@@ -99,14 +102,25 @@ class MonitorStore:
         self._pending.append(tuple(getattr(record, c) for c in _COLUMNS))
 
     def flush(self) -> int:
+        """Write the pending records; on a database error (disk full, locked) they stay
+        pending — at most ``MAX_PENDING``, the oldest dropped beyond — and the error is
+        raised for the caller to report."""
         if not self._pending:
             return 0
         rows, self._pending = self._pending, []
         marks = ", ".join("?" for _ in _COLUMNS)
-        self._db.executemany(
-            f"INSERT INTO monitor_record ({', '.join(_COLUMNS)}) VALUES ({marks})", rows
-        )
-        self._db.commit()
+        try:
+            self._db.executemany(
+                f"INSERT INTO monitor_record ({', '.join(_COLUMNS)}) VALUES ({marks})", rows
+            )
+            self._db.commit()
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.rollback()
+            self._pending = (rows + self._pending)[-MAX_PENDING:]
+            self.write_error = str(exc)
+            raise
+        self.write_error = None
         return len(rows)
 
     def prune(self, before: float, limit: int = PRUNE_ROWS) -> int:
@@ -169,7 +183,8 @@ class MonitorStore:
         self._db.execute("SELECT 1").fetchone()
 
     def close(self) -> None:
-        self.flush()
+        with contextlib.suppress(sqlite3.Error):  # already reported; the close goes on
+            self.flush()
         self._db.close()
 
 

@@ -358,13 +358,19 @@ async def _flush_loop(node: Node, stop: asyncio.Event, watchdog: Watchdog) -> No
     federation view every reload_s."""
     last_reload = time.time()
     next_prune = 0.0  # monitoring records past limits.monitor_keep_days: at start, then hourly
+    next_flush_warning = 0.0
     keep_s = node.cfg.limits.monitor_keep_days * 86400
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         await asyncio.sleep(0.5)
         watchdog.sweep(loop.time())
-        node.monitor.flush()
         now = time.time()
+        try:
+            node.monitor.flush()
+        except sqlite3.Error as exc:  # kept pending (bounded); /health's storage check fails
+            if now >= next_flush_warning:
+                log.warning("%s: cannot write monitoring records: %s", node.name, exc)
+                next_flush_warning = now + 60
         if keep_s > 0 and now >= next_prune:  # a bounded batch per tick while any is left
             try:
                 if node.monitor.prune(now - keep_s) < PRUNE_ROWS:
