@@ -22,6 +22,8 @@ import httpx
 import pytest
 from tests.exchange.craft import HEADERS
 
+from lienthong.audit.entries import decode_entry
+from lienthong.audit.log import AuditLog
 from lienthong.exchange.config import load_config
 from lienthong.exchange.lifecycle import OwnCert, OwnCertificates
 from lienthong.exchange.processes import Running
@@ -34,12 +36,14 @@ from lienthong.exchange.testbed import (
     issue_renewal,
 )
 
+# the view re-read every 0.3 s; a renewed certificate used as soon as it is published (the
+# wait for peers to fetch the configuration is tested apart)
+_LIMITS = {"reload_s": 0.3, "renewal_settle_s": 0}
+
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    tb = build_testbed(
-        tmp_path_factory.mktemp("renewal"), demo_spec(direct=True), limits={"reload_s": 0.3}
-    )
+    tb = build_testbed(tmp_path_factory.mktemp("renewal"), demo_spec(direct=True), limits=_LIMITS)
     with Running(tb) as running:
         running.start_service()
         running.start_gateway("BCA-GW")
@@ -406,8 +410,8 @@ def test_the_tls_contexts_take_the_material_checked_not_the_files_again(
     assert own.in_use[("tls", "BCA-GW")].fingerprint == new
     report = own.report(time.time())
     assert report["renewed"] == 1 and report["renewals"] == []
-    # the message log stays bound to the key it was opened with: the next start refuses it
-    assert "archive it before restarting" in report["before_restart"]
+    # the message log signs with the key it was opened with until the next start rolls it over
+    assert "a new log starts, signed with the new key" in report["before_restart"]
 
 
 def _custom_tls(
@@ -526,3 +530,83 @@ def test_a_renewal_started_then_reverted_leaves_no_trace(bed: Testbed, tmp_path:
     assert report["state"] == "ok" and report["renewals"] == [] and report["renewed"] == 0
     assert report["before_restart"] is None
     assert _handshake(server_ctx, client_ctx) == (old, old)
+
+
+def test_after_a_tls_renewal_the_next_start_rolls_the_message_log_over(
+    tmp_path: Path,
+) -> None:
+    """The message log's checkpoints are signed with the TLS key the gateway started with:
+    after a renewal the next start refused the log ("signed with another key"). Now the old
+    log is kept whole beside the new one — still verifiable with its own key, evidence
+    included — and the new log, under its own origin, starts by naming it."""
+    import subprocess
+    import sys
+
+    tb = build_testbed(tmp_path / "tb", demo_spec(direct=True), limits=_LIMITS)
+    cfg = load_config(tb.configs["BCA-GW"])
+    state = Path(cfg.state_dir)
+    with Running(tb) as running:
+        running.start_service()
+        running.start_gateway("BCA-GW")
+        running.start_gateway("BHXH-GW")
+        assert _call(tb).status_code == 200
+        cert, key, pem = issue_renewal(tb, "BCA-GW", "tls")
+        _publish_tls(tb, "BCA-GW", pem)
+        _install(cert, key, cfg.tls.cert, cfg.tls.key)
+        _until(lambda: _own(tb, "BCA-GW")["renewed"])
+        assert _call(tb).status_code == 200
+        running.stop("BCA-GW")
+        running.start_gateway("BCA-GW")  # refused before: "signed with another key"
+        assert _call(tb).status_code == 200
+        assert httpx.get(f"{tb.internal_url('BCA-GW')}/health", timeout=5).json()["ok"]
+    kept = sorted(state.glob("message-log.until-*.auditlog"))
+    assert len(kept) == 1
+    base = kept[0].name.removesuffix(".auditlog")
+    assert (state / f"{base}.evidence.sqlite").exists() and (state / f"{base}.pub.pem").exists()
+
+    def lt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lienthong", *args], capture_output=True, text=True
+        )
+
+    for log in (kept[0], state / "message-log.auditlog"):  # each with its own key
+        pub = log.with_name(log.name.removesuffix(".auditlog") + ".pub.pem")
+        out = lt("audit", "verify", "--log", str(log), "--pubkey", str(pub))
+        assert out.returncode == 0, out.stderr
+        out = lt("gateway", "evidence", "--log", str(log))
+        assert out.returncode == 0, out.stderr
+    with AuditLog.open(state / "message-log.auditlog", create=False, readonly=True) as new:
+        first = decode_entry(new.entry(0))
+        assert new.origin.startswith("lienthong/exchange/BCA-GW/key-")
+    with AuditLog.open(kept[0], create=False, readonly=True) as old:
+        assert old.origin == "lienthong/exchange/BCA-GW"
+        latest = old.latest_checkpoint()
+        assert latest is not None
+    assert first["event"] == "message_log.key_changed"
+    assert first["detail"]["previous_log"] == kept[0].name
+    assert first["detail"]["previous_origin"] == "lienthong/exchange/BCA-GW"
+    assert first["detail"]["previous_checkpoint_root"] == latest[0].root.hex()
+
+
+def test_a_published_renewal_waits_until_every_peer_can_hold_the_configuration(
+    bed: Testbed, tmp_path: Path
+) -> None:
+    """Peers fetch the configuration on their own schedule: switching as soon as this node's
+    view publishes the certificate had peers still on the previous one refuse every call. The
+    switch waits limits.renewal_settle_s from when this node first saw it published."""
+    import msgspec
+
+    cert, key, pem = issue_renewal(bed, "BCA-GW", "tls")
+    cfg, own, node, (server_ctx, client_ctx) = _tls_slot(bed, tmp_path, [(pem, "BCA-GW")])
+    limits = msgspec.structs.replace(cfg.limits, renewal_settle_s=600.0)
+    own.cfg = msgspec.structs.replace(cfg, limits=limits)
+    _install(cert, key, cfg.tls.cert, cfg.tls.key)
+    t0 = time.time()
+    assert not own.prepare(node, t0)
+    (waiting,) = own.report(t0)["renewals"]
+    assert waiting["state"] == "pending" and "published since" in waiting["reason"]
+    assert not own.prepare(node, t0 + 599)  # still inside the period
+    assert own.prepare(node, t0 + 601)
+    assert own.apply(node)
+    new = _fingerprint(pem)
+    assert _handshake(server_ctx, client_ctx) == (new, new)

@@ -228,6 +228,10 @@ class CertificateStore:
             vk = VerifyKey(pub, identity, algorithm_of(pub))
             self._entries[fingerprint(cert)] = _Entry(cert, vk, usage)
 
+    def fingerprints(self) -> list[str]:
+        """Every certificate the directory publishes, by fingerprint."""
+        return list(self._entries)
+
     def __contains__(self, kid: object) -> bool:
         """Whether the directory publishes a certificate with this fingerprint (trusted or not)."""
         return kid in self._entries

@@ -66,6 +66,9 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_connections_per_address: int = 0
     monitor_keep_days: float = 7.0  # monitoring records older than this are deleted (0: keep)
     cert_warn_days: float = 30.0  # /health warns this long before an own certificate expires
+    # a renewed own certificate is used this long after this node's view first published it,
+    # so that every peer holds that configuration (they fetch it about hourly)
+    renewal_settle_s: float = 3600.0
 
 
 class MessageLogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -25,9 +25,9 @@ Until the federation publishes it, the old material stays in use and ``/health``
 renewal is pending and why; material that does not load (a key not matching its
 certificate, a plaintext key, an expired certificate) keeps the old one too and is reported
 with the reason. The message log keeps signing its checkpoints with the key it was opened
-with: an audit log is bound to that key, so after a TLS renewal the next start refuses it
-("signed with another key") until it is archived and a new one started. Key-agreement keys
-are read at a start only.
+with until the gateway restarts (an audit log's checkpoints have one key); at the next start
+the gateway keeps that log whole under a name of its own and starts a new one under the new
+key (``node._message_log``). Key-agreement keys are read at a start only.
 
 ``/health`` also reports each certificate in use with its expiry: ``warning`` within
 ``limits.cert_warn_days`` of it, ``failing`` once expired or not yet valid (peers refuse it).
@@ -227,6 +227,7 @@ class OwnCertificates:
     renewals: dict[tuple[str, str], Renewal] = field(default_factory=dict)
     renewed: int = 0
     restart_note: str | None = None  # what the next start needs done first, once known
+    published_at: dict[str, float] = field(default_factory=dict)  # fingerprint -> first seen
 
     @classmethod
     def of(cls, cfg: GatewayConfig, contexts: tuple[ssl.SSLContext, ...] = ()) -> OwnCertificates:
@@ -265,6 +266,10 @@ class OwnCertificates:
     def prepare(self, node: Node, now: float) -> bool:
         """Off the event loop: load the files that changed (or whose renewal waits) and check
         each against the federation view ``node`` holds; whether any renewal is ready."""
+        # when this node's view first published each certificate (its peers' views follow
+        # within their own fetch interval): a renewal waits limits.renewal_settle_s from it
+        seen = self.published_at
+        self.published_at = {fp: seen.get(fp, now) for fp in node.certs.fingerprints()}
         due = []
         for role, owner, cert_path, key_path in _slots(self.cfg):
             slot = (role, owner)
@@ -330,6 +335,16 @@ class OwnCertificates:
                     f"certificate {own.fingerprint[:16]}… of {cert_path} is published for "
                     f"{key.identity}, not {owner}",
                 )
+            since = self.published_at.get(own.fingerprint, now)
+            settle = self.cfg.limits.renewal_settle_s
+            if now - since < settle:  # peers on an older configuration would refuse it
+                return Renewal(
+                    "pending",
+                    f"certificate {own.fingerprint[:16]}… published since {_iso(since)}: used "
+                    f"from {_iso(since + settle)} (limits.renewal_settle_s), once every peer "
+                    "holds the configuration",
+                    loaded,
+                )
             renewal = Renewal("ready", "published", loaded)
         if role == "tls":  # what OpenSSL takes, known before anything in use is touched
             try:
@@ -388,10 +403,10 @@ class OwnCertificates:
 
 
 _AUDIT_LOG_KEY = (
-    "the TLS key was renewed: the message log (state_dir/message-log.auditlog) goes on "
-    "signing its checkpoints with the key the gateway started with and is bound to it, so "
-    "the next start refuses it (signed with another key) — archive it before restarting, "
-    "a new log then starts with the new key"
+    "the TLS key was renewed: the message log goes on signing its checkpoints with the key the "
+    "gateway started with until it restarts; at the next start it is kept whole as "
+    "state_dir/message-log.until-<time>.auditlog (with its evidence store and public key) and "
+    "a new log starts, signed with the new key, whose first entry names the one before"
 )
 
 
