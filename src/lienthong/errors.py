@@ -108,3 +108,13 @@ class NotFound(TerminalError):
 class BackendError(TransientError):
     code = "backend"
     http_status = 502
+
+
+# OS errors that mean a path the user gave does not fit (bad input, exit 2), not a failure
+INPUT_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)

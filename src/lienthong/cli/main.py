@@ -17,7 +17,7 @@ from lienthong.cli.demo import app as demo_app
 from lienthong.cli.helptext import reflow_tree
 from lienthong.cli.output import fail
 from lienthong.dictionary.cli import app as dictionary_app
-from lienthong.errors import LienthongError
+from lienthong.errors import INPUT_OS_ERRORS, LienthongError
 from lienthong.exchange.cli import app as gateway_app
 from lienthong.federation.cli import app as federation_app
 from lienthong.federation.doctor import app as doctor_app
@@ -78,15 +78,6 @@ def _usage_message(exc: Exception) -> str:
     return where + " ".join(message.split())
 
 
-_INPUT_OS_ERRORS = (
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-)
-
-
 def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
     """Remove ``--debug`` wherever it appears (before a ``--`` terminator).
 
@@ -135,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except _INPUT_OS_ERRORS as exc:  # a path given by the user does not fit: bad input
+    except INPUT_OS_ERRORS as exc:  # a path given by the user does not fit: bad input
         if debug:
             raise
         fail(_os_error_message(exc), 2)

@@ -12,7 +12,7 @@ import click
 import typer
 
 from lienthong.cli.output import fail
-from lienthong.errors import LienthongError
+from lienthong.errors import INPUT_OS_ERRORS, LienthongError
 from lienthong.exchange.cli import app
 
 
@@ -32,20 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # as lienthong.cli.main: a path that does not fit is bad input
         paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
         where = f"{' → '.join(paths)}: " if paths else ""
-        fail(where + (exc.strerror or str(exc)), 2 if isinstance(exc, _INPUT_OS_ERRORS) else 1)
+        fail(where + (exc.strerror or str(exc)), 2 if isinstance(exc, INPUT_OS_ERRORS) else 1)
     except OverflowError as exc:
         fail(f"value out of range: {exc}", 2)
     except Exception as exc:  # the last line of defence: one line, not a traceback
         fail(f"unexpected {type(exc).__name__}: {exc}", 1)
-
-
-_INPUT_OS_ERRORS = (
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-)
 
 
 if __name__ == "__main__":
