@@ -18,22 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.exchange.configs import MINIMAL
 
 from lienthong.cli.main import main
 from lienthong.exchange.testbed import Testbed, build_testbed, demo_spec
-
-# Enough for load_config (it reads no other file); `check` and `serve` would then need the
-# files it names, which do not exist.
-BASE: dict[str, Any] = {
-    "node": "A",
-    "role": "agency",
-    "peer": {"port": 1},
-    "internal": {"port": 2},
-    "tls": {"cert": "c", "key": "k", "roots": "r"},
-    "directory": "d",
-    "state_dir": "s",
-    "passphrase": {"$env": "X"},
-}
 
 
 def _lt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -128,7 +116,7 @@ def test_a_key_given_twice_is_refused_not_overwritten(
         # a URL without a host, or with a port no URL can hold, was taken as served
         ({"services": {"VN/GOV/G01/S/x": "http://"}}, ["VN/GOV/G01/S/x", "http://"]),
         ({"services": {"VN/GOV/G01/S/x": "http://h:99999/"}}, ["VN/GOV/G01/S/x", "99999"]),
-        ({"tls": {**BASE["tls"], "status_url": "ftp://ca"}}, ["tls.status_url", "ftp://ca"]),
+        ({"tls": {**MINIMAL["tls"], "status_url": "ftp://ca"}}, ["tls.status_url", "ftp://ca"]),
         (
             {
                 "subsystems": [
@@ -143,7 +131,7 @@ def test_a_key_given_twice_is_refused_not_overwritten(
 def test_listeners_endpoints_and_subsystems_are_checked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], patch: dict[str, Any], words: list[str]
 ) -> None:
-    path = _write(tmp_path, BASE | patch)
+    path = _write(tmp_path, MINIMAL | patch)
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
     _refused(code, err, "gateway config", *words)
 
@@ -169,7 +157,7 @@ def test_listeners_endpoints_and_subsystems_are_checked(
 def test_every_limit_is_checked_and_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: float
 ) -> None:
-    path = _write(tmp_path, BASE | {"limits": {field: value}}, "gw.yaml")
+    path = _write(tmp_path, MINIMAL | {"limits": {field: value}}, "gw.yaml")
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
     _refused(code, err, "gateway config", f"limits.{field}", "must be")
 
@@ -178,7 +166,7 @@ def test_limits_in_range_are_accepted(tmp_path: Path) -> None:
     from lienthong.exchange.config import load_config
 
     limits = {"status_ttl_s": 0.0, "status_grace_s": 0.0, "config_grace_s": 0, "reload_s": 0.5}
-    cfg = load_config(_write(tmp_path, BASE | {"limits": limits}, "gw.yaml"))
+    cfg = load_config(_write(tmp_path, MINIMAL | {"limits": limits}, "gw.yaml"))
     assert (cfg.limits.status_ttl_s, cfg.limits.reload_s) == (0.0, 0.5)
 
 
@@ -207,7 +195,7 @@ def test_a_relative_passphrase_file_is_relative_to_the_config(
 def test_person_key_file_short_form_is_relative_to_the_config(tmp_path: Path) -> None:
     from lienthong.exchange.config import load_config
 
-    cfg = load_config(_write(tmp_path, BASE | {"audit": {"person_key": "file:pk"}}))
+    cfg = load_config(_write(tmp_path, MINIMAL | {"audit": {"person_key": "file:pk"}}))
     assert cfg.audit.person_key == {"$file": str(tmp_path / "pk")}
 
 
@@ -229,7 +217,7 @@ def test_a_ca_bundle_that_is_not_text_is_refused(
 def test_serve_refuses_an_unknown_log_level(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = _write(tmp_path, BASE)
+    path = _write(tmp_path, MINIMAL)
     code, _, err = _lt(capsys, "gateway", "serve", "--config", str(path), "--log-level", "LOUD")
     _refused(code, err, "--log-level", "LOUD", "WARNING")
 
@@ -239,7 +227,7 @@ def test_serve_refuses_a_profile_it_could_not_write_before_starting(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
 ) -> None:
     """The statistics were written only at exit: a gateway run for days lost them then."""
-    path = _write(tmp_path, BASE)
+    path = _write(tmp_path, MINIMAL)
     target = tmp_path / where
     code, _, err = _lt(capsys, "gateway", "serve", "--config", str(path), "--profile", str(target))
     _refused(code, err, "--profile", str(target))
@@ -281,7 +269,7 @@ def _monitor_db(tmp_path: Path, *statements: str) -> Path:
         for statement in statements:
             db.execute(statement)
     db.close()
-    return _write(tmp_path, BASE | {"state_dir": str(state)})
+    return _write(tmp_path, MINIMAL | {"state_dir": str(state)})
 
 
 @pytest.mark.parametrize(
@@ -382,7 +370,7 @@ def test_base_config_is_valid(tmp_path: Path) -> None:
     """The patches above fail for their own reason, not for the base they start from."""
     from lienthong.exchange.config import load_config
 
-    assert load_config(_write(tmp_path, copy.deepcopy(BASE), "gw.yaml")).node == "A"
+    assert load_config(_write(tmp_path, copy.deepcopy(MINIMAL), "gw.yaml")).node == "A"
 
 
 @pytest.mark.parametrize("crl", ["absent.pem", "garbage.pem"])
@@ -427,7 +415,7 @@ def test_half_a_key_pair_is_refused_not_ignored(
     """A pq_key without its pq_cert (or one key-agreement key of two) was silently dropped:
     the subsystem then had no ML-DSA signature or could not decrypt, found only on a call."""
     sub = {"id": "VN/GOV/G01/S", "sign_key": "k", "sign_cert": "c", **given}
-    path = _write(tmp_path, BASE | {"subsystems": [sub]})
+    path = _write(tmp_path, MINIMAL | {"subsystems": [sub]})
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
     _refused(code, err, "VN/GOV/G01/S", missing, next(iter(given)))
 
@@ -520,7 +508,7 @@ def test_monitor_refuses_a_time_range_that_ends_before_it_starts(
 
     (tmp_path / "state").mkdir()
     MonitorStore(tmp_path / "state" / "monitor.sqlite").close()
-    path = _write(tmp_path, BASE | {"state_dir": str(tmp_path / "state")})
+    path = _write(tmp_path, MINIMAL | {"state_dir": str(tmp_path / "state")})
     args = ["--since", "2026-01-02", "--until", "2026-01-01", *summary]
     code, out, err = _lt(capsys, "gateway", "monitor", "--config", str(path), *args)
     _refused(code, err, "--until '2026-01-01'", "--since '2026-01-02'")
@@ -535,7 +523,7 @@ def test_monitor_refuses_a_time_range_that_ends_before_it_starts(
 def test_listener_hosts_that_are_addresses_or_names_are_accepted(tmp_path: Path, host: str) -> None:
     from lienthong.exchange.config import load_config
 
-    cfg = load_config(_write(tmp_path, BASE | {"admin": {"host": host, "port": 3}}))
+    cfg = load_config(_write(tmp_path, MINIMAL | {"admin": {"host": host, "port": 3}}))
     assert cfg.admin is not None and cfg.admin.host == host
 
 
@@ -548,7 +536,7 @@ def test_a_service_base_url_with_parts_the_gateway_would_drop_is_refused(
 ) -> None:
     """The gateway calls scheme, host, port and base path + the signed sub-path: a query,
     fragment or user:password in the configured URL was silently dropped from every call."""
-    path = _write(tmp_path, BASE | {"services": {"VN/GOV/G01/S/x": url}})
+    path = _write(tmp_path, MINIMAL | {"services": {"VN/GOV/G01/S/x": url}})
     code, _, err = _lt(capsys, "gateway", "check", "--config", str(path))
     _refused(code, err, "VN/GOV/G01/S/x", url, "dropped")
 
@@ -571,7 +559,7 @@ def test_audit_settings_with_the_jsonl_log_are_refused_not_ignored(
 ) -> None:
     """The JSON-lines log records no personal-data access: ``audit.*`` beside it did nothing,
     silently — an agency believed its citizens' accesses were being recorded."""
-    cfg = copy.deepcopy(BASE) | {
+    cfg = copy.deepcopy(MINIMAL) | {
         "message_log": "jsonl",
         "audit": {"person_key": {"$env": "LT_PERSON_KEY"}},
     }

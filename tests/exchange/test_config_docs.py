@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from tests.exchange.configs import MINIMAL
 
 from lienthong.errors import ConfigError
 from lienthong.exchange.config import (
@@ -51,17 +52,7 @@ def test_every_setting_is_documented() -> None:
     ],
 )
 def test_bad_config(tmp_path: Path, patch: dict[str, object], message: str) -> None:
-    cfg = {
-        "node": "A",
-        "role": "agency",
-        "peer": {"port": 1},
-        "internal": {"port": 2},
-        "tls": {"cert": "c", "key": "k", "roots": "r"},
-        "directory": "d",
-        "state_dir": "s",
-        "passphrase": {"$env": "X"},
-        **patch,
-    }
+    cfg = {**MINIMAL, **patch}
     path = tmp_path / "gw.json"
     path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match=message):
@@ -79,24 +70,8 @@ def test_caller_networks() -> None:
 
 
 def test_bad_caller_network(tmp_path: Path) -> None:
-    cfg = {
-        "node": "A",
-        "role": "agency",
-        "peer": {"port": 1},
-        "internal": {"port": 2},
-        "tls": {"cert": "c", "key": "k", "roots": "r"},
-        "directory": "d",
-        "state_dir": "s",
-        "passphrase": {"$env": "X"},
-        "subsystems": [
-            {
-                "id": "VN/GOV/G01/S",
-                "sign_key": "k",
-                "sign_cert": "c",
-                "allowed_sources": ["10.0.0.0/33"],
-            }
-        ],
-    }
+    sub = {"id": "VN/GOV/G01/S", "sign_key": "k", "sign_cert": "c"}
+    cfg = {**MINIMAL, "subsystems": [sub | {"allowed_sources": ["10.0.0.0/33"]}]}
     path = tmp_path / "gw.json"
     path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match=r"10\.0\.0\.0/33"):
