@@ -368,6 +368,51 @@ def test_evidence_of_a_message_id_two_clients_used_is_shown_per_exchange(tmp_pat
     assert alone.returncode == 2 and "--client needs --message-id" in alone.stderr
 
 
+def test_evidence_of_a_message_id_shows_what_went_wrong_after_its_leaf(tmp_path: Path) -> None:
+    """A streamed end-to-end answer is logged ``ok`` before its records are authenticated; a
+    cut or altered stream then adds a ``verification.failed`` security entry. ``gateway
+    evidence --message-id`` showed only the ``ok`` leaf: it now lists the security events of
+    the message id (and client) beside the exchange."""
+    import asyncio
+    import datetime as dt
+
+    from lienthong.audit.entries import security_event_entry
+    from lienthong.exchange.messagelog import AuditMessageLog
+
+    mid, other = "6f9619ff-8b86-d011-b42d-00c04fc964ff", "7f9619ff-8b86-d011-b42d-00c04fc964ff"
+    client = "VN/GOV/G07.BHXH/GIAMDINH"
+    path = tmp_path / "m.auditlog"
+    mlog = AuditMessageLog(path, "o", durability="power")
+    record = {"ts": 1.5, "id": mid, "client": client, "service": "VN/GOV/G01.BCA/DANCU/x"}
+
+    async def log() -> None:
+        await mlog.append(record | {"level": 5, "request_tokens": ["q"], "response_tokens": ["r"]})
+
+    asyncio.run(log())
+    for message_id in (mid, other):
+        detail = {"code": "LT.BAD_SIGNATURE", "role": "client", "message_id": message_id}
+        mlog.note(
+            security_event_entry(
+                at=dt.datetime.now(dt.UTC),
+                event="verification.failed",
+                severity=7,
+                source="BHXH-GW",
+                detail=detail | {"client": client, "reason": "encrypted body fails authentication"},
+            )
+        )
+    mlog.close()
+    out = _lt("gateway", "evidence", "--log", str(path), "--message-id", mid)
+    assert out.returncode == 0, out.stderr
+    message = json.loads(out.stdout)["message"]
+    assert [e["outcome"] for e in message["exchanges"]] == ["ok"]
+    (event,) = message["security_events"]
+    assert event["event"] == "verification.failed" and event["code"] == "LT.BAD_SIGNATURE"
+    assert event["reason"] == "encrypted body fails authentication"
+    assert event["entry"] > message["exchanges"][0]["entry"]
+    mine = _lt("gateway", "evidence", "--log", str(path), "--message-id", mid, "--client", "x/y")
+    assert mine.returncode == 2  # no exchange of that client: nothing shown
+
+
 def test_evidence_past_its_retention_is_deleted_and_then_not_missing(tmp_path: Path) -> None:
     """The evidence store holds personal data (the tokens' claims) and only grew: at the end
     of the retention period ``gateway evidence --delete-before`` deletes the tokens of the

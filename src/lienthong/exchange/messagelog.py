@@ -42,7 +42,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from lienthong.audit.entries import Entry, decode_entry, exchange_entry, timestamp
+from lienthong.audit.entries import (
+    KIND_SECURITY,
+    Entry,
+    decode_entry,
+    exchange_entry,
+    timestamp,
+)
 from lienthong.audit.log import WAL_CHECKPOINT_INTERVAL_S, AuditLog
 from lienthong.audit.sqlstore import WAL_SAFETY_PAGES, sync_wal
 from lienthong.errors import BackendError, InputError, IntegrityError
@@ -451,6 +457,7 @@ def evidence_report(
         # A message id is unique per client subsystem only: two clients may use the same
         # one, and each leaf shows its own exchange's tokens, never the other's.
         selected: list[tuple[int, str, dict[str, Any]]] = []
+        events: list[dict[str, Any]] = []
 
         def select(idx: int, kind: str, entry: dict[str, Any]) -> None:
             if (
@@ -459,6 +466,17 @@ def evidence_report(
                 and client in (None, entry.get("client"))
             ):
                 selected.append((idx, kind, entry))
+            detail = entry.get("detail")
+            if (  # what went wrong after the leaf: e.g. a streamed answer cut or altered
+                kind == KIND_SECURITY
+                and isinstance(detail, dict)
+                and detail.get("message_id") == message_id
+                and client in (None, detail.get("client"))
+            ):
+                events.append(
+                    {"entry": idx, "at": entry.get("at"), "event": entry.get("event")}
+                    | {k: detail.get(k) for k in ("code", "role", "client", "reason")}
+                )
 
         report: dict[str, Any] = {"log": str(log_path), "origin": log.origin}
         counts = verify_evidence(log, store, select if message_id is not None else None)
@@ -468,7 +486,11 @@ def evidence_report(
             if not exchanges:
                 of = f" of client {client}" if client is not None else ""
                 raise InputError(f"no exchange with message id {message_id}{of} in the log")
-            report["message"] = {"message_id": message_id, "exchanges": exchanges}
+            report["message"] = {
+                "message_id": message_id,
+                "exchanges": exchanges,
+                "security_events": events,
+            }
     return report
 
 
