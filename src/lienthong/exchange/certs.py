@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,7 @@ class CrlStatus:
         self._next_update: float | None = None
         self.unusable: str | None = None  # why the file now in place is not used
         self.report: Callable[[str], None] | None = None  # told once per unusable file
+        self._lock = threading.Lock()
 
     def __call__(self, cert: x509.Certificate, now: float) -> None:
         self._refresh()
@@ -105,6 +107,12 @@ class CrlStatus:
         }
 
     def _refresh(self) -> None:
+        # the event loop (certificate checks, /health) and worker threads (the view's reload,
+        # a renewal's check) all look: one reads a changed file, and reports it, once
+        with self._lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
         try:
             st = self._path.stat()
         except OSError as exc:
