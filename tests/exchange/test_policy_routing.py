@@ -120,3 +120,43 @@ def test_expired_configuration_fails_closed_after_grace() -> None:
     with pytest.raises(Refused) as err:
         verify_fresh_configuration(node, 1051.0)
     assert err.value.lt_code is ErrorCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("address", "kem", "message"),
+    [
+        ("nohostport", {}, "address 'nohostport' is not host:port"),
+        ("127.0.0.1:99999", {}, "address '127.0.0.1:99999' is not host:port"),
+        ("127.0.0.1:", {}, "is not host:port"),
+        (":443", {}, "is not host:port"),
+        ("127.0.0.1:4", {"x25519": "AAAA", "mlkem768": "AAAA"}, "kem x25519 is 3 bytes, not 32"),
+        ("127.0.0.1:4", {"x25519": "!!", "mlkem768": "AAAA"}, "kem x25519 is not base64url"),
+        ("127.0.0.1:4", {"x25519": "AAAA"}, "kem must hold exactly"),
+    ],
+)
+def test_a_directory_entry_a_call_could_not_use_is_refused_at_load(
+    address: str, kem: dict[str, str], message: str
+) -> None:
+    """An address that is no host:port was found by the first call to that node (an int()
+    error inside the transport), a garbage key-agreement key by the first call encrypted to
+    the subsystem: now the directory is refused at load (the node keeps the view it has) and
+    the message names the entry."""
+    from lienthong.errors import ConfigError
+
+    data = DirectoryFile(
+        instance="VN",
+        subsystems=[SubsystemEntry(A, "PUBLIC", "BHXH", kem=kem)],
+        services=[],
+        access=[],
+        nodes=[NodeEntry("BHXH", "agency", [address])],
+    )
+    with pytest.raises(ConfigError, match="federation directory") as refused:
+        directory_from_file(data)
+    assert message in str(refused.value)
+
+
+def test_addresses_a_gateway_can_dial_are_accepted() -> None:
+    for address in ("127.0.0.1:1", "gw.bhxh.gov.vn:8443", "[::1]:443", "lgsp_hn:65535"):
+        nodes = [NodeEntry("BHXH", "agency", [address])]
+        data = DirectoryFile(instance="VN", subsystems=[], services=[], access=[], nodes=nodes)
+        assert directory_from_file(data).nodes["BHXH"].addresses == [address]

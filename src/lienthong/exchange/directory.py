@@ -111,11 +111,21 @@ def directory_from_file(data: DirectoryFile) -> Directory:
             raise ConfigError(
                 f"federation directory: subsystem {sid} names unknown node {sub.node!r}"
             )
+    for sid, sub in subsystems.items():
+        problem = _kem_problem(sub.kem)
+        if problem:
+            raise ConfigError(f"federation directory: subsystem {sid}: kem {problem}")
     for node in nodes.values():
         if node.parent is not None and node.parent not in nodes:
             raise ConfigError(f"federation directory: node {node.name} has unknown parent")
         if not 1 <= len(node.addresses) <= 2:
             raise ConfigError(f"federation directory: node {node.name} needs one or two addresses")
+        for address in node.addresses:
+            if not _is_host_port(address):
+                raise ConfigError(
+                    f"federation directory: node {node.name}: address {address!r} is not "
+                    "host:port (port 1-65535)"
+                )
     return Directory(
         instance=data.instance,
         subsystems=subsystems,
@@ -129,6 +139,37 @@ def directory_from_file(data: DirectoryFile) -> Directory:
         expires_at=data.expires_at,
         node_level=node_level,
     )
+
+
+def _is_host_port(address: str) -> bool:
+    """``host:port`` or ``[IPv6]:port``, as the gateway dials it (transport._host_port)."""
+    host, sep, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or any(c.isspace() or c in "/@?#[]" for c in host):
+        return False
+    return port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+
+
+_KEM_SIZES = {"x25519": 32, "mlkem768": 1184}  # raw public key sizes
+
+
+def _kem_problem(kem: dict[str, str]) -> str | None:
+    """Why a subsystem's key-agreement public keys cannot be used (None: absent or fine) —
+    found at load, not by the first call encrypted to it."""
+    if not kem:
+        return None
+    if set(kem) != set(_KEM_SIZES):
+        return f"must hold exactly {sorted(_KEM_SIZES)}, not {sorted(kem)}"
+    from lienthong.exchange.e2e import b64d
+
+    for name, size in _KEM_SIZES.items():
+        try:
+            raw = b64d(kem[name])
+        except InputError:
+            return f"{name} is not base64url"
+        if len(raw) != size:
+            return f"{name} is {len(raw)} bytes, not {size}"
+    return None
 
 
 def directory_from_json(raw: bytes) -> Directory:
