@@ -6,6 +6,7 @@ Real gateway processes on 127.0.0.1; the directory is re-read every 0.3 s."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -22,10 +23,11 @@ import httpx
 import pytest
 from tests.exchange.craft import HEADERS
 
-from lienthong.audit.entries import decode_entry
+from lienthong.audit.entries import decode_entry, security_event_entry
 from lienthong.audit.log import AuditLog
 from lienthong.exchange.config import load_config
 from lienthong.exchange.lifecycle import OwnCert, OwnCertificates
+from lienthong.exchange.messagelog import AuditMessageLog
 from lienthong.exchange.processes import Running
 from lienthong.exchange.testbed import (
     GIAMDINH,
@@ -610,3 +612,61 @@ def test_a_published_renewal_waits_until_every_peer_can_hold_the_configuration(
     assert own.apply(node)
     new = _fingerprint(pem)
     assert _handshake(server_ctx, client_ctx) == (new, new)
+
+
+@pytest.mark.parametrize("stopped", ["after-the-first-move", "before-the-first-entry"])
+def test_a_start_stopped_half_way_through_a_rollover_finishes_it(
+    tmp_path: Path, stopped: str
+) -> None:
+    """The rollover moves several files and then writes the new log's first entry: a start
+    stopped in between (power cut, kill -9) must neither open the new log beside the old
+    one's write-ahead log, nor start it under the old origin, nor lose the entry that names
+    the old log. The intent file recorded first lets the next start finish the job."""
+    import msgspec
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from tests.exchange.configs import MINIMAL
+
+    from lienthong.exchange import rollover
+    from lienthong.exchange.node import _message_log
+    from lienthong.trust.keys import SoftwareSigner
+
+    path = tmp_path / "gw.json"
+    path.write_text(json.dumps(MINIMAL))
+    state = tmp_path / "state"
+    state.mkdir()
+    cfg = msgspec.structs.replace(load_config(path), state_dir=str(state))
+    first = SoftwareSigner(ec.generate_private_key(ec.SECP256R1()))
+    second = SoftwareSigner(ec.generate_private_key(ec.SECP256R1()))
+    old = _message_log(cfg, state, first)
+    assert isinstance(old, AuditMessageLog)
+    old.log.append_one(security_event_entry(
+        at=dt.datetime.now(dt.UTC), event="test.event", severity=1, source="A"
+    ))  # fmt: skip
+    old.close()  # its final checkpoint, signed with the first key
+    log = state / "message-log.auditlog"
+    intent = {
+        "log": "message-log.until-20261207T000000Z.auditlog",
+        "origin": "lienthong/exchange/A",
+    }
+    intent |= {"entries": 1, "checkpoint_size": 1, "checkpoint_root": "ab" * 32}
+    rollover._write_synced(state / rollover.INTENT, json.dumps(intent))
+    moves = rollover._moves(log, intent)
+    for src, dst in moves[:1] if stopped == "after-the-first-move" else moves:
+        if src.exists():
+            os.replace(src, dst)
+    new = _message_log(cfg, state, second)
+    assert isinstance(new, AuditMessageLog)
+    assert not (state / rollover.INTENT).exists()
+    kept_as = "message-log.until-20261207T000000Z"
+    for suffix in (".auditlog", ".evidence.sqlite", ".pub.pem"):  # all moved, none left behind
+        assert (state / f"{kept_as}{suffix}").exists(), suffix
+    pub = (state / f"{kept_as}.pub.pem").read_bytes()
+    assert pub != (state / "message-log.pub.pem").read_bytes()  # each log its own key
+    assert new.log.origin.startswith("lienthong/exchange/A/key-")
+    entry = decode_entry(new.log.entry(0))
+    assert entry["event"] == "message_log.key_changed"
+    assert entry["detail"]["previous_log"] == intent["log"]
+    new.close()
+    kept = state / intent["log"]
+    with AuditLog.open(kept, create=False, readonly=True) as before:
+        assert before.size() == 1 and before.origin == "lienthong/exchange/A"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import ipaddress
 import logging
 import os
@@ -22,9 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, x25519
 
-from lienthong.audit.entries import Entry, security_event_entry
+from lienthong.audit.entries import security_event_entry
 from lienthong.audit.log import AuditLog
 from lienthong.errors import ConfigError, InputError
+from lienthong.exchange import rollover
 from lienthong.exchange.certs import (
     CertificateStore,
     CrlStatus,
@@ -43,13 +43,7 @@ from lienthong.exchange.directory import (
 )
 from lienthong.exchange.e2e import RecipientKeys
 from lienthong.exchange.envelope import KeyedSigner
-from lienthong.exchange.messagelog import (
-    AuditMessageLog,
-    JsonlMessageLog,
-    MessageLog,
-    evidence_path,
-    public_key_path,
-)
+from lienthong.exchange.messagelog import AuditMessageLog, JsonlMessageLog, MessageLog
 from lienthong.exchange.monitor import MonitorStore
 from lienthong.exchange.replay import ReplayWindow
 from lienthong.identifiers import ServiceId, SubsystemId
@@ -370,24 +364,26 @@ def _message_log(cfg: GatewayConfig, state: Path, signer: SoftwareSigner) -> Mes
             person_key=person_key,
         )
 
+    intent = rollover.pending(state)  # a start stopped half-way through a rollover
+    if intent is not None:
+        rollover.finish(path, intent)
     try:
-        return open_log(_stored_origin(path) or f"lienthong/exchange/{cfg.node}")
+        mlog = open_log(
+            _stored_origin(path) or rollover.origin_for(cfg.node, state, signer.public_key())
+        )
     except InputError as exc:
         if "signed with another key" not in exc.message:
             raise ConfigError(f"message log {path}: {exc.message}") from exc
-    # The node's TLS key changed (a renewal): the log stays whole under a name of its own and
-    # a new log starts, under an origin of its own (a log's checkpoints have one key, and
-    # witnesses keep one history per origin); its first entry names the one before.
-    previous = _roll_over(path)
-    spki = signer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    key_id = hashlib.sha256(spki).hexdigest()[:16]
-    mlog = open_log(f"lienthong/exchange/{cfg.node}/key-{key_id}")
-    mlog.note(_rollover_entry(cfg.node, previous))
-    log.warning(
-        "%s: TLS key changed: message log kept as %s, a new one started", cfg.node, previous["log"]
-    )
+        # the node's TLS key changed (a renewal): see rollover.py
+        intent = rollover.move_aside(path)
+        mlog = open_log(rollover.origin_for(cfg.node, state, signer.public_key()))
+        log.warning(
+            "%s: TLS key changed: message log kept as %s, a new one started",
+            cfg.node,
+            intent["log"],
+        )
+    if intent is not None:
+        rollover.record(mlog, cfg.node, intent)
     return mlog
 
 
@@ -400,43 +396,3 @@ def _stored_origin(path: Path) -> str | None:
             return existing.origin
     except InputError:
         return None  # not (yet) an audit log: opening it says why
-
-
-def _roll_over(path: Path) -> dict[str, Any]:
-    """Move the message log, its evidence store and its public key aside, whole (the SQLite
-    files with their WAL), to ``message-log.until-<UTC time>.*``; what the next log records
-    of it."""
-    with AuditLog.open(path, create=False, readonly=True) as old:
-        latest = old.latest_checkpoint()
-        origin, size = old.origin, old.size()
-        root = latest[0].root.hex() if latest else None
-        signed = latest[0].size if latest else 0
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    new = path.with_name(f"message-log.until-{stamp}.auditlog")
-    renames = [(path, new), (evidence_path(path), evidence_path(new))]
-    renames.append((public_key_path(path), public_key_path(new)))
-    for src, dst in list(renames[:2]):
-        renames += [(Path(f"{src}{x}"), Path(f"{dst}{x}")) for x in ("-wal", "-shm")]
-    for src, dst in renames:
-        if dst.exists():
-            raise ConfigError(f"message log: cannot move {src} aside: {dst} exists")
-    for src, dst in renames:
-        if src.exists():
-            os.replace(src, dst)
-    return {
-        "log": new.name,
-        "origin": origin,
-        "entries": size,
-        "checkpoint_size": signed,
-        "checkpoint_root": root,
-    }
-
-
-def _rollover_entry(node: str, previous: dict[str, Any]) -> Entry:
-    return security_event_entry(
-        at=dt.datetime.now(dt.UTC),
-        event="message_log.key_changed",
-        severity=3,
-        source=node,
-        detail={"previous_" + k: v for k, v in previous.items()},
-    )
