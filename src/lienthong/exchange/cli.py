@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import logging
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from lienthong.exchange.node import Node
 
 app = typer.Typer(
-    help="Exchange gateways (cổng liên thông): serve, monitor, check.", no_args_is_help=True
+    help="Exchange gateways (cổng liên thông): serve, check, monitor, evidence, kem-keygen.",
+    no_args_is_help=True,
 )
 
 
@@ -147,6 +149,7 @@ def _warnings(node: Node, own: list[dict[str, Any]]) -> list[str]:
             out.append(f"service {service} is not in the federation directory: no call reaches it")
         elif service.subsystem not in node.local:
             out.append(f"service {service} belongs to a subsystem this gateway does not serve")
+    out += _encryption_warnings(node)
     for cert in own:
         who = f"the {cert['role']} certificate of {cert['owner']} ({cert['fingerprint'][:16]}…)"
         if cert["fingerprint"] not in node.certs:
@@ -154,6 +157,131 @@ def _warnings(node: Node, own: list[dict[str, Any]]) -> list[str]:
         if cert["state"] == "warning":
             out.append(f"{who} expires in {cert['days_left']} days ({cert['not_after']})")
     return out
+
+
+def _encryption_warnings(node: Node) -> list[str]:
+    """A local service whose level the policy encrypts end to end needs the provider
+    subsystem's key-agreement keys here (kem_x25519/kem_mlkem) and their public half in the
+    federation directory (the registry's encryption_keys); else every call to it is refused."""
+    out = []
+    for service in node.services:
+        level = node.directory.services.get(service)
+        if level is None or not node.directory.policy[level].encrypt:
+            continue
+        sid = service.subsystem
+        what = f"service {service} ({level.name}) is encrypted end to end"
+        local = node.local.get(sid)
+        entry = node.directory.subsystems.get(sid)
+        if local is not None and local.kem is None:
+            out.append(
+                f"{what}, but subsystem {sid} has no key-agreement keys here (kem_x25519, "
+                "kem_mlkem: lienthong gateway kem-keygen): no call to it can be decrypted"
+            )
+        if entry is not None and not entry.kem:
+            out.append(
+                f"{what}, but the federation directory publishes no encryption keys for {sid} "
+                "(lienthong federation subsystem encryption-keys): clients refuse to call it"
+            )
+        elif (
+            entry is not None
+            and local is not None
+            and local.kem is not None
+            and _kem_public_raw(local.kem.public()) != _kem_public_raw(entry.kem)
+        ):
+            out.append(
+                f"{what}, but the encryption keys the federation directory publishes for "
+                f"{sid} are not the public half of kem_x25519/kem_mlkem here: no call to it "
+                "can be decrypted"
+            )
+    return out
+
+
+def _kem_public_raw(keys: dict[str, str]) -> dict[str, bytes]:
+    """Key-agreement public keys decoded (base64 or base64url, as either is published)."""
+    from lienthong.exchange.e2e import b64d
+
+    return {name: b64d(value) for name, value in keys.items()}
+
+
+@app.command("kem-keygen")
+def kem_keygen(
+    directory: Path = typer.Option(
+        ..., "--dir", help="Where to write the keys: the provider subsystem's key directory."
+    ),
+    passphrase: str = typer.Option(
+        "env:LIENTHONG_KEY_PASSPHRASE",
+        "--passphrase",
+        help="Passphrase REFERENCE (env:NAME or file:PATH): the gateway config's passphrase.",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Generate a provider subsystem's end-to-end key-agreement keys (X25519 + ML-KEM-768):
+    kem-x25519.key.pem and kem-mlkem.key.pem (encrypted, for the gateway config's
+    kem_x25519/kem_mlkem) and kem.pub.json, their public half for the federation registry
+    (lienthong federation subsystem encryption-keys). Existing files are never replaced."""
+    from cryptography.hazmat.primitives import serialization
+
+    from lienthong.exchange.e2e import RecipientKeys
+    from lienthong.trust.keystore import MIN_PASSPHRASE
+    from lienthong.trust.secrets import resolve_secret
+
+    secret = resolve_secret(passphrase, what="--passphrase")
+    if len(secret) < MIN_PASSPHRASE:
+        raise InputError(
+            f"--passphrase is {len(secret)} characters: use at least {MIN_PASSPHRASE} "
+            "(a long random passphrase)"
+        )
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"--dir {directory}: is a file, not a directory")
+    paths = {
+        "x25519": directory / "kem-x25519.key.pem",
+        "mlkem768": directory / "kem-mlkem.key.pem",
+        "public": directory / "kem.pub.json",
+    }
+    present = [str(p) for p in paths.values() if p.exists()]
+    if present:
+        raise InputError(
+            f"{', '.join(present)} already exist: a published key must not be replaced "
+            "(choose another --dir for a renewal)"
+        )
+    keys = RecipientKeys.generate()
+    encryption = serialization.BestAvailableEncryption(secret)
+    pems = {
+        "x25519": keys.x25519.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        ),
+        "mlkem768": keys.mlkem.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        ),
+    }
+    # standard base64 with padding: what the registry's encryption_keys validation reads
+    public = {
+        name: base64.b64encode(raw).decode() for name, raw in _kem_public_raw(keys.public()).items()
+    }
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, pem in pems.items():
+            fd = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+        paths["public"].write_text(json.dumps(public, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the keys into {directory}: {exc.strerror}") from exc
+    result = {
+        "kem_x25519": str(paths["x25519"]),
+        "kem_mlkem": str(paths["mlkem768"]),
+        "public": str(paths["public"]),
+        "encryption_keys": public,
+    }
+    if json_output:
+        emit_json(result)
+        return
+    print(f"wrote {paths['x25519']} and {paths['mlkem768']} (encrypted), {paths['public']}")
+    print(
+        "next: kem_x25519/kem_mlkem in the gateway config; the operator registers the public "
+        f"keys: lienthong federation subsystem encryption-keys FILE --subsystem ID "
+        f"--keys {paths['public']}"
+    )
 
 
 def _when(text: str, option: str, *, durations: bool = True) -> dt.datetime:

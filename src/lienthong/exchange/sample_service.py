@@ -3,6 +3,12 @@
 It plays the population register (Cơ sở dữ liệu quốc gia về dân cư) with synthetic people and
 records every request it fully received (JSON lines) so security tests can prove that nothing
 reached it. Run: ``python -m lienthong.exchange.sample_service --port P [--record FILE]``.
+
+Routes (the base URL of the service in a gateway config is ``http://127.0.0.1:P``):
+GET /residence/{personal id} (a synthetic residence, JSON), GET /ping, POST /echo[/…] (the
+body back), POST /sink (size and SHA-256 of the body), GET /blob?bytes=N (N bytes).
+It prints ``{"ready": true, "port": P}`` once listening (``--port 0``: a free port, printed);
+a port it cannot listen on is one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,11 +103,25 @@ def build_app(record: Path | None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--record", type=Path)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--port", type=int, required=True, help="Port on 127.0.0.1 (0: any).")
+    parser.add_argument("--record", type=Path, help="Append each request received (JSON lines).")
     args = parser.parse_args(argv)
-    print(json.dumps({"ready": True, "port": args.port}), flush=True)
+    # bound before "ready" is printed: a port in use is one line and exit 2, not a traceback
+    # after a false "ready"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", args.port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        reason = getattr(exc, "strerror", None) or str(exc)
+        print(f"sample service: cannot listen on 127.0.0.1:{args.port}: {reason}", file=sys.stderr)
+        sys.exit(2)
+    sock.listen(1024)
+    print(json.dumps({"ready": True, "port": sock.getsockname()[1]}), flush=True)
     try:
         import uvloop
 
@@ -110,8 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     web.run_app(
         build_app(args.record),
         loop=loop,
-        host="127.0.0.1",
-        port=args.port,
+        sock=sock,
         print=None,
         access_log=None,
         handle_signals=True,

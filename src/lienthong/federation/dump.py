@@ -67,6 +67,7 @@ def _platform(p: Platform) -> dict[str, Any]:
             "operator": str(p.operator) if p.operator else None,
             "gateways": list(p.gateways),
             "links": [{"name": link.name, "address": link.address} for link in p.links],
+            "certificates": _certs(p.certificates) if p.certificates else None,
         }
     )
 

@@ -79,6 +79,11 @@ def add_subsystem(
     )
 
 
+def set_encryption_keys(doc: dict[str, Any], *, subsystem: str, keys: dict[str, Any]) -> None:
+    """Publish (or replace) a subsystem's end-to-end encryption public keys."""
+    _find_subsystem(doc, subsystem)["encryption_keys"] = dict(keys)
+
+
 def add_service(
     doc: dict[str, Any],
     *,
@@ -118,6 +123,10 @@ def _full_id(doc: dict[str, Any], holder: dict[str, Any], owner: str) -> str:
 def _holder_of(doc: dict[str, Any], fingerprint: str) -> str | None:
     """Who already holds a certificate with ``fingerprint`` in the document, if anyone."""
     instance = str(doc.get("instance", ""))
+    for p in doc.get("platforms") or []:
+        for c in (p.get("certificates") or []) if isinstance(p, dict) else []:
+            if isinstance(c, dict) and c.get("fingerprint") == fingerprint:
+                return f"platform {p.get('code')}"
     for m in doc.get("members") or []:
         if not isinstance(m, dict):
             continue
@@ -143,11 +152,15 @@ def add_certificate(
     pem: str | None,
     identity: str | None = None,
 ) -> None:
-    """Register a certificate for a member (``CLASS/CODE``) or subsystem (``…/SUBSYSTEM``).
+    """Register a certificate for a member (``CLASS/CODE``), a subsystem (``…/SUBSYSTEM``) or
+    the gateway of a platform (its code, e.g. ``NDXP``: TLS only, naming its operator).
 
-    ``identity`` is the identity the certificate names; it must be ``owner``. A fingerprint
-    registered anywhere in the document already is refused.
+    ``identity`` is the identity the certificate names; it must be ``owner`` (a platform's
+    operator). A fingerprint registered anywhere in the document already is refused.
     """
+    if "/" not in owner.strip("/"):
+        _add_platform_certificate(doc, owner.strip("/"), usage, fingerprint, pem, identity)
+        return
     parts = owner.strip("/").split("/")
     holder = (
         _find_subsystem(doc, owner)
@@ -172,3 +185,48 @@ def add_certificate(
     if pem:
         entry["pem"] = pem
     certs.append(entry)
+
+
+def _add_platform_certificate(
+    doc: dict[str, Any],
+    code: str,
+    usage: str,
+    fingerprint: str,
+    pem: str | None,
+    identity: str | None,
+) -> None:
+    platform = next(
+        (p for p in _list(doc, "platforms") if isinstance(p, dict) and p.get("code") == code),
+        None,
+    )
+    if platform is None:
+        raise NotFound(
+            f"{code!r} is neither a platform code nor CLASS/CODE[/SUBSYSTEM]: give the member "
+            "or subsystem as CLASS/CODE[/SUBSYSTEM], or a platform's code"
+        )
+    if usage != "tls":
+        raise InputError(
+            f"platform {code}: only its gateway's TLS certificate is registered (--usage tls); "
+            "signing certificates belong to its operator member"
+        )
+    if not platform.get("operator"):
+        raise InputError(
+            f"platform {code} has no operator: set its operator (the member running it) first; "
+            "its gateway's certificate names that member"
+        )
+    operator = str(member_ref(str(platform["operator"]), str(doc.get("instance", ""))))
+    if identity is not None and identity != operator:
+        raise InputError(
+            f"the certificate is for {identity}, not for {operator}, the operator of platform "
+            f"{code}: enrol the platform gateway's TLS key under --identity {operator}"
+        )
+    other = _holder_of(doc, fingerprint)
+    if other is not None:
+        raise InputError(
+            f"certificate {fingerprint[:16]}… is already registered for {other}: "
+            "a certificate belongs to one member, subsystem or platform"
+        )
+    entry: dict[str, Any] = {"usage": usage, "fingerprint": fingerprint}
+    if pem:
+        entry["pem"] = pem
+    _list(platform, "certificates").append(entry)

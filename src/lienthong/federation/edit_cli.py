@@ -6,6 +6,7 @@ not preserved (the file is rewritten from its data).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,31 @@ def subsystem_add(
     )
 
 
+@subsystem_app.command("encryption-keys")
+def subsystem_encryption_keys(
+    file: Path = FileArg,
+    subsystem: str = typer.Option(..., "--subsystem", help="CLASS/CODE/SUBSYSTEM."),
+    keys: Path = typer.Option(
+        ..., "--keys", help="kem.pub.json as written by lienthong gateway kem-keygen."
+    ),
+) -> None:
+    """Publish a subsystem's end-to-end encryption public keys (X25519 and ML-KEM-768), which
+    clients need to call its services from PERSONAL up; replaces the keys published before."""
+    try:
+        data = json.loads(keys.read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read --keys {keys}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise InputError(f"--keys {keys}: not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f'--keys {keys}: expected {{"x25519": …, "mlkem768": …}}')
+    _edit(
+        file,
+        lambda d: edit.set_encryption_keys(d, subsystem=subsystem, keys=data),
+        f"encryption keys of {subsystem}",
+    )
+
+
 @service_app.command("add")
 def service_add(
     file: Path = FileArg,
@@ -143,11 +169,14 @@ def access_add(
 @cert_app.command("add")
 def cert_add(
     file: Path = FileArg,
-    owner: str = typer.Option(..., "--owner", help="CLASS/CODE (member) or …/SUBSYSTEM."),
+    owner: str = typer.Option(
+        ..., "--owner", help="CLASS/CODE (member), …/SUBSYSTEM, or a platform's code (TLS)."
+    ),
     cert: Path = typer.Option(..., "--cert", help="Certificate (PEM)."),
     usage: str = typer.Option("signing", "--usage", help="signing or tls."),
 ) -> None:
-    """Register a member's or subsystem's certificate (by fingerprint and PEM)."""
+    """Register a member's or subsystem's certificate, or a platform gateway's TLS certificate
+    (it names the platform's operator), by fingerprint and PEM."""
     try:
         data = cert.read_bytes()
     except OSError as exc:

@@ -67,6 +67,9 @@ def _certs(problems: f.Problems, obj: dict[str, Any], path: str) -> tuple[Certif
     return tuple(out)
 
 
+certificates_entry = _certs  # a platform's certificates, same shape
+
+
 def _fingerprint(pem: str) -> str:
     try:
         return pem_fingerprint(pem)
@@ -131,14 +134,27 @@ def _encryption_keys(problems: f.Problems, raw: Any, path: str) -> tuple[tuple[s
         problems.add(path, "expected a mapping of algorithm name to base64 public key")
         return ()
     out = []
+    if raw and set(raw) != set(_KEM_SIZES):  # empty: none published (as the dump writes it)
+        problems.add(path, f"must hold exactly {sorted(_KEM_SIZES)}, not {sorted(map(str, raw))}")
+        return ()
     for name, value in raw.items():
         try:
-            base64.b64decode(str(value), validate=True)
+            size = len(base64.b64decode(str(value), validate=True))
         except binascii.Error:
             problems.add(f.join(path, str(name)), "public key is not base64")
             continue
+        if size != _KEM_SIZES[name]:
+            problems.add(
+                f.join(path, str(name)),
+                f"public key is {size} bytes, not {_KEM_SIZES[name]} ({name})",
+            )
+            continue
         out.append((str(name), str(value)))
     return tuple(sorted(out))
+
+
+# raw public key sizes; the exchange gateways refuse a configuration with others
+_KEM_SIZES = {"x25519": 32, "mlkem768": 1184}
 
 
 def _service(problems: f.Problems, raw: Any, path: str, sid: SubsystemId | None) -> Service | None:

@@ -118,6 +118,8 @@ class Platform:
     operator: MemberId | None = None
     gateways: tuple[str, ...] = ()
     links: tuple[PlatformLink, ...] = ()
+    # TLS certificates of the platform's gateway (they name its operator): peers identify it
+    certificates: tuple[CertificateRef, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from lienthong.federation import fields as f
+from lienthong.federation.entries import certificates_entry
 from lienthong.federation.model import (
     AccessRight,
     Group,
@@ -57,7 +58,7 @@ def group_entry(problems: f.Problems, raw: Any, path: str, instance: str) -> Gro
 
 
 def platform_entry(problems: f.Problems, raw: Any, path: str, instance: str) -> Platform | None:
-    keys = {"code", "name", "kind", "parent", "operator", "gateways", "links"}
+    keys = {"code", "name", "kind", "parent", "operator", "gateways", "links", "certificates"}
     d = f.mapping(problems, raw, path, keys)
     if d is None:
         return None
@@ -78,9 +79,10 @@ def platform_entry(problems: f.Problems, raw: Any, path: str, instance: str) -> 
             links += [PlatformLink(ln, la)] if ln and la else []
     parent = f.text(problems, d, "parent", path, required=False)
     gateways = f.strings(problems, d, "gateways", path)
+    certs = certificates_entry(problems, d, path)
     if code is None or name is None or kind is None:
         return None
-    return Platform(code, name, PlatformKind(kind), parent, operator, gateways, tuple(links))
+    return Platform(code, name, PlatformKind(kind), parent, operator, gateways, tuple(links), certs)
 
 
 def link_entry(

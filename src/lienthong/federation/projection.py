@@ -64,6 +64,7 @@ def _nodes(reg: Registry, warnings: list[str]) -> tuple[list[dict[str, Any]], se
     nodes: list[dict[str, Any]] = []
     for p in reg.platforms:
         addresses = [host_port(a) for a in p.gateways][:2]
+        tls = [c.pem for c in p.certificates if c.usage is CertUsage.TLS and c.pem]
         if not addresses:
             warnings.append(f"platform {p.code} has no gateway address: left out")
             continue
@@ -75,7 +76,8 @@ def _nodes(reg: Registry, warnings: list[str]) -> tuple[list[dict[str, Any]], se
                 "parent": p.parent,
                 "max_level": platform_max,
                 "zone": None,
-                "tls_cert": None,
+                "tls_cert": next(iter(tls), None),
+                "tls_certs": tls[1:],
             }
         )
     agencies: set[str] = set()

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from lienthong.federation.fields import Problems
-from lienthong.federation.model import CertificateRef, PlatformKind, Registry
+from lienthong.federation.model import CertificateRef, CertUsage, Platform, PlatformKind, Registry
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
@@ -68,6 +68,9 @@ def _members(reg: Registry, problems: Problems) -> None:
 def _shared_fingerprints(reg: Registry, problems: Problems) -> None:
     """One certificate, one holder: a fingerprint registered twice binds a key to two owners."""
     holders: dict[str, list[str]] = {}
+    for p in reg.platforms:
+        for c in p.certificates:
+            holders.setdefault(c.fingerprint, []).append(f"platform {p.code}")
     for m in reg.members:
         for c in m.certificates:
             holders.setdefault(c.fingerprint, []).append(str(m.id))
@@ -200,8 +203,28 @@ def _platforms(reg: Registry, problems: Problems) -> None:
             problems.add(f"{path}.links", f"at most two links to the parent, got {len(p.links)}")
         if p.operator is not None and reg.member(p.operator) is None:
             problems.add(f"{path}.operator", f"unknown member {p.operator}")
+        _platform_certificates(problems, path, p)
         if _in_cycle(reg, p.code):
             problems.add(f"{path}.parent", f"platform {p.code!r} is in a parent cycle")
+
+
+def _platform_certificates(problems: Problems, path: str, p: Platform) -> None:
+    """A platform's gateway presents TLS certificates naming its operator (a member)."""
+    if not p.certificates:
+        return
+    if p.operator is None:
+        problems.add(
+            f"{path}.certificates",
+            f"platform {p.code!r} has certificates but no operator: they name the operator",
+        )
+        return
+    for k, c in enumerate(p.certificates):
+        if c.usage is not CertUsage.TLS:
+            problems.add(
+                f"{path}.certificates[{k}].usage",
+                "a platform holds TLS certificates only (its operator member signs)",
+            )
+    _certificates(problems, f"{path}.certificates", p.certificates, str(p.operator))
 
 
 def _in_cycle(reg: Registry, code: str) -> bool:
