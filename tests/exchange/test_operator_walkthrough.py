@@ -442,3 +442,29 @@ def test_sample_service_says_ready_only_once_listening(tmp_path: Path) -> None:
     assert done.stderr.decode().strip() == (
         f"sample service: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def test_doctor_on_a_gateway_without_the_ca_passphrase_says_what_to_do(
+    site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``status.ca_dir`` (onboarding step 5) needs the CA's passphrase; the fix said only
+    "repair the CA directory … (lienthong ca list …)", which works and repairs nothing."""
+    node = site.root / "bca"
+    (node / "node.json").write_text(
+        json.dumps(
+            {"schema_version": 1, "identity": f"VN/{PROVIDER}", "status": {"ca_dir": "../ca"}}
+        )
+    )
+    monkeypatch.delenv("LIENTHONG_CA_PASSPHRASE")
+    code, out, _ = cli(capsys, "doctor", "--node-dir", str(node), "--json")
+    assert code == 1
+    status = [c for c in json.loads(out)["checks"] if c["check"].startswith("status.")]
+    assert [c["status"] for c in status] == ["fail", "fail"], status
+    for check in status:
+        assert "LIENTHONG_CA_PASSPHRASE" in check["message"]
+        assert "key-store passphrase available here" in check["fix"], check["fix"]
+        assert '"status": {"url": "http://STATUS-HOST:8650"}' in check["fix"]
+    monkeypatch.setenv("LIENTHONG_CA_PASSPHRASE", PASS + "-ca")
+    code, out, _ = cli(capsys, "doctor", "--node-dir", str(node), "--json")
+    checks = json.loads(out)["checks"]
+    assert [c["status"] for c in checks if c["check"].startswith("status.")] == ["ok", "ok"]

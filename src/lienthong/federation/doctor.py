@@ -316,6 +316,21 @@ def _serve_hint(node: NodeSettings) -> str:
     return f"repair {_status_text(node)} (lienthong ca list --dir {_ca_dir(node)})"
 
 
+def _unlock_hint(node: NodeSettings, exc: LienthongError) -> str:
+    """The fix when the status source itself fails: with ``status.ca_dir`` this is mostly the
+    CA's key-store passphrase missing here (the CA directory answers with its own status key),
+    which "repair the CA directory" did not say."""
+    if "url" in node.status or "passphrase" not in exc.message:
+        return _serve_hint(node)
+    return (
+        f"status.ca_dir signs answers with the status key of {_status_text(node)}: make its "
+        "key-store passphrase available here (as the CA's ca.json names it, by default "
+        "LIENTHONG_CA_PASSPHRASE) — or, on a gateway machine, which holds no CA key, name the "
+        f'status service instead: "status": {{"url": "http://STATUS-HOST:8650"}} in '
+        f"{node.directory / 'node.json'}"
+    )
+
+
 def _rekey_command(node: NodeSettings, label: str, cert: x509.Certificate) -> str:
     spec = node.keystore
     if spec.get("type") == "file":
@@ -370,7 +385,7 @@ def _status(
             out.append(Finding(f"status.{label}", "fail", exc.message, fix))
             continue
         except LienthongError as exc:  # e.g. the CA directory's key cannot be unlocked
-            out.append(Finding(f"status.{label}", "fail", exc.message, _serve_hint(node)))
+            out.append(Finding(f"status.{label}", "fail", exc.message, _unlock_hint(node, exc)))
             continue
         cover = (answer.next_update + checker.grace - now).total_seconds() / 3600
         if cached.outage is not None:
