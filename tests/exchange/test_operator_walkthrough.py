@@ -211,7 +211,7 @@ def _provider_config(s: Site, kem: bool) -> Path:
         "bca",
         internal={"host": "127.0.0.1", "port": s.ports["bca-in"]},
         subsystems=[sub],
-        services={f"VN/{SERVICE}": f"http://127.0.0.1:{s.ports['service']}"},
+        services={f"VN/{SERVICE}": f"http://127.0.0.1:{s.ports['service']}/residence"},
     )
 
 
@@ -401,7 +401,15 @@ def test_one_call_through_both_gateways_and_the_platform_by_the_documented_setup
         ok(capsys, "federation", "cert", "add", site.registry, "--owner", "NDXP", "--cert",
            str(site.root / "ndxp" / "tls.pem"), "--usage", "tls")  # fmt: skip
         site.publish_and_fetch(capsys)
-    _provider_config(site, kem=True)
+    config = _provider_config(site, kem=True)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["audit"] = {
+        "person_key": "env:LIENTHONG_PERSON_KEY",
+        "subject_from": {f"VN/{SERVICE}": "path"},
+    }
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    os.environ["LIENTHONG_PERSON_KEY"] = "synthetic-person-key-0123456789"
+    request.addfinalizer(lambda: os.environ.pop("LIENTHONG_PERSON_KEY", None))
     _gateway_config(site, "ndxp")
     _gateway_config(
         site,
@@ -413,9 +421,9 @@ def test_one_call_through_both_gateways_and_the_platform_by_the_documented_setup
     )
     for node in ("ndxp", "bca", "bhxh"):
         assert _check(capsys, site.root / node / "gateway.yaml") == [], node
-    request.getfixturevalue("running")
+    procs = request.getfixturevalue("running")
     answer = httpx.get(
-        f"http://127.0.0.1:{site.ports['bhxh-in']}/r1/VN/{SERVICE}/residence/001203004567",
+        f"http://127.0.0.1:{site.ports['bhxh-in']}/r1/VN/{SERVICE}/001203004567",
         headers={
             "X-LT-Client": f"VN/{CLIENT}",
             "X-LT-Purpose": "giam-dinh-bao-hiem-y-te",
@@ -425,6 +433,22 @@ def test_one_call_through_both_gateways_and_the_platform_by_the_documented_setup
     )
     assert answer.status_code == 200, (answer.headers, answer.text)
     assert answer.json()["so_dinh_danh"] == "001203004567"
+    # stopped, the provider's log is checkpointed whole: verified with the published key,
+    # and the citizen finds the read in its access history (the documented base URL)
+    procs["bca"].terminate()
+    assert procs["bca"].wait(timeout=20) == 0
+    state = site.root / "bca" / "state"
+    out = ok(capsys, "audit", "verify", "--log", str(state / "message-log.auditlog"),
+             "--pubkey", str(state / "message-log.pub.pem"))  # fmt: skip
+    assert "unsigned tail" not in out and "(key from given)" in out, out
+    out = ok(
+        capsys,
+        *("audit", "access-history", "--person", "001203004567"),
+        *("--log", str(state / "message-log.auditlog")),
+        *("--log-key", f"lienthong/exchange/VN/GOV/000.00.00.G01={state / 'message-log.pub.pem'}"),
+        *("--person-key", "env:LIENTHONG_PERSON_KEY"),
+    )
+    assert f"VN/{CLIENT}" in out and "1 entries name this person" in out, out
 
 
 def test_sample_service_says_ready_only_once_listening(tmp_path: Path) -> None:

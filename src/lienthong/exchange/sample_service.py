@@ -4,9 +4,11 @@ It plays the population register (Cơ sở dữ liệu quốc gia về dân cư)
 records every request it fully received (JSON lines) so security tests can prove that nothing
 reached it. Run: ``python -m lienthong.exchange.sample_service --port P [--record FILE]``.
 
-Routes (the base URL of the service in a gateway config is ``http://127.0.0.1:P``):
-GET /residence/{personal id} (a synthetic residence, JSON), GET /ping, POST /echo[/…] (the
-body back), POST /sink (size and SHA-256 of the body), GET /blob?bytes=N (N bytes).
+Routes: GET /residence/{personal id} (a synthetic residence, JSON), GET /ping, POST /echo[/…]
+(the body back), POST /sink (size and SHA-256 of the body), GET /blob?bytes=N (N bytes). In a
+gateway config give the route as the service's base URL, ``http://127.0.0.1:P/residence``:
+callers then send ``…/residence-lookup/{personal id}``, whose first segment
+``audit.subject_from: path`` reads as the citizen.
 It prints ``{"ready": true, "port": P}`` once listening (``--port 0``: a free port, printed);
 a port it cannot listen on is one line on stderr, exit 2.
 """
