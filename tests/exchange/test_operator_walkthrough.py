@@ -23,8 +23,11 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from tests.exchange.configs import MINIMAL
 
 from lienthong.cli.main import main
+from lienthong.errors import ConfigError
+from lienthong.exchange.config import load_config
 from lienthong.exchange.processes import wait_port
 from lienthong.federation.projection import to_exchange_directory
 from lienthong.federation.store import ConfigStore
@@ -492,3 +495,29 @@ def test_doctor_on_a_gateway_without_the_ca_passphrase_says_what_to_do(
     code, out, _ = cli(capsys, "doctor", "--node-dir", str(node), "--json")
     checks = json.loads(out)["checks"]
     assert [c["status"] for c in checks if c["check"].startswith("status.")] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("given", "loaded"),
+    [
+        ("env:LIENTHONG_KEY_PASSPHRASE", {"$env": "LIENTHONG_KEY_PASSPHRASE"}),
+        ("file:secrets/pass", {"$file": "SECRETS"}),
+        ({"$env": "LIENTHONG_KEY_PASSPHRASE"}, {"$env": "LIENTHONG_KEY_PASSPHRASE"}),
+    ],
+)
+def test_gateway_passphrase_takes_the_cli_short_form_too(
+    tmp_path: Path, given: Any, loaded: dict[str, str]
+) -> None:
+    """The CLI says env:NAME, audit.person_key takes it; passphrase answered "Expected
+    `object`, got `str` - at `$.passphrase`"."""
+    path = tmp_path / "gw.json"
+    path.write_text(json.dumps({**MINIMAL, "passphrase": given}))
+    expected = {"$file": str(tmp_path / "secrets/pass")} if "$file" in loaded else loaded
+    assert load_config(path).passphrase == expected
+
+
+def test_a_literal_gateway_passphrase_is_refused_as_one(tmp_path: Path) -> None:
+    path = tmp_path / "gw.json"
+    path.write_text(json.dumps({**MINIMAL, "passphrase": "walkthrough-passphrase-1"}))
+    with pytest.raises(ConfigError, match=r"must be a reference .* never the secret itself"):
+        load_config(path)

@@ -100,7 +100,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     peer: Listen  # mutual-TLS listener for other gateways
     tls: TlsSettings
     state_dir: str  # monitoring database and message log
-    passphrase: dict[str, str]  # secret reference of the key files' passphrase
+    # secret reference of the key files' passphrase: {"$env": NAME} / {"$file": PATH}, or the
+    # CLI's env:NAME / file:PATH (as audit.person_key); normalised to the mapping on load
+    passphrase: str | dict[str, str]
     directory: str | None = None  # federation directory JSON
     globalconf: str | None = None  # or: this node's verified global-configuration store
     internal: Listen | None = None  # plain HTTP listener for the agency's own systems
