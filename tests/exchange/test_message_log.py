@@ -504,3 +504,37 @@ def test_a_leaf_no_gateway_wrote_is_named_not_a_crash_nor_a_deletion(
         assert "unexpected" not in out.stderr
     with sqlite3.connect(evidence_path(path)) as db:
         assert db.execute("SELECT count(*) FROM tokens").fetchone() == (2,)
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("/residence/001203004567", "id_not_digits"), ("/0012030045", "id_length")],
+)
+def test_a_subject_that_is_no_personal_id_is_flagged_not_logged_as_a_person(
+    path: str, reason: str
+) -> None:
+    """With the service URL set to the bare host, ``subject_from: path`` took the route
+    segment ("residence") for the person: every read was filed under a person named
+    "residence" and no citizen's history showed it. Now no access entry is made for what is
+    not a personal ID; a ``personal_data.subject_unrecognised`` security event says so (the
+    reason code, never the value)."""
+    import types
+
+    from lienthong.exchange.exchange_log import personal_access
+
+    service = "VN/GOV/G01.BCA/DANCU/cu-tru"
+    node: Any = types.SimpleNamespace(  # what personal_access reads of a node
+        name="BCA-GW",
+        cfg=types.SimpleNamespace(audit=types.SimpleNamespace(subject_from={service: "path"})),
+        message_log=types.SimpleNamespace(person_key=b"k" * 32),
+    )
+    claims = {"level": 2, "service": service, "client": "VN/GOV/G07.BHXH/GIAMDINH"}
+    claims |= {"path": path, "id": "m1", "purpose": "p", "legal": "l"}
+    (entry,) = personal_access(node, claims, {"status": 200})
+    data = decode_entry(entry.data)
+    assert data["kind"] == "security" and data["event"] == "personal_data.subject_unrecognised"
+    assert data["detail"]["reason"] == reason and data["detail"]["rule"] == "path"
+    assert "residence" not in entry.data.decode() and "0012030045" not in entry.data.decode()
+    claims["path"] = "/001203004567"
+    (access,) = personal_access(node, claims, {"status": 200})
+    assert decode_entry(access.data)["kind"] == "personal_data.access"

@@ -27,6 +27,7 @@ from lienthong.exchange.monitor import MonitorRecord
 from lienthong.exchange.node import Node
 from lienthong.exchange.protocol import H_ERROR, H_RESPONSE, H_RESPONSE_PQ, ErrorCode
 from lienthong.identifiers import ServiceId
+from lienthong.validate.personal_id import check_personal_id
 
 log = logging.getLogger("lienthong.exchange")
 
@@ -329,22 +330,49 @@ def personal_access(node: Node, claims: dict[str, Any], rclaims: dict[str, Any])
     if rule is None or key is None:
         return []
     status = rclaims.get("status")
-    return [
-        personal_data_access_entry(
-            subject,
-            str(claims.get("client")),
-            str(claims.get("service")),
-            _redact(str(claims.get("purpose"))),
-            _redact(str(claims.get("legal"))),
-            at=datetime.now(UTC),
-            key=key,
-            outcome="ok" if isinstance(status, int) and status < 400 else "error",
-            message_id=str(claims.get("id")),
-            status=status if isinstance(status, int) else None,
-            classification=Level(level).name,
+    out = []
+    for subject in data_subjects(rule, claims):
+        check = check_personal_id(subject)
+        if check.value is None:  # not a personal ID: no citizen's history could hold it
+            out.append(_unrecognised_subject(node, claims, rule, check.reasons[0].code))
+            continue
+        out.append(
+            personal_data_access_entry(
+                check.value,
+                str(claims.get("client")),
+                str(claims.get("service")),
+                _redact(str(claims.get("purpose"))),
+                _redact(str(claims.get("legal"))),
+                at=datetime.now(UTC),
+                key=key,
+                outcome="ok" if isinstance(status, int) and status < 400 else "error",
+                message_id=str(claims.get("id")),
+                status=status if isinstance(status, int) else None,
+                classification=Level(level).name,
+            )
         )
-        for subject in data_subjects(rule, claims)
-    ]
+    return out
+
+
+def _unrecognised_subject(node: Node, claims: dict[str, Any], rule: str, reason: str) -> Entry:
+    """A ``personal_data.subject_unrecognised`` security event in place of an access entry:
+    the ``audit.subject_from`` rule of the service found something that is not a personal ID
+    (a route segment, another kind of number, a name), so no citizen's access history would
+    show the read — a configuration to fix. The value itself is not logged (it may be
+    personal data): the reason code says what is wrong with it."""
+    return security_event_entry(
+        at=datetime.now(UTC),
+        event="personal_data.subject_unrecognised",
+        severity=5,
+        source=node.name,
+        detail={
+            "service": _scrub(str(claims.get("service"))),
+            "client": _scrub(str(claims.get("client"))),
+            "message_id": _scrub(str(claims.get("id"))),
+            "rule": rule,
+            "reason": reason,
+        },
+    )
 
 
 def message_log_health(node: Node) -> dict[str, Any]:
