@@ -144,3 +144,14 @@ def test_an_expired_own_certificate_fails_the_check(
     assert code == 2 and out == {}
     assert f"the sign certificate of {GIAMDINH} is not in force" in err
     assert "peers would refuse every call" in err
+
+
+def test_a_node_name_the_directory_does_not_know_lists_the_ones_it_does(
+    bed: Testbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under globalconf an agency's node is its member id, which operators miss: the message
+    names the directory's nodes and the rule."""
+    code, out, err = _check(capsys, tmp_path, _config(bed) | {"node": "BHXH"})
+    assert code == 2 and out == {}
+    assert "node 'BHXH' is not in the federation directory" in err
+    assert "BCA-GW, BHXH-GW" in err and "member id" in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lienthong.classification import Level
@@ -160,3 +162,23 @@ def test_addresses_a_gateway_can_dial_are_accepted() -> None:
         nodes = [NodeEntry("BHXH", "agency", [address])]
         data = DirectoryFile(instance="VN", subsystems=[], services=[], access=[], nodes=nodes)
         assert directory_from_file(data).nodes["BHXH"].addresses == [address]
+
+
+def test_a_provider_without_published_key_agreement_keys_is_unavailable_not_bad_request() -> None:
+    """An encrypted call to a subsystem whose keys the federation has not published was
+    refused LT.BAD_REQUEST — the caller's fault, so it would not retry; it is the
+    configuration's: LT.UNAVAILABLE."""
+    import types
+
+    from lienthong.exchange import e2e
+    from lienthong.exchange.outbound import _encapsulate
+    from lienthong.exchange.protocol import ServiceCall
+
+    directory = _directory()  # its subsystems publish no key-agreement keys
+    node: Any = types.SimpleNamespace(directory=directory)
+    call = ServiceCall(
+        "GET", ServiceId.parse(f"{B}/cu-tru"), "", "", SubsystemId.parse(A), "m1", None, "p", "l"
+    )
+    with pytest.raises(Refused) as refused:
+        _encapsulate(node, call, e2e.suite_named("X25519-MLKEM768-AES256GCM"))
+    assert refused.value.lt_code is ErrorCode.UNAVAILABLE

@@ -264,7 +264,12 @@ def load_view(
     """Directory and certificate store (re-done when the configuration changes)."""
     directory = load_directory(cfg, now)
     if cfg.node not in directory.nodes:
-        raise ConfigError(f"node {cfg.node!r} is not in the federation directory")
+        known = sorted(directory.nodes)
+        raise ConfigError(
+            f"node {cfg.node!r} is not in the federation directory (its nodes: "
+            f"{', '.join(known[:12])}{', …' if len(known) > 12 else ''}); under globalconf "
+            "an agency's node is its member id (e.g. VN/GOV/000.00.00.G01), a platform's its code"
+        )
     signing = [c for sub in directory.subsystems.values() for c in sub.certs]
     tls = [(pem, n.name) for n in directory.nodes.values() for pem in n.all_tls_certs()]
     bundle = _read_bundle(cfg)

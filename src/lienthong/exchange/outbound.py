@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lienthong.errors import InputError
 from lienthong.exchange import e2e
 from lienthong.exchange.bodies import EMPTY, Body, in_memory, limited, paced, read_body
 from lienthong.exchange.directory import LevelPolicy
@@ -87,8 +88,7 @@ async def _outgoing(
     source = limited(paced(request.chunks(), limits.idle_timeout_s), limits.max_body_bytes)
     if policy.encrypt:
         suite = e2e.suite_named(policy.suite)
-        provider_kem = node.directory.subsystems[call.service.subsystem].kem
-        secret, params = suite.encapsulate(provider_kem, call.message_id.encode())
+        secret, params = _encapsulate(node, call, suite)
         enc = {"suite": suite.name, **params}
         sealer = suite.sealer(secret, "req")
         size = request.content_length if request.body_exists else 0
@@ -108,10 +108,23 @@ async def _outgoing(
     return _Outgoing(payload, body_claim=body_digest(body.digest, body.length), spooled=body)
 
 
+def _encapsulate(node: Node, call: ServiceCall, suite: e2e.Suite) -> tuple[bytes, dict[str, str]]:
+    """The body key agreed with the provider subsystem's published keys. None published (the
+    federation's configuration lacks them): LT.UNAVAILABLE — no fault of the caller's."""
+    provider_kem = node.directory.subsystems[call.service.subsystem].kem
+    try:
+        return suite.encapsulate(provider_kem, call.message_id.encode())
+    except InputError as exc:
+        raise Refused(
+            ErrorCode.UNAVAILABLE,
+            "the provider subsystem publishes no usable key-agreement key",
+            service=str(call.service),
+        ) from exc
+
+
 def _sealed(node: Node, call: ServiceCall, policy: LevelPolicy, data: bytes) -> _Outgoing:
     suite = e2e.suite_named(policy.suite)
-    provider_kem = node.directory.subsystems[call.service.subsystem].kem
-    secret, params = suite.encapsulate(provider_kem, call.message_id.encode())
+    secret, params = _encapsulate(node, call, suite)
     sealer = suite.sealer(secret, "req")
     enc = {"suite": suite.name, **params}
     return _Outgoing(e2e.seal_bytes(sealer, data), enc=enc, secret=secret)
