@@ -24,8 +24,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from tests.exchange.configs import MINIMAL
+from tests.federation.clihelp import cli as federation_cli
 
-from lienthong.cli.main import main
 from lienthong.errors import ConfigError
 from lienthong.exchange.config import load_config
 from lienthong.exchange.processes import wait_port
@@ -41,14 +41,10 @@ PASS = "walkthrough-passphrase-1"
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``lienthong ARGS`` in-process through the real edge handler: (exit code, out, err)."""
+    """``lienthong ARGS`` in-process through the real edge handler: (exit code, out, err on
+    one line)."""
     capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+    code, out, err = federation_cli(capsys, *args)
     return code, out, " ".join(err.split())
 
 

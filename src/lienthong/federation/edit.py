@@ -170,21 +170,29 @@ def add_certificate(
     certs = _list(holder, "certificates")
     if any(isinstance(c, dict) and c.get("fingerprint") == fingerprint for c in certs):
         raise InputError(f"certificate {fingerprint[:16]}… is already registered for {owner}")
-    other = _holder_of(doc, fingerprint)
-    if other is not None:
-        raise InputError(
-            f"certificate {fingerprint[:16]}… is already registered for {other}: "
-            "a certificate belongs to one member or subsystem"
-        )
+    _refuse_registered(doc, fingerprint)
     if identity is not None and identity != _full_id(doc, holder, owner):
         raise InputError(
             f"the certificate is for {identity}, not for {_full_id(doc, holder, owner)}: "
             "register it for the identity it names (--owner), or enrol a new certificate"
         )
+    certs.append(_cert_entry(usage, fingerprint, pem))
+
+
+def _refuse_registered(doc: dict[str, Any], fingerprint: str) -> None:
+    other = _holder_of(doc, fingerprint)
+    if other is not None:
+        raise InputError(
+            f"certificate {fingerprint[:16]}… is already registered for {other}: "
+            "a certificate belongs to one member, subsystem or platform"
+        )
+
+
+def _cert_entry(usage: str, fingerprint: str, pem: str | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"usage": usage, "fingerprint": fingerprint}
     if pem:
         entry["pem"] = pem
-    certs.append(entry)
+    return entry
 
 
 def _add_platform_certificate(
@@ -220,13 +228,5 @@ def _add_platform_certificate(
             f"the certificate is for {identity}, not for {operator}, the operator of platform "
             f"{code}: enrol the platform gateway's TLS key under --identity {operator}"
         )
-    other = _holder_of(doc, fingerprint)
-    if other is not None:
-        raise InputError(
-            f"certificate {fingerprint[:16]}… is already registered for {other}: "
-            "a certificate belongs to one member, subsystem or platform"
-        )
-    entry: dict[str, Any] = {"usage": usage, "fingerprint": fingerprint}
-    if pem:
-        entry["pem"] = pem
-    _list(platform, "certificates").append(entry)
+    _refuse_registered(doc, fingerprint)
+    _list(platform, "certificates").append(_cert_entry(usage, fingerprint, pem))
