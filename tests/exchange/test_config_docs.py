@@ -96,9 +96,10 @@ def test_monitor_store_migrates_from_version_1(tmp_path: Path) -> None:
     db.commit()
     db.close()
     store = MonitorStore(path)
-    assert store.query()[0]["node"] == "old" and store.query()[0]["hop_ms"] is None
+    (old,) = store.query()
+    assert old["node"] == "old" and old["hop_ms"] is None and old["reason"] is None
     version = store._db.execute("SELECT value FROM meta").fetchone()[0]
-    assert version == str(SCHEMA_VERSION) == "3"
+    assert version == str(SCHEMA_VERSION) == "4"  # 4: the refusal's reason
     indexes = [r[1] for r in store._db.execute("PRAGMA index_list(monitor_record)")]
     assert indexes == ["monitor_record_ts"]  # version 3: records by time (queries, retention)
     store.close()

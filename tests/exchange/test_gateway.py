@@ -182,6 +182,26 @@ def test_monitor_finds_one_call_by_its_message_id_service_and_time(
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
 
 
+def test_a_refused_call_s_monitoring_record_says_why(
+    federation: Federation, client: httpx.Client
+) -> None:
+    """An operator asked why a call was refused had only its LT.* code in ``gateway monitor``;
+    the reason was in the message log's security entry or the INFO log. The record now holds
+    it (the same scrubbed text)."""
+    import time
+    import uuid
+
+    mid = str(uuid.uuid4())
+    service = SVC_RESIDENCE.rsplit("/", 1)[0] + "/khong-co"  # no such service
+    resp = client.get(f"/r1/{service}", headers={"X-LT-Id": mid})
+    assert resp.headers.get("X-LT-Error") == "LT.ACCESS_DENIED"
+    assert "unknown service" not in resp.text  # nothing more for the caller
+    time.sleep(0.7)  # records are flushed every half second
+    (found,) = json.loads(_monitor(federation, "--message-id", mid).stdout)
+    assert (found["result"], found["error_code"]) == ("refused", "LT.ACCESS_DENIED")
+    assert found["reason"] == "unknown service"
+
+
 def test_gateway_check_command(federation: Federation) -> None:
     out = subprocess.run(
         [

@@ -230,6 +230,7 @@ class Exchange:
                 upstream_ms=round(self.upstream_ms, 3),
                 hops=self.hops,
                 hop_ms=self.hop_ms,
+                reason=_reason(error) if result == "refused" else None,
             )
         )
 
@@ -243,16 +244,23 @@ class Exchange:
                 detail[name] = _scrub(str(value))
         if self.tls_peer:
             detail["tls_peer"] = _scrub(self.tls_peer)
+        if error is not None:
+            detail["reason"] = _reason(error)
         if isinstance(error, LienthongError):
-            detail["reason"] = _scrub(error.message)
             for key, value in error.details.items():
                 if key in _SAFE_DETAILS and value is not None:
                     detail[key] = _safe_value(value)
-        elif error is not None:
-            detail["reason"] = type(error).__name__
         return security_event_entry(
             at=datetime.now(UTC), event=event, severity=severity, source=node.name, detail=detail
         )
+
+
+def _reason(error: BaseException | None) -> str | None:
+    """A refusal's reason as the node may keep it (monitoring record, security entry): our own
+    message with personal IDs scrubbed, or the exception's type."""
+    if error is None:
+        return None
+    return _scrub(error.message) if isinstance(error, LienthongError) else type(error).__name__
 
 
 _CODES = frozenset(code.value for code in ErrorCode)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Step-by-step migrations: MIGRATIONS[n] takes a database at version n to n + 1.
 MIGRATIONS = {
     1: ["ALTER TABLE monitor_record ADD COLUMN hop_ms"],
     2: ["CREATE INDEX IF NOT EXISTS monitor_record_ts ON monitor_record (ts)"],
+    3: ["ALTER TABLE monitor_record ADD COLUMN reason"],
 }
 PRUNE_ROWS = 2000  # at most this many records deleted per prune call (a few ms)
 MAX_PENDING = 100_000  # records kept in memory while the database cannot be written
@@ -52,6 +53,7 @@ class MonitorRecord:
     upstream_ms: float
     hops: int
     hop_ms: str | None = None  # "NDXP=3.1,BCA-GW=1.2,service=0.4": time to answer, per hop
+    reason: str | None = None  # a refusal's local reason, as its security entry has it
 
 
 _COLUMNS = [f.name for f in fields(MonitorRecord)]
