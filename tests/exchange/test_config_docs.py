@@ -95,6 +95,12 @@ def test_monitor_store_migrates_from_version_1(tmp_path: Path) -> None:
     db.execute("INSERT INTO monitor_record (ts, node) VALUES (1.0, 'old')")
     db.commit()
     db.close()
+    from lienthong.exchange.monitor import open_readonly
+
+    reader = open_readonly(path)  # the CLI beside a gateway not yet restarted: no migration
+    (before,) = reader.query()
+    assert before["node"] == "old" and before["hop_ms"] is None and before["reason"] is None
+    reader.close()
     store = MonitorStore(path)
     (old,) = store.query()
     assert old["node"] == "old" and old["hop_ms"] is None and old["reason"] is None

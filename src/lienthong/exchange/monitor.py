@@ -143,10 +143,15 @@ class MonitorStore:
         when not None): ``message_id``, ``client``, ``service``, ``result``, ``error_code``
         (equal) and ``until`` (before that time)."""
         where, args = _where(since, filters)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM monitor_record WHERE {where}"
+        # a reader opened on an older schema (the gateway not restarted since an upgrade):
+        # the columns it lacks read as None
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(monitor_record)")}
+        columns = [c for c in _COLUMNS if c in have]
+        sql = f"SELECT {', '.join(columns)} FROM monitor_record WHERE {where}"
         sql += " ORDER BY seq DESC LIMIT ?"
         rows = self._db.execute(sql, [*args, limit])
-        return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+        absent = dict.fromkeys(c for c in _COLUMNS if c not in have)
+        return [absent | dict(zip(columns, row, strict=True)) for row in rows]
 
     def summary(self, *, since: float = 0.0, **filters: str | float | None) -> list[dict[str, Any]]:
         """Per service, result and error code of the records ``query`` would select (no
