@@ -150,25 +150,17 @@ def _is_host_port(address: str) -> bool:
     return port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
 
 
-_KEM_SIZES = {"x25519": 32, "mlkem768": 1184}  # raw public key sizes
-
-
 def _kem_problem(kem: dict[str, str]) -> str | None:
     """Why a subsystem's key-agreement public keys cannot be used (None: absent or fine) —
     found at load, not by the first call encrypted to it."""
-    if not kem:
-        return None
-    if set(kem) != set(_KEM_SIZES):
-        return f"must hold exactly {sorted(_KEM_SIZES)}, not {sorted(kem)}"
-    from lienthong.exchange.e2e import b64d
+    from lienthong.exchange.e2e import KEM_PUBLIC_SIZES, kem_public_problems
 
-    for name, size in _KEM_SIZES.items():
-        try:
-            raw = b64d(kem[name])
-        except InputError:
+    for name, got in kem_public_problems(kem) if kem else []:
+        if name is None:
+            return f"must hold exactly {sorted(KEM_PUBLIC_SIZES)}, not {sorted(kem)}"
+        if got is None:
             return f"{name} is not base64url"
-        if len(raw) != size:
-            return f"{name} is {len(raw)} bytes, not {size}"
+        return f"{name} is {got} bytes, not {KEM_PUBLIC_SIZES[name]}"
     return None
 
 

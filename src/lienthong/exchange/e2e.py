@@ -47,6 +47,29 @@ def b64d(text: str) -> bytes:
         raise InputError("bad base64url value") from exc
 
 
+# raw public key sizes of the key agreement (X25519 + ML-KEM-768), as published per subsystem
+KEM_PUBLIC_SIZES = {"x25519": 32, "mlkem768": 1184}
+
+
+def kem_public_problems(keys: dict[str, str]) -> list[tuple[str | None, int | None]]:
+    """What keeps published key-agreement public keys from being used: ``(None, None)`` when
+    the names are not exactly those of :data:`KEM_PUBLIC_SIZES`, else ``(name, size)`` per
+    key that is not base64/base64url (size None) or not its raw size; [] when usable. The
+    federation registry and the gateway's directory both check with it; callers word it."""
+    if set(keys) != set(KEM_PUBLIC_SIZES):
+        return [(None, None)]
+    out: list[tuple[str | None, int | None]] = []
+    for name, size in KEM_PUBLIC_SIZES.items():
+        try:
+            got = len(b64d(str(keys[name])))
+        except InputError:
+            out.append((name, None))
+            continue
+        if got != size:
+            out.append((name, got))
+    return out
+
+
 @dataclass(frozen=True)
 class RecipientKeys:
     """A provider subsystem's key-agreement private keys (never leave its gateway)."""

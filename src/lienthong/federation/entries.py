@@ -3,13 +3,12 @@ certificates and encryption keys (structure only; references are checked by ``va
 
 from __future__ import annotations
 
-import base64
-import binascii
 from functools import partial
 from typing import Any
 
 from lienthong.classification import Level
 from lienthong.errors import ConfigError
+from lienthong.exchange.e2e import KEM_PUBLIC_SIZES, kem_public_problems
 from lienthong.federation import fields as f
 from lienthong.federation.model import (
     CertificateRef,
@@ -133,28 +132,21 @@ def _encryption_keys(problems: f.Problems, raw: Any, path: str) -> tuple[tuple[s
     if not isinstance(raw, dict):
         problems.add(path, "expected a mapping of algorithm name to base64 public key")
         return ()
-    out = []
-    if raw and set(raw) != set(_KEM_SIZES):  # empty: none published (as the dump writes it)
-        problems.add(path, f"must hold exactly {sorted(_KEM_SIZES)}, not {sorted(map(str, raw))}")
+    keys = {str(name): str(value) for name, value in raw.items()}
+    if not keys:  # none published (as the dump writes it)
         return ()
-    for name, value in raw.items():
-        try:
-            size = len(base64.b64decode(str(value), validate=True))
-        except binascii.Error:
-            problems.add(f.join(path, str(name)), "public key is not base64")
-            continue
-        if size != _KEM_SIZES[name]:
+    problems_found = kem_public_problems(keys)
+    for name, got in problems_found:
+        if name is None:
+            problems.add(path, f"must hold exactly {sorted(KEM_PUBLIC_SIZES)}, not {sorted(keys)}")
+        elif got is None:
+            problems.add(f.join(path, name), "public key is not base64")
+        else:
             problems.add(
-                f.join(path, str(name)),
-                f"public key is {size} bytes, not {_KEM_SIZES[name]} ({name})",
+                f.join(path, name),
+                f"public key is {got} bytes, not {KEM_PUBLIC_SIZES[name]} ({name})",
             )
-            continue
-        out.append((str(name), str(value)))
-    return tuple(sorted(out))
-
-
-# raw public key sizes; the exchange gateways refuse a configuration with others
-_KEM_SIZES = {"x25519": 32, "mlkem768": 1184}
+    return () if problems_found else tuple(sorted(keys.items()))
 
 
 def _service(problems: f.Problems, raw: Any, path: str, sid: SubsystemId | None) -> Service | None:
