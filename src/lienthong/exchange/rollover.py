@@ -30,6 +30,7 @@ from lienthong.audit.entries import security_event_entry
 from lienthong.audit.log import AuditLog
 from lienthong.errors import ConfigError, InputError
 from lienthong.exchange.messagelog import AuditMessageLog, evidence_path, public_key_path
+from lienthong.federation.store import write_atomic
 from lienthong.trust.keys import PublicKey
 
 INTENT = "message-log.rollover"
@@ -115,12 +116,8 @@ def _moves(path: Path, intent: dict[str, Any]) -> list[tuple[Path, Path]]:
 
 
 def _write_synced(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """The intent, durable (file and directory entry) before anything moves."""
+    write_atomic(path, text.encode())
     _sync_dir(path.parent)
 
 
